@@ -1,0 +1,140 @@
+//! Access: roles, the permission matrix, password policy and TOTP.
+//!
+//! The matrix is the single source of truth for who may do what: every API
+//! route and page names the [`Permission`] it needs, and a test walks every
+//! route with every role against [`Role::allows`].
+
+pub mod password;
+pub mod totp;
+
+use crate::inventory::ValueError;
+
+string_enum!(
+    /// A user's job in the hospital, which decides what Pumpward lets them do.
+    Role, "role" {
+        Admin = "admin",
+        Security = "security",
+        Biomed = "biomed",
+        Pharmacist = "pharmacist",
+        Clinician = "clinician",
+        Auditor = "auditor",
+        Vendor = "vendor",
+    }
+);
+
+string_enum!(
+    /// One thing a user may be allowed to do.
+    Permission, "permission" {
+        /// See assets, models and their lifecycle history.
+        InventoryRead = "inventory.read",
+        /// Create and edit assets and models, import CSV.
+        InventoryWrite = "inventory.write",
+        /// Move an asset through its lifecycle (includes quarantine).
+        InventoryTransition = "inventory.transition",
+        /// Manage users, roles, MFA policy.
+        UsersManage = "users.manage",
+        /// Read the audit trail and verify its chain.
+        AuditRead = "audit.read",
+        /// Read Prometheus metrics.
+        MetricsRead = "metrics.read",
+        /// Create API tokens for oneself.
+        TokensOwn = "tokens.own",
+    }
+);
+
+impl Role {
+    /// The permission matrix. Kept as one `match` so it reads as the table in
+    /// `docs/PERMISSIONS.md`; a test checks the two agree.
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match p {
+            InventoryRead => matches!(self, Admin | Security | Biomed | Pharmacist | Clinician | Auditor),
+            InventoryWrite => matches!(self, Admin | Biomed),
+            InventoryTransition => matches!(self, Admin | Biomed | Security),
+            UsersManage => matches!(self, Admin),
+            AuditRead => matches!(self, Admin | Security | Auditor),
+            MetricsRead => matches!(self, Admin | Security),
+            TokensOwn => matches!(self, Admin | Security | Biomed | Pharmacist | Auditor),
+        }
+    }
+
+    /// Roles whose members must enrol TOTP unless an admin changes the policy.
+    pub fn mfa_required_by_default(self) -> bool {
+        matches!(self, Role::Admin | Role::Security)
+    }
+
+    /// What the role is for, in a sentence, for the user-administration page.
+    pub fn description(self) -> &'static str {
+        match self {
+            Role::Admin => "Manages users, roles and settings; full access.",
+            Role::Security => "IT security / SOC analyst: findings, network policy, alerts, audit.",
+            Role::Biomed => "Biomedical / clinical engineer: onboards, maintains and retires pumps.",
+            Role::Pharmacist => "Authors and approves drug libraries; reads the inventory.",
+            Role::Clinician => "Nurse manager / safety officer: dashboards, read-only inventory.",
+            Role::Auditor => "Compliance officer: read-only inventory and audit trail.",
+            Role::Vendor => "Pump vendor service engineer: time-boxed, approved access only.",
+        }
+    }
+}
+
+/// Checks a username: 3–64 characters of letters, digits, `.`, `_`, `-`, `@`.
+pub fn validate_username(s: &str) -> Result<String, ValueError> {
+    let s = s.trim();
+    if !(3..=64).contains(&s.len()) {
+        return Err(ValueError::new("a username has 3 to 64 characters"));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
+        return Err(ValueError::new(
+            "a username uses only letters, digits, '.', '_', '-' and '@'",
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendors_see_nothing_by_default() {
+        for &p in Permission::ALL {
+            assert!(!Role::Vendor.allows(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn auditors_only_read() {
+        for &p in Permission::ALL {
+            let read_only = matches!(
+                p,
+                Permission::InventoryRead | Permission::AuditRead | Permission::TokensOwn
+            );
+            assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
+        }
+    }
+
+    #[test]
+    fn matrix_document_matches_code() {
+        // docs/PERMISSIONS.md holds the same table; a row reads `| perm | ✔ | · | …`.
+        let doc = include_str!("../../../../docs/PERMISSIONS.md");
+        for &p in Permission::ALL {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` ", p.as_str())))
+                .unwrap_or_else(|| panic!("docs/PERMISSIONS.md has no row for {p}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+            for (i, &r) in Role::ALL.iter().enumerate() {
+                let documented = cells[i + 1] == "✔";
+                assert_eq!(documented, r.allows(p), "{p} for {r} in docs/PERMISSIONS.md");
+            }
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(validate_username(" Alice.B ").unwrap(), "alice.b");
+        assert!(validate_username("ab").is_err());
+        assert!(validate_username("a b c").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Password policy (being written).

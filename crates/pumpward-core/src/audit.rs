@@ -154,7 +154,9 @@ impl ChainError {
     /// The sequence number of the first bad record.
     pub fn first_bad_seq(&self) -> i64 {
         match *self {
-            ChainError::Altered { seq } | ChainError::Gap { seq, .. } | ChainError::BrokenLink { seq, .. } => seq,
+            ChainError::Altered { seq }
+            | ChainError::Gap { seq, .. }
+            | ChainError::BrokenLink { seq, .. } => seq,
             ChainError::Truncated { last, .. } => last + 1,
         }
     }
@@ -269,7 +271,13 @@ mod tests {
     fn deleted_record_is_a_gap() {
         let (mut c, h) = chain(10);
         c.remove(6);
-        assert_eq!(verify(&c, Some(&h)), Err(ChainError::Gap { seq: 8, expected: 7 }));
+        assert_eq!(
+            verify(&c, Some(&h)),
+            Err(ChainError::Gap {
+                seq: 8,
+                expected: 7
+            })
+        );
     }
 
     #[test]
@@ -282,7 +290,10 @@ mod tests {
             let at = crate::timefmt::parse(&r.at).unwrap();
             *r = r.entry.clone().seal(r.seq - 1, at, &r.prev_hash);
         }
-        assert_eq!(verify(&c, Some(&h)), Err(ChainError::BrokenLink { seq: 7, prev: 6 }));
+        assert_eq!(
+            verify(&c, Some(&h)),
+            Err(ChainError::BrokenLink { seq: 7, prev: 6 })
+        );
     }
 
     #[test]
@@ -296,7 +307,10 @@ mod tests {
     fn truncated_tail_is_caught_by_the_head() {
         let (mut c, h) = chain(10);
         c.truncate(8);
-        assert_eq!(verify(&c, Some(&h)), Err(ChainError::Truncated { last: 8, head: 10 }));
+        assert_eq!(
+            verify(&c, Some(&h)),
+            Err(ChainError::Truncated { last: 8, head: 10 })
+        );
         assert_eq!(verify(&c, Some(&h)).unwrap_err().first_bad_seq(), 9);
     }
 

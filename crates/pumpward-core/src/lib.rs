@@ -10,5 +10,6 @@ mod macros;
 
 pub mod access;
 pub mod audit;
+pub mod demo;
 pub mod inventory;
 pub mod timefmt;

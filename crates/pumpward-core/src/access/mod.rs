@@ -5,6 +5,7 @@
 //! route with every role against [`Role::allows`].
 
 pub mod password;
+pub mod throttle;
 pub mod totp;
 
 use crate::inventory::ValueError;
@@ -49,7 +50,10 @@ impl Role {
         use Permission::*;
         use Role::*;
         match p {
-            InventoryRead => matches!(self, Admin | Security | Biomed | Pharmacist | Clinician | Auditor),
+            InventoryRead => matches!(
+                self,
+                Admin | Security | Biomed | Pharmacist | Clinician | Auditor
+            ),
             InventoryWrite => matches!(self, Admin | Biomed),
             InventoryTransition => matches!(self, Admin | Biomed | Security),
             UsersManage => matches!(self, Admin),
@@ -69,7 +73,9 @@ impl Role {
         match self {
             Role::Admin => "Manages users, roles and settings; full access.",
             Role::Security => "IT security / SOC analyst: findings, network policy, alerts, audit.",
-            Role::Biomed => "Biomedical / clinical engineer: onboards, maintains and retires pumps.",
+            Role::Biomed => {
+                "Biomedical / clinical engineer: onboards, maintains and retires pumps."
+            }
             Role::Pharmacist => "Authors and approves drug libraries; reads the inventory.",
             Role::Clinician => "Nurse manager / safety officer: dashboards, read-only inventory.",
             Role::Auditor => "Compliance officer: read-only inventory and audit trail.",
@@ -84,7 +90,10 @@ pub fn validate_username(s: &str) -> Result<String, ValueError> {
     if !(3..=64).contains(&s.len()) {
         return Err(ValueError::new("a username has 3 to 64 characters"));
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
         return Err(ValueError::new(
             "a username uses only letters, digits, '.', '_', '-' and '@'",
         ));
@@ -123,10 +132,18 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` ", p.as_str())))
                 .unwrap_or_else(|| panic!("docs/PERMISSIONS.md has no row for {p}"));
-            let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+            let cells: Vec<&str> = row
+                .split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
             for (i, &r) in Role::ALL.iter().enumerate() {
                 let documented = cells[i + 1] == "✔";
-                assert_eq!(documented, r.allows(p), "{p} for {r} in docs/PERMISSIONS.md");
+                assert_eq!(
+                    documented,
+                    r.allows(p),
+                    "{p} for {r} in docs/PERMISSIONS.md"
+                );
             }
         }
     }

@@ -53,7 +53,11 @@ impl LifecycleState {
         if self.successors().contains(&to) {
             Ok(to)
         } else {
-            let allowed = self.successors().iter().map(|s| s.as_str()).collect::<Vec<_>>();
+            let allowed = self
+                .successors()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>();
             Err(TransitionError {
                 from: self,
                 to,
@@ -68,7 +72,10 @@ impl LifecycleState {
 
     /// Whether an asset in this state may hold a network session at the gateway.
     pub fn may_connect(self) -> bool {
-        matches!(self, LifecycleState::InService | LifecycleState::Maintenance)
+        matches!(
+            self,
+            LifecycleState::InService | LifecycleState::Maintenance
+        )
     }
 }
 
@@ -78,7 +85,18 @@ mod tests {
 
     #[test]
     fn the_documented_path_is_legal() {
-        let path = [Procured, Received, Provisioned, InService, Maintenance, InService, Quarantined, InService, Decommissioned, Disposed];
+        let path = [
+            Procured,
+            Received,
+            Provisioned,
+            InService,
+            Maintenance,
+            InService,
+            Quarantined,
+            InService,
+            Decommissioned,
+            Disposed,
+        ];
         for w in path.windows(2) {
             assert_eq!(w[0].transition(w[1]), Ok(w[1]), "{} -> {}", w[0], w[1]);
         }

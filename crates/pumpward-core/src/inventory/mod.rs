@@ -180,14 +180,22 @@ impl AssetSpec {
         }
 
         let asset_id = req!("asset_id", d.asset_id.parse::<AssetId>());
-        let kind = req!("kind", opt_enum(d.kind.as_deref()).map(|k| k.unwrap_or(AssetKind::Pump)));
+        let kind = req!(
+            "kind",
+            opt_enum(d.kind.as_deref()).map(|k| k.unwrap_or(AssetKind::Pump))
+        );
         let manufacturer = req!("manufacturer", required_text(&d.manufacturer, MAX_TEXT));
         let model = req!("model", required_text(&d.model, MAX_TEXT));
-        let device_type = req!("device_type", opt_enum::<DeviceType>(d.device_type.as_deref()));
+        let device_type = req!(
+            "device_type",
+            opt_enum::<DeviceType>(d.device_type.as_deref())
+        );
         let serial_number = req!("serial_number", required_text(&d.serial_number, MAX_TEXT));
         let udi = req!("udi", optional_text(d.udi.as_deref(), MAX_TEXT));
-        let firmware_version =
-            req!("firmware_version", required_text(&d.firmware_version, MAX_TEXT));
+        let firmware_version = req!(
+            "firmware_version",
+            required_text(&d.firmware_version, MAX_TEXT)
+        );
         let software = req!(
             "software",
             match &d.software {
@@ -236,7 +244,10 @@ impl AssetSpec {
             opt_enum::<CredentialState>(d.credential_state.as_deref())
                 .map(|c| c.unwrap_or(CredentialState::DefaultUnchanged))
         );
-        let notes = req!("notes", optional_text_multiline(d.notes.as_deref(), MAX_NOTES));
+        let notes = req!(
+            "notes",
+            optional_text_multiline(d.notes.as_deref(), MAX_NOTES)
+        );
 
         if !errs.is_empty() {
             return Err(DraftErrors(errs));
@@ -368,7 +379,9 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn opt_enum<T: std::str::FromStr<Err = ValueError>>(s: Option<&str>) -> Result<Option<T>, ValueError> {
+fn opt_enum<T: std::str::FromStr<Err = ValueError>>(
+    s: Option<&str>,
+) -> Result<Option<T>, ValueError> {
     non_empty(s).map(str::parse).transpose()
 }
 
@@ -382,7 +395,9 @@ pub fn required_text(s: &str, max: usize) -> Result<String, ValueError> {
 
 /// An optional single-line text: empty means absent.
 pub fn optional_text(s: Option<&str>, max: usize) -> Result<Option<String>, ValueError> {
-    let Some(s) = non_empty(s) else { return Ok(None) };
+    let Some(s) = non_empty(s) else {
+        return Ok(None);
+    };
     if s.chars().count() > max {
         return Err(ValueError::new(format!("is longer than {max} characters")));
     }
@@ -393,7 +408,9 @@ pub fn optional_text(s: Option<&str>, max: usize) -> Result<Option<String>, Valu
 }
 
 fn optional_text_multiline(s: Option<&str>, max: usize) -> Result<Option<String>, ValueError> {
-    let Some(s) = non_empty(s) else { return Ok(None) };
+    let Some(s) = non_empty(s) else {
+        return Ok(None);
+    };
     if s.chars().count() > max {
         return Err(ValueError::new(format!("is longer than {max} characters")));
     }
@@ -404,7 +421,9 @@ fn optional_text_multiline(s: Option<&str>, max: usize) -> Result<Option<String>
 }
 
 fn optional_hostname(s: Option<&str>) -> Result<Option<String>, ValueError> {
-    let Some(s) = non_empty(s) else { return Ok(None) };
+    let Some(s) = non_empty(s) else {
+        return Ok(None);
+    };
     // RFC 1123 host name: labels of letters, digits and hyphens, dots between.
     let ok = s.len() <= 253
         && s.split('.').all(|l| {
@@ -463,7 +482,9 @@ pub(crate) mod opt_time {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| crate::timefmt::parse(&s).map_err(serde::de::Error::custom))
             .transpose()

@@ -29,14 +29,19 @@ fn every_bad_field_is_reported() {
     d.software = Some(SoftwareField::Text("wbm".into()));
     let e = AssetSpec::validate(&d).unwrap_err();
     let fields: Vec<_> = e.0.iter().map(|f| f.field).collect();
-    assert_eq!(fields, ["device_type", "software", "mac_address", "ip_address"]);
+    assert_eq!(
+        fields,
+        ["device_type", "software", "mac_address", "ip_address"]
+    );
     assert!(e.to_string().contains("multicast"), "{e}");
 }
 
 #[test]
 fn spec_round_trips_through_its_draft() {
     let mut d = draft();
-    d.software = Some(SoftwareField::Text("Wireless Battery Module=v22D28; PCU comms=1.2".into()));
+    d.software = Some(SoftwareField::Text(
+        "Wireless Battery Module=v22D28; PCU comms=1.2".into(),
+    ));
     d.mac_address = Some("00-1A-2B-3C-4D-5E".into());
     d.end_of_support = Some("2029-12-31".into());
     d.hostname = Some("Pump-0001.icu.example.org".into());
@@ -47,10 +52,27 @@ fn spec_round_trips_through_its_draft() {
 
 #[test]
 fn mac_spellings() {
-    for ok in ["00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E", "001a.2b3c.4d5e", "001A2B3C4D5E"] {
-        assert_eq!(ok.parse::<MacAddress>().unwrap().to_string(), "00:1a:2b:3c:4d:5e", "{ok}");
+    for ok in [
+        "00:1a:2b:3c:4d:5e",
+        "00-1A-2B-3C-4D-5E",
+        "001a.2b3c.4d5e",
+        "001A2B3C4D5E",
+    ] {
+        assert_eq!(
+            ok.parse::<MacAddress>().unwrap().to_string(),
+            "00:1a:2b:3c:4d:5e",
+            "{ok}"
+        );
     }
-    for bad in ["", "00:1a:2b:3c:4d", "00:1a:2b:3c:4d:5g", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "00:1a-2b:3c:4d:5e", "0:1a:2b:3c:4d:5e:"] {
+    for bad in [
+        "",
+        "00:1a:2b:3c:4d",
+        "00:1a:2b:3c:4d:5g",
+        "ff:ff:ff:ff:ff:ff",
+        "00:00:00:00:00:00",
+        "00:1a-2b:3c:4d:5e",
+        "0:1a:2b:3c:4d:5e:",
+    ] {
         assert!(bad.parse::<MacAddress>().is_err(), "{bad}");
     }
 }

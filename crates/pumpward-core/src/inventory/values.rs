@@ -22,7 +22,6 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
-
 string_enum!(
     /// What role an asset plays on the pump network.
     AssetKind, "asset kind" {
@@ -179,7 +178,9 @@ impl FromStr for MacAddress {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
         if o == [0; 6] {
-            return Err(ValueError::new(format!("{s:?} is the all-zero MAC address")));
+            return Err(ValueError::new(format!(
+                "{s:?} is the all-zero MAC address"
+            )));
         }
         if o[0] & 1 == 1 {
             return Err(ValueError::new(format!(
@@ -259,7 +260,10 @@ impl SoftwareComponent {
                 }
             }
             if !seen.insert(c.name.to_lowercase()) {
-                return Err(ValueError::new(format!("component {:?} is listed twice", c.name)));
+                return Err(ValueError::new(format!(
+                    "component {:?} is listed twice",
+                    c.name
+                )));
             }
         }
         Ok(list)

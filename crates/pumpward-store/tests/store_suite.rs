@@ -1,0 +1,553 @@
+//! The store test suite, run against both backends.
+
+mod common;
+
+use pumpward_core::access::{Permission, Role};
+use pumpward_core::audit::{ChainError, Outcome};
+use pumpward_core::inventory::csv::{read_assets_csv, CsvLimits};
+use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+use pumpward_store::{
+    Actor, AssetFilter, AuditFilter, NewSession, SessionStage, Store, StoreError,
+};
+use time::{Duration, OffsetDateTime};
+
+fn spec(id: &str, care_area: &str, mac: Option<&str>) -> AssetSpec {
+    AssetSpec::validate(&AssetDraft {
+        asset_id: id.into(),
+        manufacturer: "Baxter".into(),
+        model: "Sigma Spectrum".into(),
+        serial_number: format!("SN-{id}"),
+        firmware_version: "8.00.01".into(),
+        care_area: Some(care_area.into()),
+        mac_address: mac.map(Into::into),
+        software: Some(pumpward_core::inventory::SoftwareField::Text(
+            "Wireless Battery Module=v22D28".into(),
+        )),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn biomed() -> Actor {
+    Actor::user("bea.biomed", Some("192.0.2.10".into()))
+}
+
+async fn audit_of(store: &Store, action: &str) -> Vec<pumpward_core::audit::AuditRecord> {
+    store
+        .audit_list(&AuditFilter {
+            action: Some(action.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+on_both_backends!(
+    asset_create_read_update,
+    lifecycle_is_enforced_and_audited,
+    list_filters_and_cursor_paging,
+    csv_import_is_idempotent_and_all_or_nothing,
+    audit_chain_detects_tampering,
+    concurrent_appends_keep_one_chain,
+    users_sessions_tokens,
+    setup_token_is_single_use,
+    totp_steps_are_single_use,
+    last_admin_cannot_be_demoted,
+);
+
+async fn asset_create_read_update(store: &Store) {
+    let s = spec("PUMP-1", "Adult ICU", Some("02:00:00:00:00:01"));
+    let a = store.create_asset(&s, None, &biomed()).await.unwrap();
+    assert_eq!(a.lifecycle_state, LifecycleState::Received);
+    assert_eq!(a.version, 1);
+    assert_eq!(store.asset("PUMP-1").await.unwrap().spec, s);
+    // The model was added to the catalogue.
+    let models = store.list_models().await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].1.model, "Sigma Spectrum");
+
+    // A duplicate id, MAC or serial is a conflict that names the other asset.
+    assert!(matches!(
+        store.create_asset(&s, None, &biomed()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let clash = spec("PUMP-2", "Adult ICU", Some("02:00:00:00:00:01"));
+    match store.create_asset(&clash, None, &biomed()).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("PUMP-1"), "{m}"),
+        other => panic!("expected conflict, got {other:?}"),
+    }
+
+    let mut s2 = s.clone();
+    s2.firmware_version = "8.01.00".into();
+    let a2 = store.update_asset(&s2, 1, &biomed()).await.unwrap();
+    assert_eq!(a2.version, 2);
+    // A stale version is refused and changes nothing.
+    let mut s3 = s.clone();
+    s3.location = Some("4 West".into());
+    assert!(matches!(
+        store.update_asset(&s3, 1, &biomed()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.asset("PUMP-1").await.unwrap().spec.firmware_version,
+        "8.01.00"
+    );
+
+    let upd = audit_of(store, "asset.update").await;
+    assert_eq!(upd.len(), 1);
+    let details: serde_json::Value =
+        serde_json::from_str(upd[0].entry.details.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        details["changed"]["firmware_version"],
+        serde_json::json!(["8.00.01", "8.01.00"])
+    );
+    assert_eq!(upd[0].entry.actor, "user:bea.biomed");
+    assert_eq!(upd[0].entry.source.as_deref(), Some("192.0.2.10"));
+    assert!(matches!(
+        store.asset("NOPE").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn lifecycle_is_enforced_and_audited(store: &Store) {
+    let s = spec("PUMP-1", "NICU", None);
+    store
+        .create_asset(&s, Some(LifecycleState::Provisioned), &biomed())
+        .await
+        .unwrap();
+    let a = store
+        .transition_asset(
+            "PUMP-1",
+            LifecycleState::InService,
+            "commissioned",
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.lifecycle_state, LifecycleState::InService);
+
+    let err = store
+        .transition_asset("PUMP-1", LifecycleState::Disposed, "oops", &biomed())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Transition(_)), "{err}");
+    assert_eq!(
+        store.asset("PUMP-1").await.unwrap().lifecycle_state,
+        LifecycleState::InService
+    );
+    assert!(matches!(
+        store
+            .transition_asset("PUMP-1", LifecycleState::Quarantined, "  ", &biomed())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    store
+        .transition_asset("PUMP-1", LifecycleState::Quarantined, "alert 17", &biomed())
+        .await
+        .unwrap();
+    let h = store.lifecycle_history("PUMP-1").await.unwrap();
+    let path: Vec<_> = h
+        .iter()
+        .map(|e| (e.from_state, e.to_state, e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            (None, LifecycleState::Provisioned, "created"),
+            (
+                Some(LifecycleState::Provisioned),
+                LifecycleState::InService,
+                "commissioned"
+            ),
+            (
+                Some(LifecycleState::InService),
+                LifecycleState::Quarantined,
+                "alert 17"
+            ),
+        ]
+    );
+    let t = audit_of(store, "asset.transition").await;
+    let outcomes: Vec<_> = t.iter().rev().map(|r| r.entry.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Success, Outcome::Denied, Outcome::Success]
+    );
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+async fn list_filters_and_cursor_paging(store: &Store) {
+    for i in 0..25 {
+        let area = if i % 2 == 0 { "Oncology" } else { "Pediatrics" };
+        let mut s = spec(&format!("P-{i:03}"), area, None);
+        if i == 7 {
+            s.notes = Some("Cracked HOUSING, 50% bezel".into());
+        }
+        store.create_asset(&s, None, &biomed()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_assets(&AssetFilter {
+                care_area: Some("Oncology".into()),
+                after: after.clone(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|a| a.spec.asset_id.to_string()));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("P-{i:03}"))
+        .collect();
+    assert_eq!(seen, expected);
+
+    let text = |t: &str| AssetFilter {
+        text: Some(t.into()),
+        limit: 50,
+        ..Default::default()
+    };
+    let hits = store.list_assets(&text("housing")).await.unwrap();
+    assert_eq!(hits.items.len(), 1);
+    assert_eq!(hits.items[0].spec.asset_id.as_str(), "P-007");
+    // LIKE metacharacters in the query are literal.
+    assert_eq!(
+        store.list_assets(&text("50%")).await.unwrap().items.len(),
+        1
+    );
+    assert_eq!(
+        store.list_assets(&text("5_%")).await.unwrap().items.len(),
+        0
+    );
+    let st = AssetFilter {
+        state: Some(LifecycleState::InService),
+        limit: 50,
+        ..Default::default()
+    };
+    assert!(store.list_assets(&st).await.unwrap().items.is_empty());
+    let (by_state, by_area) = store.asset_counts().await.unwrap();
+    assert_eq!(by_state, [("received".to_string(), 25)]);
+    assert_eq!(
+        by_area,
+        [("Oncology".to_string(), 13), ("Pediatrics".to_string(), 12)]
+    );
+}
+
+async fn csv_import_is_idempotent_and_all_or_nothing(store: &Store) {
+    let csv =
+        "asset_id,manufacturer,model,serial_number,firmware_version,mac_address,lifecycle_state\n\
+               A-1,BD,Alaris 8015 PC Unit,S1,9.33.1,02:00:00:00:01:01,in_service\n\
+               A-2,BD,Alaris 8015 PC Unit,S2,12.1.2,,received\n";
+    let parsed = read_assets_csv(csv.as_bytes(), &CsvLimits::default()).unwrap();
+    assert!(parsed.errors.is_empty());
+    let first = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!((first.created, first.updated, first.unchanged), (2, 0, 0));
+    let head = store.audit_head().await.unwrap();
+    let again = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 2));
+    // Only the import's own summary record was added.
+    assert_eq!(store.audit_head().await.unwrap().seq, head.seq + 1);
+
+    // A row the store refuses (MAC of another asset) rolls back the whole file.
+    let bad = "asset_id,manufacturer,model,serial_number,firmware_version,mac_address\n\
+               A-3,BD,Alaris 8015 PC Unit,S3,9.33.1,\n\
+               A-4,BD,Alaris 8015 PC Unit,S4,9.33.1,02:00:00:00:01:01\n";
+    let parsed = read_assets_csv(bad.as_bytes(), &CsvLimits::default()).unwrap();
+    let head = store.audit_head().await.unwrap();
+    let r = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(r.refused.len(), 1);
+    assert_eq!(r.refused[0].0, 3);
+    assert!(r.refused[0].2.contains("A-1"), "{:?}", r.refused);
+    assert!(matches!(
+        store.asset("A-3").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.audit_head().await.unwrap(), head);
+    // With skip, the good row lands.
+    let r = store
+        .import_assets(&parsed.rows, true, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!((r.created, r.refused.len()), (1, 1));
+    assert!(store.asset("A-3").await.is_ok());
+
+    // An illegal lifecycle change in a file is refused, naming the line.
+    let back = "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+                A-1,BD,Alaris 8015 PC Unit,S1,9.33.1,procured\n";
+    let parsed = read_assets_csv(back.as_bytes(), &CsvLimits::default()).unwrap();
+    let r = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(r.refused.len(), 1);
+    assert!(
+        r.refused[0]
+            .2
+            .contains("cannot go from in_service to procured"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(
+        store.asset("A-1").await.unwrap().lifecycle_state,
+        LifecycleState::InService
+    );
+}
+
+async fn audit_chain_detects_tampering(store: &Store) {
+    for i in 0..6 {
+        store
+            .create_asset(&spec(&format!("T-{i}"), "ED", None), None, &biomed())
+            .await
+            .unwrap();
+    }
+    let ok = store.audit_verify().await.unwrap();
+    assert!(ok.error.is_none());
+    assert_eq!(ok.records, ok.head.seq);
+    assert!(ok.records >= 7);
+    let pool = store.raw_pool();
+
+    sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 4")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_verify().await.unwrap().error,
+        Some(ChainError::Altered { seq: 4 })
+    );
+    sqlx::query("DELETE FROM audit_log WHERE seq = 4")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .audit_verify()
+            .await
+            .unwrap()
+            .error
+            .unwrap()
+            .first_bad_seq(),
+        5
+    );
+}
+
+async fn concurrent_appends_keep_one_chain(store: &Store) {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                s.audit(
+                    Actor::system()
+                        .entry("test.concurrent", Outcome::Success)
+                        .object(format!("t{t}-{i}")),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = store.audit_verify().await.unwrap();
+    assert_eq!(r.error, None);
+    assert_eq!(r.records, 120);
+}
+
+async fn users_sessions_tokens(store: &Store) {
+    let admin = store
+        .create_user(
+            "ada",
+            "Ada Admin",
+            Role::Admin,
+            "$argon2id$fake",
+            true,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    // Setup-style creation refuses once a user exists.
+    assert!(matches!(
+        store
+            .create_user("eve", "Eve", Role::Admin, "x", true, &Actor::cli())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let bob = store
+        .create_user("bob", "Bob Biomed", Role::Biomed, "h", false, &Actor::cli())
+        .await
+        .unwrap();
+    assert!(store
+        .create_user("bob", "Bob", Role::Biomed, "h", false, &Actor::cli())
+        .await
+        .is_err());
+
+    let now = OffsetDateTime::now_utc();
+    store
+        .create_session(&NewSession {
+            token_hash: "s1".into(),
+            user_id: bob.id,
+            stage: SessionStage::Active,
+            csrf_token: "c".into(),
+            source: None,
+            expires_at: now + Duration::hours(8),
+        })
+        .await
+        .unwrap();
+    let s = store.session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (s.user.username.as_str(), s.stage),
+        ("bob", SessionStage::Active)
+    );
+    // Changing the role ends the sessions opened under the old role.
+    store
+        .update_user(bob.id, Role::Clinician, false, &Actor::user("ada", None))
+        .await
+        .unwrap();
+    assert!(store.session("s1").await.unwrap().is_none());
+
+    let tok = store
+        .create_api_token(
+            &admin,
+            "cmms sync",
+            "th",
+            &[Permission::InventoryRead],
+            now + Duration::days(30),
+            &Actor::user("ada", None),
+        )
+        .await
+        .unwrap();
+    let (t, u) = store.api_token_by_hash("th").await.unwrap().unwrap();
+    assert_eq!(
+        (t.id, u.id, t.scopes.clone()),
+        (tok.id, admin.id, vec![Permission::InventoryRead])
+    );
+    // Someone else's token cannot be revoked as one's own.
+    assert!(store
+        .revoke_api_token(tok.id, Some(bob.id), &Actor::user("bob", None))
+        .await
+        .is_err());
+    store
+        .revoke_api_token(tok.id, Some(admin.id), &Actor::user("ada", None))
+        .await
+        .unwrap();
+    assert!(store.api_token(tok.id).await.unwrap().revoked_at.is_some());
+
+    let failures = [now - Duration::minutes(3), now - Duration::minutes(1)];
+    for f in failures {
+        store.record_login_failure("bob", f).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .login_failures_since("bob", now - Duration::minutes(2))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.clear_login_failures("bob").await.unwrap();
+    assert!(store
+        .login_failures_since("bob", now - Duration::hours(1))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.mfa_required(Role::Admin).await.unwrap());
+    assert!(!store.mfa_required(Role::Biomed).await.unwrap());
+    store
+        .set_mfa_required(Role::Biomed, true, &Actor::user("ada", None))
+        .await
+        .unwrap();
+    assert!(store.mfa_required(Role::Biomed).await.unwrap());
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+async fn setup_token_is_single_use(store: &Store) {
+    let now = OffsetDateTime::now_utc();
+    store
+        .create_setup_token("expired", now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(store
+        .complete_setup("expired", "root", "Root", "h", None)
+        .await
+        .is_err());
+    store
+        .create_setup_token("st", now + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert!(store.setup_token_valid("st", now).await.unwrap());
+    let u = store
+        .complete_setup("st", "root", "Root", "h", Some("127.0.0.1".into()))
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Admin);
+    assert!(!store.setup_token_valid("st", now).await.unwrap());
+    assert!(store
+        .complete_setup("st", "root2", "Root", "h", None)
+        .await
+        .is_err());
+    assert_eq!(store.user_count().await.unwrap(), 1);
+}
+
+async fn totp_steps_are_single_use(store: &Store) {
+    let u = store
+        .create_user("tess", "Tess", Role::Security, "h", false, &Actor::cli())
+        .await
+        .unwrap();
+    store
+        .set_totp(u.id, Some("JBSWY3DPEHPK3PXP"), &Actor::cli())
+        .await
+        .unwrap();
+    assert!(store.claim_totp_step(u.id, 100).await.unwrap());
+    assert!(!store.claim_totp_step(u.id, 100).await.unwrap());
+    assert!(!store.claim_totp_step(u.id, 99).await.unwrap());
+    assert!(store.claim_totp_step(u.id, 101).await.unwrap());
+}
+
+async fn last_admin_cannot_be_demoted(store: &Store) {
+    let a = store
+        .create_user("ada", "Ada", Role::Admin, "h", false, &Actor::cli())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .update_user(a.id, Role::Auditor, false, &Actor::cli())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .update_user(a.id, Role::Admin, true, &Actor::cli())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let b = store
+        .create_user("bea", "Bea", Role::Admin, "h", false, &Actor::cli())
+        .await
+        .unwrap();
+    store
+        .update_user(a.id, Role::Auditor, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_by_id(b.id).await.unwrap().unwrap().role,
+        Role::Admin
+    );
+}

@@ -9,9 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pumpward_core::inventory::csv::{
-    read_assets_csv, write_assets_csv, CsvLimits, ExportRow,
-};
+use pumpward_core::inventory::csv::{read_assets_csv, write_assets_csv, CsvLimits, ExportRow};
 use pumpward_core::inventory::LifecycleState;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|r| r.line)
         .chain(parsed.errors.iter().map(|e| e.line))
     {
-        assert!((1..=last_line).contains(&line), "line {line} of {last_line}");
+        assert!(
+            (1..=last_line).contains(&line),
+            "line {line} of {last_line}"
+        );
     }
 
     let mut out = Vec::new();
@@ -48,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again.rows.len(), parsed.rows.len());
     for (a, b) in again.rows.iter().zip(&parsed.rows) {
         assert_eq!(a.spec, b.spec);
-        assert_eq!(a.lifecycle_state, Some(b.lifecycle_state.unwrap_or(LifecycleState::Procured)));
+        assert_eq!(
+            a.lifecycle_state,
+            Some(b.lifecycle_state.unwrap_or(LifecycleState::Procured))
+        );
     }
 });

@@ -1,1 +1,446 @@
-fn main() {}
+//! `pumpward`: the one binary. Subcommands run the server, the demo, and the
+//! local administration tools that work on `--data-dir` directly (also while
+//! the server runs: SQLite's WAL lets them share the store).
+
+mod config;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use config::Settings;
+use indicatif::{ProgressBar, ProgressStyle};
+use pumpward_core::access::{password, validate_username, Role};
+use pumpward_core::inventory::csv::{self as invcsv, CsvLimits, ExportRow};
+use pumpward_server::state::ServerSettings;
+use pumpward_store::{Actor, AssetFilter, Store};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "pumpward", version, about = "Security for a hospital's fleet of wireless infusion pumps (NIST SP 1800-8)")]
+pub struct Cli {
+    /// Data directory: the SQLite store, TLS material.
+    #[arg(long, global = true, env = "PUMPWARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file; command-line options and PUMPWARD_* variables override it.
+    #[arg(long, global = true, env = "PUMPWARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Use PostgreSQL at this URL instead of SQLite in the data directory.
+    #[arg(long, global = true, env = "PUMPWARD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "PUMPWARD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTPS server (REST API and web UI).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "PUMPWARD_LISTEN", value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the server on a fresh data directory loaded with a sample hospital.
+    Demo {
+        #[arg(long, env = "PUMPWARD_LISTEN", value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Seed of the sample hospital (same seed, same hospital).
+        #[arg(long, default_value_t = pumpward_core::demo::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Asset inventory: CSV import and export, listing.
+    #[command(subcommand)]
+    Inventory(InventoryCmd),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum InventoryCmd {
+    /// Import assets from a CSV file (upsert by asset_id; nothing is written if any row is bad).
+    Import {
+        file: PathBuf,
+        /// Import the good rows and report the bad ones instead of importing nothing.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Export all assets as CSV (re-importable).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List assets.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        #[arg(long)]
+        manufacturer: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        care_area: Option<String>,
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        /// Free-text search.
+        #[arg(long)]
+        search: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Add a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Verify the hash chain; names the first bad record and exits 2 if broken.
+    Verify,
+    /// Write the audit trail as JSON lines (verifying it on the way).
+    Export {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli) {
+        Ok(s) => s,
+        Err(e) => fail(&e),
+    };
+    init_logging(&cli, &settings);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli, settings)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(&e),
+    }
+}
+
+/// One clear line and a non-zero exit.
+fn fail(e: &anyhow::Error) -> ! {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    eprintln!("error: {msg}");
+    std::process::exit(1);
+}
+
+fn init_logging(cli: &Cli, s: &Settings) {
+    let default = if matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if s.log_format == LogFormat::Json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn open(s: &Settings) -> Result<Store> {
+    Ok(Store::open(&s.data_dir, s.database_url.as_deref()).await?)
+}
+
+async fn run(cli: Cli, s: Settings) -> Result<i32> {
+    match cli.command {
+        Command::Serve { listen } => {
+            let store = open(&s).await?;
+            serve(&s, listen, store).await?;
+        }
+        Command::Demo { listen, seed } => {
+            let dir = demo_dir(&cli, &s)?;
+            let s = Settings { data_dir: dir, database_url: None, ..s };
+            let store = open(&s).await?;
+            load_demo(&store, seed).await?;
+            serve(&s, listen, store).await?;
+        }
+        Command::Inventory(c) => return inventory(&s, c).await,
+        Command::User(c) => return user(&s, c).await,
+        Command::Audit(c) => return audit(&s, c).await,
+    }
+    Ok(0)
+}
+
+async fn serve(s: &Settings, listen: Option<std::net::SocketAddr>, store: Store) -> Result<()> {
+    let opts = pumpward_server::ServeOptions {
+        data_dir: s.data_dir.clone(),
+        database_url: s.database_url.clone(),
+        listen: listen.or(s.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
+        settings: s.server.clone(),
+    };
+    pumpward_server::run(opts, store).await
+}
+
+/// The demo always starts fresh: it uses `./pumpward-demo` (or --data-dir)
+/// and recreates it, but only if it is empty or was made by an earlier demo.
+fn demo_dir(cli: &Cli, s: &Settings) -> Result<PathBuf> {
+    let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("pumpward-demo"));
+    let _ = s;
+    let marker = dir.join(".pumpward-demo");
+    if dir.exists() {
+        let empty = std::fs::read_dir(&dir)?.next().is_none();
+        if !empty && !marker.exists() {
+            bail!("{} exists and was not made by `pumpward demo`; choose another --data-dir", dir.display());
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the old demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&marker, "This directory was made by `pumpward demo` and is recreated at every demo start.\n")?;
+    Ok(dir)
+}
+
+async fn load_demo(store: &Store, seed: u64) -> Result<()> {
+    let h = pumpward_core::demo::sample_hospital(seed);
+    let actor = Actor { id: "system:demo".into(), source: None };
+    for m in &h.models {
+        store.put_model(m, &actor).await?;
+    }
+    let rows: Vec<invcsv::ImportRow> = h
+        .assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| invcsv::ImportRow { line: i as u64 + 1, spec: a.spec.clone(), lifecycle_state: Some(a.lifecycle_state) })
+        .collect();
+    let sum = store.import_assets(&rows, false, &actor).await?;
+    if !sum.refused.is_empty() {
+        bail!("the sample hospital did not load: {:?}", sum.refused);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for a in &h.assets {
+        if let Some(secs) = a.last_seen_secs_ago {
+            store.touch_asset(a.spec.asset_id.as_str(), now - time::Duration::seconds(secs.into())).await?;
+        }
+    }
+    println!("{}: loaded {} assets ({} pumps) of {} models. Sample data, not for clinical use.", h.name, h.assets.len(), h.pumps().count(), h.models.len());
+    Ok(())
+}
+
+async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
+    match c {
+        InventoryCmd::Import { file, skip_invalid } => {
+            let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = progress(len, "reading");
+            let parsed = invcsv::read_assets_csv(bar.wrap_read(f), &CsvLimits::default())
+                .with_context(|| format!("{} is not a usable asset CSV", file.display()))?;
+            bar.finish_and_clear();
+            for e in &parsed.errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            if !parsed.errors.is_empty() && !skip_invalid {
+                eprintln!("{} invalid rows; nothing was imported (use --skip-invalid to import the valid rows)", parsed.errors.len());
+                return Ok(1);
+            }
+            let store = open(s).await?;
+            let sum = store.import_assets(&parsed.rows, skip_invalid, &Actor::cli()).await?;
+            for (line, id, why) in &sum.refused {
+                eprintln!("{}: line {line} (asset {id}): {why}", file.display());
+            }
+            if !sum.refused.is_empty() && !skip_invalid {
+                eprintln!("{} rows refused; nothing was imported", sum.refused.len());
+                return Ok(1);
+            }
+            println!(
+                "created {}, updated {}, unchanged {}, skipped {}",
+                sum.created,
+                sum.updated,
+                sum.unchanged,
+                parsed.errors.len() + sum.refused.len()
+            );
+            Ok(if parsed.errors.is_empty() && sum.refused.is_empty() { 0 } else { 1 })
+        }
+        InventoryCmd::Export { output } => {
+            let store = open(s).await?;
+            let assets = all_assets(&store, AssetFilter::default()).await?;
+            let mut w: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            invcsv::write_assets_csv(&mut w, assets.iter().map(|a| ExportRow { spec: &a.spec, lifecycle_state: a.lifecycle_state }))?;
+            w.flush()?;
+            if let Some(p) = output {
+                eprintln!("exported {} assets to {}", assets.len(), p.display());
+            }
+            Ok(0)
+        }
+        InventoryCmd::List { format, manufacturer, model, care_area, zone, state, search } => {
+            let store = open(s).await?;
+            let filter = AssetFilter {
+                manufacturer,
+                model,
+                care_area,
+                zone,
+                state: state.map(|s| s.parse()).transpose().map_err(|e| anyhow::anyhow!("--state: {e}"))?,
+                text: search,
+                ..Default::default()
+            };
+            let assets = all_assets(&store, filter).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match format {
+                ListFormat::Json => serde_json::to_writer_pretty(&mut out, &assets)?,
+                ListFormat::Csv => invcsv::write_assets_csv(&mut out, assets.iter().map(|a| ExportRow { spec: &a.spec, lifecycle_state: a.lifecycle_state }))?,
+                ListFormat::Table => {
+                    writeln!(out, "{:<14} {:<16} {:<24} {:<12} {:<20} {:<14}", "ASSET", "MANUFACTURER", "MODEL", "FIRMWARE", "CARE AREA", "STATE")?;
+                    for a in &assets {
+                        let s = &a.spec;
+                        writeln!(
+                            out,
+                            "{:<14} {:<16} {:<24} {:<12} {:<20} {:<14}",
+                            s.asset_id.as_str(),
+                            trunc(&s.manufacturer, 16),
+                            trunc(&s.model, 24),
+                            trunc(&s.firmware_version, 12),
+                            trunc(s.care_area.as_deref().unwrap_or("-"), 20),
+                            a.lifecycle_state
+                        )?;
+                    }
+                    writeln!(out, "{} assets", assets.len())?;
+                }
+            }
+            out.flush()?;
+            Ok(0)
+        }
+    }
+}
+
+fn trunc(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+async fn all_assets(store: &Store, mut f: AssetFilter) -> Result<Vec<pumpward_core::inventory::Asset>> {
+    f.limit = 500;
+    let mut out = Vec::new();
+    loop {
+        let page = store.list_assets(&f).await?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => f.after = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})").expect("valid template"));
+    b.set_message(what.to_owned());
+    b
+}
+
+async fn user(s: &Settings, c: UserCmd) -> Result<i32> {
+    match c {
+        UserCmd::Add { username, role, display_name, password_stdin } => {
+            debug_assert!(password_stdin);
+            let username = validate_username(&username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+            let mut pw = String::new();
+            std::io::stdin().lock().take(4096).read_to_string(&mut pw).context("reading the password from standard input")?;
+            let pw = pw.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&pw).to_owned();
+            password::check_new_password(&pw, &username).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+            let store = open(s).await?;
+            let display = display_name.unwrap_or_else(|| username.clone());
+            let u = store.create_user(&username, &display, role, &password::hash_password(&pw), false, &Actor::cli()).await?;
+            println!("created user {} with role {}", u.username, u.role);
+            if store.mfa_required(role).await? {
+                println!("the {role} role requires MFA: they will enrol a TOTP authenticator at first login");
+            }
+            Ok(0)
+        }
+        UserCmd::List => {
+            let store = open(s).await?;
+            for u in store.list_users().await? {
+                println!("{:<24} {:<12} {}{}", u.username, u.role, if u.mfa_enrolled() { "mfa" } else { "-" }, if u.disabled { " disabled" } else { "" });
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn audit(s: &Settings, c: AuditCmd) -> Result<i32> {
+    let store = open(s).await?;
+    let (report, dest) = match c {
+        AuditCmd::Verify => {
+            let head = store.audit_head().await?;
+            let bar = progress(head.seq as u64, "verifying");
+            bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}").expect("valid template"));
+            let r = store.audit_walk(|_| {
+                bar.inc(1);
+                Ok(())
+            }).await?;
+            bar.finish_and_clear();
+            (r, None)
+        }
+        AuditCmd::Export { output } => {
+            let mut w: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let r = store.audit_walk(|rec| {
+                serde_json::to_writer(&mut w, rec)?;
+                w.write_all(b"\n")
+            }).await?;
+            w.flush()?;
+            (r, output)
+        }
+    };
+    match &report.error {
+        None => {
+            let msg = format!("audit chain intact: {} records, head {} ({})", report.records, report.head.seq, &report.head.hash[..16]);
+            if dest.is_some() || std::io::stdout().is_terminal() || true {
+                eprintln!("{msg}");
+            }
+            Ok(0)
+        }
+        Some(e) => {
+            eprintln!("AUDIT CHAIN BROKEN at record {}: {e}", e.first_bad_seq());
+            Ok(2)
+        }
+    }
+}

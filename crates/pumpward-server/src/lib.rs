@@ -1,1 +1,178 @@
-//! Server (being written).
+//! Pumpward's HTTPS server: the REST API and the web UI over one router.
+//!
+//! - [`routes`]: the route table (paths, permissions) and the OpenAPI document.
+//! - [`auth`]: sessions, tokens, CSRF, login and MFA.
+//! - [`api`]: JSON handlers; [`ui`]: server-rendered pages.
+//! - [`tls`]: the one place TLS is configured, and the accept loop.
+//! - [`problem`]: RFC 9457 errors.
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod tls;
+pub mod ui;
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use pumpward_store::Store;
+use state::{AppState, ServerSettings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Builds the whole router: API, UI, middleware.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/dashboard", get(api::dashboard))
+        .route("/api/v1/assets", get(api::list_assets).post(api::create_asset))
+        .route("/api/v1/assets/export", get(api::export_assets))
+        .route("/api/v1/assets/import", post(api::import_assets))
+        .route("/api/v1/assets/{id}", get(api::get_asset).put(api::update_asset))
+        .route("/api/v1/assets/{id}/history", get(api::asset_history))
+        .route("/api/v1/assets/{id}/transition", post(api::transition_asset))
+        .route("/api/v1/models", get(api::list_models).put(api::put_model))
+        .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route("/api/v1/users/{id}", axum::routing::patch(api::patch_user))
+        .route("/api/v1/users/{id}/mfa-reset", post(api::reset_mfa))
+        .route("/api/v1/mfa-policy", get(api::get_mfa_policy).put(api::put_mfa_policy))
+        .route("/api/v1/tokens", get(api::list_tokens).post(api::create_token))
+        .route("/api/v1/tokens/{id}", delete(api::revoke_token))
+        .route("/api/v1/audit", get(api::list_audit))
+        .route("/api/v1/audit/verify", get(api::verify_audit))
+        .route("/api/{*rest}", axum::routing::any(api::api_not_found));
+    api.merge(ui::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
+        .with_state(state)
+}
+
+/// Counts and times requests, and sets the security headers every response carries.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (k, v) in [
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    }
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    let labels = metrics::RequestLabels {
+        method,
+        route,
+        status: res.status().as_u16(),
+    };
+    st.metrics.requests.get_or_create(&labels).inc();
+    st.metrics
+        .request_seconds
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    res
+}
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    pub settings: ServerSettings,
+}
+
+/// Opens the store, prepares TLS, prints the setup link if no user exists,
+/// and serves until SIGINT or SIGTERM.
+pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
+    let names = vec!["localhost".to_string(), opts.listen.ip().to_string()];
+    let identity = tls::load_or_create_identity(&opts.data_dir, &names)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let local = listener.local_addr()?;
+    let base = format!("https://{}", display_addr(local));
+    println!("Pumpward is serving on {base}/  (store: {:?})", store.backend());
+    if let Some(link) = setup_link(&store, &base).await? {
+        println!("No user exists yet. Create the first administrator within 30 minutes at:\n  {link}");
+    }
+    let state = AppState::new(store.clone(), opts.settings);
+    let cfg = tls::server_config(identity)?;
+    let purge_store = store.clone();
+    let idle = state.settings.session_idle;
+    let purger = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+            let now = time::OffsetDateTime::now_utc();
+            let _ = purge_store.purge_sessions(now, now - idle).await;
+        }
+    });
+    tls::serve(listener, cfg, app(state), shutdown_signal()).await?;
+    purger.abort();
+    store.close().await;
+    println!("Pumpward stopped.");
+    Ok(())
+}
+
+fn display_addr(a: SocketAddr) -> String {
+    if a.ip().is_unspecified() {
+        format!("localhost:{}", a.port())
+    } else {
+        a.to_string()
+    }
+}
+
+/// Creates a one-time setup token when there are no users, and returns its link.
+pub async fn setup_link(store: &Store, base: &str) -> anyhow::Result<Option<String>> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let tok = auth::random_token();
+    store
+        .create_setup_token(&auth::token_hash(&tok), time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+        .await?;
+    Ok(Some(format!("{base}/setup?token={tok}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,178 @@
+//! The route table: every API route and page, with the permission it needs.
+//!
+//! This table is the single statement of access rules per route. The router
+//! in [`crate::app`] must register exactly these routes; the OpenAPI
+//! document is generated from the API half, and `tests/rbac.rs` walks every
+//! entry with a user of every role and checks allow/deny against
+//! `Role::allows`.
+
+use pumpward_core::access::Permission;
+
+/// What a route requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without logging in.
+    Public,
+    /// Any fully logged-in user.
+    Authenticated,
+    /// A logged-in user whose role (and token scopes) allow this.
+    Perm(Permission),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Request body media type, if any.
+    pub body: Option<&'static str>,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access, tag: &'static str, summary: &'static str) -> RouteSpec {
+    RouteSpec { method, path, access, summary, tag, body: None }
+}
+
+const fn b(method: &'static str, path: &'static str, access: Access, tag: &'static str, summary: &'static str, body: &'static str) -> RouteSpec {
+    RouteSpec { method, path, access, summary, tag, body: Some(body) }
+}
+
+use Access::*;
+use Permission::*;
+
+const JSON: &str = "application/json";
+
+/// The REST API.
+pub const API_ROUTES: &[RouteSpec] = &[
+    r("GET", "/healthz", Public, "operations", "Liveness: the process answers"),
+    r("GET", "/readyz", Public, "operations", "Readiness: the store answers"),
+    r("GET", "/metrics", Perm(MetricsRead), "operations", "Prometheus metrics"),
+    r("GET", "/api/openapi.json", Public, "operations", "This OpenAPI document"),
+    r("GET", "/api/v1/me", Authenticated, "access", "The calling user"),
+    r("GET", "/api/v1/dashboard", Perm(InventoryRead), "inventory", "Fleet counts by lifecycle state and care area"),
+    r("GET", "/api/v1/assets", Perm(InventoryRead), "inventory", "List assets with filters and cursor paging"),
+    b("POST", "/api/v1/assets", Perm(InventoryWrite), "inventory", "Create an asset", JSON),
+    r("GET", "/api/v1/assets/export", Perm(InventoryRead), "inventory", "Export all assets as CSV"),
+    b("POST", "/api/v1/assets/import", Perm(InventoryWrite), "inventory", "Import assets from CSV (upsert by asset_id)", "text/csv"),
+    r("GET", "/api/v1/assets/{id}", Perm(InventoryRead), "inventory", "Read an asset"),
+    b("PUT", "/api/v1/assets/{id}", Perm(InventoryWrite), "inventory", "Replace an asset's fields (optimistic locking by version)", JSON),
+    r("GET", "/api/v1/assets/{id}/history", Perm(InventoryRead), "inventory", "An asset's lifecycle history"),
+    b("POST", "/api/v1/assets/{id}/transition", Perm(InventoryTransition), "inventory", "Move an asset through its lifecycle", JSON),
+    r("GET", "/api/v1/models", Perm(InventoryRead), "inventory", "The device-model catalogue"),
+    b("PUT", "/api/v1/models", Perm(InventoryWrite), "inventory", "Create or replace a device model", JSON),
+    r("GET", "/api/v1/users", Perm(UsersManage), "access", "List users"),
+    b("POST", "/api/v1/users", Perm(UsersManage), "access", "Create a user", JSON),
+    b("PATCH", "/api/v1/users/{id}", Perm(UsersManage), "access", "Change a user's role or disable them", JSON),
+    r("POST", "/api/v1/users/{id}/mfa-reset", Perm(UsersManage), "access", "Remove a user's TOTP enrolment"),
+    r("GET", "/api/v1/mfa-policy", Perm(UsersManage), "access", "Which roles must use MFA"),
+    b("PUT", "/api/v1/mfa-policy", Perm(UsersManage), "access", "Require or waive MFA for a role", JSON),
+    r("GET", "/api/v1/tokens", Perm(TokensOwn), "access", "The caller's API tokens"),
+    b("POST", "/api/v1/tokens", Perm(TokensOwn), "access", "Create an API token (from a browser session only)", JSON),
+    r("DELETE", "/api/v1/tokens/{id}", Perm(TokensOwn), "access", "Revoke one of the caller's API tokens"),
+    r("GET", "/api/v1/audit", Perm(AuditRead), "audit", "Audit records, newest first, with filters"),
+    r("GET", "/api/v1/audit/verify", Perm(AuditRead), "audit", "Verify the audit hash chain"),
+];
+
+/// The web UI's pages and form targets.
+pub const UI_ROUTES: &[RouteSpec] = &[
+    r("GET", "/", Perm(InventoryRead), "ui", "Dashboard"),
+    r("GET", "/setup", Public, "ui", "First-start setup form"),
+    b("POST", "/setup", Public, "ui", "Create the first administrator", "application/x-www-form-urlencoded"),
+    r("GET", "/login", Public, "ui", "Login form"),
+    b("POST", "/login", Public, "ui", "Log in", "application/x-www-form-urlencoded"),
+    r("GET", "/login/mfa", Public, "ui", "TOTP code form"),
+    b("POST", "/login/mfa", Public, "ui", "Submit a TOTP code", "application/x-www-form-urlencoded"),
+    r("GET", "/mfa/enroll", Public, "ui", "TOTP enrolment"),
+    b("POST", "/mfa/enroll", Public, "ui", "Confirm TOTP enrolment", "application/x-www-form-urlencoded"),
+    b("POST", "/logout", Public, "ui", "Log out", "application/x-www-form-urlencoded"),
+    r("GET", "/assets", Perm(InventoryRead), "ui", "Asset list"),
+    r("GET", "/assets/{id}", Perm(InventoryRead), "ui", "Asset detail"),
+    b("POST", "/assets/{id}/transition", Perm(InventoryTransition), "ui", "Lifecycle transition", "application/x-www-form-urlencoded"),
+    r("GET", "/users", Perm(UsersManage), "ui", "User administration"),
+    b("POST", "/users", Perm(UsersManage), "ui", "Add a user", "application/x-www-form-urlencoded"),
+    b("POST", "/users/{id}", Perm(UsersManage), "ui", "Change a user", "application/x-www-form-urlencoded"),
+    r("GET", "/audit", Perm(AuditRead), "ui", "Audit log"),
+    r("GET", "/account", Authenticated, "ui", "Own account: password, MFA, tokens"),
+    b("POST", "/account/password", Authenticated, "ui", "Change own password", "application/x-www-form-urlencoded"),
+];
+
+/// The OpenAPI 3.1 document for [`API_ROUTES`].
+pub fn openapi() -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut paths = Map::new();
+    for rt in API_ROUTES {
+        let mut op = json!({
+            "summary": rt.summary,
+            "tags": [rt.tag],
+            "operationId": operation_id(rt),
+            "responses": {
+                "200": { "description": "Success" },
+                "default": {
+                    "description": "An RFC 9457 problem",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            }
+        });
+        let params: Vec<Value> = rt
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(media) = rt.body {
+            let schema = if media == JSON { json!({ "type": "object" }) } else { json!({ "type": "string" }) };
+            op["requestBody"] = json!({ "required": true, "content": { media: { "schema": schema } } });
+        }
+        match rt.access {
+            Public => op["security"] = json!([]),
+            Authenticated => op["description"] = json!("Requires a logged-in user."),
+            Perm(p) => op["description"] = json!(format!("Requires the `{}` permission.", p.as_str())),
+        }
+        let entry = paths.entry(rt.path.to_string()).or_insert_with(|| json!({}));
+        entry[rt.method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Pumpward API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Infusion-pump fleet security (NIST SP 1800-8). Errors are RFC 9457 problems; \
+                            cookie-authenticated state changes need the X-CSRF-Token header."
+        },
+        "security": [ { "bearer": [] }, { "session": [] } ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "An API token (pw_…)" },
+                "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE }
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": { "type": "string", "format": "uri" },
+                        "title": { "type": "string" },
+                        "status": { "type": "integer" },
+                        "detail": { "type": "string" },
+                        "errors": { "type": "array", "items": { "type": "object",
+                            "properties": { "field": { "type": "string" }, "message": { "type": "string" } } } }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn operation_id(rt: &RouteSpec) -> String {
+    let mut s = rt.method.to_ascii_lowercase();
+    for seg in rt.path.split('/').filter(|s| !s.is_empty() && *s != "api" && *s != "v1") {
+        s.push('_');
+        s.push_str(&seg.replace(['{', '}'], "").replace(['.', '-'], "_"));
+    }
+    s
+}

@@ -1,0 +1,53 @@
+//! What every handler shares.
+
+use crate::metrics::Metrics;
+use pumpward_core::access::throttle::ThrottlePolicy;
+use pumpward_store::Store;
+use std::sync::Arc;
+use time::Duration;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    pub session_absolute: Duration,
+    pub throttle: ThrottlePolicy,
+    /// Longest accepted JSON body.
+    pub max_body_bytes: usize,
+    /// Longest accepted CSV import body.
+    pub max_import_bytes: usize,
+    /// Longest time a request may take.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            session_idle: Duration::minutes(30),
+            session_absolute: Duration::hours(12),
+            throttle: ThrottlePolicy::default(),
+            max_body_bytes: 1 << 20,
+            max_import_bytes: 64 << 20,
+            request_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<ServerSettings>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: ServerSettings) -> Self {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            settings: Arc::new(settings),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The web UI (being written).
+
+use crate::state::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -54,8 +54,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-pub async fn metrics(State(st): State<AppState>, p: Principal) -> ApiResult<Response> {
-    p.require(&st, Permission::MetricsRead).await?;
+pub async fn metrics(State(st): State<AppState>, _: Principal) -> ApiResult<Response> {
     let (by_state, _) = st.store.asset_counts().await?;
     for s in LifecycleState::ALL {
         let n = by_state.iter().find(|(k, _)| k == s.as_str()).map(|(_, n)| *n).unwrap_or(0);
@@ -78,8 +77,7 @@ pub async fn me(p: Principal) -> Json<Value> {
     Json(json!({ "user": p.user, "permissions": perms, "via": if p.token.is_some() { "token" } else { "session" } }))
 }
 
-pub async fn dashboard(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn dashboard(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     let (by_state, by_care_area) = st.store.asset_counts().await?;
     let obj = |v: Vec<(String, i64)>| v.into_iter().map(|(k, n)| (k, json!(n))).collect::<serde_json::Map<_, _>>();
     Ok(Json(json!({ "by_state": obj(by_state), "by_care_area": obj(by_care_area) })))
@@ -122,8 +120,7 @@ pub fn parse_query<T: DeserializeOwned>(q: Option<&str>) -> ApiResult<T> {
     serde_urlencoded::from_str(q.unwrap_or("")).map_err(|e| ApiError::bad_request(format!("query string: {e}")))
 }
 
-pub async fn list_assets(State(st): State<AppState>, p: Principal, uri: axum::http::Uri) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn list_assets(State(st): State<AppState>, _: Principal, uri: axum::http::Uri) -> ApiResult<Json<Value>> {
     let q: ListQuery = parse_query(uri.query())?;
     let page = st.store.list_assets(&q.to_filter()?).await?;
     Ok(Json(json!({ "items": page.items, "next_cursor": page.next_cursor })))
@@ -156,7 +153,6 @@ fn draft_from(mut v: Value, path_id: Option<&str>) -> ApiResult<(AssetDraft, Opt
 }
 
 pub async fn create_asset(State(st): State<AppState>, p: Principal, JsonBody(v): JsonBody<Value>) -> ApiResult<Response> {
-    p.require(&st, Permission::InventoryWrite).await?;
     let (draft, state, _) = draft_from(v, None)?;
     let spec = AssetSpec::validate(&draft)?;
     let a = st.store.create_asset(&spec, state, &p.actor()).await?;
@@ -164,8 +160,7 @@ pub async fn create_asset(State(st): State<AppState>, p: Principal, JsonBody(v):
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(a)).into_response())
 }
 
-pub async fn get_asset(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn get_asset(State(st): State<AppState>, _: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(serde_json::to_value(st.store.asset(&id).await?).expect("assets serialise")))
 }
 
@@ -175,7 +170,6 @@ pub async fn update_asset(
     Path(id): Path<String>,
     JsonBody(v): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryWrite).await?;
     let (draft, state, version) = draft_from(v, Some(&id))?;
     if state.is_some() {
         return Err(ApiError::bad_request("change lifecycle_state with POST /api/v1/assets/{id}/transition"));
@@ -198,14 +192,12 @@ pub async fn transition_asset(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<TransitionBody>,
 ) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryTransition).await?;
     let to: LifecycleState = b.to.parse().map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
     let a = st.store.transition_asset(&id, to, &b.reason, &p.actor()).await?;
     Ok(Json(serde_json::to_value(a).expect("assets serialise")))
 }
 
-pub async fn asset_history(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn asset_history(State(st): State<AppState>, _: Principal, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     st.store.asset(&id).await?;
     Ok(Json(json!({ "events": st.store.lifecycle_history(&id).await? })))
 }
@@ -218,7 +210,6 @@ pub struct ImportQuery {
 }
 
 pub async fn import_assets(State(st): State<AppState>, p: Principal, req: Request) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryWrite).await?;
     let q: ImportQuery = parse_query(req.uri().query())?;
     let bytes = read_body(req, Some("text/csv"), st.settings.max_import_bytes).await?;
     let parsed = invcsv::read_assets_csv(&bytes[..], &invcsv::CsvLimits::default())
@@ -242,8 +233,7 @@ pub async fn import_assets(State(st): State<AppState>, p: Principal, req: Reques
     })))
 }
 
-pub async fn export_assets(State(st): State<AppState>, p: Principal) -> ApiResult<Response> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn export_assets(State(st): State<AppState>, _: Principal) -> ApiResult<Response> {
     let mut out = Vec::new();
     let mut assets = Vec::new();
     let mut after = None;
@@ -264,21 +254,18 @@ pub async fn export_assets(State(st): State<AppState>, p: Principal) -> ApiResul
         .into_response())
 }
 
-pub async fn list_models(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryRead).await?;
+pub async fn list_models(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     let models: Vec<Value> = st.store.list_models().await?.into_iter().map(|(id, m)| json!({ "id": id, "model": m })).collect();
     Ok(Json(json!({ "items": models })))
 }
 
 pub async fn put_model(State(st): State<AppState>, p: Principal, JsonBody(m): JsonBody<DeviceModel>) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::InventoryWrite).await?;
     let m = DeviceModel::new(&m.manufacturer, &m.model, m.device_type, m.capabilities)?;
     let id = st.store.put_model(&m, &p.actor()).await?;
     Ok(Json(json!({ "id": id, "model": m })))
 }
 
-pub async fn list_users(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::UsersManage).await?;
+pub async fn list_users(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     let users: Vec<Value> = st.store.list_users().await?.into_iter().map(|u| {
         let mfa = u.mfa_enrolled();
         let mut v = serde_json::to_value(u).expect("users serialise");
@@ -308,7 +295,6 @@ pub async fn add_user(st: &AppState, p: &Principal, u: &NewUser) -> ApiResult<pu
 }
 
 pub async fn create_user(State(st): State<AppState>, p: Principal, JsonBody(u): JsonBody<NewUser>) -> ApiResult<Response> {
-    p.require(&st, Permission::UsersManage).await?;
     let user = add_user(&st, &p, &u).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
@@ -321,7 +307,6 @@ pub struct UserPatch {
 }
 
 pub async fn patch_user(State(st): State<AppState>, p: Principal, Path(id): Path<i64>, JsonBody(b): JsonBody<UserPatch>) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::UsersManage).await?;
     let cur = st.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
     let role = match b.role {
         Some(r) => r.parse::<Role>().map_err(|e| ApiError::new(ErrorKind::Validation, format!("role: {e}")))?,
@@ -332,13 +317,11 @@ pub async fn patch_user(State(st): State<AppState>, p: Principal, Path(id): Path
 }
 
 pub async fn reset_mfa(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    p.require(&st, Permission::UsersManage).await?;
     st.store.set_totp(id, None, &p.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn get_mfa_policy(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::UsersManage).await?;
+pub async fn get_mfa_policy(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     let m: serde_json::Map<_, _> = st.store.mfa_policy().await?.into_iter().map(|(r, b)| (r.as_str().to_owned(), json!(b))).collect();
     Ok(Json(Value::Object(m)))
 }
@@ -351,14 +334,12 @@ pub struct MfaPolicyBody {
 }
 
 pub async fn put_mfa_policy(State(st): State<AppState>, p: Principal, JsonBody(b): JsonBody<MfaPolicyBody>) -> ApiResult<StatusCode> {
-    p.require(&st, Permission::UsersManage).await?;
     let role: Role = b.role.parse().map_err(|e| ApiError::new(ErrorKind::Validation, format!("role: {e}")))?;
     st.store.set_mfa_required(role, b.required, &p.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_tokens(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::TokensOwn).await?;
     Ok(Json(json!({ "items": st.store.list_api_tokens(Some(p.user.id)).await? })))
 }
 
@@ -402,13 +383,11 @@ pub async fn make_token(st: &AppState, p: &Principal, b: &NewToken) -> ApiResult
 }
 
 pub async fn create_token(State(st): State<AppState>, p: Principal, JsonBody(b): JsonBody<NewToken>) -> ApiResult<Response> {
-    p.require(&st, Permission::TokensOwn).await?;
     let (secret, t) = make_token(&st, &p, &b).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": secret, "info": t, "note": "shown once; store it now" }))).into_response())
 }
 
 pub async fn revoke_token(State(st): State<AppState>, p: Principal, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    p.require(&st, Permission::TokensOwn).await?;
     st.store.revoke_api_token(id, Some(p.user.id), &p.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -445,16 +424,14 @@ impl AuditQuery {
     }
 }
 
-pub async fn list_audit(State(st): State<AppState>, p: Principal, uri: axum::http::Uri) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::AuditRead).await?;
+pub async fn list_audit(State(st): State<AppState>, _: Principal, uri: axum::http::Uri) -> ApiResult<Json<Value>> {
     let q: AuditQuery = parse_query(uri.query())?;
     let items = st.store.audit_list(&q.to_filter()?).await?;
     let next = items.last().map(|r| r.seq).filter(|&s| s > 1);
     Ok(Json(json!({ "items": items, "next_before": next })))
 }
 
-pub async fn verify_audit(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    p.require(&st, Permission::AuditRead).await?;
+pub async fn verify_audit(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     let r = st.store.audit_verify().await?;
     let msg = r.error.as_ref().map(|e| e.to_string());
     let first_bad = r.error.as_ref().map(|e| e.first_bad_seq());

@@ -72,6 +72,42 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
     format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}")
 }
 
+/// Enforces the route table: finds the route's [`Access`](crate::routes::Access)
+/// by method and matched path and refuses callers who lack it. A route
+/// missing from the table is refused for everyone (fail closed), so a new
+/// route cannot go live without a stated permission.
+pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    use crate::routes::{lookup, Access};
+    use axum::response::IntoResponse;
+    let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned()) else {
+        return next.run(req).await;
+    };
+    if matched == crate::API_FALLBACK {
+        return next.run(req).await;
+    }
+    let is_api = matched.starts_with("/api/") || matched == "/metrics";
+    let Some(spec) = lookup(req.method().as_str(), &matched) else {
+        tracing::error!(route = %matched, method = %req.method(), "route is not in the route table; refusing");
+        return ApiError::forbidden("this route has no stated permission").into_response();
+    };
+    if spec.access == Access::Public {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let principal = match Principal::from_request_parts(&mut parts, &st).await {
+        Ok(p) => p,
+        Err(e) if is_api => return e.into_response(),
+        Err(_) => return axum::response::Redirect::to("/login").into_response(),
+    };
+    if let Access::Perm(p) = spec.access {
+        if let Err(e) = principal.require(&st, p).await {
+            return if is_api { e.into_response() } else { crate::ui::forbidden_page(&principal, &e.detail) };
+        }
+    }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
+}
+
 /// How the request authenticated, if at all.
 #[derive(Debug, Clone)]
 pub enum Authn {
@@ -251,6 +287,9 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _st: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
         let source = source_of(&parts.extensions);
         match parts.extensions.get::<Authn>() {
             Some(Authn::Session(s)) if s.stage == SessionStage::Active => Ok(Principal {

@@ -28,7 +28,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The catch-all under `/api/`, answering unknown API paths with a problem.
+pub const API_FALLBACK: &str = "/api/{*rest}";
+
 /// Builds the whole router: API, UI, middleware.
+///
+/// Order of the layers (outermost first): timeout, metrics and security
+/// headers, authentication and CSRF, then per route the authorisation
+/// against the route table.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(api::healthz))
@@ -52,8 +59,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/audit", get(api::list_audit))
         .route("/api/v1/audit/verify", get(api::verify_audit))
-        .route("/api/{*rest}", axum::routing::any(api::api_not_found));
+        .route(API_FALLBACK, axum::routing::any(api::api_not_found));
     api.merge(ui::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))

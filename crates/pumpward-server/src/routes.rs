@@ -95,7 +95,23 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     r("GET", "/audit", Perm(AuditRead), "ui", "Audit log"),
     r("GET", "/account", Authenticated, "ui", "Own account: password, MFA, tokens"),
     b("POST", "/account/password", Authenticated, "ui", "Change own password", "application/x-www-form-urlencoded"),
+    b("POST", "/account/tokens", Perm(TokensOwn), "ui", "Create an own API token (secret shown once)", "application/x-www-form-urlencoded"),
+    b("POST", "/account/tokens/{id}/revoke", Perm(TokensOwn), "ui", "Revoke an own API token", "application/x-www-form-urlencoded"),
+    b("POST", "/users/mfa-policy", Perm(UsersManage), "ui", "Set which roles must use MFA", "application/x-www-form-urlencoded"),
+    r("GET", "/static/pumpward.css", Public, "ui", "The UI's style sheet"),
 ];
+
+/// The table entry for a request, by method and the router's matched path.
+pub fn lookup(method: &str, matched_path: &str) -> Option<&'static RouteSpec> {
+    API_ROUTES
+        .iter()
+        .chain(UI_ROUTES)
+        .find(|r| r.method == method && r.path == matched_path)
+        .or_else(|| {
+            // HEAD is answered by GET handlers.
+            (method == "HEAD").then(|| lookup("GET", matched_path)).flatten()
+        })
+}
 
 /// The OpenAPI 3.1 document for [`API_ROUTES`].
 pub fn openapi() -> serde_json::Value {

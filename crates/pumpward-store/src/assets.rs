@@ -24,6 +24,7 @@ pub struct AssetFilter {
     pub text: Option<String>,
     /// Return assets whose id sorts after this one (the page cursor).
     pub after: Option<String>,
+    /// Page size, at most 500; 0 means 50.
     pub limit: i64,
 }
 
@@ -653,7 +654,8 @@ impl Store {
 
     /// Lists assets in asset-id order, one page at a time.
     pub async fn list_assets(&self, f: &AssetFilter) -> Result<AssetPage> {
-        let limit = f.limit.clamp(1, 500);
+        // A zero (default) limit means the default page size, not one row.
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
         let mut sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
         let mut eq = |col: &str, v: &Option<String>| {

@@ -19,6 +19,7 @@ pub struct AuditFilter {
     pub until: Option<OffsetDateTime>,
     /// Return records older than this sequence number (paging backwards).
     pub before_seq: Option<i64>,
+    /// At most 1000; 0 means 100.
     pub limit: i64,
 }
 

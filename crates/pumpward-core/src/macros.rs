@@ -21,11 +21,13 @@ macro_rules! string_enum {
         impl std::str::FromStr for $name {
             type Err = $crate::inventory::ValueError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.trim() {
+                // Spreadsheets capitalise freely; the stored spelling is lower case.
+                let t = s.trim();
+                match t.to_ascii_lowercase().as_str() {
                     $($text => Ok($name::$variant),)+
-                    other => Err($crate::inventory::ValueError::new(format!(
-                        concat!("{:?} is not a ", $what, " (expected one of: {})"),
-                        other,
+                    _ => Err($crate::inventory::ValueError::new(format!(
+                        concat!("{:?} is not a valid ", $what, " (expected one of: {})"),
+                        t,
                         [$($text),+].join(", ")
                     ))),
                 }

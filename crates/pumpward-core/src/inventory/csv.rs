@@ -947,10 +947,10 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(e.asset_id.as_deref(), Some("PUMP-2"));
         assert_eq!(
             e.message,
-            "kind: \"balloon\" is not a asset kind (expected one of: pump, pump_server, gateway, workstation, other); \
+            "kind: \"balloon\" is not a valid asset kind (expected one of: pump, pump_server, gateway, workstation, other); \
              mac_address: \"zz\" is not a MAC address (aa:bb:cc:dd:ee:ff); \
              ip_address: \"10.0.0.300\" is not an IPv4 or IPv6 address; \
-             lifecycle_state: \"broken\" is not a lifecycle state (expected one of: procured, received, provisioned, \
+             lifecycle_state: \"broken\" is not a valid lifecycle state (expected one of: procured, received, provisioned, \
              in_service, maintenance, quarantined, decommissioned, disposed)"
         );
         assert!(
@@ -990,7 +990,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(e.line, 2);
         assert!(
             e.message
-                .starts_with("lifecycle_state: \"In Service\" is not a lifecycle state"),
+                .starts_with("lifecycle_state: \"In Service\" is not a valid lifecycle state"),
             "{e}"
         );
     }

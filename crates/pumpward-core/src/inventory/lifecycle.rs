@@ -3,10 +3,15 @@
 //! ```text
 //! procured → received → provisioned → in_service ⇄ maintenance
 //!                                     in_service ⇄ quarantined
+//!                                    maintenance → quarantined
 //! any state before decommissioned → decommissioned → disposed
 //! ```
 //!
-//! Only `in_service` assets may connect to the gateway and receive libraries.
+//! Only `in_service` and `maintenance` assets may connect to the gateway
+//! (biomed tests a pump's communication during maintenance); a quarantined
+//! pump is off the network until someone returns it to service. A pump in
+//! maintenance can be quarantined directly, so that a detection response
+//! never has to pass through `in_service`.
 //! `disposed` is final: a disposed pump's record is kept for the audit only.
 
 string_enum!(
@@ -41,7 +46,7 @@ impl LifecycleState {
             Received => &[Provisioned, Decommissioned],
             Provisioned => &[InService, Decommissioned],
             InService => &[Maintenance, Quarantined, Decommissioned],
-            Maintenance => &[InService, Decommissioned],
+            Maintenance => &[InService, Quarantined, Decommissioned],
             Quarantined => &[InService, Decommissioned],
             Decommissioned => &[Disposed],
             Disposed => &[],
@@ -113,6 +118,7 @@ mod tests {
                     | (Provisioned, InService)
                     | (InService, Maintenance)
                     | (Maintenance, InService)
+                    | (Maintenance, Quarantined)
                     | (InService, Quarantined)
                     | (Quarantined, InService)
                     | (Decommissioned, Disposed)

@@ -408,7 +408,9 @@ pub fn optional_text(s: Option<&str>, max: usize) -> Result<Option<String>, Valu
 }
 
 fn optional_text_multiline(s: Option<&str>, max: usize) -> Result<Option<String>, ValueError> {
-    let Some(s) = non_empty(s) else {
+    // Browsers send textarea line breaks as CRLF; store LF only.
+    let normalised = s.map(|s| s.replace("\r\n", "\n"));
+    let Some(s) = non_empty(normalised.as_deref()) else {
         return Ok(None);
     };
     if s.chars().count() > max {

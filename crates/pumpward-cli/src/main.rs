@@ -10,7 +10,6 @@ use config::Settings;
 use indicatif::{ProgressBar, ProgressStyle};
 use pumpward_core::access::{password, validate_username, Role};
 use pumpward_core::inventory::csv::{self as invcsv, CsvLimits, ExportRow};
-use pumpward_server::state::ServerSettings;
 use pumpward_store::{Actor, AssetFilter, Store};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -189,7 +188,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             serve(&s, listen, store).await?;
         }
         Command::Demo { listen, seed } => {
-            let dir = demo_dir(&cli, &s)?;
+            let dir = demo_dir(&cli)?;
             let s = Settings { data_dir: dir, database_url: None, ..s };
             let store = open(&s).await?;
             load_demo(&store, seed).await?;
@@ -214,9 +213,8 @@ async fn serve(s: &Settings, listen: Option<std::net::SocketAddr>, store: Store)
 
 /// The demo always starts fresh: it uses `./pumpward-demo` (or --data-dir)
 /// and recreates it, but only if it is empty or was made by an earlier demo.
-fn demo_dir(cli: &Cli, s: &Settings) -> Result<PathBuf> {
+fn demo_dir(cli: &Cli) -> Result<PathBuf> {
     let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("pumpward-demo"));
-    let _ = s;
     let marker = dir.join(".pumpward-demo");
     if dir.exists() {
         let empty = std::fs::read_dir(&dir)?.next().is_none();
@@ -432,10 +430,14 @@ async fn audit(s: &Settings, c: AuditCmd) -> Result<i32> {
     };
     match &report.error {
         None => {
-            let msg = format!("audit chain intact: {} records, head {} ({})", report.records, report.head.seq, &report.head.hash[..16]);
-            if dest.is_some() || std::io::stdout().is_terminal() || true {
-                eprintln!("{msg}");
-            }
+            // On stderr, so that `audit export` can stream records on stdout.
+            eprintln!(
+                "audit chain intact: {} records, head {} ({}…){}",
+                report.records,
+                report.head.seq,
+                &report.head.hash[..16],
+                dest.map(|d| format!(", written to {}", d.display())).unwrap_or_default()
+            );
             Ok(0)
         }
         Some(e) => {

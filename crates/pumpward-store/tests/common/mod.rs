@@ -57,12 +57,12 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    let f = crate::common::sqlite().await;
+                    let f = $crate::common::sqlite().await;
                     super::$name(&f.store).await;
                 }
                 #[tokio::test]
                 async fn postgres() {
-                    if let Some(f) = crate::common::postgres().await {
+                    if let Some(f) = $crate::common::postgres().await {
                         super::$name(&f.store).await;
                         f.store.close().await;
                     }

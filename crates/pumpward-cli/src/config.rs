@@ -35,33 +35,53 @@ impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings> {
         let file: FileConfig = match &cli.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read the config file {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the config file {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?
             }
             None => FileConfig::default(),
         };
         let mut server = ServerSettings::default();
         if let Some(m) = file.session_idle_minutes {
-            anyhow::ensure!((1..=24 * 60).contains(&m), "session_idle_minutes must be between 1 and 1440");
+            anyhow::ensure!(
+                (1..=24 * 60).contains(&m),
+                "session_idle_minutes must be between 1 and 1440"
+            );
             server.session_idle = time::Duration::minutes(m);
         }
         if let Some(h) = file.session_absolute_hours {
-            anyhow::ensure!((1..=72).contains(&h), "session_absolute_hours must be between 1 and 72");
+            anyhow::ensure!(
+                (1..=72).contains(&h),
+                "session_absolute_hours must be between 1 and 72"
+            );
             server.session_absolute = time::Duration::hours(h);
         }
         if let Some(n) = file.login_max_failures {
-            anyhow::ensure!((1..=100).contains(&n), "login_max_failures must be between 1 and 100");
+            anyhow::ensure!(
+                (1..=100).contains(&n),
+                "login_max_failures must be between 1 and 100"
+            );
             server.throttle.max_failures = n;
         }
         if let Some(m) = file.login_lockout_minutes {
-            anyhow::ensure!((1..=24 * 60).contains(&m), "login_lockout_minutes must be between 1 and 1440");
+            anyhow::ensure!(
+                (1..=24 * 60).contains(&m),
+                "login_lockout_minutes must be between 1 and 1440"
+            );
             server.throttle.lockout = time::Duration::minutes(m);
         }
         Ok(Settings {
-            data_dir: cli.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("pumpward-data")),
+            data_dir: cli
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("pumpward-data")),
             database_url: cli.database_url.clone().or(file.database_url),
             listen: file.listen,
-            log_format: cli.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: cli
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             server,
         })
     }

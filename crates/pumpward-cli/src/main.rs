@@ -15,7 +15,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "pumpward", version, about = "Security for a hospital's fleet of wireless infusion pumps (NIST SP 1800-8)")]
+#[command(
+    name = "pumpward",
+    version,
+    about = "Security for a hospital's fleet of wireless infusion pumps (NIST SP 1800-8)"
+)]
 pub struct Cli {
     /// Data directory: the SQLite store, TLS material.
     #[arg(long, global = true, env = "PUMPWARD_DATA_DIR", value_name = "DIR")]
@@ -24,7 +28,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "PUMPWARD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Use PostgreSQL at this URL instead of SQLite in the data directory.
-    #[arg(long, global = true, env = "PUMPWARD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PUMPWARD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "PUMPWARD_LOG_FORMAT", value_enum)]
@@ -145,7 +155,10 @@ fn main() {
         Err(e) => fail(&e),
     };
     init_logging(&cli, &settings);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run(cli, settings)) {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(&e),
@@ -167,9 +180,16 @@ fn fail(e: &anyhow::Error) -> ! {
 }
 
 fn init_logging(cli: &Cli, s: &Settings) {
-    let default = if matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let default = if matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if s.log_format == LogFormat::Json {
         b.json().init();
     } else {
@@ -189,7 +209,11 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         }
         Command::Demo { listen, seed } => {
             let dir = demo_dir(&cli)?;
-            let s = Settings { data_dir: dir, database_url: None, ..s };
+            let s = Settings {
+                data_dir: dir,
+                database_url: None,
+                ..s
+            };
             let store = open(&s).await?;
             load_demo(&store, seed).await?;
             serve(&s, listen, store).await?;
@@ -205,7 +229,9 @@ async fn serve(s: &Settings, listen: Option<std::net::SocketAddr>, store: Store)
     let opts = pumpward_server::ServeOptions {
         data_dir: s.data_dir.clone(),
         database_url: s.database_url.clone(),
-        listen: listen.or(s.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
+        listen: listen
+            .or(s.listen)
+            .unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
         settings: s.server.clone(),
     };
     pumpward_server::run(opts, store).await
@@ -214,23 +240,36 @@ async fn serve(s: &Settings, listen: Option<std::net::SocketAddr>, store: Store)
 /// The demo always starts fresh: it uses `./pumpward-demo` (or --data-dir)
 /// and recreates it, but only if it is empty or was made by an earlier demo.
 fn demo_dir(cli: &Cli) -> Result<PathBuf> {
-    let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("pumpward-demo"));
+    let dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("pumpward-demo"));
     let marker = dir.join(".pumpward-demo");
     if dir.exists() {
         let empty = std::fs::read_dir(&dir)?.next().is_none();
         if !empty && !marker.exists() {
-            bail!("{} exists and was not made by `pumpward demo`; choose another --data-dir", dir.display());
+            bail!(
+                "{} exists and was not made by `pumpward demo`; choose another --data-dir",
+                dir.display()
+            );
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the old demo in {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the old demo in {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(&marker, "This directory was made by `pumpward demo` and is recreated at every demo start.\n")?;
+    std::fs::write(
+        &marker,
+        "This directory was made by `pumpward demo` and is recreated at every demo start.\n",
+    )?;
     Ok(dir)
 }
 
 async fn load_demo(store: &Store, seed: u64) -> Result<()> {
     let h = pumpward_core::demo::sample_hospital(seed);
-    let actor = Actor { id: "system:demo".into(), source: None };
+    let actor = Actor {
+        id: "system:demo".into(),
+        source: None,
+    };
     for m in &h.models {
         store.put_model(m, &actor).await?;
     }
@@ -238,7 +277,11 @@ async fn load_demo(store: &Store, seed: u64) -> Result<()> {
         .assets
         .iter()
         .enumerate()
-        .map(|(i, a)| invcsv::ImportRow { line: i as u64 + 1, spec: a.spec.clone(), lifecycle_state: Some(a.lifecycle_state) })
+        .map(|(i, a)| invcsv::ImportRow {
+            line: i as u64 + 1,
+            spec: a.spec.clone(),
+            lifecycle_state: Some(a.lifecycle_state),
+        })
         .collect();
     let sum = store.import_assets(&rows, false, &actor).await?;
     if !sum.refused.is_empty() {
@@ -247,17 +290,29 @@ async fn load_demo(store: &Store, seed: u64) -> Result<()> {
     let now = time::OffsetDateTime::now_utc();
     for a in &h.assets {
         if let Some(secs) = a.last_seen_secs_ago {
-            store.touch_asset(a.spec.asset_id.as_str(), now - time::Duration::seconds(secs.into())).await?;
+            store
+                .touch_asset(
+                    a.spec.asset_id.as_str(),
+                    now - time::Duration::seconds(secs.into()),
+                )
+                .await?;
         }
     }
-    println!("{}: loaded {} assets ({} pumps) of {} models. Sample data, not for clinical use.", h.name, h.assets.len(), h.pumps().count(), h.models.len());
+    println!(
+        "{}: loaded {} assets ({} pumps) of {} models. Sample data, not for clinical use.",
+        h.name,
+        h.assets.len(),
+        h.pumps().count(),
+        h.models.len()
+    );
     Ok(())
 }
 
 async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
     match c {
         InventoryCmd::Import { file, skip_invalid } => {
-            let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let bar = progress(len, "reading");
             let parsed = invcsv::read_assets_csv(bar.wrap_read(f), &CsvLimits::default())
@@ -271,7 +326,9 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
                 return Ok(1);
             }
             let store = open(s).await?;
-            let sum = store.import_assets(&parsed.rows, skip_invalid, &Actor::cli()).await?;
+            let sum = store
+                .import_assets(&parsed.rows, skip_invalid, &Actor::cli())
+                .await?;
             for (line, id, why) in &sum.refused {
                 eprintln!("{}: line {line} (asset {id}): {why}", file.display());
             }
@@ -286,30 +343,54 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
                 sum.unchanged,
                 parsed.errors.len() + sum.refused.len()
             );
-            Ok(if parsed.errors.is_empty() && sum.refused.is_empty() { 0 } else { 1 })
+            Ok(if parsed.errors.is_empty() && sum.refused.is_empty() {
+                0
+            } else {
+                1
+            })
         }
         InventoryCmd::Export { output } => {
             let store = open(s).await?;
             let assets = all_assets(&store, AssetFilter::default()).await?;
             let mut w: Box<dyn Write> = match &output {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            invcsv::write_assets_csv(&mut w, assets.iter().map(|a| ExportRow { spec: &a.spec, lifecycle_state: a.lifecycle_state }))?;
+            invcsv::write_assets_csv(
+                &mut w,
+                assets.iter().map(|a| ExportRow {
+                    spec: &a.spec,
+                    lifecycle_state: a.lifecycle_state,
+                }),
+            )?;
             w.flush()?;
             if let Some(p) = output {
                 eprintln!("exported {} assets to {}", assets.len(), p.display());
             }
             Ok(0)
         }
-        InventoryCmd::List { format, manufacturer, model, care_area, zone, state, search } => {
+        InventoryCmd::List {
+            format,
+            manufacturer,
+            model,
+            care_area,
+            zone,
+            state,
+            search,
+        } => {
             let store = open(s).await?;
             let filter = AssetFilter {
                 manufacturer,
                 model,
                 care_area,
                 zone,
-                state: state.map(|s| s.parse()).transpose().map_err(|e| anyhow::anyhow!("--state: {e}"))?,
+                state: state
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--state: {e}"))?,
                 text: search,
                 ..Default::default()
             };
@@ -317,9 +398,19 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match format {
                 ListFormat::Json => serde_json::to_writer_pretty(&mut out, &assets)?,
-                ListFormat::Csv => invcsv::write_assets_csv(&mut out, assets.iter().map(|a| ExportRow { spec: &a.spec, lifecycle_state: a.lifecycle_state }))?,
+                ListFormat::Csv => invcsv::write_assets_csv(
+                    &mut out,
+                    assets.iter().map(|a| ExportRow {
+                        spec: &a.spec,
+                        lifecycle_state: a.lifecycle_state,
+                    }),
+                )?,
                 ListFormat::Table => {
-                    writeln!(out, "{:<14} {:<16} {:<24} {:<12} {:<20} {:<14}", "ASSET", "MANUFACTURER", "MODEL", "FIRMWARE", "CARE AREA", "STATE")?;
+                    writeln!(
+                        out,
+                        "{:<14} {:<16} {:<24} {:<12} {:<20} {:<14}",
+                        "ASSET", "MANUFACTURER", "MODEL", "FIRMWARE", "CARE AREA", "STATE"
+                    )?;
                     for a in &assets {
                         let s = &a.spec;
                         writeln!(
@@ -350,7 +441,10 @@ fn trunc(s: &str, n: usize) -> String {
     }
 }
 
-async fn all_assets(store: &Store, mut f: AssetFilter) -> Result<Vec<pumpward_core::inventory::Asset>> {
+async fn all_assets(
+    store: &Store,
+    mut f: AssetFilter,
+) -> Result<Vec<pumpward_core::inventory::Asset>> {
     f.limit = 500;
     let mut out = Vec::new();
     loop {
@@ -368,23 +462,50 @@ fn progress(len: u64, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(len);
-    b.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})").expect("valid template"));
+    b.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+            .expect("valid template"),
+    );
     b.set_message(what.to_owned());
     b
 }
 
 async fn user(s: &Settings, c: UserCmd) -> Result<i32> {
     match c {
-        UserCmd::Add { username, role, display_name, password_stdin } => {
+        UserCmd::Add {
+            username,
+            role,
+            display_name,
+            password_stdin,
+        } => {
             debug_assert!(password_stdin);
-            let username = validate_username(&username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+            let username =
+                validate_username(&username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
             let mut pw = String::new();
-            std::io::stdin().lock().take(4096).read_to_string(&mut pw).context("reading the password from standard input")?;
-            let pw = pw.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&pw).to_owned();
-            password::check_new_password(&pw, &username).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+            std::io::stdin()
+                .lock()
+                .take(4096)
+                .read_to_string(&mut pw)
+                .context("reading the password from standard input")?;
+            let pw = pw
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&pw)
+                .to_owned();
+            password::check_new_password(&pw, &username)
+                .map_err(|e| anyhow::anyhow!("password: {e}"))?;
             let store = open(s).await?;
             let display = display_name.unwrap_or_else(|| username.clone());
-            let u = store.create_user(&username, &display, role, &password::hash_password(&pw), false, &Actor::cli()).await?;
+            let u = store
+                .create_user(
+                    &username,
+                    &display,
+                    role,
+                    &password::hash_password(&pw),
+                    false,
+                    &Actor::cli(),
+                )
+                .await?;
             println!("created user {} with role {}", u.username, u.role);
             if store.mfa_required(role).await? {
                 println!("the {role} role requires MFA: they will enrol a TOTP authenticator at first login");
@@ -394,7 +515,13 @@ async fn user(s: &Settings, c: UserCmd) -> Result<i32> {
         UserCmd::List => {
             let store = open(s).await?;
             for u in store.list_users().await? {
-                println!("{:<24} {:<12} {}{}", u.username, u.role, if u.mfa_enrolled() { "mfa" } else { "-" }, if u.disabled { " disabled" } else { "" });
+                println!(
+                    "{:<24} {:<12} {}{}",
+                    u.username,
+                    u.role,
+                    if u.mfa_enrolled() { "mfa" } else { "-" },
+                    if u.disabled { " disabled" } else { "" }
+                );
             }
             Ok(0)
         }
@@ -407,23 +534,33 @@ async fn audit(s: &Settings, c: AuditCmd) -> Result<i32> {
         AuditCmd::Verify => {
             let head = store.audit_head().await?;
             let bar = progress(head.seq as u64, "verifying");
-            bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}").expect("valid template"));
-            let r = store.audit_walk(|_| {
-                bar.inc(1);
-                Ok(())
-            }).await?;
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}")
+                    .expect("valid template"),
+            );
+            let r = store
+                .audit_walk(|_| {
+                    bar.inc(1);
+                    Ok(())
+                })
+                .await?;
             bar.finish_and_clear();
             (r, None)
         }
         AuditCmd::Export { output } => {
             let mut w: Box<dyn Write> = match &output {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let r = store.audit_walk(|rec| {
-                serde_json::to_writer(&mut w, rec)?;
-                w.write_all(b"\n")
-            }).await?;
+            let r = store
+                .audit_walk(|rec| {
+                    serde_json::to_writer(&mut w, rec)?;
+                    w.write_all(b"\n")
+                })
+                .await?;
             w.flush()?;
             (r, output)
         }
@@ -436,7 +573,8 @@ async fn audit(s: &Settings, c: AuditCmd) -> Result<i32> {
                 report.records,
                 report.head.seq,
                 &report.head.hash[..16],
-                dest.map(|d| format!(", written to {}", d.display())).unwrap_or_default()
+                dest.map(|d| format!(", written to {}", d.display()))
+                    .unwrap_or_default()
             );
             Ok(0)
         }

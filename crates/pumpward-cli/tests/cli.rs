@@ -39,7 +39,10 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn help_lists_every_subcommand() {
-    let o = Command::new(env!("CARGO_BIN_EXE_pumpward")).arg("--help").output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let help = out(&o);
     for sub in ["serve", "demo", "inventory", "user", "audit"] {
@@ -57,7 +60,10 @@ fn help_lists_every_subcommand() {
         &["audit", "verify", "--help"],
         &["audit", "export", "--help"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_pumpward")).args(args).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_pumpward"))
+            .args(args)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{args:?}: {}", err(&o));
         assert!(out(&o).contains("Usage:"), "{args:?}");
     }
@@ -70,27 +76,63 @@ fn inventory_import_is_idempotent_and_export_round_trips() {
     let f = write(t.path(), "fleet.csv", GOOD.as_bytes());
     let o = pumpward(&data, &["inventory", "import", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o).trim(), "created 5, updated 0, unchanged 0, skipped 0");
+    assert_eq!(
+        out(&o).trim(),
+        "created 5, updated 0, unchanged 0, skipped 0"
+    );
     let o = pumpward(&data, &["inventory", "import", f.to_str().unwrap()]);
-    assert_eq!(out(&o).trim(), "created 0, updated 0, unchanged 5, skipped 0");
+    assert_eq!(
+        out(&o).trim(),
+        "created 0, updated 0, unchanged 5, skipped 0"
+    );
 
     let exported = t.path().join("export.csv");
-    let o = pumpward(&data, &["inventory", "export", "-o", exported.to_str().unwrap()]);
+    let o = pumpward(
+        &data,
+        &["inventory", "export", "-o", exported.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", err(&o));
     let o = pumpward(&data, &["inventory", "import", exported.to_str().unwrap()]);
-    assert_eq!(out(&o).trim(), "created 0, updated 0, unchanged 5, skipped 0");
+    assert_eq!(
+        out(&o).trim(),
+        "created 0, updated 0, unchanged 5, skipped 0"
+    );
 
-    let o = pumpward(&data, &["inventory", "list", "--format", "json", "--care-area", "NICU"]);
+    let o = pumpward(
+        &data,
+        &[
+            "inventory",
+            "list",
+            "--format",
+            "json",
+            "--care-area",
+            "NICU",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["asset_id"], "PUMP-2");
     let o = pumpward(&data, &["inventory", "list"]);
     assert!(out(&o).contains("5 assets"), "{}", out(&o));
-    let o = pumpward(&data, &["inventory", "list", "--format", "csv", "--state", "maintenance"]);
+    let o = pumpward(
+        &data,
+        &[
+            "inventory",
+            "list",
+            "--format",
+            "csv",
+            "--state",
+            "maintenance",
+        ],
+    );
     assert_eq!(out(&o).lines().count(), 2);
     let o = pumpward(&data, &["inventory", "list", "--state", "lost"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("not a valid lifecycle state"), "{}", err(&o));
+    assert!(
+        err(&o).contains("not a valid lifecycle state"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -98,33 +140,88 @@ fn bad_csv_files_are_refused_and_change_nothing() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let f = write(t.path(), "fleet.csv", GOOD.as_bytes());
-    assert!(pumpward(&data, &["inventory", "import", f.to_str().unwrap()]).status.success());
+    assert!(
+        pumpward(&data, &["inventory", "import", f.to_str().unwrap()])
+            .status
+            .success()
+    );
     let snapshot = || out(&pumpward(&data, &["inventory", "export"]));
     let before = snapshot();
     let head = "asset_id,manufacturer,model,serial_number,firmware_version";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("wrong columns", b"id,maker\nP,BD\n".to_vec(), "unknown column \"id\""),
-        ("missing column", b"asset_id,manufacturer\nP,BD\n".to_vec(), "model"),
-        ("unknown column", format!("{head},colour\nP-9,BD,M,S9,1,red\n").into_bytes(), "colour"),
-        ("bad MAC", format!("{head},mac_address\nP-9,BD,M,S9,1,02:00:00:00:00:01\nP-10,BD,M,S10,1,zz:zz\n").into_bytes(), "line 3"),
-        ("bad IP", format!("{head},ip_address\nP-9,BD,M,S9,1,10.0.0.256\n").into_bytes(), "line 2"),
-        ("unknown state", format!("{head},lifecycle_state\nP-9,BD,M,S9,1,lost\n").into_bytes(), "lifecycle_state"),
-        ("duplicate id", format!("{head}\nP-9,BD,M,S9,1\nP-9,BD,M,S10,1\n").into_bytes(), "line 2"),
-        ("non-UTF-8", [format!("{head}\nP-9,BD,M,S9,").into_bytes(), vec![0xff, 0xfe, b'\n']].concat(), "line 2"),
-        ("MAC of another asset", format!("{head},mac_address\nP-9,BD,M,S9,1,02:00:00:00:00:01\n").into_bytes(), "PUMP-1"),
-        ("illegal transition", format!("{head},lifecycle_state\nPUMP-1,BD,Alaris 8015 PC Unit,S1,9.33.1,procured\n").into_bytes(), "cannot go from in_service"),
+        (
+            "wrong columns",
+            b"id,maker\nP,BD\n".to_vec(),
+            "unknown column \"id\"",
+        ),
+        (
+            "missing column",
+            b"asset_id,manufacturer\nP,BD\n".to_vec(),
+            "model",
+        ),
+        (
+            "unknown column",
+            format!("{head},colour\nP-9,BD,M,S9,1,red\n").into_bytes(),
+            "colour",
+        ),
+        (
+            "bad MAC",
+            format!("{head},mac_address\nP-9,BD,M,S9,1,02:00:00:00:00:01\nP-10,BD,M,S10,1,zz:zz\n")
+                .into_bytes(),
+            "line 3",
+        ),
+        (
+            "bad IP",
+            format!("{head},ip_address\nP-9,BD,M,S9,1,10.0.0.256\n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "unknown state",
+            format!("{head},lifecycle_state\nP-9,BD,M,S9,1,lost\n").into_bytes(),
+            "lifecycle_state",
+        ),
+        (
+            "duplicate id",
+            format!("{head}\nP-9,BD,M,S9,1\nP-9,BD,M,S10,1\n").into_bytes(),
+            "line 2",
+        ),
+        (
+            "non-UTF-8",
+            [
+                format!("{head}\nP-9,BD,M,S9,").into_bytes(),
+                vec![0xff, 0xfe, b'\n'],
+            ]
+            .concat(),
+            "line 2",
+        ),
+        (
+            "MAC of another asset",
+            format!("{head},mac_address\nP-9,BD,M,S9,1,02:00:00:00:00:01\n").into_bytes(),
+            "PUMP-1",
+        ),
+        (
+            "illegal transition",
+            format!("{head},lifecycle_state\nPUMP-1,BD,Alaris 8015 PC Unit,S1,9.33.1,procured\n")
+                .into_bytes(),
+            "cannot go from in_service",
+        ),
     ];
     for (what, bytes, needle) in cases {
         let f = write(t.path(), "bad.csv", &bytes);
         let o = pumpward(&data, &["inventory", "import", f.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1), "{what}: {}", err(&o));
-        assert!(err(&o).contains(needle), "{what}: stderr lacks {needle:?}: {}", err(&o));
+        assert!(
+            err(&o).contains(needle),
+            "{what}: stderr lacks {needle:?}: {}",
+            err(&o)
+        );
         assert_eq!(snapshot(), before, "{what} changed the store");
     }
     // A 1 GiB line (a sparse file: no disk is used) is refused after a few KiB.
     let big = t.path().join("huge.csv");
     let mut fh = std::fs::File::create(&big).unwrap();
-    fh.write_all(format!("{head}\nP-9,BD,M,S9,").as_bytes()).unwrap();
+    fh.write_all(format!("{head}\nP-9,BD,M,S9,").as_bytes())
+        .unwrap();
     fh.set_len(1 << 30).unwrap();
     let start = Instant::now();
     let o = pumpward(&data, &["inventory", "import", big.to_str().unwrap()]);
@@ -134,10 +231,24 @@ fn bad_csv_files_are_refused_and_change_nothing() {
     assert_eq!(snapshot(), before);
 
     // With --skip-invalid, the good rows of a mixed file land.
-    let f = write(t.path(), "mixed.csv", format!("{head},mac_address\nP-9,BD,M,S9,1,\nP-10,BD,M,S10,1,zz\n").as_bytes());
-    let o = pumpward(&data, &["inventory", "import", "--skip-invalid", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "a partial import still reports failure");
-    assert_eq!(out(&o).trim(), "created 1, updated 0, unchanged 0, skipped 1");
+    let f = write(
+        t.path(),
+        "mixed.csv",
+        format!("{head},mac_address\nP-9,BD,M,S9,1,\nP-10,BD,M,S10,1,zz\n").as_bytes(),
+    );
+    let o = pumpward(
+        &data,
+        &["inventory", "import", "--skip-invalid", f.to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a partial import still reports failure"
+    );
+    assert_eq!(
+        out(&o).trim(),
+        "created 1, updated 0, unchanged 0, skipped 1"
+    );
 }
 
 #[test]
@@ -147,13 +258,25 @@ fn user_add_checks_the_password() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pumpward"))
             .arg("--data-dir")
             .arg(t.path())
-            .args(["user", "add", "--username", name, "--role", role, "--password-stdin"])
+            .args([
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{pw}\n").as_bytes())
+            .unwrap();
         c.wait_with_output().unwrap()
     };
     let o = add("ada", "admin", "password123");
@@ -175,21 +298,35 @@ fn user_add_checks_the_password() {
 async fn audit_verify_names_the_first_tampered_record() {
     let t = tempfile::tempdir().unwrap();
     let f = write(t.path(), "fleet.csv", GOOD.as_bytes());
-    assert!(pumpward(t.path(), &["inventory", "import", f.to_str().unwrap()]).status.success());
+    assert!(
+        pumpward(t.path(), &["inventory", "import", f.to_str().unwrap()])
+            .status
+            .success()
+    );
     let o = pumpward(t.path(), &["audit", "verify"]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(err(&o).contains("audit chain intact"), "{}", err(&o));
     let o = pumpward(t.path(), &["audit", "export"]);
-    let lines: Vec<serde_json::Value> = out(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(lines.len() >= 6);
     assert_eq!(lines[0]["seq"], 1);
 
     let store = pumpward_store::Store::open_sqlite(t.path()).await.unwrap();
-    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 3").execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 3")
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
     store.close().await;
     let o = pumpward(t.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("AUDIT CHAIN BROKEN at record 3"), "{}", err(&o));
+    assert!(
+        err(&o).contains("AUDIT CHAIN BROKEN at record 3"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -202,13 +339,24 @@ fn a_store_that_cannot_be_opened_gives_one_clear_line() {
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.starts_with("error: cannot open the store at"), "{e}");
 
-    let o = pumpward(t.path(), &["--database-url", "postgres://pw:secret@127.0.0.1:1/none", "inventory", "list"]);
+    let o = pumpward(
+        t.path(),
+        &[
+            "--database-url",
+            "postgres://pw:secret@127.0.0.1:1/none",
+            "inventory",
+            "list",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let e = err(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("postgres://pw:***@127.0.0.1:1/none"), "{e}");
     assert!(!e.contains("secret"));
-    let o = pumpward(t.path(), &["--database-url", "mysql://x", "inventory", "list"]);
+    let o = pumpward(
+        t.path(),
+        &["--database-url", "mysql://x", "inventory", "list"],
+    );
     assert!(err(&o).contains("only postgres:// URLs"), "{}", err(&o));
 }
 
@@ -217,11 +365,19 @@ fn config_file_env_and_flags_layer_in_that_order() {
     let t = tempfile::tempdir().unwrap();
     let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
     let f = write(t.path(), "fleet.csv", GOOD.as_bytes());
-    assert!(pumpward(&b, &["inventory", "import", f.to_str().unwrap()]).status.success());
-    let cfg = write(t.path(), "pumpward.toml", format!("data_dir = {:?}\n", a.to_str().unwrap()).as_bytes());
+    assert!(pumpward(&b, &["inventory", "import", f.to_str().unwrap()])
+        .status
+        .success());
+    let cfg = write(
+        t.path(),
+        "pumpward.toml",
+        format!("data_dir = {:?}\n", a.to_str().unwrap()).as_bytes(),
+    );
     let run = |env_dir: Option<&Path>, flag_dir: Option<&Path>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pumpward"));
-        cmd.arg("--config").arg(&cfg).env_remove("PUMPWARD_DATA_DIR");
+        cmd.arg("--config")
+            .arg(&cfg)
+            .env_remove("PUMPWARD_DATA_DIR");
         if let Some(d) = env_dir {
             cmd.env("PUMPWARD_DATA_DIR", d);
         }
@@ -230,17 +386,39 @@ fn config_file_env_and_flags_layer_in_that_order() {
         }
         out(&cmd.args(["inventory", "list"]).output().unwrap())
     };
-    assert!(run(None, None).contains("0 assets"), "the file's data_dir (empty) is used");
-    assert!(run(Some(&b), None).contains("5 assets"), "the environment overrides the file");
-    assert!(run(Some(&b), Some(&c)).contains("0 assets"), "the flag overrides the environment");
-    let bad = write(t.path(), "bad.toml", b"data_dir = \"x\"\ncolour = \"red\"\n");
-    let o = Command::new(env!("CARGO_BIN_EXE_pumpward")).arg("--config").arg(&bad).args(["inventory", "list"]).output().unwrap();
+    assert!(
+        run(None, None).contains("0 assets"),
+        "the file's data_dir (empty) is used"
+    );
+    assert!(
+        run(Some(&b), None).contains("5 assets"),
+        "the environment overrides the file"
+    );
+    assert!(
+        run(Some(&b), Some(&c)).contains("0 assets"),
+        "the flag overrides the environment"
+    );
+    let bad = write(
+        t.path(),
+        "bad.toml",
+        b"data_dir = \"x\"\ncolour = \"red\"\n",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .arg("--config")
+        .arg(&bad)
+        .args(["inventory", "list"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("colour"), "{}", err(&o));
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn client(data: &Path) -> reqwest::Client {
@@ -275,7 +453,14 @@ async fn sigkill_loses_no_acknowledged_write_and_restart_is_clean() {
     {
         let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
         let u = store
-            .create_user("bea", "Bea", Role::Biomed, &password::hash_password("Tricycle-Harbour-Lantern-42"), false, &pumpward_store::Actor::cli())
+            .create_user(
+                "bea",
+                "Bea",
+                Role::Biomed,
+                &password::hash_password("Tricycle-Harbour-Lantern-42"),
+                false,
+                &pumpward_store::Actor::cli(),
+            )
             .await
             .unwrap();
         store
@@ -322,7 +507,10 @@ async fn sigkill_loses_no_acknowledged_write_and_restart_is_clean() {
 
     let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
     for id in &acked {
-        assert!(store.asset(id).await.is_ok(), "{id} was acknowledged but lost");
+        assert!(
+            store.asset(id).await.is_ok(),
+            "{id} was acknowledged but lost"
+        );
     }
     assert!(store.audit_verify().await.unwrap().error.is_none());
     store.close().await;
@@ -337,10 +525,19 @@ async fn sigkill_loses_no_acknowledged_write_and_restart_is_clean() {
         .spawn()
         .unwrap();
     wait_healthy(&data, &base).await;
-    let r = client(&data).get(format!("{base}/api/v1/assets?limit=100")).bearer_auth(secret).send().await.unwrap();
+    let r = client(&data)
+        .get(format!("{base}/api/v1/assets?limit=100"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 25);
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "graceful shutdown exits 0");
     assert!(out(&o).contains("Pumpward stopped."), "{}", out(&o));
@@ -381,9 +578,15 @@ async fn tls_refuses_old_protocols() {
     };
     assert!(probe("-tls1_3").contains("TLSv1.3"));
     let t12 = probe("-tls1_2");
-    assert!(t12.contains("ECDHE") && t12.contains("GCM") || t12.contains("CHACHA20"), "{t12}");
+    assert!(
+        t12.contains("ECDHE") && t12.contains("GCM") || t12.contains("CHACHA20"),
+        "{t12}"
+    );
     let t11 = probe("-tls1_1");
-    assert!(!t11.contains("Cipher is ECDHE") && !t11.contains("TLSv1.1, Cipher"), "TLS 1.1 must fail: {t11}");
+    assert!(
+        !t11.contains("Cipher is ECDHE") && !t11.contains("TLSv1.1, Cipher"),
+        "TLS 1.1 must fail: {t11}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -54,7 +54,10 @@ pub fn token_hash(token: &str) -> String {
 /// Compares secrets without an early exit.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -79,7 +82,11 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> String {
 pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
     use crate::routes::{lookup, Access};
     use axum::response::IntoResponse;
-    let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned()) else {
+    let Some(matched) = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
         return next.run(req).await;
     };
     if matched == crate::API_FALLBACK {
@@ -101,7 +108,11 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
     };
     if let Access::Perm(p) = spec.access {
         if let Err(e) = principal.require(&st, p).await {
-            return if is_api { e.into_response() } else { crate::ui::forbidden_page(&principal, &e.detail) };
+            return if is_api {
+                e.into_response()
+            } else {
+                crate::ui::forbidden_page(&principal, &e.detail)
+            };
         }
     }
     parts.extensions.insert(principal);
@@ -166,9 +177,11 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
             Authn::Session(s) => Some(s.csrf_token.clone()),
             _ => cookie(&headers, PRELOGIN_COOKIE).map(str::to_owned),
         };
-        let has_cookie = cookie(&headers, SESSION_COOKIE).is_some() || cookie(&headers, PRELOGIN_COOKIE).is_some();
+        let has_cookie = cookie(&headers, SESSION_COOKIE).is_some()
+            || cookie(&headers, PRELOGIN_COOKIE).is_some();
         if has_cookie {
-            let (ok, rebuilt) = check_csrf(req, expected.as_deref(), st.settings.max_body_bytes).await;
+            let (ok, rebuilt) =
+                check_csrf(req, expected.as_deref(), st.settings.max_body_bytes).await;
             match (ok, rebuilt) {
                 (true, Some(r)) => req = r,
                 _ => {
@@ -191,7 +204,9 @@ fn session_live(st: &AppState, s: &Session, now: OffsetDateTime) -> bool {
 /// Checks the CSRF token of a cookie-authenticated request, reading a form
 /// body if the header is absent; returns the request rebuilt with its body.
 async fn check_csrf(req: Request, expected: Option<&str>, limit: usize) -> (bool, Option<Request>) {
-    let Some(expected) = expected else { return (false, None) };
+    let Some(expected) = expected else {
+        return (false, None);
+    };
     if let Some(h) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return (same_secret(h, expected), Some(req));
     }
@@ -204,9 +219,14 @@ async fn check_csrf(req: Request, expected: Option<&str>, limit: usize) -> (bool
         return (false, None);
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else { return (false, None) };
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return (false, None);
+    };
     let ok = form_urlencoded_field(&bytes, "csrf").is_some_and(|v| same_secret(&v, expected));
-    (ok, Some(Request::from_parts(parts, axum::body::Body::from(bytes))))
+    (
+        ok,
+        Some(Request::from_parts(parts, axum::body::Body::from(bytes))),
+    )
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
@@ -217,26 +237,55 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-async fn resolve_token(st: &AppState, tok: &str, now: OffsetDateTime, source: Option<String>) -> ApiResult<Authn> {
-    let unauth = || ApiError::new(ErrorKind::Unauthenticated, "the API token is invalid, expired or revoked");
+async fn resolve_token(
+    st: &AppState,
+    tok: &str,
+    now: OffsetDateTime,
+    source: Option<String>,
+) -> ApiResult<Authn> {
+    let unauth = || {
+        ApiError::new(
+            ErrorKind::Unauthenticated,
+            "the API token is invalid, expired or revoked",
+        )
+    };
     let Some((t, user)) = st.store.api_token_by_hash(&token_hash(tok)).await? else {
         return Err(unauth());
     };
-    let expired = pumpward_core::timefmt::parse(&t.expires_at).map(|e| e <= now).unwrap_or(true);
+    let expired = pumpward_core::timefmt::parse(&t.expires_at)
+        .map(|e| e <= now)
+        .unwrap_or(true);
     if t.revoked_at.is_some() || expired || user.disabled {
         st.store
             .audit(
-                Actor { id: format!("token:{}", t.id), source }
-                    .entry("auth.token", Outcome::Denied)
-                    .reason(if t.revoked_at.is_some() { "revoked" } else if expired { "expired" } else { "owner disabled" }),
+                Actor {
+                    id: format!("token:{}", t.id),
+                    source,
+                }
+                .entry("auth.token", Outcome::Denied)
+                .reason(if t.revoked_at.is_some() {
+                    "revoked"
+                } else if expired {
+                    "expired"
+                } else {
+                    "owner disabled"
+                }),
             )
             .await?;
         return Err(unauth());
     }
-    if t.last_used_at.as_deref().and_then(|l| pumpward_core::timefmt::parse(l).ok()).is_none_or(|l| now - l > time::Duration::seconds(60)) {
+    if t.last_used_at
+        .as_deref()
+        .and_then(|l| pumpward_core::timefmt::parse(l).ok())
+        .is_none_or(|l| now - l > time::Duration::seconds(60))
+    {
         let _ = st.store.touch_api_token(t.id, now).await;
     }
-    Ok(Authn::Token { id: t.id, user: Box::new(user), scopes: t.scopes })
+    Ok(Authn::Token {
+        id: t.id,
+        user: Box::new(user),
+        scopes: t.scopes,
+    })
 }
 
 /// A fully authenticated caller.
@@ -262,18 +311,29 @@ impl Principal {
             return Ok(());
         }
         st.store
-            .audit(self.actor().entry("access.denied", Outcome::Denied).object(format!("permission:{p}")))
+            .audit(
+                self.actor()
+                    .entry("access.denied", Outcome::Denied)
+                    .object(format!("permission:{p}")),
+            )
             .await?;
         Err(ApiError::forbidden(format!(
             "the {} role{} does not allow {p}",
             self.user.role,
-            if self.token.is_some() { " or this token's scopes" } else { "" }
+            if self.token.is_some() {
+                " or this token's scopes"
+            } else {
+                ""
+            }
         )))
     }
 
     pub fn actor(&self) -> Actor {
         match &self.token {
-            Some((id, _)) => Actor { id: format!("user:{} token:{id}", self.user.username), source: self.source.clone() },
+            Some((id, _)) => Actor {
+                id: format!("user:{} token:{id}", self.user.username),
+                source: self.source.clone(),
+            },
             None => Actor::user(&self.user.username, self.source.clone()),
         }
     }
@@ -286,7 +346,10 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _st: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _st: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
@@ -304,7 +367,10 @@ impl FromRequestParts<AppState> for Principal {
                 token: Some((*id, scopes.clone())),
                 source,
             }),
-            _ => Err(ApiError::new(ErrorKind::Unauthenticated, "log in, or send an API token as a Bearer token")),
+            _ => Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "log in, or send an API token as a Bearer token",
+            )),
         }
     }
 }
@@ -312,7 +378,10 @@ impl FromRequestParts<AppState> for Principal {
 /// What happened to a password login.
 pub enum LoginOutcome {
     /// A session was created at this stage; set this cookie.
-    Session { cookie_value: String, stage: SessionStage },
+    Session {
+        cookie_value: String,
+        stage: SessionStage,
+    },
 }
 
 /// Why a login was refused; the message is safe to show.
@@ -326,25 +395,51 @@ impl std::fmt::Display for LoginRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             LoginRefusal::BadCredentials => "The username or password is wrong.",
-            LoginRefusal::Locked => "Too many failed attempts. Wait 15 minutes, or ask an administrator.",
+            LoginRefusal::Locked => {
+                "Too many failed attempts. Wait 15 minutes, or ask an administrator."
+            }
         })
     }
 }
 
 async fn locked(st: &AppState, username: &str, now: OffsetDateTime) -> ApiResult<bool> {
     let p = &st.settings.throttle;
-    let failures = st.store.login_failures_since(username, now - p.window - p.lockout).await?;
+    let failures = st
+        .store
+        .login_failures_since(username, now - p.window - p.lockout)
+        .await?;
     Ok(p.locked_until(&failures, now).is_some())
 }
 
-async fn fail(st: &AppState, username: &str, source: Option<String>, why: &str, now: OffsetDateTime) -> ApiResult<()> {
+async fn fail(
+    st: &AppState,
+    username: &str,
+    source: Option<String>,
+    why: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
     st.store.record_login_failure(username, now).await?;
-    st.metrics.logins.get_or_create(&crate::metrics::OutcomeLabels { outcome: "failure".into() }).inc();
-    let actor = Actor { id: format!("user:{username}"), source };
-    st.store.audit(actor.entry("auth.login", Outcome::Failure).reason(why)).await?;
+    st.metrics
+        .logins
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: "failure".into(),
+        })
+        .inc();
+    let actor = Actor {
+        id: format!("user:{username}"),
+        source,
+    };
+    st.store
+        .audit(actor.entry("auth.login", Outcome::Failure).reason(why))
+        .await?;
     if locked(st, username, now).await? {
         st.store
-            .audit(Actor::system().entry("auth.lockout", Outcome::Success).object(format!("user:{username}")).reason("repeated failed logins"))
+            .audit(
+                Actor::system()
+                    .entry("auth.lockout", Outcome::Success)
+                    .object(format!("user:{username}"))
+                    .reason("repeated failed logins"),
+            )
             .await?;
     }
     Ok(())
@@ -366,7 +461,14 @@ pub async fn password_login(
     if locked(st, &username, now).await? {
         password::dummy_verify(pw);
         st.store
-            .audit(Actor { id: format!("user:{username}"), source }.entry("auth.login", Outcome::Denied).reason("account locked"))
+            .audit(
+                Actor {
+                    id: format!("user:{username}"),
+                    source,
+                }
+                .entry("auth.login", Outcome::Denied)
+                .reason("account locked"),
+            )
             .await?;
         return Ok(Err(LoginRefusal::Locked));
     }
@@ -382,7 +484,14 @@ pub async fn password_login(
     }
     st.store.clear_login_failures(&username).await?;
     if password::needs_rehash(&user.password_hash) {
-        st.store.set_password(user.id, &password::hash_password(pw), None, &Actor::system()).await?;
+        st.store
+            .set_password(
+                user.id,
+                &password::hash_password(pw),
+                None,
+                &Actor::system(),
+            )
+            .await?;
     }
     let stage = if user.mfa_enrolled() {
         SessionStage::MfaPending
@@ -392,18 +501,39 @@ pub async fn password_login(
         SessionStage::Active
     };
     let cookie_value = open_session(st, &user, stage, source.clone()).await?;
-    let action = if stage == SessionStage::Active { "auth.login" } else { "auth.password" };
+    let action = if stage == SessionStage::Active {
+        "auth.login"
+    } else {
+        "auth.password"
+    };
     st.store
-        .audit(Actor::user(&user.username, source).entry(action, Outcome::Success).reason(format!("session stage {stage:?}")))
+        .audit(
+            Actor::user(&user.username, source)
+                .entry(action, Outcome::Success)
+                .reason(format!("session stage {stage:?}")),
+        )
         .await?;
     if stage == SessionStage::Active {
-        st.metrics.logins.get_or_create(&crate::metrics::OutcomeLabels { outcome: "success".into() }).inc();
+        st.metrics
+            .logins
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "success".into(),
+            })
+            .inc();
     }
-    Ok(Ok(LoginOutcome::Session { cookie_value, stage }))
+    Ok(Ok(LoginOutcome::Session {
+        cookie_value,
+        stage,
+    }))
 }
 
 /// Opens a new session and returns the cookie value.
-pub async fn open_session(st: &AppState, user: &User, stage: SessionStage, source: Option<String>) -> ApiResult<String> {
+pub async fn open_session(
+    st: &AppState,
+    user: &User,
+    stage: SessionStage,
+    source: Option<String>,
+) -> ApiResult<String> {
     let tok = random_token();
     st.store
         .create_session(&NewSession {
@@ -419,12 +549,20 @@ pub async fn open_session(st: &AppState, user: &User, stage: SessionStage, sourc
 }
 
 /// Verifies a TOTP code for `user` and spends its time step.
-pub async fn check_totp(st: &AppState, user: &User, secret_b32: &str, code: &str, source: Option<String>) -> ApiResult<bool> {
+pub async fn check_totp(
+    st: &AppState,
+    user: &User,
+    secret_b32: &str,
+    code: &str,
+    source: Option<String>,
+) -> ApiResult<bool> {
     let now = OffsetDateTime::now_utc();
     if locked(st, &user.username, now).await? {
         return Ok(false);
     }
-    let Ok(secret) = totp::TotpSecret::from_base32(secret_b32) else { return Ok(false) };
+    let Ok(secret) = totp::TotpSecret::from_base32(secret_b32) else {
+        return Ok(false);
+    };
     let last = st.store.totp_last_step(user.id).await?;
     match totp::verify(secret.as_bytes(), code.trim(), now.unix_timestamp(), last) {
         Some(step) if st.store.claim_totp_step(user.id, step).await? => Ok(true),
@@ -437,12 +575,28 @@ pub async fn check_totp(st: &AppState, user: &User, secret_b32: &str, code: &str
 
 /// Replaces a session by a new one at `stage` (a new token at every privilege
 /// change, so a token seen before MFA is worthless after it).
-pub async fn promote_session(st: &AppState, old: &Session, stage: SessionStage, source: Option<String>) -> ApiResult<String> {
+pub async fn promote_session(
+    st: &AppState,
+    old: &Session,
+    stage: SessionStage,
+    source: Option<String>,
+) -> ApiResult<String> {
     st.store.delete_session(&old.token_hash).await?;
     let v = open_session(st, &old.user, stage, source.clone()).await?;
     if stage == SessionStage::Active {
-        st.metrics.logins.get_or_create(&crate::metrics::OutcomeLabels { outcome: "success".into() }).inc();
-        st.store.audit(Actor::user(&old.user.username, source).entry("auth.login", Outcome::Success).reason("MFA passed")).await?;
+        st.metrics
+            .logins
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "success".into(),
+            })
+            .inc();
+        st.store
+            .audit(
+                Actor::user(&old.user.username, source)
+                    .entry("auth.login", Outcome::Success)
+                    .reason("MFA passed"),
+            )
+            .await?;
     }
     Ok(v)
 }

@@ -44,27 +44,51 @@ pub fn app(state: AppState) -> Router {
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/dashboard", get(api::dashboard))
-        .route("/api/v1/assets", get(api::list_assets).post(api::create_asset))
+        .route(
+            "/api/v1/assets",
+            get(api::list_assets).post(api::create_asset),
+        )
         .route("/api/v1/assets/export", get(api::export_assets))
         .route("/api/v1/assets/import", post(api::import_assets))
-        .route("/api/v1/assets/{id}", get(api::get_asset).put(api::update_asset))
+        .route(
+            "/api/v1/assets/{id}",
+            get(api::get_asset).put(api::update_asset),
+        )
         .route("/api/v1/assets/{id}/history", get(api::asset_history))
-        .route("/api/v1/assets/{id}/transition", post(api::transition_asset))
+        .route(
+            "/api/v1/assets/{id}/transition",
+            post(api::transition_asset),
+        )
         .route("/api/v1/models", get(api::list_models).put(api::put_model))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route("/api/v1/users/{id}", axum::routing::patch(api::patch_user))
         .route("/api/v1/users/{id}/mfa-reset", post(api::reset_mfa))
-        .route("/api/v1/mfa-policy", get(api::get_mfa_policy).put(api::put_mfa_policy))
-        .route("/api/v1/tokens", get(api::list_tokens).post(api::create_token))
+        .route(
+            "/api/v1/mfa-policy",
+            get(api::get_mfa_policy).put(api::put_mfa_policy),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(api::list_tokens).post(api::create_token),
+        )
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/audit", get(api::list_audit))
         .route("/api/v1/audit/verify", get(api::verify_audit))
         .route(API_FALLBACK, axum::routing::any(api::api_not_found));
     api.merge(ui::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.settings.request_timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
         .with_state(state)
 }
 
@@ -91,7 +115,8 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     ] {
         h.entry(k).or_insert(HeaderValue::from_static(v));
     }
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     let labels = metrics::RequestLabels {
         method,
         route,
@@ -124,9 +149,14 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let local = listener.local_addr()?;
     let base = format!("https://{}", display_addr(local));
-    println!("Pumpward is serving on {base}/  (store: {:?})", store.backend());
+    println!(
+        "Pumpward is serving on {base}/  (store: {:?})",
+        store.backend()
+    );
     if let Some(link) = setup_link(&store, &base).await? {
-        println!("No user exists yet. Create the first administrator within 30 minutes at:\n  {link}");
+        println!(
+            "No user exists yet. Create the first administrator within 30 minutes at:\n  {link}"
+        );
     }
     let state = AppState::new(store.clone(), opts.settings);
     let cfg = tls::server_config(identity)?;
@@ -161,7 +191,10 @@ pub async fn setup_link(store: &Store, base: &str) -> anyhow::Result<Option<Stri
     }
     let tok = auth::random_token();
     store
-        .create_setup_token(&auth::token_hash(&tok), time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+        .create_setup_token(
+            &auth::token_hash(&tok),
+            time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        )
         .await?;
     Ok(Some(format!("{base}/setup?token={tok}")))
 }
@@ -172,7 +205,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -46,10 +46,18 @@ impl Default for Metrics {
         let assets = Family::<StateLabels, Gauge>::default();
         let audit_records = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register("http_request_duration_seconds", "Time to answer HTTP requests", request_seconds.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            request_seconds.clone(),
+        );
         registry.register("logins", "Login attempts by outcome", logins.clone());
         registry.register("assets", "Assets by lifecycle state", assets.clone());
-        registry.register("audit_records", "Records in the audit chain", audit_records.clone());
+        registry.register(
+            "audit_records",
+            "Records in the audit chain",
+            audit_records.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -64,7 +72,8 @@ impl Default for Metrics {
 impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

@@ -127,12 +127,18 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(t) => ApiError::new(ErrorKind::IllegalTransition, t.to_string()),
             StoreError::Unavailable(m) | StoreError::Open { reason: m, .. } => {
                 tracing::error!(error = %m, "store unavailable");
-                ApiError::new(ErrorKind::Unavailable, "the store is unavailable; try again shortly")
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "the store is unavailable; try again shortly",
+                )
             }
             StoreError::Db(e) => {
                 // Never leak SQL or driver detail to clients; log it instead.
                 tracing::error!(error = %e, "database error");
-                ApiError::new(ErrorKind::Internal, "an internal error occurred; it has been logged")
+                ApiError::new(
+                    ErrorKind::Internal,
+                    "an internal error occurred; it has been logged",
+                )
             }
         }
     }

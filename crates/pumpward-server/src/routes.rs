@@ -30,12 +30,39 @@ pub struct RouteSpec {
     pub body: Option<&'static str>,
 }
 
-const fn r(method: &'static str, path: &'static str, access: Access, tag: &'static str, summary: &'static str) -> RouteSpec {
-    RouteSpec { method, path, access, summary, tag, body: None }
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    tag: &'static str,
+    summary: &'static str,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        summary,
+        tag,
+        body: None,
+    }
 }
 
-const fn b(method: &'static str, path: &'static str, access: Access, tag: &'static str, summary: &'static str, body: &'static str) -> RouteSpec {
-    RouteSpec { method, path, access, summary, tag, body: Some(body) }
+const fn b(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    tag: &'static str,
+    summary: &'static str,
+    body: &'static str,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        summary,
+        tag,
+        body: Some(body),
+    }
 }
 
 use Access::*;
@@ -45,60 +72,339 @@ const JSON: &str = "application/json";
 
 /// The REST API.
 pub const API_ROUTES: &[RouteSpec] = &[
-    r("GET", "/healthz", Public, "operations", "Liveness: the process answers"),
-    r("GET", "/readyz", Public, "operations", "Readiness: the store answers"),
-    r("GET", "/metrics", Perm(MetricsRead), "operations", "Prometheus metrics"),
-    r("GET", "/api/openapi.json", Public, "operations", "This OpenAPI document"),
-    r("GET", "/api/v1/me", Authenticated, "access", "The calling user"),
-    r("GET", "/api/v1/dashboard", Perm(InventoryRead), "inventory", "Fleet counts by lifecycle state and care area"),
-    r("GET", "/api/v1/assets", Perm(InventoryRead), "inventory", "List assets with filters and cursor paging"),
-    b("POST", "/api/v1/assets", Perm(InventoryWrite), "inventory", "Create an asset", JSON),
-    r("GET", "/api/v1/assets/export", Perm(InventoryRead), "inventory", "Export all assets as CSV"),
-    b("POST", "/api/v1/assets/import", Perm(InventoryWrite), "inventory", "Import assets from CSV (upsert by asset_id)", "text/csv"),
-    r("GET", "/api/v1/assets/{id}", Perm(InventoryRead), "inventory", "Read an asset"),
-    b("PUT", "/api/v1/assets/{id}", Perm(InventoryWrite), "inventory", "Replace an asset's fields (optimistic locking by version)", JSON),
-    r("GET", "/api/v1/assets/{id}/history", Perm(InventoryRead), "inventory", "An asset's lifecycle history"),
-    b("POST", "/api/v1/assets/{id}/transition", Perm(InventoryTransition), "inventory", "Move an asset through its lifecycle", JSON),
-    r("GET", "/api/v1/models", Perm(InventoryRead), "inventory", "The device-model catalogue"),
-    b("PUT", "/api/v1/models", Perm(InventoryWrite), "inventory", "Create or replace a device model", JSON),
-    r("GET", "/api/v1/users", Perm(UsersManage), "access", "List users"),
-    b("POST", "/api/v1/users", Perm(UsersManage), "access", "Create a user", JSON),
-    b("PATCH", "/api/v1/users/{id}", Perm(UsersManage), "access", "Change a user's role or disable them", JSON),
-    r("POST", "/api/v1/users/{id}/mfa-reset", Perm(UsersManage), "access", "Remove a user's TOTP enrolment"),
-    r("GET", "/api/v1/mfa-policy", Perm(UsersManage), "access", "Which roles must use MFA"),
-    b("PUT", "/api/v1/mfa-policy", Perm(UsersManage), "access", "Require or waive MFA for a role", JSON),
-    r("GET", "/api/v1/tokens", Perm(TokensOwn), "access", "The caller's API tokens"),
-    b("POST", "/api/v1/tokens", Perm(TokensOwn), "access", "Create an API token (from a browser session only)", JSON),
-    r("DELETE", "/api/v1/tokens/{id}", Perm(TokensOwn), "access", "Revoke one of the caller's API tokens"),
-    r("GET", "/api/v1/audit", Perm(AuditRead), "audit", "Audit records, newest first, with filters"),
-    r("GET", "/api/v1/audit/verify", Perm(AuditRead), "audit", "Verify the audit hash chain"),
+    r(
+        "GET",
+        "/healthz",
+        Public,
+        "operations",
+        "Liveness: the process answers",
+    ),
+    r(
+        "GET",
+        "/readyz",
+        Public,
+        "operations",
+        "Readiness: the store answers",
+    ),
+    r(
+        "GET",
+        "/metrics",
+        Perm(MetricsRead),
+        "operations",
+        "Prometheus metrics",
+    ),
+    r(
+        "GET",
+        "/api/openapi.json",
+        Public,
+        "operations",
+        "This OpenAPI document",
+    ),
+    r(
+        "GET",
+        "/api/v1/me",
+        Authenticated,
+        "access",
+        "The calling user",
+    ),
+    r(
+        "GET",
+        "/api/v1/dashboard",
+        Perm(InventoryRead),
+        "inventory",
+        "Fleet counts by lifecycle state and care area",
+    ),
+    r(
+        "GET",
+        "/api/v1/assets",
+        Perm(InventoryRead),
+        "inventory",
+        "List assets with filters and cursor paging",
+    ),
+    b(
+        "POST",
+        "/api/v1/assets",
+        Perm(InventoryWrite),
+        "inventory",
+        "Create an asset",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/assets/export",
+        Perm(InventoryRead),
+        "inventory",
+        "Export all assets as CSV",
+    ),
+    b(
+        "POST",
+        "/api/v1/assets/import",
+        Perm(InventoryWrite),
+        "inventory",
+        "Import assets from CSV (upsert by asset_id)",
+        "text/csv",
+    ),
+    r(
+        "GET",
+        "/api/v1/assets/{id}",
+        Perm(InventoryRead),
+        "inventory",
+        "Read an asset",
+    ),
+    b(
+        "PUT",
+        "/api/v1/assets/{id}",
+        Perm(InventoryWrite),
+        "inventory",
+        "Replace an asset's fields (optimistic locking by version)",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/assets/{id}/history",
+        Perm(InventoryRead),
+        "inventory",
+        "An asset's lifecycle history",
+    ),
+    b(
+        "POST",
+        "/api/v1/assets/{id}/transition",
+        Perm(InventoryTransition),
+        "inventory",
+        "Move an asset through its lifecycle",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/models",
+        Perm(InventoryRead),
+        "inventory",
+        "The device-model catalogue",
+    ),
+    b(
+        "PUT",
+        "/api/v1/models",
+        Perm(InventoryWrite),
+        "inventory",
+        "Create or replace a device model",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/users",
+        Perm(UsersManage),
+        "access",
+        "List users",
+    ),
+    b(
+        "POST",
+        "/api/v1/users",
+        Perm(UsersManage),
+        "access",
+        "Create a user",
+        JSON,
+    ),
+    b(
+        "PATCH",
+        "/api/v1/users/{id}",
+        Perm(UsersManage),
+        "access",
+        "Change a user's role or disable them",
+        JSON,
+    ),
+    r(
+        "POST",
+        "/api/v1/users/{id}/mfa-reset",
+        Perm(UsersManage),
+        "access",
+        "Remove a user's TOTP enrolment",
+    ),
+    r(
+        "GET",
+        "/api/v1/mfa-policy",
+        Perm(UsersManage),
+        "access",
+        "Which roles must use MFA",
+    ),
+    b(
+        "PUT",
+        "/api/v1/mfa-policy",
+        Perm(UsersManage),
+        "access",
+        "Require or waive MFA for a role",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/tokens",
+        Perm(TokensOwn),
+        "access",
+        "The caller's API tokens",
+    ),
+    b(
+        "POST",
+        "/api/v1/tokens",
+        Perm(TokensOwn),
+        "access",
+        "Create an API token (from a browser session only)",
+        JSON,
+    ),
+    r(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Perm(TokensOwn),
+        "access",
+        "Revoke one of the caller's API tokens",
+    ),
+    r(
+        "GET",
+        "/api/v1/audit",
+        Perm(AuditRead),
+        "audit",
+        "Audit records, newest first, with filters",
+    ),
+    r(
+        "GET",
+        "/api/v1/audit/verify",
+        Perm(AuditRead),
+        "audit",
+        "Verify the audit hash chain",
+    ),
 ];
 
 /// The web UI's pages and form targets.
 pub const UI_ROUTES: &[RouteSpec] = &[
     r("GET", "/", Perm(InventoryRead), "ui", "Dashboard"),
     r("GET", "/setup", Public, "ui", "First-start setup form"),
-    b("POST", "/setup", Public, "ui", "Create the first administrator", "application/x-www-form-urlencoded"),
+    b(
+        "POST",
+        "/setup",
+        Public,
+        "ui",
+        "Create the first administrator",
+        "application/x-www-form-urlencoded",
+    ),
     r("GET", "/login", Public, "ui", "Login form"),
-    b("POST", "/login", Public, "ui", "Log in", "application/x-www-form-urlencoded"),
+    b(
+        "POST",
+        "/login",
+        Public,
+        "ui",
+        "Log in",
+        "application/x-www-form-urlencoded",
+    ),
     r("GET", "/login/mfa", Public, "ui", "TOTP code form"),
-    b("POST", "/login/mfa", Public, "ui", "Submit a TOTP code", "application/x-www-form-urlencoded"),
+    b(
+        "POST",
+        "/login/mfa",
+        Public,
+        "ui",
+        "Submit a TOTP code",
+        "application/x-www-form-urlencoded",
+    ),
     r("GET", "/mfa/enroll", Public, "ui", "TOTP enrolment"),
-    b("POST", "/mfa/enroll", Public, "ui", "Confirm TOTP enrolment", "application/x-www-form-urlencoded"),
-    b("POST", "/logout", Public, "ui", "Log out", "application/x-www-form-urlencoded"),
+    b(
+        "POST",
+        "/mfa/enroll",
+        Public,
+        "ui",
+        "Confirm TOTP enrolment",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/logout",
+        Public,
+        "ui",
+        "Log out",
+        "application/x-www-form-urlencoded",
+    ),
     r("GET", "/assets", Perm(InventoryRead), "ui", "Asset list"),
-    r("GET", "/assets/{id}", Perm(InventoryRead), "ui", "Asset detail"),
-    b("POST", "/assets/{id}/transition", Perm(InventoryTransition), "ui", "Lifecycle transition", "application/x-www-form-urlencoded"),
-    r("GET", "/users", Perm(UsersManage), "ui", "User administration"),
-    b("POST", "/users", Perm(UsersManage), "ui", "Add a user", "application/x-www-form-urlencoded"),
-    b("POST", "/users/{id}", Perm(UsersManage), "ui", "Change a user", "application/x-www-form-urlencoded"),
+    r(
+        "GET",
+        "/assets/{id}",
+        Perm(InventoryRead),
+        "ui",
+        "Asset detail",
+    ),
+    b(
+        "POST",
+        "/assets/{id}/transition",
+        Perm(InventoryTransition),
+        "ui",
+        "Lifecycle transition",
+        "application/x-www-form-urlencoded",
+    ),
+    r(
+        "GET",
+        "/users",
+        Perm(UsersManage),
+        "ui",
+        "User administration",
+    ),
+    b(
+        "POST",
+        "/users",
+        Perm(UsersManage),
+        "ui",
+        "Add a user",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/users/{id}",
+        Perm(UsersManage),
+        "ui",
+        "Change a user",
+        "application/x-www-form-urlencoded",
+    ),
     r("GET", "/audit", Perm(AuditRead), "ui", "Audit log"),
-    r("GET", "/account", Authenticated, "ui", "Own account: password, MFA, tokens"),
-    b("POST", "/account/password", Authenticated, "ui", "Change own password", "application/x-www-form-urlencoded"),
-    b("POST", "/account/tokens", Perm(TokensOwn), "ui", "Create an own API token (secret shown once)", "application/x-www-form-urlencoded"),
-    b("POST", "/account/tokens/{id}/revoke", Perm(TokensOwn), "ui", "Revoke an own API token", "application/x-www-form-urlencoded"),
-    b("POST", "/users/mfa-policy", Perm(UsersManage), "ui", "Set which roles must use MFA", "application/x-www-form-urlencoded"),
-    r("GET", "/static/pumpward.css", Public, "ui", "The UI's style sheet"),
+    r(
+        "GET",
+        "/account",
+        Authenticated,
+        "ui",
+        "Own account: password, MFA, tokens",
+    ),
+    b(
+        "POST",
+        "/account/password",
+        Authenticated,
+        "ui",
+        "Change own password",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/account/tokens",
+        Perm(TokensOwn),
+        "ui",
+        "Create an own API token (secret shown once)",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/account/tokens/{id}/revoke",
+        Perm(TokensOwn),
+        "ui",
+        "Revoke an own API token",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/users/mfa-policy",
+        Perm(UsersManage),
+        "ui",
+        "Set which roles must use MFA",
+        "application/x-www-form-urlencoded",
+    ),
+    r(
+        "GET",
+        "/static/pumpward.css",
+        Public,
+        "ui",
+        "The UI's style sheet",
+    ),
 ];
 
 /// The table entry for a request, by method and the router's matched path.
@@ -109,7 +415,9 @@ pub fn lookup(method: &str, matched_path: &str) -> Option<&'static RouteSpec> {
         .find(|r| r.method == method && r.path == matched_path)
         .or_else(|| {
             // HEAD is answered by GET handlers.
-            (method == "HEAD").then(|| lookup("GET", matched_path)).flatten()
+            (method == "HEAD")
+                .then(|| lookup("GET", matched_path))
+                .flatten()
         })
 }
 
@@ -140,15 +448,24 @@ pub fn openapi() -> serde_json::Value {
             op["parameters"] = Value::Array(params);
         }
         if let Some(media) = rt.body {
-            let schema = if media == JSON { json!({ "type": "object" }) } else { json!({ "type": "string" }) };
-            op["requestBody"] = json!({ "required": true, "content": { media: { "schema": schema } } });
+            let schema = if media == JSON {
+                json!({ "type": "object" })
+            } else {
+                json!({ "type": "string" })
+            };
+            op["requestBody"] =
+                json!({ "required": true, "content": { media: { "schema": schema } } });
         }
         match rt.access {
             Public => op["security"] = json!([]),
             Authenticated => op["description"] = json!("Requires a logged-in user."),
-            Perm(p) => op["description"] = json!(format!("Requires the `{}` permission.", p.as_str())),
+            Perm(p) => {
+                op["description"] = json!(format!("Requires the `{}` permission.", p.as_str()))
+            }
         }
-        let entry = paths.entry(rt.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(rt.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[rt.method.to_ascii_lowercase()] = op;
     }
     json!({
@@ -186,7 +503,11 @@ pub fn openapi() -> serde_json::Value {
 
 fn operation_id(rt: &RouteSpec) -> String {
     let mut s = rt.method.to_ascii_lowercase();
-    for seg in rt.path.split('/').filter(|s| !s.is_empty() && *s != "api" && *s != "v1") {
+    for seg in rt
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "api" && *s != "v1")
+    {
         s.push('_');
         s.push_str(&seg.replace(['{', '}'], "").replace(['.', '-'], "_"));
     }

@@ -27,11 +27,14 @@ pub fn load_or_create_identity(data_dir: &Path, names: &[String]) -> Result<Iden
     let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
     if !crt.exists() || !key.exists() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut params = rcgen::CertificateParams::new(names.to_vec()).context("certificate names")?;
+        let mut params =
+            rcgen::CertificateParams::new(names.to_vec()).context("certificate names")?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "Pumpward server (self-signed)");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Pumpward");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Pumpward");
         params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(397);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
@@ -41,12 +44,18 @@ pub fn load_or_create_identity(data_dir: &Path, names: &[String]) -> Result<Iden
         std::fs::write(&crt, cert.pem()).with_context(|| format!("writing {}", crt.display()))?;
         tracing::info!(path = %crt.display(), "created a self-signed server certificate");
     }
-    let cert_pem = std::fs::read_to_string(&crt).with_context(|| format!("reading {}", crt.display()))?;
+    let cert_pem =
+        std::fs::read_to_string(&crt).with_context(|| format!("reading {}", crt.display()))?;
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", crt.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("reading {}", key.display()))?;
-    Ok(Identity { certs, key, cert_pem })
+    let key =
+        PrivateKeyDer::from_pem_file(&key).with_context(|| format!("reading {}", key.display()))?;
+    Ok(Identity {
+        certs,
+        key,
+        cert_pem,
+    })
 }
 
 /// Writes a private key readable by the owner only.
@@ -59,7 +68,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
@@ -111,7 +122,12 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -119,14 +135,16 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
-                let mut app = app.clone();
-                async move {
-                    use tower::Service;
-                    app.call(req.map(axum::body::Body::new)).await
-                }
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    let mut app = app.clone();
+                    async move {
+                        use tower::Service;
+                        app.call(req.map(axum::body::Body::new)).await
+                    }
+                },
+            );
             let builder = Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {

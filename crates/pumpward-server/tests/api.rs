@@ -12,34 +12,72 @@ use time::Duration;
 async fn asset_lifecycle_through_the_api() {
     let h = harness().await;
     let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
-    let r = h.json("POST", "/api/v1/assets", &biomed, asset_json("PUMP-1")).await;
+    let r = h
+        .json("POST", "/api/v1/assets", &biomed, asset_json("PUMP-1"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.headers["location"], "/api/v1/assets/PUMP-1");
     let a = r.json();
-    assert_eq!((a["lifecycle_state"].as_str(), a["version"].as_i64()), (Some("received"), Some(1)));
+    assert_eq!(
+        (a["lifecycle_state"].as_str(), a["version"].as_i64()),
+        (Some("received"), Some(1))
+    );
 
     let mut upd = asset_json("PUMP-1");
     upd["firmware_version"] = json!("15.12");
     upd["version"] = json!(1);
-    let r = h.json("PUT", "/api/v1/assets/PUMP-1", &biomed, upd.clone()).await;
+    let r = h
+        .json("PUT", "/api/v1/assets/PUMP-1", &biomed, upd.clone())
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["version"], 2);
     // Replaying the same stale write is a conflict, not a silent overwrite.
     let r = h.json("PUT", "/api/v1/assets/PUMP-1", &biomed, upd).await;
     assert_eq!((r.status.as_u16(), r.problem().as_str()), (409, "conflict"));
 
-    for (to, reason) in [("provisioned", "certificate issued"), ("in_service", "on the ward")] {
-        let r = h.json("POST", "/api/v1/assets/PUMP-1/transition", &biomed, json!({ "to": to, "reason": reason })).await;
+    for (to, reason) in [
+        ("provisioned", "certificate issued"),
+        ("in_service", "on the ward"),
+    ] {
+        let r = h
+            .json(
+                "POST",
+                "/api/v1/assets/PUMP-1/transition",
+                &biomed,
+                json!({ "to": to, "reason": reason }),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    let r = h.json("POST", "/api/v1/assets/PUMP-1/transition", &biomed, json!({ "to": "disposed", "reason": "x" })).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (409, "illegal-lifecycle-transition"));
-    assert!(r.json()["detail"].as_str().unwrap().contains("from in_service it can go to"));
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets/PUMP-1/transition",
+            &biomed,
+            json!({ "to": "disposed", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (409, "illegal-lifecycle-transition")
+    );
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("from in_service it can go to"));
 
     let hist = h.get("/api/v1/assets/PUMP-1/history", &biomed).await.json();
-    let states: Vec<&str> = hist["events"].as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = hist["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to_state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["received", "provisioned", "in_service"]);
-    assert_eq!(h.get("/api/v1/assets/NOPE", &biomed).await.problem(), "not-found");
+    assert_eq!(
+        h.get("/api/v1/assets/NOPE", &biomed).await.problem(),
+        "not-found"
+    );
 }
 
 #[tokio::test]
@@ -49,13 +87,22 @@ async fn list_filters_and_cursor() {
     for i in 0..12 {
         let mut a = asset_json(&format!("P-{i:02}"));
         a["care_area"] = json!(if i < 8 { "NICU" } else { "Oncology" });
-        assert_eq!(h.json("POST", "/api/v1/assets", &biomed, a).await.status, 201);
+        assert_eq!(
+            h.json("POST", "/api/v1/assets", &biomed, a).await.status,
+            201
+        );
     }
     let mut ids = Vec::new();
     let mut url = "/api/v1/assets?care_area=NICU&limit=3".to_string();
     loop {
         let page = h.get(&url, &biomed).await.json();
-        ids.extend(page["items"].as_array().unwrap().iter().map(|a| a["asset_id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["asset_id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => url = format!("/api/v1/assets?care_area=NICU&limit=3&cursor={c}"),
             None => break,
@@ -63,7 +110,10 @@ async fn list_filters_and_cursor() {
     }
     assert_eq!(ids, (0..8).map(|i| format!("P-{i:02}")).collect::<Vec<_>>());
     let r = h.get("/api/v1/assets?state=flying", &biomed).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (400, "bad-request"));
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (400, "bad-request")
+    );
     let r = h.get("/api/v1/assets?colour=red", &biomed).await;
     assert_eq!(r.status, 400);
     let dash = h.get("/api/v1/dashboard", &biomed).await.json();
@@ -72,30 +122,81 @@ async fn list_filters_and_cursor() {
 
 #[tokio::test]
 async fn bad_bodies_get_problems_and_change_nothing() {
-    let h = harness_with(ServerSettings { max_body_bytes: 4096, ..Default::default() }).await;
+    let h = harness_with(ServerSettings {
+        max_body_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
     let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
     let head = h.store.audit_head().await.unwrap();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("application/json", b"{not json".to_vec(), 400, "bad-request"),
+        (
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "bad-request",
+        ),
         ("application/json", b"[1,2]".to_vec(), 400, "bad-request"),
-        ("text/plain", asset_json("X-1").to_string().into_bytes(), 415, "unsupported-media-type"),
-        ("application/json", vec![b' '; 10_000], 413, "payload-too-large"),
-        ("application/json", json!({ "asset_id": "X-1", "colour": "red" }).to_string().into_bytes(), 400, "bad-request"),
+        (
+            "text/plain",
+            asset_json("X-1").to_string().into_bytes(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "application/json",
+            vec![b' '; 10_000],
+            413,
+            "payload-too-large",
+        ),
+        (
+            "application/json",
+            json!({ "asset_id": "X-1", "colour": "red" })
+                .to_string()
+                .into_bytes(),
+            400,
+            "bad-request",
+        ),
         ("application/json", b"\xff\xfe".to_vec(), 400, "bad-request"),
     ];
     for (ct, body, status, slug) in cases {
-        let r = h.call("POST", "/api/v1/assets", &biomed, Some((ct, body))).await;
-        assert_eq!((r.status.as_u16(), r.problem().as_str()), (status, slug), "{}", r.text());
+        let r = h
+            .call("POST", "/api/v1/assets", &biomed, Some((ct, body)))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.problem().as_str()),
+            (status, slug),
+            "{}",
+            r.text()
+        );
     }
     let mut bad = asset_json("X 1");
     bad["mac_address"] = json!("ff:ff:ff:ff:ff:ff");
     bad["ip_address"] = json!("999.1.1.1");
     let r = h.json("POST", "/api/v1/assets", &biomed, bad).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (422, "validation-failed"));
-    let fields: Vec<String> = r.json()["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (422, "validation-failed")
+    );
+    let fields: Vec<String> = r.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(fields, ["asset_id", "mac_address", "ip_address"]);
-    assert!(h.store.list_assets(&Default::default()).await.unwrap().items.is_empty());
-    assert_eq!(h.store.audit_head().await.unwrap(), head, "a refused request must not write");
+    assert!(h
+        .store
+        .list_assets(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        h.store.audit_head().await.unwrap(),
+        head,
+        "a refused request must not write"
+    );
 }
 
 #[tokio::test]
@@ -105,22 +206,74 @@ async fn csv_import_and_export_round_trip() {
     let csv = "asset_id,manufacturer,model,serial_number,firmware_version,software,care_area,lifecycle_state\n\
                A-1,Baxter,Sigma Spectrum,S1,8.00.01,Wireless Battery Module=v22D28,NICU,in_service\n\
                A-2,Baxter,Sigma Spectrum,S2,8.00.01,,NICU,received\n";
-    let r = h.call("POST", "/api/v1/assets/import", &biomed, Some(("text/csv", csv.into()))).await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/assets/import",
+            &biomed,
+            Some(("text/csv", csv.into())),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["created"], 2);
     let export = h.get("/api/v1/assets/export", &biomed).await;
-    assert!(export.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
-    let r = h.call("POST", "/api/v1/assets/import", &biomed, Some(("text/csv", export.body.clone()))).await;
-    assert_eq!((r.json()["created"].as_i64(), r.json()["unchanged"].as_i64()), (Some(0), Some(2)));
+    assert!(export.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/assets/import",
+            &biomed,
+            Some(("text/csv", export.body.clone())),
+        )
+        .await;
+    assert_eq!(
+        (r.json()["created"].as_i64(), r.json()["unchanged"].as_i64()),
+        (Some(0), Some(2))
+    );
 
     let bad = "asset_id,manufacturer,model,serial_number,firmware_version,mac_address\n\
                A-3,BD,Alaris 8015 PC Unit,S3,9.33.1,\n\
                A-4,BD,Alaris 8015 PC Unit,S4,9.33.1,not-a-mac\n";
-    let r = h.call("POST", "/api/v1/assets/import", &biomed, Some(("text/csv", bad.into()))).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (422, "validation-failed"));
-    assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("line 3"), "{}", r.text());
-    assert_eq!(h.store.list_assets(&Default::default()).await.unwrap().items.len(), 2);
-    let r = h.call("POST", "/api/v1/assets/import?skip_invalid=true", &biomed, Some(("text/csv", bad.into()))).await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/assets/import",
+            &biomed,
+            Some(("text/csv", bad.into())),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (422, "validation-failed")
+    );
+    assert!(
+        r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 3"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        h.store
+            .list_assets(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/assets/import?skip_invalid=true",
+            &biomed,
+            Some(("text/csv", bad.into())),
+        )
+        .await;
     assert_eq!(r.json()["created"], 1);
     assert_eq!(r.json()["invalid"][0]["line"], 3);
 }
@@ -129,43 +282,117 @@ async fn csv_import_and_export_round_trip() {
 async fn csrf_is_required_for_cookie_sessions_only() {
     let h = harness().await;
     let (cookie, csrf) = h.session_for("bea", Role::Biomed).await;
-    let r = h.json("POST", "/api/v1/assets", &Cred::Session(cookie.clone(), None), asset_json("C-1")).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (403, "csrf-failed"));
-    let r = h.json("POST", "/api/v1/assets", &Cred::Session(cookie.clone(), Some("wrong".into())), asset_json("C-1")).await;
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets",
+            &Cred::Session(cookie.clone(), None),
+            asset_json("C-1"),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (403, "csrf-failed")
+    );
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets",
+            &Cred::Session(cookie.clone(), Some("wrong".into())),
+            asset_json("C-1"),
+        )
+        .await;
     assert_eq!(r.status, 403);
-    let r = h.json("POST", "/api/v1/assets", &Cred::Session(cookie.clone(), Some(csrf)), asset_json("C-1")).await;
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets",
+            &Cred::Session(cookie.clone(), Some(csrf)),
+            asset_json("C-1"),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     // Reads need no CSRF token.
-    assert_eq!(h.get("/api/v1/assets/C-1", &Cred::Session(cookie, None)).await.status, 200);
+    assert_eq!(
+        h.get("/api/v1/assets/C-1", &Cred::Session(cookie, None))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn tokens_are_scoped_expire_and_revoke() {
     let h = harness().await;
     let bea = h.user("bea", Role::Biomed).await;
-    let read_only = Cred::Bearer(h.token(&bea, &[Permission::InventoryRead], Duration::days(1)).await);
+    let read_only = Cred::Bearer(
+        h.token(&bea, &[Permission::InventoryRead], Duration::days(1))
+            .await,
+    );
     assert_eq!(h.get("/api/v1/assets", &read_only).await.status, 200);
-    let r = h.json("POST", "/api/v1/assets", &read_only, asset_json("T-1")).await;
+    let r = h
+        .json("POST", "/api/v1/assets", &read_only, asset_json("T-1"))
+        .await;
     assert_eq!(r.status, 403, "a token's scopes narrow its owner's role");
-    let expired = Cred::Bearer(h.token(&bea, &[Permission::InventoryRead], Duration::seconds(-1)).await);
-    assert_eq!(h.get("/api/v1/assets", &expired).await.problem(), "unauthenticated");
-    assert_eq!(h.get("/api/v1/assets", &Cred::Bearer("pw_forged".into())).await.status, 401);
+    let expired = Cred::Bearer(
+        h.token(&bea, &[Permission::InventoryRead], Duration::seconds(-1))
+            .await,
+    );
+    assert_eq!(
+        h.get("/api/v1/assets", &expired).await.problem(),
+        "unauthenticated"
+    );
+    assert_eq!(
+        h.get("/api/v1/assets", &Cred::Bearer("pw_forged".into()))
+            .await
+            .status,
+        401
+    );
 
     // Tokens are made from browser sessions, within the role.
     let (cookie, csrf) = h.session_for("ada", Role::Admin).await;
     let admin = Cred::Session(cookie, Some(csrf));
-    let r = h.json("POST", "/api/v1/tokens", &admin, json!({ "name": "cmms", "scopes": ["inventory.read"] })).await;
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "cmms", "scopes": ["inventory.read"] }),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let secret = r.json()["token"].as_str().unwrap().to_owned();
     let id = r.json()["info"]["id"].as_i64().unwrap();
     let tok = Cred::Bearer(secret);
-    assert_eq!(h.get("/api/v1/me", &tok).await.json()["permissions"], json!(["inventory.read"]));
-    let r = h.json("POST", "/api/v1/tokens", &tok, json!({ "name": "x", "scopes": ["inventory.read"] })).await;
+    assert_eq!(
+        h.get("/api/v1/me", &tok).await.json()["permissions"],
+        json!(["inventory.read"])
+    );
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/tokens",
+            &tok,
+            json!({ "name": "x", "scopes": ["inventory.read"] }),
+        )
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let (c2, x2) = h.session_for("cleo", Role::Clinician).await;
-    let r = h.json("POST", "/api/v1/tokens", &Cred::Session(c2, Some(x2)), json!({ "name": "x", "scopes": ["users.manage"] })).await;
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/tokens",
+            &Cred::Session(c2, Some(x2)),
+            json!({ "name": "x", "scopes": ["users.manage"] }),
+        )
+        .await;
     assert_eq!(r.status, 403);
-    assert_eq!(h.call("DELETE", &format!("/api/v1/tokens/{id}"), &admin, None).await.status, 204);
+    assert_eq!(
+        h.call("DELETE", &format!("/api/v1/tokens/{id}"), &admin, None)
+            .await
+            .status,
+        204
+    );
     assert_eq!(h.get("/api/v1/me", &tok).await.status, 401);
 }
 
@@ -174,17 +401,38 @@ async fn login_throttling_locks_and_is_audited() {
     let h = harness().await;
     h.user("bea", Role::Biomed).await;
     for _ in 0..5 {
-        let r = pumpward_server::auth::password_login(&h.state, "bea", "wrong password!", None).await.unwrap();
+        let r = pumpward_server::auth::password_login(&h.state, "bea", "wrong password!", None)
+            .await
+            .unwrap();
         assert!(r.is_err());
     }
-    let r = pumpward_server::auth::password_login(&h.state, "bea", "correct horse battery staple", None).await.unwrap();
-    assert!(matches!(r, Err(pumpward_server::auth::LoginRefusal::Locked)));
+    let r = pumpward_server::auth::password_login(
+        &h.state,
+        "bea",
+        "correct horse battery staple",
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        r,
+        Err(pumpward_server::auth::LoginRefusal::Locked)
+    ));
     // Unknown users are refused the same way and also throttled.
-    let r = pumpward_server::auth::password_login(&h.state, "nobody", "x", None).await.unwrap();
-    assert!(matches!(r, Err(pumpward_server::auth::LoginRefusal::BadCredentials)));
+    let r = pumpward_server::auth::password_login(&h.state, "nobody", "x", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r,
+        Err(pumpward_server::auth::LoginRefusal::BadCredentials)
+    ));
     let lock = h
         .store
-        .audit_list(&pumpward_store::AuditFilter { action: Some("auth.lockout".into()), limit: 10, ..Default::default() })
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some("auth.lockout".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(lock.len(), 1);
@@ -200,9 +448,27 @@ async fn mfa_required_roles_start_at_enrolment() {
         Ok(pumpward_server::auth::LoginOutcome::Session { stage, .. }) => stage,
         Err(e) => panic!("{e}"),
     };
-    let s = stage(pumpward_server::auth::password_login(&h.state, "sam", "correct horse battery staple", None).await.unwrap());
+    let s = stage(
+        pumpward_server::auth::password_login(
+            &h.state,
+            "sam",
+            "correct horse battery staple",
+            None,
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(s, pumpward_store::SessionStage::MfaEnroll);
-    let s = stage(pumpward_server::auth::password_login(&h.state, "bea", "correct horse battery staple", None).await.unwrap());
+    let s = stage(
+        pumpward_server::auth::password_login(
+            &h.state,
+            "bea",
+            "correct horse battery staple",
+            None,
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(s, pumpward_store::SessionStage::Active);
 }
 
@@ -220,12 +486,22 @@ async fn health_metrics_and_audit_api() {
     let aud = Cred::Bearer(h.token_for("audrey", Role::Auditor).await);
     let v = h.get("/api/v1/audit/verify", &aud).await.json();
     assert_eq!(v["intact"], true);
-    let list = h.get("/api/v1/audit?action=user&limit=5", &aud).await.json();
-    assert!(list["items"].as_array().unwrap().iter().all(|r| r["action"].as_str().unwrap().starts_with("user.")));
+    let list = h
+        .get("/api/v1/audit?action=user&limit=5", &aud)
+        .await
+        .json();
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["action"].as_str().unwrap().starts_with("user.")));
     let r = h.get("/api/v1/audit?since=yesterday", &aud).await;
     assert_eq!(r.status, 400);
     // Security headers on every answer.
     let r = h.get("/healthz", &Cred::None).await;
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
-    assert!(r.headers["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    assert!(r.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
 }

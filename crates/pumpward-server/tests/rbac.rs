@@ -8,8 +8,15 @@ use pumpward_core::access::Role;
 use pumpward_server::routes::{Access, API_ROUTES, UI_ROUTES};
 
 fn concrete(path: &str, user_id: i64) -> String {
-    path.replace("{id}", if path.starts_with("/api/v1/users") || path.starts_with("/users") { "USER" } else { "PUMP-1" })
-        .replace("USER", &user_id.to_string())
+    path.replace(
+        "{id}",
+        if path.starts_with("/api/v1/users") || path.starts_with("/users") {
+            "USER"
+        } else {
+            "PUMP-1"
+        },
+    )
+    .replace("USER", &user_id.to_string())
 }
 
 #[tokio::test]
@@ -17,7 +24,10 @@ async fn every_api_route_with_every_role_matches_the_matrix() {
     let h = harness().await;
     h.store
         .create_asset(
-            &pumpward_core::inventory::AssetSpec::validate(&serde_json::from_value(common::asset_json("PUMP-1")).unwrap()).unwrap(),
+            &pumpward_core::inventory::AssetSpec::validate(
+                &serde_json::from_value(common::asset_json("PUMP-1")).unwrap(),
+            )
+            .unwrap(),
             None,
             &pumpward_store::Actor::cli(),
         )
@@ -44,7 +54,13 @@ async fn every_api_route_with_every_role_matches_the_matrix() {
                     r.text()
                 );
             } else {
-                assert_eq!(r.status, 403, "{role} must be refused {} {path}: {}", rt.method, r.text());
+                assert_eq!(
+                    r.status,
+                    403,
+                    "{role} must be refused {} {path}: {}",
+                    rt.method,
+                    r.text()
+                );
                 assert_eq!(r.problem(), "forbidden");
             }
             checked += 1;
@@ -54,7 +70,11 @@ async fn every_api_route_with_every_role_matches_the_matrix() {
     // Every refusal was audited.
     let denied = h
         .store
-        .audit_list(&pumpward_store::AuditFilter { action: Some("access.denied".into()), limit: 1000, ..Default::default() })
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some("access.denied".into()),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(!denied.is_empty());
@@ -73,7 +93,13 @@ async fn every_ui_route_with_every_role_matches_the_matrix() {
             let r = h.call(rt.method, &path, &cred, body).await;
             match rt.access {
                 Access::Perm(p) if !role.allows(p) => {
-                    assert_eq!(r.status, 403, "{role} must be refused {} {path}: {}", rt.method, r.text())
+                    assert_eq!(
+                        r.status,
+                        403,
+                        "{role} must be refused {} {path}: {}",
+                        rt.method,
+                        r.text()
+                    )
                 }
                 _ => assert!(
                     r.status != 403 && r.status != 401 && r.status.as_u16() < 500,
@@ -91,16 +117,32 @@ async fn every_ui_route_with_every_role_matches_the_matrix() {
 async fn without_credentials_only_public_routes_answer() {
     let h = harness().await;
     for rt in API_ROUTES {
-        let r = h.call(rt.method, &concrete(rt.path, 1), &Cred::None, rt.body.map(|ct| (ct, b"{}".to_vec()))).await;
+        let r = h
+            .call(
+                rt.method,
+                &concrete(rt.path, 1),
+                &Cred::None,
+                rt.body.map(|ct| (ct, b"{}".to_vec())),
+            )
+            .await;
         if rt.access == Access::Public {
-            assert!(r.status.is_success(), "{} {} -> {}", rt.method, rt.path, r.status);
+            assert!(
+                r.status.is_success(),
+                "{} {} -> {}",
+                rt.method,
+                rt.path,
+                r.status
+            );
         } else {
             assert_eq!(r.status, 401, "{} {}", rt.method, rt.path);
             assert_eq!(r.problem(), "unauthenticated");
             assert!(r.headers.contains_key("www-authenticate"));
         }
     }
-    for rt in UI_ROUTES.iter().filter(|r| r.method == "GET" && r.access != Access::Public) {
+    for rt in UI_ROUTES
+        .iter()
+        .filter(|r| r.method == "GET" && r.access != Access::Public)
+    {
         let r = h.get(rt.path, &Cred::None).await;
         assert!(r.status.is_redirection(), "{} -> {}", rt.path, r.status);
         assert_eq!(r.headers["location"], "/login");
@@ -116,9 +158,17 @@ async fn openapi_document_lists_exactly_the_api_routes() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), p.clone())))
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
         .collect();
-    let mut table: Vec<(String, String)> = API_ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    let mut table: Vec<(String, String)> = API_ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
     documented.sort();
     table.sort();
     assert_eq!(documented, table);

@@ -28,7 +28,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -38,7 +39,9 @@ impl Reply {
     /// The problem `type` slug, asserting the body is a problem document.
     pub fn problem(&self) -> String {
         assert_eq!(
-            self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
             "status {} body {}",
             self.status,
@@ -46,7 +49,12 @@ impl Reply {
         );
         let v = self.json();
         assert_eq!(v["status"], self.status.as_u16(), "{v}");
-        v["type"].as_str().unwrap().strip_prefix("urn:pumpward:problem:").unwrap().to_owned()
+        v["type"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("urn:pumpward:problem:")
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -58,7 +66,12 @@ pub async fn harness_with(settings: ServerSettings) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(dir.path()).await.unwrap();
     let state = AppState::new(store.clone(), settings);
-    Harness { app: pumpward_server::app(state.clone()), store, state, _dir: dir }
+    Harness {
+        app: pumpward_server::app(state.clone()),
+        store,
+        state,
+        _dir: dir,
+    }
 }
 
 /// How a test request authenticates.
@@ -73,7 +86,14 @@ pub enum Cred {
 impl Harness {
     pub async fn user(&self, name: &str, role: Role) -> User {
         self.store
-            .create_user(name, name, role, &password::hash_password("correct horse battery staple"), false, &Actor::cli())
+            .create_user(
+                name,
+                name,
+                role,
+                &password::hash_password("correct horse battery staple"),
+                false,
+                &Actor::cli(),
+            )
             .await
             .unwrap()
     }
@@ -81,14 +101,25 @@ impl Harness {
     /// A user of `role` and a token carrying every permission the role has.
     pub async fn token_for(&self, name: &str, role: Role) -> String {
         let u = self.user(name, role).await;
-        let scopes: Vec<Permission> = Permission::ALL.iter().copied().filter(|&p| role.allows(p)).collect();
+        let scopes: Vec<Permission> = Permission::ALL
+            .iter()
+            .copied()
+            .filter(|&p| role.allows(p))
+            .collect();
         self.token(&u, &scopes, Duration::days(1)).await
     }
 
     pub async fn token(&self, u: &User, scopes: &[Permission], ttl: Duration) -> String {
         let secret = format!("{TOKEN_PREFIX}{}", random_token());
         self.store
-            .create_api_token(u, "test", &token_hash(&secret), scopes, OffsetDateTime::now_utc() + ttl, &Actor::cli())
+            .create_api_token(
+                u,
+                "test",
+                &token_hash(&secret),
+                scopes,
+                OffsetDateTime::now_utc() + ttl,
+                &Actor::cli(),
+            )
             .await
             .unwrap();
         secret
@@ -112,27 +143,48 @@ impl Harness {
         (tok, csrf)
     }
 
-    pub async fn call(&self, method: &str, path: &str, cred: &Cred, body: Option<(&str, Vec<u8>)>) -> Reply {
-        let mut b = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cred: &Cred,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut b = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
         match cred {
             Cred::None => {}
             Cred::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
             Cred::Session(c, csrf) => {
-                b = b.header(header::COOKIE, format!("{}={c}", pumpward_server::auth::SESSION_COOKIE));
+                b = b.header(
+                    header::COOKIE,
+                    format!("{}={c}", pumpward_server::auth::SESSION_COOKIE),
+                );
                 if let Some(x) = csrf {
                     b = b.header(pumpward_server::auth::CSRF_HEADER, x);
                 }
             }
         }
         let req = match body {
-            Some((ct, bytes)) => b.header(header::CONTENT_TYPE, ct).body(Body::from(bytes)).unwrap(),
+            Some((ct, bytes)) => b
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::from(bytes))
+                .unwrap(),
             None => b.body(Body::empty()).unwrap(),
         };
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap().to_vec();
-        Reply { status, headers, body }
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, cred: &Cred) -> Reply {
@@ -140,7 +192,13 @@ impl Harness {
     }
 
     pub async fn json(&self, method: &str, path: &str, cred: &Cred, v: serde_json::Value) -> Reply {
-        self.call(method, path, cred, Some(("application/json", v.to_string().into_bytes()))).await
+        self.call(
+            method,
+            path,
+            cred,
+            Some(("application/json", v.to_string().into_bytes())),
+        )
+        .await
     }
 }
 

@@ -346,15 +346,7 @@ async fn insert_asset(
         .execute(&mut *conn)
         .await?;
     record_transition(conn, s.asset_id.as_str(), None, state, actor, reason, now).await?;
-    let mut audit = Vec::new();
-    if new_model {
-        audit.push(
-            actor
-                .entry("model.create", Outcome::Success)
-                .object(format!("model:{}/{}", s.manufacturer, s.model))
-                .reason("first asset of this model"),
-        );
-    }
+    let mut audit = new_model_entry(actor, s, new_model);
     audit.push(
         actor
             .entry("asset.create", Outcome::Success)
@@ -363,6 +355,19 @@ async fn insert_asset(
             .details(&serde_json::json!({ "spec": s.to_draft(), "lifecycle_state": state })),
     );
     Ok(audit)
+}
+
+/// The audit entry for a catalogue model created on the fly, if one was.
+fn new_model_entry(actor: &Actor, s: &AssetSpec, created: bool) -> Vec<AuditEntry> {
+    created
+        .then(|| {
+            actor
+                .entry("model.create", Outcome::Success)
+                .object(format!("model:{}/{}", s.manufacturer, s.model))
+                .reason("first asset of this model")
+        })
+        .into_iter()
+        .collect()
 }
 
 async fn update_spec(
@@ -395,15 +400,7 @@ async fn update_spec(
             s.asset_id
         )));
     }
-    let mut audit = Vec::new();
-    if new_model {
-        audit.push(
-            actor
-                .entry("model.create", Outcome::Success)
-                .object(format!("model:{}/{}", s.manufacturer, s.model))
-                .reason("first asset of this model"),
-        );
-    }
+    let mut audit = new_model_entry(actor, s, new_model);
     audit.push(
         actor
             .entry("asset.update", Outcome::Success)

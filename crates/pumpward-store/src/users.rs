@@ -149,6 +149,18 @@ fn parse_time(s: String) -> Result<OffsetDateTime> {
     timefmt::parse(&s).map_err(|e| StoreError::Invalid(format!("stored time {s:?}: {e}")))
 }
 
+/// The username of user `id`, inside a transaction.
+async fn username_of(conn: &mut crate::Conn, id: i64) -> Result<String> {
+    Ok(sqlx::query("SELECT username FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("user {id}"),
+        })?
+        .try_get("username")?)
+}
+
 impl Store {
     pub async fn user_count(&self) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM users")
@@ -334,14 +346,7 @@ impl Store {
     ) -> Result<()> {
         let now = crate::now();
         let mut tx = self.write_tx().await?;
-        let name: String = sqlx::query("SELECT username FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("user {id}"),
-            })?
-            .try_get("username")?;
+        let name = username_of(&mut tx, id).await?;
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(password_hash.to_owned())
             .bind(timefmt::format(now))
@@ -369,14 +374,7 @@ impl Store {
     pub async fn set_totp(&self, id: i64, secret_b32: Option<&str>, actor: &Actor) -> Result<()> {
         let now = crate::now();
         let mut tx = self.write_tx().await?;
-        let name: String = sqlx::query("SELECT username FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("user {id}"),
-            })?
-            .try_get("username")?;
+        let name = username_of(&mut tx, id).await?;
         sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = NULL, updated_at = $2 WHERE id = $3")
             .bind(secret_b32.map(str::to_owned))
             .bind(timefmt::format(now))

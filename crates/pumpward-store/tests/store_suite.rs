@@ -551,3 +551,49 @@ async fn last_admin_cannot_be_demoted(store: &Store) {
         Role::Admin
     );
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_foreign_keys_and_full_sync() {
+    use sqlx::Row;
+    let f = common::sqlite().await;
+    let mut conn = f.store.raw_pool().acquire().await.unwrap();
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fk, 1);
+    let sync: i64 = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        sync, 2,
+        "FULL: a commit is on disk before it is acknowledged"
+    );
+    // A lifecycle event for a missing asset is refused by the foreign key.
+    let r = sqlx::query("INSERT INTO lifecycle_events (asset_id, from_state, to_state, actor, reason, at) VALUES ('ghost', NULL, 'received', 'x', 'y', 'z')")
+        .execute(&mut *conn)
+        .await;
+    assert!(r.is_err());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_sqlite(dir.path()).await.unwrap();
+    s.create_asset(&spec("R-1", "ED", None), None, &biomed())
+        .await
+        .unwrap();
+    s.close().await;
+    let s = Store::open_sqlite(dir.path()).await.unwrap();
+    assert!(s.asset("R-1").await.is_ok());
+    assert!(s.audit_verify().await.unwrap().error.is_none());
+}

@@ -94,3 +94,88 @@ fn text_fields_refuse_control_characters() {
     d.notes = Some("line one\nline two".into());
     assert!(AssetSpec::validate(&d).is_ok());
 }
+
+mod properties {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn unicast_macs_round_trip_in_every_spelling(mut o in any::<[u8; 6]>()) {
+            o[0] &= 0xfe;
+            prop_assume!(o != [0; 6]);
+            let colon = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3], o[4], o[5]);
+            let m: MacAddress = colon.parse().unwrap();
+            prop_assert_eq!(m.octets(), o);
+            prop_assert_eq!(m.to_string(), colon.clone());
+            let hyphen = colon.replace(':', "-").to_uppercase();
+            prop_assert_eq!(hyphen.parse::<MacAddress>().unwrap(), m);
+            let bare = colon.replace(':', "");
+            let cisco = format!("{}.{}.{}", &bare[0..4], &bare[4..8], &bare[8..12]);
+            prop_assert_eq!(cisco.parse::<MacAddress>().unwrap(), m);
+        }
+
+        #[test]
+        fn multicast_macs_are_always_refused(mut o in any::<[u8; 6]>()) {
+            o[0] |= 1;
+            let s = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3], o[4], o[5]);
+            prop_assert!(s.parse::<MacAddress>().is_err());
+        }
+
+        #[test]
+        fn value_parsers_never_panic(s in ".{0,80}") {
+            let _ = s.parse::<MacAddress>();
+            let _ = s.parse::<AssetId>();
+            let _ = s.parse::<LifecycleState>();
+            let _ = SoftwareComponent::parse_list(&s);
+            let _ = crate::timefmt::parse(&s);
+            let _ = crate::timefmt::parse_date(&s);
+        }
+
+        #[test]
+        fn software_lists_round_trip(
+            list in proptest::collection::vec(("[A-Za-z][A-Za-z0-9 ._-]{0,20}[A-Za-z0-9]", "[A-Za-z0-9][A-Za-z0-9._-]{0,12}"), 0..6)
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let comps: Vec<SoftwareComponent> = list
+                .into_iter()
+                .filter(|(n, _)| seen.insert(n.to_lowercase()))
+                .map(|(name, version)| SoftwareComponent { name, version })
+                .collect();
+            let text = SoftwareComponent::format_list(&comps);
+            prop_assert_eq!(SoftwareComponent::parse_list(&text).unwrap(), comps);
+        }
+
+        #[test]
+        fn any_json_draft_validates_or_reports_and_valid_ones_round_trip(v in proptest::collection::hash_map(
+            prop_oneof![Just("asset_id"), Just("manufacturer"), Just("model"), Just("serial_number"),
+                        Just("firmware_version"), Just("mac_address"), Just("ip_address"), Just("end_of_support"),
+                        Just("software"), Just("kind"), Just("device_type"), Just("hostname"), Just("notes")],
+            "[ -~]{0,24}", 0..13)
+        ) {
+            let obj: serde_json::Map<String, serde_json::Value> =
+                v.into_iter().map(|(k, s)| (k.to_string(), serde_json::Value::String(s))).collect();
+            if let Ok(d) = serde_json::from_value::<AssetDraft>(serde_json::Value::Object(obj)) {
+                match AssetSpec::validate(&d) {
+                    Ok(spec) => prop_assert_eq!(AssetSpec::validate(&spec.to_draft()).unwrap(), spec),
+                    Err(e) => prop_assert!(!e.0.is_empty()),
+                }
+            }
+        }
+    }
+}
+
+/// Replays the committed fuzz seeds of the `asset_json` target on stable.
+#[test]
+fn asset_json_fuzz_seeds_replay() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/asset_json");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let d: AssetDraft = serde_json::from_slice(&bytes).unwrap();
+        let spec = AssetSpec::validate(&d).unwrap();
+        assert_eq!(AssetSpec::validate(&spec.to_draft()).unwrap(), spec);
+        n += 1;
+    }
+    assert!(n >= 2);
+}

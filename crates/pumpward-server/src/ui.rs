@@ -1,8 +1,0 @@
-//! The web UI (being written).
-
-use crate::state::AppState;
-use axum::Router;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-}

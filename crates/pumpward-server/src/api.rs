@@ -452,29 +452,40 @@ pub struct NewUser {
     pub password: String,
 }
 
+/// Checks a new account's username, display name and password (API, UI and
+/// first-start setup share this); returns the normalised username and
+/// display name.
+pub fn validate_new_user(
+    username: &str,
+    display_name: Option<&str>,
+    password: &str,
+) -> ApiResult<(String, String)> {
+    let invalid = |field: &str, e: &dyn std::fmt::Display| {
+        ApiError::new(ErrorKind::Validation, format!("{field}: {e}"))
+    };
+    let username = validate_username(username).map_err(|e| invalid("username", &e))?;
+    password::check_new_password(password, &username).map_err(|e| invalid("password", &e))?;
+    let display = display_name
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&username);
+    let display = pumpward_core::inventory::required_text(display, 128)
+        .map_err(|e| invalid("display_name", &e))?;
+    Ok((username, display))
+}
+
 /// Validates and creates a user (API and UI share this).
 pub async fn add_user(
     st: &AppState,
     p: &Principal,
     u: &NewUser,
 ) -> ApiResult<pumpward_store::User> {
-    let username = validate_username(&u.username)
-        .map_err(|e| ApiError::new(ErrorKind::Validation, format!("username: {e}")))?;
     let role: Role = u
         .role
         .parse()
         .map_err(|e| ApiError::new(ErrorKind::Validation, format!("role: {e}")))?;
-    password::check_new_password(&u.password, &username)
-        .map_err(|e| ApiError::new(ErrorKind::Validation, format!("password: {e}")))?;
-    let display = u
-        .display_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&username)
-        .to_owned();
-    let display = pumpward_core::inventory::required_text(&display, 128)
-        .map_err(|e| ApiError::new(ErrorKind::Validation, format!("display_name: {e}")))?;
+    let (username, display) =
+        validate_new_user(&u.username, u.display_name.as_deref(), &u.password)?;
     Ok(st
         .store
         .create_user(
@@ -533,7 +544,7 @@ pub async fn reset_mfa(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    st.store.set_totp(id, None, &p.actor()).await?;
+    st.store.set_totp(id, None, None, &p.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -411,13 +411,15 @@ async fn locked(st: &AppState, username: &str, now: OffsetDateTime) -> ApiResult
     Ok(p.locked_until(&failures, now).is_some())
 }
 
-async fn fail(
+/// Records a failed authentication (password or second factor) for the
+/// lockout count and the audit trail, and the lockout if it starts now.
+pub async fn record_failed_login(
     st: &AppState,
     username: &str,
     source: Option<String>,
     why: &str,
-    now: OffsetDateTime,
 ) -> ApiResult<()> {
+    let now = OffsetDateTime::now_utc();
     st.store.record_login_failure(username, now).await?;
     st.metrics
         .logins
@@ -475,11 +477,11 @@ pub async fn password_login(
     let user = st.store.user_by_name(&username).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
         password::dummy_verify(pw);
-        fail(st, &username, source, "unknown or disabled user", now).await?;
+        record_failed_login(st, &username, source, "unknown or disabled user").await?;
         return Ok(Err(LoginRefusal::BadCredentials));
     };
     if !password::verify_password(pw, &user.password_hash) {
-        fail(st, &username, source, "wrong password", now).await?;
+        record_failed_login(st, &username, source, "wrong password").await?;
         return Ok(Err(LoginRefusal::BadCredentials));
     }
     st.store.clear_login_failures(&username).await?;
@@ -548,27 +550,30 @@ pub async fn open_session(
     Ok(tok)
 }
 
-/// Verifies a TOTP code for `user` and spends its time step.
+/// Verifies a TOTP code for `user` against `secret_b32` (the enrolled
+/// secret, or the one being enrolled) and spends its time step. Returns the
+/// step, which an enrolment stores as the last one used, so the enrolment
+/// code cannot be replayed at the next login.
 pub async fn check_totp(
     st: &AppState,
     user: &User,
     secret_b32: &str,
     code: &str,
     source: Option<String>,
-) -> ApiResult<bool> {
+) -> ApiResult<Option<i64>> {
     let now = OffsetDateTime::now_utc();
     if locked(st, &user.username, now).await? {
-        return Ok(false);
+        return Ok(None);
     }
     let Ok(secret) = totp::TotpSecret::from_base32(secret_b32) else {
-        return Ok(false);
+        return Ok(None);
     };
     let last = st.store.totp_last_step(user.id).await?;
     match totp::verify(secret.as_bytes(), code.trim(), now.unix_timestamp(), last) {
-        Some(step) if st.store.claim_totp_step(user.id, step).await? => Ok(true),
+        Some(step) if st.store.claim_totp_step(user.id, step).await? => Ok(Some(step)),
         _ => {
-            fail(st, &user.username, source, "wrong or reused TOTP code", now).await?;
-            Ok(false)
+            record_failed_login(st, &user.username, source, "wrong or reused TOTP code").await?;
+            Ok(None)
         }
     }
 }

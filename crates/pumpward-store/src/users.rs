@@ -370,17 +370,27 @@ impl Store {
         Ok(())
     }
 
-    /// Stores (or with `None` removes) a user's TOTP secret.
-    pub async fn set_totp(&self, id: i64, secret_b32: Option<&str>, actor: &Actor) -> Result<()> {
+    /// Stores (or with `None` removes) a user's TOTP secret. `used_step` is
+    /// the time step of the code that proved the enrolment; it counts as used.
+    pub async fn set_totp(
+        &self,
+        id: i64,
+        secret_b32: Option<&str>,
+        used_step: Option<i64>,
+        actor: &Actor,
+    ) -> Result<()> {
         let now = crate::now();
         let mut tx = self.write_tx().await?;
         let name = username_of(&mut tx, id).await?;
-        sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = NULL, updated_at = $2 WHERE id = $3")
-            .bind(secret_b32.map(str::to_owned))
-            .bind(timefmt::format(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET totp_secret = $1, totp_last_step = $4, updated_at = $2 WHERE id = $3",
+        )
+        .bind(secret_b32.map(str::to_owned))
+        .bind(timefmt::format(now))
+        .bind(id)
+        .bind(used_step)
+        .execute(&mut *tx)
+        .await?;
         let action = if secret_b32.is_some() {
             "user.mfa_enrol"
         } else {

@@ -512,9 +512,11 @@ async fn totp_steps_are_single_use(store: &Store) {
         .await
         .unwrap();
     store
-        .set_totp(u.id, Some("JBSWY3DPEHPK3PXP"), &Actor::cli())
+        .set_totp(u.id, Some("JBSWY3DPEHPK3PXP"), Some(99), &Actor::cli())
         .await
         .unwrap();
+    // The enrolment code's step counts as used.
+    assert!(!store.claim_totp_step(u.id, 99).await.unwrap());
     assert!(store.claim_totp_step(u.id, 100).await.unwrap());
     assert!(!store.claim_totp_step(u.id, 100).await.unwrap());
     assert!(!store.claim_totp_step(u.id, 99).await.unwrap());

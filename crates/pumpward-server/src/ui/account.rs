@@ -12,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use pumpward_core::access::{password, Permission};
-use pumpward_core::audit::Outcome;
 
 const HERE: &str = "/account";
 
@@ -188,15 +187,16 @@ pub async fn change_password(
         )
     };
     if !password::verify_password(current, &p.user.password_hash) {
-        st.store
-            .audit(
-                p.actor()
-                    .entry("user.password", Outcome::Failure)
-                    .object(format!("user:{}", p.user.username))
-                    .reason("wrong current password"),
-            )
-            .await
-            .ui(&p, HERE)?;
+        // Counts towards the lockout like a failed login: a stolen session
+        // must not become an unlimited password-guessing oracle.
+        crate::auth::record_failed_login(
+            &st,
+            &p.user.username,
+            p.source.clone(),
+            "wrong current password on password change",
+        )
+        .await
+        .ui(&p, HERE)?;
         return again(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Your current password is not correct.",

@@ -201,7 +201,7 @@ pub async fn change_user(
                 Ok("user-changed")
             }
             "mfa_reset" => {
-                st.store.set_totp(id, None, &p.actor()).await?;
+                st.store.set_totp(id, None, None, &p.actor()).await?;
                 Ok("mfa-reset")
             }
             _ => Err(ApiError::bad_request(

@@ -21,8 +21,8 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use pumpward_core::access::totp::{self, TotpSecret};
-use pumpward_core::access::{password, validate_username, Role};
+use pumpward_core::access::totp::TotpSecret;
+use pumpward_core::access::{password, Role};
 use pumpward_core::audit::Outcome;
 use pumpward_store::{Actor, Session, SessionStage, StoreError};
 use time::OffsetDateTime;
@@ -168,32 +168,16 @@ pub async fn setup_submit(State(st): State<AppState>, ctx: Ctx, body: Bytes) -> 
     if st.store.user_count().await? > 0 {
         return Err(setup_closed());
     }
-    let username = match validate_username(username_in) {
-        Ok(u) => u,
-        Err(e) => return again(StatusCode::UNPROCESSABLE_ENTITY, format!("Username: {e}.")),
-    };
     if pw != f.get("password_confirm") {
         return again(
             StatusCode::UNPROCESSABLE_ENTITY,
             "The two passwords differ; type the same password twice.".into(),
         );
     }
-    if let Err(e) = password::check_new_password(pw, &username) {
-        return again(StatusCode::UNPROCESSABLE_ENTITY, format!("Password: {e}."));
-    }
-    let display = if display_in.trim().is_empty() {
-        username.as_str()
-    } else {
-        display_in
-    };
-    let display = match pumpward_core::inventory::required_text(display, 128) {
-        Ok(d) => d,
-        Err(e) => {
-            return again(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("Display name: {e}."),
-            )
-        }
+    let (username, display) = match crate::api::validate_new_user(username_in, Some(display_in), pw)
+    {
+        Ok(v) => v,
+        Err(e) => return again(StatusCode::UNPROCESSABLE_ENTITY, format!("{}.", e.detail)),
     };
     let user = match st
         .store
@@ -384,7 +368,10 @@ pub async fn mfa_submit(State(st): State<AppState>, ctx: Ctx, body: Bytes) -> Ui
             clear_cookie(SESSION_COOKIE),
         ));
     };
-    if !check_totp(&st, &s.user, secret, f.get("code"), ctx.source.clone()).await? {
+    if check_totp(&st, &s.user, secret, f.get("code"), ctx.source.clone())
+        .await?
+        .is_none()
+    {
         return mfa_page(s, StatusCode::UNPROCESSABLE_ENTITY, Some(BAD_CODE.into()));
     }
     let value = promote_session(&st, s, SessionStage::Active, ctx.source.clone()).await?;
@@ -480,26 +467,18 @@ pub async fn enroll_submit(State(st): State<AppState>, ctx: Ctx, body: Bytes) ->
     };
     let b32 = secret.to_base32();
     let code = f.get("code").trim();
-    if !check_totp(&st, &s.user, &b32, code, ctx.source.clone()).await? {
+    let Some(step) = check_totp(&st, &s.user, &b32, code, ctx.source.clone()).await? else {
         return enroll_page(
             s,
             &secret,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(BAD_CODE.into()),
         );
-    }
+    };
     let actor = Actor::user(&s.user.username, ctx.source.clone());
-    st.store.set_totp(s.user.id, Some(&b32), &actor).await?;
-    // `set_totp` forgets the last used step; spend the enrolment code's step
-    // again so that it cannot be replayed at the next login.
-    if let Some(step) = totp::verify(
-        secret.as_bytes(),
-        code,
-        OffsetDateTime::now_utc().unix_timestamp(),
-        None,
-    ) {
-        st.store.claim_totp_step(s.user.id, step).await?;
-    }
+    st.store
+        .set_totp(s.user.id, Some(&b32), Some(step), &actor)
+        .await?;
     if s.stage == SessionStage::Active {
         return Ok(see_other("/account?done=mfa"));
     }

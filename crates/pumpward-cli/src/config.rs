@@ -33,7 +33,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn load(cli: &Cli) -> Result<Settings> {
-        let file: FileConfig = match &cli.config {
+        let mut file: FileConfig = match &cli.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read the config file {}", p.display()))?;
@@ -41,6 +41,21 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        // The options that have no command-line flag still take a
+        // PUMPWARD_* variable, which beats the file.
+        env_override(
+            "PUMPWARD_SESSION_IDLE_MINUTES",
+            &mut file.session_idle_minutes,
+        )?;
+        env_override(
+            "PUMPWARD_SESSION_ABSOLUTE_HOURS",
+            &mut file.session_absolute_hours,
+        )?;
+        env_override("PUMPWARD_LOGIN_MAX_FAILURES", &mut file.login_max_failures)?;
+        env_override(
+            "PUMPWARD_LOGIN_LOCKOUT_MINUTES",
+            &mut file.login_lockout_minutes,
+        )?;
         let mut server = ServerSettings::default();
         if let Some(m) = file.session_idle_minutes {
             anyhow::ensure!(
@@ -85,4 +100,18 @@ impl Settings {
             server,
         })
     }
+}
+
+fn env_override<T: std::str::FromStr>(name: &str, slot: &mut Option<T>) -> Result<()>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Ok(v) = std::env::var(name) {
+        *slot = Some(
+            v.trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{name}={v:?}: {e}"))?,
+        );
+    }
+    Ok(())
 }

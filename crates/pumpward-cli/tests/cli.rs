@@ -590,3 +590,38 @@ async fn tls_refuses_old_protocols() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn options_without_flags_come_from_the_environment_too() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = write(t.path(), "pumpward.toml", b"session_idle_minutes = 20\n");
+    let run = |var: Option<(&str, &str)>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pumpward"));
+        cmd.arg("--data-dir")
+            .arg(t.path())
+            .arg("--config")
+            .arg(&cfg);
+        if let Some((k, v)) = var {
+            cmd.env(k, v);
+        }
+        cmd.args(["user", "list"]).output().unwrap()
+    };
+    assert!(run(None).status.success());
+    let o = run(Some(("PUMPWARD_SESSION_IDLE_MINUTES", "0")));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the variable beats the file and is checked"
+    );
+    assert!(
+        err(&o).contains("session_idle_minutes must be between"),
+        "{}",
+        err(&o)
+    );
+    let o = run(Some(("PUMPWARD_LOGIN_MAX_FAILURES", "many")));
+    assert!(
+        err(&o).contains("PUMPWARD_LOGIN_MAX_FAILURES"),
+        "{}",
+        err(&o)
+    );
+}

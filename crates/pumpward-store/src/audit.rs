@@ -1,11 +1,13 @@
 //! The audit trail: appends in the caller's transaction, queries, verification.
 
-use crate::{Conn, Result, Store};
+use crate::{Backend, Conn, Result, Store, StoreError};
 use pumpward_core::audit::{AuditEntry, AuditRecord, ChainError, ChainHead, Outcome, Verifier};
 use serde::Serialize;
 use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 use sqlx::Row;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 /// What to show of the audit trail; all filters are optional and combine.
 #[derive(Debug, Clone, Default)]
@@ -105,11 +107,69 @@ fn record_from_row(r: &AnyRow) -> Result<AuditRecord> {
 const COLUMNS: &str =
     "seq, at, actor, action, object, outcome, reason, source, details, prev_hash, hash";
 
+/// A standalone entry waiting for the group committer, and where to answer.
+pub(crate) type Pending = (AuditEntry, oneshot::Sender<Result<AuditRecord>>);
+
+/// Most entries the group committer puts in one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// Starts the group committer for standalone audit records.
+///
+/// Logins, refusals and other records that do not ride on a state change's
+/// transaction arrive one at a time from many requests. Committing each alone
+/// costs a disk flush; the committer instead takes everything that is waiting
+/// when it starts a transaction (up to [`MAX_GROUP`]) and commits it once.
+/// Each caller is still answered only after its own record has committed, so
+/// "durable before acknowledged" holds; under load, N callers share one flush.
+pub(crate) fn spawn_group_committer(pool: AnyPool, backend: Backend) -> mpsc::Sender<Pending> {
+    let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_GROUP);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let written = async {
+                let mut t = crate::begin_write(&pool, backend).await?;
+                let recs = append(&mut t, entries, crate::now()).await?;
+                t.commit().await?;
+                Ok::<_, StoreError>(recs)
+            }
+            .await;
+            match written {
+                Ok(recs) => {
+                    for (rec, reply) in recs.into_iter().zip(replies) {
+                        let _ = reply.send(Ok(rec));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit group commit failed");
+                    let msg = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
 impl Store {
-    /// Records one entry on its own (authentication events, refusals).
+    /// Records one entry on its own (authentication events, refusals),
+    /// through the group committer; returns once it has committed.
     pub async fn audit(&self, entry: AuditEntry) -> Result<AuditRecord> {
-        let mut recs = self.audit_many(vec![entry]).await?;
-        Ok(recs.remove(0))
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the audit writer has stopped".into());
+        self.committer
+            .send((entry, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Records several entries in one transaction (one commit, one fsync).

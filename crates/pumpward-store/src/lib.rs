@@ -136,6 +136,8 @@ impl Actor {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Standalone audit records go through the group committer (see `audit`).
+    committer: tokio::sync::mpsc::Sender<audit::Pending>,
 }
 
 /// The clock the store stamps records with. Tests may pin it.
@@ -181,10 +183,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Store {
-            pool,
-            backend: Backend::Sqlite,
-        };
+        let store = Store::with_pool(pool, Backend::Sqlite);
         store
             .migrate()
             .await
@@ -206,10 +205,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Store {
-            pool,
-            backend: Backend::Postgres,
-        };
+        let store = Store::with_pool(pool, Backend::Postgres);
         store
             .migrate()
             .await
@@ -229,6 +225,15 @@ impl Store {
                     .into(),
             }),
             None => Store::open_sqlite(data_dir).await,
+        }
+    }
+
+    fn with_pool(pool: AnyPool, backend: Backend) -> Store {
+        let committer = audit::spawn_group_committer(pool.clone(), backend);
+        Store {
+            pool,
+            backend,
+            committer,
         }
     }
 
@@ -260,10 +265,7 @@ impl Store {
 
     /// Starts a write transaction (see the module docs for `BEGIN IMMEDIATE`).
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        begin_write(&self.pool, self.backend).await
     }
 
     /// The raw pool, for tests that must tamper with stored rows behind the
@@ -276,6 +278,17 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// Starts a write transaction on `pool` (see the module docs for `BEGIN IMMEDIATE`).
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// Hides the password in a database URL before it is printed or logged.

@@ -421,12 +421,7 @@ pub async fn record_failed_login(
 ) -> ApiResult<()> {
     let now = OffsetDateTime::now_utc();
     st.store.record_login_failure(username, now).await?;
-    st.metrics
-        .logins
-        .get_or_create(&crate::metrics::OutcomeLabels {
-            outcome: "failure".into(),
-        })
-        .inc();
+    st.metrics.count_login("failure");
     let actor = Actor {
         id: format!("user:{username}"),
         source,
@@ -495,6 +490,23 @@ pub async fn password_login(
             )
             .await?;
     }
+    let (cookie_value, stage) = start_session(st, &user, source, "password accepted").await?;
+    Ok(Ok(LoginOutcome::Session {
+        cookie_value,
+        stage,
+    }))
+}
+
+/// Opens a session for a user whose password was just proven: at the MFA
+/// step if they have enrolled TOTP, at enrolment if their role requires MFA
+/// and they have not, else fully logged in. Audits and counts the login.
+/// Returns the cookie value and the stage.
+pub async fn start_session(
+    st: &AppState,
+    user: &User,
+    source: Option<String>,
+    why: &str,
+) -> ApiResult<(String, SessionStage)> {
     let stage = if user.mfa_enrolled() {
         SessionStage::MfaPending
     } else if st.store.mfa_required(user.role).await? {
@@ -502,8 +514,9 @@ pub async fn password_login(
     } else {
         SessionStage::Active
     };
-    let cookie_value = open_session(st, &user, stage, source.clone()).await?;
+    let cookie_value = open_session(st, user, stage, source.clone()).await?;
     let action = if stage == SessionStage::Active {
+        st.metrics.count_login("success");
         "auth.login"
     } else {
         "auth.password"
@@ -512,21 +525,10 @@ pub async fn password_login(
         .audit(
             Actor::user(&user.username, source)
                 .entry(action, Outcome::Success)
-                .reason(format!("session stage {stage:?}")),
+                .reason(format!("{why}; session stage {stage:?}")),
         )
         .await?;
-    if stage == SessionStage::Active {
-        st.metrics
-            .logins
-            .get_or_create(&crate::metrics::OutcomeLabels {
-                outcome: "success".into(),
-            })
-            .inc();
-    }
-    Ok(Ok(LoginOutcome::Session {
-        cookie_value,
-        stage,
-    }))
+    Ok((cookie_value, stage))
 }
 
 /// Opens a new session and returns the cookie value.
@@ -589,12 +591,7 @@ pub async fn promote_session(
     st.store.delete_session(&old.token_hash).await?;
     let v = open_session(st, &old.user, stage, source.clone()).await?;
     if stage == SessionStage::Active {
-        st.metrics
-            .logins
-            .get_or_create(&crate::metrics::OutcomeLabels {
-                outcome: "success".into(),
-            })
-            .inc();
+        st.metrics.count_login("success");
         st.store
             .audit(
                 Actor::user(&old.user.username, source)

@@ -70,6 +70,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a login attempt by its outcome (`success` or `failure`).
+    pub fn count_login(&self, outcome: &str) {
+        self.logins
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

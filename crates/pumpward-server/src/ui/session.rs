@@ -13,16 +13,16 @@
 
 use super::{landing, render, see_other, with_cookie, Ctx, Fields, Nav, UiError, UiResult};
 use crate::auth::{
-    check_totp, cookie, open_session, password_login, promote_session, random_token, set_cookie,
-    token_hash, Authn, LoginOutcome, PRELOGIN_COOKIE, SESSION_COOKIE,
+    check_totp, cookie, password_login, promote_session, random_token, set_cookie, token_hash,
+    Authn, LoginOutcome, PRELOGIN_COOKIE, SESSION_COOKIE,
 };
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
+use pumpward_core::access::password;
 use pumpward_core::access::totp::TotpSecret;
-use pumpward_core::access::{password, Role};
 use pumpward_core::audit::Outcome;
 use pumpward_store::{Actor, Session, SessionStage, StoreError};
 use time::OffsetDateTime;
@@ -194,26 +194,13 @@ pub async fn setup_submit(State(st): State<AppState>, ctx: Ctx, body: Bytes) -> 
         Err(StoreError::Invalid(_)) => return Err(setup_link_invalid()),
         Err(e) => return Err(e.into()),
     };
-    let stage = if st.store.mfa_required(Role::Admin).await? {
-        SessionStage::MfaEnroll
-    } else {
-        SessionStage::Active
-    };
-    let value = open_session(&st, &user, stage, ctx.source.clone()).await?;
-    let action = if stage == SessionStage::Active {
-        "auth.login"
-    } else {
-        "auth.password"
-    };
-    st.store
-        .audit(
-            Actor::user(&user.username, ctx.source.clone())
-                .entry(action, Outcome::Success)
-                .reason(format!(
-                    "first administrator created with the setup link; session stage {stage:?}"
-                )),
-        )
-        .await?;
+    let (value, stage) = crate::auth::start_session(
+        &st,
+        &user,
+        ctx.source.clone(),
+        "first administrator created with the setup link",
+    )
+    .await?;
     let to = if stage == SessionStage::Active {
         landing(user.role)
     } else {

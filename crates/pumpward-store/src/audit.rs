@@ -121,7 +121,11 @@ const MAX_GROUP: usize = 1024;
 /// when it starts a transaction (up to [`MAX_GROUP`]) and commits it once.
 /// Each caller is still answered only after its own record has committed, so
 /// "durable before acknowledged" holds; under load, N callers share one flush.
-pub(crate) fn spawn_group_committer(pool: AnyPool, backend: Backend) -> mpsc::Sender<Pending> {
+pub(crate) fn spawn_group_committer(
+    pool: AnyPool,
+    backend: Backend,
+    writer: crate::WriteLock,
+) -> mpsc::Sender<Pending> {
     let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_GROUP);
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -134,7 +138,7 @@ pub(crate) fn spawn_group_committer(pool: AnyPool, backend: Backend) -> mpsc::Se
             }
             let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let written = async {
-                let mut t = crate::begin_write(&pool, backend).await?;
+                let mut t = crate::begin_write(&pool, backend, &writer).await?;
                 let recs = append(&mut t, entries, crate::now()).await?;
                 t.commit().await?;
                 Ok::<_, StoreError>(recs)

@@ -138,6 +138,42 @@ pub struct Store {
     backend: Backend,
     /// Standalone audit records go through the group committer (see `audit`).
     committer: tokio::sync::mpsc::Sender<audit::Pending>,
+    /// Serialises this process's write transactions (see [`WriteTx`]).
+    writer: WriteLock,
+}
+
+/// One writer at a time, in this process. SQLite allows one writer anyway;
+/// queueing on an async mutex wakes the next writer as soon as the last
+/// commits, whereas SQLite's busy handler polls with sleeps of up to 100 ms.
+/// Other processes (the CLI beside a running server) still meet SQLite's
+/// lock and its busy timeout. PostgreSQL needs no such lock.
+pub(crate) type WriteLock = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// A write transaction, holding the process's writer lock on SQLite until it
+/// commits or is dropped (which rolls it back).
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 /// The clock the store stamps records with. Tests may pin it.
@@ -229,11 +265,13 @@ impl Store {
     }
 
     fn with_pool(pool: AnyPool, backend: Backend) -> Store {
-        let committer = audit::spawn_group_committer(pool.clone(), backend);
+        let writer = WriteLock::default();
+        let committer = audit::spawn_group_committer(pool.clone(), backend, writer.clone());
         Store {
             pool,
             backend,
             committer,
+            writer,
         }
     }
 
@@ -264,8 +302,8 @@ impl Store {
     }
 
     /// Starts a write transaction (see the module docs for `BEGIN IMMEDIATE`).
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        begin_write(&self.pool, self.backend).await
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
+        begin_write(&self.pool, self.backend, &self.writer).await
     }
 
     /// The raw pool, for tests that must tamper with stored rows behind the
@@ -284,10 +322,20 @@ impl Store {
 pub(crate) async fn begin_write(
     pool: &AnyPool,
     backend: Backend,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    writer: &WriteLock,
+) -> Result<WriteTx> {
     Ok(match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
+        Backend::Sqlite => {
+            let turn = writer.clone().lock_owned().await;
+            WriteTx {
+                tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            }
+        }
+        Backend::Postgres => WriteTx {
+            tx: pool.begin().await?,
+            _turn: None,
+        },
     })
 }
 

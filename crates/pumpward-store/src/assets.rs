@@ -69,15 +69,15 @@ pub struct ImportSummary {
 /// the hospital but not yet provisioned or trusted on the network.
 pub const DEFAULT_INITIAL_STATE: LifecycleState = LifecycleState::Received;
 
-const ASSET_COLUMNS: &str = "asset_id, kind, model_id, manufacturer, model, device_type, serial_number, udi, \
+pub(crate) const ASSET_COLUMNS: &str = "asset_id, kind, model_id, manufacturer, model, device_type, serial_number, udi, \
      firmware_version, software, mac_address, ip_address, hostname, location, care_area, zone, owner, \
      vendor_support_contact, end_of_support, phi_stored, credential_state, notes, search_text, \
      lifecycle_state, last_seen, version, created_at, updated_at";
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the 22 spec columns that follow `asset_id`, in `ASSET_COLUMNS` order.
-fn bind_spec<'q>(q: AnyQuery<'q>, s: &AssetSpec, model_id: i64) -> AnyQuery<'q> {
+pub(crate) fn bind_spec<'q>(q: AnyQuery<'q>, s: &AssetSpec, model_id: i64) -> AnyQuery<'q> {
     q.bind(s.kind.as_str())
         .bind(model_id)
         .bind(s.manufacturer.clone())
@@ -133,7 +133,7 @@ fn corrupt(id: &str, field: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(format!("stored asset {id} has an invalid {field}: {e}"))
 }
 
-fn asset_from_row(r: &AnyRow) -> Result<Asset> {
+pub(crate) fn asset_from_row(r: &AnyRow) -> Result<Asset> {
     let id: String = r.try_get("asset_id")?;
     let parse_opt =
         |field: &str| -> Result<Option<String>> { Ok(r.try_get::<Option<String>, _>(field)?) };
@@ -256,7 +256,7 @@ async fn ensure_model(conn: &mut Conn, s: &AssetSpec, now: &str) -> Result<(i64,
     Ok((insert_model(conn, &m, now).await?, true))
 }
 
-async fn insert_model(conn: &mut Conn, m: &DeviceModel, now: &str) -> Result<i64> {
+pub(crate) async fn insert_model(conn: &mut Conn, m: &DeviceModel, now: &str) -> Result<i64> {
     let c = &m.capabilities;
     let r = sqlx::query(
         "INSERT INTO device_models (manufacturer, model, device_type, eap_tls, client_certificates, \
@@ -347,18 +347,26 @@ async fn insert_asset(
         .await?;
     record_transition(conn, s.asset_id.as_str(), None, state, actor, reason, now).await?;
     let mut audit = new_model_entry(actor, s, new_model);
-    audit.push(
-        actor
-            .entry("asset.create", Outcome::Success)
-            .object(format!("asset:{}", s.asset_id))
-            .reason(reason)
-            .details(&serde_json::json!({ "spec": s.to_draft(), "lifecycle_state": state })),
-    );
+    audit.push(create_entry(actor, s, state, reason));
     Ok(audit)
 }
 
+/// The audit entry for a new asset.
+pub(crate) fn create_entry(
+    actor: &Actor,
+    s: &AssetSpec,
+    state: LifecycleState,
+    reason: &str,
+) -> AuditEntry {
+    actor
+        .entry("asset.create", Outcome::Success)
+        .object(format!("asset:{}", s.asset_id))
+        .reason(reason)
+        .details(&serde_json::json!({ "spec": s.to_draft(), "lifecycle_state": state }))
+}
+
 /// The audit entry for a catalogue model created on the fly, if one was.
-fn new_model_entry(actor: &Actor, s: &AssetSpec, created: bool) -> Vec<AuditEntry> {
+pub(crate) fn new_model_entry(actor: &Actor, s: &AssetSpec, created: bool) -> Vec<AuditEntry> {
     created
         .then(|| {
             actor
@@ -370,7 +378,7 @@ fn new_model_entry(actor: &Actor, s: &AssetSpec, created: bool) -> Vec<AuditEntr
         .collect()
 }
 
-async fn update_spec(
+pub(crate) async fn update_spec(
     conn: &mut Conn,
     old: &Asset,
     s: &AssetSpec,
@@ -450,7 +458,7 @@ async fn record_transition(
     Ok(())
 }
 
-async fn apply_transition(
+pub(crate) async fn apply_transition(
     conn: &mut Conn,
     asset: &Asset,
     to: LifecycleState,
@@ -694,102 +702,6 @@ impl Store {
             None
         };
         Ok(AssetPage { items, next_cursor })
-    }
-
-    /// Imports rows in one transaction, upserting by asset id. A row whose
-    /// spec and state match the store is left alone, so importing the same
-    /// file twice changes nothing. With `skip_refused` false, any refused row
-    /// rolls the whole import back.
-    pub async fn import_assets(
-        &self,
-        rows: &[pumpward_core::inventory::csv::ImportRow],
-        skip_refused: bool,
-        actor: &Actor,
-    ) -> Result<ImportSummary> {
-        let now = timefmt::format(crate::now());
-        let mut tx = self.write_tx().await?;
-        let mut sum = ImportSummary::default();
-        let mut entries = Vec::new();
-        for row in rows {
-            let id = row.spec.asset_id.as_str();
-            let r: Result<(ImportOutcome, Vec<AuditEntry>)> = async {
-                match fetch_asset(&mut tx, id).await? {
-                    None => {
-                        let state = row.lifecycle_state.unwrap_or(DEFAULT_INITIAL_STATE);
-                        let e = insert_asset(&mut tx, &row.spec, state, actor, "CSV import", &now)
-                            .await?;
-                        Ok((ImportOutcome::Created, e))
-                    }
-                    Some(old) => {
-                        let mut e = Vec::new();
-                        if let Some(to) = row.lifecycle_state.filter(|&s| s != old.lifecycle_state)
-                        {
-                            // Check before writing anything for this row.
-                            old.lifecycle_state.transition(to)?;
-                        }
-                        if old.spec != row.spec {
-                            e.extend(
-                                update_spec(&mut tx, &old, &row.spec, actor, "CSV import", &now)
-                                    .await?,
-                            );
-                        }
-                        if let Some(to) = row.lifecycle_state.filter(|&s| s != old.lifecycle_state)
-                        {
-                            let cur = fetch_asset(&mut tx, id).await?.expect("exists");
-                            e.push(
-                                apply_transition(&mut tx, &cur, to, actor, "CSV import", &now)
-                                    .await?,
-                            );
-                        }
-                        Ok((
-                            if e.is_empty() {
-                                ImportOutcome::Unchanged
-                            } else {
-                                ImportOutcome::Updated
-                            },
-                            e,
-                        ))
-                    }
-                }
-            }
-            .await;
-            match r {
-                Ok((o, e)) => {
-                    match o {
-                        ImportOutcome::Created => sum.created += 1,
-                        ImportOutcome::Updated => sum.updated += 1,
-                        ImportOutcome::Unchanged => sum.unchanged += 1,
-                    }
-                    entries.extend(e);
-                }
-                Err(
-                    e @ (StoreError::Conflict(_)
-                    | StoreError::Transition(_)
-                    | StoreError::Invalid(_)),
-                ) => {
-                    sum.refused.push((row.line, id.to_owned(), e.to_string()));
-                    if !skip_refused {
-                        // Nothing is written: the transaction rolls back on drop.
-                        return Ok(ImportSummary {
-                            created: 0,
-                            updated: 0,
-                            unchanged: 0,
-                            ..sum
-                        });
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        entries.push(actor.entry("inventory.import", Outcome::Success).details(
-            &serde_json::json!({
-                "created": sum.created, "updated": sum.updated,
-                "unchanged": sum.unchanged, "refused": sum.refused.len(),
-            }),
-        ));
-        audit::append(&mut tx, entries, crate::now()).await?;
-        tx.commit().await?;
-        Ok(sum)
     }
 
     /// Counts of assets by lifecycle state and by care area (for the dashboard).

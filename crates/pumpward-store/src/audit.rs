@@ -56,25 +56,37 @@ pub(crate) async fn append(
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.into_iter().enumerate() {
         let rec = e.seal(last - n + 1 + i as i64, at, &prev);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, object, outcome, reason, source, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(rec.seq)
-        .bind(rec.at.clone())
-        .bind(rec.entry.actor.clone())
-        .bind(rec.entry.action.clone())
-        .bind(rec.entry.object.clone())
-        .bind(rec.entry.outcome.as_str())
-        .bind(rec.entry.reason.clone())
-        .bind(rec.entry.source.clone())
-        .bind(rec.entry.details.clone())
-        .bind(rec.prev_hash.clone())
-        .bind(rec.hash.clone())
-        .execute(&mut *conn)
-        .await?;
         prev.clone_from(&rec.hash);
         out.push(rec);
+    }
+    // Multi-row INSERTs: one statement per 200 records, not one per record.
+    for chunk in out.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for rec in chunk {
+            q = q
+                .bind(rec.seq)
+                .bind(rec.at.clone())
+                .bind(rec.entry.actor.clone())
+                .bind(rec.entry.action.clone())
+                .bind(rec.entry.object.clone())
+                .bind(rec.entry.outcome.as_str())
+                .bind(rec.entry.reason.clone())
+                .bind(rec.entry.source.clone())
+                .bind(rec.entry.details.clone())
+                .bind(rec.prev_hash.clone())
+                .bind(rec.hash.clone());
+        }
+        q.execute(&mut *conn).await?;
     }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(prev)

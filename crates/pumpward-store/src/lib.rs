@@ -20,6 +20,7 @@
 
 mod assets;
 mod audit;
+mod import;
 mod users;
 
 pub use assets::{

@@ -54,7 +54,67 @@ on_both_backends!(
     setup_token_is_single_use,
     totp_steps_are_single_use,
     last_admin_cannot_be_demoted,
+    import_checks_rows_against_each_other_and_new_models,
 );
+
+async fn import_checks_rows_against_each_other_and_new_models(store: &Store) {
+    let head = "asset_id,manufacturer,model,serial_number,firmware_version,mac_address\n";
+    let two_macs = format!(
+        "{head}N-1,BD,Alaris 8015 PC Unit,S1,9.33.1,02:00:00:00:09:01\nN-2,BD,Alaris 8015 PC Unit,S2,9.33.1,02:00:00:00:09:01\n"
+    );
+    let parsed = read_assets_csv(two_macs.as_bytes(), &CsvLimits::default()).unwrap();
+    let r = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(r.refused.len(), 1);
+    assert_eq!(r.refused[0].0, 3);
+    assert!(r.refused[0].2.contains("N-1"), "{:?}", r.refused);
+    assert!(store
+        .list_assets(&AssetFilter::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // Swapping MACs between two stored assets in one file is refused, not half-done.
+    let ok = format!("{head}N-1,BD,Alaris 8015 PC Unit,S1,9.33.1,02:00:00:00:09:01\nN-2,BD,Alaris 8015 PC Unit,S2,9.33.1,02:00:00:00:09:02\n");
+    let parsed = read_assets_csv(ok.as_bytes(), &CsvLimits::default()).unwrap();
+    assert_eq!(
+        store
+            .import_assets(&parsed.rows, false, &Actor::cli())
+            .await
+            .unwrap()
+            .created,
+        2
+    );
+
+    // An update moves N-1 to a new model, and a new row uses the same new model.
+    let moved = format!("{head}N-1,BD,Alaris PC Unit 8015 (rebadged),S1,9.33.1,02:00:00:00:09:01\nN-3,BD,Alaris PC Unit 8015 (rebadged),S3,12.1.2,\n");
+    let parsed = read_assets_csv(moved.as_bytes(), &CsvLimits::default()).unwrap();
+    let r = store
+        .import_assets(&parsed.rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.created, r.updated, r.refused.len()),
+        (1, 1, 0),
+        "{:?}",
+        r.refused
+    );
+    let models = store.list_models().await.unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(
+        store.asset("N-3").await.unwrap().spec.model,
+        "Alaris PC Unit 8015 (rebadged)"
+    );
+    let history = store.lifecycle_history("N-3").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].to_state, LifecycleState::Received);
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+    let creates = audit_of(store, "asset.create").await;
+    assert_eq!(creates.len(), 3);
+}
 
 async fn asset_create_read_update(store: &Store) {
     let s = spec("PUMP-1", "Adult ICU", Some("02:00:00:00:00:01"));

@@ -15,8 +15,8 @@
 //! - `PUMPWARD_BENCH_LOAD_N`: queries per load-run case (default 2,000).
 //! - `PUMPWARD_TEST_DATABASE_URL`: also import once into a fresh PostgreSQL
 //!   database (created, then dropped again).
-//! - `PUMPWARD_BENCH_PG_ROWS`: rows of that PostgreSQL import (default
-//!   10,000: the first rows of the same file).
+//! - `PUMPWARD_BENCH_PG_ROWS`: import only the first rows of the file on
+//!   PostgreSQL (default: all of them).
 //! - `TMPDIR`: where the fresh SQLite stores are created.
 
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -553,11 +553,6 @@ async fn rtt_on_fresh_store() -> f64 {
     us
 }
 
-/// Statements `import_assets` issues for a new asset (from its code):
-/// `fetch_asset`, two `check_unique` look-ups (MAC, serial), `ensure_model`,
-/// the asset `INSERT`, the lifecycle `INSERT` and its audit record `INSERT`.
-const STATEMENTS_PER_NEW_ROW: usize = 7;
-
 /// Imports and checks that every row was created.
 async fn import(store: &Store, rows: &[pumpward_core::inventory::csv::ImportRow]) {
     let sum = store
@@ -691,11 +686,8 @@ fn bench_import(
     let n = set.rows;
     let rtt_after = rt.block_on(rtt_on_fresh_store());
     sum.line(format!(
-        "statement round trip (SELECT $1 in a transaction, SQLite via sqlx Any): {rtt_before:.1} us \
-         before the import samples, {rtt_after:.1} us after; {STATEMENTS_PER_NEW_ROW} statements per \
-         new row x {n} rows = {:.1}-{:.1} s of round trips alone",
-        rtt_before.min(rtt_after) * 1e-6 * (STATEMENTS_PER_NEW_ROW * n) as f64,
-        rtt_before.max(rtt_after) * 1e-6 * (STATEMENTS_PER_NEW_ROW * n) as f64,
+        "statement round trip (SELECT $1 in a transaction, SQLite via sqlx Any; the baseline \
+         of this run): {rtt_before:.1} us before the import samples, {rtt_after:.1} us after"
     ));
     if !parse_only.is_empty() {
         let p = last(&parse_only);
@@ -732,10 +724,9 @@ fn bench_import(
     keep
 }
 
-/// One import on PostgreSQL, if a server is configured: the first
-/// `PUMPWARD_BENCH_PG_ROWS` rows of the same file (default 10,000, as every
-/// statement is a network round trip and 100k rows take minutes there; set it
-/// to 100000 for the whole file).
+/// One import on PostgreSQL, if a server is configured: the same file, or
+/// its first `PUMPWARD_BENCH_PG_ROWS` rows (a statement-per-row import took
+/// minutes for 100k rows there).
 fn import_postgres(rt: &tokio::runtime::Runtime, set: &Settings, csv: &Path, sum: &mut Summary) {
     let Ok(url) = std::env::var("PUMPWARD_TEST_DATABASE_URL") else {
         sum.line("import PostgreSQL: skipped (PUMPWARD_TEST_DATABASE_URL is not set)".into());
@@ -744,7 +735,7 @@ fn import_postgres(rt: &tokio::runtime::Runtime, set: &Settings, csv: &Path, sum
     let n = std::env::var("PUMPWARD_BENCH_PG_ROWS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(10_000)
+        .unwrap_or(set.rows)
         .min(set.rows);
     rt.block_on(async {
         let f = Fresh::postgres(&url).await;

@@ -61,15 +61,9 @@ pub(crate) async fn append(
     }
     // Multi-row INSERTs: one statement per 200 records, not one per record.
     for chunk in out.chunks(200) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
-            values.join(", ")
+            crate::value_groups(conn, chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql);
         for rec in chunk {

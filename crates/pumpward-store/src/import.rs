@@ -23,7 +23,7 @@ use pumpward_core::timefmt;
 use sqlx::Row;
 use std::collections::HashMap;
 
-/// Rows per multi-row INSERT: 100 assets × 25 parameters stays far below
+/// Rows per multi-row INSERT: 100 assets × 28 parameters stays far below
 /// both SQLite's (32,766) and PostgreSQL's (65,535) parameter limits.
 const CHUNK: usize = 100;
 
@@ -164,47 +164,33 @@ async fn insert_new(
     now: &str,
 ) -> Result<()> {
     for chunk in rows.chunks(CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 25;
-                let p: Vec<String> = (1..=24).map(|k| format!("${}", b + k)).collect();
-                format!("({}, NULL, 1, ${n}, ${n})", p.join(", "), n = b + 25)
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO assets ({ASSET_COLUMNS}) VALUES {}",
-            values.join(", ")
+            crate::value_groups(conn, chunk.len(), 28)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = bind_spec(q.bind(r.spec.asset_id.to_string()), r.spec, r.model_id)
                 .bind(r.state.as_str())
+                .bind(None::<String>)
+                .bind(1i64)
+                .bind(now.to_owned())
                 .bind(now.to_owned());
         }
         q.execute(&mut *conn).await?;
 
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 4;
-                format!(
-                    "(${}, NULL, ${}, ${}, 'CSV import', ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO lifecycle_events (asset_id, from_state, to_state, actor, reason, at) VALUES {}",
-            values.join(", ")
+            crate::value_groups(conn, chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
                 .bind(r.spec.asset_id.to_string())
+                .bind(None::<String>)
                 .bind(r.state.as_str())
                 .bind(actor.id.clone())
+                .bind("CSV import")
                 .bind(now.to_owned());
         }
         q.execute(&mut *conn).await?;

@@ -211,7 +211,8 @@ impl Store {
                 Box::pin(async move {
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                         PRAGMA cache_size = -65536;",
                     )
                     .await?;
                     Ok(())
@@ -338,6 +339,31 @@ pub(crate) async fn begin_write(
             _turn: None,
         },
     })
+}
+
+/// The `(…), (…)` groups of a multi-row INSERT of `rows` rows with
+/// `per_row` parameters each. SQLite gets anonymous `?` parameters: its sqlx
+/// driver resolves every `$N` by name, which costs time quadratic in the
+/// number of parameters and dominated bulk imports (see PERFORMANCE.md).
+/// PostgreSQL needs `$N`.
+pub(crate) fn value_groups(conn: &AnyConnection, rows: usize, per_row: usize) -> String {
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let mut out = String::with_capacity(rows * per_row * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for k in 0..per_row {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            if sqlite {
+                out.push('?');
+            } else {
+                out.push_str(&format!("${}", r * per_row + k + 1));
+            }
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Hides the password in a database URL before it is printed or logged.

@@ -256,25 +256,31 @@ async fn ensure_model(conn: &mut Conn, s: &AssetSpec, now: &str) -> Result<(i64,
     Ok((insert_model(conn, &m, now).await?, true))
 }
 
-pub(crate) async fn insert_model(conn: &mut Conn, m: &DeviceModel, now: &str) -> Result<i64> {
+/// Binds a model's device type and its six capabilities, in that order (the
+/// column order of both the INSERT and the UPDATE of `device_models`).
+fn bind_capabilities<'q>(q: AnyQuery<'q>, m: &DeviceModel) -> AnyQuery<'q> {
     let c = &m.capabilities;
-    let r = sqlx::query(
+    q.bind(m.device_type.map(|d| d.as_str()))
+        .bind(c.eap_tls.as_str())
+        .bind(c.client_certificates.as_str())
+        .bind(c.encryption_at_rest.as_str())
+        .bind(c.removable_media.as_str())
+        .bind(c.remote_service.as_str())
+        .bind(c.mds2_on_file as i64)
+}
+
+pub(crate) async fn insert_model(conn: &mut Conn, m: &DeviceModel, now: &str) -> Result<i64> {
+    let q = sqlx::query(
         "INSERT INTO device_models (manufacturer, model, device_type, eap_tls, client_certificates, \
          encryption_at_rest, removable_media, remote_service, mds2_on_file, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
     )
     .bind(m.manufacturer.clone())
-    .bind(m.model.clone())
-    .bind(m.device_type.map(|d| d.as_str()))
-    .bind(c.eap_tls.as_str())
-    .bind(c.client_certificates.as_str())
-    .bind(c.encryption_at_rest.as_str())
-    .bind(c.removable_media.as_str())
-    .bind(c.remote_service.as_str())
-    .bind(c.mds2_on_file as i64)
-    .bind(now.to_owned())
-    .fetch_one(&mut *conn)
-    .await?;
+    .bind(m.model.clone());
+    let r = bind_capabilities(q, m)
+        .bind(now.to_owned())
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(r.try_get("id")?)
 }
 
@@ -768,32 +774,24 @@ impl Store {
                 .as_ref()
                 .map(model_from_row)
                 .transpose()?;
-        let c = &m.capabilities;
         let (id, action) = match existing {
             Some((id, ref old)) if old == m => return Ok(id),
             Some((id, _)) => {
-                sqlx::query(
+                let q = sqlx::query(
                     "UPDATE device_models SET device_type = $1, eap_tls = $2, client_certificates = $3, \
                      encryption_at_rest = $4, removable_media = $5, remote_service = $6, mds2_on_file = $7, \
                      updated_at = $8 WHERE id = $9",
-                )
-                .bind(m.device_type.map(|d| d.as_str()))
-                .bind(c.eap_tls.as_str())
-                .bind(c.client_certificates.as_str())
-                .bind(c.encryption_at_rest.as_str())
-                .bind(c.removable_media.as_str())
-                .bind(c.remote_service.as_str())
-                .bind(c.mds2_on_file as i64)
-                .bind(now.clone())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                );
+                bind_capabilities(q, m)
+                    .bind(now.clone())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 (id, "model.update")
             }
             None => (insert_model(&mut tx, m, &now).await?, "model.create"),
         };
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry(action, Outcome::Success)
                 .object(format!("model:{}/{}", m.manufacturer, m.model))
@@ -801,7 +799,6 @@ impl Store {
             crate::now(),
         )
         .await?;
-        tx.commit().await?;
         Ok(id)
     }
 }

@@ -15,7 +15,7 @@ use crate::assets::{
     apply_transition, asset_from_row, bind_spec, create_entry, insert_model, new_model_entry,
     update_spec, ImportOutcome, ImportSummary, ASSET_COLUMNS, DEFAULT_INITIAL_STATE,
 };
-use crate::{audit, Actor, Conn, Result, Store, StoreError};
+use crate::{Actor, Conn, Result, Store, StoreError};
 use pumpward_core::audit::{AuditEntry, Outcome};
 use pumpward_core::inventory::csv::ImportRow;
 use pumpward_core::inventory::{Asset, AssetSpec, Capabilities, DeviceModel, LifecycleState};
@@ -306,8 +306,7 @@ impl Store {
                 "unchanged": sum.unchanged, "refused": sum.refused.len(),
             }),
         ));
-        audit::append(&mut tx, entries, crate::now()).await?;
-        tx.commit().await?;
+        tx.commit_audited(entries, crate::now()).await?;
         Ok(sum)
     }
 }

@@ -162,6 +162,17 @@ impl WriteTx {
         self.tx.commit().await?;
         Ok(())
     }
+
+    /// Appends the audit entries that describe this transaction's change and
+    /// commits both together (the store's first invariant).
+    pub(crate) async fn commit_audited(
+        mut self,
+        entries: Vec<pumpward_core::audit::AuditEntry>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        audit::append(&mut self, entries, at).await?;
+        self.commit().await
+    }
 }
 
 impl std::ops::Deref for WriteTx {

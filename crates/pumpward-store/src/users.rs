@@ -5,7 +5,7 @@
 //! keeps argon2id hashes of passwords and SHA-256 hashes of the high-entropy
 //! random tokens (a slow hash adds nothing for 256-bit random values).
 
-use crate::{audit, Actor, Result, Store, StoreError};
+use crate::{Actor, Result, Store, StoreError};
 use pumpward_core::access::{Permission, Role};
 use pumpward_core::audit::Outcome;
 use pumpward_core::timefmt;
@@ -215,8 +215,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("user.create", Outcome::Success)
                 .object(format!("user:{username}"))
@@ -224,7 +223,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         self.user_by_id(id)
             .await?
             .ok_or_else(|| StoreError::NotFound {
@@ -317,8 +315,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("user.update", Outcome::Success)
                 .object(format!("user:{}", old.username))
@@ -328,7 +325,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         self.user_by_id(id)
             .await?
             .ok_or_else(|| StoreError::NotFound {
@@ -358,15 +354,13 @@ impl Store {
             .bind(keep_session.unwrap_or("").to_owned())
             .execute(&mut *tx)
             .await?;
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("user.password", Outcome::Success)
                 .object(format!("user:{name}"))],
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -396,15 +390,13 @@ impl Store {
         } else {
             "user.mfa_reset"
         };
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry(action, Outcome::Success)
                 .object(format!("user:{name}"))],
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -574,8 +566,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("token.create", Outcome::Success)
                 .object(format!("token:{id}"))
@@ -586,7 +577,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         self.api_token(id).await
     }
 
@@ -666,15 +656,13 @@ impl Store {
                 what: format!("active token {id}"),
             });
         }
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("token.revoke", Outcome::Success)
                 .object(format!("token:{id}"))],
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -747,8 +735,7 @@ impl Store {
             id: format!("setup:{username}"),
             source,
         };
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("user.create", Outcome::Success)
                 .object(format!("user:{username}"))
@@ -757,7 +744,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         self.user_by_name(username)
             .await?
             .ok_or_else(|| StoreError::NotFound {
@@ -798,8 +784,7 @@ impl Store {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
-        audit::append(
-            &mut tx,
+        tx.commit_audited(
             vec![actor
                 .entry("policy.mfa", Outcome::Success)
                 .object(format!("role:{role}"))
@@ -807,7 +792,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

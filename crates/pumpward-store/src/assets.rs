@@ -1,6 +1,6 @@
 //! Inventory persistence: the device-model catalogue, assets, lifecycle.
 
-use crate::{audit, like_pattern, Actor, Conn, Result, Store, StoreError};
+use crate::{audit, like_pattern, Actor, Backend, Conn, Result, Store, StoreError};
 use pumpward_core::audit::{AuditEntry, Outcome};
 use pumpward_core::inventory::{
     Answer, Asset, AssetId, AssetKind, AssetSpec, Capabilities, CredentialState, DeviceModel,
@@ -667,47 +667,99 @@ impl Store {
     pub async fn list_assets(&self, f: &AssetFilter) -> Result<AssetPage> {
         // A zero (default) limit means the default page size, not one row.
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
-        let mut sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        let mut eq = |col: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                args.push(v.clone());
-                sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        let mut q = PageQuery::default();
+        q.eq("manufacturer", &f.manufacturer);
+        q.eq("model", &f.model);
+        q.eq("care_area", &f.care_area);
+        q.eq("zone", &f.zone);
+        q.eq("lifecycle_state", &f.state.map(|s| s.as_str().to_owned()));
+        let text = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let want = limit as usize + 1;
+        let mut items = match text {
+            None => {
+                q.fetch(self, f.after.as_deref(), None, &Default::default(), want)
+                    .await?
             }
+            Some(t) => self.search_assets(&q, t, f.after.as_deref(), want).await?,
         };
-        eq("manufacturer", &f.manufacturer);
-        eq("model", &f.model);
-        eq("care_area", &f.care_area);
-        eq("zone", &f.zone);
-        eq("lifecycle_state", &f.state.map(|s| s.as_str().to_owned()));
-        if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            args.push(like_pattern(t));
-            sql.push_str(&format!(
-                " AND search_text LIKE ${} ESCAPE '\\'",
-                args.len()
-            ));
-        }
-        if let Some(a) = &f.after {
-            args.push(a.clone());
-            sql.push_str(&format!(" AND asset_id > ${}", args.len()));
-        }
-        sql.push_str(&format!(" ORDER BY asset_id LIMIT {}", limit + 1));
-        let mut q = sqlx::query(&sql);
-        for a in args {
-            q = q.bind(a);
-        }
-        let rows = q.fetch_all(self.pool()).await?;
-        let mut items = rows
-            .iter()
-            .map(asset_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() as i64 > limit {
+        let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|a| a.spec.asset_id.to_string())
         } else {
             None
         };
         Ok(AssetPage { items, next_cursor })
+    }
+
+    /// The first `want` assets after `after` whose search text contains
+    /// `needle`, in asset-id order.
+    ///
+    /// A common term is found fastest by walking the assets in order and
+    /// testing each; a rare one by asking the trigram index which assets
+    /// contain it and sorting those few. Which one a term is cannot be known
+    /// beforehand, so the walk goes first but is bounded to [`SEARCH_WALK`]
+    /// assets; if that does not fill the page, the index answers for the rest.
+    /// On SQLite the index (FTS5) may lag behind a bulk import, so the assets
+    /// above its watermark are scanned as well. PostgreSQL's planner makes the
+    /// same choice by itself from the trigram index's statistics.
+    async fn search_assets(
+        &self,
+        q: &PageQuery,
+        needle: &str,
+        after: Option<&str>,
+        want: usize,
+    ) -> Result<Vec<Asset>> {
+        let like = like_pattern(needle);
+        let cond = "search_text LIKE {} ESCAPE '\\'";
+        if self.backend() == Backend::Postgres {
+            return q
+                .fetch(self, after, None, &with_arg(cond, &like), want)
+                .await;
+        }
+        // The end of the bounded walk: the SEARCH_WALK-th asset after `after`.
+        let boundary = q.nth_id(self, after, SEARCH_WALK).await?;
+        let mut found = q
+            .fetch(
+                self,
+                after,
+                boundary.as_deref(),
+                &with_arg(cond, &like),
+                want,
+            )
+            .await?;
+        let Some(boundary) = boundary.filter(|_| found.len() < want) else {
+            return Ok(found);
+        };
+        let rest = want - found.len();
+        let after = Some(boundary.as_str());
+        let trigrams = match_trigrams(&needle.to_lowercase());
+        let mut more = if trigrams.is_empty() {
+            // Too short for the trigram index: such terms are so common that
+            // the walk nearly always fills the page; scan for the rest.
+            q.fetch(self, after, None, &with_arg(cond, &like), rest)
+                .await?
+        } else {
+            let upto: i64 = sqlx::query_scalar("SELECT indexed_upto FROM asset_search_state")
+                .fetch_one(self.pool())
+                .await?;
+            let indexed = format!(
+                "rowid IN (SELECT rowid FROM asset_search WHERE asset_search MATCH {{}}) AND {cond}"
+            );
+            let extra = (indexed, vec![trigrams, like.clone()]);
+            let mut rows = q.fetch(self, after, None, &extra, rest).await?;
+            let tail = format!("rowid > {upto} AND {cond}");
+            rows.extend(
+                q.fetch(self, after, None, &with_arg(&tail, &like), rest)
+                    .await?,
+            );
+            rows.sort_by(|a, b| a.spec.asset_id.cmp(&b.spec.asset_id));
+            // An index catch-up between the two reads can return an asset twice.
+            rows.dedup_by(|a, b| a.spec.asset_id == b.spec.asset_id);
+            rows.truncate(rest);
+            rows
+        };
+        found.append(&mut more);
+        Ok(found)
     }
 
     /// Counts of assets by lifecycle state and by care area (for the dashboard).
@@ -810,4 +862,132 @@ pub enum AssetFacet {
     Model,
     CareArea,
     Zone,
+}
+
+/// How many assets a free-text search walks in order before it asks the
+/// trigram index instead (see `Store::search_assets`). At 2,000 the walk costs
+/// about a millisecond, and a term it cannot fill a page from matches under
+/// 2.5 % of the assets, which the index answers quickly.
+const SEARCH_WALK: i64 = 2_000;
+
+/// The equality filters of an asset listing, as SQL and its arguments.
+#[derive(Default)]
+struct PageQuery {
+    conds: String,
+    args: Vec<String>,
+}
+
+/// Replaces the one `{}` in `cond` with a placeholder for `arg`, numbered by
+/// [`PageQuery::fetch`].
+fn with_arg(cond: &str, arg: &str) -> (String, Vec<String>) {
+    (cond.to_owned(), vec![arg.to_owned()])
+}
+
+impl PageQuery {
+    fn eq(&mut self, col: &str, v: &Option<String>) {
+        if let Some(v) = v {
+            self.args.push(v.clone());
+            self.conds
+                .push_str(&format!(" AND {col} = ${}", self.args.len()));
+        }
+    }
+
+    /// Assets matching the filters and `extra`, with `after < asset_id <=
+    /// upto`, in asset-id order, at most `want` of them.
+    async fn fetch(
+        &self,
+        store: &Store,
+        after: Option<&str>,
+        upto: Option<&str>,
+        extra: &(String, Vec<String>),
+        want: usize,
+    ) -> Result<Vec<Asset>> {
+        let mut sql = format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE 1 = 1{}",
+            self.conds
+        );
+        let mut args = self.args.clone();
+        let mut add = |sql: &mut String, cond: &str, v: String| {
+            args.push(v);
+            sql.push_str(" AND ");
+            sql.push_str(&cond.replacen("{}", &format!("${}", args.len()), 1));
+        };
+        if let Some(a) = after {
+            add(&mut sql, "asset_id > {}", a.to_owned());
+        }
+        if let Some(u) = upto {
+            add(&mut sql, "asset_id <= {}", u.to_owned());
+        }
+        let (cond, vals) = extra;
+        if !cond.is_empty() {
+            let mut cond = cond.clone();
+            for v in vals {
+                args.push(v.clone());
+                cond = cond.replacen("{}", &format!("${}", args.len()), 1);
+            }
+            sql.push_str(" AND ");
+            sql.push_str(&cond);
+        }
+        sql.push_str(&format!(" ORDER BY asset_id LIMIT {want}"));
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        q.fetch_all(store.pool())
+            .await?
+            .iter()
+            .map(asset_from_row)
+            .collect()
+    }
+
+    /// The id of the `n`-th asset after `after` matching the filters, if
+    /// there are that many.
+    async fn nth_id(&self, store: &Store, after: Option<&str>, n: i64) -> Result<Option<String>> {
+        let mut sql = format!("SELECT asset_id FROM assets WHERE 1 = 1{}", self.conds);
+        let mut args = self.args.clone();
+        if let Some(a) = after {
+            args.push(a.to_owned());
+            sql.push_str(&format!(" AND asset_id > ${}", args.len()));
+        }
+        sql.push_str(&format!(" ORDER BY asset_id LIMIT 1 OFFSET {}", n - 1));
+        let mut q = sqlx::query_scalar(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        Ok(q.fetch_optional(store.pool()).await?)
+    }
+}
+
+/// An FTS5 query for the trigram index that every text containing `needle`
+/// matches: all of its distinct three-character windows, ANDed (the index has
+/// no positions, so a phrase query is not available; the LIKE decides).
+/// Empty if `needle` is shorter than three characters.
+pub(crate) fn match_trigrams(needle: &str) -> String {
+    let chars: Vec<char> = needle.chars().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut terms = Vec::new();
+    for w in chars.windows(3) {
+        let t: String = w.iter().collect();
+        if seen.insert(t.clone()) {
+            terms.push(format!("\"{}\"", t.replace('"', "\"\"")));
+        }
+    }
+    terms.join(" AND ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_trigrams;
+
+    #[test]
+    fn trigram_queries_quote_each_distinct_window() {
+        assert_eq!(match_trigrams("ab"), "");
+        assert_eq!(match_trigrams("abc"), "\"abc\"");
+        assert_eq!(match_trigrams("abcd"), "\"abc\" AND \"bcd\"");
+        // Repeated windows once; quotes doubled (FTS5 string syntax).
+        assert_eq!(match_trigrams("aaaa"), "\"aaa\"");
+        assert_eq!(match_trigrams("a\"b"), "\"a\"\"b\"");
+        // Windows are of characters, not bytes.
+        assert_eq!(match_trigrams("éçà"), "\"éçà\"");
+    }
 }

@@ -223,7 +223,7 @@ impl Store {
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                         PRAGMA cache_size = -65536;",
+                         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
                     Ok(())
@@ -237,6 +237,7 @@ impl Store {
             .migrate()
             .await
             .map_err(|e| open_err(format!("migration failed: {e}")))?;
+        store.spawn_search_catch_up();
         Ok(store)
     }
 
@@ -301,6 +302,76 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Brings SQLite's free-text index up to date with the assets table (see
+    /// `migrations/sqlite/0002_asset_search.sql`), a few thousand assets per
+    /// transaction so that other writers wait milliseconds, not seconds.
+    /// Returns how many assets it indexed; a no-op on PostgreSQL, whose index
+    /// is always current. Searches are complete without it, only slower.
+    pub async fn catch_up_search_index(&self) -> Result<u64> {
+        const CHUNK: i64 = 5_000;
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            // A read first, so that an idle store never takes the write lock.
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM assets) \
+                 > (SELECT indexed_upto FROM asset_search_state)",
+            )
+            .fetch_one(self.pool())
+            .await?;
+            if behind == 0 {
+                return Ok(total);
+            }
+            let mut tx = self.write_tx().await?;
+            let upto: i64 = sqlx::query_scalar("SELECT indexed_upto FROM asset_search_state")
+                .fetch_one(&mut *tx)
+                .await?;
+            let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM assets")
+                .fetch_one(&mut *tx)
+                .await?;
+            let end = max.min(upto + CHUNK);
+            let n = sqlx::query(
+                "INSERT INTO asset_search (rowid, search_text) \
+                 SELECT rowid, search_text FROM assets WHERE rowid > $1 AND rowid <= $2",
+            )
+            .bind(upto)
+            .bind(end)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("UPDATE asset_search_state SET indexed_upto = $1")
+                .bind(end)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            total += n;
+        }
+    }
+
+    /// Runs [`Store::catch_up_search_index`] in the background.
+    pub(crate) fn spawn_search_catch_up(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match store.catch_up_search_index().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    assets = n,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "search index caught up"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "search index catch-up failed; searches stay complete but slower")
+                }
+            }
+        });
     }
 
     /// Whether the database answers (for `/readyz`).

@@ -55,7 +55,175 @@ on_both_backends!(
     totp_steps_are_single_use,
     last_admin_cannot_be_demoted,
     import_checks_rows_against_each_other_and_new_models,
+    search_agrees_with_a_scan,
 );
+
+/// The asset ids whose search text contains `needle`, by the definition: a
+/// scan with LIKE (what the store did before it had a search index).
+async fn scan_for(store: &Store, needle: &str) -> Vec<String> {
+    let mut pat = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pat.push('\\');
+        }
+        pat.push(c);
+    }
+    pat.push('%');
+    sqlx::query_scalar(
+        "SELECT asset_id FROM assets WHERE search_text LIKE $1 ESCAPE '\\' ORDER BY asset_id",
+    )
+    .bind(pat)
+    .fetch_all(store.raw_pool())
+    .await
+    .unwrap()
+}
+
+/// Every asset a search returns, following the cursor page by page.
+async fn search_all(
+    store: &Store,
+    needle: &str,
+    care_area: Option<&str>,
+    limit: i64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_assets(&AssetFilter {
+                text: Some(needle.into()),
+                care_area: care_area.map(Into::into),
+                after: after.take(),
+                limit,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        out.extend(page.items.iter().map(|a| a.spec.asset_id.to_string()));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Search walks the first assets in order and asks the trigram index for the
+/// rest (SQLite's index may lag a bulk import); whatever path answers, the
+/// result must be exactly what a scan finds.
+async fn search_agrees_with_a_scan(store: &Store) {
+    const N: usize = 2_600; // more than the search's bounded walk (2,000)
+    let words = [
+        "occlusion",
+        "bezel",
+        "ÉCRAN",
+        "50%_off",
+        "say \"hi\"",
+        "tab\tstop",
+        "loaner",
+    ];
+    let mut rows = Vec::new();
+    for i in 0..N {
+        let area = ["ICU", "NICU", "Oncology"][i % 3];
+        let mut s = spec(&format!("P-{i:05}"), area, None);
+        // Rare words, some of them only beyond the walk.
+        let w = words[(i * 7919) % words.len()];
+        s.notes = Some(if i % 97 == 0 || i > 2_550 {
+            format!("{w} lot-{}", i % 13)
+        } else {
+            format!("lot-{}", i % 13)
+        });
+        rows.push(pumpward_core::inventory::csv::ImportRow {
+            line: i as u64 + 2,
+            spec: s,
+            lifecycle_state: None,
+        });
+    }
+    let sum = store
+        .import_assets(&rows, false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(sum.created, N);
+    let needles = [
+        "occlusion",
+        "OCCLUSION",
+        "écran",
+        "50%_",
+        "%",
+        "_",
+        "say \"hi",
+        "\"",
+        "tab\tst",
+        "loaner lot-1",
+        "lot-12",
+        "p-02599",
+        "p-0259",
+        "sn-p-01234",
+        "zz",
+        "x",
+        "baxter",
+        "no such thing here",
+        "ré",
+        "lot-",
+    ];
+    let check = |stage: &'static str| async move {
+        for n in needles {
+            let want = scan_for(store, n).await;
+            assert_eq!(
+                search_all(store, n, None, 500).await,
+                want,
+                "{stage}: {n:?}"
+            );
+            assert_eq!(
+                search_all(store, n, None, 7).await.len(),
+                want.len(),
+                "{stage}, small pages: {n:?}"
+            );
+        }
+        // With a filter the walk covers a third of the care area's assets.
+        let icu: Vec<String> = scan_for(store, "loaner")
+            .await
+            .into_iter()
+            .filter(|id| id[2..].parse::<usize>().unwrap() % 3 == 0)
+            .collect();
+        assert_eq!(
+            search_all(store, "loaner", Some("ICU"), 3).await,
+            icu,
+            "{stage}"
+        );
+    };
+    // Straight after the import the index may not have caught up yet.
+    check("before catch-up").await;
+    store.catch_up_search_index().await.unwrap();
+    assert_eq!(
+        store.catch_up_search_index().await.unwrap(),
+        0,
+        "idempotent"
+    );
+    check("after catch-up").await;
+    // Single-asset writes keep the index current: an update and a create.
+    let mut a = store.asset("P-02599").await.unwrap();
+    a.spec.notes = Some("returned to vendor".into());
+    store
+        .update_asset(&a.spec, a.version, &biomed())
+        .await
+        .unwrap();
+    store
+        .create_asset(
+            &{
+                let mut s = spec("Q-00001", "ICU", None);
+                s.notes = Some("Occlusion sensor replaced".into());
+                s
+            },
+            None,
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert!(search_all(store, "returned to vendor", None, 50).await == ["P-02599"]);
+    check("after single writes").await;
+    assert!(scan_for(store, "occlusion")
+        .await
+        .contains(&"Q-00001".to_string()));
+}
 
 async fn import_checks_rows_against_each_other_and_new_models(store: &Store) {
     let head = "asset_id,manufacturer,model,serial_number,firmware_version,mac_address\n";

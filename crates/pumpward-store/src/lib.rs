@@ -21,6 +21,7 @@
 mod assets;
 mod audit;
 mod import;
+mod pki;
 mod users;
 
 pub use assets::{
@@ -28,6 +29,10 @@ pub use assets::{
     DEFAULT_INITIAL_STATE,
 };
 pub use audit::{AuditFilter, VerifyReport};
+pub use pki::{
+    CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, NewCertificate,
+    RevokedCertificate, StoredCaMaterial,
+};
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 
 use pumpward_core::audit::{AuditEntry, Outcome};

@@ -56,7 +56,253 @@ on_both_backends!(
     last_admin_cannot_be_demoted,
     import_checks_rows_against_each_other_and_new_models,
     search_agrees_with_a_scan,
+    pki_bookkeeping,
 );
+
+fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
+    let now = OffsetDateTime::now_utc();
+    pumpward_store::NewCertificate {
+        serial: serial.into(),
+        kind: if asset.is_some() {
+            pumpward_store::CertKind::Device
+        } else {
+            pumpward_store::CertKind::Server
+        },
+        asset_id: asset.map(Into::into),
+        subject: format!("CN={}", asset.unwrap_or("server")),
+        device_serial: asset.map(|a| format!("SN-{a}")),
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::days(days),
+        fingerprint: format!("fp-{serial}"),
+        pem: format!("-----BEGIN CERTIFICATE-----\n{serial}\n-----END CERTIFICATE-----\n"),
+    }
+}
+
+/// The CA's bookkeeping: one CA, codes spent once and only on their asset,
+/// revocation final, CRL numbers strictly increasing, all of it audited.
+async fn pki_bookkeeping(store: &Store) {
+    use pumpward_store::{CertFilter, CrlRecord, StoredCaMaterial};
+    let admin = Actor::user("ada.admin", None);
+    let m = StoredCaMaterial {
+        issuing_cert_pem: "issuing".into(),
+        issuing_key_sealed: "sealed".into(),
+        chain_pem: "chain".into(),
+        root_key_sealed: Some("root".into()),
+        origin: "created".into(),
+    };
+    assert!(store.ca_material().await.unwrap().is_none());
+    store.save_ca_material(&m, &admin).await.unwrap();
+    assert_eq!(store.ca_material().await.unwrap(), Some(m.clone()));
+    let again = StoredCaMaterial {
+        issuing_cert_pem: "other".into(),
+        ..m.clone()
+    };
+    assert!(matches!(
+        store.save_ca_material(&again, &admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.ca_material().await.unwrap(), Some(m));
+
+    for (id, state) in [
+        ("P-1", LifecycleState::InService),
+        ("P-2", LifecycleState::InService),
+        ("P-3", LifecycleState::Decommissioned),
+    ] {
+        store
+            .create_asset(&spec(id, "ICU", None), Some(state), &biomed())
+            .await
+            .unwrap();
+    }
+    let later = OffsetDateTime::now_utc() + Duration::minutes(30);
+    // Decommissioned assets cannot be enrolled; unknown assets are not found.
+    assert!(matches!(
+        store
+            .create_enrollment_code("P-3", "h3", later, &biomed())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .create_enrollment_code("P-9", "h9", later, &biomed())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let code = store
+        .create_enrollment_code("P-1", "h1", later, &biomed())
+        .await
+        .unwrap();
+    assert_eq!(code.device_serial, "SN-P-1");
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        store.usable_enrollment_code("h1", now).await.unwrap(),
+        Some(code.clone())
+    );
+    assert_eq!(
+        store
+            .usable_enrollment_code("h1", later + Duration::seconds(1))
+            .await
+            .unwrap(),
+        None
+    );
+    // A code is spent only on its own asset, and only once.
+    assert!(matches!(
+        store
+            .enroll_with_code("h1", &cert("aa01", Some("P-2"), 365), &Actor::system())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            store.certificate("aa01").await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "nothing recorded"
+    );
+    let issued = store
+        .enroll_with_code("h1", &cert("aa02", Some("P-1"), 365), &Actor::system())
+        .await
+        .unwrap();
+    assert_eq!(issued.asset_id.as_deref(), Some("P-1"));
+    assert!(issued.is_valid_at(now));
+    assert!(matches!(
+        store
+            .enroll_with_code("h1", &cert("aa03", Some("P-1"), 365), &Actor::system())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store
+        .usable_enrollment_code("h1", now)
+        .await
+        .unwrap()
+        .is_none());
+    // An expired code cannot be spent.
+    store
+        .create_enrollment_code("P-2", "h2", now + Duration::milliseconds(1), &biomed())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(matches!(
+        store
+            .enroll_with_code("h2", &cert("aa04", Some("P-2"), 365), &Actor::system())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    store
+        .record_certificate(&cert("bb01", None, 397), "server start", &Actor::system())
+        .await
+        .unwrap();
+    store
+        .record_certificate(&cert("aa05", Some("P-2"), 10), "operator", &admin)
+        .await
+        .unwrap();
+    // Filters: by asset, expiring within 30 days, revoked.
+    let (p1, _) = store
+        .list_certificates(&CertFilter {
+            asset_id: Some("P-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        p1.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>(),
+        ["aa02"]
+    );
+    let soon = CertFilter {
+        expiring: Some((now + Duration::days(30), now)),
+        ..Default::default()
+    };
+    let (exp, _) = store.list_certificates(&soon).await.unwrap();
+    assert_eq!(
+        exp.iter().map(|c| c.serial.as_str()).collect::<Vec<_>>(),
+        ["aa05"]
+    );
+
+    let r = store
+        .revoke_certificate("AA02", "key-compromise", &admin)
+        .await
+        .unwrap();
+    assert_eq!(r.revocation_reason.as_deref(), Some("key-compromise"));
+    assert!(!r.is_valid_at(now));
+    assert!(matches!(
+        store.revoke_certificate("aa02", "superseded", &admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .certificate("aa02")
+            .await
+            .unwrap()
+            .revocation_reason
+            .as_deref(),
+        Some("key-compromise")
+    );
+    let revoked = store.revoked_certificates(now).await.unwrap();
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|c| c.serial.as_str())
+            .collect::<Vec<_>>(),
+        ["aa02"]
+    );
+    let (rv, _) = store
+        .list_certificates(&CertFilter {
+            revoked: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rv.len(), 1);
+    // Paging: three certificates, two per page.
+    let (page, next) = store
+        .list_certificates(&CertFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let (rest, none) = store
+        .list_certificates(&CertFilter {
+            limit: 2,
+            after: next,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((rest.len(), none), (1, None));
+
+    // CRL numbers go up by one, never repeat.
+    assert_eq!(store.next_crl_number().await.unwrap(), 1);
+    let crl = |n: i64| CrlRecord {
+        crl_number: n,
+        this_update: "t".into(),
+        next_update: "u".into(),
+        pem: format!("crl {n}"),
+    };
+    assert!(matches!(
+        store.publish_crl(&crl(2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.publish_crl(&crl(1)).await.unwrap();
+    assert!(matches!(
+        store.publish_crl(&crl(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.publish_crl(&crl(2)).await.unwrap();
+    assert_eq!(store.latest_crl().await.unwrap().unwrap().pem, "crl 2");
+
+    for (action, n) in [
+        ("pki.ca.created", 1),
+        ("pki.enrollment_code.create", 2),
+        ("pki.certificate.issue", 3),
+        ("pki.certificate.revoke", 1),
+        ("pki.crl.publish", 2),
+    ] {
+        assert_eq!(audit_of(store, action).await.len(), n, "{action}");
+    }
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
 
 /// The asset ids whose search text contains `needle`, by the definition: a
 /// scan with LIKE (what the store did before it had a search index).

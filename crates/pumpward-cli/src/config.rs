@@ -4,6 +4,7 @@
 
 use crate::{Cli, LogFormat};
 use anyhow::{Context, Result};
+use pumpward_server::pki::{KekSource, PkiSettings};
 use pumpward_server::state::ServerSettings;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -20,6 +21,14 @@ pub struct FileConfig {
     pub session_absolute_hours: Option<i64>,
     pub login_max_failures: Option<u32>,
     pub login_lockout_minutes: Option<i64>,
+    /// The pumps' listener (EST and the device channel).
+    pub gateway_listen: Option<std::net::SocketAddr>,
+    /// The CA's key-encryption key file (default: `<data-dir>.kek`).
+    pub ca_kek_file: Option<PathBuf>,
+    /// `O=` of every certificate the CA issues.
+    pub ca_organization: Option<String>,
+    /// Validity of pump certificates, in days.
+    pub device_certificate_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +38,8 @@ pub struct Settings {
     pub listen: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
     pub server: ServerSettings,
+    pub gateway_listen: Option<std::net::SocketAddr>,
+    pub pki: PkiSettings,
 }
 
 impl Settings {
@@ -85,12 +96,35 @@ impl Settings {
             );
             server.throttle.lockout = time::Duration::minutes(m);
         }
+        env_override("PUMPWARD_CA_KEK_FILE", &mut file.ca_kek_file)?;
+        env_override("PUMPWARD_GATEWAY_LISTEN", &mut file.gateway_listen)?;
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("pumpward-data"));
+        // A passphrase only ever comes from the environment: never from a
+        // file that might sit next to the data it protects.
+        let kek = match std::env::var("PUMPWARD_CA_PASSPHRASE") {
+            Ok(p) => KekSource::Passphrase(p.into()),
+            Err(_) => match file.ca_kek_file {
+                Some(path) => KekSource::KeyFile { path, create: true },
+                None => KekSource::default_for(&data_dir),
+            },
+        };
+        let mut pki = PkiSettings::new(kek);
+        if let Some(o) = file.ca_organization {
+            pki.ca.organization = o;
+        }
+        if let Some(d) = file.device_certificate_days {
+            anyhow::ensure!(
+                (1..=3650).contains(&d),
+                "device_certificate_days must be between 1 and 3650"
+            );
+            pki.ca.device_validity_days = d;
+        }
         Ok(Settings {
-            data_dir: cli
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("pumpward-data")),
+            data_dir,
             database_url: cli.database_url.clone().or(file.database_url),
             listen: file.listen,
             log_format: cli
@@ -98,6 +132,8 @@ impl Settings {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
             server,
+            gateway_listen: file.gateway_listen,
+            pki,
         })
     }
 }

@@ -57,11 +57,16 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "PUMPWARD_LISTEN", value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the pumps' gateway (EST and the device channel).
+        #[arg(long, value_name = "ADDR")]
+        gateway_listen: Option<std::net::SocketAddr>,
     },
     /// Run the server on a fresh data directory loaded with a sample hospital.
     Demo {
         #[arg(long, env = "PUMPWARD_LISTEN", value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        #[arg(long, value_name = "ADDR")]
+        gateway_listen: Option<std::net::SocketAddr>,
         /// Seed of the sample hospital (same seed, same hospital).
         #[arg(long, default_value_t = pumpward_core::demo::DEFAULT_SEED)]
         seed: u64,
@@ -75,6 +80,61 @@ enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The certificate authority: set-up, issuance, revocation, CRL.
+    #[command(subcommand)]
+    Pki(PkiCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PkiCmd {
+    /// Create the CA (root and issuing CA), or import the hospital's issuing CA.
+    Init {
+        /// PEM certificate of an existing issuing CA (optionally followed by its chain).
+        #[arg(long, requires = "import_key", value_name = "FILE")]
+        import_cert: Option<PathBuf>,
+        /// PKCS#8 PEM private key of that issuing CA.
+        #[arg(long, requires = "import_cert", value_name = "FILE")]
+        import_key: Option<PathBuf>,
+    },
+    /// Issue a device certificate for an asset from a CSR (PEM or DER).
+    Issue {
+        #[arg(long)]
+        asset: String,
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        /// Write the certificate here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Create a one-time EST enrollment code for an asset (shown once).
+    EnrollmentCode {
+        #[arg(long)]
+        asset: String,
+    },
+    /// Revoke a certificate (publishes a new CRL).
+    Revoke {
+        serial: String,
+        /// RFC 5280 reason: key-compromise, affiliation-changed, superseded,
+        /// cessation-of-operation, certificate-hold, unspecified …
+        #[arg(long)]
+        reason: String,
+    },
+    /// Publish a fresh CRL and print it (PEM).
+    Crl {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List certificates.
+    List {
+        #[arg(long)]
+        asset: Option<String>,
+        /// Only unrevoked certificates expiring within this many days.
+        #[arg(long, value_name = "DAYS")]
+        expiring: Option<i64>,
+        /// Only revoked certificates.
+        #[arg(long)]
+        revoked: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,11 +263,18 @@ async fn open(s: &Settings) -> Result<Store> {
 
 async fn run(cli: Cli, s: Settings) -> Result<i32> {
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            gateway_listen,
+        } => {
             let store = open(&s).await?;
-            serve(&s, listen, store).await?;
+            serve(&s, listen, gateway_listen, store).await?;
         }
-        Command::Demo { listen, seed } => {
+        Command::Demo {
+            listen,
+            gateway_listen,
+            seed,
+        } => {
             let dir = demo_dir(&cli)?;
             let s = Settings {
                 data_dir: dir,
@@ -216,23 +283,33 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             };
             let store = open(&s).await?;
             load_demo(&store, seed).await?;
-            serve(&s, listen, store).await?;
+            serve(&s, listen, gateway_listen, store).await?;
         }
         Command::Inventory(c) => return inventory(&s, c).await,
         Command::User(c) => return user(&s, c).await,
         Command::Audit(c) => return audit(&s, c).await,
+        Command::Pki(c) => return pki(&s, c).await,
     }
     Ok(0)
 }
 
-async fn serve(s: &Settings, listen: Option<std::net::SocketAddr>, store: Store) -> Result<()> {
+async fn serve(
+    s: &Settings,
+    listen: Option<std::net::SocketAddr>,
+    gateway_listen: Option<std::net::SocketAddr>,
+    store: Store,
+) -> Result<()> {
     let opts = pumpward_server::ServeOptions {
         data_dir: s.data_dir.clone(),
         database_url: s.database_url.clone(),
         listen: listen
             .or(s.listen)
             .unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
+        gateway_listen: gateway_listen
+            .or(s.gateway_listen)
+            .unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid default")),
         settings: s.server.clone(),
+        pki: s.pki.clone(),
     };
     pumpward_server::run(opts, store).await
 }
@@ -581,6 +658,135 @@ async fn audit(s: &Settings, c: AuditCmd) -> Result<i32> {
         Some(e) => {
             eprintln!("AUDIT CHAIN BROKEN at record {}: {e}", e.first_bad_seq());
             Ok(2)
+        }
+    }
+}
+
+async fn pki(s: &Settings, c: PkiCmd) -> Result<i32> {
+    use pumpward_server::pki::CaService;
+    let store = open(s).await?;
+    let actor = Actor::cli();
+    match c {
+        PkiCmd::Init {
+            import_cert,
+            import_key,
+        } => {
+            if store.ca_material().await?.is_some() {
+                bail!("this store already has a certificate authority");
+            }
+            let ca = match (import_cert, import_key) {
+                (Some(c), Some(k)) => {
+                    let cert = std::fs::read_to_string(&c)
+                        .with_context(|| format!("reading {}", c.display()))?;
+                    let key = pumpward_pki::Zeroizing::new(
+                        std::fs::read_to_string(&k)
+                            .with_context(|| format!("reading {}", k.display()))?,
+                    );
+                    CaService::import(store.clone(), s.pki.clone(), &cert, &key, &actor).await?
+                }
+                _ => CaService::open(store.clone(), s.pki.clone(), true).await?,
+            };
+            ca.publish_crl().await?;
+            print!("{}", ca.chain_pem());
+            eprintln!(
+                "certificate authority ready; its chain is above (give it to clients to trust)"
+            );
+        }
+        PkiCmd::Issue { asset, csr, output } => {
+            let ca = CaService::open(store.clone(), s.pki.clone(), false).await?;
+            let bytes =
+                std::fs::read(&csr).with_context(|| format!("reading {}", csr.display()))?;
+            let der = match std::str::from_utf8(&bytes) {
+                Ok(t) if t.contains("-----BEGIN") => {
+                    use rustls_pki_types::pem::PemObject;
+                    rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(t.as_bytes())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", csr.display()))?
+                        .as_ref()
+                        .to_vec()
+                }
+                _ => bytes,
+            };
+            let issued = ca.issue_for_asset(&asset, &der, &actor).await?;
+            write_out(output.as_deref(), issued.pem.as_bytes())?;
+            eprintln!(
+                "issued certificate {} for asset {asset}, valid until {}",
+                issued.serial_hex, issued.not_after
+            );
+        }
+        PkiCmd::EnrollmentCode { asset } => {
+            let ca = CaService::open(store.clone(), s.pki.clone(), false).await?;
+            let (code, e) = ca.create_enrollment_code(&asset, &actor).await?;
+            println!("{code}");
+            eprintln!(
+                "one-time enrollment code for asset {} (serial {}), valid until {}; it is shown only now",
+                e.asset_id, e.device_serial, e.expires_at
+            );
+        }
+        PkiCmd::Revoke { serial, reason } => {
+            let ca = CaService::open(store.clone(), s.pki.clone(), false).await?;
+            let reason: pumpward_pki::RevocationReason = reason.parse()?;
+            let rec = ca.revoke(&serial, reason, &actor).await?;
+            println!(
+                "revoked {} ({}) at {}",
+                rec.serial,
+                reason,
+                rec.revoked_at.unwrap_or_default()
+            );
+        }
+        PkiCmd::Crl { output } => {
+            let ca = CaService::open(store.clone(), s.pki.clone(), false).await?;
+            let crl = ca.publish_crl().await?;
+            write_out(output.as_deref(), crl.pem.as_bytes())?;
+        }
+        PkiCmd::List {
+            asset,
+            expiring,
+            revoked,
+        } => {
+            let now = time::OffsetDateTime::now_utc();
+            let mut after = None;
+            println!(
+                "{:<34} {:<7} {:<14} {:<28} {:<28} revoked",
+                "serial", "kind", "asset", "not_before", "not_after"
+            );
+            loop {
+                let (page, next) = store
+                    .list_certificates(&pumpward_store::CertFilter {
+                        asset_id: asset.clone(),
+                        expiring: expiring.map(|d| (now + time::Duration::days(d), now)),
+                        revoked: revoked.then_some(true),
+                        after: after.take(),
+                        limit: 500,
+                        ..Default::default()
+                    })
+                    .await?;
+                for c in page {
+                    println!(
+                        "{:<34} {:<7} {:<14} {:<28} {:<28} {}",
+                        c.serial,
+                        format!("{:?}", c.kind).to_lowercase(),
+                        c.asset_id.unwrap_or_else(|| "-".into()),
+                        c.not_before,
+                        c.not_after,
+                        c.revocation_reason.unwrap_or_else(|| "-".into())
+                    );
+                }
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn write_out(path: Option<&std::path::Path>, bytes: &[u8]) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
+        None => {
+            std::io::stdout().write_all(bytes)?;
+            Ok(())
         }
     }
 }

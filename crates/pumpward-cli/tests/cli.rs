@@ -45,7 +45,7 @@ fn help_lists_every_subcommand() {
         .unwrap();
     assert!(o.status.success());
     let help = out(&o);
-    for sub in ["serve", "demo", "inventory", "user", "audit"] {
+    for sub in ["serve", "demo", "inventory", "user", "audit", "pki"] {
         assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
     }
     for args in [
@@ -59,6 +59,12 @@ fn help_lists_every_subcommand() {
         &["user", "list", "--help"],
         &["audit", "verify", "--help"],
         &["audit", "export", "--help"],
+        &["pki", "init", "--help"],
+        &["pki", "issue", "--help"],
+        &["pki", "enrollment-code", "--help"],
+        &["pki", "revoke", "--help"],
+        &["pki", "crl", "--help"],
+        &["pki", "list", "--help"],
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_pumpward"))
             .args(args)
@@ -422,7 +428,7 @@ fn free_port() -> u16 {
 }
 
 fn client(data: &Path) -> reqwest::Client {
-    let pem = std::fs::read(data.join("tls/server.crt")).unwrap();
+    let pem = std::fs::read(data.join("tls/ca.pem")).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .build()
@@ -432,7 +438,7 @@ fn client(data: &Path) -> reqwest::Client {
 async fn wait_healthy(data: &Path, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if data.join("tls/server.crt").exists() {
+        if data.join("tls/ca.pem").exists() {
             if let Ok(r) = client(data).get(format!("{base}/healthz")).send().await {
                 if r.status().is_success() {
                     return;
@@ -481,7 +487,13 @@ async fn sigkill_loses_no_acknowledged_write_and_restart_is_clean() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pumpward"))
         .arg("--data-dir")
         .arg(&data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gateway-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -519,7 +531,13 @@ async fn sigkill_loses_no_acknowledged_write_and_restart_is_clean() {
     let child = Command::new(env!("CARGO_BIN_EXE_pumpward"))
         .arg("--data-dir")
         .arg(&data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gateway-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -558,7 +576,13 @@ async fn tls_refuses_old_protocols() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pumpward"))
         .arg("--data-dir")
         .arg(t.path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gateway-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

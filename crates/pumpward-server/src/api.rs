@@ -287,6 +287,10 @@ pub async fn transition_asset(
         .store
         .transition_asset(&id, to, &b.reason, &p.actor())
         .await?;
+    if !a.lifecycle_state.may_connect() {
+        st.sessions
+            .close_asset(&id, &format!("the asset is now {}", a.lifecycle_state));
+    }
     Ok(Json(serde_json::to_value(a).expect("assets serialise")))
 }
 

@@ -7,8 +7,12 @@
 //! - [`problem`]: RFC 9457 errors.
 
 pub mod api;
+pub mod api_pki;
 pub mod auth;
+pub mod device;
+pub mod gateway;
 pub mod metrics;
+pub mod pki;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -42,6 +46,23 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/api/openapi.json", get(api::openapi))
+        .route("/pki/ca.pem", get(api_pki::ca_pem))
+        .route("/pki/crl", get(api_pki::crl_der))
+        .route("/pki/crl.pem", get(api_pki::crl_pem))
+        .route("/api/v1/certificates", get(api_pki::list_certificates))
+        .route(
+            "/api/v1/certificates/{serial}",
+            get(api_pki::get_certificate),
+        )
+        .route(
+            "/api/v1/certificates/{serial}/revoke",
+            post(api_pki::revoke_certificate),
+        )
+        .route(
+            "/api/v1/assets/{id}/enrollment-codes",
+            post(api_pki::create_enrollment_code),
+        )
+        .route("/api/v1/fleet", get(api_pki::fleet))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/dashboard", get(api::dashboard))
         .route(
@@ -136,29 +157,55 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub listen: SocketAddr,
+    /// The pumps' listener (EST and the device channel).
+    pub gateway_listen: SocketAddr,
     pub settings: ServerSettings,
+    pub pki: pki::PkiSettings,
 }
 
 /// Opens the store, prepares TLS, prints the setup link if no user exists,
 /// and serves until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
+    let ca = pki::CaService::open(store.clone(), opts.pki.clone(), true).await?;
     let names = vec!["localhost".to_string(), opts.listen.ip().to_string()];
-    let identity = tls::load_or_create_identity(&opts.data_dir, &names)?;
+    let identity = ca.server_identity(&names, "API/UI").await?;
+    // Clients trust the CA, not a particular server certificate.
+    let tls_dir = opts.data_dir.join("tls");
+    std::fs::create_dir_all(&tls_dir)?;
+    std::fs::write(tls_dir.join("ca.pem"), ca.chain_pem())?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let gw_listener = tokio::net::TcpListener::bind(opts.gateway_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (gateway)", opts.gateway_listen))?;
+    let gw_local = gw_listener.local_addr()?;
+    let gw_names = vec!["localhost".to_string(), gw_local.ip().to_string()];
+    let gw_identity = ca.server_identity(&gw_names, "gateway").await?;
     let local = listener.local_addr()?;
     let base = format!("https://{}", display_addr(local));
     println!(
         "Pumpward is serving on {base}/  (store: {:?})",
         store.backend()
     );
+    println!(
+        "Pump gateway (EST and device channel) on https://{}/.well-known/est/  (CA: {})",
+        display_addr(gw_local),
+        tls_dir.join("ca.pem").display()
+    );
     if let Some(link) = setup_link(&store, &base).await? {
         println!(
             "No user exists yet. Create the first administrator within 30 minutes at:\n  {link}"
         );
     }
-    let state = AppState::new(store.clone(), opts.settings);
+    let state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
+    let gw_state = gateway::GatewayState {
+        ca: ca.clone(),
+        store: store.clone(),
+        metrics: state.metrics.clone(),
+        sessions: state.sessions.clone(),
+        events: device::EventWriter::spawn(store.clone()),
+    };
     let cfg = tls::server_config(identity)?;
     let purge_store = store.clone();
     let idle = state.settings.session_idle;
@@ -169,8 +216,26 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
             let _ = purge_store.purge_sessions(now, now - idle).await;
         }
     });
-    tls::serve(listener, cfg, app(state), shutdown_signal()).await?;
+    let maintenance = ca.spawn_maintenance();
+    let sweeper = state.sessions.spawn_sweeper(store.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let api = tls::serve(listener, cfg, app(state), stop.clone().cancelled_owned());
+    let gw = gateway::serve(
+        gw_listener,
+        gw_state,
+        gw_identity,
+        stop.clone().cancelled_owned(),
+    );
+    let signal = async move {
+        shutdown_signal().await;
+        stop.cancel();
+    };
+    let (a, g, ()) = tokio::join!(api, gw, signal);
+    a?;
+    g?;
     purger.abort();
+    maintenance.abort();
+    sweeper.abort();
     store.close().await;
     println!("Pumpward stopped.");
     Ok(())

@@ -33,6 +33,16 @@ pub struct Metrics {
     pub logins: Family<OutcomeLabels, Counter>,
     pub assets: Family<StateLabels, Gauge>,
     pub audit_records: Gauge,
+    /// Gateway connections refused in TLS or authentication.
+    pub gateway_auth_failures: Counter,
+    /// EST requests refused.
+    pub est_refusals: Counter,
+    /// Pumps with an open device session.
+    pub devices_connected: Gauge,
+    /// Device events durably stored and acknowledged.
+    pub device_events_stored: Counter,
+    /// Device events dropped as duplicates (replays, lost acks).
+    pub device_events_duplicate: Counter,
 }
 
 impl Default for Metrics {
@@ -45,6 +55,32 @@ impl Default for Metrics {
         let logins = Family::<OutcomeLabels, Counter>::default();
         let assets = Family::<StateLabels, Gauge>::default();
         let audit_records = Gauge::default();
+        let gateway_auth_failures = Counter::default();
+        let est_refusals = Counter::default();
+        let devices_connected = Gauge::default();
+        let device_events_stored = Counter::default();
+        let device_events_duplicate = Counter::default();
+        registry.register(
+            "gateway_auth_failures",
+            "Gateway connections refused in TLS or authentication",
+            gateway_auth_failures.clone(),
+        );
+        registry.register("est_refusals", "EST requests refused", est_refusals.clone());
+        registry.register(
+            "devices_connected",
+            "Pumps with an open device session",
+            devices_connected.clone(),
+        );
+        registry.register(
+            "device_events_stored",
+            "Device events durably stored and acknowledged",
+            device_events_stored.clone(),
+        );
+        registry.register(
+            "device_events_duplicate",
+            "Device events dropped as duplicates",
+            device_events_duplicate.clone(),
+        );
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -65,6 +101,11 @@ impl Default for Metrics {
             logins,
             assets,
             audit_records,
+            gateway_auth_failures,
+            est_refusals,
+            devices_connected,
+            device_events_stored,
+            device_events_duplicate,
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ServerSettings>,
+    /// The certificate authority; `None` in tests that do not need one.
+    pub pki: Option<Arc<crate::pki::CaService>>,
+    /// The gateway's open device sessions.
+    pub sessions: Arc<crate::device::Sessions>,
 }
 
 impl AppState {
@@ -48,6 +52,14 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             settings: Arc::new(settings),
+            pki: None,
+            sessions: Arc::default(),
         }
+    }
+
+    /// The same state with a certificate authority.
+    pub fn with_pki(mut self, ca: Arc<crate::pki::CaService>) -> Self {
+        self.pki = Some(ca);
+        self
     }
 }

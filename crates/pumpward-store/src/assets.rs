@@ -284,7 +284,7 @@ pub(crate) async fn insert_model(conn: &mut Conn, m: &DeviceModel, now: &str) ->
     Ok(r.try_get("id")?)
 }
 
-async fn fetch_asset(conn: &mut Conn, id: &str) -> Result<Option<Asset>> {
+pub(crate) async fn fetch_asset(conn: &mut Conn, id: &str) -> Result<Option<Asset>> {
     sqlx::query(&format!(
         "SELECT {ASSET_COLUMNS} FROM assets WHERE asset_id = $1"
     ))

@@ -20,6 +20,7 @@
 
 mod assets;
 mod audit;
+mod devices;
 mod import;
 mod pki;
 mod users;
@@ -29,6 +30,7 @@ pub use assets::{
     DEFAULT_INITIAL_STATE,
 };
 pub use audit::{AuditFilter, VerifyReport};
+pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, NewCertificate,
     RevokedCertificate, StoredCaMaterial,

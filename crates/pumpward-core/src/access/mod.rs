@@ -40,6 +40,12 @@ string_enum!(
         MetricsRead = "metrics.read",
         /// Create API tokens for oneself.
         TokensOwn = "tokens.own",
+        /// See device certificates, CRLs and the connected fleet.
+        PkiRead = "pki.read",
+        /// Create one-time enrollment codes and issue device certificates.
+        PkiEnroll = "pki.enroll",
+        /// Revoke certificates.
+        PkiRevoke = "pki.revoke",
     }
 );
 
@@ -60,6 +66,9 @@ impl Role {
             AuditRead => matches!(self, Admin | Security | Auditor),
             MetricsRead => matches!(self, Admin | Security),
             TokensOwn => matches!(self, Admin | Security | Biomed | Pharmacist | Auditor),
+            PkiRead => matches!(self, Admin | Security | Biomed | Auditor),
+            PkiEnroll => matches!(self, Admin | Biomed),
+            PkiRevoke => matches!(self, Admin | Security | Biomed),
         }
     }
 
@@ -117,7 +126,10 @@ mod tests {
         for &p in Permission::ALL {
             let read_only = matches!(
                 p,
-                Permission::InventoryRead | Permission::AuditRead | Permission::TokensOwn
+                Permission::InventoryRead
+                    | Permission::AuditRead
+                    | Permission::TokensOwn
+                    | Permission::PkiRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

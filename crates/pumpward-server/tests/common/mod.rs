@@ -64,8 +64,16 @@ pub async fn harness() -> Harness {
 
 pub async fn harness_with(settings: ServerSettings) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(dir.path()).await.unwrap();
-    let state = AppState::new(store.clone(), settings);
+    let store = Store::open_sqlite(&dir.path().join("data")).await.unwrap();
+    // A real CA, its key-encryption key outside the data directory.
+    let pki = pumpward_server::pki::PkiSettings::new(pumpward_server::pki::KekSource::KeyFile {
+        path: dir.path().join("kek"),
+        create: true,
+    });
+    let ca = pumpward_server::pki::CaService::open(store.clone(), pki, true)
+        .await
+        .unwrap();
+    let state = AppState::new(store.clone(), settings).with_pki(ca);
     Harness {
         app: pumpward_server::app(state.clone()),
         store,

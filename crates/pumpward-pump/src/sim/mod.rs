@@ -1,0 +1,1012 @@
+//! The fleet simulator: N virtual pumps in one process, each a
+//! [`PumpAgent`] driven by a seeded [`model::PumpModel`], plus scenarios
+//! that inject faults and attacks and report what they expected and what
+//! happened.
+//!
+//! Scale: one tokio task per pump (its channel) and **one** driver task for
+//! every model; queue writes run on the blocking pool; the TLS trust
+//! anchors, server verifier and EST connection pool are shared; each pump's
+//! client configuration is built lazily at its first connection; connects
+//! are staggered over a ramp. Model state is ~100 bytes per pump.
+
+pub mod model;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use pumpward_proto::message::{
+    EventKind, Firmware, Hello, LibraryRef, NetworkIdentity, RefusalCode, SUPPORTED_VERSIONS,
+};
+use pumpward_proto::{parse_gateway_message, GatewayMessage, PumpMessage, PROTOCOL_VERSION};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::agent::{AgentConfig, AgentEnv, PumpAgent};
+use crate::api::{ApiClient, PumpAsset};
+use crate::identity::{DeviceIdentity, TrustAnchors, DEVICE_ALPN};
+use crate::AgentError;
+use model::PumpModel;
+
+/// A fault or attack to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// The network to the gateway is down for a while: agents keep queueing,
+    /// then deliver everything.
+    GatewayOutage,
+    /// A pump's certificate is revoked mid-shift (through the API).
+    CertificateRevoked,
+    /// A device with a self-signed certificate tries to connect.
+    RogueDevice,
+    /// A device presents another pump's certificate from a new address,
+    /// with fresh (empty) storage.
+    ClonedCertificate,
+    /// A pump resends a batch the gateway already acknowledged.
+    ReplayBatch,
+    /// A pump records a flood of events at once.
+    EventFlood,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 6] = [
+        Self::GatewayOutage,
+        Self::CertificateRevoked,
+        Self::RogueDevice,
+        Self::ClonedCertificate,
+        Self::ReplayBatch,
+        Self::EventFlood,
+    ];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GatewayOutage => "gateway-outage",
+            Self::CertificateRevoked => "revoked-cert",
+            Self::RogueDevice => "rogue-device",
+            Self::ClonedCertificate => "cloned-cert",
+            Self::ReplayBatch => "replay",
+            Self::EventFlood => "event-flood",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|x| x.name()).collect();
+                format!("unknown scenario {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What a scenario expected and observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioOutcome {
+    /// Which.
+    pub scenario: Scenario,
+    /// What should happen.
+    pub expected: String,
+    /// What happened.
+    pub observed: String,
+    /// Whether that is what should happen.
+    pub passed: bool,
+}
+
+/// `pumpward sim` options.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// REST API base URL (`--server`), `https://host:port`.
+    pub server_url: String,
+    /// Gateway `host:port` (`--gateway`).
+    pub gateway: String,
+    /// API token (`--token`).
+    pub token: String,
+    /// CA chain PEM file (`--ca-file`).
+    pub ca_file: PathBuf,
+    /// Number of pumps (`--pumps`); at most the in-service pumps the API lists.
+    pub pumps: usize,
+    /// Time compression (`--speed`): simulated seconds per wall second.
+    pub speed: f64,
+    /// How long to run, wall time (`--duration`).
+    pub duration: Duration,
+    /// Scenarios (`--scenario`, repeatable).
+    pub scenarios: Vec<Scenario>,
+    /// Where pump state lives (one directory per pump); default a
+    /// directory under the system temp dir. Reusing it keeps identities and
+    /// queues across runs (no new enrollment codes needed).
+    pub state_dir: Option<PathBuf>,
+    /// Model seed.
+    pub seed: u64,
+    /// TLS name of the gateway; default the host part of `gateway`.
+    pub gateway_server_name: Option<String>,
+    /// EST base URL; default `https://<gateway>/.well-known/est/`.
+    pub est_base_url: Option<String>,
+    /// Window over which first connections are spread; default
+    /// `min(pumps × 10 ms, 60 s)`.
+    pub ramp: Option<Duration>,
+    /// After `duration`, how long to wait for queues to drain.
+    pub drain_timeout: Duration,
+}
+
+impl SimOptions {
+    /// Options with defaults for everything but the required flags.
+    pub fn new(
+        server_url: &str,
+        gateway: &str,
+        token: &str,
+        ca_file: impl Into<PathBuf>,
+        pumps: usize,
+    ) -> Self {
+        Self {
+            server_url: server_url.into(),
+            gateway: gateway.into(),
+            token: token.into(),
+            ca_file: ca_file.into(),
+            pumps,
+            speed: 1.0,
+            duration: Duration::from_secs(60),
+            scenarios: Vec::new(),
+            state_dir: None,
+            seed: 1,
+            gateway_server_name: None,
+            est_base_url: None,
+            ramp: None,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    /// Pumps asked for.
+    pub pumps_requested: usize,
+    /// Pumps started (limited by the inventory).
+    pub pumps_started: usize,
+    /// Pumps with a certificate at the end.
+    pub enrolled: usize,
+    /// Pumps connected at the end.
+    pub connected: usize,
+    /// Pumps per "manufacturer model firmware".
+    pub models: BTreeMap<String, usize>,
+    /// Events recorded by the models (and scenarios).
+    pub events_recorded: u64,
+    /// Events acknowledged by the gateway.
+    pub events_acked: u64,
+    /// Events refused by full queues.
+    pub events_dropped: u64,
+    /// Events still queued at the end.
+    pub queued_at_end: u64,
+    /// Sessions opened.
+    pub sessions: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Failed connection attempts.
+    pub connect_failures: u64,
+    /// Refusals by code.
+    pub refusals: BTreeMap<String, u64>,
+    /// Simulated time covered.
+    pub simulated: Duration,
+    /// Wall time.
+    pub wall: Duration,
+    /// Scenario outcomes.
+    pub scenarios: Vec<ScenarioOutcome>,
+    /// Problems setting up pumps (enrollment codes, state).
+    pub errors: Vec<String>,
+}
+
+impl SimReport {
+    /// Every scenario observed what it expected.
+    pub fn all_scenarios_passed(&self) -> bool {
+        self.scenarios.iter().all(|s| s.passed)
+    }
+}
+
+impl fmt::Display for SimReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pumps: {} started of {} requested; {} enrolled, {} connected at the end",
+            self.pumps_started, self.pumps_requested, self.enrolled, self.connected
+        )?;
+        writeln!(
+            f,
+            "time: {:.0} s simulated in {:.1} s",
+            self.simulated.as_secs_f64(),
+            self.wall.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "events: {} recorded, {} acknowledged, {} still queued, {} dropped",
+            self.events_recorded, self.events_acked, self.queued_at_end, self.events_dropped
+        )?;
+        writeln!(
+            f,
+            "sessions: {} opened, {} reconnects, {} failed attempts",
+            self.sessions, self.reconnects, self.connect_failures
+        )?;
+        if !self.refusals.is_empty() {
+            let r: Vec<String> = self
+                .refusals
+                .iter()
+                .map(|(k, v)| format!("{k} ×{v}"))
+                .collect();
+            writeln!(f, "refusals: {}", r.join(", "))?;
+        }
+        for (m, n) in &self.models {
+            writeln!(f, "  {n:>6} × {m}")?;
+        }
+        for s in &self.scenarios {
+            writeln!(
+                f,
+                "scenario {}: {}\n  expected: {}\n  observed: {}",
+                s.scenario,
+                if s.passed { "PASS" } else { "FAIL" },
+                s.expected,
+                s.observed
+            )?;
+        }
+        for e in self.errors.iter().take(10) {
+            writeln!(f, "error: {e}")?;
+        }
+        if self.errors.len() > 10 {
+            writeln!(f, "… and {} more errors", self.errors.len() - 10)?;
+        }
+        Ok(())
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn host_of(addr: &str) -> String {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_owned();
+    }
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_owned()
+}
+
+fn safe_dir_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn mac_for(asset: &PumpAsset, i: usize) -> String {
+    let m = asset
+        .mac_address
+        .as_deref()
+        .unwrap_or("")
+        .replace('-', ":")
+        .to_ascii_lowercase();
+    let ok = m.len() == 17
+        && m.split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        m
+    } else {
+        format!(
+            "02:50:57:{:02x}:{:02x}:{:02x}",
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff
+        )
+    }
+}
+
+/// The agent configuration of a simulated pump from its inventory record.
+fn pump_config(
+    o: &SimOptions,
+    base: &std::path::Path,
+    a: &PumpAsset,
+    i: usize,
+    ramp: Duration,
+    n: usize,
+) -> AgentConfig {
+    let server_name = o
+        .gateway_server_name
+        .clone()
+        .unwrap_or_else(|| host_of(&o.gateway));
+    let est = o
+        .est_base_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}/.well-known/est/", o.gateway));
+    let serial = a
+        .serial_number
+        .clone()
+        .unwrap_or_else(|| a.asset_id.clone());
+    let mut c = AgentConfig::new(
+        &a.asset_id,
+        serial,
+        base.join(safe_dir_name(&a.asset_id)),
+        &o.gateway,
+        server_name,
+        est,
+        "",
+    );
+    let fw = a
+        .firmware_version
+        .clone()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| "1.0.0".into());
+    let model = format!(
+        "{} {}",
+        a.manufacturer.as_deref().unwrap_or("?"),
+        a.model.as_deref().unwrap_or("?")
+    );
+    c.firmware_digest = sha256_hex(&format!("{model} {fw}"));
+    c.firmware_version = fw;
+    c.library = Some(LibraryRef {
+        version: "2025.03-1".into(),
+        digest: sha256_hex("pumpward-sim library 2025.03-1"),
+    });
+    c.network = NetworkIdentity {
+        mac: mac_for(a, i),
+        ip: a.ip_address.as_deref().and_then(|s| s.parse().ok()),
+        hostname: a.hostname.clone().filter(|h| {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }),
+        ssid: Some("CLIN-PUMPS".into()),
+        bssid: None,
+        ap_name: None,
+    };
+    c.care_area = a.care_area.clone().filter(|s| !s.trim().is_empty());
+    c.initial_delay = if n > 1 {
+        ramp.mul_f64(i as f64 / n as f64)
+    } else {
+        Duration::ZERO
+    };
+    c.keep_last_acked_batch = i == 0;
+    c.ack_timeout = Duration::from_secs(60);
+    c
+}
+
+struct Fleet {
+    agents: Vec<PumpAgent>,
+    models: Vec<String>,
+}
+
+/// Runs the simulation.
+pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
+    let wall0 = Instant::now();
+    let pem = std::fs::read_to_string(&o.ca_file)
+        .map_err(|e| AgentError::io(format!("reading {}", o.ca_file.display()), e))?;
+    let est = o
+        .est_base_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}/.well-known/est/", o.gateway));
+    let (link_tx, link_rx) = watch::channel(true);
+    // Held for the whole run: the agents' simulated network.
+    let link_tx = Arc::new(link_tx);
+    let env = AgentEnv::new(&est, &pem)?.with_link(link_rx);
+    let api = ApiClient::new(&o.server_url, &o.token, env.trust())?;
+    let assets = api.list_pumps(o.pumps).await?;
+    let base = match &o.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("pumpward-sim-{}", std::process::id())),
+    };
+    let n = assets.len();
+    let ramp = o
+        .ramp
+        .unwrap_or_else(|| Duration::from_millis(10 * n as u64).min(Duration::from_secs(60)));
+    let mut report = SimReport {
+        pumps_requested: o.pumps,
+        ..SimReport::default()
+    };
+
+    // Start the agents: enrollment codes only for pumps without identity.
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, a) in assets.iter().enumerate() {
+        let mut cfg = pump_config(&o, &base, a, i, ramp, n);
+        let (api, env, sem) = (api.clone(), env.clone(), sem.clone());
+        let label = format!(
+            "{} {} {}",
+            a.manufacturer.as_deref().unwrap_or("?"),
+            a.model.as_deref().unwrap_or("?"),
+            cfg.firmware_version
+        );
+        set.spawn(async move {
+            let _permit = sem.acquire().await;
+            let has_identity = DeviceIdentity::path(&cfg.state_dir).exists();
+            if !has_identity {
+                cfg.enrollment_code = Some(api.create_enrollment_code(&cfg.asset_id).await?.code);
+            }
+            let agent = PumpAgent::start_with(cfg, env).await?;
+            Ok::<_, AgentError>((i, agent, label))
+        });
+    }
+    let mut slots: Vec<Option<(PumpAgent, String)>> = (0..n).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok((i, agent, label))) => slots[i] = Some((agent, label)),
+            Ok(Err(e)) => report.errors.push(e.to_string()),
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+    let mut fleet = Fleet {
+        agents: Vec::new(),
+        models: Vec::new(),
+    };
+    let mut model_areas = Vec::new();
+    for (i, s) in slots.into_iter().enumerate() {
+        if let Some((agent, label)) = s {
+            model_areas.push(assets[i].care_area.clone().unwrap_or_default());
+            fleet.agents.push(agent);
+            fleet.models.push(label);
+        }
+    }
+    for m in &fleet.models {
+        *report.models.entry(m.clone()).or_default() += 1;
+    }
+    report.pumps_started = fleet.agents.len();
+    let fleet = Arc::new(fleet);
+
+    // The driver: one task steps every model when it is due.
+    let sim0 = OffsetDateTime::now_utc();
+    let speed = o.speed.max(0.001);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let driver = {
+        let (fleet, stop, seed) = (fleet.clone(), stop.clone(), o.seed);
+        tokio::spawn(async move { drive(fleet, model_areas, seed, sim0, speed, stop).await })
+    };
+
+    // Scenarios, after the fleet has had time to connect.
+    let deadline = tokio::time::Instant::now() + o.duration;
+    let mut outcomes = Vec::new();
+    if !o.scenarios.is_empty() && !fleet.agents.is_empty() {
+        let warm = ramp + Duration::from_secs(2);
+        let _ = tokio::time::timeout(warm + Duration::from_secs(30), async {
+            loop {
+                let up = fleet.agents.iter().filter(|a| a.status().connected).count();
+                if up * 10 >= fleet.agents.len() * 9 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        let ctx = ScenarioCtx {
+            fleet: fleet.clone(),
+            api: api.clone(),
+            env: env.clone(),
+            link: link_tx.clone(),
+            opts: o.clone(),
+        };
+        let mut scen = o.scenarios.clone();
+        scen.sort();
+        scen.dedup();
+        for s in scen {
+            outcomes.push(ctx.run(s).await);
+        }
+    }
+    tokio::time::sleep_until(deadline).await;
+    stop.notify_one();
+    let _ = driver.await;
+    let simulated = Duration::from_secs_f64(wall0.elapsed().as_secs_f64() * speed);
+
+    // Let the queues drain (pumps whose certificate was revoked cannot).
+    let _ = tokio::time::timeout(o.drain_timeout, async {
+        loop {
+            let busy = fleet.agents.iter().any(|a| {
+                let s = a.status();
+                s.queue_depth > 0 && s.connected
+            });
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    for a in &fleet.agents {
+        let s = a.status();
+        report.enrolled += usize::from(s.cert_serial.is_some());
+        report.connected += usize::from(s.connected);
+        report.events_recorded += s.events_recorded;
+        report.events_acked += s.events_acked;
+        report.events_dropped += s.dropped_events;
+        report.queued_at_end += s.queue_depth;
+        report.sessions += s.sessions;
+        report.reconnects += s.reconnects;
+        report.connect_failures += s.connect_failures;
+        for (k, v) in &s.refusals {
+            *report.refusals.entry(k.clone()).or_default() += v;
+        }
+    }
+    report.scenarios = outcomes;
+    report.simulated = simulated;
+    if let Ok(fleet) = Arc::try_unwrap(fleet) {
+        let mut set = tokio::task::JoinSet::new();
+        for a in fleet.agents {
+            set.spawn(a.shutdown());
+        }
+        while set.join_next().await.is_some() {}
+    }
+    report.wall = wall0.elapsed();
+    Ok(report)
+}
+
+async fn drive(
+    fleet: Arc<Fleet>,
+    areas: Vec<String>,
+    seed: u64,
+    sim0: OffsetDateTime,
+    speed: f64,
+    stop: Arc<tokio::sync::Notify>,
+) {
+    let t0 = tokio::time::Instant::now();
+    let sim_now = |at: tokio::time::Instant| {
+        sim0 + time::Duration::seconds_f64((at - t0).as_secs_f64() * speed)
+    };
+    let mut models: Vec<PumpModel> = areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| PumpModel::new(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), a))
+        .collect();
+    // Due times in wall milliseconds since t0; every pump starts within its
+    // first simulated minute.
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..models.len())
+        .map(|i| {
+            let first_sim_ms = (i as u64).wrapping_mul(7919) % 60_000;
+            Reverse(((first_sim_ms as f64 / speed) as u64 + 1, i))
+        })
+        .collect();
+    while let Some(&Reverse((due_ms, i))) = heap.peek() {
+        let due = t0 + Duration::from_millis(due_ms);
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        heap.pop();
+        let now = sim_now(tokio::time::Instant::now());
+        let m = &mut models[i];
+        let (events, delay_s) = m.step(now);
+        let agent = &fleet.agents[i];
+        for e in events {
+            let _ = agent.record_at(now, e);
+        }
+        let (state, battery, mains, area) = (
+            m.infusion_state(),
+            m.battery_pct(),
+            m.on_mains(),
+            m.care_area().to_owned(),
+        );
+        agent.update_therapy(|t| {
+            t.infusion = state;
+            t.battery_pct = battery;
+            t.on_mains = mains;
+            t.care_area = Some(area);
+        });
+        let wall_ms = (delay_s / speed * 1000.0).max(1.0) as u64;
+        let next = (tokio::time::Instant::now() - t0).as_millis() as u64 + wall_ms;
+        heap.push(Reverse((next, i)));
+    }
+}
+
+struct ScenarioCtx {
+    fleet: Arc<Fleet>,
+    api: ApiClient,
+    env: AgentEnv,
+    link: Arc<watch::Sender<bool>>,
+    opts: SimOptions,
+}
+
+/// What a raw connection attempt (not an agent) met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// The TLS handshake (or the first read, for TLS 1.3 client
+    /// certificates) failed: the gateway refused the certificate.
+    TlsRefused(String),
+    /// The gateway refused the hello.
+    Refused(RefusalCode),
+    /// The gateway opened a session.
+    Welcomed,
+    /// The connection closed without an answer.
+    Closed(String),
+}
+
+impl ProbeResult {
+    fn refused(&self) -> bool {
+        !matches!(self, Self::Welcomed)
+    }
+}
+
+impl fmt::Display for ProbeResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TlsRefused(e) => write!(f, "refused in TLS ({e})"),
+            Self::Refused(c) => write!(f, "refused with {c}"),
+            Self::Welcomed => f.write_str("accepted (welcome)"),
+            Self::Closed(e) => write!(f, "closed without answer ({e})"),
+        }
+    }
+}
+
+/// Connects with `tls` (ALPN `pumpward-device/1`), sends `hello`, and
+/// reports the gateway's answer.
+pub async fn probe(
+    gateway: &str,
+    server_name: &str,
+    tls: rustls::ClientConfig,
+    hello: Hello,
+) -> ProbeResult {
+    let name = match rustls_pki_types::ServerName::try_from(server_name.to_owned()) {
+        Ok(n) => n,
+        Err(e) => return ProbeResult::Closed(e.to_string()),
+    };
+    let t = Duration::from_secs(10);
+    let tcp = match tokio::time::timeout(t, tokio::net::TcpStream::connect(gateway)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return ProbeResult::Closed(format!("connect: {e}")),
+        Err(_) => return ProbeResult::Closed("connect timed out".into()),
+    };
+    let stream = match tokio::time::timeout(
+        t,
+        tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, tcp),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return ProbeResult::TlsRefused(e.to_string()),
+        Err(_) => return ProbeResult::Closed("TLS timed out".into()),
+    };
+    let mut ch = tokio_util::codec::Framed::new(stream, pumpward_proto::FrameDecoder::new());
+    let payload = PumpMessage::Hello(hello)
+        .to_payload(PROTOCOL_VERSION)
+        .unwrap_or_default();
+    if let Err(e) = ch.send(Bytes::from(payload)).await {
+        return ProbeResult::TlsRefused(e.to_string());
+    }
+    match tokio::time::timeout(t, ch.next()).await {
+        Err(_) => ProbeResult::Closed("no answer".into()),
+        Ok(None) => ProbeResult::Closed("connection closed".into()),
+        Ok(Some(Err(e))) => {
+            let s = e.to_string();
+            if s.contains("alert") || s.contains("certificate") {
+                ProbeResult::TlsRefused(s)
+            } else {
+                ProbeResult::Closed(s)
+            }
+        }
+        Ok(Some(Ok(p))) => match parse_gateway_message(&p, None) {
+            Ok(GatewayMessage::Welcome(_)) => {
+                let _ = ch.close().await;
+                ProbeResult::Welcomed
+            }
+            Ok(GatewayMessage::Refusal(r)) => ProbeResult::Refused(r.code),
+            Ok(m) => ProbeResult::Closed(format!("unexpected {}", m.type_name())),
+            Err(e) => ProbeResult::Closed(e.to_string()),
+        },
+    }
+}
+
+fn probe_hello(mac: &str, ip: &str, next_seq: u64) -> Hello {
+    Hello {
+        versions: SUPPORTED_VERSIONS.to_vec(),
+        firmware: Firmware {
+            version: "9.9.9".into(),
+            digest: sha256_hex("probe firmware"),
+        },
+        library: None,
+        network: NetworkIdentity {
+            mac: mac.into(),
+            ip: ip.parse().ok(),
+            hostname: Some("unknown-device".into()),
+            ssid: Some("CLIN-PUMPS".into()),
+            bssid: None,
+            ap_name: None,
+        },
+        care_area: None,
+        next_seq,
+        agent: Some("pumpward-sim-probe".into()),
+    }
+}
+
+impl ScenarioCtx {
+    fn agent(&self, k: usize) -> &PumpAgent {
+        &self.fleet.agents[k % self.fleet.agents.len()]
+    }
+
+    fn server_name(&self) -> String {
+        self.opts
+            .gateway_server_name
+            .clone()
+            .unwrap_or_else(|| host_of(&self.opts.gateway))
+    }
+
+    async fn run(&self, s: Scenario) -> ScenarioOutcome {
+        let (expected, observed, passed) = match s {
+            Scenario::GatewayOutage => self.outage().await,
+            Scenario::CertificateRevoked => self.revoked().await,
+            Scenario::RogueDevice => self.rogue().await,
+            Scenario::ClonedCertificate => self.cloned().await,
+            Scenario::ReplayBatch => self.replay().await,
+            Scenario::EventFlood => self.flood().await,
+        };
+        tracing::info!(scenario = %s, passed, %observed, "scenario done");
+        ScenarioOutcome {
+            scenario: s,
+            expected: expected.into(),
+            observed,
+            passed,
+        }
+    }
+
+    async fn outage(&self) -> (&'static str, String, bool) {
+        let expected = "agents go offline and keep queueing; after the outage every event queued during it is acknowledged, none lost";
+        let len = (self.opts.duration / 6).clamp(Duration::from_secs(2), Duration::from_secs(30));
+        let _ = self.link.send(false);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let k = self.fleet.agents.len().min(20);
+        for i in 0..k {
+            let _ = self.agent(i).record(EventKind::Other {
+                name: "sim_outage_marker".into(),
+            });
+        }
+        tokio::time::sleep(len).await;
+        let connected_during = self
+            .fleet
+            .agents
+            .iter()
+            .filter(|a| a.status().connected)
+            .count();
+        let mut targets = Vec::new();
+        for i in 0..k {
+            self.agent(i).flush().await;
+            let s = self.agent(i).status();
+            targets.push(s.next_seq.saturating_sub(1));
+        }
+        let queued: u64 = self
+            .fleet
+            .agents
+            .iter()
+            .map(|a| a.status().queue_depth)
+            .sum();
+        let _ = self.link.send(true);
+        let mut delivered = 0;
+        for (i, t) in targets.iter().enumerate() {
+            if self
+                .agent(i)
+                .wait_for(Duration::from_secs(60), |s| s.last_ack >= *t)
+                .await
+            {
+                delivered += 1;
+            }
+        }
+        let passed = connected_during == 0 && delivered == k;
+        (
+            expected,
+            format!("{connected_during} connected during a {len:?} outage, {queued} events queued fleet-wide; {delivered}/{k} marked pumps delivered everything afterwards"),
+            passed,
+        )
+    }
+
+    async fn revoked(&self) -> (&'static str, String, bool) {
+        let expected = "the revoked pump's connection is closed and every reconnection is refused; its events stay queued";
+        let a = self.agent(1);
+        let Some(serial) = a.status().cert_serial else {
+            return (expected, "target pump has no certificate".into(), false);
+        };
+        if let Err(e) = self.api.revoke_certificate(&serial, "key-compromise").await {
+            return (
+                expected,
+                format!("revocation through the API failed: {e}"),
+                false,
+            );
+        }
+        let closed = a.wait_for(Duration::from_secs(30), |s| !s.connected).await;
+        let sessions = a.status().sessions;
+        let _ = a.record(EventKind::Other {
+            name: "sim_after_revocation".into(),
+        });
+        a.disconnect();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let s = a.status();
+        let refused = s.sessions == sessions;
+        (
+            expected,
+            format!(
+                "connection {}; {} new session(s) in 5 s, {} failed attempts, {} events queued; last error: {}",
+                if closed { "closed" } else { "still open" },
+                s.sessions - sessions,
+                s.connect_failures,
+                s.queue_depth,
+                s.last_error.unwrap_or_default()
+            ),
+            closed && refused,
+        )
+    }
+
+    async fn rogue(&self) -> (&'static str, String, bool) {
+        let expected = "a device with a self-signed certificate is refused";
+        let victim = self.agent(0).config().asset_id.clone();
+        let tls = match rogue_tls(self.env.trust(), &victim) {
+            Ok(t) => t,
+            Err(e) => {
+                return (
+                    expected,
+                    format!("could not build the rogue certificate: {e}"),
+                    false,
+                )
+            }
+        };
+        let r = probe(
+            &self.opts.gateway,
+            &self.server_name(),
+            tls,
+            probe_hello("02:66:66:00:00:01", "10.66.0.1", 1),
+        )
+        .await;
+        (expected, format!("claiming {victim}: {r}"), r.refused())
+    }
+
+    async fn cloned(&self) -> (&'static str, String, bool) {
+        let expected = "another pump's certificate with empty storage from a new address is refused (sequence_regression)";
+        let a = self.agent(2);
+        let _ = a.record(EventKind::Other {
+            name: "sim_before_clone".into(),
+        });
+        let acked = a
+            .wait_for(Duration::from_secs(30), |s| s.last_ack > 0)
+            .await;
+        let Some(id) = a.identity() else {
+            return (expected, "target pump has no certificate".into(), false);
+        };
+        if !acked {
+            return (
+                expected,
+                "target pump has nothing acknowledged yet".into(),
+                false,
+            );
+        }
+        let tls = match self.env.trust().client_config(Some(&id), &[DEVICE_ALPN]) {
+            Ok(t) => t,
+            Err(e) => return (expected, e.to_string(), false),
+        };
+        let r = probe(
+            &self.opts.gateway,
+            &self.server_name(),
+            tls,
+            probe_hello("02:66:66:00:00:02", "10.66.0.2", 1),
+        )
+        .await;
+        let passed = matches!(r, ProbeResult::Refused(RefusalCode::SequenceRegression));
+        (
+            expected,
+            format!("clone of {} from 10.66.0.2: {r}", a.config().asset_id),
+            passed,
+        )
+    }
+
+    async fn replay(&self) -> (&'static str, String, bool) {
+        let expected = "an already acknowledged batch sent again is acknowledged without a refusal (duplicates dropped, not stored)";
+        let a = self.agent(0);
+        let _ = a.record(EventKind::Other {
+            name: "sim_replay_marker".into(),
+        });
+        a.flush().await;
+        let target = a.status().next_seq.saturating_sub(1);
+        if !a
+            .wait_for(Duration::from_secs(30), |s| s.last_ack >= target)
+            .await
+        {
+            return (expected, "nothing acknowledged to replay".into(), false);
+        }
+        if !a.replay_last_acked_batch() {
+            return (expected, "no acknowledged batch kept".into(), false);
+        }
+        let before = a.status().replay;
+        let got = a
+            .wait_for(Duration::from_secs(30), |s| {
+                s.replay.is_some() && s.replay != before
+            })
+            .await;
+        let r = a.status().replay;
+        match (got, r) {
+            (true, Some(r)) => {
+                let passed = r.refusal.is_none() && r.ack.is_some_and(|ack| ack >= r.seqs.1);
+                (
+                    expected,
+                    format!(
+                        "replayed seq {}..={}: ack {:?}, refusal {:?}",
+                        r.seqs.0, r.seqs.1, r.ack, r.refusal
+                    ),
+                    passed,
+                )
+            }
+            _ => (expected, "no answer to the replay".into(), false),
+        }
+    }
+
+    async fn flood(&self) -> (&'static str, String, bool) {
+        let expected = "recording never blocks; the gateway acknowledges the flood or pushes back (rate_limited) while the pump keeps every accepted event";
+        const N: usize = 5000;
+        let a = self.agent(3);
+        let t0 = Instant::now();
+        let mut accepted = 0u64;
+        for i in 0..N {
+            let e = EventKind::Other {
+                name: format!("sim_flood_{}", i % 100),
+            };
+            if a.record(e).is_ok() {
+                accepted += 1;
+            }
+        }
+        let took = t0.elapsed();
+        a.flush().await;
+        let target = a.status().next_seq.saturating_sub(1);
+        let drained = a
+            .wait_for(Duration::from_secs(60), |s| s.last_ack >= target)
+            .await;
+        let s = a.status();
+        let limited = s.refusals.get("rate_limited").copied().unwrap_or(0);
+        let lost = s.queue_failures;
+        let passed = took < Duration::from_secs(2) && lost == 0 && (drained || limited > 0);
+        (
+            expected,
+            format!(
+                "{accepted}/{N} accepted in {took:?}; {} dropped; {} acknowledged up to seq {}, {} still queued; rate_limited ×{limited}",
+                s.dropped_events, if drained { "all" } else { "not all" }, s.last_ack, s.queue_depth
+            ),
+            passed,
+        )
+    }
+}
+
+/// A client configuration with a fresh self-signed certificate claiming to
+/// be `asset` (what a rogue device would present).
+fn rogue_tls(trust: &TrustAnchors, asset: &str) -> Result<rustls::ClientConfig, String> {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    p.distinguished_name.push(rcgen::DnType::CommonName, asset);
+    p.subject_alt_names = vec![rcgen::SanType::URI(
+        format!("urn:pumpward:asset:{asset}")
+            .try_into()
+            .map_err(|e: rcgen::Error| e.to_string())?,
+    )];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let kp =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let cert = p.self_signed(&kp).map_err(|e| e.to_string())?;
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        kp.serialize_der(),
+    ));
+    let b = rustls::ClientConfig::builder_with_provider(crate::identity::PROVIDER.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut cfg = b
+        .with_webpki_verifier(trust.verifier())
+        .with_client_auth_cert(vec![cert.der().clone()], key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![DEVICE_ALPN.to_vec()];
+    Ok(cfg)
+}

@@ -1,0 +1,172 @@
+//! The simulator: properties of the pure model, and a whole run with every
+//! scenario against the in-test gateway, EST responder and REST API.
+
+mod fixtures;
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use pumpward_proto::message::{DoseCheckResult, EventKind};
+use pumpward_pump::sim::model::{check_transitions, PumpModel};
+use pumpward_pump::{run_sim, Scenario, SimOptions};
+use time::OffsetDateTime;
+
+/// Runs a model for `hours` of simulated time from `start`.
+fn run_model(seed: u64, start: OffsetDateTime, hours: f64) -> Vec<(OffsetDateTime, EventKind)> {
+    let mut m = PumpModel::new(seed, "ICU");
+    let end = start + time::Duration::seconds_f64(hours * 3600.0);
+    let mut now = start;
+    let mut out = Vec::new();
+    while now < end {
+        let (events, delay) = m.step(now);
+        assert!(events.len() <= 3, "{events:?}");
+        assert!(delay >= 1.0 && delay.is_finite(), "{delay}");
+        out.extend(events.into_iter().map(|e| (now, e)));
+        now += time::Duration::seconds_f64(delay);
+    }
+    out
+}
+
+fn start_time(hour_offset: u32) -> OffsetDateTime {
+    time::macros::datetime!(2026-03-02 00:00 UTC) + time::Duration::hours(i64::from(hour_offset))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_model_is_deterministic_for_a_seed(seed in any::<u64>(), h in 0u32..48) {
+        let a = run_model(seed, start_time(h), 12.0);
+        let b = run_model(seed, start_time(h), 12.0);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_model_never_makes_an_impossible_therapy_transition(seed in any::<u64>(), h in 0u32..48) {
+        let events: Vec<EventKind> = run_model(seed, start_time(h), 48.0).into_iter().map(|(_, e)| e).collect();
+        prop_assert!(check_transitions(&events).is_ok(), "{:?}", check_transitions(&events));
+        // Every event the model makes is one the gateway accepts.
+        for (i, e) in events.iter().enumerate() {
+            let pe = pumpward_proto::PumpEvent { seq: i as u64 + 1, at: start_time(0), kind: e.clone(), detail: Default::default() };
+            prop_assert!(pe.validate().is_ok(), "{:?}: {:?}", e, pe.validate());
+        }
+    }
+
+    #[test]
+    fn event_rates_stay_within_clinical_bounds(seed in any::<u64>()) {
+        let events = run_model(seed, start_time(0), 24.0);
+        // A pump in a day makes some noise but never floods: at most ~25
+        // events an hour on average, and not none.
+        prop_assert!(events.len() <= 600, "{} events in 24 h", events.len());
+        prop_assert!(!events.is_empty());
+        // No hour has more than 60 events.
+        let mut per_hour = [0u32; 25];
+        for (t, _) in &events {
+            per_hour[((*t - start_time(0)).whole_hours()) as usize] += 1;
+        }
+        prop_assert!(per_hour.iter().all(|&n| n <= 60), "{per_hour:?}");
+    }
+}
+
+#[test]
+fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busier_than_nights() {
+    let (mut within, mut soft, mut hard) = (0u32, 0u32, 0u32);
+    let (mut day, mut night) = (0u32, 0u32);
+    for seed in 0..200u64 {
+        for (t, e) in run_model(seed, start_time(0), 24.0) {
+            if let EventKind::DoseCheck(d) = &e {
+                match d.result {
+                    DoseCheckResult::WithinLimits => within += 1,
+                    DoseCheckResult::SoftOverride => soft += 1,
+                    DoseCheckResult::HardBlock => hard += 1,
+                }
+            }
+            if matches!(e, EventKind::InfusionProgrammed(_)) {
+                match t.hour() {
+                    7..=18 => day += 1,
+                    23 | 0..=6 => night += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let total = f64::from(within + soft + hard);
+    assert!(total > 500.0, "{total}");
+    assert!(f64::from(within) / total > 0.85, "{within} {soft} {hard}");
+    assert!(f64::from(soft) / total > 0.03 && f64::from(soft) / total < 0.15);
+    assert!(hard > 0 && f64::from(hard) / total < 0.04);
+    // 12 day hours against 8 night hours, at least 1.5× busier per hour.
+    assert!(
+        f64::from(day) / 12.0 > 1.5 * f64::from(night) / 8.0,
+        "day {day} night {night}"
+    );
+}
+
+#[test]
+fn scenario_names_round_trip() {
+    for s in Scenario::ALL {
+        assert_eq!(s.name().parse::<Scenario>().unwrap(), s);
+    }
+    assert!("nope".parse::<Scenario>().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_fleet_runs_every_scenario_and_reports_what_it_expected() {
+    let fx = fixtures::Fixture::start().await;
+    fx.add_assets(12);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &fx.ca_pem).unwrap();
+    let mut o = SimOptions::new(
+        &fx.api_url(),
+        &fx.gateway_addr(),
+        fixtures::TOKEN,
+        &ca_file,
+        10,
+    );
+    o.speed = 600.0;
+    o.duration = Duration::from_secs(12);
+    o.state_dir = Some(dir.path().join("state"));
+    o.scenarios = Scenario::ALL.to_vec();
+    o.drain_timeout = Duration::from_secs(20);
+    let report = run_sim(o.clone()).await.unwrap();
+    println!("{report}");
+    assert_eq!(report.pumps_started, 10, "{report}");
+    assert_eq!(report.enrolled, 10);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.scenarios.len(), Scenario::ALL.len());
+    for s in &report.scenarios {
+        assert!(
+            s.passed,
+            "{}: expected {} — observed {}",
+            s.scenario, s.expected, s.observed
+        );
+    }
+    assert!(report.events_recorded > 5000 + 10, "{report}");
+    // Everything but the revoked pump's queue drained.
+    let revoked = fx.inner().revoked.len();
+    assert_eq!(revoked, 1);
+    assert!(
+        report.events_acked + report.queued_at_end
+            >= report.events_recorded - report.events_dropped
+    );
+    assert_eq!(report.connected, 9, "{report}");
+    // Per device, the gateway stored a gap-free sequence.
+    {
+        let i = fx.inner();
+        for (asset, d) in &i.devices {
+            let seqs: Vec<u64> = d.events.iter().map(|e| e.seq).collect();
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{asset}");
+        }
+        assert!(i.devices.values().map(|d| d.duplicates).sum::<u64>() >= 1);
+    }
+    assert!(report.to_string().contains("scenario replay: PASS"));
+
+    // A second run reuses the identities: no new enrollment codes.
+    let enrollments = fx.inner().enrollments;
+    o.scenarios.clear();
+    o.duration = Duration::from_secs(3);
+    let again = run_sim(o).await.unwrap();
+    assert_eq!(fx.inner().enrollments, enrollments);
+    assert_eq!(again.connected, 9, "{again}");
+}

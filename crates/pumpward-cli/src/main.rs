@@ -83,6 +83,39 @@ enum Command {
     /// The certificate authority: set-up, issuance, revocation, CRL.
     #[command(subcommand)]
     Pki(PkiCmd),
+    /// Run a fleet of simulated pumps against a running server.
+    Sim {
+        /// The server's REST API, e.g. https://127.0.0.1:8443
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The gateway, host:port.
+        #[arg(long, default_value = "127.0.0.1:8444", value_name = "ADDR")]
+        gateway: String,
+        /// API token of a user who may create enrollment codes (biomed).
+        #[arg(long, env = "PUMPWARD_SIM_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The CA chain the server and gateway certificates verify against.
+        #[arg(long, value_name = "FILE")]
+        ca_file: PathBuf,
+        /// How many pumps (at most the in-service pumps in the inventory).
+        #[arg(long, default_value_t = 10)]
+        pumps: usize,
+        /// Simulated seconds per wall-clock second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Fault or attack to inject (repeatable): gateway-outage, revoked-cert,
+        /// rogue-device, cloned-cert, replay, event-flood.
+        #[arg(long)]
+        scenario: Vec<pumpward_pump::sim::Scenario>,
+        /// Where the pumps keep their keys and queues (reuse to keep identities).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,12 +316,42 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             };
             let store = open(&s).await?;
             load_demo(&store, seed).await?;
-            serve(&s, listen, gateway_listen, store).await?;
+            let token = demo_sim_token(&store).await?;
+            let listen = listen.unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid"));
+            let gateway =
+                gateway_listen.unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid"));
+            let fleet = tokio::spawn(demo_fleet(s.data_dir.clone(), listen, gateway, token));
+            let r = serve(&s, Some(listen), Some(gateway), store).await;
+            fleet.abort();
+            r?;
         }
         Command::Inventory(c) => return inventory(&s, c).await,
         Command::User(c) => return user(&s, c).await,
         Command::Audit(c) => return audit(&s, c).await,
         Command::Pki(c) => return pki(&s, c).await,
+        Command::Sim {
+            server,
+            gateway,
+            token,
+            ca_file,
+            pumps,
+            speed,
+            duration,
+            scenario,
+            state_dir,
+            seed,
+        } => {
+            let mut o =
+                pumpward_pump::sim::SimOptions::new(&server, &gateway, &token, ca_file, pumps);
+            o.speed = speed;
+            o.duration = std::time::Duration::from_secs(duration);
+            o.scenarios = scenario;
+            o.state_dir = state_dir;
+            o.seed = seed;
+            let report = pumpward_pump::sim::run_sim(o).await?;
+            println!("{report}");
+            return Ok(if report.all_scenarios_passed() { 0 } else { 2 });
+        }
     }
     Ok(0)
 }
@@ -312,6 +375,66 @@ async fn serve(
         pki: s.pki.clone(),
     };
     pumpward_server::run(opts, store).await
+}
+
+/// A service account for the demo's simulated fleet, and its API token
+/// (enrollment codes and the pump list): the fleet enrolls through EST like
+/// real pumps would.
+async fn demo_sim_token(store: &Store) -> Result<String> {
+    use pumpward_core::access::Permission;
+    let secret = pumpward_server::auth::random_token();
+    let secret = format!("{}{secret}", pumpward_server::auth::TOKEN_PREFIX);
+    let actor = Actor {
+        id: "system:demo".into(),
+        source: None,
+    };
+    let unusable = password::hash_password(&pumpward_server::auth::random_token());
+    let u = store
+        .create_user(
+            "demo-fleet",
+            "Demo fleet simulator",
+            Role::Biomed,
+            &unusable,
+            false,
+            &actor,
+        )
+        .await?;
+    store
+        .create_api_token(
+            &u,
+            "demo fleet",
+            &pumpward_server::auth::token_hash(&secret),
+            &[Permission::InventoryRead, Permission::PkiEnroll],
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            &actor,
+        )
+        .await?;
+    Ok(secret)
+}
+
+/// Runs the demo's simulated fleet once the server answers.
+async fn demo_fleet(
+    data_dir: PathBuf,
+    listen: std::net::SocketAddr,
+    gateway: std::net::SocketAddr,
+    token: String,
+) {
+    let ca = data_dir.join("tls/ca.pem");
+    let server = format!("https://{listen}");
+    for _ in 0..600 {
+        if ca.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut o = pumpward_pump::sim::SimOptions::new(&server, &gateway.to_string(), &token, ca, 60);
+    o.duration = std::time::Duration::from_secs(7 * 24 * 3600);
+    o.speed = 30.0;
+    o.state_dir = Some(data_dir.join("sim"));
+    println!("Starting a simulated fleet of 60 pumps (EST enrollment, then the device channel).");
+    if let Err(e) = pumpward_pump::sim::run_sim(o).await {
+        eprintln!("the simulated fleet stopped: {e}");
+    }
 }
 
 /// The demo always starts fresh: it uses `./pumpward-demo` (or --data-dir)

@@ -45,7 +45,7 @@ fn help_lists_every_subcommand() {
         .unwrap();
     assert!(o.status.success());
     let help = out(&o);
-    for sub in ["serve", "demo", "inventory", "user", "audit", "pki"] {
+    for sub in ["serve", "demo", "inventory", "user", "audit", "pki", "sim"] {
         assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
     }
     for args in [

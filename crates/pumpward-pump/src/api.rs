@@ -131,7 +131,7 @@ impl ApiClient {
                     .append_pair("state", "in_service")
                     .append_pair("limit", "500");
                 if let Some(c) = &cursor {
-                    q.append_pair("after", c);
+                    q.append_pair("cursor", c);
                 }
             }
             let text = self.send(self.http.get(url), 200).await?;

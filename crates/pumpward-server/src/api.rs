@@ -130,6 +130,7 @@ pub async fn dashboard(State(st): State<AppState>, _: Principal) -> ApiResult<Js
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    pub kind: Option<String>,
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub care_area: Option<String>,
@@ -148,6 +149,10 @@ impl ListQuery {
                 .filter(|v| !v.is_empty())
         };
         Ok(AssetFilter {
+            kind: nonempty(&self.kind)
+                .map(|s| s.parse::<pumpward_core::inventory::AssetKind>())
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("kind: {e}")))?,
             manufacturer: nonempty(&self.manufacturer),
             model: nonempty(&self.model),
             care_area: nonempty(&self.care_area),

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 /// Filters for listing assets; all optional, combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct AssetFilter {
+    pub kind: Option<pumpward_core::inventory::AssetKind>,
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub care_area: Option<String>,
@@ -668,6 +669,7 @@ impl Store {
         // A zero (default) limit means the default page size, not one row.
         let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
         let mut q = PageQuery::default();
+        q.eq("kind", &f.kind.map(|k| k.as_str().to_owned()));
         q.eq("manufacturer", &f.manufacturer);
         q.eq("model", &f.model);
         q.eq("care_area", &f.care_area);

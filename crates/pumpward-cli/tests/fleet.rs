@@ -15,69 +15,65 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simulated_fleet_against_the_real_gateway() {
+/// A data directory with a biomed token and `pumps` in-service pumps.
+async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
     use pumpward_core::access::{password, Permission, Role};
     use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let secret = "pw_fleet-integration-token-0123456789abc";
-    const PUMPS: usize = 6;
-    {
-        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
-        let actor = pumpward_store::Actor::cli();
-        let u = store
-            .create_user(
-                "bea",
-                "Bea",
-                Role::Biomed,
-                &password::hash_password("Tricycle-Harbour-Lantern-42"),
-                false,
-                &actor,
-            )
-            .await
-            .unwrap();
+    let store = pumpward_store::Store::open_sqlite(data).await.unwrap();
+    let actor = pumpward_store::Actor::cli();
+    let u = store
+        .create_user(
+            "bea",
+            "Bea",
+            Role::Biomed,
+            &password::hash_password("Tricycle-Harbour-Lantern-42"),
+            false,
+            &actor,
+        )
+        .await
+        .unwrap();
+    store
+        .create_api_token(
+            &u,
+            "sim",
+            &pumpward_server::auth::token_hash(secret),
+            &[
+                Permission::PkiEnroll,
+                Permission::PkiRevoke,
+                Permission::PkiRead,
+                Permission::InventoryRead,
+            ],
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            &actor,
+        )
+        .await
+        .unwrap();
+    for i in 0..pumps {
+        let spec = AssetSpec::validate(&AssetDraft {
+            asset_id: format!("P-{i:03}"),
+            kind: Some("pump".into()),
+            manufacturer: "Baxter".into(),
+            model: "Sigma Spectrum".into(),
+            serial_number: format!("SN{i:05}"),
+            firmware_version: "8.00.01".into(),
+            mac_address: Some(format!("02:00:00:00:00:{i:02x}")),
+            care_area: Some("Adult ICU".into()),
+            ..Default::default()
+        })
+        .unwrap();
         store
-            .create_api_token(
-                &u,
-                "sim",
-                &pumpward_server::auth::token_hash(secret),
-                &[
-                    Permission::PkiEnroll,
-                    Permission::PkiRevoke,
-                    Permission::PkiRead,
-                    Permission::InventoryRead,
-                ],
-                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-                &actor,
-            )
+            .create_asset(&spec, Some(LifecycleState::InService), &actor)
             .await
             .unwrap();
-        for i in 0..PUMPS {
-            let spec = AssetSpec::validate(&AssetDraft {
-                asset_id: format!("P-{i:03}"),
-                kind: Some("pump".into()),
-                manufacturer: "Baxter".into(),
-                model: "Sigma Spectrum".into(),
-                serial_number: format!("SN{i:05}"),
-                firmware_version: "8.00.01".into(),
-                mac_address: Some(format!("02:00:00:00:00:{i:02x}")),
-                care_area: Some("Adult ICU".into()),
-                ..Default::default()
-            })
-            .unwrap();
-            store
-                .create_asset(&spec, Some(LifecycleState::InService), &actor)
-                .await
-                .unwrap();
-        }
-        store.close().await;
     }
-    let (port, gport) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pumpward"))
+    store.close().await;
+}
+
+fn start_server(t: &std::path::Path, port: u16, gport: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pumpward"))
         .arg("--data-dir")
-        .arg(&data)
-        .env("PUMPWARD_CA_KEK_FILE", t.path().join("kek"))
+        .arg(t.join("data"))
+        .env("PUMPWARD_CA_KEK_FILE", t.join("kek"))
         .args([
             "serve",
             "--listen",
@@ -88,13 +84,102 @@ async fn simulated_fleet_against_the_real_gateway() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    let ca = data.join("tls/ca.pem");
+        .unwrap()
+}
+
+async fn wait_up(t: &std::path::Path, gport: u16) {
+    let ca = t.join("data/tls/ca.pem");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ca.exists() || std::net::TcpStream::connect(("127.0.0.1", gport)).is_err() {
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Killing the gateway (SIGKILL) while pumps send loses no acknowledged
+/// event, and the fleet reconnects by itself when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_killed_and_restarted_loses_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let secret = "pw_fleet-restart-token-0123456789abcdef";
+    const PUMPS: usize = 4;
+    prepare(&t.path().join("data"), secret, PUMPS).await;
+    let (port, gport) = (free_port(), free_port());
+    let child = start_server(t.path(), port, gport);
+    wait_up(t.path(), gport).await;
+    let mut o = SimOptions::new(
+        &format!("https://127.0.0.1:{port}"),
+        &format!("127.0.0.1:{gport}"),
+        secret,
+        t.path().join("data/tls/ca.pem"),
+        PUMPS,
+    );
+    o.speed = 1200.0;
+    o.duration = Duration::from_secs(20);
+    o.drain_timeout = Duration::from_secs(60);
+    o.state_dir = Some(t.path().join("pumps"));
+    let dir = t.path().to_path_buf();
+    let chaos = tokio::spawn(async move {
+        let mut child = child;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        child.kill().unwrap(); // SIGKILL, mid-traffic
+        child.wait().unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        start_server(&dir, port, gport)
+    });
+    let report = run_sim(o).await.unwrap();
+    let mut child = chaos.await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    println!("{report}");
+    assert_eq!(report.enrolled, PUMPS, "{report}");
+    assert!(
+        report.reconnects >= PUMPS as u64,
+        "every pump reconnected by itself: {report}"
+    );
+    assert_eq!(
+        report.queued_at_end, 0,
+        "everything queued was delivered after the restart: {report}"
+    );
+    assert_eq!(report.events_dropped, 0, "{report}");
+    assert!(report.events_recorded >= 40, "enough traffic to span the outage: {report}");
+    let store = pumpward_store::Store::open_sqlite(&t.path().join("data"))
+        .await
+        .unwrap();
+    let mut stored = 0u64;
+    for i in 0..PUMPS {
+        let id = format!("P-{i:03}");
+        let events = store.device_events(&id, 0, 100_000).await.unwrap();
+        assert!(
+            store.device_gaps(&id).await.unwrap().is_empty(),
+            "{id}: no gap"
+        );
+        for (k, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, k as i64 + 1, "{id}: every event once, in order");
+        }
+        stored += events.len() as u64;
+    }
+    assert_eq!(
+        stored, report.events_acked,
+        "stored exactly what was acknowledged"
+    );
+    assert_eq!(
+        stored, report.events_recorded,
+        "and that is everything the pumps recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_fleet_against_the_real_gateway() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let secret = "pw_fleet-integration-token-0123456789abc";
+    const PUMPS: usize = 6;
+    prepare(&data, secret, PUMPS).await;
+    let (port, gport) = (free_port(), free_port());
+    let mut child = start_server(t.path(), port, gport);
+    wait_up(t.path(), gport).await;
+    let ca = data.join("tls/ca.pem");
     let mut o = SimOptions::new(
         &format!("https://127.0.0.1:{port}"),
         &format!("127.0.0.1:{gport}"),

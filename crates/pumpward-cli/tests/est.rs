@@ -4,8 +4,11 @@
 //! the server answers. Skips (with the reason) if curl or openssl is
 //! missing, except under CI, where it fails.
 
+mod common;
+
+use common::{biomed_with_token, free_port, start_server};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn have(tool: &str) -> bool {
@@ -18,14 +21,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -112,7 +107,7 @@ async fn est_enrollment_with_curl_and_openssl() {
         eprintln!("SKIPPED est_enrollment_with_curl_and_openssl: curl or openssl is not installed");
         return;
     }
-    use pumpward_core::access::{password, Permission, Role};
+    use pumpward_core::access::Permission;
     use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
@@ -121,33 +116,17 @@ async fn est_enrollment_with_curl_and_openssl() {
     let secret = "pw_est-integration-token-0123456789abc";
     {
         let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
-        let u = store
-            .create_user(
-                "bea",
-                "Bea",
-                Role::Biomed,
-                &password::hash_password("Tricycle-Harbour-Lantern-42"),
-                false,
-                &pumpward_store::Actor::cli(),
-            )
-            .await
-            .unwrap();
-        store
-            .create_api_token(
-                &u,
-                "est",
-                &pumpward_server::auth::token_hash(secret),
-                &[
-                    Permission::PkiEnroll,
-                    Permission::PkiRevoke,
-                    Permission::PkiRead,
-                    Permission::InventoryRead,
-                ],
-                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-                &pumpward_store::Actor::cli(),
-            )
-            .await
-            .unwrap();
+        biomed_with_token(
+            &store,
+            secret,
+            &[
+                Permission::PkiEnroll,
+                Permission::PkiRevoke,
+                Permission::PkiRead,
+                Permission::InventoryRead,
+            ],
+        )
+        .await;
         for (id, serial) in [("P-100", "SN100"), ("P-200", "SN200")] {
             let spec = AssetSpec::validate(&AssetDraft {
                 asset_id: id.into(),
@@ -170,21 +149,7 @@ async fn est_enrollment_with_curl_and_openssl() {
         store.close().await;
     }
     let (port, gport) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pumpward"))
-        .arg("--data-dir")
-        .arg(&data)
-        .env("PUMPWARD_CA_KEK_FILE", &kek)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--gateway-listen",
-            &format!("127.0.0.1:{gport}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_server(&data, &kek, port, gport);
     let ca = data.join("tls/ca.pem");
     let base = format!("https://127.0.0.1:{port}");
     let gw = format!("https://127.0.0.1:{gport}/.well-known/est");

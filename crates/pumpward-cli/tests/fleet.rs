@@ -3,51 +3,30 @@
 //! before they are acknowledged, and every attack and fault scenario of the
 //! simulator refused or survived as it should be.
 
-use pumpward_pump::sim::{run_sim, Scenario, SimOptions};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{biomed_with_token, free_port};
+use pumpward_pump::sim::{run_sim, Scenario, SimOptions};
+
+use std::time::{Duration, Instant};
 
 /// A data directory with a biomed token and `pumps` in-service pumps.
 async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
-    use pumpward_core::access::{password, Permission, Role};
+    use pumpward_core::access::Permission;
     use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
     let store = pumpward_store::Store::open_sqlite(data).await.unwrap();
     let actor = pumpward_store::Actor::cli();
-    let u = store
-        .create_user(
-            "bea",
-            "Bea",
-            Role::Biomed,
-            &password::hash_password("Tricycle-Harbour-Lantern-42"),
-            false,
-            &actor,
-        )
-        .await
-        .unwrap();
-    store
-        .create_api_token(
-            &u,
-            "sim",
-            &pumpward_server::auth::token_hash(secret),
-            &[
-                Permission::PkiEnroll,
-                Permission::PkiRevoke,
-                Permission::PkiRead,
-                Permission::InventoryRead,
-            ],
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            &actor,
-        )
-        .await
-        .unwrap();
+    biomed_with_token(
+        &store,
+        secret,
+        &[
+            Permission::PkiEnroll,
+            Permission::PkiRevoke,
+            Permission::PkiRead,
+            Permission::InventoryRead,
+        ],
+    )
+    .await;
     for i in 0..pumps {
         let spec = AssetSpec::validate(&AssetDraft {
             asset_id: format!("P-{i:03}"),
@@ -70,21 +49,7 @@ async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
 }
 
 fn start_server(t: &std::path::Path, port: u16, gport: u16) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_pumpward"))
-        .arg("--data-dir")
-        .arg(t.join("data"))
-        .env("PUMPWARD_CA_KEK_FILE", t.join("kek"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--gateway-listen",
-            &format!("127.0.0.1:{gport}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    common::start_server(&t.join("data"), &t.join("kek"), port, gport)
 }
 
 async fn wait_up(t: &std::path::Path, gport: u16) {
@@ -142,7 +107,10 @@ async fn gateway_killed_and_restarted_loses_nothing() {
         "everything queued was delivered after the restart: {report}"
     );
     assert_eq!(report.events_dropped, 0, "{report}");
-    assert!(report.events_recorded >= 40, "enough traffic to span the outage: {report}");
+    assert!(
+        report.events_recorded >= 40,
+        "enough traffic to span the outage: {report}"
+    );
     let store = pumpward_store::Store::open_sqlite(&t.path().join("data"))
         .await
         .unwrap();

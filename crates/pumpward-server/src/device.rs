@@ -263,6 +263,13 @@ async fn send(framed: &mut Stream, m: &GatewayMessage, v: u16) -> bool {
     }
 }
 
+/// Sends a refusal; true if it ends the session.
+async fn refuse(framed: &mut Stream, r: Refusal, v: u16) -> bool {
+    let fatal = r.fatal;
+    send(framed, &GatewayMessage::Refusal(r), v).await;
+    fatal
+}
+
 fn refusal(code: RefusalCode, reason: impl Into<String>) -> GatewayMessage {
     GatewayMessage::Refusal(Refusal {
         code,
@@ -482,10 +489,7 @@ pub async fn run_session(
                 let msg = match message::parse_pump_message(&bytes, Some(version)) {
                     Ok(m) => m,
                     Err(e) => {
-                        let r = e.refusal();
-                        let fatal = r.fatal;
-                        send(&mut framed, &GatewayMessage::Refusal(r), version).await;
-                        if fatal { break format!("refused: {e}"); }
+                        if refuse(&mut framed, e.refusal(), version).await { break format!("refused: {e}"); }
                         continue;
                     }
                 };
@@ -502,10 +506,7 @@ pub async fn run_session(
                         let plan = match tracker.plan(&b.events) {
                             Ok(p) => p,
                             Err(e) => {
-                                let r = e.refusal();
-                                let fatal = r.fatal;
-                                send(&mut framed, &GatewayMessage::Refusal(r), version).await;
-                                if fatal { break format!("refused: {e}"); }
+                                if refuse(&mut framed, e.refusal(), version).await { break format!("refused: {e}"); }
                                 continue;
                             }
                         };

@@ -321,8 +321,6 @@ pub async fn serve(
     identity: crate::tls::Identity,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
     let live: LiveConfig = Arc::new(RwLock::new(Arc::new(
         tls_config(&st.ca, &identity).await.context("gateway TLS")?,
     )));
@@ -342,18 +340,7 @@ pub async fn serve(
     let app = router(st.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
+    while let Some((tcp, peer)) = crate::tls::next_connection(&listener, shutdown.as_mut()).await {
         let _ = tcp.set_nodelay(true);
         let cfg = live.read().expect("config lock").clone();
         let (app, st, watcher) = (app.clone(), st.clone(), graceful.watcher());
@@ -377,23 +364,10 @@ pub async fn serve(
                 crate::device::run_session(st, tls, peer, cert).await;
                 return;
             }
-            let cert = ClientCert(cert);
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    req.extensions_mut().insert(cert.clone());
-                    let mut app = app.clone();
-                    async move {
-                        use tower::Service;
-                        app.call(req.map(axum::body::Body::new)).await
-                    }
-                },
-            );
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "gateway connection ended with an error");
-            }
+            let mut ext = axum::http::Extensions::new();
+            ext.insert(PeerAddr(peer));
+            ext.insert(ClientCert(cert));
+            crate::tls::serve_http(tls, app, watcher, peer, ext).await;
         });
     }
     rebuild.abort();

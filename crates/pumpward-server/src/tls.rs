@@ -92,6 +92,57 @@ pub fn server_config(id: Identity) -> Result<rustls::ServerConfig> {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The next connection, or `None` once `shutdown` resolves. A failed
+/// accept (e.g. out of file descriptors) is logged and retried: it must not
+/// end the server.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    shutdown: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    let mut shutdown = shutdown;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => return Some(x),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut shutdown => return None,
+        }
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on an established TLS stream until it ends
+/// or a graceful shutdown finishes it; `extensions` go into every request
+/// (the peer address, a verified client certificate).
+pub(crate) async fn serve_http<S>(
+    io: S,
+    app: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+    extensions: axum::http::Extensions,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().extend(extensions.clone());
+        let mut app = app.clone();
+        async move {
+            use tower::Service;
+            app.call(req.map(axum::body::Body::new)).await
+        }
+    });
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops
 /// accepting and waits (up to 10 s) for open connections to finish.
 pub async fn serve(
@@ -100,24 +151,10 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
     let acceptor = TlsAcceptor::from(Arc::new(cfg));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Running out of file descriptors must not end the server.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
+    while let Some((tcp, peer)) = next_connection(&listener, shutdown.as_mut()).await {
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
@@ -135,21 +172,9 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    let mut app = app.clone();
-                    async move {
-                        use tower::Service;
-                        app.call(req.map(axum::body::Body::new)).await
-                    }
-                },
-            );
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let mut ext = axum::http::Extensions::new();
+            ext.insert(PeerAddr(peer));
+            serve_http(tls, app, watcher, peer, ext).await;
         });
     }
     tracing::info!("shutting down: waiting for open connections");

@@ -1,0 +1,61 @@
+//! What the binary's integration tests share: ports, a biomed user with an
+//! API token, and a `pumpward serve` child process.
+#![allow(dead_code)]
+
+use pumpward_core::access::{password, Permission, Role};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A biomedical engineer `bea` and an API token `secret` with `perms`.
+pub async fn biomed_with_token(store: &pumpward_store::Store, secret: &str, perms: &[Permission]) {
+    let actor = pumpward_store::Actor::cli();
+    let u = store
+        .create_user(
+            "bea",
+            "Bea",
+            Role::Biomed,
+            &password::hash_password("Tricycle-Harbour-Lantern-42"),
+            false,
+            &actor,
+        )
+        .await
+        .unwrap();
+    store
+        .create_api_token(
+            &u,
+            "test",
+            &pumpward_server::auth::token_hash(secret),
+            perms,
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            &actor,
+        )
+        .await
+        .unwrap();
+}
+
+/// `pumpward serve` on `data` with the CA's key-encryption key in `kek`.
+pub fn start_server(data: &Path, kek: &Path, port: u16, gport: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .arg("--data-dir")
+        .arg(data)
+        .env("PUMPWARD_CA_KEK_FILE", kek)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gateway-listen",
+            &format!("127.0.0.1:{gport}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}

@@ -309,9 +309,21 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             seed,
         } => {
             let dir = demo_dir(&cli)?;
+            // The demo's key-encryption key sits beside its own directory.
+            let mut pki = s.pki.clone();
+            if let pumpward_server::pki::KekSource::KeyFile { path, .. } = &pki.kek {
+                if let pumpward_server::pki::KekSource::KeyFile { path: default, .. } =
+                    pumpward_server::pki::KekSource::default_for(&s.data_dir)
+                {
+                    if *path == default {
+                        pki.kek = pumpward_server::pki::KekSource::default_for(&dir);
+                    }
+                }
+            }
             let s = Settings {
                 data_dir: dir,
                 database_url: None,
+                pki,
                 ..s
             };
             let store = open(&s).await?;
@@ -431,9 +443,11 @@ async fn demo_fleet(
     o.duration = std::time::Duration::from_secs(7 * 24 * 3600);
     o.speed = 30.0;
     o.state_dir = Some(data_dir.join("sim"));
-    println!("Starting a simulated fleet of 60 pumps (EST enrollment, then the device channel).");
+    tracing::info!(
+        "starting a simulated fleet of 60 pumps (EST enrollment, then the device channel)"
+    );
     if let Err(e) = pumpward_pump::sim::run_sim(o).await {
-        eprintln!("the simulated fleet stopped: {e}");
+        tracing::error!(error = %e, "the simulated fleet stopped");
     }
 }
 

@@ -232,3 +232,77 @@ async fn simulated_fleet_against_the_real_gateway() {
     assert_eq!(revoked.len(), 1);
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }
+
+/// The README's first command: `pumpward demo` prints the setup link (its
+/// fleet's service account does not close setup) and its simulated pumps
+/// enroll through EST and deliver events over the device channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_the_setup_link_and_its_fleet_comes_alive() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("pumpward-demo");
+    let (port, gport) = (free_port(), free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--gateway-listen",
+            &format!("127.0.0.1:{gport}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read everything the demo prints (a closed pipe would fail its writes).
+    let lines = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("/setup?token="))
+            .count()
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut delivering = 0;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Ok(store) = pumpward_store::Store::open_sqlite(&dir).await {
+            let (connected, _) = store
+                .list_certificates(&pumpward_store::CertFilter {
+                    kind: Some(pumpward_store::CertKind::Device),
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            delivering = 0;
+            for c in connected.iter().filter_map(|c| c.asset_id.clone()) {
+                if store.device_last_seq(&c).await.unwrap_or(0) > 0 {
+                    delivering += 1;
+                }
+            }
+            store.close().await;
+            if delivering >= 10 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        lines.join().unwrap() > 0,
+        "the demo printed its banner and a setup link"
+    );
+    assert!(
+        delivering >= 10,
+        "at least 10 simulated pumps enrolled and delivered events ({delivering})"
+    );
+    assert!(
+        t.path().join("pumpward-demo.kek").exists(),
+        "the demo's KEK sits beside its directory"
+    );
+    assert!(!dir.join("pumpward-demo.kek").exists());
+}

@@ -249,9 +249,10 @@ fn display_addr(a: SocketAddr) -> String {
     }
 }
 
-/// Creates a one-time setup token when there are no users, and returns its link.
+/// Creates a one-time setup token when there is no administrator, and
+/// returns its link.
 pub async fn setup_link(store: &Store, base: &str) -> anyhow::Result<Option<String>> {
-    if store.user_count().await? > 0 {
+    if store.admin_count().await? > 0 {
         return Ok(None);
     }
     let tok = auth::random_token();

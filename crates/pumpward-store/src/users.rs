@@ -169,6 +169,16 @@ impl Store {
         Ok(r.try_get("n")?)
     }
 
+    /// How many administrators exist. First-start setup stays open until
+    /// there is one: service accounts (such as the demo's simulated fleet)
+    /// do not close it.
+    pub async fn admin_count(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
     /// Creates a user. With `only_if_none`, refuses unless there are no users
     /// yet (the first-start setup path), checked inside the same transaction.
     pub async fn create_user(
@@ -712,7 +722,7 @@ impl Store {
                 "this setup link is invalid, expired or already used".into(),
             ));
         }
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
             .fetch_one(&mut *tx)
             .await?
             .try_get("n")?;

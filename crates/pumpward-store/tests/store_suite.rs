@@ -52,6 +52,7 @@ on_both_backends!(
     concurrent_appends_keep_one_chain,
     users_sessions_tokens,
     setup_token_is_single_use,
+    setup_stays_open_until_an_admin_exists,
     totp_steps_are_single_use,
     last_admin_cannot_be_demoted,
     import_checks_rows_against_each_other_and_new_models,
@@ -978,6 +979,39 @@ async fn setup_token_is_single_use(store: &Store) {
         .await
         .is_err());
     assert_eq!(store.user_count().await.unwrap(), 1);
+    assert_eq!(store.admin_count().await.unwrap(), 1);
+    // With an administrator, a fresh token cannot make a second one.
+    store
+        .create_setup_token("st2", now + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .complete_setup("st2", "root3", "Root", "h", None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+/// A service account (the demo's simulated fleet) does not close
+/// first-start setup; only an administrator does.
+async fn setup_stays_open_until_an_admin_exists(store: &Store) {
+    store
+        .create_user("fleet", "Fleet", Role::Biomed, "h", false, &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(store.admin_count().await.unwrap(), 0);
+    let now = OffsetDateTime::now_utc();
+    store
+        .create_setup_token("st", now + Duration::minutes(30))
+        .await
+        .unwrap();
+    let u = store
+        .complete_setup("st", "root", "Root", "h", None)
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Admin);
+    assert_eq!(store.admin_count().await.unwrap(), 1);
 }
 
 async fn totp_steps_are_single_use(store: &Store) {

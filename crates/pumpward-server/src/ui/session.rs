@@ -140,7 +140,7 @@ fn setup_link_invalid() -> UiError {
 }
 
 pub async fn setup_form(State(st): State<AppState>, ctx: Ctx, uri: Uri) -> UiResult {
-    if st.store.user_count().await? > 0 {
+    if st.store.admin_count().await? > 0 {
         return Err(setup_closed());
     }
     let token = query_value(&uri, "token").unwrap_or_default();
@@ -165,7 +165,7 @@ pub async fn setup_submit(State(st): State<AppState>, ctx: Ctx, body: Bytes) -> 
     if !csrf_was_checked(&ctx) {
         return again(StatusCode::FORBIDDEN, NO_COOKIE.into());
     }
-    if st.store.user_count().await? > 0 {
+    if st.store.admin_count().await? > 0 {
         return Err(setup_closed());
     }
     if pw != f.get("password_confirm") {

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pumpward_pki::RevocationReason;
-use pumpward_store::{CertFilter, CertKind};
+use pumpward_store::{CertFilter, CertKind, CertificateRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -130,19 +130,31 @@ pub async fn revoke_certificate(
         .reason
         .parse()
         .map_err(|e: pumpward_pki::PkiError| ApiError::bad_request(format!("reason: {e}")))?;
-    let ca = ca(&st)?;
-    let rec =
-        ca.revoke(&serial, reason, &p.actor())
-            .await
-            .map_err(|e| match e.downcast::<pumpward_store::StoreError>() {
-                Ok(s) => ApiError::from(s),
-                Err(e) => ApiError::new(ErrorKind::Internal, e.to_string()),
-            })?;
+    let rec = revoke_and_disconnect(&st, &serial, reason, &p.actor()).await?;
+    Ok(Json(json!({ "certificate": rec })))
+}
+
+/// Revokes a certificate through the CA (which records it, publishes a new
+/// CRL and tells the gateway) and closes the asset's open device sessions
+/// at once. The one revocation path of the API and the web UI.
+pub async fn revoke_and_disconnect(
+    st: &AppState,
+    serial: &str,
+    reason: RevocationReason,
+    actor: &pumpward_store::Actor,
+) -> ApiResult<CertificateRecord> {
+    let ca = ca(st)?;
+    let rec = ca.revoke(serial, reason, actor).await.map_err(|e| match e
+        .downcast::<pumpward_store::StoreError>()
+    {
+        Ok(s) => ApiError::from(s),
+        Err(e) => ApiError::new(ErrorKind::Internal, e.to_string()),
+    })?;
     if let Some(asset) = &rec.asset_id {
         st.sessions
             .close_asset(asset, "the certificate was revoked");
     }
-    Ok(Json(json!({ "certificate": rec })))
+    Ok(rec)
 }
 
 #[derive(Debug, Deserialize, Default)]

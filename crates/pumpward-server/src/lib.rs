@@ -198,7 +198,8 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
             "No user exists yet. Create the first administrator within 30 minutes at:\n  {link}"
         );
     }
-    let state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
+    let mut state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
+    state.gateway_port = gw_local.port();
     let gw_state = gateway::GatewayState {
         ca: ca.clone(),
         store: store.clone(),

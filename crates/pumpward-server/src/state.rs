@@ -44,6 +44,8 @@ pub struct AppState {
     pub pki: Option<Arc<crate::pki::CaService>>,
     /// The gateway's open device sessions.
     pub sessions: Arc<crate::device::Sessions>,
+    /// The gateway's port, for the EST address shown with enrollment codes.
+    pub gateway_port: u16,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             settings: Arc::new(settings),
             pki: None,
             sessions: Arc::default(),
+            gateway_port: 8444,
         }
     }
 

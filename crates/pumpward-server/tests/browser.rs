@@ -133,7 +133,31 @@ impl Server {
             tls::load_or_create_identity(dir.path(), &["localhost".into(), "127.0.0.1".into()])
                 .unwrap();
         let cfg = tls::server_config(identity).unwrap();
-        let app = pumpward_server::app(AppState::new(store.clone(), ServerSettings::default()));
+        // A real CA (in a test, its key-encryption key may sit in the data directory), for
+        // the fleet, certificate and enrollment pages.
+        let ca = pumpward_server::pki::CaService::open(
+            store.clone(),
+            pumpward_server::pki::PkiSettings::new(pumpward_server::pki::KekSource::KeyFile {
+                path: dir.path().join("test-ca.kek"),
+                create: true,
+            }),
+            true,
+        )
+        .await
+        .unwrap();
+        // PUMP-0002 has a device certificate.
+        let (_key, csr) = pumpward_pki::make_device_csr(
+            pumpward_pki::KeyAlgorithm::default(),
+            "PUMP-0002",
+            "SN-PUMP-0002",
+        )
+        .unwrap();
+        ca.issue_for_asset("PUMP-0002", &csr, &Actor::cli())
+            .await
+            .unwrap();
+        let app = pumpward_server::app(
+            AppState::new(store.clone(), ServerSettings::default()).with_pki(ca),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             tls::serve(listener, cfg, app, async {
@@ -583,7 +607,10 @@ async fn admin_sets_up_and_manages_the_fleet() {
         b.script("return Array.from(document.querySelectorAll('header nav a')).map(a => a.textContent.trim());").await,
     )
     .unwrap();
-    assert_eq!(nav, ["Dashboard", "Assets", "Users", "Audit", "Account"]);
+    assert_eq!(
+        nav,
+        ["Dashboard", "Assets", "Fleet", "Users", "Audit", "Account"]
+    );
     b.screenshot("pumpward-dashboard.png").await;
 
     // Asset list, then filtered by care area.
@@ -662,6 +689,48 @@ async fn admin_sets_up_and_manages_the_fleet() {
         ["in_service", "quarantined", "user:ada.admin", reason],
         "{history:?}"
     );
+
+    // The fleet: every pump, none connected; an enrollment code with its QR
+    // code for a pump; the certificate list.
+    b.click("header nav a[href='/fleet']").await;
+    b.wait_path("/fleet", |p| p == "/fleet").await;
+    assert_eq!(b.text("h1").await, "Pump fleet");
+    assert_eq!(b.text("#count-connected").await, "0");
+    assert_eq!(b.text("#count-disconnected").await, SEED.len().to_string());
+    let fleet = b.table("#fleet").await;
+    assert_eq!(fleet.len(), SEED.len());
+    assert!(fleet[1][6].contains("valid, expires in"), "{fleet:?}");
+    b.screenshot("pumpward-fleet.png").await;
+    // Revoke PUMP-0002's certificate through the form.
+    b.click("#fleet a[href^='/certificates/']").await;
+    b.wait_path("the certificate", |p| p.starts_with("/certificates/"))
+        .await;
+    assert_eq!(b.text("h1").await, "Device certificate");
+    assert_eq!(b.text("#cert-asset").await, "PUMP-0002");
+    b.screenshot("pumpward-certificate.png").await;
+    b.select("#reason", "key-compromise").await;
+    b.click("#confirm").await;
+    b.click("#revoke").await;
+    b.wait_path("the revoked certificate", |p| {
+        p.ends_with("?done=certificate-revoked")
+    })
+    .await;
+    assert_eq!(b.text("#revocation-reason").await, "key-compromise");
+    assert_eq!(b.text("#cert-status").await, "revoked (key-compromise)");
+    b.goto(&srv.url("/assets/PUMP-0001")).await;
+    b.click("#make-enrollment-code").await;
+    b.wait_path("the enrollment code", |p| {
+        p == "/assets/PUMP-0001/enrollment-code"
+    })
+    .await;
+    assert!(b
+        .text("#qr-payload")
+        .await
+        .starts_with("PUMPWARD-ENROLL:v1:PUMP-0001:"));
+    assert_eq!(b.find_all("svg.qr").await.len(), 1);
+    b.screenshot("pumpward-enrollment-code.png").await;
+    b.goto(&srv.url("/certificates")).await;
+    assert_eq!(b.text("h1").await, "Certificates");
 
     // Add a user.
     b.click("header nav a[href='/users']").await;
@@ -776,7 +845,7 @@ async fn biomed_sees_no_user_admin_and_gets_a_403_page() {
     .unwrap();
     assert_eq!(
         nav,
-        ["/", "/assets", "/account"],
+        ["/", "/assets", "/fleet", "/account"],
         "biomed sees neither Users nor Audit"
     );
 

@@ -32,8 +32,8 @@ pub use assets::{
 pub use audit::{AuditFilter, VerifyReport};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use pki::{
-    CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, NewCertificate,
-    RevokedCertificate, StoredCaMaterial,
+    CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
+    NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 

@@ -131,6 +131,19 @@ pub struct EnrollmentCode {
     pub expires_at: String,
 }
 
+/// Fleet-wide certificate counts for the fleet view (see
+/// [`Store::fleet_certificate_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FleetCertificateCounts {
+    /// Assets of kind `pump`.
+    pub pumps: i64,
+    /// Pumps that have a current device certificate (an unrevoked one).
+    pub enrolled: i64,
+    /// Pumps whose current device certificate expires before the given
+    /// time (including those already expired).
+    pub expiring: i64,
+}
+
 const CERT_COLUMNS: &str = "serial, kind, asset_id, subject, device_serial, not_before, \
      not_after, fingerprint, pem, issued_by, issued_at, revoked_at, revocation_reason, revoked_by";
 
@@ -567,5 +580,64 @@ impl Store {
         )
         .await?;
         self.certificate(&c.serial).await
+    }
+
+    /// The current device certificate of each of these assets, by asset:
+    /// the unrevoked device certificate that expires last (ties: the one
+    /// issued last, then the highest serial). An asset with no unrevoked
+    /// device certificate has no entry. The certificate may have expired.
+    pub async fn current_device_certificates(
+        &self,
+        asset_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, CertificateRecord>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in asset_ids.chunks(500) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {CERT_COLUMNS} FROM certificates \
+                 WHERE kind = 'device' AND revoked_at IS NULL AND asset_id IN ({}) \
+                 ORDER BY asset_id, not_after DESC, issued_at DESC, serial DESC",
+                params.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q.bind(a.clone());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                let c = cert_from_row(&r)?;
+                if let Some(a) = c.asset_id.clone() {
+                    // Rows come newest first within each asset.
+                    out.entry(a).or_insert(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many pumps there are, how many have a current device
+    /// certificate, and how many of those expire before `expiring_before`.
+    pub async fn fleet_certificate_counts(
+        &self,
+        expiring_before: OffsetDateTime,
+    ) -> Result<FleetCertificateCounts> {
+        let pumps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assets WHERE kind = 'pump'")
+            .fetch_one(self.pool())
+            .await?;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS enrolled, \
+             COALESCE(SUM(CASE WHEN t.last_not_after < $1 THEN 1 ELSE 0 END), 0) AS expiring \
+             FROM (SELECT c.asset_id, MAX(c.not_after) AS last_not_after \
+                   FROM certificates c JOIN assets a ON a.asset_id = c.asset_id \
+                   WHERE c.kind = 'device' AND c.revoked_at IS NULL AND a.kind = 'pump' \
+                   GROUP BY c.asset_id) t",
+        )
+        .bind(timefmt::format(expiring_before))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(FleetCertificateCounts {
+            pumps,
+            enrolled: r.try_get("enrolled")?,
+            expiring: r.try_get("expiring")?,
+        })
     }
 }

@@ -58,6 +58,7 @@ on_both_backends!(
     import_checks_rows_against_each_other_and_new_models,
     search_agrees_with_a_scan,
     pki_bookkeeping,
+    current_device_certificates_and_fleet_counts,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -77,6 +78,105 @@ fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCert
         fingerprint: format!("fp-{serial}"),
         pem: format!("-----BEGIN CERTIFICATE-----\n{serial}\n-----END CERTIFICATE-----\n"),
     }
+}
+
+/// The fleet view's queries: each asset's current device certificate (the
+/// unrevoked one that expires last) and the fleet-wide counts over pumps.
+async fn current_device_certificates_and_fleet_counts(store: &Store) {
+    let admin = Actor::user("ada.admin", None);
+    for id in ["P-1", "P-2", "P-3"] {
+        store
+            .create_asset(&spec(id, "ICU", None), None, &biomed())
+            .await
+            .unwrap();
+    }
+    let workstation = AssetSpec::validate(&AssetDraft {
+        asset_id: "W-1".into(),
+        kind: Some("workstation".into()),
+        manufacturer: "Dell".into(),
+        model: "OptiPlex".into(),
+        serial_number: "SN-W-1".into(),
+        firmware_version: "1.0".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    store
+        .create_asset(&workstation, None, &biomed())
+        .await
+        .unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(store
+        .current_device_certificates(&ids(&["P-1", "P-2", "P-3"]))
+        .await
+        .unwrap()
+        .is_empty());
+    let none = store
+        .fleet_certificate_counts(OffsetDateTime::now_utc() + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!((none.pumps, none.enrolled, none.expiring), (3, 0, 0));
+
+    // P-1: an old one, the current one, and a later one that was revoked.
+    for (serial, asset, days) in [
+        ("c101", "P-1", 10),
+        ("c102", "P-1", 400),
+        ("c103", "P-1", 500),
+        ("c201", "P-2", 5),
+        ("c901", "W-1", 3),
+    ] {
+        store
+            .record_certificate(&cert(serial, Some(asset), days), "test", &admin)
+            .await
+            .unwrap();
+    }
+    store
+        .record_certificate(&cert("c000", None, 3), "server start", &Actor::system())
+        .await
+        .unwrap();
+    store
+        .revoke_certificate("c103", "key-compromise", &admin)
+        .await
+        .unwrap();
+    let current = store
+        .current_device_certificates(&ids(&["P-1", "P-2", "P-3", "W-1", "P-9"]))
+        .await
+        .unwrap();
+    let mut got: Vec<(&str, &str)> = current
+        .iter()
+        .map(|(a, c)| (a.as_str(), c.serial.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("P-1", "c102"), ("P-2", "c201"), ("W-1", "c901")]);
+    assert!(current.values().all(|c| c.revoked_at.is_none()));
+    // Only the asked-for assets.
+    let one = store
+        .current_device_certificates(&ids(&["P-2"]))
+        .await
+        .unwrap();
+    assert_eq!(one.keys().collect::<Vec<_>>(), ["P-2"]);
+    assert!(store
+        .current_device_certificates(&[])
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Counts cover pumps only: the workstation's certificate and the
+    // server certificate do not count.
+    let soon = OffsetDateTime::now_utc() + Duration::days(30);
+    let c = store.fleet_certificate_counts(soon).await.unwrap();
+    assert_eq!((c.pumps, c.enrolled, c.expiring), (3, 2, 1));
+    let c = store
+        .fleet_certificate_counts(OffsetDateTime::now_utc() + Duration::days(450))
+        .await
+        .unwrap();
+    assert_eq!(c.expiring, 2);
+    // Revoking P-2's only certificate un-enrolls it.
+    store
+        .revoke_certificate("c201", "cessation-of-operation", &admin)
+        .await
+        .unwrap();
+    let c = store.fleet_certificate_counts(soon).await.unwrap();
+    assert_eq!((c.pumps, c.enrolled, c.expiring), (3, 1, 0));
 }
 
 /// The CA's bookkeeping: one CA, codes spent once and only on their asset,

@@ -311,9 +311,11 @@ struct AssetPage {
     successors: Option<Vec<Opt>>,
     reason: String,
     csrf: String,
+    /// Certificates and enrollment (see [`super::pki::asset_pki`]).
+    pki: super::pki::AssetPki,
 }
 
-async fn asset_page(
+pub(super) async fn asset_page(
     st: &AppState,
     p: &Principal,
     id: &str,
@@ -380,6 +382,7 @@ async fn asset_page(
     ];
     let (chosen, reason) = form.unwrap_or(("", ""));
     let next = a.lifecycle_state.successors();
+    let pki = super::pki::asset_pki(st, p, &s.asset_id.to_string(), a.lifecycle_state).await?;
     let successors = (p.can(Permission::InventoryTransition) && !next.is_empty()).then(|| {
         next.iter()
             .map(|s| Opt::new(s.as_str(), s.as_str(), s.as_str() == chosen))
@@ -405,6 +408,7 @@ async fn asset_page(
             successors,
             reason: reason.to_owned(),
             csrf: p.csrf().to_owned(),
+            pki,
         },
     )
 }

@@ -5,12 +5,15 @@
 //! - [`inventory`]: dashboard, asset list, asset detail and lifecycle moves.
 //! - [`admin`]: user administration, MFA policy, the audit trail.
 //! - [`account`]: one's own profile, password and API tokens.
+//! - [`pki`]: the fleet's connections and certificates, certificate detail
+//!   and revocation, one-time enrollment codes (with a QR code).
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
-//! from a user or the store is ever marked safe. The only other asset is one
-//! style sheet served from the binary; there is no JavaScript, so every page
-//! works with the keyboard and without scripts, and the CSP stays
-//! `default-src 'self'`.
+//! from a user or the store is ever marked safe (the one `|safe` value is
+//! the enrollment QR code's inline SVG, which [`pki::qr_svg`] builds from
+//! numbers and fixed strings only). The only other asset is one style sheet
+//! served from the binary; there is no JavaScript, so every page works with
+//! the keyboard and without scripts, and the CSP stays `default-src 'self'`.
 //!
 //! Every page names the permission it needs in [`crate::routes::UI_ROUTES`] and
 //! checks it with [`Principal::require`] (which audits refusals). A visitor
@@ -22,6 +25,7 @@
 pub mod account;
 pub mod admin;
 pub mod inventory;
+pub mod pki;
 pub mod session;
 
 use crate::auth::{source_of, Authn, Principal};
@@ -60,6 +64,11 @@ pub fn routes() -> Router<AppState> {
         .route("/assets", get(inventory::assets))
         .route("/assets/{id}", get(inventory::asset))
         .route("/assets/{id}/transition", post(inventory::transition))
+        .route("/assets/{id}/enrollment-code", post(pki::enrollment_code))
+        .route("/fleet", get(pki::fleet))
+        .route("/certificates", get(pki::certificates))
+        .route("/certificates/{serial}", get(pki::certificate))
+        .route("/certificates/{serial}/revoke", post(pki::revoke))
         .route("/users", get(admin::users).post(admin::add_user))
         .route("/users/mfa-policy", post(admin::mfa_policy))
         .route("/users/{id}", post(admin::change_user))
@@ -132,9 +141,10 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 5] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 6] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
+            ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
             ("/audit", "Audit", Some(Permission::AuditRead)),
             ("/account", "Account", None),
@@ -438,6 +448,7 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "password" => "Your password was changed. Your other sessions were ended.",
         "mfa" => "Two-factor authentication is now set up for your account.",
         "token-revoked" => "The token was revoked.",
+        "certificate-revoked" => "The certificate was revoked. A new CRL was published and the pump's connections to the gateway were closed; it cannot connect with this certificate again.",
         _ => return None,
     })
 }

@@ -92,6 +92,27 @@ pub enum Cred {
 }
 
 impl Harness {
+    /// The same store (and users) served by a router without a certificate
+    /// authority, as a server started without one.
+    pub fn without_pki(mut self) -> Harness {
+        self.state.pki = None;
+        self.app = pumpward_server::app(self.state.clone());
+        self
+    }
+
+    /// Posts an HTML form (`application/x-www-form-urlencoded`) with a
+    /// browser session; the CSRF token, if any, goes in the `csrf` field.
+    pub async fn form(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.call(
+            "POST",
+            path,
+            &Cred::Session(cookie.to_owned(), None),
+            Some(("application/x-www-form-urlencoded", body.into_bytes())),
+        )
+        .await
+    }
+
     pub async fn user(&self, name: &str, role: Role) -> User {
         self.store
             .create_user(

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub ca_organization: Option<String>,
     /// Validity of pump certificates, in days.
     pub device_certificate_days: Option<u32>,
+    /// Key algorithm of the CA and server keys it makes: p256 (default), p384, ed25519.
+    pub ca_algorithm: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +117,11 @@ impl Settings {
         let mut pki = PkiSettings::new(kek);
         if let Some(o) = file.ca_organization {
             pki.ca.organization = o;
+        }
+        if let Some(a) = file.ca_algorithm {
+            pki.ca.algorithm = a
+                .parse()
+                .map_err(|e| anyhow::anyhow!("ca_algorithm: {e}"))?;
         }
         if let Some(d) = file.device_certificate_days {
             anyhow::ensure!(

@@ -185,6 +185,19 @@ enum InventoryCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Record the SHA-256 of the firmware image a model and version must run
+    /// (from the vendor); a pump reporting another digest raises an
+    /// integrity event when it connects.
+    ExpectFirmware {
+        #[arg(long)]
+        manufacturer: String,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        sha256: String,
+    },
     /// List assets.
     List {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
@@ -584,6 +597,19 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
             if let Some(p) = output {
                 eprintln!("exported {} assets to {}", assets.len(), p.display());
             }
+            Ok(0)
+        }
+        InventoryCmd::ExpectFirmware {
+            manufacturer,
+            model,
+            version,
+            sha256,
+        } => {
+            let store = open(s).await?;
+            store
+                .set_expected_firmware(&manufacturer, &model, &version, &sha256, &Actor::cli())
+                .await?;
+            println!("{manufacturer} {model} {version} must run the image with SHA-256 {sha256}");
             Ok(0)
         }
         InventoryCmd::List {

@@ -55,6 +55,7 @@ fn help_lists_every_subcommand() {
         &["inventory", "import", "--help"],
         &["inventory", "export", "--help"],
         &["inventory", "list", "--help"],
+        &["inventory", "expect-firmware", "--help"],
         &["user", "add", "--help"],
         &["user", "list", "--help"],
         &["audit", "verify", "--help"],

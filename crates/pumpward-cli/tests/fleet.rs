@@ -166,7 +166,30 @@ async fn simulated_fleet_against_the_real_gateway() {
         Scenario::EventFlood,
         Scenario::CertificateRevoked,
     ];
+    // Mid-run, a biomed asks a connected pump for its status over the API.
+    let (api, ca2) = (format!("https://127.0.0.1:{port}"), ca.clone());
+    let command = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let c = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&ca2).unwrap()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let send = |asset: &'static str| {
+            c.post(format!("{api}/api/v1/fleet/{asset}/commands"))
+                .bearer_auth(secret)
+                .json(&serde_json::json!({ "command": "request_status" }))
+                .send()
+        };
+        let connected = send("P-004").await.unwrap().status().as_u16();
+        let unknown = send("P-999").await.unwrap().status().as_u16();
+        (connected, unknown)
+    });
     let report = run_sim(o).await.unwrap();
+    let (connected, unknown) = command.await.unwrap();
+    assert_eq!(connected, 202, "a connected pump takes a command");
+    assert_eq!(unknown, 404);
     child.kill().unwrap();
     child.wait().unwrap();
     println!("{report}");
@@ -230,6 +253,15 @@ async fn simulated_fleet_against_the_real_gateway() {
         .await
         .unwrap();
     assert_eq!(revoked.len(), 1);
+    let commands = store
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some("device.command".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(commands.len(), 1);
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }
 

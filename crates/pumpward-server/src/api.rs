@@ -294,7 +294,7 @@ pub async fn transition_asset(
         .await?;
     if !a.lifecycle_state.may_connect() {
         st.sessions
-            .close_asset(&id, &format!("the asset is now {}", a.lifecycle_state));
+            .notify_and_close(&id, a.lifecycle_state, &b.reason);
     }
     Ok(Json(serde_json::to_value(a).expect("assets serialise")))
 }

@@ -184,3 +184,53 @@ pub async fn create_enrollment_code(
 pub async fn fleet(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "connected": st.sessions.connected() })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    /// `request_status` or `renew_certificate`.
+    command: String,
+    reason: Option<String>,
+}
+
+/// Sends a command to a connected pump (202), or says it is not connected (409).
+pub async fn send_command(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<CommandBody>,
+) -> ApiResult<Response> {
+    use pumpward_proto::message::Command;
+    let command = match b.command.as_str() {
+        "request_status" => Command::RequestStatus,
+        "renew_certificate" => Command::RenewCertificate {
+            reason: b.reason.clone(),
+            before: None,
+        },
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "command {other:?}: use request_status or renew_certificate"
+            )))
+        }
+    };
+    st.store.asset(&id).await?;
+    if !st.sessions.send_command(&id, command) {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            format!("asset {id} is not connected to the gateway"),
+        ));
+    }
+    st.store
+        .audit(
+            p.actor()
+                .entry("device.command", pumpward_core::audit::Outcome::Success)
+                .object(format!("asset:{id}"))
+                .reason(b.command.clone()),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "sent": b.command, "asset_id": id })),
+    )
+        .into_response())
+}

@@ -77,6 +77,37 @@ impl Sessions {
         })
     }
 
+    /// Tells a pump it is quarantined (when it is) and closes its sessions
+    /// a second later, so the notice can reach it. Infusions continue: only
+    /// the network connection ends.
+    pub fn notify_and_close(
+        self: &Arc<Self>,
+        asset_id: &str,
+        state: pumpward_core::inventory::LifecycleState,
+        reason: &str,
+    ) {
+        use pumpward_core::inventory::LifecycleState;
+        let notified = state == LifecycleState::Quarantined
+            && self.send_command(
+                asset_id,
+                message::Command::QuarantineNotice {
+                    state: message::QuarantineState::Quarantined,
+                    reason: message::refusal_reason(reason),
+                    incident: None,
+                },
+            );
+        let why = format!("the asset is now {state}");
+        if !notified {
+            self.close_asset(asset_id, &why);
+            return;
+        }
+        let (me, id) = (self.clone(), asset_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            me.close_asset(&id, &why);
+        });
+    }
+
     /// Closes every session (shutdown).
     pub fn close_all(&self) {
         for v in self.by_asset.lock().expect("sessions lock").values() {

@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
             post(api_pki::create_enrollment_code),
         )
         .route("/api/v1/fleet", get(api_pki::fleet))
+        .route("/api/v1/fleet/{id}/commands", post(api_pki::send_command))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/dashboard", get(api::dashboard))
         .route(

@@ -152,6 +152,14 @@ pub const API_ROUTES: &[RouteSpec] = &[
         "pki",
         "Pumps connected to the gateway now",
     ),
+    b(
+        "POST",
+        "/api/v1/fleet/{id}/commands",
+        Perm(PkiEnroll),
+        "pki",
+        "Send a connected pump a command: request_status or renew_certificate",
+        JSON,
+    ),
     r(
         "GET",
         "/api/v1/me",

@@ -58,6 +58,7 @@ on_both_backends!(
     import_checks_rows_against_each_other_and_new_models,
     search_agrees_with_a_scan,
     pki_bookkeeping,
+    device_channel_state,
     current_device_certificates_and_fleet_counts,
 );
 
@@ -1206,4 +1207,170 @@ async fn migrations_are_idempotent_across_restarts() {
     let s = Store::open_sqlite(dir.path()).await.unwrap();
     assert!(s.asset("R-1").await.is_ok());
     assert!(s.audit_verify().await.unwrap().error.is_none());
+}
+
+/// What the gateway keeps: hello facts into the inventory (audited), the
+/// firmware digest check, events stored once, the stored sequence only
+/// moving forward, gaps, and who may stay connected.
+async fn device_channel_state(store: &Store) {
+    use pumpward_store::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
+    store
+        .create_asset(
+            &spec("P-1", "ICU", None),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    let digest = "ab".repeat(32);
+    assert!(matches!(
+        store
+            .set_expected_firmware("Baxter", "Sigma Spectrum", "8.00.01", "not-hex", &biomed())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    store
+        .set_expected_firmware("Baxter", "Sigma Spectrum", "8.00.01", &digest, &biomed())
+        .await
+        .unwrap();
+    let hello = |fw: &str, d: &str| DeviceHello {
+        asset_id: "P-1".into(),
+        certificate_serial: "c1".into(),
+        protocol_version: 1,
+        firmware_version: fw.into(),
+        firmware_digest: d.into(),
+        library_version: None,
+        network: "{}".into(),
+        ip: Some("10.1.2.3".parse().unwrap()),
+        source: "10.1.2.3".into(),
+    };
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        store
+            .device_hello(&hello("8.00.01", &digest.to_uppercase()), now)
+            .await
+            .unwrap(),
+        FirmwareCheck::Expected
+    );
+    let a = store.asset("P-1").await.unwrap();
+    assert_eq!(
+        a.spec.ip_address.map(|i| i.to_string()).as_deref(),
+        Some("10.1.2.3")
+    );
+    assert!(a.last_seen.is_some());
+    assert_eq!(
+        store
+            .device_hello(&hello("8.00.01", &"cd".repeat(32)), now)
+            .await
+            .unwrap(),
+        FirmwareCheck::Mismatch {
+            expected: digest.clone()
+        }
+    );
+    assert_eq!(audit_of(store, "device.firmware_integrity").await.len(), 1);
+    // A new firmware version is recorded in the inventory, audited.
+    assert_eq!(
+        store
+            .device_hello(&hello("8.01.00", &"ef".repeat(32)), now)
+            .await
+            .unwrap(),
+        FirmwareCheck::Unknown
+    );
+    assert_eq!(
+        store.asset("P-1").await.unwrap().spec.firmware_version,
+        "8.01.00"
+    );
+    assert!(audit_of(store, "asset.update")
+        .await
+        .iter()
+        .any(|r| r.entry.actor == "device:P-1"));
+
+    let ev = |seq: i64| DeviceEventRecord {
+        seq,
+        at: "2026-11-26T10:00:00.000000Z".into(),
+        kind: "alarm".into(),
+        body: format!("{{\"seq\":{seq}}}"),
+    };
+    let batch = |events: Vec<i64>, gaps: Vec<(u64, u64)>, last: u64| DeviceBatch {
+        asset_id: "P-1".into(),
+        events: events.into_iter().map(ev).collect(),
+        gaps,
+        last_seq: last,
+    };
+    store
+        .store_device_batches(&[batch(vec![1, 2, 3], vec![], 3)], now)
+        .await
+        .unwrap();
+    // A replay (lost ack) stores nothing twice; a gap is recorded; the
+    // stored sequence never goes back.
+    store
+        .store_device_batches(
+            &[
+                batch(vec![2, 3], vec![], 3),
+                batch(vec![7], vec![(4, 6)], 7),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .store_device_batches(&[batch(vec![], vec![], 2)], now)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = store
+        .device_events("P-1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 7]);
+    assert_eq!(store.device_gaps("P-1").await.unwrap(), [(4, 6)]);
+    assert_eq!(store.device_last_seq("P-1").await.unwrap(), 7);
+
+    // Who may stay connected: an unrevoked certificate of an asset that may connect.
+    let c = pumpward_store::NewCertificate {
+        serial: "c1".into(),
+        kind: pumpward_store::CertKind::Device,
+        asset_id: Some("P-1".into()),
+        subject: "CN=P-1".into(),
+        device_serial: Some("SN-P-1".into()),
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::days(1),
+        fingerprint: "fp-c1".into(),
+        pem: "pem".into(),
+    };
+    store
+        .record_certificate(&c, "test", &biomed())
+        .await
+        .unwrap();
+    let pair = vec![("P-1".to_string(), "c1".to_string())];
+    assert_eq!(store.connectable(&pair).await.unwrap().len(), 1);
+    store
+        .transition_asset(
+            "P-1",
+            LifecycleState::Quarantined,
+            "suspected compromise",
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.connectable(&pair).await.unwrap().is_empty(),
+        "quarantined"
+    );
+    store
+        .transition_asset("P-1", LifecycleState::InService, "cleared", &biomed())
+        .await
+        .unwrap();
+    assert_eq!(store.connectable(&pair).await.unwrap().len(), 1);
+    store
+        .revoke_certificate("c1", "key-compromise", &biomed())
+        .await
+        .unwrap();
+    assert!(
+        store.connectable(&pair).await.unwrap().is_empty(),
+        "revoked"
+    );
+    assert!(store.audit_verify().await.unwrap().error.is_none());
 }

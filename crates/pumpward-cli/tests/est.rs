@@ -410,3 +410,143 @@ async fn est_enrollment_with_curl_and_openssl() {
     assert!(issued.iter().any(|r| r.entry.actor == "device:P-100"));
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }
+
+/// `pumpward pki` from the command line: init, an enrollment code, issuing
+/// from an openssl CSR, listing, revoking, and the CRL that lists it.
+#[tokio::test]
+async fn pki_commands() {
+    if !have("openssl") {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("openssl is required under CI");
+        }
+        eprintln!("SKIPPED pki_commands: openssl is not installed");
+        return;
+    }
+    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let kek = t.path().join("kek");
+    {
+        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+        let spec = AssetSpec::validate(&AssetDraft {
+            asset_id: "P-7".into(),
+            manufacturer: "BD".into(),
+            model: "Alaris 8015 PC Unit".into(),
+            serial_number: "SN7".into(),
+            firmware_version: "9.33.1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        store
+            .create_asset(
+                &spec,
+                Some(LifecycleState::InService),
+                &pumpward_store::Actor::cli(),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let pw = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pumpward"))
+            .arg("--data-dir")
+            .arg(&data)
+            .env("PUMPWARD_CA_KEK_FILE", &kek)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = pw(&["pki", "init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let chain = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        chain.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "issuing CA and root"
+    );
+    std::fs::write(t.path().join("chain.pem"), &chain).unwrap();
+    assert!(!pw(&["pki", "init"]).status.success(), "one CA per store");
+    // Another key-encryption key cannot open the CA.
+    let o = Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env("PUMPWARD_CA_KEK_FILE", t.path().join("other-kek"))
+        .args(["pki", "crl"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("key-encryption key"), "{}", text(&o));
+
+    let o = pw(&["pki", "enrollment-code", "--asset", "P-7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let code = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_eq!(code.len(), 24, "{code}");
+
+    let o = run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(t.path().join("k.pem"))
+        .args(["-subj", "/serialNumber=SN7/CN=p7", "-out"])
+        .arg(t.path().join("csr.pem")));
+    assert!(o.status.success(), "{}", text(&o));
+    let cert = t.path().join("cert.pem");
+    let o = pw(&[
+        "pki",
+        "issue",
+        "--asset",
+        "P-7",
+        "--csr",
+        &t.path().join("csr.pem").display().to_string(),
+        "-o",
+        &cert.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(t.path().join("chain.pem"))
+        .arg(&cert));
+    assert!(text(&o).contains(": OK"), "{}", text(&o));
+    let serial = text(&run(Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(&cert)))
+    .trim()
+    .trim_start_matches("serial=")
+    .to_lowercase();
+    let list = text(&pw(&["pki", "list", "--asset", "P-7"]));
+    assert!(list.contains(&serial), "{list}");
+
+    let o = pw(&["pki", "revoke", &serial, "--reason", "superseded"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !pw(&["pki", "revoke", &serial, "--reason", "superseded"])
+            .status
+            .success(),
+        "revocation is final"
+    );
+    assert!(
+        !pw(&["pki", "revoke", &serial, "--reason", "bored"])
+            .status
+            .success(),
+        "RFC 5280 reasons only"
+    );
+    let crl = t.path().join("crl.pem");
+    assert!(pw(&["pki", "crl", "-o", &crl.display().to_string()])
+        .status
+        .success());
+    let o = run(Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(t.path().join("chain.pem"))
+        .arg("-CRLfile")
+        .arg(&crl)
+        .arg(&cert));
+    assert!(text(&o).contains("revoked"), "{}", text(&o));
+    assert!(text(&pw(&["pki", "list", "--revoked"])).contains("superseded"));
+}

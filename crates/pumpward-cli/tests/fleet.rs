@@ -338,3 +338,98 @@ async fn demo_prints_the_setup_link_and_its_fleet_comes_alive() {
     );
     assert!(!dir.join("pumpward-demo.kek").exists());
 }
+
+/// Quarantining a connected pump through the API sends it a quarantine
+/// notice, closes its connection within seconds and refuses it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_closes_the_pumps_connection() {
+    use pumpward_pump::agent::{AgentConfig, PumpAgent};
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let secret = "pw_fleet-quarantine-token-0123456789abcd";
+    prepare(&data, secret, 1).await;
+    {
+        // The biomed token may also move assets through the lifecycle.
+        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+        let u = store.user_by_name("bea").await.unwrap().unwrap();
+        store
+            .create_api_token(
+                &u,
+                "transition",
+                &pumpward_server::auth::token_hash("pw_fleet-quarantine-transition-0123456789"),
+                &[pumpward_core::access::Permission::InventoryTransition],
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                &pumpward_store::Actor::cli(),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let (port, gport) = (free_port(), free_port());
+    let mut child = start_server(t.path(), port, gport);
+    wait_up(t.path(), gport).await;
+    let ca_pem = std::fs::read_to_string(data.join("tls/ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    let code: serde_json::Value = http
+        .post(format!("{base}/api/v1/assets/P-000/enrollment-codes"))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut cfg = AgentConfig::new(
+        "P-000",
+        "SN00000",
+        t.path().join("pump"),
+        format!("127.0.0.1:{gport}"),
+        "127.0.0.1",
+        format!("https://127.0.0.1:{gport}/.well-known/est/"),
+        ca_pem.clone(),
+    );
+    cfg.enrollment_code = Some(code["code"].as_str().unwrap().to_owned());
+    let agent = PumpAgent::start(cfg).await.unwrap();
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(30), |s| s.connected)
+            .await,
+        "{:?}",
+        agent.status()
+    );
+    let r = http
+        .post(format!("{base}/api/v1/assets/P-000/transition"))
+        .bearer_auth("pw_fleet-quarantine-transition-0123456789")
+        .json(
+            &serde_json::json!({ "to": "quarantined", "reason": "anomalous traffic, incident 42" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let closed = agent
+        .wait_for(Duration::from_secs(5), |s| {
+            !s.connected && s.quarantine.is_some()
+        })
+        .await;
+    assert!(
+        closed,
+        "notice received and connection closed within 5 s: {:?}",
+        agent.status()
+    );
+    // It stays off the network: new sessions are refused.
+    let sessions = agent.status().sessions;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        agent.status().sessions,
+        sessions,
+        "no new session while quarantined"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

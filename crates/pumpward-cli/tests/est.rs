@@ -108,7 +108,6 @@ async fn est_enrollment_with_curl_and_openssl() {
         return;
     }
     use pumpward_core::access::Permission;
-    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let work = t.path();
@@ -128,23 +127,7 @@ async fn est_enrollment_with_curl_and_openssl() {
         )
         .await;
         for (id, serial) in [("P-100", "SN100"), ("P-200", "SN200")] {
-            let spec = AssetSpec::validate(&AssetDraft {
-                asset_id: id.into(),
-                manufacturer: "BD".into(),
-                model: "Alaris 8015 PC Unit".into(),
-                serial_number: serial.into(),
-                firmware_version: "9.33.1".into(),
-                ..Default::default()
-            })
-            .unwrap();
-            store
-                .create_asset(
-                    &spec,
-                    Some(LifecycleState::InService),
-                    &pumpward_store::Actor::cli(),
-                )
-                .await
-                .unwrap();
+            common::in_service_pump(&store, id, serial, None).await;
         }
         store.close().await;
     }
@@ -422,29 +405,12 @@ async fn pki_commands() {
         eprintln!("SKIPPED pki_commands: openssl is not installed");
         return;
     }
-    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let kek = t.path().join("kek");
     {
         let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
-        let spec = AssetSpec::validate(&AssetDraft {
-            asset_id: "P-7".into(),
-            manufacturer: "BD".into(),
-            model: "Alaris 8015 PC Unit".into(),
-            serial_number: "SN7".into(),
-            firmware_version: "9.33.1".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        store
-            .create_asset(
-                &spec,
-                Some(LifecycleState::InService),
-                &pumpward_store::Actor::cli(),
-            )
-            .await
-            .unwrap();
+        common::in_service_pump(&store, "P-7", "SN7", None).await;
         store.close().await;
     }
     let pw = |args: &[&str]| {

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 /// A data directory with a biomed token and `pumps` in-service pumps.
 async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
     use pumpward_core::access::Permission;
-    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
     let store = pumpward_store::Store::open_sqlite(data).await.unwrap();
-    let actor = pumpward_store::Actor::cli();
     biomed_with_token(
         &store,
         secret,
@@ -28,22 +26,8 @@ async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
     )
     .await;
     for i in 0..pumps {
-        let spec = AssetSpec::validate(&AssetDraft {
-            asset_id: format!("P-{i:03}"),
-            kind: Some("pump".into()),
-            manufacturer: "Baxter".into(),
-            model: "Sigma Spectrum".into(),
-            serial_number: format!("SN{i:05}"),
-            firmware_version: "8.00.01".into(),
-            mac_address: Some(format!("02:00:00:00:00:{i:02x}")),
-            care_area: Some("Adult ICU".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        store
-            .create_asset(&spec, Some(LifecycleState::InService), &actor)
-            .await
-            .unwrap();
+        let mac = Some(format!("02:00:00:00:00:{i:02x}"));
+        common::in_service_pump(&store, &format!("P-{i:03}"), &format!("SN{i:05}"), mac).await;
     }
     store.close().await;
 }

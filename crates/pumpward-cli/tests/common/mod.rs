@@ -59,3 +59,33 @@ pub fn start_server(data: &Path, kek: &Path, port: u16, gport: u16) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// Stores an in-service pump (Baxter Sigma Spectrum unless it matters).
+pub async fn in_service_pump(
+    store: &pumpward_store::Store,
+    id: &str,
+    serial: &str,
+    mac: Option<String>,
+) {
+    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+    let spec = AssetSpec::validate(&AssetDraft {
+        asset_id: id.into(),
+        kind: Some("pump".into()),
+        manufacturer: "Baxter".into(),
+        model: "Sigma Spectrum".into(),
+        serial_number: serial.into(),
+        firmware_version: "8.00.01".into(),
+        mac_address: mac,
+        care_area: Some("Adult ICU".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    store
+        .create_asset(
+            &spec,
+            Some(LifecycleState::InService),
+            &pumpward_store::Actor::cli(),
+        )
+        .await
+        .unwrap();
+}

@@ -462,7 +462,7 @@ pub async fn transition(
     {
         Ok(_) => Ok(see_other(&format!(
             "/assets/{}?done=transitioned",
-            urlencode_segment(&id)
+            super::pki::segment(&id)
         ))),
         Err(e @ pumpward_store::StoreError::NotFound { .. }) => Err(e).ui(&p, "/assets"),
         Err(e) => {
@@ -470,18 +470,4 @@ pub async fn transition(
             again(api.kind.status(), api.detail).await
         }
     }
-}
-
-/// Percent-encodes a path segment (asset ids are URL-safe already; this is
-/// belt and braces for the redirect header).
-fn urlencode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -122,7 +122,8 @@ fn href(here: &str, pairs: &[(&str, String)]) -> String {
 }
 
 /// Percent-encodes a path segment (serials and asset ids are URL-safe
-/// already; this keeps a redirect header valid whatever arrives).
+/// already; this keeps a redirect header valid whatever arrives). Used by
+/// every page that redirects to an asset or a certificate.
 pub fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

@@ -295,14 +295,44 @@ async fn send(framed: &mut Stream, m: &GatewayMessage, v: u16) -> bool {
 }
 
 /// Sends a refusal; true if it ends the session.
-async fn refuse(framed: &mut Stream, r: Refusal, v: u16) -> bool {
+/// Refusals of one session recorded as events; later ones are only
+/// counted, so a misbehaving pump cannot flood the audit trail.
+const RECORDED_REFUSALS: u32 = 5;
+
+/// Who a session is, for recording what it did wrong.
+struct Offender<'a> {
+    store: &'a Store,
+    asset_id: &'a str,
+    peer: SocketAddr,
+    refusals: u32,
+}
+
+/// Sends a refusal and records it (the first few per session) as a
+/// `device.protocol_refusal` event with its code and reason; true if it
+/// ends the session.
+async fn refuse(framed: &mut Stream, r: Refusal, v: u16, who: &mut Offender<'_>) -> bool {
     let fatal = r.fatal;
+    who.refusals += 1;
+    if who.refusals <= RECORDED_REFUSALS {
+        let code = serde_json::to_value(r.code)
+            .ok()
+            .and_then(|c| c.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        record_event(
+            who.store,
+            who.asset_id,
+            who.peer,
+            "device.protocol_refusal",
+            &format!("{code}: {}", r.reason),
+        )
+        .await;
+    }
     send(framed, &GatewayMessage::Refusal(r), v).await;
     fatal
 }
 
-fn refusal(code: RefusalCode, reason: impl Into<String>) -> GatewayMessage {
-    GatewayMessage::Refusal(Refusal {
+fn refusal(code: RefusalCode, reason: impl Into<String>) -> Refusal {
+    Refusal {
         code,
         reason: message::refusal_reason(&reason.into()),
         fatal: code.is_fatal(),
@@ -310,7 +340,7 @@ fn refusal(code: RefusalCode, reason: impl Into<String>) -> GatewayMessage {
         supported_versions: Vec::new(),
         expected_next_seq: None,
         seq: None,
-    })
+    }
 }
 
 /// Runs one device session to its end.
@@ -374,10 +404,10 @@ pub async fn run_session(
             Ok(_) => {
                 send(
                     &mut framed,
-                    &refusal(
+                    &GatewayMessage::Refusal(refusal(
                         RefusalCode::HelloRequired,
                         "the first message must be hello",
-                    ),
+                    )),
                     v,
                 )
                 .await;
@@ -399,10 +429,8 @@ pub async fn run_session(
             RefusalCode::UnsupportedVersion,
             "no common protocol version",
         );
-        if let GatewayMessage::Refusal(x) = &mut r {
-            x.supported_versions = message::SUPPORTED_VERSIONS.to_vec();
-        }
-        send(&mut framed, &r, v).await;
+        r.supported_versions = message::SUPPORTED_VERSIONS.to_vec();
+        send(&mut framed, &GatewayMessage::Refusal(r), v).await;
         return;
     };
     let last = match st.store.device_last_seq(&asset_id).await {
@@ -411,7 +439,10 @@ pub async fn run_session(
             tracing::error!(error = %e, "cannot read device sequence state");
             send(
                 &mut framed,
-                &refusal(RefusalCode::StorageUnavailable, "storage unavailable"),
+                &GatewayMessage::Refusal(refusal(
+                    RefusalCode::StorageUnavailable,
+                    "storage unavailable",
+                )),
                 version,
             )
             .await;
@@ -455,7 +486,10 @@ pub async fn run_session(
             tracing::error!(error = %e, "cannot record hello");
             send(
                 &mut framed,
-                &refusal(RefusalCode::StorageUnavailable, "storage unavailable"),
+                &GatewayMessage::Refusal(refusal(
+                    RefusalCode::StorageUnavailable,
+                    "storage unavailable",
+                )),
                 version,
             )
             .await;
@@ -490,6 +524,12 @@ pub async fn run_session(
     st.metrics.devices_connected.inc();
     tracing::debug!(%asset_id, %peer, "device session open");
     let idle = Duration::from_secs(u64::from(HEARTBEAT_S * MISSED_HEARTBEATS));
+    let mut who = Offender {
+        store: &st.store,
+        asset_id: &asset_id,
+        peer,
+        refusals: 0,
+    };
     let mut command_no = 0u64;
     let why = loop {
         tokio::select! {
@@ -511,7 +551,7 @@ pub async fn run_session(
                             pumpward_proto::frame::CodecError::Frame(f) => f.refusal().code,
                             _ => RefusalCode::BadFrame,
                         };
-                        send(&mut framed, &refusal(code, e.to_string()), version).await;
+                        refuse(&mut framed, refusal(code, e.to_string()), version, &mut who).await;
                         break format!("bad frame: {e}");
                     }
                     Ok(Some(Ok(b))) => b,
@@ -520,13 +560,13 @@ pub async fn run_session(
                 let msg = match message::parse_pump_message(&bytes, Some(version)) {
                     Ok(m) => m,
                     Err(e) => {
-                        if refuse(&mut framed, e.refusal(), version).await { break format!("refused: {e}"); }
+                        if refuse(&mut framed, e.refusal(), version, &mut who).await { break format!("refused: {e}"); }
                         continue;
                     }
                 };
                 match msg {
                     PumpMessage::Hello(_) => {
-                        send(&mut framed, &refusal(RefusalCode::DuplicateHello, "hello was already sent in this session"), version).await;
+                        send(&mut framed, &GatewayMessage::Refusal(refusal(RefusalCode::DuplicateHello, "hello was already sent in this session")), version).await;
                         break "duplicate hello".into();
                     }
                     PumpMessage::Heartbeat(_) => {}
@@ -537,7 +577,7 @@ pub async fn run_session(
                         let plan = match tracker.plan(&b.events) {
                             Ok(p) => p,
                             Err(e) => {
-                                if refuse(&mut framed, e.refusal(), version).await { break format!("refused: {e}"); }
+                                if refuse(&mut framed, e.refusal(), version, &mut who).await { break format!("refused: {e}"); }
                                 continue;
                             }
                         };
@@ -560,7 +600,7 @@ pub async fn run_session(
                             };
                             if let Err(e) = st.events.store(batch).await {
                                 tracing::error!(error = %e, "cannot store device events");
-                                send(&mut framed, &refusal(RefusalCode::StorageUnavailable, "storage unavailable; nothing was acknowledged"), version).await;
+                                send(&mut framed, &GatewayMessage::Refusal(refusal(RefusalCode::StorageUnavailable, "storage unavailable; nothing was acknowledged")), version).await;
                                 continue;
                             }
                             st.metrics.device_events_stored.inc_by(n);

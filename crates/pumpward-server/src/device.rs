@@ -189,29 +189,37 @@ impl Sessions {
         store
             .devices_seen(&seen, time::OffsetDateTime::now_utc())
             .await?;
-        let pairs: Vec<(String, String)> = {
+        // A snapshot of the sessions open now; only these are judged, so a
+        // pump that connects while the store answers is not closed by a
+        // check that did not include it.
+        let snapshot: Vec<(String, String, u64)> = {
             let map = self.by_asset.lock().expect("sessions lock");
             map.iter()
                 .flat_map(|(a, v)| {
                     v.iter()
-                        .map(move |s| (a.clone(), s.certificate_serial.clone()))
+                        .map(move |s| (a.clone(), s.certificate_serial.clone(), s.id))
                 })
                 .collect()
         };
-        if pairs.is_empty() {
+        if snapshot.is_empty() {
             return Ok(0);
         }
+        let pairs: Vec<(String, String)> = snapshot
+            .iter()
+            .map(|(a, c, _)| (a.clone(), c.clone()))
+            .collect();
         let ok = store.connectable(&pairs).await?;
         let map = self.by_asset.lock().expect("sessions lock");
         let mut closed = 0;
-        for (a, v) in map.iter() {
-            for s in v {
-                if !ok.contains(&(a.clone(), s.certificate_serial.clone())) {
-                    let _ = s.close.send(Some(
-                        "the certificate was revoked or the asset may no longer connect".into(),
-                    ));
-                    closed += 1;
-                }
+        for (asset, serial, id) in &snapshot {
+            if ok.contains(&(asset.clone(), serial.clone())) {
+                continue;
+            }
+            for s in map.get(asset).into_iter().flatten().filter(|s| s.id == *id) {
+                let _ = s.close.send(Some(
+                    "the certificate was revoked or the asset may no longer connect".into(),
+                ));
+                closed += 1;
             }
         }
         Ok(closed)

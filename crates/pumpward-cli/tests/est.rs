@@ -264,21 +264,25 @@ async fn est_enrollment_with_curl_and_openssl() {
 
     // Re-enrollment with the current certificate over mutual TLS.
     let csr2 = make_csr(work, "p100b", "/serialNumber=SN100/CN=renew");
-    let (s, body) = curl(
-        &[
-            "--cert",
-            &work.join("p100cert.pem").display().to_string(),
-            "--key",
-            &work.join("p100.key").display().to_string(),
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &format!("@{}", csr2.display()),
-        ],
-        &format!("{gw}/simplereenroll"),
-        &ca,
-        &work.join("renewed"),
-    );
+    // simplereenroll over mutual TLS with P-100's first certificate and key.
+    let reenroll_with_p100 = |out: &str| {
+        curl(
+            &[
+                "--cert",
+                &work.join("p100cert.pem").display().to_string(),
+                "--key",
+                &work.join("p100.key").display().to_string(),
+                "-H",
+                "Content-Type: application/pkcs10",
+                "--data-binary",
+                &format!("@{}", csr2.display()),
+            ],
+            &format!("{gw}/simplereenroll"),
+            &ca,
+            &work.join(out),
+        )
+    };
+    let (s, body) = reenroll_with_p100("renewed");
     assert_eq!(s, 200, "{body}");
     let renewed = print_certs(work, &body, "p100renewed");
     assert!(
@@ -348,21 +352,7 @@ async fn est_enrollment_with_curl_and_openssl() {
         .arg(work.join("p100cert.pem")));
     assert!(text(&o).contains("revoked"), "{}", text(&o));
     tokio::time::sleep(Duration::from_millis(500)).await; // the gateway rebuilds its TLS configuration
-    let (s, _) = curl(
-        &[
-            "--cert",
-            &work.join("p100cert.pem").display().to_string(),
-            "--key",
-            &work.join("p100.key").display().to_string(),
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &format!("@{}", csr2.display()),
-        ],
-        &format!("{gw}/simplereenroll"),
-        &ca,
-        &work.join("revoked"),
-    );
+    let (s, _) = reenroll_with_p100("revoked");
     assert_ne!(s, 200, "a revoked certificate must not re-enroll");
 
     child.kill().unwrap();

@@ -265,12 +265,12 @@ impl EventWriter {
                         Err(_) => break,
                     }
                 }
-                let batches: Vec<DeviceBatch> = group.iter().map(|(b, _)| b.clone()).collect();
+                let (batches, answers): (Vec<DeviceBatch>, Vec<_>) = group.into_iter().unzip();
                 let r = store
                     .store_device_batches(&batches, time::OffsetDateTime::now_utc())
                     .await
                     .map_err(|e| e.to_string());
-                for (_, answer) in group {
+                for answer in answers {
                     let _ = answer.send(r.clone());
                 }
             }

@@ -213,16 +213,29 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            // The stored sequence only moves forward.
-            sqlx::query(
-                "INSERT INTO device_channel (asset_id, last_seq) VALUES ($1, $2) \
+        }
+        // The stored sequence only moves forward: one row per pump (its
+        // highest in this group; a statement may not update a row twice),
+        // many pumps per statement.
+        let mut last: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for b in batches {
+            let e = last.entry(b.asset_id.as_str()).or_insert(0);
+            *e = (*e).max(b.last_seq);
+        }
+        let last: Vec<(&str, u64)> = last.into_iter().collect();
+        for chunk in last.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO device_channel (asset_id, last_seq) VALUES {} \
                  ON CONFLICT (asset_id) DO UPDATE SET last_seq = \
-                 CASE WHEN device_channel.last_seq < $2 THEN $2 ELSE device_channel.last_seq END",
-            )
-            .bind(b.asset_id.clone())
-            .bind(b.last_seq as i64)
-            .execute(&mut *tx)
-            .await?;
+                 CASE WHEN device_channel.last_seq < excluded.last_seq \
+                 THEN excluded.last_seq ELSE device_channel.last_seq END",
+                crate::value_groups(&tx, chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (asset, seq) in chunk {
+                q = q.bind(asset.to_string()).bind(*seq as i64);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await
     }

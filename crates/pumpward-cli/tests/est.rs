@@ -45,6 +45,27 @@ fn curl(args: &[&str], url: &str, ca: &Path, out: &Path) -> (u16, String) {
     (code, body)
 }
 
+/// POSTs a base64 CSR file to an EST operation (`simpleenroll`,
+/// `simplereenroll`) with the given credentials (curl arguments).
+fn post_csr(
+    est: &str,
+    op: &str,
+    credentials: &[&str],
+    csr: &Path,
+    ca: &Path,
+    out: &Path,
+) -> (u16, String) {
+    let data = format!("@{}", csr.display());
+    let mut args = credentials.to_vec();
+    args.extend([
+        "-H",
+        "Content-Type: application/pkcs10",
+        "--data-binary",
+        &data,
+    ]);
+    curl(&args, &format!("{est}/{op}"), ca, out)
+}
+
 fn make_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
     let key = dir.join(format!("{name}.key"));
     let der = dir.join(format!("{name}.der"));
@@ -107,7 +128,6 @@ async fn est_enrollment_with_curl_and_openssl() {
         eprintln!("SKIPPED est_enrollment_with_curl_and_openssl: curl or openssl is not installed");
         return;
     }
-    use pumpward_core::access::Permission;
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let work = t.path();
@@ -115,17 +135,7 @@ async fn est_enrollment_with_curl_and_openssl() {
     let secret = "pw_est-integration-token-0123456789abc";
     {
         let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
-        biomed_with_token(
-            &store,
-            secret,
-            &[
-                Permission::PkiEnroll,
-                Permission::PkiRevoke,
-                Permission::PkiRead,
-                Permission::InventoryRead,
-            ],
-        )
-        .await;
+        biomed_with_token(&store, secret, common::BIOMED_PKI).await;
         for (id, serial) in [("P-100", "SN100"), ("P-200", "SN200")] {
             common::in_service_pump(&store, id, serial, None).await;
         }
@@ -191,16 +201,12 @@ async fn est_enrollment_with_curl_and_openssl() {
         "/serialNumber=SN100/CN=whatever-the-pump-says",
     );
     let enroll = |code: &str, csr: &Path, out: &str| {
-        curl(
-            &[
-                "-u",
-                &format!("P-100:{code}"),
-                "-H",
-                "Content-Type: application/pkcs10",
-                "--data-binary",
-                &format!("@{}", csr.display()),
-            ],
-            &format!("{gw}/simpleenroll"),
+        let user = format!("P-100:{code}");
+        post_csr(
+            &gw,
+            "simpleenroll",
+            &["-u", &user],
+            csr,
             &ca,
             &work.join(out),
         )
@@ -228,17 +234,7 @@ async fn est_enrollment_with_curl_and_openssl() {
     // The code is spent: a second use, a wrong code and no code get 401.
     assert_eq!(enroll(&code, &csr, "again").0, 401);
     assert_eq!(enroll("AAAA-BBBB-CCCC-DDDD-EEEE", &csr, "wrong").0, 401);
-    let (s, _) = curl(
-        &[
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &format!("@{}", csr.display()),
-        ],
-        &format!("{gw}/simpleenroll"),
-        &ca,
-        &work.join("none"),
-    );
+    let (s, _) = post_csr(&gw, "simpleenroll", &[], &csr, &ca, &work.join("none"));
     assert_eq!(s, 401);
     // A CSR naming another pump's serial is refused (403), and garbage is a 400.
     let code2 = code_for("P-100");
@@ -247,16 +243,12 @@ async fn est_enrollment_with_curl_and_openssl() {
     std::fs::write(work.join("garbage.b64"), "bm90IGEgQ1NS\n").unwrap();
     assert_eq!(enroll(&code2, &work.join("garbage.b64"), "garbage").0, 400);
     // A code for P-100 presented as P-200's is refused.
-    let (s, _) = curl(
-        &[
-            "-u",
-            &format!("P-200:{code2}"),
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &format!("@{}", csr.display()),
-        ],
-        &format!("{gw}/simpleenroll"),
+    let swapped = format!("P-200:{code2}");
+    let (s, _) = post_csr(
+        &gw,
+        "simpleenroll",
+        &["-u", &swapped],
+        &csr,
         &ca,
         &work.join("swap"),
     );
@@ -265,19 +257,17 @@ async fn est_enrollment_with_curl_and_openssl() {
     // Re-enrollment with the current certificate over mutual TLS.
     let csr2 = make_csr(work, "p100b", "/serialNumber=SN100/CN=renew");
     // simplereenroll over mutual TLS with P-100's first certificate and key.
+    let (cert_file, key_file) = (
+        work.join("p100cert.pem").display().to_string(),
+        work.join("p100.key").display().to_string(),
+    );
     let reenroll_with_p100 = |out: &str| {
-        curl(
-            &[
-                "--cert",
-                &work.join("p100cert.pem").display().to_string(),
-                "--key",
-                &work.join("p100.key").display().to_string(),
-                "-H",
-                "Content-Type: application/pkcs10",
-                "--data-binary",
-                &format!("@{}", csr2.display()),
-            ],
-            &format!("{gw}/simplereenroll"),
+        let tls_client = ["--cert", cert_file.as_str(), "--key", key_file.as_str()];
+        post_csr(
+            &gw,
+            "simplereenroll",
+            &tls_client,
+            &csr2,
             &ca,
             &work.join(out),
         )
@@ -290,14 +280,11 @@ async fn est_enrollment_with_curl_and_openssl() {
         "{renewed}"
     );
     // Without a client certificate, re-enrollment is refused.
-    let (s, _) = curl(
-        &[
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &format!("@{}", csr2.display()),
-        ],
-        &format!("{gw}/simplereenroll"),
+    let (s, _) = post_csr(
+        &gw,
+        "simplereenroll",
+        &[],
+        &csr2,
         &ca,
         &work.join("noclient"),
     );

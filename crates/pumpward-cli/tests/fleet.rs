@@ -12,19 +12,8 @@ use std::time::{Duration, Instant};
 
 /// A data directory with a biomed token and `pumps` in-service pumps.
 async fn prepare(data: &std::path::Path, secret: &str, pumps: usize) {
-    use pumpward_core::access::Permission;
     let store = pumpward_store::Store::open_sqlite(data).await.unwrap();
-    biomed_with_token(
-        &store,
-        secret,
-        &[
-            Permission::PkiEnroll,
-            Permission::PkiRevoke,
-            Permission::PkiRead,
-            Permission::InventoryRead,
-        ],
-    )
-    .await;
+    biomed_with_token(&store, secret, common::BIOMED_PKI).await;
     for i in 0..pumps {
         let mac = Some(format!("02:00:00:00:00:{i:02x}"));
         common::in_service_pump(&store, &format!("P-{i:03}"), &format!("SN{i:05}"), mac).await;

@@ -14,6 +14,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// What a biomed's token needs to enroll, revoke and list pumps.
+pub const BIOMED_PKI: &[Permission] = &[
+    Permission::PkiEnroll,
+    Permission::PkiRevoke,
+    Permission::PkiRead,
+    Permission::InventoryRead,
+];
+
 /// A biomedical engineer `bea` and an API token `secret` with `perms`.
 pub async fn biomed_with_token(store: &pumpward_store::Store, secret: &str, perms: &[Permission]) {
     let actor = pumpward_store::Actor::cli();

@@ -10,7 +10,7 @@ use config::Settings;
 use indicatif::{ProgressBar, ProgressStyle};
 use pumpward_core::access::{password, validate_username, Role};
 use pumpward_core::inventory::csv::{self as invcsv, CsvLimits, ExportRow};
-use pumpward_store::{Actor, AssetFilter, Store};
+use pumpward_store::{Actor, AssetFilter, CsvImportError, Store};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -541,26 +541,40 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let bar = progress(len, "reading");
-            let parsed = invcsv::read_assets_csv(bar.wrap_read(f), &CsvLimits::default())
-                .with_context(|| format!("{} is not a usable asset CSV", file.display()))?;
+            let store = open(s).await?;
+            // The file is parsed on its own thread while the store writes
+            // the rows already parsed; nothing is committed until the end.
+            let bar = progress(len, "importing");
+            let done = store
+                .import_assets_csv(
+                    bar.wrap_read(f),
+                    CsvLimits::default(),
+                    skip_invalid,
+                    &Actor::cli(),
+                )
+                .await;
             bar.finish_and_clear();
-            for e in &parsed.errors {
+            let done = match done {
+                Err(CsvImportError::Csv(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("{} is not a usable asset CSV", file.display())))
+                }
+                other => other?,
+            };
+            for e in &done.invalid_rows {
                 eprintln!("{}: {e}", file.display());
             }
-            if !parsed.errors.is_empty() && !skip_invalid {
-                eprintln!("{} invalid rows; nothing was imported (use --skip-invalid to import the valid rows)", parsed.errors.len());
-                return Ok(1);
-            }
-            let store = open(s).await?;
-            let sum = store
-                .import_assets(&parsed.rows, skip_invalid, &Actor::cli())
-                .await?;
+            let sum = &done.summary;
             for (line, id, why) in &sum.refused {
                 eprintln!("{}: line {line} (asset {id}): {why}", file.display());
             }
-            if !sum.refused.is_empty() && !skip_invalid {
-                eprintln!("{} rows refused; nothing was imported", sum.refused.len());
+            if !done.committed {
+                if !done.invalid_rows.is_empty() {
+                    eprintln!("{} invalid rows; nothing was imported (use --skip-invalid to import the valid rows)", done.invalid_rows.len());
+                }
+                if !sum.refused.is_empty() {
+                    eprintln!("{} rows refused; nothing was imported", sum.refused.len());
+                }
                 return Ok(1);
             }
             println!(
@@ -568,9 +582,9 @@ async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {
                 sum.created,
                 sum.updated,
                 sum.unchanged,
-                parsed.errors.len() + sum.refused.len()
+                done.invalid_rows.len() + sum.refused.len()
             );
-            Ok(if parsed.errors.is_empty() && sum.refused.is_empty() {
+            Ok(if done.invalid_rows.is_empty() && sum.refused.is_empty() {
                 0
             } else {
                 1

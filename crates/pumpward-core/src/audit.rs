@@ -72,6 +72,13 @@ impl AuditEntry {
         self
     }
 
+    /// Details already serialised as JSON by the caller (it must be
+    /// canonical: the same change always gives the same string).
+    pub fn details_json(mut self, json: String) -> Self {
+        self.details = Some(json);
+        self
+    }
+
     pub fn details(mut self, d: &serde_json::Value) -> Self {
         // serde_json's map is ordered by key (no preserve_order feature), so
         // this string is canonical for a given value.

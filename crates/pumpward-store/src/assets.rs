@@ -369,7 +369,77 @@ pub(crate) fn create_entry(
         .entry("asset.create", Outcome::Success)
         .object(format!("asset:{}", s.asset_id))
         .reason(reason)
-        .details(&serde_json::json!({ "spec": s.to_draft(), "lifecycle_state": state }))
+        .details_json(created_details(s, state))
+}
+
+/// The details of an `asset.create` record: the new asset's fields that
+/// have a value, and its state. Serialised directly, without nulls: a bulk
+/// import writes one of these per asset, and they were its largest part.
+fn created_details(s: &AssetSpec, state: LifecycleState) -> String {
+    #[derive(Serialize)]
+    struct Created<'a> {
+        asset_id: &'a str,
+        lifecycle_state: &'a str,
+        kind: &'a str,
+        manufacturer: &'a str,
+        model: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device_type: Option<&'a str>,
+        serial_number: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        udi: Option<&'a str>,
+        firmware_version: &'a str,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        software: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mac_address: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ip_address: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hostname: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        care_area: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        zone: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vendor_support_contact: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        end_of_support: Option<String>,
+        phi_stored: &'a str,
+        credential_state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notes: Option<&'a str>,
+    }
+    serde_json::to_string(&Created {
+        asset_id: s.asset_id.as_str(),
+        lifecycle_state: state.as_str(),
+        kind: s.kind.as_str(),
+        manufacturer: &s.manufacturer,
+        model: &s.model,
+        device_type: s.device_type.map(|d| d.as_str()),
+        serial_number: &s.serial_number,
+        udi: s.udi.as_deref(),
+        firmware_version: &s.firmware_version,
+        software: SoftwareComponent::format_list(&s.software),
+        mac_address: s.mac_address.map(|m| m.to_string()),
+        ip_address: s.ip_address.map(|i| i.to_string()),
+        hostname: s.hostname.as_deref(),
+        location: s.location.as_deref(),
+        care_area: s.care_area.as_deref(),
+        zone: s.zone.as_deref(),
+        owner: s.owner.as_deref(),
+        vendor_support_contact: s.vendor_support_contact.as_deref(),
+        end_of_support: s.end_of_support.map(timefmt::format_date),
+        phi_stored: s.phi_stored.as_str(),
+        credential_state: s.credential_state.as_str(),
+        notes: s.notes.as_deref(),
+    })
+    // Strings only: serialising cannot fail.
+    .unwrap_or_else(|_| "{}".into())
 }
 
 /// The audit entry for a catalogue model created on the fly, if one was.

@@ -34,10 +34,6 @@ pub struct VerifyReport {
 }
 
 /// Appends entries to the chain inside the caller's transaction.
-///
-/// Bumping the head first takes its row lock, so concurrent appenders on
-/// PostgreSQL queue here instead of forking the chain; on SQLite the
-/// `BEGIN IMMEDIATE` write lock already serialises them.
 pub(crate) async fn append(
     conn: &mut Conn,
     entries: Vec<AuditEntry>,
@@ -46,47 +42,102 @@ pub(crate) async fn append(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let n = entries.len() as i64;
-    let row = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await?;
-    let last: i64 = row.try_get("seq")?;
-    let mut prev: String = row.try_get("hash")?;
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, e) in entries.into_iter().enumerate() {
-        let rec = e.seal(last - n + 1 + i as i64, at, &prev);
-        prev.clone_from(&rec.hash);
-        out.push(rec);
+    let mut chain = Chain::lock(conn).await?;
+    let out = chain.seal(entries, at);
+    for chunk in out.chunks(INSERT_CHUNK) {
+        let sql = insert_sql(conn, chunk.len());
+        insert_query(&sql, chunk.to_vec())
+            .execute(&mut *conn)
+            .await?;
     }
-    // Multi-row INSERTs: one statement per 200 records, not one per record.
-    for chunk in out.chunks(200) {
-        let sql = format!(
-            "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
-            crate::value_groups(conn, chunk.len(), 11)
-        );
-        let mut q = sqlx::query(&sql);
-        for rec in chunk {
-            q = q
-                .bind(rec.seq)
-                .bind(rec.at.clone())
-                .bind(rec.entry.actor.clone())
-                .bind(rec.entry.action.clone())
-                .bind(rec.entry.object.clone())
-                .bind(rec.entry.outcome.as_str())
-                .bind(rec.entry.reason.clone())
-                .bind(rec.entry.source.clone())
-                .bind(rec.entry.details.clone())
-                .bind(rec.prev_hash.clone())
-                .bind(rec.hash.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(prev)
-        .execute(&mut *conn)
-        .await?;
+    chain.finish(conn).await?;
     Ok(out)
+}
+
+/// Records per multi-row INSERT: 2,000 × 11 parameters stays below SQLite's
+/// limit of 32,766 (and PostgreSQL's 65,535); fewer, larger statements also
+/// spare SQLite's statement journal most of its page copies.
+pub(crate) const INSERT_CHUNK: usize = 2000;
+
+/// The end of the chain, held for one transaction that appends to it.
+///
+/// Locking the head row first means concurrent appenders on PostgreSQL
+/// queue here instead of forking the chain; on SQLite the `BEGIN IMMEDIATE`
+/// write lock already serialises them. The head is written back by
+/// [`Chain::finish`], in the same transaction as the records.
+pub(crate) struct Chain {
+    last_seq: i64,
+    prev_hash: String,
+}
+
+impl Chain {
+    pub(crate) async fn lock(conn: &mut Conn) -> Result<Chain> {
+        let sql = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            "SELECT seq, hash FROM audit_head WHERE id = 1"
+        } else {
+            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+        };
+        let row = sqlx::query(sql).fetch_one(&mut *conn).await?;
+        Ok(Chain {
+            last_seq: row.try_get("seq")?,
+            prev_hash: row.try_get("hash")?,
+        })
+    }
+
+    /// Seals `entries`, in order, as the next records of the chain.
+    pub(crate) fn seal(
+        &mut self,
+        entries: impl IntoIterator<Item = AuditEntry>,
+        at: OffsetDateTime,
+    ) -> Vec<AuditRecord> {
+        entries
+            .into_iter()
+            .map(|e| {
+                self.last_seq += 1;
+                let rec = e.seal(self.last_seq, at, &self.prev_hash);
+                self.prev_hash.clone_from(&rec.hash);
+                rec
+            })
+            .collect()
+    }
+
+    /// Writes the new head. Call it after the last record is inserted.
+    pub(crate) async fn finish(self, conn: &mut Conn) -> Result<()> {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(self.last_seq)
+            .bind(self.prev_hash)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The INSERT of `n` audit records.
+pub(crate) fn insert_sql(conn: &Conn, n: usize) -> String {
+    format!(
+        "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
+        crate::value_groups(conn, n, 11)
+    )
+}
+
+/// Binds `records` (moved, not copied) to [`insert_sql`] of their number.
+pub(crate) fn insert_query(sql: &str, records: Vec<AuditRecord>) -> crate::assets::AnyQuery<'_> {
+    let mut q = sqlx::query(sql);
+    for rec in records {
+        q = q
+            .bind(rec.seq)
+            .bind(rec.at)
+            .bind(rec.entry.actor)
+            .bind(rec.entry.action)
+            .bind(rec.entry.object)
+            .bind(rec.entry.outcome.as_str())
+            .bind(rec.entry.reason)
+            .bind(rec.entry.source)
+            .bind(rec.entry.details)
+            .bind(rec.prev_hash)
+            .bind(rec.hash);
+    }
+    q
 }
 
 fn record_from_row(r: &AnyRow) -> Result<AuditRecord> {

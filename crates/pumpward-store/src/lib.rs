@@ -31,6 +31,7 @@ pub use assets::{
 };
 pub use audit::{AuditFilter, VerifyReport};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
+pub use import::{CsvImport, CsvImportError};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,
@@ -230,7 +231,8 @@ impl Store {
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+                         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+                         PRAGMA cache_spill = 65536;",
                     )
                     .await?;
                     Ok(())
@@ -416,6 +418,9 @@ pub(crate) async fn begin_write(
     writer: &WriteLock,
 ) -> Result<WriteTx> {
     Ok(match backend {
+        // `cache_spill` (pages): a big write transaction keeps up to 256 MiB
+        // of changed pages in memory instead of writing them to the WAL
+        // twice (once spilled, once committed); readers are unaffected.
         Backend::Sqlite => {
             let turn = writer.clone().lock_owned().await;
             WriteTx {

@@ -4,10 +4,10 @@ mod common;
 
 use pumpward_core::access::{Permission, Role};
 use pumpward_core::audit::{ChainError, Outcome};
-use pumpward_core::inventory::csv::{read_assets_csv, CsvLimits};
+use pumpward_core::inventory::csv::{read_assets_csv, CsvError, CsvLimits};
 use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
 use pumpward_store::{
-    Actor, AssetFilter, AuditFilter, NewSession, SessionStage, Store, StoreError,
+    Actor, AssetFilter, AuditFilter, CsvImportError, NewSession, SessionStage, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -56,6 +56,7 @@ on_both_backends!(
     totp_steps_are_single_use,
     last_admin_cannot_be_demoted,
     import_checks_rows_against_each_other_and_new_models,
+    streamed_csv_import_spans_batches,
     search_agrees_with_a_scan,
     pki_bookkeeping,
     device_channel_state,
@@ -1372,5 +1373,168 @@ async fn device_channel_state(store: &Store) {
         store.connectable(&pair).await.unwrap().is_empty(),
         "revoked"
     );
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+/// How many assets the store holds (by care area counts).
+async fn asset_total(store: &Store) -> i64 {
+    store
+        .asset_counts()
+        .await
+        .unwrap()
+        .0
+        .iter()
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// A CSV of `n` new pumps; row `i` (1-based) is on line `i + 1`. Rows from
+/// `second_model_from` on are of a model the catalogue does not know yet.
+fn fleet_csv(n: usize, second_model_from: usize, edit: impl Fn(usize, String) -> String) -> String {
+    let mut out = String::from(
+        "asset_id,manufacturer,model,serial_number,firmware_version,mac_address,care_area\n",
+    );
+    for i in 1..=n {
+        let model = if i >= second_model_from {
+            "Sigma Spectrum IQ"
+        } else {
+            "Sigma Spectrum"
+        };
+        let row = format!(
+            "F-{i:05},Baxter,{model},SN{i:05},8.00.01,02:00:00:01:{:02x}:{:02x},Area {}\n",
+            i / 256,
+            i % 256,
+            i % 7
+        );
+        out.push_str(&edit(i, row));
+    }
+    out
+}
+
+/// The streamed CSV import (a parsing thread feeding the store) across many
+/// batches and statements: rows that need the database in mid-stream (a new
+/// model, an existing asset), invalid rows, refused rows and a file that
+/// breaks down halfway all leave the store as it was, or import exactly the
+/// rows they should.
+async fn streamed_csv_import_spans_batches(store: &Store) {
+    let actor = Actor::cli();
+    let import = |csv: String, skip: bool, limits: CsvLimits| {
+        let actor = actor.clone();
+        async move {
+            store
+                .import_assets_csv(std::io::Cursor::new(csv.into_bytes()), limits, skip, &actor)
+                .await
+        }
+    };
+    let n = 2500;
+    // One invalid MAC on line 1801: nothing is imported, the row is named.
+    let bad_row = |i: usize, row: String| {
+        if i == 1800 {
+            row.replace("02:00:00:01:07:08", "zz:zz")
+        } else {
+            row
+        }
+    };
+    let r = import(fleet_csv(n, 1200, bad_row), false, CsvLimits::default())
+        .await
+        .unwrap();
+    assert!(!r.committed);
+    assert_eq!(r.invalid_rows.len(), 1, "{:?}", r.invalid_rows);
+    assert_eq!(r.invalid_rows[0].line, 1801);
+    assert_eq!(r.summary.created, 0);
+    assert_eq!(asset_total(store).await, 0);
+    assert!(store.list_models().await.unwrap().is_empty());
+    assert!(audit_of(store, "asset.create").await.is_empty());
+
+    // Skipping invalid rows imports the others, both models included.
+    let r = import(fleet_csv(n, 1200, bad_row), true, CsvLimits::default())
+        .await
+        .unwrap();
+    assert!(r.committed);
+    assert_eq!((r.summary.created, r.invalid_rows.len()), (n - 1, 1));
+    assert_eq!(asset_total(store).await, (n - 1) as i64);
+    assert_eq!(store.list_models().await.unwrap().len(), 2);
+    assert_eq!(
+        store.asset("F-02000").await.unwrap().spec.model,
+        "Sigma Spectrum IQ"
+    );
+    let report = store.audit_verify().await.unwrap();
+    assert!(report.error.is_none(), "{:?}", report.error);
+    // n - 1 assets, 2 models, the import itself.
+    assert!(report.records >= (n + 2) as i64, "{}", report.records);
+    let history = store.lifecycle_history("F-02500").await.unwrap();
+    assert_eq!(history.len(), 1);
+
+    // Again, with the skipped row fixed, one row changed in mid-stream and a
+    // new row at the end.
+    let changed = |i: usize, row: String| {
+        if i == 1500 {
+            row.replace("8.00.01", "8.00.02")
+        } else {
+            row
+        }
+    };
+    let mut csv = fleet_csv(n, 1200, changed);
+    csv.push_str("F-09999,Baxter,Sigma Spectrum,SN09999,8.00.01,,Area 1\n");
+    let r = import(csv, false, CsvLimits::default()).await.unwrap();
+    assert!(r.committed, "{:?}", r.summary.refused);
+    assert_eq!(
+        (r.summary.created, r.summary.updated, r.summary.unchanged),
+        (2, 1, n - 2)
+    );
+    assert_eq!(
+        store.asset("F-01500").await.unwrap().spec.firmware_version,
+        "8.00.02"
+    );
+    let before = asset_total(store).await;
+
+    // A new row claiming a stored asset's MAC on line 2001: nothing changes.
+    let clash = |i: usize, row: String| {
+        if i == 2000 {
+            format!("X-00001,Baxter,Sigma Spectrum,SNX1,8.00.01,02:00:00:01:00:01,Area 1\n{row}")
+        } else {
+            row
+        }
+    };
+    let r = import(fleet_csv(n, 1200, clash), false, CsvLimits::default())
+        .await
+        .unwrap();
+    assert!(!r.committed);
+    assert_eq!(r.summary.refused.len(), 1);
+    assert_eq!(r.summary.refused[0].0, 2001);
+    assert!(
+        r.summary.refused[0].2.contains("F-00001"),
+        "{:?}",
+        r.summary.refused
+    );
+    assert_eq!(asset_total(store).await, before);
+    assert!(matches!(
+        store.asset("X-00001").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // A record over the size limit on line 1502 makes the file unusable.
+    let long = |i: usize, row: String| {
+        if i == 1501 {
+            row.replace("Area", &"A".repeat(400))
+        } else {
+            row
+        }
+    };
+    let limits = CsvLimits {
+        max_record_bytes: 200,
+        ..CsvLimits::default()
+    };
+    let e = import(fleet_csv(n, 1200, long), false, limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CsvImportError::Csv(CsvError::RecordTooLong { line: 1502, .. })
+        ),
+        "{e}"
+    );
+    assert_eq!(asset_total(store).await, before);
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }

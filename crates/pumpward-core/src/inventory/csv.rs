@@ -369,40 +369,96 @@ impl Col {
 /// Reads an asset file: the valid rows and the refused ones, or a
 /// [`CsvError`] if the file as a whole cannot be used.
 pub fn read_assets_csv(r: impl Read, limits: &CsvLimits) -> Result<ParsedCsv, CsvError> {
-    let mut records = RecordSource::new(r, limits)?;
-    let mut rec = csv::ByteRecord::new();
-
-    // The header: the first line that is not blank.
-    let header_line = loop {
-        match records.next(&mut rec)? {
-            None => return Err(CsvError::Empty),
-            Some(line) if !is_blank(&rec) => break line,
-            Some(_) => {}
-        }
-    };
-    let columns = parse_header(&rec, header_line)?;
-    let asset_col = columns.iter().position(|&c| c == Col::AssetId);
-
+    let mut reader = AssetCsvReader::new(r, limits)?;
     let mut out = ParsedCsv {
-        columns: columns.iter().map(|c| c.name()).collect(),
+        columns: reader.columns(),
         rows: Vec::new(),
         errors: Vec::new(),
     };
-    let mut first_line_of: HashMap<AssetId, u64> = HashMap::new();
-    let mut data_rows = 0usize;
-
-    while let Some(line) = records.next(&mut rec)? {
-        if is_blank(&rec) {
-            continue;
+    while let Some(row) = reader.next_row()? {
+        match row {
+            Ok(row) => out.rows.push(row),
+            Err(e) => out.errors.push(e),
         }
-        data_rows += 1;
-        if data_rows > limits.max_rows {
+    }
+    Ok(out)
+}
+
+/// Reads an asset file one row at a time, so that a bulk import can store
+/// the first rows while it parses the rest. [`read_assets_csv`] is this
+/// reader collected; both accept and refuse exactly the same rows.
+pub struct AssetCsvReader<R> {
+    records: RecordSource<io::Chain<io::Cursor<Vec<u8>>, R>>,
+    rec: csv::ByteRecord,
+    columns: Vec<Col>,
+    asset_col: Option<usize>,
+    /// Where each asset id was first seen, to refuse a second row for it.
+    first_line_of: HashMap<AssetId, u64>,
+    data_rows: usize,
+    max_rows: usize,
+}
+
+impl<R: Read> AssetCsvReader<R> {
+    /// Reads up to and including the header, or says why the file cannot
+    /// be used.
+    pub fn new(r: R, limits: &CsvLimits) -> Result<Self, CsvError> {
+        let mut records = RecordSource::new(r, limits)?;
+        let mut rec = csv::ByteRecord::new();
+        // The header: the first line that is not blank.
+        let header_line = loop {
+            match records.next(&mut rec)? {
+                None => return Err(CsvError::Empty),
+                Some(line) if !is_blank(&rec) => break line,
+                Some(_) => {}
+            }
+        };
+        let columns = parse_header(&rec, header_line)?;
+        let asset_col = columns.iter().position(|&c| c == Col::AssetId);
+        Ok(AssetCsvReader {
+            records,
+            rec,
+            columns,
+            asset_col,
+            first_line_of: HashMap::new(),
+            data_rows: 0,
+            max_rows: limits.max_rows,
+        })
+    }
+
+    /// The columns of the file's header, in file order, by their canonical
+    /// names.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|c| c.name()).collect()
+    }
+
+    /// The next data row, valid or refused; `None` at the end of the file.
+    /// An `Err` means the file as a whole cannot be used (from here on).
+    pub fn next_row(&mut self) -> Result<Option<Result<ImportRow, RowError>>, CsvError> {
+        let AssetCsvReader {
+            records,
+            rec,
+            columns,
+            asset_col,
+            first_line_of,
+            data_rows,
+            max_rows,
+        } = self;
+        let asset_col = *asset_col;
+        let line = loop {
+            match records.next(rec)? {
+                None => return Ok(None),
+                Some(_) if is_blank(rec) => {}
+                Some(line) => break line,
+            }
+        };
+        *data_rows += 1;
+        if *data_rows > *max_rows {
             return Err(CsvError::TooManyRows {
                 line,
-                max: limits.max_rows,
+                max: *max_rows,
             });
         }
-        let cells = utf8_cells(&rec, line, |i| match columns.get(i) {
+        let cells = utf8_cells(rec, line, |i| match columns.get(i) {
             Some(c) => format!("column {}", c.name()),
             None => format!("field {} (beyond the header)", i + 1),
         })?;
@@ -411,7 +467,7 @@ pub fn read_assets_csv(r: impl Read, limits: &CsvLimits) -> Result<ParsedCsv, Cs
             .and_then(|c| c.parse::<AssetId>().ok());
 
         if cells.len() != columns.len() {
-            out.errors.push(RowError {
+            return Ok(Some(Err(RowError {
                 line,
                 asset_id: asset_id.map(String::from),
                 message: format!(
@@ -420,11 +476,10 @@ pub fn read_assets_csv(r: impl Read, limits: &CsvLimits) -> Result<ParsedCsv, Cs
                     cells.len(),
                     columns.len()
                 ),
-            });
-            continue;
+            })));
         }
 
-        let (draft, state_cell) = draft_from_cells(&columns, &cells);
+        let (draft, state_cell) = draft_from_cells(columns, &cells);
         let mut problems = Vec::new();
         let spec = match AssetSpec::validate(&draft) {
             Ok(spec) => Some(spec),
@@ -457,20 +512,19 @@ pub fn read_assets_csv(r: impl Read, limits: &CsvLimits) -> Result<ParsedCsv, Cs
             }
         }
 
-        match spec {
-            Some(spec) if problems.is_empty() => out.rows.push(ImportRow {
+        Ok(Some(match spec {
+            Some(spec) if problems.is_empty() => Ok(ImportRow {
                 line,
                 spec,
                 lifecycle_state: state,
             }),
-            _ => out.errors.push(RowError {
+            _ => Err(RowError {
                 line,
                 asset_id: asset_id.map(String::from),
                 message: problems.join("; "),
             }),
-        }
+        }))
     }
-    Ok(out)
 }
 
 /// Writes assets as CSV: a header of [`EXPORT_COLUMNS`], then one row per

@@ -7,6 +7,7 @@
 //! - [`problem`]: RFC 9457 errors.
 
 pub mod api;
+pub mod api_findings;
 pub mod api_pki;
 pub mod auth;
 pub mod device;
@@ -62,6 +63,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/assets/{id}/enrollment-codes",
             post(api_pki::create_enrollment_code),
         )
+        .route("/api/v1/findings", get(api_findings::list_findings))
+        .route("/api/v1/findings/{id}", get(api_findings::get_finding))
         .route("/api/v1/fleet", get(api_pki::fleet))
         .route("/api/v1/fleet/{id}/commands", post(api_pki::send_command))
         .route("/api/v1/me", get(api::me))

@@ -9,15 +9,14 @@
 //! TLS configuration and to close the revoked pump's open connections.
 
 use anyhow::{anyhow, bail, Context};
-use pumpward_core::audit::Outcome;
 use pumpward_pki::Zeroizing;
 use pumpward_pki::{
     Ca, CaConfig, CaMaterial, CertSerial, DeviceBinding, IssuedCertificate, Kek, PkiError,
     RevocationReason, RevokedEntry, ServerKey,
 };
 use pumpward_store::{
-    Actor, CertKind, CertificateRecord, CrlRecord, NewCertificate, Store, StoreError,
-    StoredCaMaterial,
+    Actor, CertKind, CertificateRecord, CrlRecord, Finding, FindingFilter, NewCertificate,
+    NewFinding, Severity, Store, StoreError, StoredCaMaterial,
 };
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
@@ -540,7 +539,7 @@ impl CaService {
             .map_err(|e| anyhow!("stored CRL: {e}"))
     }
 
-    /// Keeps the CRL fresh and records certificates about to expire, hourly.
+    /// Keeps the CRL fresh and watches certificate expiry, hourly.
     pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -548,7 +547,7 @@ impl CaService {
                 if let Err(e) = me.current_crl().await {
                     tracing::error!(error = %e, "cannot refresh the CRL");
                 }
-                if let Err(e) = me.flag_expiring().await {
+                if let Err(e) = me.watch_expiry().await {
                     tracing::error!(error = %e, "cannot check certificate expiry");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
@@ -556,19 +555,59 @@ impl CaService {
         })
     }
 
-    /// Records an audit event for each unrevoked device certificate that
-    /// expires within the warning period and has no newer certificate for
-    /// the same asset. Returns them.
-    pub async fn flag_expiring(&self) -> anyhow::Result<Vec<CertificateRecord>> {
+    /// The certificate expiry watch. Raises a `certificate.expiring` finding
+    /// for each unrevoked device certificate that expires within the warning
+    /// period (or has expired) and has no newer unrevoked certificate for
+    /// the same asset, and resolves such findings once the certificate has
+    /// been renewed or revoked. Findings are raised once and refreshed on
+    /// later runs (see `pumpward_store::findings`). Returns the findings
+    /// open after the run.
+    pub async fn watch_expiry(&self) -> anyhow::Result<Vec<Finding>> {
         let now = OffsetDateTime::now_utc();
-        let mut out = Vec::new();
+        let sys = Actor::system();
+        // Resolve first: a renewed or revoked certificate needs no action.
+        for f in self.open_expiry_findings().await? {
+            let serial = f.subject.trim_start_matches("certificate:");
+            let cert = match self.store.certificate(serial).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound { .. }) => {
+                    self.store
+                        .resolve_finding(
+                            EXPIRING,
+                            &f.subject,
+                            "certificate no longer on record",
+                            &sys,
+                        )
+                        .await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let why = if cert.revoked_at.is_some() {
+                Some("certificate revoked".to_owned())
+            } else {
+                self.successor(&cert).await?.map(|n| {
+                    format!(
+                        "renewed: certificate {} valid until {}",
+                        n.serial, n.not_after
+                    )
+                })
+            };
+            if let Some(why) = why {
+                self.store
+                    .resolve_finding(EXPIRING, &f.subject, &why, &sys)
+                    .await?;
+            }
+        }
+        // Then raise (or refresh) one for each certificate that needs action,
+        // including those already expired without a successor.
         let mut after = None;
         loop {
             let (page, next) = self
                 .store
                 .list_certificates(&pumpward_store::CertFilter {
                     kind: Some(CertKind::Device),
-                    expiring: Some((now + self.settings.expiry_warning, now)),
+                    revoked: Some(false),
                     after: after.take(),
                     limit: 500,
                     ..Default::default()
@@ -578,36 +617,108 @@ impl CaService {
                 let Some(asset) = c.asset_id.clone() else {
                     continue;
                 };
-                let (newer, _) = self
-                    .store
-                    .list_certificates(&pumpward_store::CertFilter {
-                        asset_id: Some(asset.clone()),
-                        revoked: Some(false),
-                        limit: 500,
-                        ..Default::default()
-                    })
-                    .await?;
-                if newer.iter().any(|n| n.not_after > c.not_after) {
+                let Ok(not_after) = pumpward_core::timefmt::parse(&c.not_after) else {
+                    continue;
+                };
+                if not_after > now + self.settings.expiry_warning {
                     continue;
                 }
+                if self.successor(&c).await?.is_some() {
+                    continue;
+                }
+                let left = not_after - now;
+                let (severity, title) = if left.is_negative() {
+                    (
+                        Severity::High,
+                        format!("Device certificate of {asset} expired on {}", c.not_after),
+                    )
+                } else {
+                    (
+                        if left <= Duration::days(7) {
+                            Severity::High
+                        } else {
+                            Severity::Medium
+                        },
+                        format!(
+                            "Device certificate of {asset} expires in {} days",
+                            left.whole_days()
+                        ),
+                    )
+                };
                 self.store
-                    .audit(
-                        Actor::system()
-                            .entry("pki.certificate.expiring", Outcome::Failure)
-                            .object(format!("certificate:{}", c.serial))
-                            .reason(format!("expires at {}", c.not_after))
-                            .details(&serde_json::json!({ "asset_id": asset })),
+                    .raise_finding(
+                        &NewFinding {
+                            kind: EXPIRING.into(),
+                            subject: format!("certificate:{}", c.serial),
+                            asset_id: Some(asset.clone()),
+                            severity,
+                            title,
+                            evidence: serde_json::json!({
+                                "serial": c.serial,
+                                "subject": c.subject,
+                                "not_after": c.not_after,
+                                "days_left": left.whole_days(),
+                            }),
+                        },
+                        &sys,
                     )
                     .await?;
-                out.push(c);
             }
             match next {
                 Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        self.open_expiry_findings().await
+    }
+
+    async fn open_expiry_findings(&self) -> anyhow::Result<Vec<Finding>> {
+        let mut out = Vec::new();
+        let mut before_id = None;
+        loop {
+            let (page, next) = self
+                .store
+                .list_findings(&FindingFilter {
+                    kind: Some(EXPIRING.into()),
+                    open: Some(true),
+                    before_id,
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await?;
+            out.extend(page);
+            match next {
+                Some(n) => before_id = Some(n),
                 None => return Ok(out),
             }
         }
     }
+
+    /// A newer unrevoked certificate for the same asset, if there is one.
+    /// Times are canonical UTC text, so they compare as strings.
+    async fn successor(&self, c: &CertificateRecord) -> anyhow::Result<Option<CertificateRecord>> {
+        let Some(asset) = c.asset_id.clone() else {
+            return Ok(None);
+        };
+        let (certs, _) = self
+            .store
+            .list_certificates(&pumpward_store::CertFilter {
+                asset_id: Some(asset),
+                revoked: Some(false),
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
+        // Later expiry, or the same expiry (to the second) and issued later.
+        let key = |x: &CertificateRecord| (x.not_after.clone(), x.issued_at.clone());
+        Ok(certs
+            .into_iter()
+            .find(|n| n.serial != c.serial && key(n) > key(c)))
+    }
 }
+
+/// The finding kind of the certificate expiry watch.
+pub const EXPIRING: &str = "certificate.expiring";
 
 fn new_record(
     c: &IssuedCertificate,

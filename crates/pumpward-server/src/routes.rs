@@ -147,6 +147,20 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/findings",
+        Perm(FindingsRead),
+        "findings",
+        "List findings, newest first (filters: state open|resolved|all, kind, asset_id; cursor before)",
+    ),
+    r(
+        "GET",
+        "/api/v1/findings/{id}",
+        Perm(FindingsRead),
+        "findings",
+        "One finding with its evidence",
+    ),
+    r(
+        "GET",
         "/api/v1/fleet",
         Perm(PkiRead),
         "pki",
@@ -409,6 +423,13 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         Perm(PkiRead),
         "ui",
         "Fleet: pump connections and certificate expiry",
+    ),
+    r(
+        "GET",
+        "/findings",
+        Perm(FindingsRead),
+        "ui",
+        "Findings list",
     ),
     r(
         "GET",

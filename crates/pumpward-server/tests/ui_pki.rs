@@ -534,3 +534,123 @@ async fn without_a_ca_the_pages_answer_503() {
     assert!(page.contains(r#"id="enroll-unavailable""#));
     assert!(page.contains("without its certificate authority"));
 }
+
+/// The expiry watch raises one finding per certificate that needs action,
+/// refreshes it on later runs without new audit records, and resolves it
+/// when the pump renews its certificate or the certificate is revoked; the
+/// findings page and API show them.
+#[tokio::test]
+async fn expiry_watch_raises_findings_once_and_resolves_them() {
+    // A warning period longer than a device certificate's year: every
+    // certificate issued here needs action.
+    let h = common::harness_with_pki(Default::default(), |s| {
+        s.expiry_warning = time::Duration::days(400)
+    })
+    .await;
+    asset(&h, "PUMP-1", "Adult ICU", LifecycleState::InService).await;
+    asset(&h, "PUMP-2", "Oncology", LifecycleState::InService).await;
+    let first = issue(&h, "PUMP-1").await;
+    let second = issue(&h, "PUMP-2").await;
+    let ca = h.state.pki.as_ref().unwrap();
+
+    let open = ca.watch_expiry().await.unwrap();
+    let mut subjects: Vec<_> = open.iter().map(|f| f.subject.clone()).collect();
+    subjects.sort();
+    let mut want = vec![
+        format!("certificate:{first}"),
+        format!("certificate:{second}"),
+    ];
+    want.sort();
+    assert_eq!(subjects, want);
+    assert!(open
+        .iter()
+        .all(|f| f.severity == pumpward_store::Severity::Medium));
+    assert!(open[0].title.contains("expires in 36"), "{}", open[0].title);
+    let again = ca.watch_expiry().await.unwrap();
+    assert_eq!(
+        again.iter().map(|f| f.id).collect::<Vec<_>>(),
+        open.iter().map(|f| f.id).collect::<Vec<_>>()
+    );
+    let raised = h
+        .store
+        .audit_list(&AuditFilter {
+            action: Some("finding.raise".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(raised.len(), 2, "a second run raises nothing new");
+
+    // PUMP-1 renews; PUMP-2's certificate is revoked.
+    let renewed = issue(&h, "PUMP-1").await;
+    ca.revoke(
+        &second,
+        pumpward_pki::RevocationReason::KeyCompromise,
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let open = ca.watch_expiry().await.unwrap();
+    assert_eq!(
+        open.iter().map(|f| f.subject.clone()).collect::<Vec<_>>(),
+        vec![format!("certificate:{renewed}")],
+        "only the renewed certificate still needs action (it is within 400 days too)"
+    );
+    let (resolved, _) = h
+        .store
+        .list_findings(&pumpward_store::FindingFilter {
+            open: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let why = |serial: &str| {
+        resolved
+            .iter()
+            .find(|f| f.subject == format!("certificate:{serial}"))
+            .and_then(|f| f.resolution.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        why(&first).starts_with(&format!("renewed: certificate {renewed}")),
+        "{}",
+        why(&first)
+    );
+    assert_eq!(why(&second), "certificate revoked");
+
+    // The page and the API, for a biomedical engineer; not for a pharmacist.
+    let (biomed, _) = h.session_for("bea", Role::Biomed).await;
+    let page = html(&h.get("/findings", &session(&biomed)).await);
+    assert!(
+        page.contains("Device certificate of PUMP-1 expires in"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("PUMP-2"),
+        "resolved findings are not listed by default"
+    );
+    let page = html(&h.get("/findings?state=resolved", &session(&biomed)).await);
+    assert!(page.contains("resolved: certificate revoked"), "{page}");
+    let api = h
+        .get(
+            "/api/v1/findings?state=open&asset_id=PUMP-1",
+            &session(&biomed),
+        )
+        .await
+        .json();
+    assert_eq!(api["items"].as_array().unwrap().len(), 1, "{api}");
+    assert_eq!(api["items"][0]["evidence"]["serial"], renewed.as_str());
+    let bad = h
+        .get("/api/v1/findings?state=lost", &session(&biomed))
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    let (pharmacist, _) = h.session_for("phil", Role::Pharmacist).await;
+    assert_eq!(
+        h.get("/findings", &session(&pharmacist))
+            .await
+            .status
+            .as_u16(),
+        403
+    );
+}

@@ -21,6 +21,7 @@
 mod assets;
 mod audit;
 mod devices;
+mod findings;
 mod import;
 mod pki;
 mod users;
@@ -31,6 +32,7 @@ pub use assets::{
 };
 pub use audit::{AuditFilter, VerifyReport};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
+pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,

@@ -57,6 +57,7 @@ on_both_backends!(
     last_admin_cannot_be_demoted,
     import_checks_rows_against_each_other_and_new_models,
     streamed_csv_import_spans_batches,
+    findings_are_raised_once_and_resolved,
     search_agrees_with_a_scan,
     pki_bookkeeping,
     device_channel_state,
@@ -1536,5 +1537,98 @@ async fn streamed_csv_import_spans_batches(store: &Store) {
         "{e}"
     );
     assert_eq!(asset_total(store).await, before);
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+/// A check that sees the same condition every hour raises one finding and
+/// one audit record; resolving closes it, and a later recurrence is a new
+/// finding.
+async fn findings_are_raised_once_and_resolved(store: &Store) {
+    use pumpward_store::{FindingFilter, NewFinding, Severity};
+    let sys = Actor::system();
+    let f = |days: i64| NewFinding {
+        kind: "certificate.expiring".into(),
+        subject: "certificate:0a1b".into(),
+        asset_id: Some("PUMP-7".into()),
+        severity: Severity::Medium,
+        title: "Device certificate expires in 20 days".into(),
+        evidence: serde_json::json!({ "days_left": days }),
+    };
+    let (first, new) = store.raise_finding(&f(20), &sys).await.unwrap();
+    assert!(new);
+    assert_eq!(first.state, "open");
+    let (again, new) = store.raise_finding(&f(19), &sys).await.unwrap();
+    assert!(!new);
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.evidence["days_left"], 19, "the evidence is refreshed");
+    assert_eq!(audit_of(store, "finding.raise").await.len(), 1);
+
+    // Another subject is another finding; filters select.
+    let mut other = f(5);
+    other.subject = "certificate:ffff".into();
+    other.asset_id = Some("PUMP-8".into());
+    store.raise_finding(&other, &sys).await.unwrap();
+    let (open, _) = store
+        .list_findings(&FindingFilter {
+            open: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2);
+    let (mine, _) = store
+        .list_findings(&FindingFilter {
+            asset_id: Some("PUMP-7".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+
+    let done = store
+        .resolve_finding("certificate.expiring", "certificate:0a1b", "renewed", &sys)
+        .await
+        .unwrap()
+        .expect("an open finding");
+    assert_eq!(
+        (done.state.as_str(), done.resolution.as_deref()),
+        ("resolved", Some("renewed"))
+    );
+    assert!(store
+        .resolve_finding("certificate.expiring", "certificate:0a1b", "renewed", &sys)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(audit_of(store, "finding.resolve").await.len(), 1);
+
+    // The condition comes back: a new finding, the old one stays resolved.
+    let (back, new) = store.raise_finding(&f(3), &sys).await.unwrap();
+    assert!(new);
+    assert_ne!(back.id, first.id);
+    assert_eq!(store.finding(first.id).await.unwrap().state, "resolved");
+    let (page, next) = store
+        .list_findings(&FindingFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].id, back.id, "newest first");
+    let (rest, _) = store
+        .list_findings(&FindingFilter {
+            before_id: next,
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }

@@ -46,6 +46,9 @@ string_enum!(
         PkiEnroll = "pki.enroll",
         /// Revoke certificates.
         PkiRevoke = "pki.revoke",
+        /// See findings (certificate expiry; later vulnerability and
+        /// network findings) with their evidence.
+        FindingsRead = "findings.read",
     }
 );
 
@@ -69,6 +72,7 @@ impl Role {
             PkiRead => matches!(self, Admin | Security | Biomed | Auditor),
             PkiEnroll => matches!(self, Admin | Biomed),
             PkiRevoke => matches!(self, Admin | Security | Biomed),
+            FindingsRead => matches!(self, Admin | Security | Biomed | Auditor),
         }
     }
 
@@ -130,6 +134,7 @@ mod tests {
                     | Permission::AuditRead
                     | Permission::TokensOwn
                     | Permission::PkiRead
+                    | Permission::FindingsRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

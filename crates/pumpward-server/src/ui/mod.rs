@@ -24,6 +24,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod findings;
 pub mod inventory;
 pub mod pki;
 pub mod session;
@@ -67,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/{id}/enrollment-code", post(pki::enrollment_code))
         .route("/fleet", get(pki::fleet))
         .route("/certificates", get(pki::certificates))
+        .route("/findings", get(findings::findings))
         .route("/certificates/{serial}", get(pki::certificate))
         .route("/certificates/{serial}/revoke", post(pki::revoke))
         .route("/users", get(admin::users).post(admin::add_user))
@@ -141,10 +143,11 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 6] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 7] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
+            ("/findings", "Findings", Some(Permission::FindingsRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
             ("/audit", "Audit", Some(Permission::AuditRead)),
             ("/account", "Account", None),

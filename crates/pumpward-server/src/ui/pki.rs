@@ -52,21 +52,21 @@ fn ca<'a>(st: &'a AppState, p: &Principal, here: &str) -> Result<&'a Arc<CaServi
 }
 
 /// A 400 page for a filter value that cannot be used.
-fn bad_filter(p: &Principal, here: &str, msg: String) -> UiError {
+pub(super) fn bad_filter(p: &Principal, here: &str, msg: String) -> UiError {
     UiError::from(ApiError::bad_request(msg)).with_nav(p, here)
 }
 
 /// The query string's pairs; empty values count as absent.
-struct Query(Vec<(String, String)>);
+pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(q: Option<&str>, p: &Principal, here: &str) -> Result<Query, UiError> {
+    pub(super) fn parse(q: Option<&str>, p: &Principal, here: &str) -> Result<Query, UiError> {
         serde_urlencoded::from_str(q.unwrap_or(""))
             .map(Query)
             .map_err(|e| bad_filter(p, here, format!("The address is not valid: {e}.")))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -96,7 +96,7 @@ impl Query {
     }
 
     /// The page size: 1 to 500, by default 50.
-    fn limit(&self, p: &Principal, here: &str) -> Result<Option<usize>, UiError> {
+    pub(super) fn limit(&self, p: &Principal, here: &str) -> Result<Option<usize>, UiError> {
         match self.get("limit") {
             None => Ok(None),
             Some(v) => match v.parse::<usize>() {
@@ -112,7 +112,7 @@ impl Query {
 }
 
 /// A link to `here` with these query pairs.
-fn href(here: &str, pairs: &[(&str, String)]) -> String {
+pub(super) fn href(here: &str, pairs: &[(&str, String)]) -> String {
     let qs = serde_urlencoded::to_string(pairs).unwrap_or_default();
     if qs.is_empty() {
         here.to_owned()

@@ -63,13 +63,23 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(settings: ServerSettings) -> Harness {
+    harness_with_pki(settings, |_| {}).await
+}
+
+/// A harness whose CA has `tweak`ed settings.
+pub async fn harness_with_pki(
+    settings: ServerSettings,
+    tweak: impl FnOnce(&mut pumpward_server::pki::PkiSettings),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("data")).await.unwrap();
     // A real CA, its key-encryption key outside the data directory.
-    let pki = pumpward_server::pki::PkiSettings::new(pumpward_server::pki::KekSource::KeyFile {
-        path: dir.path().join("kek"),
-        create: true,
-    });
+    let mut pki =
+        pumpward_server::pki::PkiSettings::new(pumpward_server::pki::KekSource::KeyFile {
+            path: dir.path().join("kek"),
+            create: true,
+        });
+    tweak(&mut pki);
     let ca = pumpward_server::pki::CaService::open(store.clone(), pki, true)
         .await
         .unwrap();

@@ -1,0 +1,9 @@
+//! Drug libraries for smart infusion pumps (placeholder docs, expanded below).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod json;
+pub mod model;
+pub mod quantity;
+pub mod units;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod csv;
 pub mod json;
 pub mod model;
 pub mod quantity;

@@ -7,4 +7,5 @@ pub mod csv;
 pub mod json;
 pub mod model;
 pub mod quantity;
+pub mod sample;
 pub mod units;

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod csv;
+pub mod diff;
 pub mod json;
 pub mod model;
 pub mod quantity;

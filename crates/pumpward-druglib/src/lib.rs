@@ -6,6 +6,7 @@
 pub mod check;
 pub mod csv;
 pub mod diff;
+pub mod envelope;
 pub mod json;
 pub mod model;
 pub mod quantity;

@@ -11,4 +11,6 @@ pub mod json;
 pub mod model;
 pub mod quantity;
 pub mod sample;
+#[cfg(test)]
+mod testgen;
 pub mod units;

@@ -926,6 +926,18 @@ mod tests {
     }
 
     #[test]
+    fn documented_header_is_the_real_one() {
+        assert!(include_str!("lib.rs").contains(&header()));
+        let doc: String = include_str!("csv.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! library_id,"))
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//! "))
+            .collect();
+        assert_eq!(doc, header());
+    }
+
+    #[test]
     fn header_and_limits() {
         assert_eq!(read_library_csv(b""), Err(CsvError::Empty));
         assert_eq!(read_library_csv(header().as_bytes()), Err(CsvError::NoRows));

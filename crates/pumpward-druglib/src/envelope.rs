@@ -320,7 +320,7 @@ fn cose_error(e: CoseError) -> EnvelopeError {
     }
 }
 
-fn header_value<'a>(h: &'a coset::Header, label: i64) -> Option<&'a Value> {
+fn header_value(h: &coset::Header, label: i64) -> Option<&Value> {
     h.rest
         .iter()
         .find(|(l, _)| *l == Label::Int(label))

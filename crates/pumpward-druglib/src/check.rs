@@ -19,14 +19,20 @@
 //!    [`CheckOutcome::SoftLimitNeedsOverride`];
 //! 4. otherwise [`CheckOutcome::WithinLimits`].
 //!
-//! A drug not in the care area (or no drug selected) is a
+//! A drug not in the care area (or no drug selected, or a drug at a
+//! concentration the care area does not list) is a
 //! [`CheckOutcome::BasicInfusion`], programmed in mL/h only, allowed and
 //! flagged as real pumps do.
+//!
+//! Speed: the lookup compares the programmed concentration with the
+//! entries' as written first (the pump offers the library's own) and by
+//! value only otherwise; doses are compared as unreduced exact fractions
+//! ([`Frac`]), so a check costs no gcd unless a limit is crossed.
 //!
 //! Limits are inclusive: a dose equal to a limit is within it.
 
 use crate::model::{CareArea, Entry, Library, LimitSet, ValidationErrors, WeightRange};
-use crate::quantity::{Dec, QuantityError, Ratio};
+use crate::quantity::{Dec, Frac, QuantityError, Ratio};
 use crate::units::{
     bolus_per_ml, dose_per_rate, BolusUnit, Concentration, ConversionError, Dimension, DoseUnit,
 };
@@ -232,6 +238,9 @@ pub enum CheckError {
     /// Zero or negative weight, dose, rate, bolus or VTBI.
     #[error("the {0} must be above zero")]
     NotPositive(&'static str),
+    /// The units cannot be converted into each other.
+    #[error("{0}")]
+    IncompatibleUnits(String),
     /// A basic infusion (drug not in the library) is programmed in mL/h only.
     #[error("a drug that is not in the library can only be programmed as a rate in mL/h (basic infusion)")]
     BasicInfusionNeedsRate,
@@ -247,9 +256,8 @@ impl From<ConversionError> for CheckError {
             ConversionError::NonPositiveWeight => CheckError::NotPositive("weight"),
             ConversionError::NonPositiveConcentration => CheckError::NotPositive("concentration"),
             ConversionError::Quantity(q) => CheckError::Arithmetic(q),
-            // Fit is checked before converting; kept for completeness.
-            ConversionError::IncompatibleUnits { .. } => {
-                CheckError::Arithmetic(QuantityError::DivisionByZero)
+            e @ ConversionError::IncompatibleUnits { .. } => {
+                CheckError::IncompatibleUnits(e.to_string())
             }
         }
     }
@@ -322,23 +330,23 @@ impl DoseChecker {
 /// Compares a programmed value with a limit without overflow.
 trait CmpDec: Copy {
     fn cmp_dec(self, d: Dec) -> Ordering;
-    fn to_ratio(self) -> Ratio;
+    fn to_frac(self) -> Frac;
 }
 
 impl CmpDec for Dec {
     fn cmp_dec(self, d: Dec) -> Ordering {
         self.cmp(&d)
     }
-    fn to_ratio(self) -> Ratio {
-        Dec::to_ratio(self)
+    fn to_frac(self) -> Frac {
+        Frac::from(self)
     }
 }
 
-impl CmpDec for Ratio {
+impl CmpDec for Frac {
     fn cmp_dec(self, d: Dec) -> Ordering {
-        Ratio::cmp_dec(self, d)
+        Frac::cmp_dec(self, d)
     }
-    fn to_ratio(self) -> Ratio {
+    fn to_frac(self) -> Frac {
         self
     }
 }
@@ -362,18 +370,18 @@ fn classify<V: CmpDec>(v: V, l: &LimitSet, scope: Scope) -> (Option<Limit>, Opti
 /// What has been found so far: the first hard and the first soft limit.
 #[derive(Default)]
 struct Findings {
-    hard: Option<(Limit, Ratio)>,
-    soft: Option<(Limit, Ratio)>,
+    hard: Option<(Limit, Frac)>,
+    soft: Option<(Limit, Frac)>,
 }
 
 impl Findings {
     fn add<V: CmpDec>(&mut self, v: V, l: &LimitSet, scope: Scope) {
         let (h, s) = classify(v, l, scope);
         if self.hard.is_none() {
-            self.hard = h.map(|h| (h, v.to_ratio()));
+            self.hard = h.map(|h| (h, v.to_frac()));
         }
         if self.soft.is_none() {
-            self.soft = s.map(|s| (s, v.to_ratio()));
+            self.soft = s.map(|s| (s, v.to_frac()));
         }
     }
 }
@@ -428,6 +436,13 @@ impl AreaChecker {
         } else {
             self.by_drug.get(drug)
         }?;
+        // As written first (no arithmetic), then by value.
+        if let Some(&i) = list
+            .iter()
+            .find(|&&i| self.entries[i].entry.concentration == *conc)
+        {
+            return Some(i);
+        }
         let dim = conc.unit.dimension();
         let per_ml = conc.per_ml_base().ok()?;
         list.iter()
@@ -476,15 +491,15 @@ impl AreaChecker {
 
         // The rate-to-dose factor for this patient.
         let k = match (e.dosing_unit.per_kg, weight) {
-            (true, Some(w)) => c.k_no_weight.checked_div(Ratio::from(w))?,
+            (true, Some(w)) => Frac::from(c.k_no_weight).checked_div(Frac::from(w))?,
             (true, None) => return Err(CheckError::MissingWeight),
-            (false, _) => c.k_no_weight,
+            (false, _) => Frac::from(c.k_no_weight),
         };
 
         let mut f = Findings::default();
         // The continuous dose, in the entry's unit; also the rate, when a
         // duration is to be checked.
-        let rate: Option<Ratio>;
+        let rate: Option<Frac>;
         match p.dose {
             DoseInput::Dose { value, unit } => {
                 if !value.is_positive() {
@@ -501,7 +516,8 @@ impl AreaChecker {
                             conc: conc.unit,
                         });
                     }
-                    let r = Ratio::from(value).checked_div(dose_per_rate(unit, conc, weight)?)?;
+                    let r = Frac::from(value)
+                        .checked_div(Frac::from(dose_per_rate(unit, conc, weight)?))?;
                     f.add(r.checked_mul(k)?, &c.limits, Scope::Continuous);
                     rate = Some(r);
                 }
@@ -510,7 +526,7 @@ impl AreaChecker {
                 if !ml_per_h.is_positive() {
                     return Err(CheckError::NotPositive("rate"));
                 }
-                let r = Ratio::from(ml_per_h);
+                let r = Frac::from(ml_per_h);
                 f.add(r.checked_mul(k)?, &c.limits, Scope::Continuous);
                 rate = Some(r);
             }
@@ -532,9 +548,10 @@ impl AreaChecker {
                         entry: eb.unit,
                     });
                 }
-                let ml = Ratio::from(b.amount).checked_div(bolus_per_ml(b.unit, conc, weight)?)?;
+                let ml = Frac::from(b.amount)
+                    .checked_div(Frac::from(bolus_per_ml(b.unit, conc, weight)?))?;
                 f.add(
-                    ml.checked_mul(bolus_per_ml(eb.unit, conc, weight)?)?,
+                    ml.checked_mul(Frac::from(bolus_per_ml(eb.unit, conc, weight)?))?,
                     bl,
                     Scope::Bolus,
                 );
@@ -552,14 +569,14 @@ impl AreaChecker {
                 let rate = match rate {
                     Some(r) => r,
                     None => match p.dose {
-                        DoseInput::Dose { value, .. } => Ratio::from(value).checked_div(k)?,
-                        DoseInput::Rate { ml_per_h } => Ratio::from(ml_per_h),
+                        DoseInput::Dose { value, .. } => Frac::from(value).checked_div(k)?,
+                        DoseInput::Rate { ml_per_h } => Frac::from(ml_per_h),
                     },
                 };
                 // minutes = VTBI / rate × 60; over the maximum is a soft limit.
-                let minutes = Ratio::from(v)
+                let minutes = Frac::from(v)
                     .checked_div(rate)?
-                    .checked_mul(Ratio::from_int(60))?;
+                    .checked_mul(Frac::from(Dec::from_int(60)))?;
                 let dl = LimitSet {
                     soft_max: Some(max),
                     ..LimitSet::default()
@@ -569,11 +586,20 @@ impl AreaChecker {
         }
 
         Ok(match (f.hard, f.soft) {
-            (Some((limit, value)), _) => CheckOutcome::HardLimitBlocked { limit, value },
+            (Some((limit, value)), _) => CheckOutcome::HardLimitBlocked {
+                limit,
+                value: value.to_ratio()?,
+            },
             (None, Some((limit, value))) => {
+                let value = value.to_ratio()?;
                 match p.override_reason.map(str::trim).filter(|r| !r.is_empty()) {
                     Some(r) => CheckOutcome::SoftLimitOverride {
-                        reason: r.chars().take(MAX_OVERRIDE_REASON_CHARS).collect(),
+                        // Kept for reports and events: bounded, one line.
+                        reason: r
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(MAX_OVERRIDE_REASON_CHARS)
+                            .collect(),
                         limit,
                         value,
                     },
@@ -656,6 +682,10 @@ mod tests {
             matches!(&r, CheckOutcome::SoftLimitOverride { reason, .. } if reason == "septic shock, per intensivist")
         );
         assert!(r.allows_start());
+        p.override_reason = Some("line one\nline two\t!");
+        assert!(
+            matches!(ck(&p).unwrap(), CheckOutcome::SoftLimitOverride { reason, .. } if reason == "line oneline two!")
+        );
         p.override_reason = Some("   ");
         assert!(matches!(
             ck(&p).unwrap(),

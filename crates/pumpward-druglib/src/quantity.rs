@@ -332,6 +332,72 @@ impl Ratio {
     }
 }
 
+/// A fraction `num / den` (`den > 0`) that is **not** reduced: the dose
+/// checker's fast path, where a gcd per operation would cost more than the
+/// rest of a check. Compare with [`Frac::cmp_dec`]; reduce with
+/// [`Frac::to_ratio`] only to report a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Frac {
+    num: i128,
+    den: i128,
+}
+
+impl Frac {
+    /// The exact product; unreduced while it fits, reduced (slow path) when
+    /// the unreduced product would overflow.
+    pub fn checked_mul(self, o: Frac) -> Result<Frac, QuantityError> {
+        match (self.num.checked_mul(o.num), self.den.checked_mul(o.den)) {
+            (Some(num), Some(den)) => Ok(Frac { num, den }),
+            _ => Ok(self.to_ratio()?.checked_mul(o.to_ratio()?)?.into()),
+        }
+    }
+
+    /// The exact quotient (`o` must not be zero).
+    pub fn checked_div(self, o: Frac) -> Result<Frac, QuantityError> {
+        if o.num == 0 {
+            return Err(QuantityError::DivisionByZero);
+        }
+        // Keep the denominator positive.
+        let (n, d) = if o.num < 0 {
+            (
+                o.den.checked_neg().ok_or(QuantityError::Overflow)?,
+                o.num.checked_neg().ok_or(QuantityError::Overflow)?,
+            )
+        } else {
+            (o.den, o.num)
+        };
+        self.checked_mul(Frac { num: n, den: d })
+    }
+
+    /// Compares with a [`Dec`] without any overflow.
+    pub fn cmp_dec(self, d: Dec) -> Ordering {
+        cmp_products(self.num, pow10(d.scale), d.mant, self.den)
+    }
+
+    /// The reduced fraction.
+    pub fn to_ratio(self) -> Result<Ratio, QuantityError> {
+        Ratio::new(self.num, self.den)
+    }
+}
+
+impl From<Ratio> for Frac {
+    fn from(r: Ratio) -> Frac {
+        Frac {
+            num: r.num,
+            den: r.den,
+        }
+    }
+}
+
+impl From<Dec> for Frac {
+    fn from(d: Dec) -> Frac {
+        Frac {
+            num: d.mant,
+            den: pow10(d.scale),
+        }
+    }
+}
+
 impl Ord for Ratio {
     fn cmp(&self, o: &Self) -> Ordering {
         cmp_products(self.num, o.den, o.num, self.den)
@@ -546,6 +612,18 @@ mod tests {
             prop_assert_eq!(x.checked_mul(y).unwrap().checked_div(y).unwrap(), x);
             // Order is consistent with cross multiplication.
             prop_assert_eq!(x.cmp(&y), (a * e).cmp(&(c * b)));
+        }
+
+        #[test]
+        fn unreduced_fractions_agree_with_reduced(a in arb_dec(), b in arb_dec(), c in arb_dec()) {
+            prop_assume!(b.mantissa() != 0);
+            let f = Frac::from(a).checked_mul(Frac::from(c));
+            let r = a.to_ratio().checked_mul(c.to_ratio());
+            prop_assert_eq!(f.and_then(Frac::to_ratio), r);
+            let fd = Frac::from(a).checked_div(Frac::from(b)).unwrap();
+            let rd = a.to_ratio().checked_div(b.to_ratio()).unwrap();
+            prop_assert_eq!(fd.to_ratio().unwrap(), rd);
+            prop_assert_eq!(fd.cmp_dec(c), rd.cmp_dec(c));
         }
 
         #[test]

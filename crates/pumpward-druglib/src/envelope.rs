@@ -491,7 +491,13 @@ impl fmt::Display for InstallDecision {
     }
 }
 
-/// Decides whether a pump installs an offered envelope.
+/// Decides whether a pump installs an offered envelope: it must verify
+/// against `trusted`, its version must be strictly higher than the
+/// installed one, and it must contain the pump's `care_area`. Versions are
+/// compared whatever the library id: a hospital publishes one library (its
+/// care areas cover every unit), numbered monotonically, so a pump never
+/// steps back to a lower number even under another id. On a rejection the
+/// caller keeps its installed library and reports the reason.
 pub fn decide_install(
     installed: Option<&InstalledLibrary>,
     envelope: &[u8],

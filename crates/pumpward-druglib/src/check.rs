@@ -19,10 +19,11 @@
 //!    [`CheckOutcome::SoftLimitNeedsOverride`];
 //! 4. otherwise [`CheckOutcome::WithinLimits`].
 //!
-//! A drug not in the care area (or no drug selected, or a drug at a
-//! concentration the care area does not list) is a
+//! A drug not in the care area (or no drug selected) is a
 //! [`CheckOutcome::BasicInfusion`], programmed in mL/h only, allowed and
-//! flagged as real pumps do.
+//! flagged as real pumps do. A drug that is in the care area at a
+//! concentration it does not list is refused
+//! ([`CheckError::ConcentrationNotListed`]), never run without its limits.
 //!
 //! Speed: the lookup compares the programmed concentration with the
 //! entries' as written first (the pump offers the library's own) and by
@@ -238,6 +239,18 @@ pub enum CheckError {
     /// Zero or negative weight, dose, rate, bolus or VTBI.
     #[error("the {0} must be above zero")]
     NotPositive(&'static str),
+    /// The drug is in the care area, but not at this concentration. A
+    /// pump offers only listed concentrations; a mismatch (for example from
+    /// auto-programming) is refused rather than silently run without
+    /// limits: the clinician picks a listed concentration, or deliberately
+    /// programs a basic infusion without selecting the drug.
+    #[error("{drug} is in this care area's library, but not at {concentration}: choose a listed concentration, or program a basic infusion without selecting a drug")]
+    ConcentrationNotListed {
+        /// The drug as programmed (shortened).
+        drug: String,
+        /// The concentration as programmed.
+        concentration: String,
+    },
     /// The units cannot be converted into each other.
     #[error("{0}")]
     IncompatibleUnits(String),
@@ -261,6 +274,15 @@ impl From<ConversionError> for CheckError {
             }
         }
     }
+}
+
+/// What a drug and concentration are in a care area.
+enum Lookup {
+    Found(usize),
+    /// The drug is not in the care area: a basic infusion.
+    DrugNotListed,
+    /// The drug is, but not at this concentration: refused.
+    ConcentrationNotListed,
 }
 
 /// One compiled entry.
@@ -425,42 +447,60 @@ impl AreaChecker {
 
     /// The entry a pump shows for this drug and concentration, if any.
     pub fn find(&self, drug: &str, conc: &Concentration) -> Option<&Entry> {
-        self.lookup(drug, conc).map(|i| &self.entries[i].entry)
+        match self.lookup(drug, conc) {
+            Lookup::Found(i) => Some(&self.entries[i].entry),
+            Lookup::DrugNotListed | Lookup::ConcentrationNotListed => None,
+        }
     }
 
-    fn lookup(&self, drug: &str, conc: &Concentration) -> Option<usize> {
+    fn lookup(&self, drug: &str, conc: &Concentration) -> Lookup {
         // Names in the index are lower case; most programmings use the
         // library's own spelling, so avoid allocating when possible.
         let list = if drug.chars().any(char::is_uppercase) {
             self.by_drug.get(&drug.to_lowercase())
         } else {
             self.by_drug.get(drug)
-        }?;
+        };
+        let Some(list) = list else {
+            return Lookup::DrugNotListed;
+        };
         // As written first (no arithmetic), then by value.
         if let Some(&i) = list
             .iter()
             .find(|&&i| self.entries[i].entry.concentration == *conc)
         {
-            return Some(i);
+            return Lookup::Found(i);
         }
         let dim = conc.unit.dimension();
-        let per_ml = conc.per_ml_base().ok()?;
+        let Ok(per_ml) = conc.per_ml_base() else {
+            return Lookup::ConcentrationNotListed;
+        };
         list.iter()
             .copied()
             .find(|&i| self.entries[i].dimension == dim && self.entries[i].per_ml == per_ml)
+            .map_or(Lookup::ConcentrationNotListed, Lookup::Found)
     }
 
     /// Checks one programming (see the module documentation).
     pub fn check(&self, p: &Programming) -> Result<CheckOutcome, CheckError> {
-        let found = p.drug.and_then(|d| self.lookup(d.drug, &d.concentration));
-        let Some(i) = found else {
-            return match p.dose {
-                DoseInput::Rate { ml_per_h } if ml_per_h.is_positive() => {
-                    Ok(CheckOutcome::BasicInfusion)
+        let found = p.drug.map(|d| (d, self.lookup(d.drug, &d.concentration)));
+        let i = match found {
+            Some((_, Lookup::Found(i))) => i,
+            Some((d, Lookup::ConcentrationNotListed)) => {
+                return Err(CheckError::ConcentrationNotListed {
+                    drug: d.drug.chars().take(64).collect(),
+                    concentration: d.concentration.to_string(),
+                })
+            }
+            None | Some((_, Lookup::DrugNotListed)) => {
+                return match p.dose {
+                    DoseInput::Rate { ml_per_h } if ml_per_h.is_positive() => {
+                        Ok(CheckOutcome::BasicInfusion)
+                    }
+                    DoseInput::Rate { .. } => Err(CheckError::NotPositive("rate")),
+                    DoseInput::Dose { .. } => Err(CheckError::BasicInfusionNeedsRate),
                 }
-                DoseInput::Rate { .. } => Err(CheckError::NotPositive("rate")),
-                DoseInput::Dose { .. } => Err(CheckError::BasicInfusionNeedsRate),
-            };
+            }
         };
         let c = &self.entries[i];
         let e = &c.entry;
@@ -824,9 +864,16 @@ mod tests {
             Ok(CheckOutcome::BasicInfusion)
         );
         assert_eq!(
-            ck(&prog("norepinephrine", "8 mg/250 mL", rate("10"))),
-            Ok(CheckOutcome::BasicInfusion)
+            ck(&prog("Norepinephrine", "8 mg/250 mL", rate("10"))),
+            Err(CheckError::ConcentrationNotListed {
+                drug: "Norepinephrine".into(),
+                concentration: "8 mg/250 mL".into()
+            })
         );
+        assert!(matches!(
+            ck(&prog("norepinephrine", "4 mg/0 mL", rate("10"))),
+            Err(CheckError::ConcentrationNotListed { .. })
+        ));
         assert_eq!(
             ck(&prog("unobtainium", "1 mg/mL", dose("1", "mg/h"))),
             Err(CheckError::BasicInfusionNeedsRate)
@@ -973,6 +1020,36 @@ mod tests {
             let blocked = matches!(out, CheckOutcome::HardLimitBlocked { limit: Limit { kind: LimitKind::HardMax, scope: Scope::Continuous, .. }, .. });
             prop_assert!(blocked, "{:?}", out);
             prop_assert!(!out.allows_start());
+        }
+
+        /// A rate is judged exactly as the dose it delivers, computed
+        /// independently with reduced fractions.
+        #[test]
+        fn rate_checks_agree_with_exact_doses((ca, i, w) in arb_case(), m in 1i128..100_000, s in 0u32..=4) {
+            let c = checker();
+            let e = entry(&ca, i);
+            let r = Dec::new(m, s).unwrap();
+            let mut p = prog(&e.drug, "1 mg/mL", DoseInput::Rate { ml_per_h: r });
+            p.drug = Some(DrugSelection { drug: &e.drug, concentration: e.concentration });
+            p.weight_kg = Some(w);
+            let out = c.check(&ca, &p).unwrap();
+            let dose = crate::units::rate_to_dose(r.to_ratio(), e.dosing_unit, &e.concentration, Some(w)).unwrap();
+            let gt = |l: Option<Dec>| l.is_some_and(|l| dose.cmp_dec(l) == Ordering::Greater);
+            let lt = |l: Option<Dec>| l.is_some_and(|l| dose.cmp_dec(l) == Ordering::Less);
+            let want = if gt(e.hard_max) || lt(e.hard_min) {
+                "hard"
+            } else if gt(e.soft_max) || lt(e.soft_min) {
+                "soft"
+            } else {
+                "within"
+            };
+            let got = match &out {
+                CheckOutcome::HardLimitBlocked { value, .. } => { prop_assert_eq!(*value, dose); "hard" }
+                CheckOutcome::SoftLimitNeedsOverride { value, .. } => { prop_assert_eq!(*value, dose); "soft" }
+                CheckOutcome::WithinLimits => "within",
+                other => return Err(TestCaseError::fail(format!("{other:?}"))),
+            };
+            prop_assert_eq!(got, want);
         }
 
         #[test]

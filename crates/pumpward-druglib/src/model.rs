@@ -448,7 +448,7 @@ impl Library {
             let mut seen: HashMap<EntryKey, usize> = HashMap::new();
             for (j, e) in ca.entries.iter().enumerate() {
                 let eb = format!("{base}.entries[{j}]");
-                validate_entry(&mut c, &eb, e, ca);
+                validate_entry(&mut c, &eb, e, ca, &base);
                 if let Some(k) = e.key() {
                     if let Some(first) = seen.insert(k, j) {
                         c.push(
@@ -494,7 +494,7 @@ fn short(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
-fn validate_entry(c: &mut Checker, eb: &str, e: &Entry, ca: &CareArea) {
+fn validate_entry(c: &mut Checker, eb: &str, e: &Entry, ca: &CareArea, ca_path: &str) {
     c.text(&format!("{eb}.drug"), &e.drug, MAX_NAME_CHARS, false);
     if let Some(code) = &e.code {
         if code.is_empty()
@@ -565,8 +565,7 @@ fn validate_entry(c: &mut Checker, eb: &str, e: &Entry, ca: &CareArea) {
         c.push(
             format!("{eb}.{at}"),
             format!(
-                "weight-based dosing needs a patient weight range on the care area ({}.weight_kg)",
-                care_area_path(0, &ca.id)
+                "weight-based dosing needs a patient weight range on the care area ({ca_path}.weight_kg)"
             ),
         );
     }

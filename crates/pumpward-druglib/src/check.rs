@@ -3,8 +3,7 @@
 //! [`DoseChecker::new`] compiles a valid library once: per care area a
 //! hash map from drug name to its concentrations, and per entry the factor
 //! that turns a rate (mL/h) into the entry's dose unit. A check is then a
-//! lookup and a few exact integer comparisons (no allocation unless a soft
-//! limit is overridden).
+//! lookup and a few exact integer comparisons.
 //!
 //! Order of the decision, for a drug found in the care area:
 //!
@@ -28,7 +27,9 @@
 //! Speed: the lookup compares the programmed concentration with the
 //! entries' as written first (the pump offers the library's own) and by
 //! value only otherwise; doses are compared as unreduced exact fractions
-//! ([`Frac`]), so a check costs no gcd unless a limit is crossed.
+//! ([`Frac`]). In the common case (the library's spelling of the drug and
+//! concentration, no limit crossed) a check allocates nothing and computes
+//! no gcd.
 //!
 //! Limits are inclusive: a dose equal to a limit is within it.
 

@@ -300,6 +300,105 @@ mod tests {
         );
     }
 
+    /// A small fuzzer on stable: random edits of the committed seeds
+    /// through the three targets' bodies (which assert the crate's
+    /// promises), so CI exercises more than the seeds themselves.
+    mod mutations {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Flip(usize, u8),
+            Insert(usize, u8),
+            Delete(usize),
+            Truncate(usize),
+            Duplicate(usize, usize),
+        }
+
+        fn arb_edits() -> impl Strategy<Value = Vec<Edit>> {
+            let e = prop_oneof![
+                (any::<usize>(), 1u8..).prop_map(|(i, b)| Edit::Flip(i, b)),
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+                any::<usize>().prop_map(Edit::Delete),
+                any::<usize>().prop_map(Edit::Truncate),
+                (any::<usize>(), 1usize..64).prop_map(|(i, n)| Edit::Duplicate(i, n)),
+            ];
+            prop::collection::vec(e, 1..4)
+        }
+
+        fn apply(mut d: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+            for e in edits {
+                if d.is_empty() {
+                    break;
+                }
+                let at = |i: usize| i % d.len();
+                match *e {
+                    Edit::Flip(i, b) => {
+                        let i = at(i);
+                        d[i] ^= b;
+                    }
+                    Edit::Insert(i, b) => {
+                        let i = at(i);
+                        d.insert(i, b);
+                    }
+                    Edit::Delete(i) => {
+                        let i = at(i);
+                        d.remove(i);
+                    }
+                    Edit::Truncate(i) => {
+                        let i = at(i);
+                        d.truncate(i);
+                    }
+                    Edit::Duplicate(i, n) => {
+                        let i = at(i);
+                        let end = (i + n).min(d.len());
+                        let piece = d[i..end].to_vec();
+                        d.splice(i..i, piece);
+                    }
+                }
+            }
+            d
+        }
+
+        fn small_seeds(target: &str) -> Vec<Vec<u8>> {
+            // The large sample seeds make each case slow; the small ones
+            // cover the same code.
+            seeds(target)
+                .into_iter()
+                .filter(|(_, d)| d.len() < 8 * 1024)
+                .map(|(_, d)| d)
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn mutated_json_seeds(pick in any::<usize>(), edits in arb_edits()) {
+                let s = small_seeds("druglib_json");
+                let _ = druglib_json(&apply(s[pick % s.len()].clone(), &edits));
+            }
+
+            #[test]
+            fn mutated_csv_seeds(pick in any::<usize>(), edits in arb_edits()) {
+                let s = small_seeds("druglib_csv");
+                let _ = druglib_csv(&apply(s[pick % s.len()].clone(), &edits));
+            }
+
+            #[test]
+            fn mutated_envelope_seeds(pick in any::<usize>(), edits in arb_edits()) {
+                let s = small_seeds("druglib_envelope");
+                let data = apply(s[pick % s.len()].clone(), &edits);
+                let r = druglib_envelope(&data);
+                // Only an unchanged valid envelope verifies.
+                if r.is_ok() {
+                    prop_assert!(s.contains(&data));
+                }
+            }
+        }
+    }
+
     /// Writes the seed files. Run by hand after a format change:
     /// `cargo test -p pumpward-druglib write_fuzz_seeds -- --ignored`.
     #[test]

@@ -234,7 +234,8 @@ impl Store {
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
                          PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
-                         PRAGMA cache_spill = 65536;",
+                         PRAGMA cache_spill = 65536; PRAGMA wal_autocheckpoint = 16384; \
+                         PRAGMA journal_size_limit = 67108864;",
                     )
                     .await?;
                     Ok(())
@@ -244,6 +245,7 @@ impl Store {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         let store = Store::with_pool(pool, Backend::Sqlite);
+        store.spawn_checkpointer();
         store
             .migrate()
             .await
@@ -298,6 +300,37 @@ impl Store {
             committer,
             writer,
         }
+    }
+
+    /// Checkpoints SQLite's WAL from a task of its own, every half second,
+    /// so that committing writers do not. By default the commit that pushes
+    /// the WAL past 1,000 pages copies it into the database and syncs it,
+    /// inside that writer's latency: for the gateway's event writer that was
+    /// 40 % of its time. `wal_autocheckpoint` (64 MiB) stays as a backstop if
+    /// this task falls behind; `journal_size_limit` trims the WAL file after
+    /// a burst. A PASSIVE checkpoint neither waits for nor blocks readers
+    /// and writers. The task ends when the pool is closed.
+    fn spawn_checkpointer(&self) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
     }
 
     async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

@@ -316,6 +316,13 @@ impl VersionConstraint {
                 });
             }
         }
+        // "2131 and 2141" (ICSMA-19-029-01) is a list; the suffix forms
+        // ("… and below") were handled above.
+        for sep in [" and ", " or "] {
+            if let Some((a, b)) = split_ci(t, sep) {
+                return list([a, b].into_iter());
+            }
+        }
         if is_model(t) {
             return Some(VersionConstraint::Models(vec![t.to_ascii_uppercase()]));
         }
@@ -723,6 +730,8 @@ mod tests {
                 component_rule: Box::new(C::Exact(v("16"))),
             }
         );
+        assert_eq!(p("2131 and 2141"), C::AnyOf(vec![C::Exact(v("2131")), C::Exact(v("2141"))]));
+        assert!(p("1.0 and 2.0 and later").is_unparsed());
         for junk in ["Rev B-M", "<  july 1 2017", "IPv4", "F.0.G.0 | J.3", "", "Rev J-M | (X3/MX100 for Rev M only)"] {
             assert!(p(junk).is_unparsed(), "{junk:?} → {:?}", p(junk));
         }

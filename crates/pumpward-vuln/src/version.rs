@@ -154,6 +154,18 @@ impl Version {
                 return Err(VersionError::BadChar(c));
             }
         }
+        // Words that join or qualify versions make the text a rule or prose
+        // ("1.0 and 2.0", "2.3.6 and below"), not one version.
+        const PROSE: [&str; 14] = [
+            "and", "or", "to", "prior", "below", "earlier", "later", "before", "after",
+            "through", "version", "versions", "all", "with",
+        ];
+        if tokens
+            .iter()
+            .any(|t| matches!(t, Token::Alpha(w) if PROSE.contains(&w.as_str())))
+        {
+            return Err(VersionError::NotAVersion(t.chars().take(40).collect()));
+        }
         match tokens.first() {
             None => return Err(VersionError::Empty),
             Some(Token::Alpha(w)) => {
@@ -435,6 +447,8 @@ mod tests {
             "",
             "  ",
             "9.33 (US)",
+            "1.0 and 2.0",
+            "2.3.6 and below",
         ] {
             assert!(Version::parse(s).is_err(), "{s:?} parsed");
         }

@@ -158,7 +158,9 @@ fn is_model(s: &str) -> bool {
     }
     s.len() >= 4
         && s.bytes().take_while(u8::is_ascii_digit).count() >= 3
-        && s.bytes().skip_while(u8::is_ascii_digit).all(|c| c.is_ascii_alphabetic())
+        && s.bytes()
+            .skip_while(u8::is_ascii_digit)
+            .all(|c| c.is_ascii_alphabetic())
         && s.bytes().last().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
@@ -286,7 +288,14 @@ impl VersionConstraint {
                 });
             }
         }
-        for suffix in ["and later", "or later", "and above", "or above", "and newer", "or newer"] {
+        for suffix in [
+            "and later",
+            "or later",
+            "and above",
+            "or above",
+            "and newer",
+            "or newer",
+        ] {
             if let Some(rest) = strip_suffix_ci(t, suffix) {
                 return Some(VersionConstraint::Range {
                     lower: Some(bound(rest, true)?),
@@ -368,12 +377,19 @@ impl VersionConstraint {
             let Some(v) = inst.version else {
                 return Err(Out::Undecided("the asset's version is not known".into()));
             };
-            Version::parse(v)
-                .map_err(|e| Out::Undecided(format!("the asset's version {v:?}: {e}")))
+            Version::parse(v).map_err(|e| {
+                Out::Undecided(format!(
+                    "the asset's version {:?}: {e}",
+                    crate::json::excerpt(v)
+                ))
+            })
         };
         match self {
             C::Any => Out::Yes,
-            C::Unparsed(t) => Out::Undecided(format!("the advisory's version text {t:?} could not be interpreted")),
+            C::Unparsed(t) => Out::Undecided(format!(
+                "the advisory's version text {:?} could not be interpreted",
+                crate::json::excerpt(t)
+            )),
             C::Models(models) => match inst.model {
                 None => Out::Undecided(format!(
                     "the advisory names model numbers ({}) and the asset's model is not known",
@@ -381,7 +397,7 @@ impl VersionConstraint {
                 )),
                 Some(m) => {
                     let m = m.trim().to_ascii_uppercase();
-                    if models.iter().any(|x| *x == m) {
+                    if models.contains(&m) {
                         Out::Yes
                     } else {
                         Out::No
@@ -454,7 +470,10 @@ impl VersionConstraint {
                 if m == Out::No {
                     return Out::No;
                 }
-                let Some(c) = inst.components.iter().find(|c| same_component(component, &c.name))
+                let Some(c) = inst
+                    .components
+                    .iter()
+                    .find(|c| same_component(component, &c.name))
                 else {
                     return all([
                         m,
@@ -520,7 +539,10 @@ fn list<'a>(parts: impl Iterator<Item = &'a str>) -> Option<VersionConstraint> {
         1 => items.pop(),
         _ => {
             // A list of model numbers is one Models rule.
-            if items.iter().all(|i| matches!(i, VersionConstraint::Models(_))) {
+            if items
+                .iter()
+                .all(|i| matches!(i, VersionConstraint::Models(_)))
+            {
                 let models = items
                     .into_iter()
                     .flat_map(|i| match i {
@@ -616,17 +638,29 @@ impl std::fmt::Display for VersionConstraint {
             C::Range { lower, upper } => {
                 let mut parts = Vec::new();
                 if let Some(b) = lower {
-                    parts.push(format!("{} {}", if b.inclusive { ">=" } else { ">" }, b.version));
+                    parts.push(format!(
+                        "{} {}",
+                        if b.inclusive { ">=" } else { ">" },
+                        b.version
+                    ));
                 }
                 if let Some(b) = upper {
-                    parts.push(format!("{} {}", if b.inclusive { "<=" } else { "<" }, b.version));
+                    parts.push(format!(
+                        "{} {}",
+                        if b.inclusive { "<=" } else { "<" },
+                        b.version
+                    ));
                 }
                 f.write_str(&parts.join(" and "))
             }
             C::Wildcard(v) => write!(f, "{v}.*"),
             C::Vers(r) => write!(f, "{r}"),
             C::AnyOf(items) | C::All(items) => {
-                let sep = if matches!(self, C::AnyOf(_)) { " or " } else { " and " };
+                let sep = if matches!(self, C::AnyOf(_)) {
+                    " or "
+                } else {
+                    " and "
+                };
                 let parts: Vec<String> = items.iter().map(|i| format!("({i})")).collect();
                 f.write_str(&parts.join(sep))
             }
@@ -643,7 +677,11 @@ impl std::fmt::Display for VersionConstraint {
 
 /// [`VersionConstraint::matches`] with the generic scheme and no model: the
 /// short form for a version and its components.
-pub fn matches(constraint: &VersionConstraint, version: &str, components: &[Component]) -> Decision {
+pub fn matches(
+    constraint: &VersionConstraint,
+    version: &str,
+    components: &[Component],
+) -> Decision {
     constraint.matches(
         &Installed {
             version: Some(version),
@@ -697,19 +735,36 @@ mod tests {
         assert_eq!(p("6.x"), C::Wildcard(v("6")));
         assert_eq!(
             p("9.13 | 9.19 | 9.33 | 12.1"),
-            C::AnyOf(["9.13", "9.19", "9.33", "12.1"].map(|s| C::Exact(v(s))).to_vec())
+            C::AnyOf(
+                ["9.13", "9.19", "9.33", "12.1"]
+                    .map(|s| C::Exact(v(s)))
+                    .to_vec()
+            )
         );
-        assert_eq!(p("9.13 / 9.19 / 9.33 / 12.1"), p("9.13 | 9.19 | 9.33 | 12.1"));
+        assert_eq!(
+            p("9.13 / 9.19 / 9.33 / 12.1"),
+            p("9.13 | 9.19 | 9.33 | 12.1")
+        );
         assert_eq!(p("<= U61 |<= L81"), C::AnyOf(vec![le("U61"), le("L81")]));
         assert_eq!(
             p("MMT-1715 | MMT-1754 | MMT-1755"),
-            C::Models(vec!["MMT-1715".into(), "MMT-1754".into(), "MMT-1755".into()])
+            C::Models(vec![
+                "MMT-1715".into(),
+                "MMT-1754".into(),
+                "MMT-1755".into()
+            ])
         );
         assert_eq!(
             p("v16 … v22D28"),
             C::Range {
-                lower: Some(Bound { version: v("16"), inclusive: true }),
-                upper: Some(Bound { version: v("22D28"), inclusive: true })
+                lower: Some(Bound {
+                    version: v("16"),
+                    inclusive: true
+                }),
+                upper: Some(Bound {
+                    version: v("22D28"),
+                    inclusive: true
+                })
             }
         );
         let w = p("v6.x with Wireless Battery Modules v16 … v22D28");
@@ -725,14 +780,27 @@ mod tests {
         assert_eq!(
             b,
             C::WithComponent {
-                main: Box::new(C::All(vec![C::Exact(v("6.05")), C::Models(vec!["35700BAX".into()])])),
+                main: Box::new(C::All(vec![
+                    C::Exact(v("6.05")),
+                    C::Models(vec!["35700BAX".into()])
+                ])),
                 component: "wireless battery module (WBM)".into(),
                 component_rule: Box::new(C::Exact(v("16"))),
             }
         );
-        assert_eq!(p("2131 and 2141"), C::AnyOf(vec![C::Exact(v("2131")), C::Exact(v("2141"))]));
+        assert_eq!(
+            p("2131 and 2141"),
+            C::AnyOf(vec![C::Exact(v("2131")), C::Exact(v("2141"))])
+        );
         assert!(p("1.0 and 2.0 and later").is_unparsed());
-        for junk in ["Rev B-M", "<  july 1 2017", "IPv4", "F.0.G.0 | J.3", "", "Rev J-M | (X3/MX100 for Rev M only)"] {
+        for junk in [
+            "Rev B-M",
+            "<  july 1 2017",
+            "IPv4",
+            "F.0.G.0 | J.3",
+            "",
+            "Rev J-M | (X3/MX100 for Rev M only)",
+        ] {
             assert!(p(junk).is_unparsed(), "{junk:?} → {:?}", p(junk));
         }
         assert!(matches!(p(&"9".repeat(100_000)), C::Unparsed(t) if t.len() < 600));
@@ -748,16 +816,31 @@ mod tests {
         assert_eq!(matches(&p("6.x"), "6.05", none), Decision::Yes);
         assert_eq!(matches(&p("6.x"), "7.0", none), Decision::No);
         assert_eq!(matches(&p("vers:all/*"), "whatever", none), Decision::Yes);
-        assert!(matches!(matches(&p("Rev B-M"), "J", none), Decision::Undecided(_)));
-        assert!(matches!(matches(&p("<= 13.4"), "13.40", none), Decision::Undecided(_)));
-        assert!(matches!(matches(&p("<= 9.33"), "not a version!", none), Decision::Undecided(_)));
+        assert!(matches!(
+            matches(&p("Rev B-M"), "J", none),
+            Decision::Undecided(_)
+        ));
+        assert!(matches!(
+            matches(&p("<= 13.4"), "13.40", none),
+            Decision::Undecided(_)
+        ));
+        assert!(matches!(
+            matches(&p("<= 9.33"), "not a version!", none),
+            Decision::Undecided(_)
+        ));
     }
 
     #[test]
     fn bd_scheme_decides_where_generic_cannot() {
         let c = p("<= 9.33");
-        let at = |ver| Installed { version: Some(ver), ..Installed::default() };
-        assert!(matches!(c.matches(&at("9.7"), Scheme::Generic), Decision::Undecided(_)));
+        let at = |ver| Installed {
+            version: Some(ver),
+            ..Installed::default()
+        };
+        assert!(matches!(
+            c.matches(&at("9.7"), Scheme::Generic),
+            Decision::Undecided(_)
+        ));
         assert_eq!(c.matches(&at("9.7"), Scheme::DottedNumeric), Decision::Yes);
         assert_eq!(c.matches(&at("12.1"), Scheme::DottedNumeric), Decision::No);
     }
@@ -765,40 +848,82 @@ mod tests {
     #[test]
     fn braun_release_lines() {
         let c = p("<= U61 |<= L81");
-        let at = |ver| Installed { version: Some(ver), ..Installed::default() };
+        let at = |ver| Installed {
+            version: Some(ver),
+            ..Installed::default()
+        };
         let s = Scheme::BBraunLine;
         assert_eq!(c.matches(&at("U55"), s), Decision::Yes);
         assert_eq!(c.matches(&at("L81"), s), Decision::Yes);
         assert_eq!(c.matches(&at("U62"), s), Decision::No);
         assert_eq!(c.matches(&at("L82"), s), Decision::No);
         // The long form is another numbering: neither bound applies.
-        assert!(matches!(c.matches(&at("012U000062"), s), Decision::Undecided(_)));
+        assert!(matches!(
+            c.matches(&at("012U000062"), s),
+            Decision::Undecided(_)
+        ));
     }
 
     #[test]
     fn component_condition() {
         let c = p("v6.x with Wireless Battery Modules v16 … v22D28");
-        let wbm = |ver: &str| vec![Component { name: "Wireless Battery Module".into(), version: ver.into() }];
+        let wbm = |ver: &str| {
+            vec![Component {
+                name: "Wireless Battery Module".into(),
+                version: ver.into(),
+            }]
+        };
         assert_eq!(matches(&c, "6.05", &wbm("22D24")), Decision::Yes);
         assert_eq!(matches(&c, "6.05", &wbm("v16")), Decision::Yes);
         assert_eq!(matches(&c, "6.05", &wbm("23D1")), Decision::No);
         assert_eq!(matches(&c, "8.00", &wbm("22D24")), Decision::No);
-        assert!(matches!(matches(&c, "6.05", &[]), Decision::Undecided(r) if r.contains("Wireless Battery Modules")));
+        assert!(
+            matches!(matches(&c, "6.05", &[]), Decision::Undecided(r) if r.contains("Wireless Battery Modules"))
+        );
         let b = p("6.05 (model 35700BAX) with wireless battery module (WBM) version 16");
-        let wbm16 = [Component { name: "WBM".into(), version: "16".into() }];
-        let inst = |model| Installed { version: Some("6.05"), model, components: &wbm16 };
-        assert_eq!(b.matches(&inst(Some("35700bax")), Scheme::Generic), Decision::Yes);
-        assert_eq!(b.matches(&inst(Some("35700BAX2")), Scheme::Generic), Decision::No);
-        assert!(matches!(b.matches(&inst(None), Scheme::Generic), Decision::Undecided(_)));
+        let wbm16 = [Component {
+            name: "WBM".into(),
+            version: "16".into(),
+        }];
+        let inst = |model| Installed {
+            version: Some("6.05"),
+            model,
+            components: &wbm16,
+        };
+        assert_eq!(
+            b.matches(&inst(Some("35700bax")), Scheme::Generic),
+            Decision::Yes
+        );
+        assert_eq!(
+            b.matches(&inst(Some("35700BAX2")), Scheme::Generic),
+            Decision::No
+        );
+        assert!(matches!(
+            b.matches(&inst(None), Scheme::Generic),
+            Decision::Undecided(_)
+        ));
     }
 
     #[test]
     fn models() {
         let c = p("MMT-1715 | MMT-1754 | MMT-1755");
-        let at = |m| Installed { version: Some("1.0"), model: m, components: &[] };
-        assert_eq!(c.matches(&at(Some("mmt-1754")), Scheme::Generic), Decision::Yes);
-        assert_eq!(c.matches(&at(Some("MMT-1780")), Scheme::Generic), Decision::No);
-        assert!(matches!(c.matches(&at(None), Scheme::Generic), Decision::Undecided(_)));
+        let at = |m| Installed {
+            version: Some("1.0"),
+            model: m,
+            components: &[],
+        };
+        assert_eq!(
+            c.matches(&at(Some("mmt-1754")), Scheme::Generic),
+            Decision::Yes
+        );
+        assert_eq!(
+            c.matches(&at(Some("MMT-1780")), Scheme::Generic),
+            Decision::No
+        );
+        assert!(matches!(
+            c.matches(&at(None), Scheme::Generic),
+            Decision::Undecided(_)
+        ));
     }
 
     proptest::proptest! {
@@ -826,7 +951,10 @@ mod tests {
 
     #[test]
     fn component_names() {
-        assert!(same_component("Wireless Battery Modules", "wireless battery module"));
+        assert!(same_component(
+            "Wireless Battery Modules",
+            "wireless battery module"
+        ));
         assert!(same_component("wireless battery module (WBM)", "WBM"));
         assert!(!same_component("Wireless Battery Modules", "Battery"));
         assert!(!same_component("", ""));

@@ -55,9 +55,10 @@ pub const ATTRIBUTES: [&str; 11] = [
 ];
 
 /// One attribute value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Attr {
     /// `*`: any value.
+    #[default]
     Any,
     /// `-`: not applicable.
     Na,
@@ -119,7 +120,7 @@ impl Cpe {
         match &attrs[0] {
             Attr::Any => {}
             Attr::Value(p) if matches!(p.as_str(), "a" | "o" | "h") => {}
-            Attr::Value(p) => return Err(CpeError::Part(p.clone())),
+            Attr::Value(p) => return Err(CpeError::Part(crate::json::excerpt(p))),
             Attr::Na => return Err(CpeError::Part("-".into())),
         }
         Ok(Cpe { attrs })
@@ -153,12 +154,6 @@ impl Cpe {
             .zip(&target.attrs)
             .enumerate()
             .all(|(i, (c, t))| i == 3 || attr_matches(c, t))
-    }
-}
-
-impl Default for Attr {
-    fn default() -> Self {
-        Attr::Any
     }
 }
 
@@ -288,18 +283,22 @@ impl CpeCriterion {
         let Some(tv) = target.version().value() else {
             return CpeMatch::Undecided(format!(
                 "the criterion has version bounds and {} has no version",
-                target
+                crate::json::excerpt(&target.to_string())
             ));
         };
         let tv = match Version::parse(tv) {
             Ok(v) => v,
-            Err(e) => return CpeMatch::Undecided(format!("version {tv:?}: {e}")),
+            Err(e) => {
+                return CpeMatch::Undecided(format!("version {:?}: {e}", crate::json::excerpt(tv)))
+            }
         };
         for (b, kind) in bounds {
             let Some(b) = b else { continue };
             let bv = match Version::parse(b) {
                 Ok(v) => v,
-                Err(e) => return CpeMatch::Undecided(format!("bound {b:?}: {e}")),
+                Err(e) => {
+                    return CpeMatch::Undecided(format!("bound {:?}: {e}", crate::json::excerpt(b)))
+                }
             };
             let o = match scheme.compare(&tv, &bv) {
                 Comparison::Ordered(o) => o,
@@ -386,7 +385,12 @@ mod tests {
         // CVE-2020-25165: alaris_8015_pcu_firmware versionEndIncluding 9.33.1
         let mut c = crit("cpe:2.3:o:bd:alaris_8015_pcu_firmware:*:*:*:*:*:*:*:*");
         c.end_including = Some("9.33.1".into());
-        let t = |v: &str| Cpe::parse(&format!("cpe:2.3:o:bd:alaris_8015_pcu_firmware:{v}:*:*:*:*:*:*:*")).unwrap();
+        let t = |v: &str| {
+            Cpe::parse(&format!(
+                "cpe:2.3:o:bd:alaris_8015_pcu_firmware:{v}:*:*:*:*:*:*:*"
+            ))
+            .unwrap()
+        };
         let bd = Scheme::DottedNumeric;
         assert_eq!(c.matches(&t("9.33.1"), bd), CpeMatch::Match);
         assert_eq!(c.matches(&t("9.7"), bd), CpeMatch::Match);
@@ -395,21 +399,38 @@ mod tests {
         let other = Cpe::parse("cpe:2.3:o:bd:alaris_gs_firmware:2.3.6:*:*:*:*:*:*:*").unwrap();
         assert_eq!(c.matches(&other, bd), CpeMatch::NoMatch);
         // CVE-2022-26390: Baxter WBM 22d19 ..= 22d28
-        let mut w = crit("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:*:*:*:*:*:*:*:*");
+        let mut w =
+            crit("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:*:*:*:*:*:*:*:*");
         w.start_including = Some("22d19".into());
         w.end_including = Some("22d28".into());
-        let wt = |v: &str| Cpe::parse(&format!("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:{v}:*:*:*:*:*:*:*")).unwrap();
+        let wt = |v: &str| {
+            Cpe::parse(&format!(
+                "cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:{v}:*:*:*:*:*:*:*"
+            ))
+            .unwrap()
+        };
         assert_eq!(w.matches(&wt("22d24"), Scheme::Generic), CpeMatch::Match);
         assert_eq!(w.matches(&wt("20d32"), Scheme::Generic), CpeMatch::NoMatch);
         assert_eq!(w.matches(&wt("22d30"), Scheme::Generic), CpeMatch::NoMatch);
         // No bounds: the version attribute rule.
         let h = crit("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*");
-        assert_eq!(h.matches(&Cpe::parse("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*").unwrap(), bd), CpeMatch::Match);
+        assert_eq!(
+            h.matches(
+                &Cpe::parse("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*").unwrap(),
+                bd
+            ),
+            CpeMatch::Match
+        );
         // Hospira's "13.4" vs a pump's "13.40": undecided under the generic scheme.
         let mut p = crit("cpe:2.3:o:pifzer:plum_a\\+_infusion_system_firmware:*:*:*:*:*:*:*:*");
         p.end_including = Some("13.4".into());
-        let pt = Cpe::parse("cpe:2.3:o:pifzer:plum_a\\+_infusion_system_firmware:13.40:*:*:*:*:*:*:*").unwrap();
-        assert!(matches!(p.matches(&pt, Scheme::Generic), CpeMatch::Undecided(_)));
+        let pt =
+            Cpe::parse("cpe:2.3:o:pifzer:plum_a\\+_infusion_system_firmware:13.40:*:*:*:*:*:*:*")
+                .unwrap();
+        assert!(matches!(
+            p.matches(&pt, Scheme::Generic),
+            CpeMatch::Undecided(_)
+        ));
     }
 
     fn arb_attr() -> impl Strategy<Value = Attr> {

@@ -26,7 +26,7 @@
 //! several ways across files.
 
 use crate::constraint::VersionConstraint;
-use crate::json::{parse_bytes, Node, ParseError, PathBuf, Walk, Warning};
+use crate::json::{excerpt, parse_bytes, Node, ParseError, PathBuf, Walk, Warning};
 use crate::version::Version;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -581,7 +581,12 @@ fn product_tree(t: Node<'_>, warnings: &mut Vec<Warning>) -> Result<ProductTree,
     // Resolve the branches' leaves, then the top-level names.
     let mut found = Vec::new();
     for (i, b) in tree.branches.iter().enumerate() {
-        collect(b, &ProductPath::default(), &format!("$.product_tree.branches[{i}]"), &mut found);
+        collect(
+            b,
+            &ProductPath::default(),
+            &format!("$.product_tree.branches[{i}]"),
+            &mut found,
+        );
     }
     for (i, f) in tree.full_product_names.iter().enumerate() {
         found.push((
@@ -611,7 +616,7 @@ fn insert_product(
             path,
             message: format!(
                 "product id {:?} is defined more than once; the first definition is kept",
-                p.product_id
+                excerpt(&p.product_id)
             ),
         });
     } else {
@@ -657,7 +662,10 @@ fn resolve_relationships(tree: &mut ProductTree, warnings: &mut Vec<Warning>) {
             if !tree.products.contains_key(id) {
                 warnings.push(Warning {
                     path: path.clone(),
-                    message: format!("relationship refers to undefined product id {id:?}"),
+                    message: format!(
+                        "relationship refers to undefined product id {:?}",
+                        excerpt(id)
+                    ),
                 });
             }
         }
@@ -679,7 +687,12 @@ fn resolve_relationships(tree: &mut ProductTree, warnings: &mut Vec<Warning>) {
             )),
             ..base
         };
-        insert_product(&mut tree.products, format!("{path}.full_product_name"), p, warnings);
+        insert_product(
+            &mut tree.products,
+            format!("{path}.full_product_name"),
+            p,
+            warnings,
+        );
     }
 }
 
@@ -719,7 +732,8 @@ fn vulnerability(v: Node<'_>, warnings: &mut Vec<Warning>) -> Result<Vulnerabili
             for k in obj.keys() {
                 if !STATUS_KEYS.contains(&k.as_str()) {
                     warnings.push(ps.warning(format!(
-                        "unknown product_status list {k:?} ignored (known: {})",
+                        "unknown product_status list {:?} ignored (known: {})",
+                        excerpt(k),
                         STATUS_KEYS.join(", ")
                     )));
                 }
@@ -752,7 +766,8 @@ fn vulnerability(v: Node<'_>, warnings: &mut Vec<Warning>) -> Result<Vulnerabili
     if let Some(c) = &cve {
         if !is_cve_id(c) {
             v.with("cve", |n| {
-                warnings.push(n.warning(format!("{c:?} is not of the form CVE-YYYY-NNNN")));
+                warnings
+                    .push(n.warning(format!("{:?} is not of the form CVE-YYYY-NNNN", excerpt(c))));
                 Ok(())
             })?;
         }
@@ -827,38 +842,69 @@ fn check_references(adv: &mut Advisory) {
         if !known {
             w.push(Warning {
                 path,
-                message: format!("{what} id {id:?} is not defined in the product tree"),
+                message: format!(
+                    "{what} id {:?} is not defined in the product tree",
+                    excerpt(id)
+                ),
             });
         }
     };
     for (gi, g) in adv.product_tree.product_groups.iter().enumerate() {
         for id in &g.product_ids {
-            check(format!("$.product_tree.product_groups[{gi}]"), id, "product");
+            check(
+                format!("$.product_tree.product_groups[{gi}]"),
+                id,
+                "product",
+            );
         }
     }
     for (vi, v) in adv.vulnerabilities.iter().enumerate() {
         for (list, id) in v.product_status.entries() {
-            check(format!("$.vulnerabilities[{vi}].product_status.{list}"), id, "product");
+            check(
+                format!("$.vulnerabilities[{vi}].product_status.{list}"),
+                id,
+                "product",
+            );
         }
         for (si, s) in v.scores.iter().enumerate() {
             for id in &s.products {
-                check(format!("$.vulnerabilities[{vi}].scores[{si}]"), id, "product");
+                check(
+                    format!("$.vulnerabilities[{vi}].scores[{si}]"),
+                    id,
+                    "product",
+                );
             }
         }
         for (ri, r) in v.remediations.iter().enumerate() {
             for id in &r.product_ids {
-                check(format!("$.vulnerabilities[{vi}].remediations[{ri}]"), id, "product");
+                check(
+                    format!("$.vulnerabilities[{vi}].remediations[{ri}]"),
+                    id,
+                    "product",
+                );
             }
             for id in &r.group_ids {
-                check(format!("$.vulnerabilities[{vi}].remediations[{ri}]"), id, "group");
+                check(
+                    format!("$.vulnerabilities[{vi}].remediations[{ri}]"),
+                    id,
+                    "group",
+                );
             }
         }
         for (ti, t) in v.threats.iter().enumerate() {
             for id in &t.product_ids {
-                check(format!("$.vulnerabilities[{vi}].threats[{ti}]"), id, "product");
+                check(
+                    format!("$.vulnerabilities[{vi}].threats[{ti}]"),
+                    id,
+                    "product",
+                );
             }
             for id in &t.group_ids {
-                check(format!("$.vulnerabilities[{vi}].threats[{ti}]"), id, "group");
+                check(
+                    format!("$.vulnerabilities[{vi}].threats[{ti}]"),
+                    id,
+                    "group",
+                );
             }
         }
     }
@@ -948,7 +994,10 @@ fn family_of(id: &str) -> (String, Option<char>) {
         && (parts[0] == "ICSA" || parts[0] == "ICSMA")
         && parts[1].len() == 2
         && parts[2].len() == 3
-        && parts[1].bytes().chain(parts[2].bytes()).all(|b| b.is_ascii_digit())
+        && parts[1]
+            .bytes()
+            .chain(parts[2].bytes())
+            .all(|b| b.is_ascii_digit())
     {
         let last = parts[3];
         let (num, letter) = match last.char_indices().last() {
@@ -956,7 +1005,10 @@ fn family_of(id: &str) -> (String, Option<char>) {
             _ => (last, None),
         };
         if num.len() == 2 && num.bytes().all(|b| b.is_ascii_digit()) {
-            return (format!("{}-{}-{}-{num}", parts[0], parts[1], parts[2]), letter);
+            return (
+                format!("{}-{}-{}-{num}", parts[0], parts[1], parts[2]),
+                letter,
+            );
         }
     }
     (up, None)
@@ -1021,15 +1073,22 @@ mod tests {
         assert_eq!(v.threats[0].category, "exploit_status");
         let w: Vec<String> = a.warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(w.len(), 2, "{w:#?}");
-        assert!(w[0].starts_with("$.vulnerabilities[0].product_status: unknown product_status list \"surprise\""));
+        assert!(w[0].starts_with(
+            "$.vulnerabilities[0].product_status: unknown product_status list \"surprise\""
+        ));
         assert_eq!(w[1], "$.vulnerabilities[0].product_status.under_investigation: product id \"NOPE\" is not defined in the product tree");
     }
 
     #[test]
     fn precise_errors() {
         let e = |s: &str| parse(s.as_bytes()).unwrap_err().to_string();
-        assert!(e("{").starts_with("not valid JSON: EOF while parsing an object at line 1 column 1"));
-        assert_eq!(e("[]"), "$: expected an object, found an array of 0 item(s)");
+        assert!(
+            e("{").starts_with("not valid JSON: EOF while parsing an object at line 1 column 1")
+        );
+        assert_eq!(
+            e("[]"),
+            "$: expected an object, found an array of 0 item(s)"
+        );
         assert_eq!(
             e("{}"),
             "$.document: expected a value (the member is required), found nothing"
@@ -1049,7 +1108,10 @@ mod tests {
             e(&broken),
             "$.document.tracking.id: expected a string, found number 7"
         );
-        let broken = MINIMAL.replace(r#""category": "product_family", "name": "SIGMA Spectrum""#, r#""category": "product_family""#);
+        let broken = MINIMAL.replace(
+            r#""category": "product_family", "name": "SIGMA Spectrum""#,
+            r#""category": "product_family""#,
+        );
         assert_eq!(
             e(&broken),
             "$.product_tree.branches[0].branches[0].name: expected a value (the member is required), found nothing"
@@ -1058,21 +1120,44 @@ mod tests {
 
     #[test]
     fn cisa_families() {
-        assert_eq!(family_of("ICSA-15-125-01B"), ("ICSA-15-125-01".into(), Some('B')));
-        assert_eq!(family_of("icsma-17-250-02a"), ("ICSMA-17-250-02".into(), Some('A')));
-        assert_eq!(family_of("ICSMA-17-017-02"), ("ICSMA-17-017-02".into(), None));
+        assert_eq!(
+            family_of("ICSA-15-125-01B"),
+            ("ICSA-15-125-01".into(), Some('B'))
+        );
+        assert_eq!(
+            family_of("icsma-17-250-02a"),
+            ("ICSMA-17-250-02".into(), Some('A'))
+        );
+        assert_eq!(
+            family_of("ICSMA-17-017-02"),
+            ("ICSMA-17-017-02".into(), None)
+        );
         assert_eq!(family_of("RHSA-2024:1"), ("RHSA-2024:1".into(), None));
     }
 
     #[test]
     fn same_id_higher_version_supersedes() {
         let a = parse(MINIMAL.as_bytes()).unwrap();
-        let b = parse(MINIMAL.replace(r#""version": "1""#, r#""version": "2""#).as_bytes()).unwrap();
+        let b = parse(
+            MINIMAL
+                .replace(r#""version": "1""#, r#""version": "2""#)
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(b.compare_revision(&a), Supersession::Supersedes);
         assert_eq!(a.compare_revision(&b), Supersession::SupersededBy);
         assert_eq!(a.compare_revision(&a), Supersession::Same);
-        let c = parse(MINIMAL.replace(r#""version": "1""#, r#""version": "10""#).as_bytes()).unwrap();
-        assert_eq!(c.compare_revision(&b), Supersession::Supersedes, "10 > 2 numerically");
+        let c = parse(
+            MINIMAL
+                .replace(r#""version": "1""#, r#""version": "10""#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.compare_revision(&b),
+            Supersession::Supersedes,
+            "10 > 2 numerically"
+        );
         let d = parse(MINIMAL.replace("H-1", "H-2").as_bytes()).unwrap();
         assert_eq!(d.compare_revision(&a), Supersession::Unrelated);
     }

@@ -40,10 +40,15 @@ impl AffectedVersion {
                 // "lessThan": "*" means every version from `version` on.
                 return match Version::parse(&self.version) {
                     Ok(v) => VersionConstraint::Range {
-                        lower: Some(Bound { version: v, inclusive: true }),
+                        lower: Some(Bound {
+                            version: v,
+                            inclusive: true,
+                        }),
                         upper: None,
                     },
-                    Err(_) if matches!(self.version.trim(), "" | "0" | "*") => VersionConstraint::Any,
+                    Err(_) if matches!(self.version.trim(), "" | "0" | "*") => {
+                        VersionConstraint::Any
+                    }
                     Err(_) => VersionConstraint::Unparsed(self.version.clone()),
                 };
             }
@@ -53,18 +58,34 @@ impl AffectedVersion {
             return VersionConstraint::parse(&self.version);
         };
         let Ok(hi) = Version::parse(text) else {
-            return VersionConstraint::Unparsed(format!("{} < {}", self.version, text));
+            return VersionConstraint::Unparsed(format!(
+                "{} < {}",
+                crate::json::excerpt(&self.version),
+                crate::json::excerpt(text)
+            ));
         };
         let lower = match self.version.trim() {
             "" | "0" | "*" => None,
             v => match Version::parse(v) {
-                Ok(lo) => Some(Bound { version: lo, inclusive: true }),
-                Err(_) => return VersionConstraint::Unparsed(format!("{v} .. {text}")),
+                Ok(lo) => Some(Bound {
+                    version: lo,
+                    inclusive: true,
+                }),
+                Err(_) => {
+                    return VersionConstraint::Unparsed(format!(
+                        "{} .. {}",
+                        crate::json::excerpt(v),
+                        crate::json::excerpt(text)
+                    ))
+                }
             },
         };
         VersionConstraint::Range {
             lower,
-            upper: Some(Bound { version: hi, inclusive }),
+            upper: Some(Bound {
+                version: hi,
+                inclusive,
+            }),
         }
     }
 }
@@ -122,7 +143,12 @@ pub struct CveRecord {
 
 fn metrics(c: Node<'_>, provider: &str, out: &mut Vec<Cve5Metric>) -> Result<(), ParseError> {
     c.each("metrics", |_, m| {
-        for (key, v) in [("cvssV4_0", "4.0"), ("cvssV3_1", "3.1"), ("cvssV3_0", "3.0"), ("cvssV2_0", "2.0")] {
+        for (key, v) in [
+            ("cvssV4_0", "4.0"),
+            ("cvssV3_1", "3.1"),
+            ("cvssV3_0", "3.0"),
+            ("cvssV2_0", "2.0"),
+        ] {
             m.with(key, |x| {
                 out.push(Cve5Metric {
                     version: x.opt_string("version")?.unwrap_or_else(|| v.into()),
@@ -143,15 +169,16 @@ pub fn parse(bytes: &[u8]) -> Result<CveRecord, ParseError> {
     let value = parse_bytes(bytes)?;
     let root_path = PathBuf::root();
     let root = Node::new(&value, &root_path);
-    let (cve_id, state, assigner, date_published, date_updated) = root.with_req("cveMetadata", |m| {
-        Ok((
-            m.req_string("cveId")?,
-            m.req_string("state")?,
-            m.opt_string("assignerShortName")?,
-            m.opt_string("datePublished")?,
-            m.opt_string("dateUpdated")?,
-        ))
-    })?;
+    let (cve_id, state, assigner, date_published, date_updated) =
+        root.with_req("cveMetadata", |m| {
+            Ok((
+                m.req_string("cveId")?,
+                m.req_string("state")?,
+                m.opt_string("assignerShortName")?,
+                m.opt_string("datePublished")?,
+                m.opt_string("dateUpdated")?,
+            ))
+        })?;
     let mut out = CveRecord {
         cve_id,
         state,
@@ -221,7 +248,10 @@ mod tests {
         assert_eq!(r.state, "PUBLISHED");
         assert_eq!(r.assigner.as_deref(), Some("icscert"));
         assert_eq!(r.cwes, ["CWE-287"]);
-        assert_eq!(r.affected[0].product, "BD Alaris PC Unit and BD Alaris Systems Manager");
+        assert_eq!(
+            r.affected[0].product,
+            "BD Alaris PC Unit and BD Alaris Systems Manager"
+        );
         // The CNA wrote the whole sentence into "version": kept, not guessed.
         let c = r.affected[0].versions[0].constraint();
         assert!(c.is_unparsed(), "{c:?}");
@@ -245,7 +275,10 @@ mod tests {
         assert_eq!(matches(&c, "1.0", &[]), Decision::No);
         let c = v("6.0", Some("*"), None).constraint();
         assert_eq!(matches(&c, "9", &[]), Decision::Yes);
-        assert_eq!(v("9.7", None, None).constraint(), VersionConstraint::parse("9.7"));
+        assert_eq!(
+            v("9.7", None, None).constraint(),
+            VersionConstraint::parse("9.7")
+        );
     }
 
     #[test]

@@ -63,14 +63,15 @@ fn json_format(bytes: &[u8]) -> Format {
         return Format::Unknown;
     };
     let s = |k: &str| o.get(k).and_then(Value::as_str);
-    if o
-        .get("document")
+    if o.get("document")
         .and_then(|d| d.get("csaf_version"))
         .is_some()
     {
         return Format::Csaf;
     }
-    if s("dataType") == Some("CVE_RECORD") || (o.contains_key("cveMetadata") && o.contains_key("containers")) {
+    if s("dataType") == Some("CVE_RECORD")
+        || (o.contains_key("cveMetadata") && o.contains_key("containers"))
+    {
         return Format::CveJson5;
     }
     if s("bomFormat").is_some_and(|f| f.eq_ignore_ascii_case("CycloneDX")) {
@@ -128,11 +129,19 @@ fn text_format(bytes: &[u8]) -> Format {
     if first.starts_with("#model_version") {
         return Format::EpssCsv;
     }
-    let cols: Vec<String> = first.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
-    if ["cve", "epss", "percentile"].iter().all(|c| cols.iter().any(|x| x == c)) {
+    let cols: Vec<String> = first
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    if ["cve", "epss", "percentile"]
+        .iter()
+        .all(|c| cols.iter().any(|x| x == c))
+    {
         return Format::EpssCsv;
     }
-    if h.lines().any(|l| l.trim_start().starts_with("SPDXVersion:")) {
+    if h.lines()
+        .any(|l| l.trim_start().starts_with("SPDXVersion:"))
+    {
         return Format::SpdxTagValue;
     }
     Format::Unknown
@@ -153,8 +162,17 @@ mod tests {
             Format::CycloneDxXml
         );
         assert_eq!(detect(b"<html></html>"), Format::Unknown);
-        assert_eq!(detect(b"cve,epss,percentile\nCVE-1,0.1,0.2\n"), Format::EpssCsv);
-        assert_eq!(detect(b"\xEF\xBB\xBF{\"spdxVersion\":\"SPDX-2.3\"}"), Format::SpdxJson);
-        assert_eq!(detect(br#"{"vulnerabilities":[{"cve":{"id":"CVE-1"}}]}"#), Format::NvdApi2);
+        assert_eq!(
+            detect(b"cve,epss,percentile\nCVE-1,0.1,0.2\n"),
+            Format::EpssCsv
+        );
+        assert_eq!(
+            detect(b"\xEF\xBB\xBF{\"spdxVersion\":\"SPDX-2.3\"}"),
+            Format::SpdxJson
+        );
+        assert_eq!(
+            detect(br#"{"vulnerabilities":[{"cve":{"id":"CVE-1"}}]}"#),
+            Format::NvdApi2
+        );
     }
 }

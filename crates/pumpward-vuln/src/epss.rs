@@ -50,7 +50,10 @@ pub fn parse(bytes: &[u8]) -> Result<EpssFile, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|e| err(0, format!("not UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = EpssFile::default();
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     let mut header = None;
     for (n, line) in lines.by_ref() {
         if line.trim().is_empty() {
@@ -69,12 +72,22 @@ pub fn parse(bytes: &[u8]) -> Result<EpssFile, ParseError> {
         header = Some((n, line));
         break;
     }
-    let (hn, header) = header.ok_or_else(|| err(1, "no header line (expected cve,epss,percentile)"))?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let (hn, header) =
+        header.ok_or_else(|| err(1, "no header line (expected cve,epss,percentile)"))?;
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     let col = |name: &str| {
-        cols.iter()
-            .position(|c| c == name)
-            .ok_or_else(|| err(hn, format!("the header lacks the column {name:?} (found: {header})")))
+        cols.iter().position(|c| c == name).ok_or_else(|| {
+            err(
+                hn,
+                format!(
+                    "the header lacks the column {name:?} (found: {})",
+                    crate::json::excerpt(header)
+                ),
+            )
+        })
     };
     let (ci, ei, pi) = (col("cve")?, col("epss")?, col("percentile")?);
     for (n, line) in lines {
@@ -83,11 +96,18 @@ pub fn parse(bytes: &[u8]) -> Result<EpssFile, ParseError> {
         }
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let get = |i: usize, what: &str| {
-            f.get(i).copied().ok_or_else(|| err(n, format!("missing the {what} column")))
+            f.get(i)
+                .copied()
+                .ok_or_else(|| err(n, format!("missing the {what} column")))
         };
         let num = |i: usize, what: &str| -> Result<f64, ParseError> {
             let s = get(i, what)?;
-            let x: f64 = s.parse().map_err(|_| err(n, format!("{what} {s:?} is not a number")))?;
+            let x: f64 = s.parse().map_err(|_| {
+                err(
+                    n,
+                    format!("{what} {:?} is not a number", crate::json::excerpt(s)),
+                )
+            })?;
             if !(0.0..=1.0).contains(&x) {
                 return Err(err(n, format!("{what} {x} is outside 0–1")));
             }
@@ -108,7 +128,10 @@ mod tests {
 
     #[test]
     fn format_sample() {
-        let f = parse(include_bytes!("../tests/data/epss/synthetic-format-sample.csv")).unwrap();
+        let f = parse(include_bytes!(
+            "../tests/data/epss/synthetic-format-sample.csv"
+        ))
+        .unwrap();
         assert_eq!(f.model_version.as_deref(), Some("v2023.03.01"));
         assert_eq!(f.score_date.as_deref(), Some("2025-08-25T00:00:00+0000"));
         assert_eq!(f.scores.len(), 3);
@@ -120,7 +143,10 @@ mod tests {
         let e = parse(b"#model_version:v1\ncve,epss,percentile\nCVE-2020-1,1.5,0.2\n").unwrap_err();
         assert_eq!(e.to_string(), "line 3: epss 1.5 is outside 0–1");
         let e = parse(b"cve,score\nCVE-1,0.1\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 1: the header lacks the column \"epss\" (found: cve,score)");
+        assert_eq!(
+            e.to_string(),
+            "line 1: the header lacks the column \"epss\" (found: cve,score)"
+        );
         let e = parse(b"cve,epss,percentile\nCVE-1,x,0.1\n").unwrap_err();
         assert_eq!(e.to_string(), "line 2: epss \"x\" is not a number");
         assert!(parse(b"").is_err());

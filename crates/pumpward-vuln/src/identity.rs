@@ -37,7 +37,9 @@ pub enum AliasError {
         problem: String,
     },
     /// One normalised alias points at two entries.
-    #[error("alias table: {alias:?} (normalised {normalised:?}) names both {first:?} and {second:?}")]
+    #[error(
+        "alias table: {alias:?} (normalised {normalised:?}) names both {first:?} and {second:?}"
+    )]
     Ambiguous {
         /// The alias as written.
         alias: String,
@@ -278,7 +280,12 @@ impl AliasTable {
         let prefixes: Vec<String> = owners
             .iter()
             .filter_map(|k| self.manufacturers.iter().find(|x| x.key == *k))
-            .flat_map(|x| x.aliases.iter().chain([&x.name, &x.key]).map(|a| normalise(a)))
+            .flat_map(|x| {
+                x.aliases
+                    .iter()
+                    .chain([&x.name, &x.key])
+                    .map(|a| normalise(a))
+            })
             .filter(|p| !p.is_empty())
             .collect();
         for c in candidates.clone() {
@@ -315,10 +322,19 @@ mod tests {
 
     #[test]
     fn normaliser() {
-        assert_eq!(normalise("BD Alaris® Point-of-Care Unit (PCU) Model 8015"), "bd alaris point of care unit pcu 8015");
-        assert_eq!(normalise("Plum A+3 Infusion System"), "plum a plus 3 infusion system");
+        assert_eq!(
+            normalise("BD Alaris® Point-of-Care Unit (PCU) Model 8015"),
+            "bd alaris point of care unit pcu 8015"
+        );
+        assert_eq!(
+            normalise("Plum A+3 Infusion System"),
+            "plum a plus 3 infusion system"
+        );
         assert_eq!(normalise("  Alaris(TM)   PC unit "), "alaris pc unit");
-        assert_eq!(normalise("Becton, Dickinson and Company (BD)"), "becton dickinson and company bd");
+        assert_eq!(
+            normalise("Becton, Dickinson and Company (BD)"),
+            "becton dickinson and company bd"
+        );
         assert_eq!(normalise("Dräger"), "dräger");
         assert_eq!(normalise("®™"), "");
     }
@@ -328,10 +344,21 @@ mod tests {
         let t = AliasTable::builtin();
         assert!(t.products().len() > 40);
         for p in t.products() {
-            let m = t.manufacturers().iter().find(|m| m.key == p.manufacturer).unwrap();
-            assert_eq!(t.product(&m.name, &p.name).map(|x| &x.product.key), Some(&p.key));
+            let m = t
+                .manufacturers()
+                .iter()
+                .find(|m| m.key == p.manufacturer)
+                .unwrap();
+            assert_eq!(
+                t.product(&m.name, &p.name).map(|x| &x.product.key),
+                Some(&p.key)
+            );
             for a in &p.aliases {
-                assert_eq!(t.product(&m.name, a).map(|x| &x.product.key), Some(&p.key), "{a}");
+                assert_eq!(
+                    t.product(&m.name, a).map(|x| &x.product.key),
+                    Some(&p.key),
+                    "{a}"
+                );
             }
         }
     }
@@ -359,9 +386,21 @@ mod tests {
             ("medtronicdiabetes", "medtronic"),
             ("SOOIL Developments Co, Ltd.", "sooil"),
         ] {
-            assert_eq!(t.manufacturer(name).map(|m| m.key.as_str()), Some(key), "{name}");
+            assert_eq!(
+                t.manufacturer(name).map(|m| m.key.as_str()),
+                Some(key),
+                "{name}"
+            );
         }
-        for trap in ["Braun", "Fresenius", "Fresenius Medical Care", "Johnson & Johnson", "Philips", "Dräger", ""] {
+        for trap in [
+            "Braun",
+            "Fresenius",
+            "Fresenius Medical Care",
+            "Johnson & Johnson",
+            "Philips",
+            "Dräger",
+            "",
+        ] {
             assert!(t.manufacturer(trap).is_none(), "{trap}");
         }
     }
@@ -376,16 +415,35 @@ mod tests {
             "BD Alaris Point-of-Care Unit (PCU) Model 8015",
             "BD Alaris™ PC Unit, Model 8015",
         ] {
-            assert_eq!(key("BD", name).as_deref(), Some("bd/alaris-pcu-8015"), "{name}");
+            assert_eq!(
+                key("BD", name).as_deref(),
+                Some("bd/alaris-pcu-8015"),
+                "{name}"
+            );
         }
-        assert_eq!(key("CareFusion", "Alaris 8015 PC Unit").as_deref(), Some("bd/alaris-pcu-8015"));
-        assert_eq!(key("Hospira", "Plum A+ Infusion System").as_deref(), Some("hospira/plum-a-plus"));
-        assert_eq!(key("Hospira", "Plum A+3 Infusion System").as_deref(), Some("hospira/plum-a-plus-3"));
+        assert_eq!(
+            key("CareFusion", "Alaris 8015 PC Unit").as_deref(),
+            Some("bd/alaris-pcu-8015")
+        );
+        assert_eq!(
+            key("Hospira", "Plum A+ Infusion System").as_deref(),
+            Some("hospira/plum-a-plus")
+        );
+        assert_eq!(
+            key("Hospira", "Plum A+3 Infusion System").as_deref(),
+            Some("hospira/plum-a-plus-3")
+        );
         // ICU Medical sells Smiths Medical's pumps since 2022.
-        assert_eq!(key("ICU Medical", "Medfusion 4000").as_deref(), Some("smiths-medical/medfusion-4000"));
+        assert_eq!(
+            key("ICU Medical", "Medfusion 4000").as_deref(),
+            Some("smiths-medical/medfusion-4000")
+        );
         // Traps: same manufacturer, not a pump; a pump word inside another name.
         assert_eq!(key("BD", "BD Pyxis MedStation ES"), None);
-        assert_eq!(key("Medtronic", "Valleylab FT10 Energy Platform (VLFT10GEN)"), None);
+        assert_eq!(
+            key("Medtronic", "Valleylab FT10 Energy Platform (VLFT10GEN)"),
+            None
+        );
         assert_eq!(key("Baxter", "Phoenix Hemodialysis Delivery System"), None);
         assert_eq!(key("BD", "Alaris"), None);
         assert_eq!(key("Philips", "Alaris 8015 PC unit"), None);
@@ -396,10 +454,17 @@ mod tests {
     #[test]
     fn cpe_lookup() {
         let t = AliasTable::builtin();
-        let c = Cpe::parse("cpe:2.3:o:pifzer:plum_a\\+_infusion_system_firmware:*:*:*:*:*:*:*:*").unwrap();
-        assert_eq!(t.product_by_cpe(&c).map(|p| p.key.as_str()), Some("hospira/plum-a-plus"));
+        let c = Cpe::parse("cpe:2.3:o:pifzer:plum_a\\+_infusion_system_firmware:*:*:*:*:*:*:*:*")
+            .unwrap();
+        assert_eq!(
+            t.product_by_cpe(&c).map(|p| p.key.as_str()),
+            Some("hospira/plum-a-plus")
+        );
         let c = Cpe::parse("cpe:2.3:o:bd:alaris_8015_pcu_firmware:9.33.1:*:*:*:*:*:*:*").unwrap();
-        assert_eq!(t.product_by_cpe(&c).map(|p| p.key.as_str()), Some("bd/alaris-pcu-8015"));
+        assert_eq!(
+            t.product_by_cpe(&c).map(|p| p.key.as_str()),
+            Some("bd/alaris-pcu-8015")
+        );
         let c = Cpe::parse("cpe:2.3:a:bd:pyxis:*:*:*:*:*:*:*:*").unwrap();
         assert_eq!(t.product_by_cpe(&c), None);
     }
@@ -408,13 +473,18 @@ mod tests {
     fn user_tables_are_checked() {
         let e = AliasTable::from_toml("[[manufacturer]]\nkey='a'\nname='A'\naliases=['X']\n[[manufacturer]]\nkey='b'\nname='B'\naliases=['x!']").unwrap_err();
         assert!(matches!(e, AliasError::Ambiguous { .. }), "{e}");
-        let e = AliasTable::from_toml("[[product]]\nkey='a/b'\nmanufacturer='a'\nname='B'").unwrap_err();
+        let e = AliasTable::from_toml("[[product]]\nkey='a/b'\nmanufacturer='a'\nname='B'")
+            .unwrap_err();
         assert!(e.to_string().contains("unknown manufacturer"), "{e}");
         let e = AliasTable::from_toml("[[manufacturer]]\nkey='a'\nname='A'\n[[product]]\nkey='c/b'\nmanufacturer='a'\nname='B'").unwrap_err();
         assert!(e.to_string().contains("must start with"), "{e}");
         let e = AliasTable::from_toml("[[manufacturer]]\nkey='a'\nnam='A'").unwrap_err();
         assert!(matches!(e, AliasError::Toml(_)), "{e}");
         let ok = AliasTable::from_toml("[[manufacturer]]\nkey='acme'\nname='Acme Pumps'\n[[product]]\nkey='acme/p1'\nmanufacturer='acme'\nname='P-1 Pump'\naliases=['P1']").unwrap();
-        assert_eq!(ok.product("ACME PUMPS", "p-1 PUMP™").map(|p| p.product.key.as_str()), Some("acme/p1"));
+        assert_eq!(
+            ok.product("ACME PUMPS", "p-1 PUMP™")
+                .map(|p| p.product.key.as_str()),
+            Some("acme/p1")
+        );
     }
 }

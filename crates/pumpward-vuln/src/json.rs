@@ -78,6 +78,16 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))
 }
 
+/// At most 40 characters of `s` (and "…" when cut), for messages that quote
+/// input: a 10 MB string must not end up in a log line.
+pub fn excerpt(s: &str) -> String {
+    let mut t: String = s.chars().take(40).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    t
+}
+
 /// A short description of a JSON value for error messages (never the whole
 /// value: a 10 MB string must not end up in a log line).
 pub fn describe(v: &Value) -> String {
@@ -85,13 +95,7 @@ pub fn describe(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => {
-            let mut t: String = s.chars().take(40).collect();
-            if t.len() < s.len() {
-                t.push('…');
-            }
-            format!("string {t:?}")
-        }
+        Value::String(s) => format!("string {:?}", excerpt(s)),
         Value::Array(a) => format!("an array of {} item(s)", a.len()),
         Value::Object(o) => format!("an object with {} key(s)", o.len()),
     }
@@ -170,7 +174,9 @@ impl<'a> Node<'a> {
 
     /// The object's map, or a shape error.
     pub fn object(&self) -> Result<&'a serde_json::Map<String, Value>, ParseError> {
-        self.value.as_object().ok_or_else(|| self.expected("an object"))
+        self.value
+            .as_object()
+            .ok_or_else(|| self.expected("an object"))
     }
 
     /// The array's items, or a shape error.
@@ -198,7 +204,9 @@ impl<'a> Node<'a> {
 
     /// The boolean, or a shape error.
     pub fn bool(&self) -> Result<bool, ParseError> {
-        self.value.as_bool().ok_or_else(|| self.expected("a boolean"))
+        self.value
+            .as_bool()
+            .ok_or_else(|| self.expected("a boolean"))
     }
 
     /// Whether the value is JSON null.

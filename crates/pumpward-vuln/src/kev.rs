@@ -9,7 +9,7 @@
 //! duplicate CVE or a ransomware value other than Known/Unknown is a warning.
 
 use crate::csaf::is_cve_id;
-use crate::json::{parse_bytes, Node, ParseError, PathBuf, Walk, Warning};
+use crate::json::{excerpt, parse_bytes, Node, ParseError, PathBuf, Walk, Warning};
 use std::collections::HashSet;
 
 /// `knownRansomwareCampaignUse`.
@@ -70,7 +70,9 @@ pub struct KevCatalog {
 impl KevCatalog {
     /// The entry for a CVE id.
     pub fn get(&self, cve: &str) -> Option<&KevEntry> {
-        self.entries.iter().find(|e| e.cve_id.eq_ignore_ascii_case(cve))
+        self.entries
+            .iter()
+            .find(|e| e.cve_id.eq_ignore_ascii_case(cve))
     }
 }
 
@@ -81,7 +83,9 @@ fn date(n: Node<'_>, key: &str) -> Result<String, ParseError> {
         let ok = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if ok {
             Ok(s.to_owned())
         } else {
@@ -106,17 +110,25 @@ pub fn parse(bytes: &[u8]) -> Result<KevCatalog, ParseError> {
         root.each("vulnerabilities", |_, e| {
             let cve_id = e.req_string("cveID")?;
             if !is_cve_id(&cve_id) {
-                w.push(e.warning(format!("cveID {cve_id:?} is not of the form CVE-YYYY-NNNN")));
+                w.push(e.warning(format!(
+                    "cveID {:?} is not of the form CVE-YYYY-NNNN",
+                    excerpt(&cve_id)
+                )));
             }
             if !seen.insert(cve_id.to_ascii_uppercase()) {
-                w.push(e.warning(format!("{cve_id} is listed more than once")));
+                w.push(e.warning(format!("{} is listed more than once", excerpt(&cve_id))));
             }
-            let rw = e.opt_string("knownRansomwareCampaignUse")?.unwrap_or_default();
+            let rw = e
+                .opt_string("knownRansomwareCampaignUse")?
+                .unwrap_or_default();
             let known_ransomware = match rw.as_str() {
                 "Known" => Ransomware::Known,
                 "Unknown" => Ransomware::Unknown,
                 _ => {
-                    w.push(e.warning(format!("knownRansomwareCampaignUse {rw:?} is neither Known nor Unknown")));
+                    w.push(e.warning(format!(
+                        "knownRansomwareCampaignUse {:?} is neither Known nor Unknown",
+                        excerpt(&rw)
+                    )));
                     Ransomware::Other(rw)
                 }
             };
@@ -135,10 +147,11 @@ pub fn parse(bytes: &[u8]) -> Result<KevCatalog, ParseError> {
             })
         })?
     };
-    let declared_count = root
-        .with("count", |c| {
-            c.value.as_u64().ok_or_else(|| c.expected("a non-negative integer"))
-        })?;
+    let declared_count = root.with("count", |c| {
+        c.value
+            .as_u64()
+            .ok_or_else(|| c.expected("a non-negative integer"))
+    })?;
     if let Some(n) = declared_count {
         if n != entries.len() as u64 {
             warnings.push(Warning {
@@ -163,13 +176,19 @@ mod tests {
 
     #[test]
     fn trimmed_real_catalog() {
-        let k = parse(include_bytes!("../tests/data/kev/known_exploited_vulnerabilities.trimmed.json")).unwrap();
+        let k = parse(include_bytes!(
+            "../tests/data/kev/known_exploited_vulnerabilities.trimmed.json"
+        ))
+        .unwrap();
         assert_eq!(k.catalog_version, "2025.08.25");
         assert_eq!(k.entries.len(), 6);
         // The copy is trimmed; the declared count is the original's.
         assert_eq!(k.declared_count, Some(1404));
         assert_eq!(k.warnings.len(), 1);
-        assert_eq!(k.warnings[0].to_string(), "$.count: the catalog says 1404 entries and lists 6");
+        assert_eq!(
+            k.warnings[0].to_string(),
+            "$.count: the catalog says 1404 entries and lists 6"
+        );
         let git = k.get("CVE-2025-48384").unwrap();
         assert_eq!(git.vendor_project, "Git");
         assert_eq!(git.date_added, "2025-08-25");
@@ -184,6 +203,9 @@ mod tests {
         let e = parse(br#"{"catalogVersion":"1","vulnerabilities":[{"cveID":"CVE-2020-1","dateAdded":"2020/01/01","dueDate":"2020-02-01"}]}"#).unwrap_err();
         assert_eq!(e.to_string(), "$.vulnerabilities[0].dateAdded: expected a date YYYY-MM-DD, found string \"2020/01/01\"");
         let e = parse(br#"{"catalogVersion":"1"}"#).unwrap_err();
-        assert_eq!(e.to_string(), "$.vulnerabilities: expected a value (the member is required), found nothing");
+        assert_eq!(
+            e.to_string(),
+            "$.vulnerabilities: expected a value (the member is required), found nothing"
+        );
     }
 }

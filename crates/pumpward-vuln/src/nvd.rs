@@ -251,7 +251,12 @@ fn metric_list(n: Node<'_>, key: &str, out: &mut Vec<NvdMetric>) -> Result<(), P
 fn record(c: Node<'_>, warnings: &mut Vec<Warning>) -> Result<NvdCve, ParseError> {
     let mut metrics = Vec::new();
     c.with("metrics", |m| {
-        for key in ["cvssMetricV40", "cvssMetricV31", "cvssMetricV30", "cvssMetricV2"] {
+        for key in [
+            "cvssMetricV40",
+            "cvssMetricV31",
+            "cvssMetricV30",
+            "cvssMetricV2",
+        ] {
             metric_list(m, key, &mut metrics)?;
         }
         Ok(())
@@ -368,13 +373,24 @@ mod tests {
         assert_eq!(c.configurations.len(), 2);
         assert_eq!(c.configurations[0].operator, Operator::And);
         assert!(!c.configurations[0].nodes[1].matches[0].vulnerable);
-        assert!(c.description().unwrap().starts_with("BD Alaris PC Unit, Model 8015"));
+        assert!(c
+            .description()
+            .unwrap()
+            .starts_with("BD Alaris PC Unit, Model 8015"));
 
-        let fw = |v: &str| Cpe::parse(&format!("cpe:2.3:o:bd:alaris_8015_pcu_firmware:{v}:*:*:*:*:*:*:*")).unwrap();
+        let fw = |v: &str| {
+            Cpe::parse(&format!(
+                "cpe:2.3:o:bd:alaris_8015_pcu_firmware:{v}:*:*:*:*:*:*:*"
+            ))
+            .unwrap()
+        };
         let hw = Cpe::parse("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*").unwrap();
         let bd = Scheme::DottedNumeric;
         assert_eq!(c.evaluate(&[fw("9.33.1"), hw.clone()], bd), CpeMatch::Match);
-        assert_eq!(c.evaluate(&[fw("12.1.3"), hw.clone()], bd), CpeMatch::NoMatch);
+        assert_eq!(
+            c.evaluate(&[fw("12.1.3"), hw.clone()], bd),
+            CpeMatch::NoMatch
+        );
         // The firmware alone does not satisfy the AND with the hardware.
         assert_eq!(c.evaluate(&[fw("9.33.1")], bd), CpeMatch::NoMatch);
         let asm = Cpe::parse("cpe:2.3:a:bd:alaris_systems_manager:4.33:*:*:*:*:*:*:*").unwrap();
@@ -384,14 +400,19 @@ mod tests {
     #[test]
     fn api_response_wrapper_and_negation() {
         let rec = std::str::from_utf8(RECORD).unwrap();
-        let wrapped = format!(r#"{{"resultsPerPage":1,"startIndex":0,"totalResults":1,"format":"NVD_CVE","version":"2.0","vulnerabilities":[{{"cve":{rec}}}]}}"#);
+        let wrapped = format!(
+            r#"{{"resultsPerPage":1,"startIndex":0,"totalResults":1,"format":"NVD_CVE","version":"2.0","vulnerabilities":[{{"cve":{rec}}}]}}"#
+        );
         let f = parse(wrapped.as_bytes()).unwrap();
         assert_eq!(f.cves.len(), 1);
         let neg = rec.replacen(r#""negate": false"#, r#""negate": true"#, 1);
         let f = parse(neg.as_bytes()).unwrap();
         let hw = Cpe::parse("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*").unwrap();
         let fw = Cpe::parse("cpe:2.3:o:bd:alaris_8015_pcu_firmware:12.1.3:*:*:*:*:*:*:*").unwrap();
-        assert_eq!(f.cves[0].evaluate(&[fw, hw], Scheme::DottedNumeric), CpeMatch::Match);
+        assert_eq!(
+            f.cves[0].evaluate(&[fw, hw], Scheme::DottedNumeric),
+            CpeMatch::Match
+        );
     }
 
     #[test]

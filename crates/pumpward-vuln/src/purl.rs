@@ -65,7 +65,12 @@ pub fn percent_decode(s: &str) -> Result<String, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape at byte {i} of {s:?}"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "bad percent-escape at byte {i} of {:?}",
+                        crate::json::excerpt(s)
+                    )
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -73,7 +78,12 @@ pub fn percent_decode(s: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("percent-escapes in {s:?} are not UTF-8"))
+    String::from_utf8(out).map_err(|_| {
+        format!(
+            "percent-escapes in {:?} are not UTF-8",
+            crate::json::excerpt(s)
+        )
+    })
 }
 
 /// Percent-encodes everything but ASCII letters, digits, `.-_~` and the
@@ -120,14 +130,14 @@ impl Purl {
                 for pair in q.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair
                         .split_once('=')
-                        .ok_or_else(|| PurlError::Qualifier(pair.into()))?;
+                        .ok_or_else(|| PurlError::Qualifier(crate::json::excerpt(pair)))?;
                     let k = k.to_ascii_lowercase();
                     if k.is_empty()
                         || !k
                             .chars()
                             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
                     {
-                        return Err(PurlError::Qualifier(pair.into()));
+                        return Err(PurlError::Qualifier(crate::json::excerpt(pair)));
                     }
                     let v = percent_decode(v).map_err(PurlError::Encoding)?;
                     if !v.is_empty() {
@@ -152,7 +162,7 @@ impl Purl {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
         {
-            return Err(PurlError::Type(ty));
+            return Err(PurlError::Type(crate::json::excerpt(&ty)));
         }
         let rest = rest.trim_matches('/');
         let (rest, version) = match rest.rsplit_once('@') {
@@ -214,10 +224,7 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        let p = Purl::parse(
-            "pkg:deb/debian/curl@7.50.3-1?arch=i386&distro=jessie",
-        )
-        .unwrap();
+        let p = Purl::parse("pkg:deb/debian/curl@7.50.3-1?arch=i386&distro=jessie").unwrap();
         assert_eq!(p.ty, "deb");
         assert_eq!(p.namespace, ["debian"]);
         assert_eq!(p.name, "curl");
@@ -233,8 +240,14 @@ mod tests {
         assert_eq!(p.ty, "github");
         assert_eq!(Purl::parse("http://x/y"), Err(PurlError::Scheme));
         assert_eq!(Purl::parse("pkg:npm/@1.0"), Err(PurlError::NoName));
-        assert!(matches!(Purl::parse("pkg:npm/a%zz"), Err(PurlError::Encoding(_))));
-        assert!(matches!(Purl::parse("pkg:npm/a?novalue"), Err(PurlError::Qualifier(_))));
+        assert!(matches!(
+            Purl::parse("pkg:npm/a%zz"),
+            Err(PurlError::Encoding(_))
+        ));
+        assert!(matches!(
+            Purl::parse("pkg:npm/a?novalue"),
+            Err(PurlError::Qualifier(_))
+        ));
     }
 
     fn arb_purl() -> impl Strategy<Value = Purl> {

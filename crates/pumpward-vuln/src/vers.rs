@@ -121,7 +121,7 @@ impl VersRange {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
         {
-            return Err(VersError::BadScheme(scheme));
+            return Err(VersError::BadScheme(crate::json::excerpt(&scheme)));
         }
         let body = body.trim_matches('|');
         if body.is_empty() {
@@ -157,11 +157,12 @@ impl VersRange {
                 (Comparator::Eq, c)
             };
             if v.is_empty() {
-                return Err(VersError::NoVersion(c.into()));
+                return Err(VersError::NoVersion(crate::json::excerpt(c)));
             }
-            let decoded = percent_decode(v).map_err(|e| VersError::BadVersion(c.into(), e))?;
+            let decoded =
+                percent_decode(v).map_err(|e| VersError::BadVersion(crate::json::excerpt(c), e))?;
             let version = Version::parse(&decoded)
-                .map_err(|e| VersError::BadVersion(c.into(), e.to_string()))?;
+                .map_err(|e| VersError::BadVersion(crate::json::excerpt(c), e.to_string()))?;
             out.push(VersConstraint { op, version });
         }
         if out.is_empty() {

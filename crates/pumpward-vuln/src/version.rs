@@ -157,8 +157,8 @@ impl Version {
         // Words that join or qualify versions make the text a rule or prose
         // ("1.0 and 2.0", "2.3.6 and below"), not one version.
         const PROSE: [&str; 14] = [
-            "and", "or", "to", "prior", "below", "earlier", "later", "before", "after",
-            "through", "version", "versions", "all", "with",
+            "and", "or", "to", "prior", "below", "earlier", "later", "before", "after", "through",
+            "version", "versions", "all", "with",
         ];
         if tokens
             .iter()
@@ -486,10 +486,16 @@ mod tests {
         assert_eq!(g.compare(&v("5.8"), &v("5.10.1")), Ambiguous(
             "5.8 vs 5.10.1: older if dot-separated numbers are integers, newer if they are decimal fractions".into()
         ));
-        assert_eq!(g.compare(&v("2.6A"), &v("2.4A")), Ordered(Ordering::Greater));
+        assert_eq!(
+            g.compare(&v("2.6A"), &v("2.4A")),
+            Ordered(Ordering::Greater)
+        );
         let bd = Scheme::for_manufacturer("bd");
         assert_eq!(bd.compare(&v("9.7"), &v("9.33")), Ordered(Ordering::Less));
-        assert_eq!(bd.compare(&v("12.1"), &v("9.33")), Ordered(Ordering::Greater));
+        assert_eq!(
+            bd.compare(&v("12.1"), &v("9.33")),
+            Ordered(Ordering::Greater)
+        );
         let bb = Scheme::for_manufacturer("bbraun");
         assert_eq!(bb.compare(&v("U55"), &v("U61")), Ordered(Ordering::Less));
         assert!(matches!(bb.compare(&v("U55"), &v("L81")), Incomparable(_)));

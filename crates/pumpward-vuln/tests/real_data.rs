@@ -34,42 +34,278 @@ fn load(rel: &str) -> Advisory {
 /// (file, tracking id, version, products, vulnerabilities, first CVE, its
 /// first base score), read off the files independently of this crate.
 const ADVISORIES: &[(&str, &str, &str, usize, usize, &str, f64)] = &[
-    ("csaf/icsa-15-090-03.json", "ICSA-15-090-03", "2", 1, 1, "CVE-2014-5401", 10.0),
-    ("csaf/icsa-15-125-01.json", "ICSA-15-125-01", "2", 1, 1, "CVE-2015-3459", 10.0),
-    ("csaf/icsa-15-125-01b.json", "ICSA-15-125-01B", "2", 1, 7, "CVE-2014-5406", 7.6),
-    ("csaf/icsa-15-161-01.json", "ICSA-15-161-01", "2", 3, 7, "CVE-2015-3952", 6.4),
-    ("csaf/icsa-15-174-01.json", "ICSA-15-174-01", "2", 1, 1, "CVE-2015-3965", 7.1),
-    ("csaf/icsma-16-306-01.json", "ICSMA-16-306-01", "2", 4, 2, "CVE-2016-8358", 8.5),
-    ("csaf/icsma-17-017-01.json", "ICSMA-17-017-01", "2", 1, 1, "CVE-2016-8375", 4.9),
-    ("csaf/icsma-17-017-02.json", "ICSMA-17-017-02", "4", 3, 2, "CVE-2016-8375", 4.9),
-    ("csaf/icsma-17-250-02a.json", "ICSMA-17-250-02A", "2", 3, 8, "CVE-2017-12718", 3.7),
-    ("csaf/icsma-18-235-01.json", "ICSMA-18-235-01", "1", 4, 1, "CVE-2018-14786", 9.4),
-    ("csaf/icsma-19-164-01.json", "ICSMA-19-164-01", "1", 11, 2, "CVE-2019-10962", 7.3),
-    ("csaf/icsma-19-178-01.json", "ICSMA-19-178-01", "1", 11, 1, "CVE-2019-10964", 7.1),
-    ("csaf/icsma-20-170-06.json", "ICSMA-20-170-06", "2", 1, 1, "CVE-2019-11479", 5.3),
-    ("csaf/icsma-20-296-02.json", "ICSMA-20-296-02", "1", 3, 11, "CVE-2020-25158", 7.6),
-    ("csaf/icsma-20-317-01.json", "ICSMA-20-317-01", "1", 2, 1, "CVE-2020-25165", 6.5),
-    ("csaf/icsma-21-012-01.json", "ICSMA-21-012-01", "1", 3, 9, "CVE-2020-27256", 4.6),
-    ("csaf/icsma-22-263-01.json", "ICSMA-22-263-01", "1", 4, 1, "CVE-2022-32537", 4.8),
-    ("csaf-other/icsma-17-082-01.json", "ICSMA-17-082-01", "1", 2, 1, "CVE-2017-6022", 7.3),
-    ("csaf-other/icsma-17-227-01.json", "ICSMA-17-227-01", "1", 1, 1, "CVE-2017-12701", 4.6),
-    ("csaf-other/icsma-18-114-01.json", "ICSMA-18-114-01", "1", 12, 1, "CVE-2017-13077", 6.8),
-    ("csaf-other/icsma-18-144-01.json", "ICSMA-18-144-01", "1", 1, 2, "CVE-2018-7518", 7.5),
-    ("csaf-other/icsma-18-156-01.json", "ICSMA-18-156-01", "2", 3, 3, "CVE-2018-10597", 8.3),
-    ("csaf-other/icsma-19-022-01.json", "ICSMA-19-022-01", "1", 4, 3, "CVE-2018-19010", 6.5),
-    ("csaf-other/icsma-19-029-01.json", "ICSMA-19-029-01", "1", 3, 1, "CVE-2017-13077", 6.8),
-    ("csaf-other/icsma-19-311-01.json", "ICSMA-19-311-01", "1", 3, 2, "CVE-2019-13531", 4.8),
-    ("csaf-other/icsma-20-023-01.json", "ICSMA-20-023-01", "1", 11, 6, "CVE-2020-6961", 10.0),
-    ("csaf-other/icsma-20-091-01.json", "ICSMA-20-091-01", "1", 2, 1, "CVE-2020-10598", 6.8),
-    ("csaf-other/icsma-20-170-03.json", "ICSMA-20-170-03", "2", 1, 1, "CVE-2020-12048", 7.5),
-    ("csaf-other/icsma-22-062-02.json", "ICSMA-22-062-02", "1", 1, 1, "CVE-2022-22765", 8.0),
+    (
+        "csaf/icsa-15-090-03.json",
+        "ICSA-15-090-03",
+        "2",
+        1,
+        1,
+        "CVE-2014-5401",
+        10.0,
+    ),
+    (
+        "csaf/icsa-15-125-01.json",
+        "ICSA-15-125-01",
+        "2",
+        1,
+        1,
+        "CVE-2015-3459",
+        10.0,
+    ),
+    (
+        "csaf/icsa-15-125-01b.json",
+        "ICSA-15-125-01B",
+        "2",
+        1,
+        7,
+        "CVE-2014-5406",
+        7.6,
+    ),
+    (
+        "csaf/icsa-15-161-01.json",
+        "ICSA-15-161-01",
+        "2",
+        3,
+        7,
+        "CVE-2015-3952",
+        6.4,
+    ),
+    (
+        "csaf/icsa-15-174-01.json",
+        "ICSA-15-174-01",
+        "2",
+        1,
+        1,
+        "CVE-2015-3965",
+        7.1,
+    ),
+    (
+        "csaf/icsma-16-306-01.json",
+        "ICSMA-16-306-01",
+        "2",
+        4,
+        2,
+        "CVE-2016-8358",
+        8.5,
+    ),
+    (
+        "csaf/icsma-17-017-01.json",
+        "ICSMA-17-017-01",
+        "2",
+        1,
+        1,
+        "CVE-2016-8375",
+        4.9,
+    ),
+    (
+        "csaf/icsma-17-017-02.json",
+        "ICSMA-17-017-02",
+        "4",
+        3,
+        2,
+        "CVE-2016-8375",
+        4.9,
+    ),
+    (
+        "csaf/icsma-17-250-02a.json",
+        "ICSMA-17-250-02A",
+        "2",
+        3,
+        8,
+        "CVE-2017-12718",
+        3.7,
+    ),
+    (
+        "csaf/icsma-18-235-01.json",
+        "ICSMA-18-235-01",
+        "1",
+        4,
+        1,
+        "CVE-2018-14786",
+        9.4,
+    ),
+    (
+        "csaf/icsma-19-164-01.json",
+        "ICSMA-19-164-01",
+        "1",
+        11,
+        2,
+        "CVE-2019-10962",
+        7.3,
+    ),
+    (
+        "csaf/icsma-19-178-01.json",
+        "ICSMA-19-178-01",
+        "1",
+        11,
+        1,
+        "CVE-2019-10964",
+        7.1,
+    ),
+    (
+        "csaf/icsma-20-170-06.json",
+        "ICSMA-20-170-06",
+        "2",
+        1,
+        1,
+        "CVE-2019-11479",
+        5.3,
+    ),
+    (
+        "csaf/icsma-20-296-02.json",
+        "ICSMA-20-296-02",
+        "1",
+        3,
+        11,
+        "CVE-2020-25158",
+        7.6,
+    ),
+    (
+        "csaf/icsma-20-317-01.json",
+        "ICSMA-20-317-01",
+        "1",
+        2,
+        1,
+        "CVE-2020-25165",
+        6.5,
+    ),
+    (
+        "csaf/icsma-21-012-01.json",
+        "ICSMA-21-012-01",
+        "1",
+        3,
+        9,
+        "CVE-2020-27256",
+        4.6,
+    ),
+    (
+        "csaf/icsma-22-263-01.json",
+        "ICSMA-22-263-01",
+        "1",
+        4,
+        1,
+        "CVE-2022-32537",
+        4.8,
+    ),
+    (
+        "csaf-other/icsma-17-082-01.json",
+        "ICSMA-17-082-01",
+        "1",
+        2,
+        1,
+        "CVE-2017-6022",
+        7.3,
+    ),
+    (
+        "csaf-other/icsma-17-227-01.json",
+        "ICSMA-17-227-01",
+        "1",
+        1,
+        1,
+        "CVE-2017-12701",
+        4.6,
+    ),
+    (
+        "csaf-other/icsma-18-114-01.json",
+        "ICSMA-18-114-01",
+        "1",
+        12,
+        1,
+        "CVE-2017-13077",
+        6.8,
+    ),
+    (
+        "csaf-other/icsma-18-144-01.json",
+        "ICSMA-18-144-01",
+        "1",
+        1,
+        2,
+        "CVE-2018-7518",
+        7.5,
+    ),
+    (
+        "csaf-other/icsma-18-156-01.json",
+        "ICSMA-18-156-01",
+        "2",
+        3,
+        3,
+        "CVE-2018-10597",
+        8.3,
+    ),
+    (
+        "csaf-other/icsma-19-022-01.json",
+        "ICSMA-19-022-01",
+        "1",
+        4,
+        3,
+        "CVE-2018-19010",
+        6.5,
+    ),
+    (
+        "csaf-other/icsma-19-029-01.json",
+        "ICSMA-19-029-01",
+        "1",
+        3,
+        1,
+        "CVE-2017-13077",
+        6.8,
+    ),
+    (
+        "csaf-other/icsma-19-311-01.json",
+        "ICSMA-19-311-01",
+        "1",
+        3,
+        2,
+        "CVE-2019-13531",
+        4.8,
+    ),
+    (
+        "csaf-other/icsma-20-023-01.json",
+        "ICSMA-20-023-01",
+        "1",
+        11,
+        6,
+        "CVE-2020-6961",
+        10.0,
+    ),
+    (
+        "csaf-other/icsma-20-091-01.json",
+        "ICSMA-20-091-01",
+        "1",
+        2,
+        1,
+        "CVE-2020-10598",
+        6.8,
+    ),
+    (
+        "csaf-other/icsma-20-170-03.json",
+        "ICSMA-20-170-03",
+        "2",
+        1,
+        1,
+        "CVE-2020-12048",
+        7.5,
+    ),
+    (
+        "csaf-other/icsma-22-062-02.json",
+        "ICSMA-22-062-02",
+        "1",
+        1,
+        1,
+        "CVE-2022-22765",
+        8.0,
+    ),
 ];
 
 #[test]
 fn every_shipped_csaf_file_parses_to_what_it_says() {
     let on_disk = json_files(&Path::new(DATA).join("csaf")).len()
         + json_files(&Path::new(DATA).join("csaf-other")).len();
-    assert_eq!(on_disk, ADVISORIES.len(), "a copied file has no row in the table");
+    assert_eq!(
+        on_disk,
+        ADVISORIES.len(),
+        "a copied file has no row in the table"
+    );
     for &(file, id, version, products, vulns, cve, score) in ADVISORIES {
         let a = load(file);
         assert!(a.warnings.is_empty(), "{file}: {:?}", a.warnings);
@@ -100,27 +336,57 @@ fn document_details() {
     let t = &a.document.tracking;
     assert_eq!(t.revision_history.len(), 4);
     assert_eq!(t.revision_history[3].legacy_version.as_deref(), Some("C"));
-    assert_eq!(t.current_release_date.as_deref(), Some("2021-03-16T00:00:00.000000Z"));
+    assert_eq!(
+        t.current_release_date.as_deref(),
+        Some("2021-03-16T00:00:00.000000Z")
+    );
     assert_eq!(t.generator.as_deref(), Some("CISA CSAF Generator 1.0.0"));
     assert_eq!(a.document.tlp.as_deref(), Some("WHITE"));
     let v = &a.vulnerabilities[0];
-    assert_eq!(v.cwe, Some(("CWE-522".into(), "Insufficiently Protected Credentials".into())));
+    assert_eq!(
+        v.cwe,
+        Some((
+            "CWE-522".into(),
+            "Insufficiently Protected Credentials".into()
+        ))
+    );
     let s = v.scores[0].cvss_v3.as_ref().unwrap();
     assert_eq!(s.vector, "CVSS:3.0/AV:P/AC:H/PR:N/UI:N/S:C/C:H/I:N/A:N");
     assert_eq!(s.base_severity.as_deref(), Some("MEDIUM"));
     assert_eq!(v.remediations.len(), 5);
     assert!(v.remediations.iter().all(|r| r.category == "vendor_fix"));
-    assert!(v.remediations[1].details.contains("less than 9.19 are end of life"));
+    assert!(v.remediations[1]
+        .details
+        .contains("less than 9.19 are end of life"));
     // 2015 advisories carry CVSS v2 only.
     let a = load("csaf/icsa-15-090-03.json");
     let s = &a.vulnerabilities[0].scores[0];
     assert!(s.cvss_v3.is_none());
-    assert_eq!(s.cvss_v2.as_ref().unwrap().vector, "AV:N/AC:L/Au:N/C:C/I:C/A:C");
-    assert_eq!(a.document.title, "Hospira MedNet Vulnerabilitie", "the typo is the source's");
+    assert_eq!(
+        s.cvss_v2.as_ref().unwrap().vector,
+        "AV:N/AC:L/Au:N/C:C/I:C/A:C"
+    );
+    assert_eq!(
+        a.document.title, "Hospira MedNet Vulnerabilitie",
+        "the typo is the source's"
+    );
     // B. Braun: mitigations besides vendor fixes.
     let a = load("csaf/icsma-20-296-02.json");
-    let cats: Vec<&str> = a.vulnerabilities[0].remediations.iter().map(|r| r.category.as_str()).collect();
-    assert_eq!(cats, ["vendor_fix", "vendor_fix", "vendor_fix", "mitigation", "mitigation"]);
+    let cats: Vec<&str> = a.vulnerabilities[0]
+        .remediations
+        .iter()
+        .map(|r| r.category.as_str())
+        .collect();
+    assert_eq!(
+        cats,
+        [
+            "vendor_fix",
+            "vendor_fix",
+            "vendor_fix",
+            "mitigation",
+            "mitigation"
+        ]
+    );
 }
 
 #[test]
@@ -130,11 +396,16 @@ fn update_b_supersedes_the_original() {
     assert_eq!(upd.compare_revision(&orig), Supersession::Supersedes);
     assert_eq!(orig.compare_revision(&upd), Supersession::SupersededBy);
     // Although the original's CSAF conversion is dated later:
-    assert!(orig.document.tracking.current_release_date > upd.document.tracking.current_release_date);
+    assert!(
+        orig.document.tracking.current_release_date > upd.document.tracking.current_release_date
+    );
     assert_eq!(upd.cves().len(), 7);
     assert!(upd.cves().contains(&"CVE-2015-3459"));
     let other = load("csaf/icsma-17-017-01.json");
-    assert_eq!(other.compare_revision(&load("csaf/icsma-17-017-02.json")), Supersession::Unrelated);
+    assert_eq!(
+        other.compare_revision(&load("csaf/icsma-17-017-02.json")),
+        Supersession::Unrelated
+    );
     assert_eq!(orig.compare_revision(&orig), Supersession::Same);
 }
 
@@ -203,7 +474,10 @@ fn every_version_text_in_the_pump_advisories_is_in_the_table() {
     for f in json_files(&Path::new(DATA).join("csaf")) {
         let a = csaf::parse(&std::fs::read(&f).unwrap()).unwrap();
         for p in a.product_tree.products.values() {
-            let (_, text) = p.version.as_ref().expect("every pump product has a version branch");
+            let (_, text) = p
+                .version
+                .as_ref()
+                .expect("every pump product has a version branch");
             seen.insert(text.clone());
             let row = VERSION_TEXTS
                 .iter()
@@ -215,7 +489,11 @@ fn every_version_text_in_the_pump_advisories_is_in_the_table() {
     }
     assert_eq!(seen.len(), 38, "distinct version texts in csaf/");
     for (text, want, why) in VERSION_TEXTS {
-        assert_eq!(VersionConstraint::parse(text).to_string(), *want, "{text:?} ({why})");
+        assert_eq!(
+            VersionConstraint::parse(text).to_string(),
+            *want,
+            "{text:?} ({why})"
+        );
     }
 }
 
@@ -233,7 +511,12 @@ fn non_pump_version_texts_that_stay_unparsed() {
     unparsed.sort();
     assert_eq!(
         unparsed,
-        ["<  july 1 2017", "F.0.G.0 | J.3", "Rev B-M", "Rev J-M | (X3/MX100 for Rev M only)"]
+        [
+            "<  july 1 2017",
+            "F.0.G.0 | J.3",
+            "Rev B-M",
+            "Rev J-M | (X3/MX100 for Rev M only)"
+        ]
     );
 }
 
@@ -257,7 +540,10 @@ fn matching_against_the_real_rules() {
     assert_eq!(decide(f, "CSAFPID-0001", "9.19", bd), Decision::Yes);
     assert_eq!(decide(f, "CSAFPID-0001", "12.1.3", bd), Decision::No);
     // Without BD's scheme, 9.19 vs 9.33.1 would be a guess.
-    assert!(matches!(decide(f, "CSAFPID-0001", "9.7", g), Decision::Undecided(_)));
+    assert!(matches!(
+        decide(f, "CSAFPID-0001", "9.7", g),
+        Decision::Undecided(_)
+    ));
     let f = "csaf/icsma-20-170-06.json";
     assert_eq!(decide(f, "CSAFPID-0001", "9.19", bd), Decision::Yes);
     assert_eq!(decide(f, "CSAFPID-0001", "9.19.0", bd), Decision::Yes);
@@ -273,27 +559,50 @@ fn matching_against_the_real_rules() {
     assert_eq!(decide(f, "CSAFPID-0005", "2.6A", mdt), Decision::Yes);
     assert_eq!(decide(f, "CSAFPID-0005", "2.5B", mdt), Decision::Yes);
     assert_eq!(decide(f, "CSAFPID-0005", "2.7A", mdt), Decision::No);
-    assert_eq!(decide(f, "CSAFPID-0001", "anything at all", mdt), Decision::Yes);
+    assert_eq!(
+        decide(f, "CSAFPID-0001", "anything at all", mdt),
+        Decision::Yes
+    );
     // Hospira's Plum A+ "<=13.4" against a pump reporting 13.40: review.
     let f = "csaf/icsa-15-161-01.json";
     let h = Scheme::for_manufacturer("hospira");
-    assert!(matches!(decide(f, "CSAFPID-0001", "13.40", h), Decision::Undecided(_)));
+    assert!(matches!(
+        decide(f, "CSAFPID-0001", "13.40", h),
+        Decision::Undecided(_)
+    ));
     assert_eq!(decide(f, "CSAFPID-0001", "13.3", h), Decision::Yes);
     assert_eq!(decide(f, "CSAFPID-0001", "13.5", h), Decision::No);
     let f = "csaf/icsma-19-164-01.json";
-    assert_eq!(decide(f, "CSAFPID-0007", "1.1.3 MR Build 11", bd), Decision::Yes);
-    assert_eq!(decide(f, "CSAFPID-0007", "1.1.3 Build 11", bd), Decision::No);
+    assert_eq!(
+        decide(f, "CSAFPID-0007", "1.1.3 MR Build 11", bd),
+        Decision::Yes
+    );
+    assert_eq!(
+        decide(f, "CSAFPID-0007", "1.1.3 Build 11", bd),
+        Decision::No
+    );
     // MiniMed 6xx: the model decides.
     let a = load("csaf/icsma-22-263-01.json");
     let c = a.product_tree.products["CSAFPID-0002"].constraint();
-    let at = |m| Installed { version: Some("4.2"), model: m, components: &[] };
+    let at = |m| Installed {
+        version: Some("4.2"),
+        model: m,
+        components: &[],
+    };
     assert_eq!(c.matches(&at(Some("MMT-1754")), mdt), Decision::Yes);
     assert_eq!(c.matches(&at(Some("MMT-1711")), mdt), Decision::No);
     assert!(matches!(c.matches(&at(None), mdt), Decision::Undecided(_)));
     // Baxter Spectrum with its battery module (issue 5's example).
     let c = VersionConstraint::parse("v6.x with Wireless Battery Modules v16 … v22D28");
-    let wbm = [Component { name: "Wireless Battery Module".into(), version: "22D19".into() }];
-    let at = |v| Installed { version: Some(v), model: None, components: &wbm };
+    let wbm = [Component {
+        name: "Wireless Battery Module".into(),
+        version: "22D19".into(),
+    }];
+    let at = |v| Installed {
+        version: Some(v),
+        model: None,
+        components: &wbm,
+    };
     assert_eq!(c.matches(&at("6.05"), Scheme::Generic), Decision::Yes);
     assert_eq!(c.matches(&at("8.00.01"), Scheme::Generic), Decision::No);
 }
@@ -301,62 +610,206 @@ fn matching_against_the_real_rules() {
 /// Every pump product in csaf/ and its canonical key.
 const PRODUCT_KEYS: &[(&str, &str, &str)] = &[
     ("icsa-15-090-03.json", "CSAFPID-0001", "hospira/mednet"),
-    ("icsa-15-125-01.json", "CSAFPID-0001", "hospira/lifecare-pca"),
-    ("icsa-15-125-01b.json", "CSAFPID-0001", "hospira/lifecare-pca"),
+    (
+        "icsa-15-125-01.json",
+        "CSAFPID-0001",
+        "hospira/lifecare-pca",
+    ),
+    (
+        "icsa-15-125-01b.json",
+        "CSAFPID-0001",
+        "hospira/lifecare-pca",
+    ),
     ("icsa-15-161-01.json", "CSAFPID-0001", "hospira/plum-a-plus"),
-    ("icsa-15-161-01.json", "CSAFPID-0002", "hospira/plum-a-plus-3"),
+    (
+        "icsa-15-161-01.json",
+        "CSAFPID-0002",
+        "hospira/plum-a-plus-3",
+    ),
     ("icsa-15-161-01.json", "CSAFPID-0003", "hospira/symbiq"),
     ("icsa-15-174-01.json", "CSAFPID-0001", "hospira/symbiq"),
-    ("icsma-16-306-01.json", "CSAFPID-0001", "smiths-medical/cadd-solis-mss"),
-    ("icsma-16-306-01.json", "CSAFPID-0002", "smiths-medical/cadd-solis-mss"),
-    ("icsma-16-306-01.json", "CSAFPID-0003", "smiths-medical/cadd-solis-mss"),
-    ("icsma-16-306-01.json", "CSAFPID-0004", "smiths-medical/cadd-solis-mss"),
+    (
+        "icsma-16-306-01.json",
+        "CSAFPID-0001",
+        "smiths-medical/cadd-solis-mss",
+    ),
+    (
+        "icsma-16-306-01.json",
+        "CSAFPID-0002",
+        "smiths-medical/cadd-solis-mss",
+    ),
+    (
+        "icsma-16-306-01.json",
+        "CSAFPID-0003",
+        "smiths-medical/cadd-solis-mss",
+    ),
+    (
+        "icsma-16-306-01.json",
+        "CSAFPID-0004",
+        "smiths-medical/cadd-solis-mss",
+    ),
     ("icsma-17-017-01.json", "CSAFPID-0001", "bd/alaris-pcu-8000"),
     ("icsma-17-017-02.json", "CSAFPID-0001", "bd/alaris-pcu-8015"),
     ("icsma-17-017-02.json", "CSAFPID-0002", "bd/alaris-pcu-8015"),
     ("icsma-17-017-02.json", "CSAFPID-0003", "bd/alaris-pcu-8015"),
-    ("icsma-17-250-02a.json", "CSAFPID-0001", "smiths-medical/medfusion-4000"),
-    ("icsma-17-250-02a.json", "CSAFPID-0002", "smiths-medical/medfusion-4000"),
-    ("icsma-17-250-02a.json", "CSAFPID-0003", "smiths-medical/medfusion-4000"),
+    (
+        "icsma-17-250-02a.json",
+        "CSAFPID-0001",
+        "smiths-medical/medfusion-4000",
+    ),
+    (
+        "icsma-17-250-02a.json",
+        "CSAFPID-0002",
+        "smiths-medical/medfusion-4000",
+    ),
+    (
+        "icsma-17-250-02a.json",
+        "CSAFPID-0003",
+        "smiths-medical/medfusion-4000",
+    ),
     ("icsma-18-235-01.json", "CSAFPID-0001", "bd/alaris-cc"),
     ("icsma-18-235-01.json", "CSAFPID-0002", "bd/alaris-tiva"),
     ("icsma-18-235-01.json", "CSAFPID-0003", "bd/alaris-gh"),
     ("icsma-18-235-01.json", "CSAFPID-0004", "bd/alaris-gs"),
     ("icsma-19-164-01.json", "CSAFPID-0001", "bd/alaris-gs"),
-    ("icsma-19-164-01.json", "CSAFPID-0002", "bd/alaris-gateway-workstation"),
-    ("icsma-19-164-01.json", "CSAFPID-0003", "bd/alaris-gateway-workstation"),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-0002",
+        "bd/alaris-gateway-workstation",
+    ),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-0003",
+        "bd/alaris-gateway-workstation",
+    ),
     ("icsma-19-164-01.json", "CSAFPID-0004", "bd/alaris-gh"),
     ("icsma-19-164-01.json", "CSAFPID-0005", "bd/alaris-cc"),
-    ("icsma-19-164-01.json", "CSAFPID-0006", "bd/alaris-gateway-workstation"),
-    ("icsma-19-164-01.json", "CSAFPID-0007", "bd/alaris-gateway-workstation"),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-0006",
+        "bd/alaris-gateway-workstation",
+    ),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-0007",
+        "bd/alaris-gateway-workstation",
+    ),
     ("icsma-19-164-01.json", "CSAFPID-0008", "bd/alaris-tiva"),
-    ("icsma-19-164-01.json", "CSAFPID-0009", "bd/alaris-gateway-workstation"),
-    ("icsma-19-164-01.json", "CSAFPID-00010", "bd/alaris-gateway-workstation"),
-    ("icsma-19-164-01.json", "CSAFPID-00011", "bd/alaris-gateway-workstation"),
-    ("icsma-19-178-01.json", "CSAFPID-0001", "medtronic/minimed-paradigm-522k-722k"),
-    ("icsma-19-178-01.json", "CSAFPID-0002", "medtronic/minimed-paradigm-515-715"),
-    ("icsma-19-178-01.json", "CSAFPID-0003", "medtronic/minimed-508"),
-    ("icsma-19-178-01.json", "CSAFPID-0004", "medtronic/minimed-paradigm-712e"),
-    ("icsma-19-178-01.json", "CSAFPID-0005", "medtronic/minimed-paradigm-veo-554-754"),
-    ("icsma-19-178-01.json", "CSAFPID-0006", "medtronic/minimed-paradigm-522-722"),
-    ("icsma-19-178-01.json", "CSAFPID-0007", "medtronic/minimed-paradigm-veo-554cm-754cm"),
-    ("icsma-19-178-01.json", "CSAFPID-0008", "medtronic/minimed-paradigm-523k-723k"),
-    ("icsma-19-178-01.json", "CSAFPID-0009", "medtronic/minimed-paradigm-523-723"),
-    ("icsma-19-178-01.json", "CSAFPID-00010", "medtronic/minimed-paradigm-511"),
-    ("icsma-19-178-01.json", "CSAFPID-00011", "medtronic/minimed-paradigm-512-712"),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-0009",
+        "bd/alaris-gateway-workstation",
+    ),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-00010",
+        "bd/alaris-gateway-workstation",
+    ),
+    (
+        "icsma-19-164-01.json",
+        "CSAFPID-00011",
+        "bd/alaris-gateway-workstation",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0001",
+        "medtronic/minimed-paradigm-522k-722k",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0002",
+        "medtronic/minimed-paradigm-515-715",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0003",
+        "medtronic/minimed-508",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0004",
+        "medtronic/minimed-paradigm-712e",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0005",
+        "medtronic/minimed-paradigm-veo-554-754",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0006",
+        "medtronic/minimed-paradigm-522-722",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0007",
+        "medtronic/minimed-paradigm-veo-554cm-754cm",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0008",
+        "medtronic/minimed-paradigm-523k-723k",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-0009",
+        "medtronic/minimed-paradigm-523-723",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-00010",
+        "medtronic/minimed-paradigm-511",
+    ),
+    (
+        "icsma-19-178-01.json",
+        "CSAFPID-00011",
+        "medtronic/minimed-paradigm-512-712",
+    ),
     ("icsma-20-170-06.json", "CSAFPID-0001", "bd/alaris-pcu"),
     ("icsma-20-296-02.json", "CSAFPID-0001", "bbraun/spacecom"),
-    ("icsma-20-296-02.json", "CSAFPID-0002", "bbraun/battery-pack-sp-wifi"),
-    ("icsma-20-296-02.json", "CSAFPID-0003", "bbraun/data-module-compactplus"),
+    (
+        "icsma-20-296-02.json",
+        "CSAFPID-0002",
+        "bbraun/battery-pack-sp-wifi",
+    ),
+    (
+        "icsma-20-296-02.json",
+        "CSAFPID-0003",
+        "bbraun/data-module-compactplus",
+    ),
     ("icsma-20-317-01.json", "CSAFPID-0001", "bd/alaris-pcu-8015"),
-    ("icsma-20-317-01.json", "CSAFPID-0002", "bd/alaris-systems-manager"),
+    (
+        "icsma-20-317-01.json",
+        "CSAFPID-0002",
+        "bd/alaris-systems-manager",
+    ),
     ("icsma-21-012-01.json", "CSAFPID-0001", "sooil/anydana-a"),
-    ("icsma-21-012-01.json", "CSAFPID-0002", "sooil/dana-diabecare-rs"),
+    (
+        "icsma-21-012-01.json",
+        "CSAFPID-0002",
+        "sooil/dana-diabecare-rs",
+    ),
     ("icsma-21-012-01.json", "CSAFPID-0003", "sooil/anydana-i"),
-    ("icsma-22-263-01.json", "CSAFPID-0001", "medtronic/minimed-620g"),
-    ("icsma-22-263-01.json", "CSAFPID-0002", "medtronic/minimed-630g"),
-    ("icsma-22-263-01.json", "CSAFPID-0003", "medtronic/minimed-640g"),
-    ("icsma-22-263-01.json", "CSAFPID-0004", "medtronic/minimed-670g"),
+    (
+        "icsma-22-263-01.json",
+        "CSAFPID-0001",
+        "medtronic/minimed-620g",
+    ),
+    (
+        "icsma-22-263-01.json",
+        "CSAFPID-0002",
+        "medtronic/minimed-630g",
+    ),
+    (
+        "icsma-22-263-01.json",
+        "CSAFPID-0003",
+        "medtronic/minimed-640g",
+    ),
+    (
+        "icsma-22-263-01.json",
+        "CSAFPID-0004",
+        "medtronic/minimed-670g",
+    ),
 ];
 
 #[test]
@@ -369,8 +822,14 @@ fn every_pump_product_normalises_to_a_canonical_key() {
         let a = csaf::parse(&std::fs::read(&f).unwrap()).unwrap();
         for (id, p) in &a.product_tree.products {
             n += 1;
-            let got = t.product(p.vendor.as_deref().unwrap_or(""), p.product.as_deref().unwrap_or(""));
-            let want = PRODUCT_KEYS.iter().find(|r| r.0 == name && r.1 == id).map(|r| r.2);
+            let got = t.product(
+                p.vendor.as_deref().unwrap_or(""),
+                p.product.as_deref().unwrap_or(""),
+            );
+            let want = PRODUCT_KEYS
+                .iter()
+                .find(|r| r.0 == name && r.1 == id)
+                .map(|r| r.2);
             match (got, want) {
                 (Some(g), Some(w)) => assert_eq!(g.product.key, w, "{name} {id}"),
                 (None, _) => unmapped.push(format!("{name} {id} {:?}", p.product)),
@@ -390,17 +849,27 @@ fn hard_negatives_do_not_map_to_any_product() {
         for (id, p) in &a.product_tree.products {
             let vendor = p.vendor.as_deref().unwrap_or("");
             assert!(
-                t.product(vendor, p.product.as_deref().unwrap_or("")).is_none(),
+                t.product(vendor, p.product.as_deref().unwrap_or(""))
+                    .is_none(),
                 "{} {id} {:?} mapped to a pump product",
                 f.display(),
                 p.product
             );
             // Nor by the full product name.
-            assert!(t.product(vendor, &p.full_name).is_none(), "{} {id}", f.display());
+            assert!(
+                t.product(vendor, &p.full_name).is_none(),
+                "{} {id}",
+                f.display()
+            );
         }
     }
     // Same-vendor traps resolve the vendor and nothing more.
-    assert_eq!(t.manufacturer("Becton, Dickinson and Company (BD)").unwrap().key, "bd");
+    assert_eq!(
+        t.manufacturer("Becton, Dickinson and Company (BD)")
+            .unwrap()
+            .key,
+        "bd"
+    );
     assert_eq!(t.manufacturer("Medtronic").unwrap().key, "medtronic");
     assert_eq!(t.manufacturer("Baxter").unwrap().key, "baxter");
     assert!(t.manufacturer("BMC Medical, 3B Medical").is_none());
@@ -408,21 +877,44 @@ fn hard_negatives_do_not_map_to_any_product() {
 
 #[test]
 fn nvd_transcription_parses_and_its_cpe_names_map_to_products() {
-    let feed = nvd::parse_transcription(&std::fs::read(Path::new(DATA).join("cve/nvd_pump_cpe_configurations.json")).unwrap()).unwrap();
+    let feed = nvd::parse_transcription(
+        &std::fs::read(Path::new(DATA).join("cve/nvd_pump_cpe_configurations.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(feed.cves.len(), 32);
     // Two long records were transcribed in part and say so.
     assert_eq!(feed.warnings.len(), 2, "{:?}", feed.warnings);
-    assert!(feed.warnings.iter().all(|w| w.message.starts_with("configuration without nodes skipped: record continues")));
+    assert!(feed.warnings.iter().all(|w| w
+        .message
+        .starts_with("configuration without nodes skipped: record continues")));
     let get = |id: &str| feed.cves.iter().find(|c| c.id == id).unwrap();
-    let wbm = |v: &str| Cpe::parse(&format!("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:{v}:*:*:*:*:*:*:*")).unwrap();
+    let wbm = |v: &str| {
+        Cpe::parse(&format!(
+            "cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:{v}:*:*:*:*:*:*:*"
+        ))
+        .unwrap()
+    };
     let c = get("CVE-2022-26390");
     // A configuration may also require the pump hardware; the firmware
     // criteria themselves are ranges 20D29–20D32 and 22D19–22D28.
-    let fw_node = c.configurations.iter().flat_map(|x| &x.nodes).find(|n| {
-        n.matches.iter().any(|m| m.start_including.as_deref() == Some("22d19"))
-    }).unwrap();
-    assert_eq!(fw_node.evaluate(&[wbm("22d24")], Scheme::Generic), CpeMatch::Match);
-    assert_eq!(fw_node.evaluate(&[wbm("21d01")], Scheme::Generic), CpeMatch::NoMatch);
+    let fw_node = c
+        .configurations
+        .iter()
+        .flat_map(|x| &x.nodes)
+        .find(|n| {
+            n.matches
+                .iter()
+                .any(|m| m.start_including.as_deref() == Some("22d19"))
+        })
+        .unwrap();
+    assert_eq!(
+        fw_node.evaluate(&[wbm("22d24")], Scheme::Generic),
+        CpeMatch::Match
+    );
+    assert_eq!(
+        fw_node.evaluate(&[wbm("21d01")], Scheme::Generic),
+        CpeMatch::NoMatch
+    );
     // Every criterion's vendor:product that the alias table knows maps to
     // the same manufacturer's product family as the CSAF names.
     let t = AliasTable::builtin();
@@ -433,7 +925,9 @@ fn nvd_transcription_parses_and_its_cpe_names_map_to_products() {
         if let Some(p) = t.product_by_cpe(&cpe) {
             mapped += 1;
             let vendor = cpe.vendor().value().unwrap();
-            let m = t.manufacturer(vendor).unwrap_or_else(|| panic!("CPE vendor {vendor} is not an alias"));
+            let m = t
+                .manufacturer(vendor)
+                .unwrap_or_else(|| panic!("CPE vendor {vendor} is not an alias"));
             assert_eq!(m.key, p.manufacturer, "{line}");
         }
     }
@@ -450,7 +944,11 @@ fn kev_has_none_of_the_pump_cves() {
     };
     let k = kev::parse(&std::fs::read(&path).unwrap()).unwrap();
     let csv = std::fs::read_to_string(Path::new(DATA).join("cve/pump_cves.csv")).unwrap();
-    let cves: Vec<&str> = csv.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    let cves: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
     assert_eq!(cves.len(), 107);
     for c in cves {
         assert!(k.get(c).is_none(), "{c} is in KEV");
@@ -464,7 +962,9 @@ fn expected_format(name: &str) -> Format {
         n if n.starts_with("icsa") || n.starts_with("icsma") => Format::Csaf,
         "nvd_pump_cpe_configurations.json" => Format::NvdTranscription,
         "CVE-2020-25165.json" => Format::Unknown, // decided by folder below
-        "known_exploited_vulnerabilities.json" | "known_exploited_vulnerabilities.trimmed.json" => Format::KevCatalog,
+        "known_exploited_vulnerabilities.json" | "known_exploited_vulnerabilities.trimmed.json" => {
+            Format::KevCatalog
+        }
         "synthetic-format-sample.csv" => Format::EpssCsv,
         n if n.ends_with(".cdx.json") => Format::CycloneDxJson,
         n if n.ends_with(".spdx.json") => Format::SpdxJson,
@@ -493,7 +993,10 @@ fn check_detection(root: &Path, folders: &[&str]) -> usize {
     }
     for p in &files {
         let name = p.file_name().unwrap().to_string_lossy();
-        let want = match (p.parent().unwrap().file_name().unwrap().to_str().unwrap(), name.as_ref()) {
+        let want = match (
+            p.parent().unwrap().file_name().unwrap().to_str().unwrap(),
+            name.as_ref(),
+        ) {
             ("nvd", "CVE-2020-25165.json") => Format::NvdApi2,
             ("cve5", "CVE-2020-25165.json") => Format::CveJson5,
             _ => expected_format(&name),
@@ -505,7 +1008,19 @@ fn check_detection(root: &Path, folders: &[&str]) -> usize {
 
 #[test]
 fn format_detection_over_every_data_file() {
-    let n = check_detection(Path::new(DATA), &["csaf", "csaf-other", "cve", "cve5", "nvd", "kev", "epss", "sbom"]);
+    let n = check_detection(
+        Path::new(DATA),
+        &[
+            "csaf",
+            "csaf-other",
+            "cve",
+            "cve5",
+            "nvd",
+            "kev",
+            "epss",
+            "sbom",
+        ],
+    );
     assert_eq!(n, 45);
 }
 
@@ -522,13 +1037,16 @@ fn the_shared_data_folder_when_present() {
     let mut parsed = 0;
     for dir in ["csaf", "csaf/component", "csaf-other"] {
         for f in json_files(&root.join(dir)) {
-            let a = csaf::parse(&std::fs::read(&f).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let a = csaf::parse(&std::fs::read(&f).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             assert!(a.warnings.is_empty(), "{}: {:?}", f.display(), a.warnings);
             parsed += 1;
         }
     }
     assert_eq!(parsed, 31);
-    let k = kev::parse(&std::fs::read(root.join("kev/known_exploited_vulnerabilities.json")).unwrap()).unwrap();
+    let k =
+        kev::parse(&std::fs::read(root.join("kev/known_exploited_vulnerabilities.json")).unwrap())
+            .unwrap();
     assert_eq!(k.entries.len(), 1404);
     assert!(k.warnings.is_empty(), "{:?}", k.warnings);
 }

@@ -24,23 +24,41 @@ fn pump_files() -> Vec<Vec<u8>> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    files.iter().map(|p| std::fs::read(p).expect("read")).collect()
+    files
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect()
 }
 
 /// (rule text, asset version, asset model, scheme).
 const CASES: &[(&str, &str, Option<&str>, Scheme)] = &[
     ("<= 9.33.1", "9.19", None, Scheme::DottedNumeric),
     ("<= 9.33.1", "12.1.3", None, Scheme::DottedNumeric),
-    ("9.13 | 9.19 | 9.33 | 12.1", "9.33", None, Scheme::DottedNumeric),
+    (
+        "9.13 | 9.19 | 9.33 | 12.1",
+        "9.33",
+        None,
+        Scheme::DottedNumeric,
+    ),
     ("<= U61 |<= L81", "L80", None, Scheme::BBraunLine),
     ("A10 | A11", "A12", None, Scheme::BBraunLine),
     ("<= 2.6A", "2.5B", None, Scheme::Generic),
     ("<=13.4", "13.40", None, Scheme::Generic),
     ("< 3.0", "2.9.1", None, Scheme::Generic),
     ("2.3.6 and  below", "2.3.7", None, Scheme::DottedNumeric),
-    ("1.1.3 MR Build 11", "1.1.3 MR Build 11", None, Scheme::DottedNumeric),
+    (
+        "1.1.3 MR Build 11",
+        "1.1.3 MR Build 11",
+        None,
+        Scheme::DottedNumeric,
+    ),
     ("vers:all/*", "1.0", None, Scheme::Generic),
-    ("MMT-1715 | MMT-1754 | MMT-1755", "4.0", Some("MMT-1754"), Scheme::Generic),
+    (
+        "MMT-1715 | MMT-1754 | MMT-1755",
+        "4.0",
+        Some("MMT-1754"),
+        Scheme::Generic,
+    ),
     (
         "v6.x with Wireless Battery Modules v16 … v22D28",
         "6.05",

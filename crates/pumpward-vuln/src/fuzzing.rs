@@ -31,8 +31,8 @@ fn short_error(e: impl std::fmt::Display) {
     assert!(s.len() < 2_000, "error of {} bytes", s.len());
 }
 
-/// Bytes as an importer receives a file: format detection, then every JSON
-/// and CSV parser of the crate. For a CSAF document that parses, every
+/// Bytes as an importer receives a file: format detection, then every
+/// parser of the crate (advisories, feeds, SBOMs). For a CSAF document that parses, every
 /// product's version rule is read and matched, and the advisory compares as
 /// the same revision of itself.
 pub fn csaf_json(data: &[u8]) -> Outcome {
@@ -78,6 +78,7 @@ pub fn csaf_json(data: &[u8]) -> Outcome {
         crate::cve5::parse(data).map(|_| ()),
         crate::kev::parse(data).map(|_| ()),
         crate::epss::parse(data).map(|_| ()),
+        crate::sbom::parse(data).map(|_| ()),
     ] {
         match r {
             Ok(()) => out.parsed += 1,

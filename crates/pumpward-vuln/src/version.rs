@@ -44,6 +44,10 @@ pub enum VersionError {
     /// "U61" or "A10"): most likely prose, a date or a model name.
     #[error("{0:?} does not start like a version (a digit, or one letter followed by digits)")]
     NotAVersion(String),
+    /// Contains a word that joins or qualifies versions ("and", "prior",
+    /// "to"…): the text is a rule or prose, not one version.
+    #[error("{0:?} contains the word {1:?}: a rule or prose, not one version")]
+    Prose(String, String),
 }
 
 /// One token of a version.
@@ -160,11 +164,11 @@ impl Version {
             "and", "or", "to", "prior", "below", "earlier", "later", "before", "after", "through",
             "version", "versions", "all", "with",
         ];
-        if tokens
+        if let Some(Token::Alpha(w)) = tokens
             .iter()
-            .any(|t| matches!(t, Token::Alpha(w) if PROSE.contains(&w.as_str())))
+            .find(|t| matches!(t, Token::Alpha(w) if PROSE.contains(&w.as_str())))
         {
-            return Err(VersionError::NotAVersion(t.chars().take(40).collect()));
+            return Err(VersionError::Prose(t.chars().take(40).collect(), w.clone()));
         }
         match tokens.first() {
             None => return Err(VersionError::Empty),

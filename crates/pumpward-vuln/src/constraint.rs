@@ -364,25 +364,27 @@ impl VersionConstraint {
     /// Matches the installed product against this rule, comparing versions
     /// with `scheme`.
     pub fn matches(&self, installed: &Installed<'_>, scheme: Scheme) -> Decision {
-        match self.eval(installed, scheme) {
+        // The installed version is read once, however many arms the rule has.
+        let ctx = Ctx {
+            version: match installed.version {
+                None => Err("the asset's version is not known".into()),
+                Some(v) => Version::parse(v)
+                    .map_err(|e| format!("the asset's version {:?}: {e}", crate::json::excerpt(v))),
+            },
+            model: installed.model,
+            components: installed.components,
+        };
+        match self.eval(&ctx, scheme) {
             Out::Yes => Decision::Yes,
             Out::No => Decision::No,
             Out::Undecided(r) | Out::OtherLine(r) => Decision::Undecided(r),
         }
     }
 
-    fn eval(&self, inst: &Installed<'_>, scheme: Scheme) -> Out {
+    fn eval(&self, inst: &Ctx<'_>, scheme: Scheme) -> Out {
         use VersionConstraint as C;
-        let installed_version = || -> Result<Version, Out> {
-            let Some(v) = inst.version else {
-                return Err(Out::Undecided("the asset's version is not known".into()));
-            };
-            Version::parse(v).map_err(|e| {
-                Out::Undecided(format!(
-                    "the asset's version {:?}: {e}",
-                    crate::json::excerpt(v)
-                ))
-            })
+        let installed_version = || -> Result<&Version, Out> {
+            inst.version.as_ref().map_err(|r| Out::Undecided(r.clone()))
         };
         match self {
             C::Any => Out::Yes,
@@ -406,7 +408,7 @@ impl VersionConstraint {
             },
             C::Exact(want) => match installed_version() {
                 Err(o) => o,
-                Ok(v) => from_cmp(scheme.compare(&v, want), |o| o == Ordering::Equal),
+                Ok(v) => from_cmp(scheme.compare(v, want), |o| o == Ordering::Equal),
             },
             C::Wildcard(prefix) => match installed_version() {
                 Err(o) => o,
@@ -423,12 +425,12 @@ impl VersionConstraint {
                 Err(o) => o,
                 Ok(v) => {
                     let lo = lower.as_ref().map(|b| {
-                        from_cmp(scheme.compare(&v, &b.version), |o| {
+                        from_cmp(scheme.compare(v, &b.version), |o| {
                             o == Ordering::Greater || (b.inclusive && o == Ordering::Equal)
                         })
                     });
                     let hi = upper.as_ref().map(|b| {
-                        from_cmp(scheme.compare(&v, &b.version), |o| {
+                        from_cmp(scheme.compare(v, &b.version), |o| {
                             o == Ordering::Less || (b.inclusive && o == Ordering::Equal)
                         })
                     });
@@ -437,7 +439,7 @@ impl VersionConstraint {
             },
             C::Vers(r) => match installed_version() {
                 Err(o) => o,
-                Ok(v) => match r.contains(&v, scheme) {
+                Ok(v) => match r.contains(v, scheme) {
                     Contains::Yes => Out::Yes,
                     Contains::No => Out::No,
                     Contains::Unknown(why) => Out::Undecided(why),
@@ -484,7 +486,7 @@ impl VersionConstraint {
                 };
                 // Components are compared with the generic scheme: their
                 // numbering is the component maker's, not the pump's.
-                let cm = component_rule.eval(
+                let cm = component_rule.matches(
                     &Installed {
                         version: Some(&c.version),
                         model: None,
@@ -492,10 +494,24 @@ impl VersionConstraint {
                     },
                     Scheme::Generic,
                 );
-                all([m, cm])
+                all([
+                    m,
+                    match cm {
+                        Decision::Yes => Out::Yes,
+                        Decision::No => Out::No,
+                        Decision::Undecided(r) => Out::Undecided(r),
+                    },
+                ])
             }
         }
     }
+}
+
+/// An [`Installed`] with its version read.
+struct Ctx<'a> {
+    version: Result<Version, String>,
+    model: Option<&'a str>,
+    components: &'a [Component],
 }
 
 fn from_cmp(c: Comparison, ok: impl Fn(Ordering) -> bool) -> Out {

@@ -1051,3 +1051,68 @@ fn the_shared_data_folder_when_present() {
     assert_eq!(k.entries.len(), 1404);
     assert!(k.warnings.is_empty(), "{:?}", k.warnings);
 }
+
+mod mutated {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn corpus() -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = json_files(&Path::new(DATA).join("csaf"))
+            .into_iter()
+            .chain(json_files(&Path::new(DATA).join("csaf-other")))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        v.push(std::fs::read(Path::new(DATA).join("nvd/CVE-2020-25165.json")).unwrap());
+        v.push(std::fs::read(Path::new(DATA).join("cve5/CVE-2020-25165.json")).unwrap());
+        v.push(std::fs::read(Path::new(DATA).join("sbom/vex-cisa-use-case-2.cdx.json")).unwrap());
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Real documents truncated and with bytes overwritten: every parser
+        /// returns a value or an error, and the fuzz body's checks hold.
+        #[test]
+        fn real_documents_with_damage(
+            pick in 0usize..32,
+            cut in 0.0f64..1.0,
+            flips in proptest::collection::vec((0.0f64..1.0, any::<u8>()), 0..6),
+        ) {
+            let docs = corpus();
+            let mut d = docs[pick % docs.len()].clone();
+            for (at, byte) in flips {
+                let i = ((d.len() as f64) * at) as usize;
+                if i < d.len() {
+                    d[i] = byte;
+                }
+            }
+            d.truncate(((d.len() as f64) * cut.max(0.05)) as usize + 1);
+            pumpward_vuln::fuzzing::csaf_json(&d);
+        }
+
+        /// Values of the wrong type where the parser expects strings: an
+        /// error naming the path, never a panic.
+        #[test]
+        fn real_documents_with_retyped_values(pick in 0usize..29, which in 0usize..400, replacement in prop_oneof![Just("null"), Just("7"), Just("[]"), Just("{}"), Just("true"), Just("\"\"")]) {
+            let docs = corpus();
+            let text = String::from_utf8(docs[pick % 29].clone()).unwrap();
+            // Replace the `which`-th string value (after a colon) by another type.
+            let starts: Vec<usize> = text.match_indices(": \"").map(|(i, _)| i + 2).collect();
+            if starts.is_empty() { return Ok(()); }
+            let s = starts[which % starts.len()];
+            // The closing quote: the first one not escaped by a backslash.
+            let bytes = text.as_bytes();
+            let mut e = s + 1;
+            while e < bytes.len() && bytes[e] != b'"' {
+                e += if bytes[e] == b'\\' { 2 } else { 1 };
+            }
+            let end = (e + 1).min(text.len());
+            let doc = format!("{}{}{}", &text[..s], replacement, &text[end..]);
+            match csaf::parse(doc.as_bytes()) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.to_string().starts_with("$"), "{e}"),
+            }
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! | [`cve5`] | CVE JSON 5 records: metadata, descriptions, affected vendor/product/versions (`lessThan`, `lessThanOrEqual`, `status`), CWEs, CNA and ADP metrics. |
 //! | [`kev`] | The CISA KEV catalog. |
 //! | [`epss`] | FIRST EPSS CSV with its `#model_version` line. |
-//! | [`sbom`] | CycloneDX JSON and SPDX JSON / tag-value SBOMs: components with purl and CPEs, the dependency graph (cycles and dangling refs reported), CycloneDX VEX statements. |
+//! | [`sbom`] | CycloneDX JSON and XML, SPDX JSON and tag-value SBOMs: components with purl and CPEs, the dependency graph (cycles and dangling refs reported), CycloneDX VEX statements. |
 //! | [`detect`] | Which of these (or CycloneDX JSON/XML, SPDX JSON/tag-value) a file is, from content. |
 //! | [`cpe`] | CPE 2.3 formatted strings, and matching against NVD criteria with version bounds. |
 //! | [`purl`] | Package URLs. |
@@ -25,8 +25,6 @@
 //! | [`version`] | Vendor firmware versions and the per-vendor comparison schemes. |
 //! | [`constraint`] | The version rules advisories write in prose and lists, and matching an asset against them. |
 //! | [`identity`] | Canonical manufacturer and product keys from the curated alias table `data/aliases.toml`. |
-//!
-//! CycloneDX XML is recognised by [`detect`] but not read.
 //!
 //! # Version schemes
 //!

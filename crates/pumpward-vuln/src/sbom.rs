@@ -7,7 +7,8 @@
 //! `versionInfo`, `supplier`, `externalRefs` of type `cpe23Type`,
 //! `cpe22Type` and `purl`; `relationships`) and SPDX 2.x tag-value (the same
 //! package fields; `<text>…</text>` values may span lines; files are
-//! skipped). CycloneDX XML is recognised by [`crate::detect`] but not read.
+//! skipped) and CycloneDX XML 1.2–1.6 (the same parts as the JSON; no DTDs,
+//! so no entity expansion).
 //!
 //! Nothing here trusts the graph: a dependency on an unknown ref, a duplicate
 //! id, a cycle are warnings, and the cycle check is iterative, so 100,000
@@ -21,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 pub enum SbomFormat {
     /// CycloneDX JSON.
     CycloneDx,
+    /// CycloneDX XML.
+    CycloneDxXml,
     /// SPDX JSON.
     SpdxJson,
     /// SPDX tag-value.
@@ -102,6 +105,9 @@ pub fn parse(bytes: &[u8]) -> Result<Sbom, ParseError> {
             return cyclonedx(root);
         }
         return Err(root.expected("a CycloneDX (bomFormat) or SPDX (spdxVersion) document"));
+    }
+    if first == Some(b'<') {
+        return cyclonedx_xml(body);
     }
     spdx_tag_value(bytes)
 }
@@ -377,6 +383,146 @@ fn spdx_tag_value(bytes: &[u8]) -> Result<Sbom, ParseError> {
     Ok(sbom)
 }
 
+fn xml_error(line: u32, message: impl Into<String>) -> ParseError {
+    ParseError::Invalid {
+        path: format!("line {line}"),
+        message: message.into(),
+    }
+}
+
+/// The text of the first child element called `name` (CDATA included).
+fn xml_child_text(n: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+        .map(|c| {
+            c.children()
+                .filter_map(|t| t.text())
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        })
+        .filter(|t| !t.is_empty())
+}
+
+fn xml_children<'a, 'input>(
+    n: roxmltree::Node<'a, 'input>,
+    name: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'input>> {
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn cyclonedx_xml(bytes: &[u8]) -> Result<Sbom, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| xml_error(1, format!("not UTF-8: {e}")))?;
+    // DTDs stay refused (roxmltree's default): no entity expansion.
+    let doc = roxmltree::Document::parse(text)
+        .map_err(|e| xml_error(e.pos().row, format!("not well-formed XML: {e}")))?;
+    let bom = doc.root_element();
+    let ns = bom.tag_name().namespace().unwrap_or_default();
+    let Some(spec_version) = ns.strip_prefix("http://cyclonedx.org/schema/bom/") else {
+        return Err(xml_error(
+            doc.text_pos_at(bom.range().start).row,
+            format!(
+                "expected a <bom> element in the CycloneDX namespace, found <{}> in {:?}",
+                excerpt(bom.tag_name().name()),
+                excerpt(ns)
+            ),
+        ));
+    };
+    if bom.tag_name().name() != "bom" {
+        return Err(xml_error(1, "the root element is not <bom>"));
+    }
+    let component = |c: roxmltree::Node<'_, '_>, n: usize| SbomComponent {
+        id: c
+            .attribute("bom-ref")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("#{n}")),
+        kind: c.attribute("type").unwrap_or_default().to_owned(),
+        name: xml_child_text(c, "name").unwrap_or_default(),
+        version: xml_child_text(c, "version"),
+        supplier: xml_children(c, "supplier")
+            .next()
+            .and_then(|s| xml_child_text(s, "name")),
+        purl: xml_child_text(c, "purl"),
+        cpes: xml_child_text(c, "cpe").into_iter().collect(),
+    };
+    let mut components = Vec::new();
+    let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Nested components: an explicit stack of (parent id, <components> node).
+    let mut stack: Vec<(Option<String>, roxmltree::Node<'_, '_>)> =
+        xml_children(bom, "components").map(|c| (None, c)).collect();
+    stack.reverse();
+    while let Some((parent, list)) = stack.pop() {
+        let mut nested = Vec::new();
+        for c in xml_children(list, "component") {
+            let comp = component(c, components.len());
+            if let Some(p) = &parent {
+                dependencies
+                    .entry(p.clone())
+                    .or_default()
+                    .push(comp.id.clone());
+            }
+            for inner in xml_children(c, "components") {
+                nested.push((Some(comp.id.clone()), inner));
+            }
+            components.push(comp);
+        }
+        stack.extend(nested.into_iter().rev());
+    }
+    let subject = xml_children(bom, "metadata")
+        .next()
+        .and_then(|m| xml_children(m, "component").next())
+        .map(|c| component(c, usize::MAX));
+    for deps in xml_children(bom, "dependencies") {
+        for d in xml_children(deps, "dependency") {
+            let Some(r) = d.attribute("ref") else {
+                return Err(xml_error(
+                    doc.text_pos_at(d.range().start).row,
+                    "<dependency> without a ref attribute",
+                ));
+            };
+            let on = dependencies.entry(r.to_owned()).or_default();
+            on.extend(
+                xml_children(d, "dependency").filter_map(|x| x.attribute("ref").map(str::to_owned)),
+            );
+        }
+    }
+    let mut vex = Vec::new();
+    for vs in xml_children(bom, "vulnerabilities") {
+        for v in xml_children(vs, "vulnerability") {
+            let analysis = xml_children(v, "analysis").next();
+            vex.push(VexStatement {
+                id: xml_child_text(v, "id").unwrap_or_default(),
+                state: analysis.and_then(|a| xml_child_text(a, "state")),
+                justification: analysis.and_then(|a| xml_child_text(a, "justification")),
+                response: analysis
+                    .into_iter()
+                    .flat_map(|a| xml_children(a, "responses"))
+                    .flat_map(|r| xml_children(r, "response"))
+                    .filter_map(|r| r.text().map(|t| t.trim().to_owned()))
+                    .collect(),
+                detail: analysis.and_then(|a| xml_child_text(a, "detail")),
+                affects: xml_children(v, "affects")
+                    .flat_map(|a| xml_children(a, "target"))
+                    .filter_map(|t| xml_child_text(t, "ref"))
+                    .collect(),
+            });
+        }
+    }
+    let mut sbom = Sbom {
+        format: SbomFormat::CycloneDxXml,
+        spec_version: spec_version.to_owned(),
+        subject,
+        components,
+        described: Vec::new(),
+        dependencies,
+        vex,
+        warnings: Vec::new(),
+    };
+    check_graph(&mut sbom);
+    Ok(sbom)
+}
+
 /// Warns about duplicate ids, dependencies on unknown ids and one cycle (if
 /// any), without recursion.
 fn check_graph(sbom: &mut Sbom) {
@@ -578,6 +724,91 @@ mod tests {
         let t = parse(bom).unwrap();
         assert_eq!(t.components[0].purl.as_deref(), Some("pkg:generic/x@1.0"));
         assert_eq!(t.components[0].id, "SPDXRef-x");
+    }
+
+    #[test]
+    fn cyclonedx_xml_excerpt() {
+        let s = parse(&data("laravel-7.12.0-excerpt.cdx.xml")).unwrap();
+        assert_eq!(s.format, SbomFormat::CycloneDxXml);
+        assert_eq!(s.spec_version, "1.4");
+        assert_eq!(
+            s.subject.as_ref().unwrap().name,
+            "cyclonedx-php-composer-demo"
+        );
+        assert_eq!(s.components.len(), 2);
+        let c = &s.components[0];
+        assert_eq!(c.id, "asm89/stack-cors-1.3.0.0");
+        assert_eq!(c.kind, "library");
+        assert_eq!(
+            (c.name.as_str(), c.version.as_deref()),
+            ("stack-cors", Some("1.3.0"))
+        );
+        assert_eq!(
+            c.purl.as_deref(),
+            Some("pkg:composer/asm89/stack-cors@1.3.0")
+        );
+        // The excerpt keeps dependencies on components it left out (ids in
+        // messages are cut at 40 characters).
+        let w: Vec<String> = s.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "dependencies of cyclonedx/cyclonedx-php-composer-demo-de…: laravel/laravel-7.12.0.0 is not a component of this SBOM",
+                "dependencies of voku/portable-ascii-1.6.1.0: voku/portable-ascii-1.6.1.0 is not a component of this SBOM",
+            ]
+        );
+    }
+
+    #[test]
+    fn cyclonedx_xml_nesting_vex_and_errors() {
+        let doc = br#"<?xml version="1.0"?>
+<bom xmlns="http://cyclonedx.org/schema/bom/1.5" version="1">
+  <components>
+    <component type="firmware" bom-ref="fw"><name>fw</name><version>22D28</version>
+      <supplier><name>Baxter</name></supplier>
+      <cpe>cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:22d28:*:*:*:*:*:*:*</cpe>
+      <components><component type="library" bom-ref="tls"><name>wolfssl</name><version>4.8.1</version></component></components>
+    </component>
+  </components>
+  <vulnerabilities>
+    <vulnerability bom-ref="v1"><id>CVE-2022-26390</id>
+      <analysis><state>not_affected</state><justification>code_not_reachable</justification>
+        <responses><response>will_not_fix</response></responses><detail>no</detail></analysis>
+      <affects><target><ref>fw</ref></target></affects>
+    </vulnerability>
+  </vulnerabilities>
+</bom>"#;
+        let s = parse(doc).unwrap();
+        assert_eq!(s.components.len(), 2);
+        assert_eq!(s.components[0].supplier.as_deref(), Some("Baxter"));
+        assert_eq!(s.components[0].cpes.len(), 1);
+        assert_eq!(s.dependencies["fw"], ["tls"]);
+        assert_eq!(s.vex[0].state.as_deref(), Some("not_affected"));
+        assert_eq!(s.vex[0].response, ["will_not_fix"]);
+        assert_eq!(s.vex[0].affects, ["fw"]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let e =
+            parse(b"<bom xmlns=\"http://cyclonedx.org/schema/bom/1.5\"><components>").unwrap_err();
+        assert!(
+            e.to_string().starts_with("line 1: not well-formed XML"),
+            "{e}"
+        );
+        let e = parse(b"<html xmlns=\"http://www.w3.org/1999/xhtml\"/>").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected a <bom> element in the CycloneDX namespace"),
+            "{e}"
+        );
+        let e = parse(b"<!DOCTYPE bom [<!ENTITY a \"aaaa\">]><bom xmlns=\"http://cyclonedx.org/schema/bom/1.5\">&a;</bom>").unwrap_err();
+        assert!(
+            e.to_string().contains("not well-formed XML"),
+            "DTDs are refused: {e}"
+        );
+        let e = parse(b"<bom xmlns=\"http://cyclonedx.org/schema/bom/1.5\">\n<dependencies>\n<dependency/></dependencies></bom>").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: <dependency> without a ref attribute"
+        );
     }
 
     #[test]

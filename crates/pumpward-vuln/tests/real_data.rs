@@ -968,6 +968,7 @@ fn expected_format(name: &str) -> Format {
         }
         "synthetic-format-sample.csv" => Format::EpssCsv,
         n if n.ends_with(".cdx.json") => Format::CycloneDxJson,
+        n if n.ends_with(".cdx.xml") => Format::CycloneDxXml,
         n if n.ends_with(".spdx.json") => Format::SpdxJson,
         "usbutils.spdx" => Format::SpdxTagValue,
         // Markdown, licences, CSV lists, the KEV JSON schema, the Buildroot
@@ -1022,7 +1023,7 @@ fn format_detection_over_every_data_file() {
             "sbom",
         ],
     );
-    assert_eq!(n, 45);
+    assert_eq!(n, 46);
 }
 
 #[test]

@@ -252,13 +252,15 @@ pub struct ProductPath {
 }
 
 impl ProductPath {
-    /// The version rule of this product: [`VersionConstraint::Any`] when no
-    /// version branch names one (the advisory then names the product as a
-    /// whole), otherwise the parsed text (possibly
-    /// [`VersionConstraint::Unparsed`]).
+    /// The version rule of this product: the version or range branch's text,
+    /// parsed (possibly [`VersionConstraint::Unparsed`]). Without a version
+    /// branch the version can only be in the full product name ("Pump X
+    /// 1.2"), which is not read as a rule: the result is
+    /// [`VersionConstraint::Unparsed`] with that name, so a match goes to
+    /// review instead of being assumed for every version.
     pub fn constraint(&self) -> VersionConstraint {
         match &self.version {
-            None => VersionConstraint::Any,
+            None => VersionConstraint::Unparsed(self.full_name.clone()),
             Some((_, text)) => VersionConstraint::parse(text),
         }
     }
@@ -1057,6 +1059,14 @@ mod tests {
             Some((VersionKind::Range, "vers:generic/>=22D19|<=22D28".into()))
         );
         assert!(wbm.helper.cpe.is_some());
+        assert!(matches!(wbm.constraint(), VersionConstraint::Vers(_)));
+        // A product without a version branch is not assumed to be every version.
+        let mut bare = wbm.clone();
+        bare.version = None;
+        assert_eq!(
+            bare.constraint(),
+            VersionConstraint::Unparsed("WBM 22D19-22D28".into())
+        );
         let combo = &a.product_tree.products["SPEC-8-WBM"];
         assert_eq!(
             combo.relationship,

@@ -27,7 +27,8 @@ pub struct AffectedVersion {
 }
 
 impl AffectedVersion {
-    /// The rule this entry states. With `lessThan`/`lessThanOrEqual` it is a
+    /// The versions this entry is about (whether they are affected is
+    /// `status`, which the caller reads). With `lessThan`/`lessThanOrEqual` it is a
     /// range from `version` (unbounded below when `version` is `0`, `*` or
     /// empty); otherwise `version` is read as text, which is where CNAs put
     /// prose such as "Versions 9.33.1 and earlier" (kept

@@ -609,7 +609,15 @@ async fn admin_sets_up_and_manages_the_fleet() {
     .unwrap();
     assert_eq!(
         nav,
-        ["Dashboard", "Assets", "Fleet", "Users", "Audit", "Account"]
+        [
+            "Dashboard",
+            "Assets",
+            "Fleet",
+            "Findings",
+            "Users",
+            "Audit",
+            "Account"
+        ]
     );
     b.screenshot("pumpward-dashboard.png").await;
 
@@ -845,7 +853,7 @@ async fn biomed_sees_no_user_admin_and_gets_a_403_page() {
     .unwrap();
     assert_eq!(
         nav,
-        ["/", "/assets", "/fleet", "/account"],
+        ["/", "/assets", "/fleet", "/findings", "/account"],
         "biomed sees neither Users nor Audit"
     );
 

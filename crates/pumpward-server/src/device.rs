@@ -604,7 +604,6 @@ pub async fn run_session(
                                 asset_id: asset_id.clone(),
                                 events,
                                 gaps: plan.gaps.iter().map(|g| (g.from, g.to)).collect(),
-                                last_seq: plan.new_last_stored(),
                             };
                             if let Err(e) = st.events.store(batch).await {
                                 tracing::error!(error = %e, "cannot store device events");

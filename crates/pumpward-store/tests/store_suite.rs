@@ -1293,30 +1293,26 @@ async fn device_channel_state(store: &Store) {
         kind: "alarm".into(),
         body: format!("{{\"seq\":{seq}}}"),
     };
-    let batch = |events: Vec<i64>, gaps: Vec<(u64, u64)>, last: u64| DeviceBatch {
+    let batch = |events: Vec<i64>, gaps: Vec<(u64, u64)>| DeviceBatch {
         asset_id: "P-1".into(),
         events: events.into_iter().map(ev).collect(),
         gaps,
-        last_seq: last,
     };
     store
-        .store_device_batches(&[batch(vec![1, 2, 3], vec![], 3)], now)
+        .store_device_batches(&[batch(vec![1, 2, 3], vec![])], now)
         .await
         .unwrap();
     // A replay (lost ack) stores nothing twice; a gap is recorded; the
     // stored sequence never goes back.
     store
         .store_device_batches(
-            &[
-                batch(vec![2, 3], vec![], 3),
-                batch(vec![7], vec![(4, 6)], 7),
-            ],
+            &[batch(vec![2, 3], vec![]), batch(vec![7], vec![(4, 6)])],
             now,
         )
         .await
         .unwrap();
     store
-        .store_device_batches(&[batch(vec![], vec![], 2)], now)
+        .store_device_batches(&[batch(vec![], vec![])], now)
         .await
         .unwrap();
     let seqs: Vec<i64> = store
@@ -1329,6 +1325,14 @@ async fn device_channel_state(store: &Store) {
     assert_eq!(seqs, [1, 2, 3, 7]);
     assert_eq!(store.device_gaps("P-1").await.unwrap(), [(4, 6)]);
     assert_eq!(store.device_last_seq("P-1").await.unwrap(), 7);
+    assert_eq!(store.device_last_seq("NO-SUCH-PUMP").await.unwrap(), 0);
+    // device_channel.last_seq is a floor (what a retention job leaves
+    // behind when it deletes events): a higher value there wins.
+    sqlx::query("UPDATE device_channel SET last_seq = 100 WHERE asset_id = 'P-1'")
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
+    assert_eq!(store.device_last_seq("P-1").await.unwrap(), 100);
 
     // Who may stay connected: an unrevoked certificate of an asset that may connect.
     let c = pumpward_store::NewCertificate {

@@ -54,7 +54,7 @@ impl LibrarySigner {
         let issued = ca
             .ca()
             .issue_library_signer(CertSerial::random()?, OffsetDateTime::now_utc())?;
-        let key_id = hex::encode(Sha256::digest(&issued.spki_der));
+        let key_id = hex::encode(Sha256::digest(issued.spki_der.as_slice()));
         let stored = StoredLibrarySigner {
             cert_pem: issued.certificate.pem.clone(),
             key_sealed: pumpward_pki::seal_private_key(&issued.private_key_pkcs8, &kek)?,

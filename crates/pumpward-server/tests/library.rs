@@ -219,7 +219,7 @@ async fn draft_review_publish_and_the_envelope_verifies() {
     assert_eq!(v.library, expected);
     // As a pump decides it.
     assert!(matches!(
-        pumpward_druglib::decide_install(None, &env, &[key.clone()], "adult-icu"),
+        pumpward_druglib::decide_install(None, &env, std::slice::from_ref(&key), "adult-icu"),
         pumpward_druglib::InstallDecision::Install(_)
     ));
     // A flipped byte is refused.
@@ -551,9 +551,11 @@ async fn rollback_publishes_old_content_as_a_higher_version() {
     assert_eq!(rb["rollback_of"], 1);
 
     let key = trusted_key(&h).await;
-    let v =
-        pumpward_druglib::verify_envelope(&envelope(&h, &t.ann, &lib.id, 3).await, &[key.clone()])
-            .unwrap();
+    let v = pumpward_druglib::verify_envelope(
+        &envelope(&h, &t.ann, &lib.id, 3).await,
+        std::slice::from_ref(&key),
+    )
+    .unwrap();
     let mut expected = lib.clone();
     expected.version = 3;
     assert_eq!(v.library, expected, "version 1's content, numbered 3");
@@ -565,7 +567,12 @@ async fn rollback_publishes_old_content_as_a_higher_version() {
     };
     let env3 = envelope(&h, &t.ann, &lib.id, 3).await;
     assert!(matches!(
-        pumpward_druglib::decide_install(Some(&installed), &env3, &[key.clone()], "adult-icu"),
+        pumpward_druglib::decide_install(
+            Some(&installed),
+            &env3,
+            std::slice::from_ref(&key),
+            "adult-icu"
+        ),
         pumpward_druglib::InstallDecision::Install(_)
     ));
     let env1 = envelope(&h, &t.ann, &lib.id, 1).await;

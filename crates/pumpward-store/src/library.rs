@@ -650,7 +650,7 @@ impl Store {
             )));
         }
         let sha = sha256_hex(&signed.content);
-        let envelope = base64::engine::general_purpose::STANDARD.encode(&signed.envelope);
+        let envelope = base64::engine::general_purpose::STANDARD.encode(signed.envelope.as_slice());
         let (rev, action, rollback_of) = match &what {
             Publish::Revision(id) => {
                 let n = sqlx::query(

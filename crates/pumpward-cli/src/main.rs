@@ -83,6 +83,10 @@ enum Command {
     /// The certificate authority: set-up, issuance, revocation, CRL.
     #[command(subcommand)]
     Pki(PkiCmd),
+    /// Drug libraries: the sample, offline verification of signed envelopes,
+    /// conversion between JSON and CSV.
+    #[command(subcommand)]
+    Library(LibraryCmd),
     /// Run a fleet of simulated pumps against a running server.
     Sim {
         /// The server's REST API, e.g. https://127.0.0.1:8443
@@ -244,6 +248,51 @@ enum UserCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum LibraryCmd {
+    /// Print the sample library (SAMPLE DATA – NOT FOR CLINICAL USE).
+    Sample {
+        #[arg(long, value_enum, default_value_t = LibraryFormat::Json)]
+        format: LibraryFormat,
+    },
+    /// Verify a signed library envelope (.cose) offline against the
+    /// published signing certificate; exit 0 with a summary, or exit 2 with
+    /// the reason it is refused.
+    Verify {
+        /// The COSE_Sign1 envelope.
+        file: PathBuf,
+        /// The library-signing certificate (PEM, from /pki/library-signing.pem).
+        #[arg(long, value_name = "SIGNING_CERT.pem")]
+        cert: PathBuf,
+        /// Refuse unless the version is higher than this (as a pump does).
+        #[arg(long, value_name = "N")]
+        installed_version: Option<u32>,
+        /// Refuse unless the library has this care area (as a pump does).
+        #[arg(long, value_name = "ID")]
+        care_area: Option<String>,
+    },
+    /// Convert a library (JSON, CSV, or a verified envelope with --cert) to
+    /// JSON or CSV.
+    Export {
+        /// A library as JSON or CSV, or a .cose envelope.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = LibraryFormat::Json)]
+        format: LibraryFormat,
+        /// For an envelope: the signing certificate to verify it against
+        /// first (an unverified envelope is never exported).
+        #[arg(long, value_name = "SIGNING_CERT.pem")]
+        cert: Option<PathBuf>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LibraryFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
 enum AuditCmd {
     /// Verify the hash chain; names the first bad record and exits 2 if broken.
     Verify,
@@ -354,6 +403,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::User(c) => return user(&s, c).await,
         Command::Audit(c) => return audit(&s, c).await,
         Command::Pki(c) => return pki(&s, c).await,
+        Command::Library(c) => return library(c),
         Command::Sim {
             server,
             gateway,
@@ -966,4 +1016,148 @@ fn write_out(path: Option<&std::path::Path>, bytes: &[u8]) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads a file of at most `max` bytes (hostile input is bounded before
+/// it is parsed).
+fn read_bounded(path: &std::path::Path, max: usize) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() > max {
+        bail!("{} is larger than {max} bytes", path.display());
+    }
+    Ok(bytes)
+}
+
+fn library_bytes(lib: &pumpward_druglib::Library, format: LibraryFormat) -> Vec<u8> {
+    match format {
+        LibraryFormat::Json => {
+            let mut s = pumpward_druglib::json::to_pretty_json(lib);
+            s.push('\n');
+            s.into_bytes()
+        }
+        LibraryFormat::Csv => pumpward_druglib::csv::write_library_csv(lib),
+    }
+}
+
+fn trusted_key(cert: &std::path::Path) -> Result<pumpward_druglib::TrustedKey> {
+    let pem = String::from_utf8(read_bounded(cert, 1 << 20)?)
+        .with_context(|| format!("{} is not PEM text", cert.display()))?;
+    pumpward_server::library::trusted_key_from_cert_pem(&pem)
+        .with_context(|| format!("the signing certificate {}", cert.display()))
+}
+
+/// `pumpward library …`. Exit 2 when an envelope is refused.
+fn library(c: LibraryCmd) -> Result<i32> {
+    use pumpward_druglib::envelope::MAX_ENVELOPE_BYTES;
+    match c {
+        LibraryCmd::Sample { format } => {
+            write_out(
+                None,
+                &library_bytes(&pumpward_druglib::sample_library(), format),
+            )?;
+        }
+        LibraryCmd::Verify {
+            file,
+            cert,
+            installed_version,
+            care_area,
+        } => {
+            let key = trusted_key(&cert)?;
+            let bytes = read_bounded(&file, MAX_ENVELOPE_BYTES + 1)?;
+            let refuse = |why: String| {
+                eprintln!("REFUSED: {}: {why}", file.display());
+                Ok(2)
+            };
+            let v = match pumpward_druglib::verify_envelope(&bytes, std::slice::from_ref(&key)) {
+                Ok(v) => v,
+                Err(e) => return refuse(e.to_string()),
+            };
+            // The pump's own rules, when asked: the same decision function.
+            if let Some(area) = &care_area {
+                let installed = installed_version.map(|n| pumpward_druglib::InstalledLibrary {
+                    id: v.library.id.clone(),
+                    version: n,
+                    digest: [0; 32],
+                });
+                if let pumpward_druglib::InstallDecision::Reject { reason } =
+                    pumpward_druglib::decide_install(installed.as_ref(), &bytes, &[key], area)
+                {
+                    return refuse(reason.to_string());
+                }
+            } else if let Some(n) = installed_version {
+                if v.library.version <= n {
+                    return refuse(
+                        pumpward_druglib::RejectReason::NotNewer {
+                            installed: n,
+                            offered: v.library.version,
+                        }
+                        .to_string(),
+                    );
+                }
+            }
+            let published = time::OffsetDateTime::from_unix_timestamp(v.published_at as i64)
+                .map(pumpward_core::timefmt::format)
+                .unwrap_or_else(|_| v.published_at.to_string());
+            println!("OK: the envelope verifies against {}", cert.display());
+            println!("library:      {} ({})", v.library.id, v.library.name);
+            println!("version:      {}", v.library.version);
+            println!("sha256:       {}", hex_lower(&v.digest));
+            println!("signer:       {}", v.signer);
+            println!("key id:       {}", hex_lower(&v.kid));
+            println!("published at: {published}");
+            println!(
+                "content:      {} care areas, {} entries",
+                v.library.care_areas.len(),
+                v.library.entry_count()
+            );
+        }
+        LibraryCmd::Export {
+            file,
+            format,
+            cert,
+            output,
+        } => {
+            let bytes = read_bounded(&file, MAX_ENVELOPE_BYTES + 1)?;
+            let lib = match &cert {
+                Some(cert) => {
+                    let key = trusted_key(cert)?;
+                    match pumpward_druglib::verify_envelope(&bytes, &[key]) {
+                        Ok(v) => v.library,
+                        Err(e) => {
+                            eprintln!("REFUSED: {}: {e}", file.display());
+                            return Ok(2);
+                        }
+                    }
+                }
+                None => {
+                    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+                    let lib = if first == Some(&b'{') {
+                        pumpward_druglib::json::parse_library_json(&bytes)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+                    } else if bytes.first().is_some_and(|b| *b >= 0x80) {
+                        bail!(
+                            "{} looks like a signed envelope; give --cert to verify it first",
+                            file.display()
+                        );
+                    } else {
+                        pumpward_druglib::csv::read_library_csv(&bytes)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+                    };
+                    lib.validate()
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    lib
+                }
+            };
+            write_out(output.as_deref(), &library_bytes(&lib, format))?;
+        }
+    }
+    Ok(0)
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

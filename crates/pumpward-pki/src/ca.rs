@@ -228,6 +228,30 @@ impl fmt::Debug for IssuedServerCertificate {
     }
 }
 
+/// How long a library-signing certificate is valid (two years). Pumps trust
+/// the key they were given, so the certificate's end mostly tells operators
+/// when to rotate.
+pub const LIBRARY_SIGNER_VALIDITY_DAYS: u32 = 730;
+
+/// The drug-library signing certificate and its freshly generated key.
+pub struct IssuedLibrarySigner {
+    /// The certificate (EKU codeSigning).
+    pub certificate: IssuedCertificate,
+    /// DER SubjectPublicKeyInfo of the key (P-256).
+    pub spki_der: Vec<u8>,
+    /// PKCS#8 DER of the key. Seal it before storing it.
+    pub private_key_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for IssuedLibrarySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedLibrarySigner")
+            .field("certificate", &self.certificate)
+            .field("private_key_pkcs8", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
 /// A loaded certificate authority: the issuing CA's certificate and key,
 /// the chain above it, and the policy.
 pub struct Ca {
@@ -795,6 +819,44 @@ impl Ca {
         Ok(IssuedServerCertificate {
             certificate: IssuedCertificate::from_der(cert.der().to_vec())?,
             private_key_pkcs8,
+        })
+    }
+
+    /// Issues the certificate of Pumpward's drug-library signing key, with a
+    /// fresh ECDSA P-256 key (the only algorithm of the library envelopes:
+    /// COSE ES256), returned PKCS#8 for the caller to seal.
+    ///
+    /// Subject `O=<organization>, CN=Pumpward Drug Library Signing`;
+    /// CA:FALSE; keyUsage digitalSignature only; extendedKeyUsage
+    /// **codeSigning** only. A drug library is content a device executes
+    /// decisions from, signed once and verified offline, which is what
+    /// codeSigning (RFC 5280 §4.2.1.12: "signing of downloadable executable
+    /// code") means to every X.509 tool; and because the certificate carries
+    /// neither serverAuth nor clientAuth, no TLS stack that checks EKUs
+    /// (rustls-webpki, the gateway) accepts it as a server or pump identity.
+    /// A private Pumpward OID would say more, but no arc is registered for
+    /// the project. Validity [`LIBRARY_SIGNER_VALIDITY_DAYS`], clamped to
+    /// the issuing CA's.
+    pub fn issue_library_signer(
+        &self,
+        serial: CertSerial,
+        now: OffsetDateTime,
+    ) -> Result<IssuedLibrarySigner> {
+        let mut p = self.leaf_params(&serial, now, LIBRARY_SIGNER_VALIDITY_DAYS)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, self.config.organization.as_str());
+        dn.push(DnType::CommonName, "Pumpward Drug Library Signing");
+        p.distinguished_name = dn;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        let kp = KeyAlgorithm::EcdsaP256.generate()?;
+        let c = p
+            .signed_by(&kp, &self.issuer, &self.issuer_key)
+            .map_err(signing("library-signing certificate"))?;
+        Ok(IssuedLibrarySigner {
+            certificate: IssuedCertificate::from_der(c.der().to_vec())?,
+            spki_der: kp.public_key_der(),
+            private_key_pkcs8: Zeroizing::new(kp.serialize_der()),
         })
     }
 

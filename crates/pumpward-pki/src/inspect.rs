@@ -44,6 +44,10 @@ pub struct CertInfo {
     /// SHA-256 of the DER, lowercase hex (what `openssl x509 -fingerprint
     /// -sha256` prints, without colons).
     pub fingerprint: String,
+    /// The subject's public key: DER SubjectPublicKeyInfo.
+    pub spki_der: Vec<u8>,
+    /// extendedKeyUsage includes codeSigning (the drug-library signer).
+    pub code_signing: bool,
 }
 
 /// SHA-256 of `der`, lowercase hex.
@@ -120,6 +124,11 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertInfo> {
         ip_addresses,
         is_ca: bc.is_some_and(|b| b.value.ca),
         fingerprint: sha256_hex(der),
+        spki_der: cert.public_key().raw.to_vec(),
+        code_signing: cert
+            .extended_key_usage()
+            .map_err(|e| PkiError::CertificateMalformed(format!("extendedKeyUsage: {e}")))?
+            .is_some_and(|e| e.value.code_signing),
     })
 }
 

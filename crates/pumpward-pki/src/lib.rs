@@ -77,8 +77,9 @@ mod serial;
 
 pub use algorithm::KeyAlgorithm;
 pub use ca::{
-    Ca, CaConfig, CaMaterial, DeviceBinding, IssuedCertificate, IssuedServerCertificate, ServerKey,
-    DEVICE_ASSET_URN_PREFIX, DEVICE_MAC_URN_PREFIX,
+    Ca, CaConfig, CaMaterial, DeviceBinding, IssuedCertificate, IssuedLibrarySigner,
+    IssuedServerCertificate, ServerKey, DEVICE_ASSET_URN_PREFIX, DEVICE_MAC_URN_PREFIX,
+    LIBRARY_SIGNER_VALIDITY_DAYS,
 };
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::make_device_csr;

@@ -402,7 +402,7 @@ impl std::fmt::Display for LoginRefusal {
     }
 }
 
-async fn locked(st: &AppState, username: &str, now: OffsetDateTime) -> ApiResult<bool> {
+pub(crate) async fn locked(st: &AppState, username: &str, now: OffsetDateTime) -> ApiResult<bool> {
     let p = &st.settings.throttle;
     let failures = st
         .store

@@ -8,10 +8,12 @@
 
 pub mod api;
 pub mod api_findings;
+pub mod api_library;
 pub mod api_pki;
 pub mod auth;
 pub mod device;
 pub mod gateway;
+pub mod library;
 pub mod metrics;
 pub mod pki;
 pub mod problem;
@@ -50,6 +52,48 @@ pub fn app(state: AppState) -> Router {
         .route("/pki/ca.pem", get(api_pki::ca_pem))
         .route("/pki/crl", get(api_pki::crl_der))
         .route("/pki/crl.pem", get(api_pki::crl_pem))
+        .route(
+            "/pki/library-signing.pem",
+            get(api_library::signing_cert_pem),
+        )
+        .route(
+            "/api/v1/libraries",
+            get(api_library::list_libraries).post(api_library::create_draft),
+        )
+        .route("/api/v1/libraries/{id}", get(api_library::get_library))
+        .route("/api/v1/libraries/{id}/diff", get(api_library::diff))
+        .route(
+            "/api/v1/libraries/{id}/rollback",
+            post(api_library::rollback),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}",
+            get(api_library::get_revision),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}/export",
+            get(api_library::export_revision),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}/submit",
+            post(api_library::submit),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}/approve",
+            post(api_library::approve),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}/reject",
+            post(api_library::reject),
+        )
+        .route(
+            "/api/v1/libraries/{id}/revisions/{rev}/publish",
+            post(api_library::publish),
+        )
+        .route(
+            "/api/v1/libraries/{id}/versions/{version}/envelope",
+            get(api_library::envelope),
+        )
         .route("/api/v1/certificates", get(api_pki::list_certificates))
         .route(
             "/api/v1/certificates/{serial}",

@@ -720,7 +720,7 @@ impl CaService {
 /// The finding kind of the certificate expiry watch.
 pub const EXPIRING: &str = "certificate.expiring";
 
-fn new_record(
+pub(crate) fn new_record(
     c: &IssuedCertificate,
     kind: CertKind,
     asset_id: Option<&str>,

@@ -124,6 +124,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { what } => ApiError::not_found(what),
             StoreError::Conflict(m) => ApiError::new(ErrorKind::Conflict, m),
             StoreError::Invalid(m) => ApiError::new(ErrorKind::Validation, m),
+            StoreError::Forbidden(m) => ApiError::new(ErrorKind::Forbidden, m),
             StoreError::Transition(t) => ApiError::new(ErrorKind::IllegalTransition, t.to_string()),
             StoreError::Unavailable(m) | StoreError::Open { reason: m, .. } => {
                 tracing::error!(error = %m, "store unavailable");

@@ -46,6 +46,8 @@ pub struct AppState {
     pub sessions: Arc<crate::device::Sessions>,
     /// The gateway's port, for the EST address shown with enrollment codes.
     pub gateway_port: u16,
+    /// The drug-library signing key, opened (or made) on first use.
+    pub library_signer: Arc<crate::library::SignerCell>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             pki: None,
             sessions: Arc::default(),
             gateway_port: 8444,
+            library_signer: Arc::default(),
         }
     }
 

@@ -23,6 +23,7 @@ mod audit;
 mod devices;
 mod findings;
 mod import;
+mod library;
 mod pki;
 mod users;
 
@@ -34,6 +35,10 @@ pub use audit::{AuditFilter, VerifyReport};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};
+pub use library::{
+    LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
+    StoredLibrarySigner,
+};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,
@@ -66,6 +71,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this to this record (e.g. review their own
+    /// drug library: separation of duties).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Transition(#[from] pumpward_core::inventory::TransitionError),
     #[error("the store is unavailable: {0}")]

@@ -36,6 +36,8 @@ pub struct StoredCaMaterial {
 pub enum CertKind {
     Device,
     Server,
+    /// The drug-library signing certificate (EKU codeSigning).
+    LibrarySigning,
 }
 
 impl CertKind {
@@ -43,6 +45,7 @@ impl CertKind {
         match self {
             CertKind::Device => "device",
             CertKind::Server => "server",
+            CertKind::LibrarySigning => "library_signing",
         }
     }
 }
@@ -154,6 +157,7 @@ fn cert_from_row(r: &AnyRow) -> Result<CertificateRecord> {
         kind: match kind.as_str() {
             "device" => CertKind::Device,
             "server" => CertKind::Server,
+            "library_signing" => CertKind::LibrarySigning,
             other => {
                 return Err(StoreError::Invalid(format!(
                     "unknown certificate kind {other}"
@@ -175,7 +179,7 @@ fn cert_from_row(r: &AnyRow) -> Result<CertificateRecord> {
     })
 }
 
-async fn insert_certificate(
+pub(crate) async fn insert_certificate(
     conn: &mut crate::Conn,
     c: &NewCertificate,
     actor: &Actor,
@@ -201,7 +205,11 @@ async fn insert_certificate(
     Ok(())
 }
 
-fn issue_entry(actor: &Actor, c: &NewCertificate, how: &str) -> pumpward_core::audit::AuditEntry {
+pub(crate) fn issue_entry(
+    actor: &Actor,
+    c: &NewCertificate,
+    how: &str,
+) -> pumpward_core::audit::AuditEntry {
     actor
         .entry("pki.certificate.issue", Outcome::Success)
         .object(format!("certificate:{}", c.serial))

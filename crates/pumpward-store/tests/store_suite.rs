@@ -62,6 +62,8 @@ on_both_backends!(
     pki_bookkeeping,
     device_channel_state,
     current_device_certificates_and_fleet_counts,
+    library_review_workflow_and_numbering,
+    library_publish_is_all_or_nothing,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -1635,4 +1637,304 @@ async fn findings_are_raised_once_and_resolved(store: &Store) {
         vec![first.id]
     );
     assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+// ---- drug libraries ----
+
+fn pharmacist(name: &str) -> Actor {
+    Actor::user(name, Some("192.0.2.20".into()))
+}
+
+fn library_draft(lib: &pumpward_druglib::Library) -> pumpward_store::NewLibraryDraft {
+    pumpward_store::NewLibraryDraft {
+        library_id: lib.id.clone(),
+        name: lib.name.clone(),
+        content: String::from_utf8(pumpward_druglib::json::to_canonical_json(lib)).unwrap(),
+    }
+}
+
+/// What the server's signer does, without a key: sets the version and
+/// returns the canonical bytes and a stand-in envelope.
+fn fake_sign(version: i64, content: &str) -> pumpward_store::Result<pumpward_store::SignedLibrary> {
+    let mut lib = pumpward_druglib::json::parse_library_json(content.as_bytes()).unwrap();
+    lib.version = version as u32;
+    let content = String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib)).unwrap();
+    Ok(pumpward_store::SignedLibrary {
+        envelope: format!("envelope of v{version}").into_bytes(),
+        content,
+        key_id: "00ff".into(),
+    })
+}
+
+fn published_version_of(rev: &pumpward_store::LibraryRevision) -> u32 {
+    pumpward_druglib::json::parse_library_json(rev.content.as_bytes())
+        .unwrap()
+        .version
+}
+
+async fn library_review_workflow_and_numbering(store: &Store) {
+    use pumpward_store::RevisionState as S;
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let lib = pumpward_druglib::sample_library();
+
+    // A draft that does not validate is stored but cannot be submitted.
+    let mut bad = lib.clone();
+    bad.care_areas[0].entries[0].soft_max =
+        Some(pumpward_druglib::quantity::Dec::from_int(1_000_000));
+    assert!(bad.validate().is_err());
+    let d0 = store
+        .create_library_draft(&library_draft(&bad), "ann", None, &ann)
+        .await
+        .unwrap();
+    assert_eq!(d0.state, S::Draft);
+    let e = store.submit_library_revision(d0.id, "ann", &ann).await;
+    assert!(matches!(e, Err(StoreError::Invalid(_))), "{e:?}");
+    assert_eq!(store.library_revision(d0.id).await.unwrap().state, S::Draft);
+    // Content naming another library, or an invalid id, is refused outright.
+    let mut other = library_draft(&lib);
+    other.library_id = "another-library".into();
+    assert!(matches!(
+        store.create_library_draft(&other, "ann", None, &ann).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Only its author replaces a draft; the replaced draft is superseded.
+    assert!(matches!(
+        store
+            .create_library_draft(&library_draft(&lib), "bob", Some(d0.id), &bob)
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let d1 = store
+        .create_library_draft(&library_draft(&lib), "ann", Some(d0.id), &ann)
+        .await
+        .unwrap();
+    assert_eq!(d1.replaces, Some(d0.id));
+    assert_eq!(
+        store.library_revision(d0.id).await.unwrap().state,
+        S::Superseded
+    );
+
+    // Draft → submitted; the author cannot approve (audited as denied).
+    let s1 = store
+        .submit_library_revision(d1.id, "ann", &ann)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s1.state, s1.submitted_by.as_deref()),
+        (S::Submitted, Some("ann"))
+    );
+    assert!(matches!(
+        store.approve_library_revision(d1.id, "ann", &ann).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let denied = audit_of(store, "library.approve").await;
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].entry.outcome, Outcome::Denied);
+    // Only an approved revision is published.
+    assert!(matches!(
+        store
+            .publish_library_revision(d1.id, "bob", fake_sign, &bob)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let a1 = store
+        .approve_library_revision(d1.id, "bob", &bob)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a1.state, a1.approved_by.as_deref()),
+        (S::Approved, Some("bob"))
+    );
+    assert!(matches!(
+        store.approve_library_revision(d1.id, "bob", &bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let p1 = store
+        .publish_library_revision(d1.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    assert_eq!((p1.state, p1.version), (S::Published, Some(1)));
+    assert_eq!(published_version_of(&p1), 1);
+    assert_eq!(
+        store.library_envelope(&lib.id, 1).await.unwrap(),
+        b"envelope of v1"
+    );
+    // Published is final: no second publication, and the database itself
+    // refuses to change the row.
+    assert!(store
+        .publish_library_revision(d1.id, "bob", fake_sign, &bob)
+        .await
+        .is_err());
+    let tamper = sqlx::query("UPDATE drug_library_revisions SET content = 'x' WHERE id = $1")
+        .bind(d1.id)
+        .execute(store.raw_pool())
+        .await;
+    assert!(tamper.is_err(), "a published version must be immutable");
+    assert!(
+        sqlx::query("DELETE FROM drug_library_revisions WHERE id = $1")
+            .bind(d1.id)
+            .execute(store.raw_pool())
+            .await
+            .is_err()
+    );
+
+    // A change: submitted, rejected with a comment, replaced, approved,
+    // published as version 2.
+    let mut lib2 = lib.clone();
+    lib2.description = "second edition".into();
+    let d2 = store
+        .create_library_draft(&library_draft(&lib2), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d2.id, "ann", &ann)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .reject_library_revision(d2.id, "bob", "  ", &bob)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let r2 = store
+        .reject_library_revision(d2.id, "bob", "heparin limits need a second look", &bob)
+        .await
+        .unwrap();
+    assert_eq!(r2.state, S::Rejected);
+    assert_eq!(
+        r2.reject_comment.as_deref(),
+        Some("heparin limits need a second look")
+    );
+    assert!(matches!(
+        store.submit_library_revision(d2.id, "ann", &ann).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let d3 = store
+        .create_library_draft(&library_draft(&lib2), "ann", Some(d2.id), &ann)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.library_revision(d2.id).await.unwrap().state,
+        S::Rejected
+    );
+    store
+        .submit_library_revision(d3.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d3.id, "bob", &bob)
+        .await
+        .unwrap();
+    let p2 = store
+        .publish_library_revision(d3.id, "ann", fake_sign, &ann)
+        .await
+        .unwrap();
+    assert_eq!(p2.version, Some(2));
+
+    // Rollback to 1: version 3 with version 1's content.
+    let rb = store
+        .rollback_library(&lib.id, 1, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rb.state, rb.version, rb.rollback_of),
+        (S::Published, Some(3), Some(1))
+    );
+    assert_eq!(published_version_of(&rb), 3);
+    let mut v1 = pumpward_druglib::json::parse_library_json(p1.content.as_bytes()).unwrap();
+    v1.version = 3;
+    assert_eq!(
+        rb.content.as_bytes(),
+        pumpward_druglib::json::to_canonical_json(&v1)
+    );
+    assert!(matches!(
+        store
+            .rollback_library(&lib.id, 9, "bob", fake_sign, &bob)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let libs = store.list_libraries().await.unwrap();
+    assert_eq!(libs.len(), 1);
+    assert_eq!(libs[0].published_version, Some(3));
+    assert_eq!(libs[0].open_revisions, 0);
+    for action in [
+        "library.create",
+        "library.submit",
+        "library.reject",
+        "library.publish",
+        "library.rollback",
+    ] {
+        assert!(
+            !audit_of(store, action).await.is_empty(),
+            "{action} audited"
+        );
+    }
+    assert_eq!(audit_of(store, "library.publish").await.len(), 2);
+    assert!(store.audit_verify().await.unwrap().error.is_none());
+}
+
+async fn library_publish_is_all_or_nothing(store: &Store) {
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let lib = pumpward_druglib::sample_library();
+    let d = store
+        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    let before = store.audit_head().await.unwrap();
+
+    // Signed and written, then a failure before the commit: nothing of it
+    // remains (the state, the number, the envelope, the audit record).
+    let signed = std::sync::atomic::AtomicBool::new(false);
+    let e = store
+        .publish_library_revision_failing_before_commit(
+            d.id,
+            "bob",
+            |v, c| {
+                signed.store(true, std::sync::atomic::Ordering::SeqCst);
+                fake_sign(v, c)
+            },
+            &bob,
+        )
+        .await;
+    assert!(e.is_err());
+    assert!(
+        signed.load(std::sync::atomic::Ordering::SeqCst),
+        "the failure came after signing"
+    );
+    let after = store.library_revision(d.id).await.unwrap();
+    assert_eq!(after.state, pumpward_store::RevisionState::Approved);
+    assert_eq!((after.version, after.published_at), (None, None));
+    assert_eq!(after.content, d.content);
+    assert!(store.library_envelope(&lib.id, 1).await.is_err());
+    assert!(audit_of(store, "library.publish").await.is_empty());
+    assert_eq!(store.audit_head().await.unwrap(), before);
+
+    // A signing failure leaves it approved too.
+    let e = store
+        .publish_library_revision(
+            d.id,
+            "bob",
+            |_, _| Err(StoreError::Invalid("no key".into())),
+            &bob,
+        )
+        .await;
+    assert!(matches!(e, Err(StoreError::Invalid(_))));
+
+    // The next attempt publishes version 1: no number was used up.
+    let p = store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    assert_eq!(p.version, Some(1));
+    assert_eq!(audit_of(store, "library.publish").await.len(), 1);
 }

@@ -49,6 +49,14 @@ string_enum!(
         /// See findings (certificate expiry; later vulnerability and
         /// network findings) with their evidence.
         FindingsRead = "findings.read",
+        /// See drug libraries, their versions, diffs and signed envelopes.
+        LibraryRead = "library.read",
+        /// Create and edit draft drug libraries, submit them for review.
+        LibraryAuthor = "library.author",
+        /// Approve or reject a submitted library (never one's own).
+        LibraryApprove = "library.approve",
+        /// Publish (sign) an approved library; roll back by republishing.
+        LibraryPublish = "library.publish",
     }
 );
 
@@ -73,6 +81,13 @@ impl Role {
             PkiEnroll => matches!(self, Admin | Biomed),
             PkiRevoke => matches!(self, Admin | Security | Biomed),
             FindingsRead => matches!(self, Admin | Security | Biomed | Auditor),
+            LibraryRead => matches!(
+                self,
+                Admin | Security | Biomed | Pharmacist | Clinician | Auditor
+            ),
+            LibraryAuthor => matches!(self, Pharmacist),
+            LibraryApprove => matches!(self, Pharmacist),
+            LibraryPublish => matches!(self, Pharmacist | Admin),
         }
     }
 
@@ -135,6 +150,7 @@ mod tests {
                     | Permission::TokensOwn
                     | Permission::PkiRead
                     | Permission::FindingsRead
+                    | Permission::LibraryRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

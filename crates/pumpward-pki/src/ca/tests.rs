@@ -829,3 +829,44 @@ fn crl_lists_revocations_with_reasons() {
         matches!(ca.crl(&[e("0a"), e("0A")], 1, NOW, NOW + Duration::days(1)), Err(PkiError::InvalidCrl(m)) if m.contains("twice"))
     );
 }
+
+#[test]
+fn library_signer_is_a_code_signing_leaf_with_its_own_p256_key() {
+    // Whatever the CA's own algorithm, the library signer is P-256 (ES256).
+    let (ca, _) = Ca::create(&config(KeyAlgorithm::EcdsaP384), &kek(), NOW).unwrap();
+    let s = ca
+        .issue_library_signer(CertSerial::random().unwrap(), NOW)
+        .unwrap();
+    assert_issued_by(&ca, &s.certificate.der);
+    let c = cert(&s.certificate.der);
+    let eku = c.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.code_signing && !eku.server_auth && !eku.client_auth && !eku.any);
+    let ku = c.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && !ku.key_cert_sign() && !ku.crl_sign());
+    let info = inspect_certificate(&s.certificate.der).unwrap();
+    assert!(info.code_signing && !info.is_ca);
+    assert_eq!(info.spki_der, s.spki_der);
+    assert!(info.subject.contains("Pumpward Drug Library Signing"));
+    // The returned key is the certified one.
+    let kp = KeyPair::try_from(s.private_key_pkcs8.as_slice()).unwrap();
+    assert_eq!(kp.public_key_der(), s.spki_der);
+    assert_eq!(
+        kp.algorithm(),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        "COSE ES256 needs P-256"
+    );
+    // A device or server certificate is not a code signer.
+    let server = ca
+        .issue_server(
+            &["gw.example".into()],
+            ServerKey::Generate(KeyAlgorithm::EcdsaP256),
+            CertSerial::random().unwrap(),
+            NOW,
+        )
+        .unwrap();
+    assert!(
+        !inspect_certificate(&server.certificate.der)
+            .unwrap()
+            .code_signing
+    );
+}

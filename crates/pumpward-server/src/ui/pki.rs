@@ -196,6 +196,7 @@ fn kind_str(k: CertKind) -> &'static str {
     match k {
         CertKind::Device => "device",
         CertKind::Server => "server",
+        CertKind::LibrarySigning => "library signing",
     }
 }
 

@@ -1,0 +1,698 @@
+//! Drug libraries through the API: drafts from JSON and CSV, two-person
+//! review with re-authentication, signing and publication, rollback,
+//! diff and export, and the envelope verified against the served signing
+//! certificate.
+
+mod common;
+
+use common::{harness, Cred, Harness};
+use pumpward_core::access::Role;
+use pumpward_druglib::json::to_canonical_json;
+use pumpward_druglib::sample_library;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Team {
+    /// Authors the drafts.
+    ann: Cred,
+    /// The second pharmacist: reviews.
+    bob: Cred,
+    admin: Cred,
+    clinician: Cred,
+}
+
+async fn team(h: &Harness) -> Team {
+    Team {
+        ann: Cred::Bearer(h.token_for("ann", Role::Pharmacist).await),
+        bob: Cred::Bearer(h.token_for("bob", Role::Pharmacist).await),
+        admin: Cred::Bearer(h.token_for("ada", Role::Admin).await),
+        clinician: Cred::Bearer(h.token_for("cleo", Role::Clinician).await),
+    }
+}
+
+async fn draft(h: &Harness, who: &Cred, lib: &pumpward_druglib::Library) -> Value {
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            who,
+            Some(("application/json", to_canonical_json(lib))),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+fn rev_path(lib: &str, rev: i64, action: &str) -> String {
+    format!("/api/v1/libraries/{lib}/revisions/{rev}/{action}")
+}
+
+async fn post(h: &Harness, who: &Cred, path: &str, body: Value) -> common::Reply {
+    h.json("POST", path, who, body).await
+}
+
+/// Draft → submit (ann) → approve (bob, re-authenticated) → publish.
+async fn publish_new(h: &Harness, t: &Team, lib: &pumpward_druglib::Library) -> Value {
+    let d = draft(h, &t.ann, lib).await;
+    let rev = d["revision"]["id"].as_i64().unwrap();
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "submit"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(
+        h,
+        &t.bob,
+        &rev_path(&lib.id, rev, "approve"),
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "publish"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["revision"].clone()
+}
+
+async fn trusted_key(h: &Harness) -> pumpward_druglib::TrustedKey {
+    let r = h.get("/pki/library-signing.pem", &Cred::None).await;
+    assert_eq!(r.status, 200);
+    pumpward_server::library::trusted_key_from_cert_pem(&r.text()).unwrap()
+}
+
+async fn envelope(h: &Harness, who: &Cred, lib: &str, version: i64) -> Vec<u8> {
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/{lib}/versions/{version}/envelope"),
+            who,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/cose"));
+    r.body
+}
+
+async fn audit_count(h: &Harness, action: &str, outcome: &str) -> usize {
+    h.store
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some(action.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.entry.outcome.as_str() == outcome)
+        .count()
+}
+
+#[tokio::test]
+async fn draft_review_publish_and_the_envelope_verifies() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let lib = sample_library();
+    let d = draft(&h, &t.ann, &lib).await;
+    assert_eq!(d["valid"], true);
+    assert_eq!(d["revision"]["state"], "draft");
+    assert_eq!(d["revision"]["author"], "ann");
+    let rev = d["revision"]["id"].as_i64().unwrap();
+
+    // Submit; the author cannot approve their own (403, audited).
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "submit"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["revision"]["state"], "submitted");
+    let r = post(
+        &h,
+        &t.ann,
+        &rev_path(&lib.id, rev, "approve"),
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.problem(), "forbidden");
+    assert_eq!(audit_count(&h, "library.approve", "denied").await, 1);
+    let r = post(
+        &h,
+        &t.ann,
+        &rev_path(&lib.id, rev, "reject"),
+        json!({ "comment": "self" }),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
+    // Not yet approved: not publishable.
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "publish"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+
+    // The second pharmacist approves with a wrong password: 401, audited,
+    // counted as a failed login, and the revision stays submitted.
+    let r = post(
+        &h,
+        &t.bob,
+        &rev_path(&lib.id, rev, "approve"),
+        json!({ "password": "wrong guess" }),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.problem(), "unauthenticated");
+    assert_eq!(audit_count(&h, "library.approve", "denied").await, 2);
+    assert_eq!(audit_count(&h, "auth.login", "failure").await, 1);
+    assert_eq!(
+        h.store.library_revision(rev).await.unwrap().state,
+        pumpward_store::RevisionState::Submitted
+    );
+    // Missing password: a bad request, nothing changes.
+    let r = post(&h, &t.bob, &rev_path(&lib.id, rev, "approve"), json!({})).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // A clinician may read but not approve.
+    let r = post(
+        &h,
+        &t.clinician,
+        &rev_path(&lib.id, rev, "approve"),
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
+    let r = post(
+        &h,
+        &t.bob,
+        &rev_path(&lib.id, rev, "approve"),
+        json!({ "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["revision"]["approved_by"], "bob");
+    assert_eq!(audit_count(&h, "library.approve", "success").await, 1);
+
+    // The admin publishes (library.publish), as version 1.
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "publish"), &t.admin, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let published = r.json()["revision"].clone();
+    assert_eq!(published["state"], "published");
+    assert_eq!(published["version"], 1);
+    assert_eq!(published["published_by"], "ada");
+
+    // The envelope verifies against the served signing certificate, and
+    // says who, what and which key.
+    let key = trusted_key(&h).await;
+    assert_eq!(published["signing_key_id"], hex::encode(&key.kid));
+    let env = envelope(&h, &t.clinician, &lib.id, 1).await;
+    let v = pumpward_druglib::verify_envelope(&env, std::slice::from_ref(&key)).unwrap();
+    assert_eq!(v.library.id, lib.id);
+    assert_eq!(v.library.version, 1);
+    assert_eq!(v.signer, "user:ada");
+    assert_eq!(hex::encode(v.digest), published["sha256"].as_str().unwrap());
+    let mut expected = lib.clone();
+    expected.version = 1;
+    assert_eq!(v.library, expected);
+    // As a pump decides it.
+    assert!(matches!(
+        pumpward_druglib::decide_install(None, &env, std::slice::from_ref(&key), "adult-icu"),
+        pumpward_druglib::InstallDecision::Install(_)
+    ));
+    // A flipped byte is refused.
+    let mut bad = env.clone();
+    let n = bad.len() - 10;
+    bad[n] ^= 1;
+    assert!(pumpward_druglib::verify_envelope(&bad, &[key]).is_err());
+
+    // The signing certificate is a code-signing certificate issued by the CA
+    // and recorded with the others.
+    let certs = h
+        .store
+        .list_certificates(&pumpward_store::CertFilter {
+            kind: Some(pumpward_store::CertKind::LibrarySigning),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(certs.len(), 1);
+
+    // Published: no second publication, no approval.
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "publish"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 409);
+    let libs = h.get("/api/v1/libraries", &t.clinician).await.json();
+    assert_eq!(libs["items"][0]["published_version"], 1);
+    assert!(h.store.audit_verify().await.unwrap().error.is_none());
+}
+
+#[tokio::test]
+async fn invalid_library_is_stored_as_draft_but_not_submittable() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let mut lib = sample_library();
+    lib.care_areas[0].entries[0].soft_max =
+        Some(pumpward_druglib::quantity::Dec::from_int(1_000_000));
+    lib.care_areas[1].entries[0].hard_max = None;
+    let d = draft(&h, &t.ann, &lib).await;
+    assert_eq!(d["valid"], false);
+    assert!(d["problems"].as_array().unwrap().len() >= 2);
+    let rev = d["revision"]["id"].as_i64().unwrap();
+    let r = h
+        .call("POST", &rev_path(&lib.id, rev, "submit"), &t.ann, None)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.problem(), "validation-failed");
+    let errors = r.json()["errors"].as_array().unwrap().clone();
+    assert!(errors.len() >= 2, "{errors:?}");
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with("care_areas[adult-icu].entries[0]")),
+        "{fields:?}"
+    );
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.starts_with(&format!("care_areas[{}].entries[0]", lib.care_areas[1].id))),
+        "{fields:?}"
+    );
+    assert_eq!(
+        h.store.library_revision(rev).await.unwrap().state,
+        pumpward_store::RevisionState::Draft
+    );
+
+    // Malformed bodies change nothing and say where.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            &t.ann,
+            Some(("application/json", b"{\"id\": 1".to_vec())),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["errors"][0]["field"]
+        .as_str()
+        .unwrap()
+        .starts_with("line 1"));
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            &t.ann,
+            Some(("text/plain", b"x".to_vec())),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            &t.ann,
+            Some(("text/csv", b"library_id,nope\nx,y\n".to_vec())),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    // Only pharmacists author.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            &t.admin,
+            Some(("application/json", to_canonical_json(&lib))),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(h.store.library_revisions(&lib.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn csv_drafts_rejection_with_comment_replacement_and_diff() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let lib = sample_library();
+    let v1 = publish_new(&h, &t, &lib).await;
+    assert_eq!(v1["version"], 1);
+
+    // A change, sent as CSV: heparin's soft maximum in the adult ICU.
+    let mut lib2 = lib.clone();
+    let entry = lib2.care_areas[0]
+        .entries
+        .iter_mut()
+        .find(|e| e.drug == "heparin")
+        .unwrap();
+    let old_soft_max = entry.soft_max.unwrap().to_string();
+    entry.soft_max = Some("20".parse().unwrap());
+    let csv = pumpward_druglib::csv::write_library_csv(&lib2);
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/libraries",
+            &t.ann,
+            Some(("text/csv", csv.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rev = r.json()["revision"]["id"].as_i64().unwrap();
+    assert_eq!(
+        h.call("POST", &rev_path(&lib.id, rev, "submit"), &t.ann, None)
+            .await
+            .status,
+        200
+    );
+
+    // The reviewer reads the diff against the published version.
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/{}/diff?from=v1&to={rev}", lib.id),
+            &t.bob,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let d = r.json();
+    assert_eq!(d["diff"]["empty"], false);
+    let adult = d["diff"]["care_areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "adult-icu")
+        .unwrap()
+        .clone();
+    let change = &adult["changed"][0];
+    assert!(
+        change["entry"].as_str().unwrap().starts_with("heparin"),
+        "{change}"
+    );
+    assert_eq!(change["fields"][0]["field"], "soft_max");
+    assert_eq!(change["fields"][0]["old"], old_soft_max);
+    assert_eq!(change["fields"][0]["new"], "20");
+    let text = h
+        .get(
+            &format!(
+                "/api/v1/libraries/{}/diff?from=v1&to={rev}&format=text",
+                lib.id
+            ),
+            &t.bob,
+        )
+        .await
+        .text();
+    assert!(text.contains("care area adult-icu:"), "{text}");
+    assert!(text.contains("heparin"), "{text}");
+    assert_eq!(d["text"], text);
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/{}/diff?from=v9&to={rev}", lib.id),
+            &t.bob,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/{}/diff?from=x&to={rev}", lib.id),
+            &t.bob,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    // Rejected, with a comment; an empty comment is refused.
+    let r = post(
+        &h,
+        &t.bob,
+        &rev_path(&lib.id, rev, "reject"),
+        json!({ "comment": " " }),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let r = post(
+        &h,
+        &t.bob,
+        &rev_path(&lib.id, rev, "reject"),
+        json!({ "comment": "20 units/kg/h is above our protocol" }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["revision"]["state"], "rejected");
+    assert_eq!(
+        j["revision"]["reject_comment"],
+        "20 units/kg/h is above our protocol"
+    );
+    assert_eq!(j["revision"]["rejected_by"], "bob");
+
+    // Only its author replaces a rejected revision; bob's attempt is refused.
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/libraries?replaces={rev}"),
+            &t.bob,
+            Some(("text/csv", csv.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .call(
+            "POST",
+            &format!("/api/v1/libraries?replaces={rev}"),
+            &t.ann,
+            Some(("application/json", to_canonical_json(&lib2))),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["revision"]["replaces"], rev);
+
+    // Export of the published version: canonical JSON (the signed bytes)
+    // and CSV that reads back as the same library.
+    let v1_rev = v1["id"].as_i64().unwrap();
+    let r = h
+        .get(
+            &format!(
+                "/api/v1/libraries/{}/revisions/{v1_rev}/export?format=json",
+                lib.id
+            ),
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut expected = lib.clone();
+    expected.version = 1;
+    assert_eq!(r.body, to_canonical_json(&expected));
+    let r = h
+        .get(
+            &format!(
+                "/api/v1/libraries/{}/revisions/{v1_rev}/export?format=csv",
+                lib.id
+            ),
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        pumpward_druglib::csv::read_library_csv(&r.body).unwrap(),
+        expected
+    );
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/{}/revisions/{v1_rev}", lib.id),
+            &t.clinician,
+        )
+        .await
+        .json();
+    assert_eq!(r["library"]["version"], 1);
+    assert_eq!(r["problems"].as_array().unwrap().len(), 0);
+    // A revision of another library is not found under this one.
+    let r = h
+        .get(
+            &format!("/api/v1/libraries/other-lib/revisions/{v1_rev}"),
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn rollback_publishes_old_content_as_a_higher_version() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let lib = sample_library();
+    publish_new(&h, &t, &lib).await;
+    let mut lib2 = lib.clone();
+    lib2.description = "edition 2".into();
+    let v2 = publish_new(&h, &t, &lib2).await;
+    assert_eq!(v2["version"], 2);
+
+    // Clinicians cannot roll back; a version that does not exist is 404.
+    let path = format!("/api/v1/libraries/{}/rollback", lib.id);
+    assert_eq!(
+        post(&h, &t.clinician, &path, json!({ "version": 1 }))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        post(&h, &t.ann, &path, json!({ "version": 7 }))
+            .await
+            .status,
+        404
+    );
+    let r = post(&h, &t.ann, &path, json!({ "version": 1 })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rb = r.json()["revision"].clone();
+    assert_eq!(rb["version"], 3);
+    assert_eq!(rb["rollback_of"], 1);
+
+    let key = trusted_key(&h).await;
+    let v = pumpward_druglib::verify_envelope(
+        &envelope(&h, &t.ann, &lib.id, 3).await,
+        std::slice::from_ref(&key),
+    )
+    .unwrap();
+    let mut expected = lib.clone();
+    expected.version = 3;
+    assert_eq!(v.library, expected, "version 1's content, numbered 3");
+    // A pump on version 2 installs it; the old version-1 envelope it refuses.
+    let installed = pumpward_druglib::InstalledLibrary {
+        id: lib.id.clone(),
+        version: 2,
+        digest: [0; 32],
+    };
+    let env3 = envelope(&h, &t.ann, &lib.id, 3).await;
+    assert!(matches!(
+        pumpward_druglib::decide_install(
+            Some(&installed),
+            &env3,
+            std::slice::from_ref(&key),
+            "adult-icu"
+        ),
+        pumpward_druglib::InstallDecision::Install(_)
+    ));
+    let env1 = envelope(&h, &t.ann, &lib.id, 1).await;
+    assert!(matches!(
+        pumpward_druglib::decide_install(Some(&installed), &env1, &[key], "adult-icu"),
+        pumpward_druglib::InstallDecision::Reject { .. }
+    ));
+    // The diff of 1 and 3 is empty; of 2 and 3 shows the description.
+    let d = h
+        .get(
+            &format!("/api/v1/libraries/{}/diff?from=v1&to=v3", lib.id),
+            &t.ann,
+        )
+        .await
+        .json();
+    assert_eq!(d["diff"]["empty"], true);
+    let d = h
+        .get(
+            &format!("/api/v1/libraries/{}/diff?from=v2&to=v3", lib.id),
+            &t.ann,
+        )
+        .await
+        .json();
+    assert_eq!(d["diff"]["fields"][0]["field"], "description");
+    assert_eq!(audit_count(&h, "library.rollback", "success").await, 1);
+}
+
+#[tokio::test]
+async fn approval_with_mfa_needs_the_current_code_and_lockout_applies() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let bob = h.store.user_by_name("bob").await.unwrap().unwrap();
+    let secret = pumpward_core::access::totp::TotpSecret::generate();
+    h.store
+        .set_totp(
+            bob.id,
+            Some(&secret.to_base32()),
+            None,
+            &pumpward_store::Actor::cli(),
+        )
+        .await
+        .unwrap();
+    let lib = sample_library();
+    let rev = draft(&h, &t.ann, &lib).await["revision"]["id"]
+        .as_i64()
+        .unwrap();
+    h.call("POST", &rev_path(&lib.id, rev, "submit"), &t.ann, None)
+        .await;
+    let approve = rev_path(&lib.id, rev, "approve");
+    // Password alone is not enough for an enrolled user.
+    let r = post(&h, &t.bob, &approve, json!({ "password": PASSWORD })).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = post(
+        &h,
+        &t.bob,
+        &approve,
+        json!({ "password": PASSWORD, "totp_code": "000000x" }),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = pumpward_core::access::totp::code_at(secret.as_bytes(), now, 6);
+    let r = post(
+        &h,
+        &t.bob,
+        &approve,
+        json!({ "password": PASSWORD, "totp_code": code }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Repeated wrong passwords lock the account, as at login.
+    let lib2 = pumpward_druglib::Library {
+        description: "again".into(),
+        ..lib.clone()
+    };
+    let rev = draft(&h, &t.bob, &lib2).await["revision"]["id"]
+        .as_i64()
+        .unwrap();
+    h.call("POST", &rev_path(&lib.id, rev, "submit"), &t.bob, None)
+        .await;
+    let approve = rev_path(&lib.id, rev, "approve");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            post(&h, &t.ann, &approve, json!({ "password": "nope nope" }))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let r = post(&h, &t.ann, &approve, json!({ "password": PASSWORD })).await;
+    assert_eq!(r.status, 429, "locked even with the right password");
+    assert_eq!(
+        h.store.library_revision(rev).await.unwrap().state,
+        pumpward_store::RevisionState::Submitted
+    );
+}
+
+#[tokio::test]
+async fn signing_certificate_is_public_and_stable() {
+    let h = harness().await;
+    let a = h.get("/pki/library-signing.pem", &Cred::None).await;
+    assert_eq!(a.status, 200);
+    let b = h.get("/pki/library-signing.pem", &Cred::None).await;
+    assert_eq!(a.body, b.body, "made once, then served");
+    let pem = a.text();
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let info = pumpward_pki::inspect_certificate(&der).unwrap();
+    assert!(info.code_signing && !info.is_ca);
+    // A server certificate is not accepted as the library signer.
+    assert!(pumpward_server::library::trusted_key_from_cert_pem(
+        &h.state.pki.as_ref().unwrap().chain_pem()
+    )
+    .is_err());
+    // Without a CA there is nothing to serve.
+    let h = h.without_pki();
+    assert_eq!(
+        h.get("/pki/library-signing.pem", &Cred::None).await.status,
+        503
+    );
+}

@@ -67,8 +67,9 @@ pub struct VulnImport {
 }
 
 impl VulnImport {
-    fn not_stored(outcome: &str, format: Option<&str>, reason: String) -> VulnImport {
-        VulnImport {
+    /// Boxed: it travels as the error of `read_document`.
+    fn not_stored(outcome: &str, format: Option<&str>, reason: String) -> Box<VulnImport> {
+        Box::new(VulnImport {
             outcome: outcome.into(),
             format: format.map(str::to_owned),
             tracking_id: None,
@@ -76,7 +77,7 @@ impl VulnImport {
             advisory_id: None,
             reason: Some(reason),
             superseded: Vec::new(),
-        }
+        })
     }
 
     /// Whether the document was refused as broken (the CLI's exit code).
@@ -407,7 +408,7 @@ fn cve5_doc(r: cve5::CveRecord) -> Doc {
 
 /// Reads a document, or says why it is skipped or refused without
 /// touching the store.
-fn read_document(bytes: &[u8], sha: &str) -> std::result::Result<Doc, VulnImport> {
+fn read_document(bytes: &[u8], sha: &str) -> std::result::Result<Doc, Box<VulnImport>> {
     let format = detect(bytes);
     let name = format_name(format);
     let refused = |e: pumpward_vuln::json::ParseError| {
@@ -593,7 +594,7 @@ impl Store {
         let sha = hex::encode(Sha256::digest(bytes));
         let doc = match read_document(bytes, &sha) {
             Ok(d) => d,
-            Err(outcome) => return Ok(outcome),
+            Err(outcome) => return Ok(*outcome),
         };
         let now = timefmt::format(crate::now());
         let mut tx = self.write_tx().await?;
@@ -1125,7 +1126,7 @@ impl Store {
                 let mut own: Option<(f64, String, String)> = None;
                 for s in rows.iter().filter(|s| ids.contains(&s.advisory_id)) {
                     if let Some(b) = s.base_score {
-                        if own.as_ref().map_or(true, |o| b > o.0) {
+                        if own.as_ref().is_none_or(|o| b > o.0) {
                             own = Some((
                                 b,
                                 s.cvss_version.clone().unwrap_or_default(),

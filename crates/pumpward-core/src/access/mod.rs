@@ -49,6 +49,11 @@ string_enum!(
         /// See findings (certificate expiry; later vulnerability and
         /// network findings) with their evidence.
         FindingsRead = "findings.read",
+        /// See imported vulnerability advisories, their CVEs and product
+        /// statuses.
+        VulnRead = "vuln.read",
+        /// Import vulnerability advisories (CSAF, KEV, NVD, CVE 5, EPSS).
+        VulnManage = "vuln.manage",
     }
 );
 
@@ -73,6 +78,10 @@ impl Role {
             PkiEnroll => matches!(self, Admin | Biomed),
             PkiRevoke => matches!(self, Admin | Security | Biomed),
             FindingsRead => matches!(self, Admin | Security | Biomed | Auditor),
+            // Clinicians see which advisories concern their pumps; only
+            // security and admins change the advisory set.
+            VulnRead => matches!(self, Admin | Security | Biomed | Auditor | Clinician),
+            VulnManage => matches!(self, Admin | Security),
         }
     }
 
@@ -135,6 +144,7 @@ mod tests {
                     | Permission::TokensOwn
                     | Permission::PkiRead
                     | Permission::FindingsRead
+                    | Permission::VulnRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

@@ -87,6 +87,9 @@ enum Command {
     /// conversion between JSON and CSV.
     #[command(subcommand)]
     Library(LibraryCmd),
+    /// Vulnerability advisories: import (CSAF, KEV, NVD, CVE 5, EPSS) and matching.
+    #[command(subcommand)]
+    Advisories(AdvisoriesCmd),
     /// Run a fleet of simulated pumps against a running server.
     Sim {
         /// The server's REST API, e.g. https://127.0.0.1:8443
@@ -120,6 +123,23 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdvisoriesCmd {
+    /// Import documents (files, or directories searched recursively); the
+    /// format is detected from each file's content. One transaction per file;
+    /// then the inventory is matched against the current advisories.
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Do not match the inventory afterwards.
+        #[arg(long)]
+        no_match: bool,
+    },
+    /// Match the inventory against the current advisories, raising and
+    /// resolving vulnerability findings.
+    Match,
 }
 
 #[derive(Subcommand, Debug)]
@@ -404,6 +424,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Audit(c) => return audit(&s, c).await,
         Command::Pki(c) => return pki(&s, c).await,
         Command::Library(c) => return library(c),
+        Command::Advisories(c) => return advisories(&s, c).await,
         Command::Sim {
             server,
             gateway,
@@ -772,6 +793,104 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     );
     b.set_message(what.to_owned());
     b
+}
+
+/// Every file under `path` (itself if a file), sorted so that reports and
+/// the order of revisions are the same on every run.
+fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("{}", path.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("{}", path.display()))?;
+        entries.sort();
+        for e in entries {
+            files_under(&e, out)?;
+        }
+    } else {
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+fn print_match_report(r: &pumpward_store::MatchReport) {
+    println!(
+        "matched {} pumps and pump servers: {} affected, {} to review open; {} raised, {} resolved",
+        r.assets, r.affected_open, r.review_open, r.raised, r.resolved
+    );
+    for (id, manufacturer, model) in &r.unidentified {
+        println!("  not identified (no alias-table product): {id} {manufacturer} {model}");
+    }
+}
+
+async fn advisories(s: &Settings, c: AdvisoriesCmd) -> Result<i32> {
+    let store = open(s).await?;
+    let actor = Actor::cli();
+    match c {
+        AdvisoriesCmd::Import { paths, no_match } => {
+            let mut files = Vec::new();
+            for p in &paths {
+                files_under(p, &mut files)?;
+            }
+            let bar = progress(files.len() as u64, "importing");
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} files ({eta})")
+                    .expect("valid template"),
+            );
+            let mut lines = Vec::new();
+            let (mut added, mut updated, mut skipped, mut refused) = (0, 0, 0, 0);
+            for f in &files {
+                let r = match std::fs::read(f) {
+                    Ok(bytes) => store.import_vuln_document(&bytes, &actor).await?,
+                    Err(e) => pumpward_store::VulnImport {
+                        outcome: "refused".into(),
+                        format: None,
+                        tracking_id: None,
+                        revision: None,
+                        advisory_id: None,
+                        reason: Some(format!("cannot read the file: {e}")),
+                        superseded: Vec::new(),
+                    },
+                };
+                match r.outcome.as_str() {
+                    "added" => added += 1,
+                    "updated" => updated += 1,
+                    "skipped" => skipped += 1,
+                    _ => refused += 1,
+                }
+                let what = match (&r.format, &r.tracking_id, &r.revision) {
+                    (Some(fmt), Some(id), Some(rev)) => format!(" {fmt} {id} revision {rev}"),
+                    (Some(fmt), _, _) => format!(" {fmt}"),
+                    _ => String::new(),
+                };
+                let why = r
+                    .reason
+                    .as_deref()
+                    .map(|x| format!(": {x}"))
+                    .unwrap_or_default();
+                lines.push(format!("{:<8} {}{what}{why}", r.outcome, f.display()));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            for l in &lines {
+                println!("{l}");
+            }
+            println!(
+                "{} files: {added} added, {updated} updated, {skipped} skipped, {refused} refused",
+                files.len()
+            );
+            if !no_match && added + updated > 0 {
+                print_match_report(&store.match_vulnerabilities(&actor).await?);
+            }
+            Ok(if refused > 0 { 1 } else { 0 })
+        }
+        AdvisoriesCmd::Match => {
+            print_match_report(&store.match_vulnerabilities(&actor).await?);
+            Ok(0)
+        }
+    }
 }
 
 async fn user(s: &Settings, c: UserCmd) -> Result<i32> {

@@ -650,3 +650,102 @@ fn options_without_flags_come_from_the_environment_too() {
         err(&o)
     );
 }
+
+/// The real test data of pumpward-vuln (CSAF advisories of pumps and of
+/// other devices, NVD and CVE 5 records, the trimmed KEV catalog, SBOMs,
+/// README files): every file is handled and reported, nothing is refused.
+#[test]
+fn advisories_import_reports_every_file_and_is_idempotent() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../pumpward-vuln/tests/data");
+    let f = write(t.path(), "fleet.csv", GOOD.as_bytes());
+    assert!(
+        pumpward(&data, &["inventory", "import", f.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let files = {
+        fn walk(p: &Path, n: &mut usize) {
+            for e in std::fs::read_dir(p).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, n)
+                } else {
+                    *n += 1
+                }
+            }
+        }
+        let mut n = 0;
+        walk(Path::new(dir), &mut n);
+        n
+    };
+
+    let o = pumpward(&data, &["advisories", "import", dir]);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}\n{}", err(&o));
+    let line = |file: &str| {
+        text.lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("no line for {file}:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        line("csaf/icsa-15-161-01.json").starts_with("added    "),
+        "{text}"
+    );
+    assert!(line("csaf/icsa-15-161-01.json").contains("csaf ICSA-15-161-01 revision 2"));
+    let upd = line("csaf/icsa-15-125-01b.json");
+    assert!(upd.starts_with("updated "), "{upd}");
+    assert!(
+        upd.contains("supersedes ICSA-15-125-01 revision 2"),
+        "{upd}"
+    );
+    assert!(line("kev/known_exploited_vulnerabilities.trimmed.json").contains("kev CISA-KEV"));
+    assert!(line("nvd/CVE-2020-25165.json").starts_with("added"));
+    assert!(line("cve5/CVE-2020-25165.json").starts_with("added"));
+    assert!(
+        line("data/README.md").contains("skipped")
+            && line("data/README.md").contains("not a recognised format")
+    );
+    assert!(line("vex-cisa-use-case-2.cdx.json").contains("SBOM: recognised"));
+    // One report line per file, then the totals, then the match.
+    let per_file = text
+        .lines()
+        .filter(|l| {
+            ["added ", "updated ", "skipped ", "refused "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .count();
+    assert_eq!(per_file, files, "{text}");
+    assert!(text.contains(&format!("{files} files: ")), "{text}");
+    assert!(text.contains(" 0 refused"), "{text}");
+    assert!(text.contains("matched 2 pumps and pump servers"), "{text}");
+
+    // A second run: every file skipped, the store unchanged.
+    let o = pumpward(&data, &["advisories", "import", dir]);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{files} files: 0 added, 0 updated, {files} skipped, 0 refused"
+        )),
+        "{text}"
+    );
+
+    // A broken advisory is refused with its JSON path, and the exit code says so.
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{dir}/csaf/icsma-20-170-06.json")).unwrap())
+            .unwrap();
+    broken["vulnerabilities"] = serde_json::json!("none");
+    let b = write(t.path(), "broken.json", broken.to_string().as_bytes());
+    let o = pumpward(&data, &["advisories", "import", b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("refused"), "{}", out(&o));
+    assert!(out(&o).contains("$.vulnerabilities"), "{}", out(&o));
+
+    let o = pumpward(&data, &["advisories", "match"]);
+    assert!(o.status.success());
+    assert!(out(&o).contains("0 raised, 0 resolved"), "{}", out(&o));
+}

@@ -10,6 +10,7 @@ pub mod api;
 pub mod api_findings;
 pub mod api_library;
 pub mod api_pki;
+pub mod api_vuln;
 pub mod auth;
 pub mod device;
 pub mod gateway;
@@ -109,6 +110,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/findings", get(api_findings::list_findings))
         .route("/api/v1/findings/{id}", get(api_findings::get_finding))
+        .route(
+            "/api/v1/advisories",
+            get(api_vuln::list_advisories).post(api_vuln::upload_advisory),
+        )
+        .route("/api/v1/advisories/{id}", get(api_vuln::get_advisory))
         .route("/api/v1/fleet", get(api_pki::fleet))
         .route("/api/v1/fleet/{id}/commands", post(api_pki::send_command))
         .route("/api/v1/me", get(api::me))

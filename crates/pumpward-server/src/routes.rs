@@ -256,6 +256,28 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/advisories",
+        Perm(VulnRead),
+        "vulnerabilities",
+        "List imported advisories, newest first (filters: format, state current|superseded|all, cve, product_key)",
+    ),
+    b(
+        "POST",
+        "/api/v1/advisories",
+        Perm(VulnManage),
+        "vulnerabilities",
+        "Import one document (CSAF, KEV, NVD, CVE 5, EPSS; detected from content), then re-match the inventory",
+        JSON,
+    ),
+    r(
+        "GET",
+        "/api/v1/advisories/{id}",
+        Perm(VulnRead),
+        "vulnerabilities",
+        "One advisory with its vulnerabilities and product statuses",
+    ),
+    r(
+        "GET",
         "/api/v1/fleet",
         Perm(PkiRead),
         "pki",

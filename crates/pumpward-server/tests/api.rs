@@ -505,3 +505,106 @@ async fn health_metrics_and_audit_api() {
         .unwrap()
         .contains("default-src 'self'"));
 }
+
+/// Uploading a real CISA advisory: security may, biomed may not; the
+/// import answers what happened, a second upload is skipped, a broken one
+/// is refused with its JSON path and stores nothing, and the matching it
+/// triggers raises findings for an affected pump.
+#[tokio::test]
+async fn advisory_upload_matching_and_permissions() {
+    let h = harness().await;
+    let mut plum = asset_json("PUMP-9");
+    plum["manufacturer"] = json!("Hospira");
+    plum["model"] = json!("Plum A+");
+    plum["firmware_version"] = json!("13.3");
+    h.store
+        .create_asset(
+            &pumpward_core::inventory::AssetSpec::validate(&serde_json::from_value(plum).unwrap())
+                .unwrap(),
+            Some(pumpward_core::inventory::LifecycleState::InService),
+            &pumpward_store::Actor::cli(),
+        )
+        .await
+        .unwrap();
+    let doc = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/csaf/icsa-15-161-01.json"
+    ))
+    .unwrap();
+    let security = Cred::Bearer(h.token_for("sam.security", Role::Security).await);
+    let biomed = Cred::Bearer(h.token_for("bea.biomed", Role::Biomed).await);
+    let clinician = Cred::Bearer(h.token_for("cai.clinician", Role::Clinician).await);
+
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/advisories",
+            &biomed,
+            Some(("application/json", doc.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.problem(), "forbidden");
+
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/advisories",
+            &security,
+            Some(("application/json", doc.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["import"]["outcome"], "added");
+    assert_eq!(v["import"]["tracking_id"], "ICSA-15-161-01");
+    assert_eq!(v["match"]["affected_open"], 7);
+    let id = v["import"]["advisory_id"].as_i64().unwrap();
+
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/advisories",
+            &security,
+            Some(("application/json", doc.clone())),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["import"]["outcome"], "skipped");
+    assert!(r.json()["import"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("same document"));
+
+    let mut broken: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    broken["product_tree"] = json!([]);
+    let r = h
+        .json("POST", "/api/v1/advisories", &security, broken)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("$.product_tree"), "{}", r.text());
+
+    // Clinicians read advisories; the list and the detail agree.
+    let r = h.get("/api/v1/advisories?state=current", &clinician).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 1);
+    let r = h.get(&format!("/api/v1/advisories/{id}"), &clinician).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["vulnerabilities"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        v["vulnerabilities"][0]["product_statuses"][0]["product_key"],
+        "hospira/plum-a-plus"
+    );
+    let r = h.get("/api/v1/advisories?state=bogus", &clinician).await;
+    assert_eq!(r.status, 400);
+
+    // The findings are where findings are.
+    let r = h
+        .get(
+            "/api/v1/findings?kind=vulnerability.affected&asset_id=PUMP-9",
+            &biomed,
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 7);
+}

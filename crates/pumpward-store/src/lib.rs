@@ -26,6 +26,7 @@ mod import;
 mod library;
 mod pki;
 mod users;
+mod vuln;
 
 pub use assets::{
     spec_diff, AssetFacet, AssetFilter, AssetPage, ImportOutcome, ImportSummary, LifecycleEvent,
@@ -44,6 +45,10 @@ pub use pki::{
     NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
+pub use vuln::{
+    AdvisoryFilter, AdvisoryRecord, MatchReport, ProductStatusRecord, VulnImport,
+    VulnerabilityRecord, KIND_AFFECTED, KIND_REVIEW,
+};
 
 use pumpward_core::audit::{AuditEntry, Outcome};
 use sqlx::any::AnyPoolOptions;

@@ -64,6 +64,8 @@ on_both_backends!(
     current_device_certificates_and_fleet_counts,
     library_review_workflow_and_numbering,
     library_publish_is_all_or_nothing,
+    advisories_import_idempotently_and_supersede,
+    matching_raises_and_resolves_vulnerability_findings,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -1937,4 +1939,427 @@ async fn library_publish_is_all_or_nothing(store: &Store) {
         .unwrap();
     assert_eq!(p.version, Some(1));
     assert_eq!(audit_of(store, "library.publish").await.len(), 1);
+// ---------------------------------------------------------------------
+// Vulnerability intelligence: real CISA CSAF documents (copies in
+// pumpward-vuln's tests/data; provenance in its README).
+// ---------------------------------------------------------------------
+
+fn vuln_data(rel: &str) -> Vec<u8> {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../pumpward-vuln/tests/data/");
+    std::fs::read(format!("{p}{rel}")).unwrap()
+}
+
+/// A real document edited as JSON (a later or earlier revision, a broken
+/// field), to exercise what the shipped files cannot.
+fn edited(rel: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&vuln_data(rel)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec_pretty(&v).unwrap()
+}
+
+async fn advisory_count(store: &Store) -> usize {
+    store
+        .list_advisories(&pumpward_store::AdvisoryFilter::default())
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn advisories_import_idempotently_and_supersede(store: &Store) {
+    let cli = Actor::system();
+    let plum = vuln_data("csaf/icsa-15-161-01.json");
+    let first = store.import_vuln_document(&plum, &cli).await.unwrap();
+    assert_eq!(first.outcome, "added", "{first:?}");
+    assert_eq!(first.tracking_id.as_deref(), Some("ICSA-15-161-01"));
+    assert_eq!(first.revision.as_deref(), Some("2"));
+    let again = store.import_vuln_document(&plum, &cli).await.unwrap();
+    assert_eq!(again.outcome, "skipped");
+    assert!(
+        again
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("same document already imported"),
+        "{again:?}"
+    );
+    assert_eq!(again.advisory_id, first.advisory_id);
+
+    // The stored advisory: 7 CVEs, 3 products each, keys from the alias table.
+    let (adv, vulns) = store.advisory(first.advisory_id.unwrap()).await.unwrap();
+    assert_eq!(adv.state, "current");
+    assert_eq!(adv.publisher, "CISA");
+    assert_eq!(adv.sha256.len(), 64);
+    assert_eq!(vulns.len(), 7);
+    assert_eq!(vulns[0].cve.as_deref(), Some("CVE-2015-3952"));
+    let keys: Vec<_> = vulns[0]
+        .product_statuses
+        .iter()
+        .map(|s| {
+            (
+                s.product_key.clone().unwrap(),
+                s.status.clone(),
+                s.version_text.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (
+                "hospira/plum-a-plus".into(),
+                "known_affected".into(),
+                Some("<=13.4".into())
+            ),
+            (
+                "hospira/plum-a-plus-3".into(),
+                "known_affected".into(),
+                Some("<=13.6".into())
+            ),
+            (
+                "hospira/symbiq".into(),
+                "known_affected".into(),
+                Some("<=3.13".into())
+            ),
+        ]
+    );
+    assert_eq!(audit_of(store, "advisory.import").await.len(), 1);
+
+    // Broken documents change nothing and say where they are broken.
+    let n = advisory_count(store).await;
+    let broken = edited("csaf/icsa-15-090-03.json", |v| {
+        v["document"]["tracking"] = serde_json::json!(42)
+    });
+    let r = store.import_vuln_document(&broken, &cli).await.unwrap();
+    assert!(r.is_refused(), "{r:?}");
+    assert!(
+        r.reason.as_deref().unwrap().contains("$.document.tracking"),
+        "{r:?}"
+    );
+    let truncated = &plum[..plum.len() / 2];
+    let r = store.import_vuln_document(truncated, &cli).await.unwrap();
+    assert!(r.is_refused(), "{r:?}");
+    assert!(
+        r.reason.as_deref().unwrap().starts_with("not valid JSON"),
+        "{r:?}"
+    );
+    let r = store
+        .import_vuln_document(b"hello, not an advisory", &cli)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "skipped");
+    assert!(r.reason.unwrap().contains("not a recognised format"));
+    assert_eq!(advisory_count(store).await, n);
+    assert_eq!(audit_of(store, "advisory.import").await.len(), 1);
+
+    // CISA's update letter: ICSA-15-125-01B supersedes ICSA-15-125-01
+    // although its CSAF conversion is dated earlier.
+    let orig = store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-125-01.json"), &cli)
+        .await
+        .unwrap();
+    assert_eq!(orig.outcome, "added");
+    let upd = store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-125-01b.json"), &cli)
+        .await
+        .unwrap();
+    assert_eq!(upd.outcome, "updated", "{upd:?}");
+    assert_eq!(upd.superseded, vec![orig.advisory_id.unwrap()]);
+    let (old, _) = store.advisory(orig.advisory_id.unwrap()).await.unwrap();
+    assert_eq!(
+        (old.state.as_str(), old.superseded_by),
+        ("superseded", upd.advisory_id)
+    );
+    // The original, re-issued with other bytes, is still the older one.
+    let reissued = edited("csaf/icsa-15-125-01.json", |v| {
+        v["document"]["tracking"]["version"] = serde_json::json!("7")
+    });
+    let r = store.import_vuln_document(&reissued, &cli).await.unwrap();
+    assert_eq!(r.outcome, "skipped");
+    assert!(
+        r.reason.as_deref().unwrap().starts_with("older revision"),
+        "{r:?}"
+    );
+
+    // Same tracking id: the higher tracking.version wins, in either order.
+    let v3 = edited("csaf/icsa-15-161-01.json", |v| {
+        v["document"]["tracking"]["version"] = serde_json::json!("3")
+    });
+    let r = store.import_vuln_document(&v3, &cli).await.unwrap();
+    assert_eq!(r.outcome, "updated");
+    assert_eq!(r.superseded, vec![first.advisory_id.unwrap()]);
+    let v1 = edited("csaf/icsa-15-161-01.json", |v| {
+        v["document"]["tracking"]["version"] = serde_json::json!("1")
+    });
+    let r = store.import_vuln_document(&v1, &cli).await.unwrap();
+    assert_eq!(r.outcome, "skipped");
+    assert!(
+        r.reason.as_deref().unwrap().contains("older revision"),
+        "{r:?}"
+    );
+
+    let current = store
+        .list_advisories(&pumpward_store::AdvisoryFilter {
+            state: Some("current".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = current.iter().map(|a| a.tracking_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["ICSA-15-125-01B", "ICSA-15-161-01"]);
+    let by_cve = store
+        .list_advisories(&pumpward_store::AdvisoryFilter {
+            cve: Some("cve-2015-3459".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_cve.len(), 2, "the original and its update both name it");
+
+    // The KEV catalog (trimmed copy): stored, and a second import skipped.
+    let kev = vuln_data("kev/known_exploited_vulnerabilities.trimmed.json");
+    let r = store.import_vuln_document(&kev, &cli).await.unwrap();
+    assert_eq!(
+        (r.outcome.as_str(), r.format.as_deref()),
+        ("added", Some("kev"))
+    );
+    let r = store.import_vuln_document(&kev, &cli).await.unwrap();
+    assert_eq!(r.outcome, "skipped");
+}
+
+fn pump(id: &str, manufacturer: &str, model: &str, firmware: &str) -> AssetSpec {
+    AssetSpec::validate(&AssetDraft {
+        asset_id: id.into(),
+        manufacturer: manufacturer.into(),
+        model: model.into(),
+        serial_number: format!("SN-{id}"),
+        firmware_version: firmware.into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+async fn open_vuln_findings(
+    store: &Store,
+    kind: &str,
+    asset: &str,
+) -> Vec<pumpward_store::Finding> {
+    store
+        .list_findings(&pumpward_store::FindingFilter {
+            kind: Some(kind.into()),
+            asset_id: Some(asset.into()),
+            open: Some(true),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+async fn matching_raises_and_resolves_vulnerability_findings(store: &Store) {
+    use pumpward_store::{KIND_AFFECTED, KIND_REVIEW};
+    let sys = Actor::system();
+    // Plum A+: "<=13.4" (ICSA-15-161-01). 13.3 is inside, 13.5 outside,
+    // and 13.40 is the ambiguity the generic scheme refuses to guess.
+    for (id, fw) in [("H-1", "13.3"), ("H-2", "13.5"), ("H-3", "13.40")] {
+        store
+            .create_asset(
+                &pump(id, "Hospira", "Plum A+", fw),
+                Some(LifecycleState::InService),
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .create_asset(
+            &pump("L-1", "ICU Medical", "LifeCare PCA", "5.0"),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    // Not in service yet: never matched.
+    store
+        .create_asset(&pump("H-9", "Hospira", "Plum A+", "13.3"), None, &biomed())
+        .await
+        .unwrap();
+    // A pump the alias table does not know: reported, not guessed.
+    store
+        .create_asset(
+            &pump("X-1", "Acme", "Infusomat 9000", "1.0"),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+
+    store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-161-01.json"), &sys)
+        .await
+        .unwrap();
+    store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-125-01.json"), &sys)
+        .await
+        .unwrap();
+    let report = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(report.assets, 5);
+    assert_eq!(
+        report.unidentified,
+        vec![(
+            "X-1".to_string(),
+            "Acme".to_string(),
+            "Infusomat 9000".to_string()
+        )]
+    );
+    // 7 CVEs on H-1, 1 on L-1 (the original advisory names one CVE); 7 reviews on H-3.
+    assert_eq!(
+        (report.affected_open, report.review_open, report.raised),
+        (8, 7, 15)
+    );
+    let h1 = open_vuln_findings(store, KIND_AFFECTED, "H-1").await;
+    assert_eq!(h1.len(), 7);
+    let f = h1
+        .iter()
+        .find(|f| f.subject == "cve:CVE-2015-3952:asset:H-1")
+        .unwrap();
+    assert_eq!(f.evidence["rules"][0]["tracking_id"], "ICSA-15-161-01");
+    assert_eq!(f.evidence["rules"][0]["version_text"], "<=13.4");
+    assert!(f.evidence["rules"][0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("13.3"));
+    assert_eq!(f.evidence["asset"]["product_key"], "hospira/plum-a-plus");
+    assert!(!f.evidence["rules"][0]["remediations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // No CVSS in these 2015 conversions, not in the KEV: medium.
+    assert_eq!(f.severity, pumpward_store::Severity::Medium);
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "H-2")
+        .await
+        .is_empty());
+    assert!(open_vuln_findings(store, KIND_REVIEW, "H-2")
+        .await
+        .is_empty());
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "H-9")
+        .await
+        .is_empty());
+    let h3 = open_vuln_findings(store, KIND_REVIEW, "H-3").await;
+    assert_eq!(h3.len(), 7);
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "H-3")
+        .await
+        .is_empty());
+    let why = h3[0].evidence["review_reason"].as_str().unwrap();
+    assert!(why.contains("<=13.4"), "{why}");
+
+    // Matching again changes nothing.
+    let again = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!((again.raised, again.resolved), (0, 0));
+
+    // The update (01B) supersedes the original: L-1 now has its 7 CVEs,
+    // the one it shared stays the same finding.
+    let before = open_vuln_findings(store, KIND_AFFECTED, "L-1").await;
+    assert_eq!(before.len(), 1);
+    store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-125-01b.json"), &sys)
+        .await
+        .unwrap();
+    let r = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!((r.raised, r.resolved), (6, 0));
+    let after = open_vuln_findings(store, KIND_AFFECTED, "L-1").await;
+    assert_eq!(after.len(), 7);
+    assert!(after.iter().any(|f| f.id == before[0].id));
+
+    // A later revision that drops a CVE: its findings are resolved, saying so.
+    let v3 = edited("csaf/icsa-15-161-01.json", |v| {
+        v["document"]["tracking"]["version"] = serde_json::json!("3");
+        v["vulnerabilities"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|x| x["cve"] != "CVE-2015-3958");
+    });
+    assert_eq!(
+        store.import_vuln_document(&v3, &sys).await.unwrap().outcome,
+        "updated"
+    );
+    let r = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(
+        r.resolved, 2,
+        "H-1's affected and H-3's review finding for CVE-2015-3958"
+    );
+    let gone = store
+        .list_findings(&pumpward_store::FindingFilter {
+            asset_id: Some("H-1".into()),
+            open: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].subject, "cve:CVE-2015-3958:asset:H-1");
+    assert!(
+        gone[0]
+            .resolution
+            .as_deref()
+            .unwrap()
+            .contains("superseded"),
+        "{:?}",
+        gone[0].resolution
+    );
+
+    // The fixed firmware installed: every H-1 finding resolved with the reason.
+    let h1 = store.asset("H-1").await.unwrap();
+    let mut fixed = h1.spec.clone();
+    fixed.firmware_version = "13.5".into();
+    store
+        .update_asset(&fixed, h1.version, &biomed())
+        .await
+        .unwrap();
+    let r = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(r.resolved, 6);
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "H-1")
+        .await
+        .is_empty());
+    let closed = store
+        .list_findings(&pumpward_store::FindingFilter {
+            asset_id: Some("H-1".into()),
+            open: Some(false),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert!(closed
+        .iter()
+        .filter(|f| f.subject != "cve:CVE-2015-3958:asset:H-1")
+        .all(|f| f
+            .resolution
+            .as_deref()
+            .unwrap()
+            .contains("outside every affected version range")));
+
+    // The asset retired: its findings are resolved.
+    store
+        .transition_asset("L-1", LifecycleState::Decommissioned, "replaced", &biomed())
+        .await
+        .unwrap();
+    let r = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(r.resolved, 7);
+    let l1 = store
+        .list_findings(&pumpward_store::FindingFilter {
+            asset_id: Some("L-1".into()),
+            open: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert!(l1
+        .iter()
+        .all(|f| f.resolution.as_deref().unwrap().contains("decommissioned")));
+    assert_eq!(audit_of(store, "finding.resolve").await.len(), 15);
 }

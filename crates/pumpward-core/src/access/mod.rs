@@ -57,6 +57,11 @@ string_enum!(
         LibraryApprove = "library.approve",
         /// Publish (sign) an approved library; roll back by republishing.
         LibraryPublish = "library.publish",
+        /// See imported vulnerability advisories, their CVEs and product
+        /// statuses.
+        VulnRead = "vuln.read",
+        /// Import vulnerability advisories (CSAF, KEV, NVD, CVE 5, EPSS).
+        VulnManage = "vuln.manage",
     }
 );
 
@@ -88,6 +93,10 @@ impl Role {
             LibraryAuthor => matches!(self, Pharmacist),
             LibraryApprove => matches!(self, Pharmacist),
             LibraryPublish => matches!(self, Pharmacist | Admin),
+            // Clinicians see which advisories concern their pumps; only
+            // security and admins change the advisory set.
+            VulnRead => matches!(self, Admin | Security | Biomed | Auditor | Clinician),
+            VulnManage => matches!(self, Admin | Security),
         }
     }
 
@@ -151,6 +160,7 @@ mod tests {
                     | Permission::PkiRead
                     | Permission::FindingsRead
                     | Permission::LibraryRead
+                    | Permission::VulnRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

@@ -1,0 +1,1286 @@
+//! Vulnerability intelligence in the store (issue 5): imported documents
+//! (CSAF advisories, the KEV catalog, NVD and CVE 5 records, EPSS scores),
+//! their vulnerabilities and product statuses, and the matching of the
+//! inventory against them, which raises and resolves findings.
+//!
+//! Parsing, version rules and product identity are `pumpward_vuln`'s; this
+//! module only decides what to keep and what a match means for an asset.
+//!
+//! # Import
+//!
+//! One document, one transaction: a document that cannot be parsed changes
+//! nothing. The same bytes twice are skipped (SHA-256). A later revision of
+//! an advisory already stored supersedes it: the earlier one stays (for the
+//! audit) in state `superseded` and is no longer matched. An earlier
+//! revision arriving after a later one is skipped with the reason.
+//!
+//! # Matching
+//!
+//! Each pump or pump server that is provisioned or in service is mapped,
+//! by manufacturer and model, through the alias table to a product key; every
+//! status of a current advisory for that key is evaluated against the
+//! asset's firmware version, model and software components. Per asset and
+//! CVE: affected → finding `vulnerability.affected`; undecidable (a rule
+//! that cannot be read, an ambiguous version, a component the asset does
+//! not record, the vendor still investigating) → `vulnerability.review`
+//! with the reason, never counted as affected; anything else resolves the
+//! open finding with the reason.
+
+use crate::{Actor, FindingFilter, NewFinding, Result, Severity, Store, StoreError};
+use pumpward_core::audit::Outcome;
+use pumpward_core::inventory::SoftwareComponent;
+use pumpward_core::timefmt;
+use pumpward_vuln::constraint::{Component, Decision, Installed, VersionConstraint};
+use pumpward_vuln::detect::{detect, Format};
+use pumpward_vuln::identity::AliasTable;
+use pumpward_vuln::version::{Scheme, Version};
+use pumpward_vuln::{csaf, cve5, epss, kev, nvd};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Finding kind of an asset within an advisory's affected versions.
+pub const KIND_AFFECTED: &str = "vulnerability.affected";
+/// Finding kind of an asset whose status could not be decided.
+pub const KIND_REVIEW: &str = "vulnerability.review";
+
+/// What happened to one imported document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VulnImport {
+    /// `added`, `updated` (it superseded an earlier revision), `skipped`
+    /// (nothing to do) or `refused` (the document is broken).
+    pub outcome: String,
+    /// The detected format, when one was.
+    pub format: Option<String>,
+    pub tracking_id: Option<String>,
+    pub revision: Option<String>,
+    /// The stored advisory (new, or the one that made this a skip).
+    pub advisory_id: Option<i64>,
+    /// Why it was skipped or refused, or what it superseded.
+    pub reason: Option<String>,
+    /// Ids of the advisories this one superseded.
+    pub superseded: Vec<i64>,
+}
+
+impl VulnImport {
+    /// Boxed: it travels as the error of `read_document`.
+    fn not_stored(outcome: &str, format: Option<&str>, reason: String) -> Box<VulnImport> {
+        Box::new(VulnImport {
+            outcome: outcome.into(),
+            format: format.map(str::to_owned),
+            tracking_id: None,
+            revision: None,
+            advisory_id: None,
+            reason: Some(reason),
+            superseded: Vec::new(),
+        })
+    }
+
+    /// Whether the document was refused as broken (the CLI's exit code).
+    pub fn is_refused(&self) -> bool {
+        self.outcome == "refused"
+    }
+}
+
+/// An advisory as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdvisoryRecord {
+    pub id: i64,
+    pub format: String,
+    pub tracking_id: String,
+    pub revision: String,
+    pub title: String,
+    pub publisher: String,
+    pub current_release_date: Option<String>,
+    pub sha256: String,
+    /// `current` or `superseded`.
+    pub state: String,
+    pub superseded_by: Option<i64>,
+    pub imported_at: String,
+    pub essentials: Value,
+}
+
+/// A vulnerability of an advisory, with the product statuses it gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VulnerabilityRecord {
+    pub id: i64,
+    pub cve: Option<String>,
+    pub cwe: Option<String>,
+    pub title: Option<String>,
+    pub base_score: Option<f64>,
+    pub cvss_version: Option<String>,
+    pub cvss: Value,
+    pub product_statuses: Vec<ProductStatusRecord>,
+}
+
+/// One product's status for one vulnerability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductStatusRecord {
+    pub product_id: String,
+    pub full_name: String,
+    pub vendor: Option<String>,
+    pub product_name: Option<String>,
+    pub product_key: Option<String>,
+    pub version_text: Option<String>,
+    pub version_rule: String,
+    pub status: String,
+    pub remediations: Value,
+}
+
+/// Which advisories to list; the filters combine.
+#[derive(Debug, Clone, Default)]
+pub struct AdvisoryFilter {
+    pub format: Option<String>,
+    /// `current` or `superseded`.
+    pub state: Option<String>,
+    /// Advisories naming this CVE.
+    pub cve: Option<String>,
+    /// Advisories with a status for this product key.
+    pub product_key: Option<String>,
+    /// At most 500; 0 means 100.
+    pub limit: i64,
+}
+
+/// What a matching run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MatchReport {
+    /// Pumps and pump servers provisioned or in service.
+    pub assets: usize,
+    /// Those whose manufacturer and model map to no product of the alias
+    /// table (asset id, manufacturer, model): nothing can be matched for
+    /// them, which a person should know.
+    pub unidentified: Vec<(String, String, String)>,
+    pub affected_open: usize,
+    pub review_open: usize,
+    /// Findings opened by this run.
+    pub raised: usize,
+    /// Findings resolved by this run.
+    pub resolved: usize,
+}
+
+// ---------------------------------------------------------------------
+// Parsing a document into what is stored
+// ---------------------------------------------------------------------
+
+struct Doc {
+    format: &'static str,
+    tracking_id: String,
+    family: String,
+    letter: Option<char>,
+    revision: String,
+    title: String,
+    publisher: String,
+    date: Option<String>,
+    essentials: Value,
+    vulns: Vec<NewVuln>,
+    kev: Vec<kev::KevEntry>,
+    epss: Vec<epss::EpssScore>,
+}
+
+struct NewVuln {
+    cve: Option<String>,
+    cwe: Option<String>,
+    title: Option<String>,
+    /// (CVSS version, base score, vector), newest version first.
+    scores: Vec<(String, f64, String)>,
+    statuses: Vec<NewStatus>,
+}
+
+struct NewStatus {
+    product_id: String,
+    full_name: String,
+    vendor: Option<String>,
+    product_name: Option<String>,
+    product_key: Option<String>,
+    version_text: Option<String>,
+    rule: String,
+    status: String,
+    remediations: Value,
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Csaf => "csaf",
+        Format::CveJson5 => "cve5",
+        Format::NvdApi2 => "nvd",
+        Format::NvdTranscription => "nvd-transcription",
+        Format::KevCatalog => "kev",
+        Format::EpssCsv => "epss",
+        Format::CycloneDxJson => "cyclonedx-json",
+        Format::CycloneDxXml => "cyclonedx-xml",
+        Format::SpdxJson => "spdx-json",
+        Format::SpdxTagValue => "spdx-tag-value",
+        Format::Unknown => "unknown",
+    }
+}
+
+fn sort_scores(scores: &mut [(String, f64, String)]) {
+    // Newest CVSS version first: the one a person reads as "the" score.
+    scores.sort_by(|a, b| b.0.cmp(&a.0));
+}
+
+fn csaf_doc(a: csaf::Advisory) -> Doc {
+    let aliases = AliasTable::builtin();
+    let t = &a.document.tracking;
+    let (family, letter) = a.family();
+    let mut vulns = Vec::new();
+    for v in &a.vulnerabilities {
+        let mut scores: Vec<(String, f64, String)> = Vec::new();
+        for s in &v.scores {
+            for c in [&s.cvss_v4, &s.cvss_v3, &s.cvss_v2].into_iter().flatten() {
+                if !scores.iter().any(|x| x.0 == c.version && x.2 == c.vector) {
+                    scores.push((c.version.clone(), c.base_score, c.vector.clone()));
+                }
+            }
+        }
+        sort_scores(&mut scores);
+        let mut statuses = Vec::new();
+        for (status, pid) in v.product_status.entries() {
+            let path = a.product_tree.products.get(pid);
+            let vendor = path.and_then(|p| p.vendor.clone());
+            let product_name = path.and_then(|p| p.product.clone());
+            let product_key = aliases
+                .product(
+                    vendor.as_deref().unwrap_or(""),
+                    product_name.as_deref().unwrap_or(""),
+                )
+                .map(|m| m.product.key.clone());
+            let rule = match path {
+                Some(p) => p.constraint(),
+                None => VersionConstraint::Unparsed(pid.to_owned()),
+            };
+            let remediations: Vec<Value> = v
+                .remediations
+                .iter()
+                .filter(|r| {
+                    a.expand_ids(&r.product_ids, &r.group_ids)
+                        .iter()
+                        .any(|x| x == pid)
+                })
+                .map(|r| json!({"category": r.category, "details": r.details, "url": r.url}))
+                .collect();
+            statuses.push(NewStatus {
+                product_id: pid.to_owned(),
+                full_name: path.map(|p| p.full_name.clone()).unwrap_or_default(),
+                vendor,
+                product_name,
+                product_key,
+                version_text: path.and_then(|p| p.version.as_ref().map(|(_, t)| t.clone())),
+                rule: rule.to_string(),
+                status: status.to_owned(),
+                remediations: Value::Array(remediations),
+            });
+        }
+        vulns.push(NewVuln {
+            cve: v.cve.as_ref().map(|c| c.to_ascii_uppercase()),
+            cwe: v.cwe.as_ref().map(|(id, name)| format!("{id} {name}")),
+            title: v.title.clone(),
+            scores,
+            statuses,
+        });
+    }
+    let essentials = json!({
+        "category": a.document.category,
+        "tlp": a.document.tlp,
+        "aggregate_severity": a.document.aggregate_severity,
+        "initial_release_date": t.initial_release_date,
+        "status": t.status,
+        "revision_history": t.revision_history.iter()
+            .map(|r| json!({"number": r.number, "date": r.date, "summary": r.summary}))
+            .collect::<Vec<_>>(),
+        "notes": a.document.notes.iter()
+            .map(|n| json!({"category": n.category, "title": n.title, "text": n.text}))
+            .collect::<Vec<_>>(),
+        "references": a.document.references.iter()
+            .map(|r| json!({"summary": r.summary, "url": r.url}))
+            .collect::<Vec<_>>(),
+        "products": a.product_tree.products.len(),
+        "warnings": a.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+    });
+    Doc {
+        format: "csaf",
+        tracking_id: t.id.clone(),
+        family,
+        letter,
+        revision: t.version.clone(),
+        title: a.document.title.clone(),
+        publisher: a.document.publisher.name.clone(),
+        date: t.current_release_date.clone(),
+        essentials,
+        vulns,
+        kev: Vec::new(),
+        epss: Vec::new(),
+    }
+}
+
+fn nvd_doc(feed: nvd::NvdFeed, format: &'static str, sha: &str) -> Doc {
+    let vulns: Vec<NewVuln> = feed
+        .cves
+        .iter()
+        .map(|c| {
+            let mut scores: Vec<(String, f64, String)> = c
+                .metrics
+                .iter()
+                .map(|m| (m.version.clone(), m.base_score, m.vector.clone()))
+                .collect();
+            sort_scores(&mut scores);
+            NewVuln {
+                cve: Some(c.id.to_ascii_uppercase()),
+                cwe: (!c.cwes.is_empty()).then(|| c.cwes.join(", ")),
+                title: c.descriptions.first().map(|(_, d)| d.clone()),
+                scores,
+                statuses: Vec::new(),
+            }
+        })
+        .collect();
+    // A single record is its CVE's; a feed of many has no id of its own, so
+    // its hash names it (and no later feed can supersede it by name).
+    let tracking_id = match feed.cves.as_slice() {
+        [one] => one.id.to_ascii_uppercase(),
+        _ => format!("{}:{}", format.to_ascii_uppercase(), &sha[..12]),
+    };
+    let revision = feed
+        .cves
+        .iter()
+        .filter_map(|c| c.last_modified.clone())
+        .max()
+        .unwrap_or_else(|| "0".into());
+    Doc {
+        format,
+        family: tracking_id.clone(),
+        letter: None,
+        title: format!("NVD records of {} CVE(s)", feed.cves.len()),
+        publisher: "NVD".into(),
+        date: Some(revision.clone()).filter(|r| r.as_str() != "0"),
+        revision,
+        tracking_id,
+        essentials: json!({
+            "cves": feed.cves.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            "warnings": feed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        }),
+        vulns,
+        kev: Vec::new(),
+        epss: Vec::new(),
+    }
+}
+
+fn cve5_doc(r: cve5::CveRecord) -> Doc {
+    let mut scores: Vec<(String, f64, String)> = r
+        .metrics
+        .iter()
+        .map(|m| (m.version.clone(), m.base_score, m.vector.clone()))
+        .collect();
+    sort_scores(&mut scores);
+    let id = r.cve_id.to_ascii_uppercase();
+    Doc {
+        format: "cve5",
+        tracking_id: id.clone(),
+        family: id.clone(),
+        letter: None,
+        revision: r
+            .date_updated
+            .clone()
+            .or(r.date_published.clone())
+            .unwrap_or_else(|| "0".into()),
+        title: id.clone(),
+        publisher: r.assigner.clone().unwrap_or_else(|| "CVE Program".into()),
+        date: r.date_updated.clone(),
+        essentials: json!({
+            "state": r.state,
+            "descriptions": r.descriptions.iter().map(|(l, d)| json!({"lang": l, "text": d})).collect::<Vec<_>>(),
+            "affected": r.affected.iter().map(|a| json!({"vendor": a.vendor, "product": a.product})).collect::<Vec<_>>(),
+        }),
+        vulns: vec![NewVuln {
+            cve: Some(id),
+            cwe: (!r.cwes.is_empty()).then(|| r.cwes.join(", ")),
+            title: r.descriptions.first().map(|(_, d)| d.clone()),
+            scores,
+            statuses: Vec::new(),
+        }],
+        kev: Vec::new(),
+        epss: Vec::new(),
+    }
+}
+
+/// Reads a document, or says why it is skipped or refused without
+/// touching the store.
+fn read_document(bytes: &[u8], sha: &str) -> std::result::Result<Doc, Box<VulnImport>> {
+    let format = detect(bytes);
+    let name = format_name(format);
+    let refused = |e: pumpward_vuln::json::ParseError| {
+        VulnImport::not_stored("refused", Some(name), format!("{name}: {e}"))
+    };
+    Ok(match format {
+        Format::Csaf => csaf_doc(csaf::parse(bytes).map_err(refused)?),
+        Format::NvdApi2 => nvd_doc(nvd::parse(bytes).map_err(refused)?, "nvd", sha),
+        Format::NvdTranscription => nvd_doc(
+            nvd::parse_transcription(bytes).map_err(refused)?,
+            "nvd-transcription",
+            sha,
+        ),
+        Format::CveJson5 => cve5_doc(cve5::parse(bytes).map_err(refused)?),
+        Format::KevCatalog => {
+            let c = kev::parse(bytes).map_err(refused)?;
+            Doc {
+                format: "kev",
+                tracking_id: "CISA-KEV".into(),
+                family: "CISA-KEV".into(),
+                letter: None,
+                revision: c.catalog_version.clone(),
+                title: c.title.clone(),
+                publisher: "CISA".into(),
+                date: Some(c.date_released.clone()),
+                essentials: json!({
+                    "entries": c.entries.len(),
+                    "declared_count": c.declared_count,
+                    "warnings": c.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                }),
+                vulns: Vec::new(),
+                kev: c.entries,
+                epss: Vec::new(),
+            }
+        }
+        Format::EpssCsv => {
+            let f = epss::parse(bytes).map_err(refused)?;
+            let revision = f
+                .score_date
+                .clone()
+                .or(f.model_version.clone())
+                .unwrap_or_else(|| "0".into());
+            Doc {
+                format: "epss",
+                tracking_id: "FIRST-EPSS".into(),
+                family: "FIRST-EPSS".into(),
+                letter: None,
+                revision,
+                title: "EPSS scores".into(),
+                publisher: "FIRST".into(),
+                date: f.score_date.clone(),
+                essentials: json!({"model_version": f.model_version, "scores": f.scores.len()}),
+                vulns: Vec::new(),
+                kev: Vec::new(),
+                epss: f.scores,
+            }
+        }
+        Format::CycloneDxJson | Format::CycloneDxXml | Format::SpdxJson | Format::SpdxTagValue => {
+            return Err(VulnImport::not_stored(
+                "skipped",
+                Some(name),
+                format!("{name} SBOM: recognised, but attaching SBOMs to a device model is not built yet"),
+            ))
+        }
+        Format::Unknown => {
+            // A document that looks like JSON but is not (a truncated
+            // download) is broken, not merely of another kind.
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if matches!(first, Some(b'{') | Some(b'[')) {
+                if let Err(e) = pumpward_vuln::json::parse_bytes(bytes) {
+                    return Err(VulnImport::not_stored("refused", None, e.to_string()));
+                }
+            }
+            return Err(VulnImport::not_stored(
+                "skipped",
+                None,
+                "not a recognised format (CSAF, CVE 5, NVD, KEV, EPSS or an SBOM)".into(),
+            ));
+        }
+    })
+}
+
+/// How a new document's revision compares with a stored one of its family.
+fn compare_revision(
+    new: &Doc,
+    tracking_id: &str,
+    revision: &str,
+    date: Option<&str>,
+    letter: Option<char>,
+) -> Ordering {
+    if new.tracking_id.eq_ignore_ascii_case(tracking_id) {
+        // As `csaf::Advisory::compare_revision`: the version, then the date.
+        match (Version::parse(&new.revision), Version::parse(revision)) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => new.revision.as_str().cmp(revision),
+        }
+        .then_with(|| new.date.as_deref().cmp(&date))
+    } else {
+        // CISA's update letters: ICSA-15-125-01B supersedes ICSA-15-125-01
+        // whatever the dates say (see `csaf::Advisory::compare_revision`).
+        new.letter.cmp(&letter)
+    }
+}
+
+// ---------------------------------------------------------------------
+// Rows
+// ---------------------------------------------------------------------
+
+const ADVISORY_COLUMNS: &str = "id, format, tracking_id, revision, title, publisher, \
+     current_release_date, sha256, state, superseded_by, imported_at, essentials";
+
+fn advisory_from_row(r: &AnyRow) -> Result<AdvisoryRecord> {
+    let essentials: String = r.try_get("essentials")?;
+    Ok(AdvisoryRecord {
+        id: r.try_get("id")?,
+        format: r.try_get("format")?,
+        tracking_id: r.try_get("tracking_id")?,
+        revision: r.try_get("revision")?,
+        title: r.try_get("title")?,
+        publisher: r.try_get("publisher")?,
+        current_release_date: r.try_get("current_release_date")?,
+        sha256: r.try_get("sha256")?,
+        state: r.try_get("state")?,
+        superseded_by: r.try_get("superseded_by")?,
+        imported_at: r.try_get("imported_at")?,
+        essentials: serde_json::from_str(&essentials).unwrap_or(Value::String(essentials)),
+    })
+}
+
+fn json_col(r: &AnyRow, col: &str) -> Result<Value> {
+    let s: String = r.try_get(col)?;
+    Ok(serde_json::from_str(&s).unwrap_or(Value::String(s)))
+}
+
+fn severity_of(score: Option<f64>, kev: bool) -> Severity {
+    // An advisory without a score is not known to be minor: medium keeps it
+    // in view until someone scores it.
+    let s = match score {
+        Some(s) if s >= 9.0 => Severity::Critical,
+        Some(s) if s >= 7.0 => Severity::High,
+        Some(s) if s >= 4.0 => Severity::Medium,
+        Some(_) => Severity::Low,
+        None => Severity::Medium,
+    };
+    // Exploited in the wild: at least high, whatever the base score says.
+    if kev {
+        s.max(Severity::High)
+    } else {
+        s
+    }
+}
+
+/// The status lists grouped by what they say about a matching version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StatusClass {
+    Affected,
+    Clear,
+    Investigating,
+}
+
+fn status_class(status: &str) -> Option<StatusClass> {
+    match status {
+        "known_affected" | "first_affected" | "last_affected" => Some(StatusClass::Affected),
+        // `recommended` versions are the ones to move to: not affected.
+        "fixed" | "first_fixed" | "known_not_affected" | "recommended" => Some(StatusClass::Clear),
+        "under_investigation" => Some(StatusClass::Investigating),
+        _ => None,
+    }
+}
+
+/// What matching concluded for one (asset, CVE).
+enum Verdict {
+    Affected(Value),
+    Review(String, Value),
+    Clear(String),
+}
+
+impl Store {
+    /// Imports one document (any supported format, detected from content)
+    /// in one transaction, and says what happened. A broken document is a
+    /// `refused` outcome, not an error: errors are the store's own.
+    pub async fn import_vuln_document(&self, bytes: &[u8], actor: &Actor) -> Result<VulnImport> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        let doc = match read_document(bytes, &sha) {
+            Ok(d) => d,
+            Err(outcome) => return Ok(*outcome),
+        };
+        let now = timefmt::format(crate::now());
+        let mut tx = self.write_tx().await?;
+        let same: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, tracking_id, revision FROM vuln_advisories WHERE sha256 = $1",
+        )
+        .bind(sha.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let stored = |outcome: &str, id: i64, reason: String| VulnImport {
+            outcome: outcome.into(),
+            format: Some(doc.format.into()),
+            tracking_id: Some(doc.tracking_id.clone()),
+            revision: Some(doc.revision.clone()),
+            advisory_id: Some(id),
+            reason: Some(reason),
+            superseded: Vec::new(),
+        };
+        if let Some((id, tid, rev)) = same {
+            return Ok(stored(
+                "skipped",
+                id,
+                format!("same document already imported (advisory {id}, {tid} revision {rev})"),
+            ));
+        }
+        let family = sqlx::query(
+            "SELECT id, tracking_id, revision, current_release_date, update_letter \
+             FROM vuln_advisories WHERE format = $1 AND family = $2 AND state = 'current'",
+        )
+        .bind(doc.format)
+        .bind(doc.family.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut superseded = Vec::new();
+        for r in &family {
+            let id: i64 = r.try_get("id")?;
+            let tid: String = r.try_get("tracking_id")?;
+            let rev: String = r.try_get("revision")?;
+            let date: Option<String> = r.try_get("current_release_date")?;
+            let letter: Option<String> = r.try_get("update_letter")?;
+            let letter = letter.and_then(|l| l.chars().next());
+            match compare_revision(&doc, &tid, &rev, date.as_deref(), letter) {
+                Ordering::Greater => superseded.push((id, tid, rev)),
+                Ordering::Less => {
+                    return Ok(stored(
+                        "skipped",
+                        id,
+                        format!(
+                            "older revision: {} revision {} is superseded by the stored {tid} revision {rev} (advisory {id})",
+                            doc.tracking_id, doc.revision
+                        ),
+                    ))
+                }
+                Ordering::Equal => {
+                    return Ok(stored(
+                        "skipped",
+                        id,
+                        format!(
+                            "same revision as the stored {tid} revision {rev} (advisory {id}), with different bytes; the stored one is kept"
+                        ),
+                    ))
+                }
+            }
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO vuln_advisories (format, tracking_id, family, update_letter, revision, \
+             title, publisher, current_release_date, sha256, essentials, state, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'current', $11) RETURNING id",
+        )
+        .bind(doc.format)
+        .bind(doc.tracking_id.clone())
+        .bind(doc.family.clone())
+        .bind(doc.letter.map(String::from))
+        .bind(doc.revision.clone())
+        .bind(doc.title.clone())
+        .bind(doc.publisher.clone())
+        .bind(doc.date.clone())
+        .bind(sha.clone())
+        .bind(doc.essentials.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (old, _, _) in &superseded {
+            sqlx::query(
+                "UPDATE vuln_advisories SET state = 'superseded', superseded_by = $1 WHERE id = $2",
+            )
+            .bind(id)
+            .bind(*old)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for v in &doc.vulns {
+            let newest = v.scores.first();
+            let vid: i64 = sqlx::query_scalar(
+                "INSERT INTO vuln_vulnerabilities (advisory_id, cve, cwe, title, base_score, \
+                 cvss_version, cvss) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(id)
+            .bind(v.cve.clone())
+            .bind(v.cwe.clone())
+            .bind(v.title.clone())
+            .bind(newest.map(|s| s.1))
+            .bind(newest.map(|s| s.0.clone()))
+            .bind(
+                Value::Array(
+                    v.scores
+                        .iter()
+                        .map(|(ver, score, vector)| {
+                            json!({"version": ver, "base_score": score, "vector": vector})
+                        })
+                        .collect(),
+                )
+                .to_string(),
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            for s in &v.statuses {
+                sqlx::query(
+                    "INSERT INTO vuln_product_statuses (advisory_id, vulnerability_id, product_id, \
+                     full_name, vendor, product_name, product_key, version_text, version_rule, \
+                     status, remediations) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(id)
+                .bind(vid)
+                .bind(s.product_id.clone())
+                .bind(s.full_name.clone())
+                .bind(s.vendor.clone())
+                .bind(s.product_name.clone())
+                .bind(s.product_key.clone())
+                .bind(s.version_text.clone())
+                .bind(s.rule.clone())
+                .bind(s.status.clone())
+                .bind(s.remediations.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for e in &doc.kev {
+            let ransomware = match &e.known_ransomware {
+                kev::Ransomware::Known => "known".to_owned(),
+                kev::Ransomware::Unknown => "unknown".to_owned(),
+                kev::Ransomware::Other(s) => s.clone(),
+            };
+            // The catalog lists each CVE once; a duplicate would be a
+            // broken catalog, and the first entry is kept.
+            sqlx::query(
+                "INSERT INTO vuln_kev (advisory_id, cve, vendor_project, product, name, \
+                 date_added, due_date, ransomware) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.cve_id.to_ascii_uppercase())
+            .bind(e.vendor_project.clone())
+            .bind(e.product.clone())
+            .bind(e.vulnerability_name.clone())
+            .bind(e.date_added.clone())
+            .bind(e.due_date.clone())
+            .bind(ransomware)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in &doc.epss {
+            sqlx::query(
+                "INSERT INTO vuln_epss (advisory_id, cve, epss, percentile) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.cve.to_ascii_uppercase())
+            .bind(e.epss)
+            .bind(e.percentile)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let reason = (!superseded.is_empty()).then(|| {
+            format!(
+                "supersedes {}",
+                superseded
+                    .iter()
+                    .map(|(i, t, r)| format!("{t} revision {r} (advisory {i})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        let entry = actor
+            .entry("advisory.import", Outcome::Success)
+            .object(format!("advisory:{id}"))
+            .reason(format!(
+                "{} {} revision {}",
+                doc.format, doc.tracking_id, doc.revision
+            ))
+            .details(&json!({
+                "sha256": sha, "vulnerabilities": doc.vulns.len(), "kev_entries": doc.kev.len(),
+                "epss_scores": doc.epss.len(),
+                "superseded": superseded.iter().map(|s| s.0).collect::<Vec<_>>(),
+            }));
+        tx.commit_audited(vec![entry], crate::now()).await?;
+        let outcome = if superseded.is_empty() {
+            "added"
+        } else {
+            "updated"
+        };
+        let mut out = stored(outcome, id, reason.unwrap_or_default());
+        if out.reason.as_deref() == Some("") {
+            out.reason = None;
+        }
+        out.superseded = superseded.into_iter().map(|s| s.0).collect();
+        Ok(out)
+    }
+
+    /// Advisories, newest import first.
+    pub async fn list_advisories(&self, f: &AdvisoryFilter) -> Result<Vec<AdvisoryRecord>> {
+        let limit = if f.limit <= 0 { 100 } else { f.limit.min(500) };
+        let mut sql = format!("SELECT {ADVISORY_COLUMNS} FROM vuln_advisories a WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut push = |sql: &mut String, cond: &str, v: String| {
+            binds.push(v);
+            sql.push_str(&cond.replace("$?", &format!("${}", binds.len())));
+        };
+        if let Some(x) = &f.format {
+            push(&mut sql, " AND format = $?", x.clone());
+        }
+        if let Some(x) = &f.state {
+            push(&mut sql, " AND state = $?", x.clone());
+        }
+        if let Some(x) = &f.cve {
+            push(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM vuln_vulnerabilities v WHERE v.advisory_id = a.id AND v.cve = $?)",
+                x.to_ascii_uppercase(),
+            );
+        }
+        if let Some(x) = &f.product_key {
+            push(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM vuln_product_statuses s WHERE s.advisory_id = a.id AND s.product_key = $?)",
+                x.clone(),
+            );
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(advisory_from_row)
+            .collect()
+    }
+
+    /// One advisory with its vulnerabilities and their product statuses.
+    pub async fn advisory(&self, id: i64) -> Result<(AdvisoryRecord, Vec<VulnerabilityRecord>)> {
+        let r = sqlx::query(&format!(
+            "SELECT {ADVISORY_COLUMNS} FROM vuln_advisories WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("advisory {id}"),
+        })?;
+        let adv = advisory_from_row(&r)?;
+        let mut vulns = Vec::new();
+        for r in sqlx::query(
+            "SELECT id, cve, cwe, title, base_score, cvss_version, cvss FROM vuln_vulnerabilities \
+             WHERE advisory_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?
+        {
+            vulns.push(VulnerabilityRecord {
+                id: r.try_get("id")?,
+                cve: r.try_get("cve")?,
+                cwe: r.try_get("cwe")?,
+                title: r.try_get("title")?,
+                base_score: r.try_get("base_score")?,
+                cvss_version: r.try_get("cvss_version")?,
+                cvss: json_col(&r, "cvss")?,
+                product_statuses: Vec::new(),
+            });
+        }
+        for r in sqlx::query(
+            "SELECT vulnerability_id, product_id, full_name, vendor, product_name, product_key, \
+             version_text, version_rule, status, remediations FROM vuln_product_statuses \
+             WHERE advisory_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?
+        {
+            let vid: i64 = r.try_get("vulnerability_id")?;
+            let s = ProductStatusRecord {
+                product_id: r.try_get("product_id")?,
+                full_name: r.try_get("full_name")?,
+                vendor: r.try_get("vendor")?,
+                product_name: r.try_get("product_name")?,
+                product_key: r.try_get("product_key")?,
+                version_text: r.try_get("version_text")?,
+                version_rule: r.try_get("version_rule")?,
+                status: r.try_get("status")?,
+                remediations: json_col(&r, "remediations")?,
+            };
+            if let Some(v) = vulns.iter_mut().find(|v| v.id == vid) {
+                v.product_statuses.push(s);
+            }
+        }
+        Ok((adv, vulns))
+    }
+
+    /// Matches every pump and pump server that is provisioned or in service
+    /// against the current advisories, raising and resolving findings (see
+    /// the module docs). Safe to run at any time: raising is idempotent.
+    pub async fn match_vulnerabilities(&self, actor: &Actor) -> Result<MatchReport> {
+        let aliases = AliasTable::builtin();
+        let mut report = MatchReport::default();
+
+        // Exploitation evidence and fallback scores, by CVE.
+        let mut kev: HashMap<String, Value> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT k.cve, k.date_added, k.due_date, k.ransomware, k.name FROM vuln_kev k \
+             JOIN vuln_advisories a ON a.id = k.advisory_id WHERE a.state = 'current'",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let cve: String = r.try_get("cve")?;
+            kev.insert(
+                cve,
+                json!({
+                    "date_added": r.try_get::<String, _>("date_added")?,
+                    "due_date": r.try_get::<String, _>("due_date")?,
+                    "ransomware": r.try_get::<String, _>("ransomware")?,
+                    "name": r.try_get::<String, _>("name")?,
+                }),
+            );
+        }
+        let mut epss: HashMap<String, Value> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT e.cve, e.epss, e.percentile FROM vuln_epss e \
+             JOIN vuln_advisories a ON a.id = e.advisory_id WHERE a.state = 'current'",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let cve: String = r.try_get("cve")?;
+            let (p, pct): (f64, f64) = (r.try_get("epss")?, r.try_get("percentile")?);
+            epss.insert(cve, json!({"probability": p, "percentile": pct}));
+        }
+        // The highest score any current document gives a CVE, for advisories
+        // (old CISA conversions) that carry none of their own.
+        let mut other_scores: HashMap<String, (f64, String, String)> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT v.cve, v.base_score, v.cvss_version, a.tracking_id FROM vuln_vulnerabilities v \
+             JOIN vuln_advisories a ON a.id = v.advisory_id \
+             WHERE a.state = 'current' AND v.cve IS NOT NULL AND v.base_score IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let cve: String = r.try_get("cve")?;
+            let score: f64 = r.try_get("base_score")?;
+            let version: Option<String> = r.try_get("cvss_version")?;
+            let source: String = r.try_get("tracking_id")?;
+            let e = other_scores
+                .entry(cve)
+                .or_insert((score, version.clone().unwrap_or_default(), source.clone()));
+            if score > e.0 {
+                *e = (score, version.unwrap_or_default(), source);
+            }
+        }
+
+        // Current product statuses, by product key.
+        struct StatusRow {
+            advisory_id: i64,
+            tracking_id: String,
+            revision: String,
+            cve: String,
+            base_score: Option<f64>,
+            cvss_version: Option<String>,
+            product_id: String,
+            full_name: String,
+            version_text: Option<String>,
+            rule: VersionConstraint,
+            status: String,
+            remediations: Value,
+        }
+        let mut by_key: HashMap<String, Vec<StatusRow>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT s.advisory_id, a.tracking_id, a.revision, v.cve, v.base_score, v.cvss_version, \
+             s.product_key, s.product_id, s.full_name, s.version_text, s.status, s.remediations \
+             FROM vuln_product_statuses s \
+             JOIN vuln_vulnerabilities v ON v.id = s.vulnerability_id \
+             JOIN vuln_advisories a ON a.id = s.advisory_id \
+             WHERE a.state = 'current' AND s.product_key IS NOT NULL AND v.cve IS NOT NULL \
+             ORDER BY s.id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let full_name: String = r.try_get("full_name")?;
+            let version_text: Option<String> = r.try_get("version_text")?;
+            // Parsed again from the advisory's words, exactly as at import
+            // (`ProductPath::constraint`): no version branch means the rule
+            // is the full name, unparsed, so it goes to review.
+            let rule = match &version_text {
+                Some(t) => VersionConstraint::parse(t),
+                None => VersionConstraint::Unparsed(full_name.clone()),
+            };
+            let key: String = r.try_get("product_key")?;
+            by_key.entry(key).or_default().push(StatusRow {
+                advisory_id: r.try_get("advisory_id")?,
+                tracking_id: r.try_get("tracking_id")?,
+                revision: r.try_get("revision")?,
+                cve: r.try_get("cve")?,
+                base_score: r.try_get("base_score")?,
+                cvss_version: r.try_get("cvss_version")?,
+                product_id: r.try_get("product_id")?,
+                full_name,
+                version_text,
+                rule,
+                status: r.try_get("status")?,
+                remediations: json_col(&r, "remediations")?,
+            });
+        }
+
+        // Every asset's state, to explain why a finding no longer holds.
+        let mut asset_state: HashMap<String, String> = HashMap::new();
+        // (asset id, CVE) → verdict, for the eligible assets.
+        let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity)> = BTreeMap::new();
+        for r in sqlx::query(
+            "SELECT asset_id, kind, manufacturer, model, firmware_version, software, lifecycle_state \
+             FROM assets ORDER BY asset_id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let asset_id: String = r.try_get("asset_id")?;
+            let kind: String = r.try_get("kind")?;
+            let state: String = r.try_get("lifecycle_state")?;
+            let eligible = matches!(kind.as_str(), "pump" | "pump_server")
+                && matches!(state.as_str(), "in_service" | "provisioned");
+            asset_state.insert(asset_id.clone(), format!("{kind}, {state}"));
+            if !eligible {
+                continue;
+            }
+            report.assets += 1;
+            let manufacturer: String = r.try_get("manufacturer")?;
+            let model: String = r.try_get("model")?;
+            let firmware: String = r.try_get("firmware_version")?;
+            let software: String = r.try_get("software")?;
+            let software: Vec<SoftwareComponent> =
+                serde_json::from_str(&software).unwrap_or_default();
+            let Some(pm) = aliases.product(&manufacturer, &model) else {
+                report
+                    .unidentified
+                    .push((asset_id.clone(), manufacturer, model));
+                continue;
+            };
+            let key = pm.product.key.clone();
+            let scheme = Scheme::for_manufacturer(&pm.product.manufacturer);
+            let components: Vec<Component> = software
+                .iter()
+                .map(|c| Component {
+                    name: c.name.clone(),
+                    version: c.version.clone(),
+                })
+                .collect();
+            let installed = Installed {
+                version: Some(&firmware),
+                model: Some(&model),
+                components: &components,
+            };
+            let asset_ev = json!({
+                "manufacturer": manufacturer, "model": model, "firmware_version": firmware,
+                "software": software.iter().map(|c| format!("{}={}", c.name, c.version)).collect::<Vec<_>>(),
+                "product_key": key, "alias_matched": pm.matched,
+            });
+            // Group this product's statuses by CVE, in a stable order.
+            let mut per_cve: BTreeMap<&str, Vec<&StatusRow>> = BTreeMap::new();
+            for s in by_key.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                per_cve.entry(s.cve.as_str()).or_default().push(s);
+            }
+            for (cve, rows) in per_cve {
+                let mut affected = Vec::new();
+                let mut clear = Vec::new();
+                let mut undecided = Vec::new();
+                for s in rows.iter().copied() {
+                    let Some(class) = status_class(&s.status) else {
+                        continue;
+                    };
+                    let decision = s.rule.matches(&installed, scheme);
+                    let rule_ev = |why: String| {
+                        json!({
+                            "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
+                            "revision": s.revision, "product_id": s.product_id,
+                            "product": s.full_name, "status": s.status,
+                            "version_text": s.version_text, "rule": s.rule.to_string(),
+                            "why": why, "remediations": s.remediations,
+                        })
+                    };
+                    let text = s.version_text.as_deref().unwrap_or(&s.full_name);
+                    match (class, decision) {
+                        (StatusClass::Affected, Decision::Yes) => affected.push(rule_ev(format!(
+                            "firmware {firmware} is within the affected versions \"{text}\" (read as {})",
+                            s.rule
+                        ))),
+                        (StatusClass::Clear, Decision::Yes) => clear.push(format!(
+                            "{} revision {} lists firmware {firmware} as {} (\"{text}\")",
+                            s.tracking_id, s.revision, s.status
+                        )),
+                        (StatusClass::Investigating, Decision::Yes) => undecided.push(rule_ev(
+                            format!("the vendor is still investigating versions \"{text}\""),
+                        )),
+                        (_, Decision::Undecided(reason)) => undecided.push(rule_ev(format!(
+                            "{} versions \"{text}\": {reason}",
+                            s.status
+                        ))),
+                        (_, Decision::No) => {}
+                    }
+                }
+                // The advisory's own score where the matching rules' advisories
+                // give one; else the highest any current document gives.
+                let ids: Vec<i64> = affected
+                    .iter()
+                    .chain(&undecided)
+                    .filter_map(|r| r["advisory_id"].as_i64())
+                    .collect();
+                let mut own: Option<(f64, String, String)> = None;
+                for s in rows.iter().filter(|s| ids.contains(&s.advisory_id)) {
+                    if let Some(b) = s.base_score {
+                        if own.as_ref().is_none_or(|o| b > o.0) {
+                            own = Some((
+                                b,
+                                s.cvss_version.clone().unwrap_or_default(),
+                                s.tracking_id.clone(),
+                            ));
+                        }
+                    }
+                }
+                let score = own.or_else(|| {
+                    other_scores
+                        .get(cve)
+                        .map(|(s, v, src)| (*s, v.clone(), src.clone()))
+                });
+                let kev_ev = kev.get(cve).cloned();
+                let severity = severity_of(score.as_ref().map(|s| s.0), kev_ev.is_some());
+                let evidence = |rules: Vec<Value>| {
+                    json!({
+                        "cve": cve,
+                        "asset": asset_ev,
+                        "rules": rules,
+                        "cvss": score.as_ref().map(|(s, v, src)| json!({"base_score": s, "version": v, "source": src})),
+                        "kev": kev_ev,
+                        "epss": epss.get(cve),
+                    })
+                };
+                let verdict = if !affected.is_empty() && !clear.is_empty() {
+                    let why = format!(
+                        "the advisories contradict each other: affected per {}, but {}",
+                        affected.len(),
+                        clear.join("; ")
+                    );
+                    let mut rules = affected;
+                    rules.extend(undecided);
+                    Verdict::Review(why, evidence(rules))
+                } else if !affected.is_empty() {
+                    Verdict::Affected(evidence(affected))
+                } else if !clear.is_empty() {
+                    Verdict::Clear(format!("not affected: {}", clear.join("; ")))
+                } else if !undecided.is_empty() {
+                    let why = undecided
+                        .iter()
+                        .filter_map(|r| r["why"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    Verdict::Review(why, evidence(undecided))
+                } else {
+                    Verdict::Clear(format!(
+                        "firmware {firmware} is outside every affected version range of the current advisories"
+                    ))
+                };
+                let title = format!("{cve} on {asset_id} ({})", pm.product.name);
+                verdicts.insert((asset_id.clone(), cve.to_owned()), (verdict, title, severity));
+            }
+        }
+
+        // Raise what holds.
+        let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
+        for ((asset_id, cve), (verdict, title, severity)) in &verdicts {
+            let subject = format!("cve:{cve}:asset:{asset_id}");
+            let (kind, title, evidence) = match verdict {
+                Verdict::Affected(ev) => (KIND_AFFECTED, format!("{title}: affected"), ev.clone()),
+                Verdict::Review(why, ev) => {
+                    let mut ev = ev.clone();
+                    ev["review_reason"] = Value::String(why.clone());
+                    (KIND_REVIEW, format!("{title}: to review"), ev)
+                }
+                Verdict::Clear(_) => continue,
+            };
+            let (_, new) = self
+                .raise_finding(
+                    &NewFinding {
+                        kind: kind.into(),
+                        subject: subject.clone(),
+                        asset_id: Some(asset_id.clone()),
+                        severity: *severity,
+                        title,
+                        evidence,
+                    },
+                    actor,
+                )
+                .await?;
+            if new {
+                report.raised += 1;
+            }
+            if kind == KIND_AFFECTED {
+                report.affected_open += 1;
+            } else {
+                report.review_open += 1;
+            }
+            wanted.insert((kind, subject));
+        }
+
+        // Resolve what no longer holds, saying why.
+        for kind in [KIND_AFFECTED, KIND_REVIEW] {
+            let mut open = Vec::new();
+            let mut before = None;
+            loop {
+                let (page, next) = self
+                    .list_findings(&FindingFilter {
+                        kind: Some(kind.into()),
+                        open: Some(true),
+                        before_id: before,
+                        limit: 500,
+                        ..Default::default()
+                    })
+                    .await?;
+                open.extend(page);
+                match next {
+                    Some(n) => before = Some(n),
+                    None => break,
+                }
+            }
+            for f in open {
+                if wanted.contains(&(kind, f.subject.clone())) {
+                    continue;
+                }
+                let parsed = f
+                    .subject
+                    .strip_prefix("cve:")
+                    .and_then(|s| s.split_once(":asset:"));
+                let Some((cve, asset_id)) = parsed else {
+                    continue;
+                };
+                let reason = match verdicts.get(&(asset_id.to_owned(), cve.to_owned())) {
+                    Some((Verdict::Clear(why), ..)) => why.clone(),
+                    Some((Verdict::Affected(_), ..)) => {
+                        "decided: the asset is affected (see its vulnerability.affected finding)"
+                            .into()
+                    }
+                    Some((Verdict::Review(why, _), ..)) => {
+                        format!("no longer decidable, to review: {why}")
+                    }
+                    None => match asset_state.get(asset_id) {
+                        None => "the asset is no longer in the inventory".into(),
+                        Some(st)
+                            if !(st.ends_with(", in_service")
+                                || st.ends_with(", provisioned")) =>
+                        {
+                            format!("the asset is no longer matched ({st}): retired or out of service")
+                        }
+                        Some(_) => format!(
+                            "no current advisory names this asset's product for {cve} (the advisory was superseded, or the asset's model changed)"
+                        ),
+                    },
+                };
+                if self
+                    .resolve_finding(kind, &f.subject, &reason, actor)
+                    .await?
+                    .is_some()
+                {
+                    report.resolved += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

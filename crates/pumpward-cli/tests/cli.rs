@@ -45,7 +45,17 @@ fn help_lists_every_subcommand() {
         .unwrap();
     assert!(o.status.success());
     let help = out(&o);
-    for sub in ["serve", "demo", "inventory", "user", "audit", "pki", "sim"] {
+    for sub in [
+        "serve",
+        "demo",
+        "inventory",
+        "user",
+        "audit",
+        "pki",
+        "sim",
+        "library",
+        "advisories",
+    ] {
         assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
     }
     for args in [

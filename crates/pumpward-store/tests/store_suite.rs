@@ -1939,6 +1939,8 @@ async fn library_publish_is_all_or_nothing(store: &Store) {
         .unwrap();
     assert_eq!(p.version, Some(1));
     assert_eq!(audit_of(store, "library.publish").await.len(), 1);
+}
+
 // ---------------------------------------------------------------------
 // Vulnerability intelligence: real CISA CSAF documents (copies in
 // pumpward-vuln's tests/data; provenance in its README).

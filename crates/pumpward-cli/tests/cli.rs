@@ -1,27 +1,18 @@
 //! The `pumpward` binary, run as a user would run it.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{err, out};
+
 fn pumpward(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pumpward"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("PUMPWARD_DATABASE_URL")
-        .env_remove("PUMPWARD_DATA_DIR")
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    let data = [OsStr::new("--data-dir"), data.as_os_str()];
+    common::run_pumpward(data.into_iter().chain(args.iter().map(OsStr::new)))
 }
 
 const GOOD: &str = "asset_id,manufacturer,model,serial_number,firmware_version,software,mac_address,care_area,lifecycle_state\n\

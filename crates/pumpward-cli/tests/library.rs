@@ -6,23 +6,14 @@ use pumpward_server::library::LibrarySigner;
 use pumpward_server::pki::{CaService, KekSource, PkiSettings};
 use pumpward_store::{Actor, NewLibraryDraft, Store};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+
+use common::{err, out};
 
 fn pumpward(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pumpward"))
-        .args(args)
-        .env_remove("PUMPWARD_DATABASE_URL")
-        .env_remove("PUMPWARD_DATA_DIR")
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::run_pumpward(args)
 }
 
 /// Publishes the sample library as version 1 (two pharmacists) through the

@@ -1,10 +1,36 @@
-//! What the binary's integration tests share: ports, a biomed user with an
-//! API token, and a `pumpward serve` child process.
+//! What the binary's integration tests share: running the binary, ports, a
+//! biomed user with an API token, and a `pumpward serve` child process.
 #![allow(dead_code)]
 
 use pumpward_core::access::{password, Permission, Role};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Runs the `pumpward` binary with `args`, without the database URL or
+/// data directory of the shell that runs the tests.
+pub fn run_pumpward<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_pumpward"))
+        .args(args)
+        .env_remove("PUMPWARD_DATABASE_URL")
+        .env_remove("PUMPWARD_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+/// A run's standard output.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A run's standard error.
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

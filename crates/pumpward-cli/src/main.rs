@@ -323,6 +323,15 @@ enum AuditCmd {
     },
 }
 
+/// jemalloc for the whole process, SQLite's allocations included (its
+/// unprefixed `malloc`): a bulk import or a busy gateway allocates and frees
+/// millions of short-lived buffers (bound parameters, frames, JSON), where
+/// glibc's malloc spent close to a third of the CPU time in the profile
+/// recorded in docs/PERFORMANCE.md ("Allocator").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli) {

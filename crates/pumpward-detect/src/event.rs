@@ -586,8 +586,8 @@ impl Body {
             Body::FlowObserved { .. } => Ok(()),
             Body::UnknownDevice { zone, .. } => check_name("body.zone", zone),
             Body::AdminAudit { record } => {
-                check_name("body.record.actor", &record.actor)?;
-                check_name("body.record.action", &record.action)
+                check_name("body.record.actor", &record.entry.actor)?;
+                check_name("body.record.action", &record.entry.action)
             }
             Body::VulnerabilityAffected { vulnerability, .. }
             | Body::KevAdded { vulnerability } => check_name("body.vulnerability", vulnerability),

@@ -246,9 +246,9 @@ impl Field {
             | (Field::RespBytes, Body::FlowObserved { flow }) => int(flow.resp_bytes),
             (Field::Zone, Body::UnknownDevice { zone, .. }) => Str(zone),
             (Field::DeviceZone, Body::UnknownDevice { device_zone, .. }) => Bool(*device_zone),
-            (Field::Actor, Body::AdminAudit { record }) => Str(&record.actor),
-            (Field::Action, Body::AdminAudit { record }) => Str(&record.action),
-            (Field::Outcome, Body::AdminAudit { record }) => Str(record.outcome.as_str()),
+            (Field::Actor, Body::AdminAudit { record }) => Str(&record.entry.actor),
+            (Field::Action, Body::AdminAudit { record }) => Str(&record.entry.action),
+            (Field::Outcome, Body::AdminAudit { record }) => Str(record.entry.outcome.as_str()),
             (Field::Vulnerability, Body::VulnerabilityAffected { vulnerability, .. })
             | (Field::Vulnerability, Body::KevAdded { vulnerability }) => Str(vulnerability),
             (Field::Kev, Body::VulnerabilityAffected { kev, .. }) => Bool(*kev),

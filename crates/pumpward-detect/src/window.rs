@@ -95,7 +95,8 @@ mod tests {
         assert_eq!(r.push(50, 100), 2);
         // 0 is exactly window_us before 100: out (the window is half-open).
         assert_eq!(r.push(100, 100), 2);
-        assert_eq!(r.push(151, 100), 1);
+        assert_eq!(r.push(151, 100), 2);
+        assert_eq!(r.push(300, 100), 1);
     }
 
     #[test]

@@ -363,7 +363,7 @@ fn custom_rule_errors_name_the_rule_and_position() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("custom rule \"x\""), "{msg}");
-    assert!(msg.contains("line 1, column 24"), "{msg}");
+    assert!(msg.contains("line 1, column 21"), "{msg}");
     assert!(msg.contains("unknown field \"colour\""), "{msg}");
 }
 

@@ -369,6 +369,7 @@ impl Engine {
                     .auth
                     .entry(*peer)
                     .or_insert_with(|| Recent::new(st.threshold as usize));
+                r.set_cap(st.threshold as usize);
                 let n = r.push(t, w);
                 if n >= st.threshold as usize {
                     let first = r.oldest().unwrap_or(t);
@@ -524,6 +525,7 @@ impl Engine {
                 .entry(subject.to_owned())
                 .or_insert_with(|| Recent::new(st.threshold as usize)),
         };
+        r.set_cap(st.threshold as usize);
         let n = r.push(t, window_us(st.window_s));
         if n >= st.threshold as usize {
             let first = r.oldest().unwrap_or(t);
@@ -550,6 +552,7 @@ impl Engine {
                     let r = windows
                         .entry(subject.clone())
                         .or_insert_with(|| Recent::new(c.at_least as usize));
+                    r.set_cap(c.at_least as usize);
                     let n = r.push(t, window_us(c.within_s));
                     if n >= c.at_least as usize {
                         let first = r.oldest().unwrap_or(t);
@@ -622,8 +625,10 @@ impl Engine {
     }
 
     /// Time-driven rules: devices unseen too long, default credentials on
-    /// in-service pumps. Call it periodically (every minute is plenty);
-    /// `now` is the wall clock, but only moves the engine's clock forward.
+    /// in-service pumps. Call it periodically (every minute is plenty): it
+    /// also forgets the dedup keys whose window is over, which keeps the
+    /// state small. `now` is the wall clock, but only moves the engine's
+    /// clock forward.
     pub fn tick(&mut self, ctx: &Context, now: OffsetDateTime, out: &mut Vec<Alert>) {
         let now_us = to_us(now).max(self.state.now_us);
         self.state.now_us = now_us;

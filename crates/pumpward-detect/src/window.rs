@@ -35,6 +35,20 @@ impl Recent {
         }
     }
 
+    /// Changes the cap (a threshold edited in the configuration, or a
+    /// snapshot restored under a new one), keeping the newest times.
+    pub fn set_cap(&mut self, cap: usize) {
+        let cap = cap.clamp(1, MAX_WINDOW_CAP);
+        if cap == self.cap {
+            return;
+        }
+        while self.times.len() > cap {
+            self.times.pop_front();
+        }
+        self.times.reserve(cap.saturating_sub(self.times.len()));
+        self.cap = cap;
+    }
+
     /// Records an event at `t` and returns how many events (saturating at
     /// the cap) fall in `(t - window_us, t]`.
     pub fn push(&mut self, t: i64, window_us: i64) -> usize {
@@ -107,6 +121,18 @@ mod tests {
         }
         assert_eq!(r.len(), 3);
         assert_eq!(r.oldest(), Some(7));
+    }
+
+    #[test]
+    fn a_larger_cap_lets_the_count_reach_a_raised_threshold() {
+        let mut r = Recent::new(2);
+        r.push(1, 100);
+        r.push(2, 100);
+        r.set_cap(4);
+        assert_eq!(r.push(3, 100), 3);
+        assert_eq!(r.push(4, 100), 4);
+        r.set_cap(1);
+        assert_eq!(r.oldest(), Some(4));
     }
 
     #[test]

@@ -467,3 +467,16 @@ fn snapshot_restore_drops_windows_of_removed_custom_rules() {
     assert_eq!(without["watermark"], 1);
     let _ = RuleId::ALL;
 }
+
+#[test]
+fn a_raised_threshold_applies_to_existing_windows() {
+    let mut r = Run::new();
+    r.engine = Engine::new(DetectionConfig::from_toml("[rules.hard_limit_burst_pump]\nthreshold = 2\n").unwrap());
+    assert!(r.push(0, Source::Pump, Some("pump-3"), dose(DoseOutcome::HardBlock)).is_empty());
+    r.engine.set_config(DetectionConfig::from_toml("[rules.hard_limit_burst_pump]\nthreshold = 4\n").unwrap());
+    assert!(r.push(1, Source::Pump, Some("pump-3"), dose(DoseOutcome::HardBlock)).is_empty());
+    assert!(r.push(2, Source::Pump, Some("pump-3"), dose(DoseOutcome::HardBlock)).is_empty());
+    let out = r.push(3, Source::Pump, Some("pump-3"), dose(DoseOutcome::HardBlock));
+    assert_eq!(Run::rules(&out), ["hard_limit_burst_pump"]);
+    assert_eq!(out[0].evidence["count"], 4);
+}

@@ -38,7 +38,12 @@ fn context() -> Context {
         c.assets.insert(
             format!("pump-{p:04}"),
             AssetFacts {
-                model: if p % 2 == 0 { "Plum 360" } else { "Spectrum IQ" }.into(),
+                model: if p % 2 == 0 {
+                    "Plum 360"
+                } else {
+                    "Spectrum IQ"
+                }
+                .into(),
                 care_area: Some(AREAS[p % AREAS.len()].into()),
                 lifecycle: LifecycleState::InService,
                 credentials: Some(CredentialState::Changed),
@@ -63,7 +68,9 @@ fn flow(p: usize, i: usize) -> Flow {
         start_us: 0,
         duration_us: Some(1000),
         transport: Transport::Tcp,
-        orig_addr: format!("10.20.{}.{}", p / 250, p % 250 + 1).parse().unwrap(),
+        orig_addr: format!("10.20.{}.{}", p / 250, p % 250 + 1)
+            .parse()
+            .unwrap(),
         orig_port: 40000 + (i % 1000) as u16,
         resp_addr: "10.1.0.10".parse().unwrap(),
         resp_port: 443,
@@ -101,7 +108,12 @@ fn events() -> Vec<Event> {
                 0..=699 => (Source::Pump, dose(DoseOutcome::WithinLimits)),
                 700..=749 => (Source::Pump, dose(DoseOutcome::SoftOverride)),
                 750..=759 => (Source::Pump, dose(DoseOutcome::HardBlock)),
-                760..=819 => (Source::Pump, Body::Alarm { alarm: AlarmKind::Occlusion }),
+                760..=819 => (
+                    Source::Pump,
+                    Body::Alarm {
+                        alarm: AlarmKind::Occlusion,
+                    },
+                ),
                 820..=919 => (Source::Network, Body::FlowObserved { flow: flow(p, i) }),
                 920..=959 => (
                     Source::Gateway,
@@ -151,7 +163,10 @@ fn events() -> Vec<Event> {
                 ),
             };
             let at = t0 + Duration::milliseconds(i as i64 * 1100);
-            let has_asset = !matches!(body.kind(), BodyKind::AuthFailure | BodyKind::AdminAudit | BodyKind::UnknownDevice);
+            let has_asset = !matches!(
+                body.kind(),
+                BodyKind::AuthFailure | BodyKind::AdminAudit | BodyKind::UnknownDevice
+            );
             Event {
                 schema_version: SCHEMA_VERSION,
                 id: format!("ev-{i}"),

@@ -118,7 +118,10 @@ impl fmt::Display for AlertState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("cannot {action} an alert that is {from}")]
-    Alert { action: &'static str, from: AlertState },
+    Alert {
+        action: &'static str,
+        from: AlertState,
+    },
     #[error("cannot {action} an incident that is {from}")]
     Incident {
         action: &'static str,
@@ -203,12 +206,23 @@ impl AlertCase {
         at: OffsetDateTime,
         reason: &str,
     ) -> Result<(), TransitionError> {
-        self.close(by, at, reason, AlertState::FalsePositive, "mark as false positive")
+        self.close(
+            by,
+            at,
+            reason,
+            AlertState::FalsePositive,
+            "mark as false positive",
+        )
     }
 
     /// Adds a comment (allowed in every state: notes after closing are
     /// part of the record).
-    pub fn comment(&mut self, by: &str, at: OffsetDateTime, text: &str) -> Result<(), TransitionError> {
+    pub fn comment(
+        &mut self,
+        by: &str,
+        at: OffsetDateTime,
+        text: &str,
+    ) -> Result<(), TransitionError> {
         non_empty("by", by)?;
         non_empty("comment", text)?;
         self.comments.push(Comment {
@@ -401,7 +415,12 @@ impl Incident {
     }
 
     /// Groups another alert in; its severity raises the incident's.
-    pub fn add_alert(&mut self, alert: &Alert, by: &str, at: OffsetDateTime) -> Result<(), TransitionError> {
+    pub fn add_alert(
+        &mut self,
+        alert: &Alert,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
         non_empty("by", by)?;
         self.not_closed("add an alert to")?;
         if self.alerts.contains(&alert.id) {
@@ -409,7 +428,11 @@ impl Incident {
         }
         self.alerts.push(alert.id.clone());
         self.severity = self.severity.max(alert.severity);
-        self.log(at, by, format!("alert {} added ({})", alert.id, alert.title));
+        self.log(
+            at,
+            by,
+            format!("alert {} added ({})", alert.id, alert.title),
+        );
         Ok(())
     }
 
@@ -436,13 +459,22 @@ impl Incident {
             text: note.to_owned(),
         });
         item.not_applicable = not_applicable;
-        let how = if not_applicable { "not applicable" } else { "done" };
+        let how = if not_applicable {
+            "not applicable"
+        } else {
+            "done"
+        };
         self.log(at, by, format!("{step:?}: {how}: {note}"));
         Ok(())
     }
 
     /// Adds a free note to the timeline.
-    pub fn note(&mut self, by: &str, at: OffsetDateTime, text: &str) -> Result<(), TransitionError> {
+    pub fn note(
+        &mut self,
+        by: &str,
+        at: OffsetDateTime,
+        text: &str,
+    ) -> Result<(), TransitionError> {
         non_empty("by", by)?;
         non_empty("note", text)?;
         self.log(at, by, text.to_owned());
@@ -465,7 +497,12 @@ impl Incident {
 
     /// contained → closed, only once every checklist step is done or not
     /// applicable.
-    pub fn close(&mut self, by: &str, at: OffsetDateTime, summary: &str) -> Result<(), TransitionError> {
+    pub fn close(
+        &mut self,
+        by: &str,
+        at: OffsetDateTime,
+        summary: &str,
+    ) -> Result<(), TransitionError> {
         non_empty("by", by)?;
         non_empty("summary", summary)?;
         if self.state != IncidentState::Contained {
@@ -528,8 +565,16 @@ mod tests {
         b.window = 8;
         assert_ne!(a.alert_id(), b.alert_id());
         // The separator keeps ("ab","c") and ("a","bc") apart.
-        let c = DedupKey { rule: "ab".into(), subject: "c".into(), window: 7 };
-        let d = DedupKey { rule: "a".into(), subject: "bc".into(), window: 7 };
+        let c = DedupKey {
+            rule: "ab".into(),
+            subject: "c".into(),
+            window: 7,
+        };
+        let d = DedupKey {
+            rule: "a".into(),
+            subject: "bc".into(),
+            window: 7,
+        };
         assert_ne!(c.alert_id(), d.alert_id());
     }
 
@@ -549,7 +594,10 @@ mod tests {
         let before = c.clone();
         assert_eq!(
             c.resolve("x", T, "n"),
-            Err(TransitionError::Alert { action: "resolve", from: AlertState::New })
+            Err(TransitionError::Alert {
+                action: "resolve",
+                from: AlertState::New
+            })
         );
         assert!(c.mark_false_positive("x", T, "n").is_err());
         assert_eq!(c, before);
@@ -558,7 +606,11 @@ mod tests {
         assert!(c.acknowledge("b").is_err());
         assert_eq!(c.owner.as_deref(), Some("a"));
         c.mark_false_positive("a", T, "biomed test").unwrap();
-        for r in [c.clone().acknowledge("a"), c.clone().resolve("a", T, "n"), c.clone().mark_false_positive("a", T, "n")] {
+        for r in [
+            c.clone().acknowledge("a"),
+            c.clone().resolve("a", T, "n"),
+            c.clone().mark_false_positive("a", T, "n"),
+        ] {
             assert!(r.is_err());
         }
         // Comments are still allowed after closing.
@@ -570,21 +622,33 @@ mod tests {
         let a = alert("p1", Severity::Medium);
         let mut i = Incident::open("INC-1", "Forged library", &a, "soc", T).unwrap();
         assert_eq!(i.checklist.len(), PlaybookStep::PLAYBOOK.len());
-        i.add_alert(&alert("p2", Severity::Critical), "soc", T).unwrap();
+        i.add_alert(&alert("p2", Severity::Critical), "soc", T)
+            .unwrap();
         assert_eq!(i.severity, Severity::Critical);
-        assert!(matches!(i.add_alert(&a, "soc", T), Err(TransitionError::AlreadyGrouped(_))));
-        assert!(i.close("soc", T, "done").is_err(), "cannot close while open");
+        assert!(matches!(
+            i.add_alert(&a, "soc", T),
+            Err(TransitionError::AlreadyGrouped(_))
+        ));
+        assert!(
+            i.close("soc", T, "done").is_err(),
+            "cannot close while open"
+        );
         i.contain("soc", T).unwrap();
         assert!(i.contain("soc", T).is_err());
         let err = i.close("soc", T, "done").unwrap_err();
-        assert!(matches!(err, TransitionError::ChecklistOpen(ref s) if s.contains("ClinicalContingency")));
+        assert!(
+            matches!(err, TransitionError::ChecklistOpen(ref s) if s.contains("ClinicalContingency"))
+        );
         for s in PlaybookStep::PLAYBOOK {
-            i.complete_step(s, "soc", T, "ok", s == PlaybookStep::RegulatoryReporting).unwrap();
+            i.complete_step(s, "soc", T, "ok", s == PlaybookStep::RegulatoryReporting)
+                .unwrap();
         }
         i.close("soc", T, "library restored").unwrap();
         assert_eq!(i.state, IncidentState::Closed);
         assert!(i.add_alert(&alert("p3", Severity::Low), "soc", T).is_err());
-        assert!(i.complete_step(PlaybookStep::VendorContact, "soc", T, "x", false).is_err());
+        assert!(i
+            .complete_step(PlaybookStep::VendorContact, "soc", T, "x", false)
+            .is_err());
         // opened + 1 added + contained + 7 steps + closed
         assert_eq!(i.timeline.len(), 11);
     }

@@ -156,7 +156,9 @@ impl Baseline {
         if self.active_hours & (1 << hod) == 0 {
             out.push(Anomaly::ActiveHour {
                 hour_of_day: hod,
-                active_hours: (0..24).filter(|h| self.active_hours & (1 << h) != 0).collect(),
+                active_hours: (0..24)
+                    .filter(|h| self.active_hours & (1 << h) != 0)
+                    .collect(),
             });
             // Learned once reported: one alert per new hour of day.
             self.active_hours |= 1 << hod;
@@ -251,7 +253,14 @@ mod tests {
         let mut out = Vec::new();
         for h in 0..hours {
             for i in 0..per_hour {
-                b.observe(s, Scope::Asset, "p1", h * HOUR_US + i * 1_000_000, None, &mut out);
+                b.observe(
+                    s,
+                    Scope::Asset,
+                    "p1",
+                    h * HOUR_US + i * 1_000_000,
+                    None,
+                    &mut out,
+                );
             }
         }
         assert!(out.is_empty(), "{out:?}");
@@ -263,7 +272,14 @@ mod tests {
         let mut b = Baselines::default();
         let mut out = Vec::new();
         for i in 0..1000 {
-            b.observe(&s, Scope::Asset, "p1", i * 1_000_000, Some(("10.0.0.1".parse().unwrap(), 443)), &mut out);
+            b.observe(
+                &s,
+                Scope::Asset,
+                "p1",
+                i * 1_000_000,
+                Some(("10.0.0.1".parse().unwrap(), 443)),
+                &mut out,
+            );
         }
         assert!(out.is_empty());
     }
@@ -278,10 +294,18 @@ mod tests {
         for i in 0..100 {
             b.observe(&s, Scope::Asset, "p1", h + i * 1_000_000, None, &mut out);
         }
-        let rates: Vec<_> = out.iter().filter(|a| matches!(a, Anomaly::Rate { .. })).collect();
+        let rates: Vec<_> = out
+            .iter()
+            .filter(|a| matches!(a, Anomaly::Rate { .. }))
+            .collect();
         assert_eq!(rates.len(), 1, "{out:?}");
         match rates[0] {
-            Anomaly::Rate { observed, mean, limit, .. } => {
+            Anomaly::Rate {
+                observed,
+                mean,
+                limit,
+                ..
+            } => {
                 assert!((*mean - 10.0).abs() < 1e-9);
                 assert_eq!(*observed, 31, "first count above mean + 20 excess");
                 assert!((*limit - 30.0).abs() < 1e-9);
@@ -314,13 +338,43 @@ mod tests {
         b.observe(&s, Scope::Asset, "p1", t, Some(new), &mut out);
         b.observe(&s, Scope::Asset, "p1", t + 1, Some(new), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert!(matches!(out[0], Anomaly::Destination { port: 8443, known: 1, .. }));
+        assert!(matches!(
+            out[0],
+            Anomaly::Destination {
+                port: 8443,
+                known: 1,
+                ..
+            }
+        ));
         out.clear();
-        b.observe(&s, Scope::Asset, "p1", 48 * HOUR_US + 20 * HOUR_US, None, &mut out);
-        assert!(matches!(out[0], Anomaly::ActiveHour { hour_of_day: 20, .. }), "{out:?}");
+        b.observe(
+            &s,
+            Scope::Asset,
+            "p1",
+            48 * HOUR_US + 20 * HOUR_US,
+            None,
+            &mut out,
+        );
+        assert!(
+            matches!(
+                out[0],
+                Anomaly::ActiveHour {
+                    hour_of_day: 20,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
         assert!(b.reset(Scope::Asset, "p1"));
         out.clear();
-        b.observe(&s, Scope::Asset, "p1", 100 * HOUR_US, Some(("198.51.100.1".parse().unwrap(), 1)), &mut out);
+        b.observe(
+            &s,
+            Scope::Asset,
+            "p1",
+            100 * HOUR_US,
+            Some(("198.51.100.1".parse().unwrap(), 1)),
+            &mut out,
+        );
         assert!(out.is_empty());
         assert!(!b.reset(Scope::Asset, "nobody"));
     }

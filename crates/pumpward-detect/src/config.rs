@@ -330,9 +330,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     };
     let secs = n.saturating_mul(mult);
     if secs == 0 || secs > MAX_WINDOW_S {
-        return Err(format!(
-            "{s:?} is outside 1s to 7d"
-        ));
+        return Err(format!("{s:?} is outside 1s to 7d"));
     }
     Ok(secs)
 }
@@ -340,7 +338,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 impl<'de> Deserialize<'de> for Window {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Window).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(Window)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -520,18 +520,12 @@ impl DetectionConfig {
                     message: format!("{:?} is already the name of another rule", c.id),
                 });
             }
-            let rule = CustomRule::compile(
-                &c.id,
-                &c.title,
-                c.severity,
-                c.enabled,
-                &c.when,
-            )
-            .map_err(|(field, error)| ConfigError::Expression {
-                rule: c.id.clone(),
-                field,
-                error,
-            })?;
+            let rule = CustomRule::compile(&c.id, &c.title, c.severity, c.enabled, &c.when)
+                .map_err(|(field, error)| ConfigError::Expression {
+                    rule: c.id.clone(),
+                    field,
+                    error,
+                })?;
             cfg.custom.push(rule);
         }
         Ok(cfg)
@@ -572,8 +566,7 @@ fn check_baseline(b: &BaselineSettings) -> Result<(), ConfigError> {
             format!("{} is outside (0, 100]", b.rate_factor),
         ));
     }
-    if !(b.rate_min_excess.is_finite() && b.rate_min_excess >= 0.0 && b.rate_min_excess <= 1e6)
-    {
+    if !(b.rate_min_excess.is_finite() && b.rate_min_excess >= 0.0 && b.rate_min_excess <= 1e6) {
         return Err(bad(
             "rate_min_excess",
             format!("{} is outside [0, 1000000]", b.rate_min_excess),
@@ -651,8 +644,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_refused_with_its_position() {
-        let err = DetectionConfig::from_toml("[rules.library_rejected]\nenabeld = false\n")
-            .unwrap_err();
+        let err =
+            DetectionConfig::from_toml("[rules.library_rejected]\nenabeld = false\n").unwrap_err();
         match err {
             ConfigError::Toml {
                 line,
@@ -678,8 +671,8 @@ mod tests {
             DetectionConfig::from_toml("[rules.auth_failure_burst]\nwindow = \"5 minutes\"\n")
                 .unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
-        let err = DetectionConfig::from_toml("[rules.auth_failure_burst]\nthreshold = 0\n")
-            .unwrap_err();
+        let err =
+            DetectionConfig::from_toml("[rules.auth_failure_burst]\nthreshold = 0\n").unwrap_err();
         assert_eq!(
             err,
             ConfigError::Invalid {

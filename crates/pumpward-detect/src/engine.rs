@@ -264,8 +264,12 @@ impl Engine {
     ) {
         match &ev.body {
             Body::LibraryInstalled { version, digest } => {
-                let (Some(a), Some(area)) = (asset, area) else { return };
-                let Some(exp) = ctx.libraries.get(area) else { return };
+                let (Some(a), Some(area)) = (asset, area) else {
+                    return;
+                };
+                let Some(exp) = ctx.libraries.get(area) else {
+                    return;
+                };
                 if self.on(RuleId::LibraryMismatch)
                     && (&exp.version != version || &exp.digest != digest)
                 {
@@ -274,7 +278,14 @@ impl Engine {
                         "expected": {"version": exp.version, "digest": exp.digest},
                         "observed": {"version": version, "digest": digest},
                     });
-                    self.raise(RuleRef::Builtin(RuleId::LibraryMismatch), a, ev, t, evidence, out);
+                    self.raise(
+                        RuleRef::Builtin(RuleId::LibraryMismatch),
+                        a,
+                        ev,
+                        t,
+                        evidence,
+                        out,
+                    );
                 }
             }
             Body::LibraryRejected {
@@ -284,7 +295,14 @@ impl Engine {
             } => {
                 if let (true, Some(a)) = (self.on(RuleId::LibraryRejected), asset) {
                     let evidence = json!({"version": version, "digest": digest, "reason": reason});
-                    self.raise(RuleRef::Builtin(RuleId::LibraryRejected), a, ev, t, evidence, out);
+                    self.raise(
+                        RuleRef::Builtin(RuleId::LibraryRejected),
+                        a,
+                        ev,
+                        t,
+                        evidence,
+                        out,
+                    );
                 }
             }
             Body::DoseCheck { result, .. } => {
@@ -292,9 +310,10 @@ impl Engine {
                     DoseOutcome::HardBlock => {
                         (RuleId::HardLimitBurstPump, RuleId::HardLimitBurstCareArea)
                     }
-                    DoseOutcome::SoftOverride => {
-                        (RuleId::SoftOverrideBurstPump, RuleId::SoftOverrideBurstCareArea)
-                    }
+                    DoseOutcome::SoftOverride => (
+                        RuleId::SoftOverrideBurstPump,
+                        RuleId::SoftOverrideBurstCareArea,
+                    ),
                     _ => return,
                 };
                 if let Some(a) = asset {
@@ -312,7 +331,9 @@ impl Engine {
                 let (true, Some(a)) = (self.on(RuleId::FirmwareDigestMismatch), asset) else {
                     return;
                 };
-                let Some(versions) = ctx.firmware.get(model) else { return };
+                let Some(versions) = ctx.firmware.get(model) else {
+                    return;
+                };
                 let expected = versions.get(version);
                 if !expected.is_some_and(|d| d.iter().any(|x| x == digest)) {
                     let evidence = json!({
@@ -376,7 +397,14 @@ impl Engine {
                     r.clear();
                     let evidence = burst_evidence(n, st.threshold, st.window_s, first);
                     let subject = peer.to_string();
-                    self.raise(RuleRef::Builtin(RuleId::AuthFailureBurst), &subject, ev, t, evidence, out);
+                    self.raise(
+                        RuleRef::Builtin(RuleId::AuthFailureBurst),
+                        &subject,
+                        ev,
+                        t,
+                        evidence,
+                        out,
+                    );
                 }
             }
             Body::GatewayConnection { peer, certificate } => {
@@ -425,18 +453,16 @@ impl Engine {
                 anomaly: CertificateAnomalyKind::ConcurrentAddresses,
                 certificate,
                 addresses,
-            } => {
-                if self.on(RuleId::CertificateConcurrentUse) {
-                    let evidence = json!({"certificate": certificate, "addresses": addresses});
-                    self.raise(
-                        RuleRef::Builtin(RuleId::CertificateConcurrentUse),
-                        certificate,
-                        ev,
-                        t,
-                        evidence,
-                        out,
-                    );
-                }
+            } if self.on(RuleId::CertificateConcurrentUse) => {
+                let evidence = json!({"certificate": certificate, "addresses": addresses});
+                self.raise(
+                    RuleRef::Builtin(RuleId::CertificateConcurrentUse),
+                    certificate,
+                    ev,
+                    t,
+                    evidence,
+                    out,
+                );
             }
             Body::PolicyViolation {
                 rule,
@@ -463,12 +489,17 @@ impl Engine {
                 ip,
                 zone,
                 device_zone: true,
-            } => {
-                if self.on(RuleId::UnknownDeviceInZone) {
-                    let subject = mac.to_string();
-                    let evidence = json!({"mac": subject, "ip": ip, "zone": zone});
-                    self.raise(RuleRef::Builtin(RuleId::UnknownDeviceInZone), &subject, ev, t, evidence, out);
-                }
+            } if self.on(RuleId::UnknownDeviceInZone) => {
+                let subject = mac.to_string();
+                let evidence = json!({"mac": subject, "ip": ip, "zone": zone});
+                self.raise(
+                    RuleRef::Builtin(RuleId::UnknownDeviceInZone),
+                    &subject,
+                    ev,
+                    t,
+                    evidence,
+                    out,
+                );
             }
             Body::VulnerabilityAffected {
                 vulnerability,
@@ -477,8 +508,16 @@ impl Engine {
                 if let (true, Some(a)) = (self.on(RuleId::KevFindingInService), asset) {
                     if ctx.in_service(a) {
                         let subject = format!("{a}:{vulnerability}");
-                        let evidence = json!({"asset": a, "vulnerability": vulnerability, "kev": true});
-                        self.raise(RuleRef::Builtin(RuleId::KevFindingInService), &subject, ev, t, evidence, out);
+                        let evidence =
+                            json!({"asset": a, "vulnerability": vulnerability, "kev": true});
+                        self.raise(
+                            RuleRef::Builtin(RuleId::KevFindingInService),
+                            &subject,
+                            ev,
+                            t,
+                            evidence,
+                            out,
+                        );
                     }
                 }
             }
@@ -497,10 +536,18 @@ impl Engine {
                     let subject = format!("{a}:{vulnerability}");
                     let evidence = json!({"asset": a, "vulnerability": vulnerability, "kev": true});
                     let before = out.len();
-                    self.raise(RuleRef::Builtin(RuleId::KevFindingInService), &subject, ev, t, evidence, out);
+                    self.raise(
+                        RuleRef::Builtin(RuleId::KevFindingInService),
+                        &subject,
+                        ev,
+                        t,
+                        evidence,
+                        out,
+                    );
                     if let Some(alert) = out.get_mut(before) {
                         alert.asset_id = a.parse().ok();
-                        alert.care_area = ctx.assets.get(a.as_str()).and_then(|f| f.care_area.clone());
+                        alert.care_area =
+                            ctx.assets.get(a.as_str()).and_then(|f| f.care_area.clone());
                     }
                 }
             }
@@ -641,7 +688,9 @@ impl Engine {
                 if self.state.unseen.contains(asset) {
                     continue;
                 }
-                let Some(f) = ctx.assets.get(asset) else { continue };
+                let Some(f) = ctx.assets.get(asset) else {
+                    continue;
+                };
                 if f.lifecycle != LifecycleState::InService {
                     continue;
                 }
@@ -667,7 +716,16 @@ impl Engine {
                     "last_seen": fmt_time(from_us(last)),
                     "unseen_for_s": (now_us - last) / 1_000_000,
                 });
-                self.push_alert(RuleRef::Builtin(RuleId::DeviceUnseen), key, Some(&asset), area, vec![], now_us, evidence, out);
+                self.push_alert(
+                    RuleRef::Builtin(RuleId::DeviceUnseen),
+                    key,
+                    Some(&asset),
+                    area,
+                    vec![],
+                    now_us,
+                    evidence,
+                    out,
+                );
             }
         }
 
@@ -689,7 +747,16 @@ impl Engine {
                     window: now_us.div_euclid(window_us(st.window_s)),
                 };
                 let evidence = json!({"model": f.model, "credentials": "default_unchanged"});
-                self.push_alert(RuleRef::Builtin(RuleId::DefaultCredentials), key, Some(asset), f.care_area.clone(), vec![], now_us, evidence, out);
+                self.push_alert(
+                    RuleRef::Builtin(RuleId::DefaultCredentials),
+                    key,
+                    Some(asset),
+                    f.care_area.clone(),
+                    vec![],
+                    now_us,
+                    evidence,
+                    out,
+                );
             }
         }
 
@@ -725,7 +792,16 @@ impl Engine {
             window: t.div_euclid(window_us(window_s)),
         };
         let asset = ev.asset_id.as_ref().map(|a| a.as_str());
-        self.push_alert(rule, key, asset, ev.care_area.clone(), vec![ev.id.clone()], t, evidence, out);
+        self.push_alert(
+            rule,
+            key,
+            asset,
+            ev.care_area.clone(),
+            vec![ev.id.clone()],
+            t,
+            evidence,
+            out,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -749,13 +825,22 @@ impl Engine {
             RuleRef::Builtin(r) => {
                 let i = r.info();
                 let st = self.config.rule(r);
-                (i.title.to_owned(), Some(i.csf.to_owned()), st.severity, st.window_s)
+                (
+                    i.title.to_owned(),
+                    Some(i.csf.to_owned()),
+                    st.severity,
+                    st.window_s,
+                )
             }
             RuleRef::Custom(c) => (
                 c.title.clone(),
                 None,
                 c.severity,
-                c.rule.count.as_ref().map(|c| c.within_s).unwrap_or(CUSTOM_DEDUP_WINDOW_S),
+                c.rule
+                    .count
+                    .as_ref()
+                    .map(|c| c.within_s)
+                    .unwrap_or(CUSTOM_DEDUP_WINDOW_S),
             ),
         };
         // Remember the key until its window is over (then it can never
@@ -783,7 +868,9 @@ impl Engine {
 }
 
 fn window_us(s: u64) -> i64 {
-    i64::try_from(s).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
 }
 
 fn burst_evidence(n: usize, threshold: u32, window_s: u64, first_us: i64) -> serde_json::Value {

@@ -201,9 +201,12 @@ impl Field {
                 Str(infusion.drug.as_deref()?)
             }
             (Field::Result, Body::DoseCheck { result, .. }) => Str(result.as_str()),
-            (Field::OverrideReason, Body::DoseCheck {
-                override_reason, ..
-            }) => Str(override_reason.as_deref()?),
+            (
+                Field::OverrideReason,
+                Body::DoseCheck {
+                    override_reason, ..
+                },
+            ) => Str(override_reason.as_deref()?),
             (Field::Alarm, Body::Alarm { alarm }) => Str(alarm_name(*alarm)),
             (Field::Version, Body::LibraryInstalled { version, .. })
             | (Field::Version, Body::FirmwareChanged { version, .. }) => Str(version),
@@ -228,9 +231,7 @@ impl Field {
             }
             (Field::Anomaly, Body::CertificateAnomaly { anomaly, .. }) => Str(anomaly.as_str()),
             (Field::Rule, Body::PolicyViolation { rule, .. }) => Str(rule),
-            (Field::Violation, Body::PolicyViolation { violation, .. }) => {
-                Str(violation.as_str())
-            }
+            (Field::Violation, Body::PolicyViolation { violation, .. }) => Str(violation.as_str()),
             (Field::OrigAddr, Body::PolicyViolation { flow, .. })
             | (Field::OrigAddr, Body::FlowObserved { flow }) => Ip(flow.orig_addr),
             (Field::OrigAddr, Body::UnknownDevice { ip, .. }) => Ip((*ip)?),
@@ -565,10 +566,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                         return Err(error_at(
                             src,
                             start,
-                            format!(
-                                "{:?} is not an operator; use == or !=",
-                                char::from(c)
-                            ),
+                            format!("{:?} is not an operator; use == or !=", char::from(c)),
                         ))
                     }
                 };
@@ -626,8 +624,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     while i < b.len() && b[i].is_ascii_alphanumeric() {
                         i += 1;
                     }
-                    let secs = parse_duration(&src[start..i])
-                        .map_err(|m| error_at(src, start, m))?;
+                    let secs =
+                        parse_duration(&src[start..i]).map_err(|m| error_at(src, start, m))?;
                     Tok::Duration(secs)
                 } else {
                     let n: i64 = digits.parse().map_err(|_| {
@@ -644,11 +642,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             }
             _ => {
                 let ch = src[start..].chars().next().unwrap_or('?');
-                return Err(error_at(
-                    src,
-                    start,
-                    format!("unexpected character {ch:?}"),
-                ));
+                return Err(error_at(src, start, format!("unexpected character {ch:?}")));
             }
         };
         out.push((tok, start));
@@ -699,7 +693,10 @@ pub fn parse_rule(src: &str) -> Result<RuleExpr, ParseError> {
     };
     let (t, at) = p.peek();
     if *t != Tok::End {
-        let msg = format!("expected \"and\", \"or\", \"with\" or the end, found {}", describe(t));
+        let msg = format!(
+            "expected \"and\", \"or\", \"with\" or the end, found {}",
+            describe(t)
+        );
         return Err(error_at(src, at, msg));
     }
     if when.nodes() > MAX_NODES {
@@ -860,7 +857,10 @@ impl Parser<'_> {
             }
             t => Err(self.err(
                 at,
-                format!("expected a field, \"not\", \"(\", true or false, found {}", describe(&t)),
+                format!(
+                    "expected a field, \"not\", \"(\", true or false, found {}",
+                    describe(&t)
+                ),
             )),
         }
     }
@@ -914,9 +914,10 @@ impl Parser<'_> {
                 }
                 Lit::Str(s)
             }
-            (Type::Ip, Tok::Str(s)) => Lit::Ip(s.parse().map_err(|_| {
-                self.err(at, format!("{s:?} is not an IP address"))
-            })?),
+            (Type::Ip, Tok::Str(s)) => Lit::Ip(
+                s.parse()
+                    .map_err(|_| self.err(at, format!("{s:?} is not an IP address")))?,
+            ),
             (Type::Int, Tok::Int(n)) => Lit::Int(n),
             (Type::Bool, Tok::Ident(s)) if s == "true" => Lit::Bool(true),
             (Type::Bool, Tok::Ident(s)) if s == "false" => Lit::Bool(false),
@@ -1081,7 +1082,11 @@ mod tests {
     fn unknown_field_has_its_position_and_caret() {
         let e = parse_rule("kind == \"alarm\"\n  and alrm == \"occlusion\"").unwrap_err();
         assert_eq!((e.line, e.column), (2, 7));
-        assert!(e.message.contains("unknown field \"alrm\""), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field \"alrm\""),
+            "{}",
+            e.message
+        );
         assert!(e.excerpt.ends_with("\n        ^"), "{:?}", e.excerpt);
     }
 

@@ -26,7 +26,10 @@ fn good() -> Value {
     })
 }
 
-fn decode(v: &Value, c: &mut RejectCounters) -> Result<pumpward_detect::Event, pumpward_detect::Invalid> {
+fn decode(
+    v: &Value,
+    c: &mut RejectCounters,
+) -> Result<pumpward_detect::Event, pumpward_detect::Invalid> {
     decode_event(&serde_json::to_vec(v).unwrap(), c)
 }
 
@@ -95,7 +98,10 @@ fn every_refusal_is_counted_under_its_reason() {
     assert_eq!(e.reason, RejectReason::MalformedJson);
     assert_eq!(e.path, "1:2");
     let big = vec![b' '; 20_000];
-    assert_eq!(decode_event(&big, &mut c).unwrap_err().reason, RejectReason::TooLarge);
+    assert_eq!(
+        decode_event(&big, &mut c).unwrap_err().reason,
+        RejectReason::TooLarge
+    );
     assert_eq!(c.get(RejectReason::MalformedJson), 1);
     assert_eq!(c.get(RejectReason::TooLarge), 1);
 }
@@ -120,10 +126,19 @@ fn pump_events_convert_from_the_device_protocol() {
         }),
         detail,
     };
-    let ev = from_pump_event(&pe, "pump-0042".parse().unwrap(), "Plum 360", Some("ICU".into()), at).unwrap();
+    let ev = from_pump_event(
+        &pe,
+        "pump-0042".parse().unwrap(),
+        "Plum 360",
+        Some("ICU".into()),
+        at,
+    )
+    .unwrap();
     assert_eq!(ev.id, "pump:pump-0042:17");
     ev.validate().unwrap();
-    assert!(matches!(ev.body, Body::DoseCheck { result: DoseOutcome::SoftOverride, ref override_reason, .. } if override_reason.as_deref() == Some("titration")));
+    assert!(
+        matches!(ev.body, Body::DoseCheck { result: DoseOutcome::SoftOverride, ref override_reason, .. } if override_reason.as_deref() == Some("titration"))
+    );
 
     // A programming without a drug is a basic infusion.
     let basic = PumpEvent {
@@ -139,17 +154,32 @@ fn pump_events_convert_from_the_device_protocol() {
         detail: BTreeMap::new(),
     };
     let ev = from_pump_event(&basic, "pump-0042".parse().unwrap(), "Plum 360", None, at).unwrap();
-    assert!(matches!(ev.body, Body::DoseCheck { result: DoseOutcome::BasicInfusion, .. }));
+    assert!(matches!(
+        ev.body,
+        Body::DoseCheck {
+            result: DoseOutcome::BasicInfusion,
+            ..
+        }
+    ));
 
     let fw = PumpEvent {
         seq: 19,
         at,
-        kind: EventKind::FirmwareChanged { from: None, to: "15.1".into(), digest: DIGEST.into() },
+        kind: EventKind::FirmwareChanged {
+            from: None,
+            to: "15.1".into(),
+            digest: DIGEST.into(),
+        },
         detail: BTreeMap::new(),
     };
     let ev = from_pump_event(&fw, "pump-0042".parse().unwrap(), "Plum 360", None, at).unwrap();
     assert!(matches!(ev.body, Body::FirmwareChanged { ref model, .. } if model == "Plum 360"));
 
-    let dropped = PumpEvent { seq: 20, at, kind: EventKind::EventsDropped { count: 3 }, detail: BTreeMap::new() };
+    let dropped = PumpEvent {
+        seq: 20,
+        at,
+        kind: EventKind::EventsDropped { count: 3 },
+        detail: BTreeMap::new(),
+    };
     assert!(from_pump_event(&dropped, "pump-0042".parse().unwrap(), "m", None, at).is_none());
 }

@@ -65,7 +65,12 @@ fn quiet_events_do_not_allocate_once_warm() {
         source: FlowSource::Pcap,
     };
     let bodies = [
-        (Source::Pump, Body::Alarm { alarm: AlarmKind::Occlusion }),
+        (
+            Source::Pump,
+            Body::Alarm {
+                alarm: AlarmKind::Occlusion,
+            },
+        ),
         (
             Source::Pump,
             Body::DoseCheck {
@@ -126,5 +131,10 @@ fn quiet_events_do_not_allocate_once_warm() {
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert!(out.is_empty(), "{out:#?}");
-    assert_eq!(allocs, 0, "{} quiet events allocated {allocs} times", measured.len());
+    assert_eq!(
+        allocs,
+        0,
+        "{} quiet events allocated {allocs} times",
+        measured.len()
+    );
 }

@@ -27,7 +27,11 @@ proptest! {
 }
 
 fn field_of(ty: Type) -> impl Strategy<Value = Field> {
-    let fields: Vec<Field> = Field::ALL.iter().copied().filter(|f| f.ty() == ty).collect();
+    let fields: Vec<Field> = Field::ALL
+        .iter()
+        .copied()
+        .filter(|f| f.ty() == ty)
+        .collect();
     proptest::sample::select(fields)
 }
 
@@ -53,7 +57,14 @@ fn leaf() -> BoxedStrategy<Expr> {
         field_of(Type::Bool).prop_map(Expr::Flag),
         any_field.clone().prop_flat_map(|f| {
             let ops = if f.ty() == Type::Int {
-                vec![CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge]
+                vec![
+                    CmpOp::Eq,
+                    CmpOp::Ne,
+                    CmpOp::Lt,
+                    CmpOp::Le,
+                    CmpOp::Gt,
+                    CmpOp::Ge,
+                ]
             } else {
                 vec![CmpOp::Eq, CmpOp::Ne]
             };

@@ -753,3 +753,41 @@ fn a_raised_threshold_applies_to_existing_windows() {
     assert_eq!(Run::rules(&out), ["hard_limit_burst_pump"]);
     assert_eq!(out[0].evidence["count"], 4);
 }
+
+#[test]
+fn baselines_raise_anomalies_with_their_evidence_and_reset_per_asset() {
+    let mut r = Run::new();
+    let alarm = || Body::Alarm {
+        alarm: pumpward_proto::message::AlarmKind::Occlusion,
+    };
+    // Two alarms an hour for 30 hours: learning (24 h) is over.
+    for i in 0..60 {
+        assert!(r
+            .push(i * 1800, Source::Pump, Some("pump-1"), alarm())
+            .is_empty());
+    }
+    let mut out = Vec::new();
+    for i in 0..40 {
+        out.extend(r.push(30 * 3600 + i, Source::Pump, Some("pump-1"), alarm()));
+    }
+    let subjects: Vec<(String, String)> = out
+        .iter()
+        .map(|a| (a.key.rule.clone(), a.key.subject.clone()))
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            ("baseline_rate".to_string(), "pump-1".to_string()),
+            ("baseline_rate".to_string(), "model:Plum 360".to_string())
+        ]
+    );
+    let ev = &out[0].evidence["baseline"];
+    assert_eq!(ev["anomaly"], "rate");
+    assert_eq!(ev["observed"], 23, "{ev}");
+    assert!((ev["mean"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{ev}");
+    // Reset: the asset learns again and judges nothing, while its model's
+    // baseline still knows the fleet.
+    assert!(r.engine.reset_baseline(&"pump-1".parse().unwrap()));
+    let out = r.push(40 * 3600, Source::Pump, Some("pump-1"), alarm());
+    assert!(out.iter().all(|a| a.key.subject != "pump-1"), "{out:#?}");
+}

@@ -25,6 +25,8 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod expr;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod window;
 
 pub use alert::{Alert, AlertCase, AlertState, DedupKey, Incident, PlaybookStep};

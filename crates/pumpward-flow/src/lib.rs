@@ -16,6 +16,7 @@
 //!   it (Zeek's `id.orig_h`, IPFIX's source); direction rules depend on this.
 
 pub mod ipfix;
+pub mod pcap;
 pub mod zeek;
 
 use std::fmt;

@@ -15,6 +15,7 @@
 //! - The originator is the side that started the connection as the sensor saw
 //!   it (Zeek's `id.orig_h`, IPFIX's source); direction rules depend on this.
 
+pub mod fuzzing;
 pub mod ipfix;
 pub mod pcap;
 pub mod zeek;

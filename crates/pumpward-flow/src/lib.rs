@@ -14,6 +14,18 @@
 //!   sensor's precision and never invent a time that was not in the record.
 //! - The originator is the side that started the connection as the sensor saw
 //!   it (Zeek's `id.orig_h`, IPFIX's source); direction rules depend on this.
+//! - Byte counts are IP-level (headers included) for every sensor.
+//!
+//! The parsers (pure: they are handed bytes or a reader, never open files
+//! or sockets):
+//! - [`zeek`]: Zeek `conn.log`, TSV and JSON, read whole or followed while
+//!   Zeek writes it; skipped lines are counted by reason.
+//! - [`ipfix`]: IPFIX and NetFlow v9 datagrams through a [`ipfix::Collector`]
+//!   that keeps the exporters' templates; the UDP socket is the caller's.
+//! - [`pcap`]: pcap/pcapng captures aggregated into flows.
+//! - [`fuzzing`]: the fuzz targets' bodies (see `fuzz/`).
+//!
+//! User documentation: `docs/flow-ingestion.md`.
 
 pub mod fuzzing;
 pub mod ipfix;

@@ -65,13 +65,18 @@ fn conn_log(lines: usize) -> Vec<u8> {
             }
         };
         let orig = host(&mut r, 20);
-        let resp = host(&mut r, 30 + r.below(3));
+        let resp_net = 30 + r.below(3);
+        let resp = host(&mut r, resp_net);
         let (proto, resp_p, service) = match kind {
             0..=59 => ("tcp", [443u64, 2575, 8443, 22][r.below(4) as usize], "ssl"),
             60..=94 => ("udp", [53u64, 123, 67, 1812][r.below(4) as usize], "dns"),
             _ => ("icmp", 0, "-"),
         };
-        let orig_p = if proto == "icmp" { 8 } else { 1024 + r.below(60000) };
+        let orig_p = if proto == "icmp" {
+            8
+        } else {
+            1024 + r.below(60000)
+        };
         let state = ["SF", "S0", "REJ", "SF", "SF", "OTH"][r.below(6) as usize];
         let (op, rp) = (1 + r.below(40), r.below(40));
         let (ob, rb) = (op * (40 + r.below(900)), rp * (40 + r.below(1400)));
@@ -211,7 +216,10 @@ fn ipfix_benches(c: &mut Criterion) {
     let mut collector = Collector::new();
     collector.handle_datagram(exporter, &b.clone().template(256, &template).build());
     assert_eq!(
-        collector.handle_datagram(exporter, &datagrams[0]).flows.len(),
+        collector
+            .handle_datagram(exporter, &datagrams[0])
+            .flows
+            .len(),
         PER_DATAGRAM
     );
 
@@ -222,7 +230,10 @@ fn ipfix_benches(c: &mut Criterion) {
         bch.iter(|| {
             let mut n = 0;
             for d in &datagrams {
-                n += collector.handle_datagram(exporter, black_box(d)).flows.len();
+                n += collector
+                    .handle_datagram(exporter, black_box(d))
+                    .flows
+                    .len();
             }
             n
         })
@@ -236,7 +247,11 @@ fn pcap_benches(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Elements(3257));
     g.bench_function("bacnet", |b| {
-        b.iter(|| read_capture(black_box(&capture[..]), AggregatorConfig::default()).flows.len())
+        b.iter(|| {
+            read_capture(black_box(&capture[..]), AggregatorConfig::default())
+                .flows
+                .len()
+        })
     });
     g.finish();
 }

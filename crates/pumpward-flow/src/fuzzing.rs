@@ -136,17 +136,35 @@ mod tests {
                 run(target, data);
             }
         }
-        assert_eq!(zeek_conn_log(&seed("zeek_conn_log", "bacnet_unmasked.log")), 20);
+        assert_eq!(
+            zeek_conn_log(&seed("zeek_conn_log", "bacnet_unmasked.log")),
+            20
+        );
         assert_eq!(zeek_conn_log(&seed("zeek_conn_log", "json.log")), 2);
-        assert_eq!(zeek_conn_log(&seed("zeek_conn_log", "missing_column.log")), 0);
-        assert_eq!(ipfix_netflow(&seed("ipfix_netflow", "ipfix_template_and_data.bin")), 2);
-        assert_eq!(ipfix_netflow(&seed("ipfix_netflow", "v9_template_and_data.bin")), 2);
-        assert_eq!(ipfix_netflow(&seed("ipfix_netflow", "data_before_template.bin")), 2);
+        assert_eq!(
+            zeek_conn_log(&seed("zeek_conn_log", "missing_column.log")),
+            0
+        );
+        assert_eq!(
+            ipfix_netflow(&seed("ipfix_netflow", "ipfix_template_and_data.bin")),
+            2
+        );
+        assert_eq!(
+            ipfix_netflow(&seed("ipfix_netflow", "v9_template_and_data.bin")),
+            2
+        );
+        assert_eq!(
+            ipfix_netflow(&seed("ipfix_netflow", "data_before_template.bin")),
+            2
+        );
         assert_eq!(ipfix_netflow(&seed("ipfix_netflow", "bad_template.bin")), 0);
         assert_eq!(pcap(&seed("pcap", "bacnet_head.pcap")), 28);
         assert_eq!(pcap(&seed("pcap", "truncated.pcap")), 28);
         // Written by hand (Python) from the capture's first five packets.
-        assert_eq!(pcap(&seed("pcap", "le.pcapng")), pcap(&seed("pcap", "be.pcapng")));
+        assert_eq!(
+            pcap(&seed("pcap", "le.pcapng")),
+            pcap(&seed("pcap", "be.pcapng"))
+        );
         assert!(pcap(&seed("pcap", "le.pcapng")) > 0);
     }
 
@@ -220,11 +238,14 @@ mod tests {
         for t in TARGETS {
             std::fs::create_dir_all(seed_dir(t)).unwrap();
         }
-        let write = |t: &str, name: &str, data: &[u8]| std::fs::write(seed_dir(t).join(name), data).unwrap();
+        let write = |t: &str, name: &str, data: &[u8]| {
+            std::fs::write(seed_dir(t).join(name), data).unwrap()
+        };
 
         let log = include_str!("../tests/data/bacnet/bacnet_example.zeek-conn.log");
         let head: Vec<&str> = log.lines().take(29).collect();
-        let text = format!("{}\n#close\tXXXX\n", head.join("\n")).replace("XXXXXXXXXX.XXXXXX", "1591367999.305988");
+        let text = format!("{}\n#close\tXXXX\n", head.join("\n"))
+            .replace("XXXXXXXXXX.XXXXXX", "1591367999.305988");
         write("zeek_conn_log", "bacnet_unmasked.log", text.as_bytes());
         write("zeek_conn_log", "json.log", br#"{"ts":1764151200.5,"uid":"C1","id.orig_h":"10.20.0.15","id.orig_p":68,"id.resp_h":"255.255.255.255","id.resp_p":67,"proto":"udp","orig_ip_bytes":328,"orig_pkts":1}
 {"ts":"2025-11-26T10:00:00Z","id.orig_h":"fd00::1","id.orig_p":1,"id.resp_h":"fd00::2","id.resp_p":443,"proto":"tcp","duration":1.5,"orig_l2_addr":"00:1b:2c:3d:4e:5f"}
@@ -242,15 +263,27 @@ mod tests {
         let template = b.clone().template(256, &t).build();
         let data = b.clone().data(256, &recs).build();
         let both = b.clone().template(256, &t).data(256, &recs).build();
-        write("ipfix_netflow", "ipfix_template_and_data.bin", &framed(&[both]));
-        write("ipfix_netflow", "data_before_template.bin", &framed(&[data.clone(), template, data]));
+        write(
+            "ipfix_netflow",
+            "ipfix_template_and_data.bin",
+            &framed(&[both]),
+        );
+        write(
+            "ipfix_netflow",
+            "data_before_template.bin",
+            &framed(&[data.clone(), template, data]),
+        );
         let mut v9 = MessageBuilder::netflow_v9(7, 1_764_151_300, 3_600_000);
         let t9 = v9.flow_template(false);
         let mut recs9 = Vec::new();
         for f in &flows {
             v9.flow_record(f, &mut recs9);
         }
-        write("ipfix_netflow", "v9_template_and_data.bin", &framed(&[v9.template(256, &t9).data(256, &recs9).build()]));
+        write(
+            "ipfix_netflow",
+            "v9_template_and_data.bin",
+            &framed(&[v9.template(256, &t9).data(256, &recs9).build()]),
+        );
         let bad = MessageBuilder::ipfix(1, 1)
             .template(256, &[FieldSpec::iana(8, 6)])
             .data(256, &[0; 6])
@@ -261,7 +294,8 @@ mod tests {
         let pcap_bytes = include_bytes!("../tests/data/bacnet/bacnet_example.pcap");
         let mut end = 24;
         for _ in 0..100 {
-            let incl = u32::from_le_bytes(pcap_bytes[end + 8..end + 12].try_into().unwrap()) as usize;
+            let incl =
+                u32::from_le_bytes(pcap_bytes[end + 8..end + 12].try_into().unwrap()) as usize;
             end += 16 + incl;
         }
         write("pcap", "bacnet_head.pcap", &pcap_bytes[..end]);

@@ -127,7 +127,9 @@ pub enum DecodeError {
         set_id: u16,
         length: usize,
     },
-    #[error("offset {offset}: template id {template_id} is reserved (data templates start at 256)")]
+    #[error(
+        "offset {offset}: template id {template_id} is reserved (data templates start at 256)"
+    )]
     ReservedTemplateId { offset: usize, template_id: u16 },
     #[error("offset {offset}: template {template_id}: {problem}")]
     MalformedTemplate {
@@ -362,23 +364,30 @@ impl Collector {
                 }
             } else if set_id >= 256 {
                 // A template defined earlier in this same datagram counts.
-                let earlier = staged.templates.iter().rev().find_map(|(k, change)| match change {
-                    TemplateChange::Define(t) if k.template_id == set_id => {
-                        Some(Some(std::borrow::Cow::Owned(t.clone())))
-                    }
-                    TemplateChange::Withdraw if k.template_id == set_id => Some(None),
-                    TemplateChange::WithdrawAll { options } if !options => Some(None),
-                    _ => None,
-                });
+                let earlier = staged
+                    .templates
+                    .iter()
+                    .rev()
+                    .find_map(|(k, change)| match change {
+                        TemplateChange::Define(t) if k.template_id == set_id => {
+                            Some(Some(std::borrow::Cow::Owned(t.clone())))
+                        }
+                        TemplateChange::Withdraw if k.template_id == set_id => Some(None),
+                        TemplateChange::WithdrawAll { options } if !options => Some(None),
+                        _ => None,
+                    });
                 let template = match earlier {
                     Some(t) => t,
-                    None => self.templates.get(&key(set_id)).map(std::borrow::Cow::Borrowed),
+                    None => self
+                        .templates
+                        .get(&key(set_id))
+                        .map(std::borrow::Cow::Borrowed),
                 };
                 match template {
                     None => staged.unknown_template_sets += 1,
-                    Some(t) => {
-                        decode_data_set(&mut body, set_id, &t, protocol, &header, exporter, self, staged)?
-                    }
+                    Some(t) => decode_data_set(
+                        &mut body, set_id, &t, protocol, &header, exporter, self, staged,
+                    )?,
                 }
             }
             // Set ids 4..=255 (IPFIX) and 2..=255 (v9) are reserved: passed over by length.
@@ -411,7 +420,9 @@ enum TemplateChange {
     Withdraw,
     /// Template id equal to the set id: every (options) template of the
     /// exporter and domain.
-    WithdrawAll { options: bool },
+    WithdrawAll {
+        options: bool,
+    },
 }
 
 enum TemplateRecord {
@@ -529,16 +540,22 @@ fn parse_template(
 fn check_length(element: u16, length: u16) -> Option<String> {
     use ie::*;
     let ok: &[u16] = match element {
-        OCTET_DELTA_COUNT | PACKET_DELTA_COUNT | POST_OCTET_DELTA_COUNT
-        | POST_PACKET_DELTA_COUNT | OCTET_TOTAL_COUNT | PACKET_TOTAL_COUNT => {
-            &[1, 2, 3, 4, 5, 6, 7, 8]
-        }
+        OCTET_DELTA_COUNT
+        | PACKET_DELTA_COUNT
+        | POST_OCTET_DELTA_COUNT
+        | POST_PACKET_DELTA_COUNT
+        | OCTET_TOTAL_COUNT
+        | PACKET_TOTAL_COUNT => &[1, 2, 3, 4, 5, 6, 7, 8],
         PROTOCOL_IDENTIFIER => &[1],
-        SOURCE_TRANSPORT_PORT | DESTINATION_TRANSPORT_PORT | ICMP_TYPE_CODE_IPV4
+        SOURCE_TRANSPORT_PORT
+        | DESTINATION_TRANSPORT_PORT
+        | ICMP_TYPE_CODE_IPV4
         | ICMP_TYPE_CODE_IPV6 => &[1, 2],
         SOURCE_IPV4_ADDRESS | DESTINATION_IPV4_ADDRESS => &[4],
         SOURCE_IPV6_ADDRESS | DESTINATION_IPV6_ADDRESS => &[16],
-        SOURCE_MAC_ADDRESS | DESTINATION_MAC_ADDRESS | POST_SOURCE_MAC_ADDRESS
+        SOURCE_MAC_ADDRESS
+        | DESTINATION_MAC_ADDRESS
+        | POST_SOURCE_MAC_ADDRESS
         | POST_DESTINATION_MAC_ADDRESS => &[6],
         FLOW_START_SYS_UP_TIME | FLOW_END_SYS_UP_TIME | FLOW_START_SECONDS | FLOW_END_SECONDS => {
             &[4]
@@ -604,7 +621,10 @@ fn decode_data_set(
                 if first < 255 {
                     usize::from(first)
                 } else {
-                    usize::from(r.u16("variable-length field").map_err(|e| malformed(e.to_string()))?)
+                    usize::from(
+                        r.u16("variable-length field")
+                            .map_err(|e| malformed(e.to_string()))?,
+                    )
                 }
             } else {
                 usize::from(f.length)
@@ -633,15 +653,25 @@ fn set_field(rec: &mut RecordFields, element: u16, v: &[u8]) {
     use ie::*;
     let mac = |v: &[u8]| <[u8; 6]>::try_from(v).ok().map(ObservedMac);
     match element {
-        SOURCE_IPV4_ADDRESS => rec.src = <[u8; 4]>::try_from(v).ok().map(|a| Ipv4Addr::from(a).into()),
+        SOURCE_IPV4_ADDRESS => {
+            rec.src = <[u8; 4]>::try_from(v)
+                .ok()
+                .map(|a| Ipv4Addr::from(a).into())
+        }
         DESTINATION_IPV4_ADDRESS => {
-            rec.dst = <[u8; 4]>::try_from(v).ok().map(|a| Ipv4Addr::from(a).into())
+            rec.dst = <[u8; 4]>::try_from(v)
+                .ok()
+                .map(|a| Ipv4Addr::from(a).into())
         }
         SOURCE_IPV6_ADDRESS => {
-            rec.src = <[u8; 16]>::try_from(v).ok().map(|a| Ipv6Addr::from(a).into())
+            rec.src = <[u8; 16]>::try_from(v)
+                .ok()
+                .map(|a| Ipv6Addr::from(a).into())
         }
         DESTINATION_IPV6_ADDRESS => {
-            rec.dst = <[u8; 16]>::try_from(v).ok().map(|a| Ipv6Addr::from(a).into())
+            rec.dst = <[u8; 16]>::try_from(v)
+                .ok()
+                .map(|a| Ipv6Addr::from(a).into())
         }
         SOURCE_TRANSPORT_PORT => rec.src_port = Some(be(v) as u16),
         DESTINATION_TRANSPORT_PORT => rec.dst_port = Some(be(v) as u16),
@@ -704,7 +734,12 @@ fn to_flow(
                 .init_time
                 .filter(|(k, _)| *k == (exporter, header.domain))
                 .map(|(_, v)| v)
-                .or_else(|| collector.init_time_ms.get(&(exporter, header.domain)).copied())
+                .or_else(|| {
+                    collector
+                        .init_time_ms
+                        .get(&(exporter, header.domain))
+                        .copied()
+                })
         }),
     };
     let from_uptime = |ms: Option<u32>| Some((uptime_base_ms? + i64::from(ms?)) * 1000);
@@ -857,7 +892,12 @@ impl MessageBuilder {
     }
 
     /// An options template set with one template; the first `scope` fields are scope fields.
-    pub fn options_template(&mut self, template_id: u16, scope: usize, fields: &[FieldSpec]) -> &mut Self {
+    pub fn options_template(
+        &mut self,
+        template_id: u16,
+        scope: usize,
+        fields: &[FieldSpec],
+    ) -> &mut Self {
         let mut body = Vec::new();
         body.extend_from_slice(&template_id.to_be_bytes());
         match self.protocol {
@@ -867,7 +907,9 @@ impl MessageBuilder {
             }
             ExportProtocol::NetflowV9 => {
                 body.extend_from_slice(&((scope * 4) as u16).to_be_bytes());
-                body.extend_from_slice(&(((fields.len() - scope.min(fields.len())) * 4) as u16).to_be_bytes());
+                body.extend_from_slice(
+                    &(((fields.len() - scope.min(fields.len())) * 4) as u16).to_be_bytes(),
+                );
             }
         }
         for f in fields {
@@ -966,7 +1008,9 @@ impl MessageBuilder {
             }
         }
         let (sp, dp) = match flow.transport {
-            Transport::Icmp | Transport::Icmpv6 => (0, (flow.orig_port << 8) | (flow.resp_port & 0xff)),
+            Transport::Icmp | Transport::Icmpv6 => {
+                (0, (flow.orig_port << 8) | (flow.resp_port & 0xff))
+            }
             _ => (flow.orig_port, flow.resp_port),
         };
         out.extend_from_slice(&sp.to_be_bytes());

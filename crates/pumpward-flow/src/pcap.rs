@@ -231,8 +231,11 @@ struct Interface {
 
 impl Interface {
     fn ts_us(&self, units: u64) -> i64 {
+        // Decimal resolutions finer than 10^-30 s are refused when the interface is read.
         let us = match self.resol {
-            (false, n) if n >= 6 => u128::from(units) / 10u128.pow(u32::from(n - 6)),
+            (false, n) if n >= 6 => 10u128
+                .checked_pow(u32::from(n - 6))
+                .map_or(0, |d| u128::from(units) / d),
             (false, n) => u128::from(units) * 10u128.pow(u32::from(6 - n)),
             (true, n) => (u128::from(units) * 1_000_000) >> n.min(127),
         };
@@ -281,7 +284,9 @@ fn pcapng<R: Read>(src: &mut Source<R>, agg: &mut Aggregator) -> Result<(), Capt
         if total % 4 != 0 || total < consumed + 4 || total > MAX_PACKET_BYTES + 64 {
             return Err(CaptureError::Malformed {
                 offset: block_offset + 4,
-                problem: format!("block total length {total} (must be a multiple of 4, at least 12)"),
+                problem: format!(
+                    "block total length {total} (must be a multiple of 4, at least 12)"
+                ),
             });
         }
         src.read(total - consumed, "block body", false)?;
@@ -290,7 +295,9 @@ fn pcapng<R: Read>(src: &mut Source<R>, agg: &mut Aggregator) -> Result<(), Capt
         if trailer != total {
             return Err(CaptureError::Malformed {
                 offset: block_offset + total as u64 - 4,
-                problem: format!("block trailing length {trailer} differs from its leading length {total}"),
+                problem: format!(
+                    "block trailing length {trailer} differs from its leading length {total}"
+                ),
             });
         }
         let body = &src.buf[..body_len];
@@ -321,12 +328,23 @@ fn pcapng<R: Read>(src: &mut Source<R>, agg: &mut Aggregator) -> Result<(), Capt
                     let code = e.u16(&opts[0..2]);
                     let len = usize::from(e.u16(&opts[2..4]));
                     let padded = (len + 3) & !3;
-                    let Some(value) = opts.get(4..4 + len) else { break };
+                    let Some(value) = opts.get(4..4 + len) else {
+                        break;
+                    };
                     if code == 0 {
                         break;
                     }
                     if code == 9 && len == 1 {
                         iface.resol = (value[0] & 0x80 != 0, value[0] & 0x7f);
+                        if !iface.resol.0 && iface.resol.1 > 30 {
+                            return Err(CaptureError::Malformed {
+                                offset: block_offset,
+                                problem: format!(
+                                    "if_tsresol 10^-{} is finer than any clock",
+                                    iface.resol.1
+                                ),
+                            });
+                        }
                     }
                     opts = opts.get(4 + padded..).unwrap_or_default();
                 }
@@ -340,7 +358,10 @@ fn pcapng<R: Read>(src: &mut Source<R>, agg: &mut Aggregator) -> Result<(), Capt
                 let Some(iface) = interfaces.get(id) else {
                     return Err(CaptureError::Malformed {
                         offset: block_offset + 8,
-                        problem: format!("packet for interface {id}, of which {} are described", interfaces.len()),
+                        problem: format!(
+                            "packet for interface {id}, of which {} are described",
+                            interfaces.len()
+                        ),
                     });
                 };
                 let ts = (u64::from(e.u32(&body[4..8])) << 32) | u64::from(e.u32(&body[8..12]));
@@ -447,7 +468,9 @@ fn link(linktype: u32, p: &[u8]) -> LinkOutcome<'_> {
                 return LinkOutcome::BadHeader;
             }
             let arphrd = u16::from_be_bytes([p[8], p[9]]);
-            let src = (arphrd == 1 && p[11] == 6).then(|| mac(&p[12..18])).flatten();
+            let src = (arphrd == 1 && p[11] == 6)
+                .then(|| mac(&p[12..18]))
+                .flatten();
             by_ethertype(u16::from_be_bytes([p[0], p[1]]), &p[20..], src, None)
         }
         _ => LinkOutcome::Unsupported,
@@ -492,7 +515,13 @@ fn ip(p: &[u8]) -> IpOutcome {
             let Some(payload) = p.get(ihl..) else {
                 return IpOutcome::BadHeader;
             };
-            (IpAddr::V4(src), IpAddr::V4(dst), p[9], payload, u64::from(total))
+            (
+                IpAddr::V4(src),
+                IpAddr::V4(dst),
+                p[9],
+                payload,
+                u64::from(total),
+            )
         }
         6 => {
             if p.len() < 40 {
@@ -529,7 +558,13 @@ fn ip(p: &[u8]) -> IpOutcome {
             let Some(payload) = p.get(at..) else {
                 return IpOutcome::BadHeader;
             };
-            (IpAddr::V6(src), IpAddr::V6(dst), next, payload, 40 + u64::from(payload_len))
+            (
+                IpAddr::V6(src),
+                IpAddr::V6(dst),
+                next,
+                payload,
+                40 + u64::from(payload_len),
+            )
         }
         _ => return IpOutcome::BadHeader,
     };
@@ -553,7 +588,11 @@ fn ip(p: &[u8]) -> IpOutcome {
             let Some(h) = payload.get(..4) else {
                 return IpOutcome::BadHeader;
             };
-            (u16::from_be_bytes([h[0], h[1]]), u16::from_be_bytes([h[2], h[3]]), false)
+            (
+                u16::from_be_bytes([h[0], h[1]]),
+                u16::from_be_bytes([h[2], h[3]]),
+                false,
+            )
         }
         Transport::Icmp | Transport::Icmpv6 => {
             let Some(h) = payload.get(..2) else {
@@ -727,8 +766,20 @@ impl Aggregator {
             self.done.push(to_flow(k.transport, t));
         }
         self.done.sort_by(|a, b| {
-            (a.start_us, a.orig_addr, a.orig_port, a.resp_addr, a.resp_port)
-                .cmp(&(b.start_us, b.orig_addr, b.orig_port, b.resp_addr, b.resp_port))
+            (
+                a.start_us,
+                a.orig_addr,
+                a.orig_port,
+                a.resp_addr,
+                a.resp_port,
+            )
+                .cmp(&(
+                    b.start_us,
+                    b.orig_addr,
+                    b.orig_port,
+                    b.resp_addr,
+                    b.resp_port,
+                ))
         });
         (self.done, self.counts)
     }

@@ -367,14 +367,11 @@ impl ConnLogParser {
             b"#set_separator" => {} // Only sets use it; Pumpward reads no set column.
             b"#empty_field" => self.header.empty_field = unescape(value),
             b"#unset_field" => self.header.unset_field = unescape(value),
-            b"#path" => {
-                if value != b"conn" {
-                    return Err(self.header_error(format!(
-                        "#path is {:?}: this is Zeek's {} log, not conn.log",
-                        String::from_utf8_lossy(value),
-                        String::from_utf8_lossy(value)
-                    )));
-                }
+            b"#path" if value != b"conn" => {
+                let path = String::from_utf8_lossy(value).into_owned();
+                return Err(self.header_error(format!(
+                    "#path is {path:?}: this is Zeek's {path} log, not conn.log"
+                )));
             }
             b"#fields" => {
                 let columns: Vec<Option<Slot>> = parts.map(Slot::from_column).collect();
@@ -389,10 +386,9 @@ impl ConnLogParser {
                 for (i, slot) in columns.iter().enumerate() {
                     if let Some(s) = slot {
                         if columns[..i].contains(slot) {
-                            return Err(self.header_error(format!(
-                                "#fields names {} twice",
-                                s.column()
-                            )));
+                            return Err(
+                                self.header_error(format!("#fields names {} twice", s.column()))
+                            );
                         }
                     }
                 }
@@ -581,8 +577,9 @@ impl ConnLogParser {
         let start_us = match &rec.ts {
             JsonTs::Epoch(secs) => epoch_f64_us(*secs)
                 .ok_or_else(|| field_error("ts", SkipReason::BadTimestamp, &secs.to_string()))?,
-            JsonTs::Iso(s) => parse_iso8601_us(s)
-                .ok_or_else(|| field_error("ts", SkipReason::BadTimestamp, s))?,
+            JsonTs::Iso(s) => {
+                parse_iso8601_us(s).ok_or_else(|| field_error("ts", SkipReason::BadTimestamp, s))?
+            }
         };
         let addr = |column: &str, v: &str| {
             v.parse::<IpAddr>()
@@ -597,7 +594,9 @@ impl ConnLogParser {
             Some(d) => Some(
                 epoch_f64_us(d)
                     .and_then(|us| u64::try_from(us).ok())
-                    .ok_or_else(|| field_error("duration", SkipReason::BadNumber, &d.to_string()))?,
+                    .ok_or_else(|| {
+                        field_error("duration", SkipReason::BadNumber, &d.to_string())
+                    })?,
             ),
         };
         let mac = |column: &str, v: &Option<Cow<'_, str>>| match v {
@@ -756,7 +755,9 @@ impl<R: BufRead> Iterator for ConnLogReader<R> {
                 }
                 Err(e) => {
                     self.failed = true;
-                    return Some(Err(self.parser.skip_unparsed(SkipReason::Io, e.to_string())));
+                    return Some(Err(self
+                        .parser
+                        .skip_unparsed(SkipReason::Io, e.to_string())));
                 }
             }
         }
@@ -848,8 +849,9 @@ fn split<'a>(line: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 
     let mut rest = Some(line);
     std::iter::from_fn(move || {
         let r = rest?;
-        let found = if sep.len() == 1 {
-            memchr::memchr(sep[0], r)
+        // Fields are a few bytes long: a plain scan beats memchr's per-call setup.
+        let found = if let [one] = sep {
+            r.iter().position(|b| b == one)
         } else {
             r.windows(sep.len()).position(|w| w == sep)
         };
@@ -951,7 +953,7 @@ pub(crate) fn parse_epoch_us(v: &[u8]) -> Result<i64, SkipReason> {
 fn epoch_f64_us(secs: f64) -> Option<i64> {
     let us = (secs * 1e6).round();
     // Finite and inside i64 (both bounds are exact powers of two in f64).
-    (us.is_finite() && us >= -9.2e18 && us <= 9.2e18).then_some(us as i64)
+    (us.is_finite() && (-9.2e18..=9.2e18).contains(&us)).then_some(us as i64)
 }
 
 fn parse_iso8601_us(s: &str) -> Option<i64> {
@@ -960,7 +962,40 @@ fn parse_iso8601_us(s: &str) -> Option<i64> {
 }
 
 fn parse_addr(v: &[u8]) -> Option<IpAddr> {
+    if let Some(a) = parse_ipv4_fast(v) {
+        return Some(IpAddr::V4(a));
+    }
     std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Dotted-quad IPv4 in canonical form (what Zeek writes); anything else
+/// (leading zeros, IPv6) is left to the standard parser.
+fn parse_ipv4_fast(v: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, o) in octets.iter_mut().enumerate() {
+        let start = i;
+        let mut val: u16 = 0;
+        while let Some(c) = v.get(i).filter(|c| c.is_ascii_digit()) {
+            val = val * 10 + u16::from(c - b'0');
+            i += 1;
+            if i - start > 3 {
+                return None;
+            }
+        }
+        let len = i - start;
+        if len == 0 || val > 255 || (len > 1 && v[start] == b'0') {
+            return None;
+        }
+        *o = val as u8;
+        if n < 3 {
+            if v.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == v.len()).then_some(std::net::Ipv4Addr::from(octets))
 }
 
 pub(crate) fn parse_mac(v: &[u8]) -> Option<ObservedMac> {

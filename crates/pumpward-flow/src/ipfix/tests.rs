@@ -58,21 +58,47 @@ fn data_before_its_template_is_counted_and_decoded_once_the_template_arrives() {
     let data_only = b.clone().data(256, &recs).build();
     let mut c = Collector::new();
     let out = c.handle_datagram(exporter(1), &data_only);
-    assert_eq!((out.error, out.flows.len(), out.unknown_template_sets), (None, 0, 1));
+    assert_eq!(
+        (out.error, out.flows.len(), out.unknown_template_sets),
+        (None, 0, 1)
+    );
 
     let template_only = b.clone().template(256, &b.flow_template(false)).build();
-    assert_eq!(c.handle_datagram(exporter(1), &template_only).templates_learned, 1);
-    assert_eq!(c.handle_datagram(exporter(1), &data_only).flows, vec![pump_flow()]);
+    assert_eq!(
+        c.handle_datagram(exporter(1), &template_only)
+            .templates_learned,
+        1
+    );
+    assert_eq!(
+        c.handle_datagram(exporter(1), &data_only).flows,
+        vec![pump_flow()]
+    );
     // Another exporter, or another observation domain, has its own templates.
-    assert_eq!(c.handle_datagram(exporter(2), &data_only).unknown_template_sets, 1);
+    assert_eq!(
+        c.handle_datagram(exporter(2), &data_only)
+            .unknown_template_sets,
+        1
+    );
     let other_domain = MessageBuilder::ipfix(8, 1).data(256, &recs).build();
-    assert_eq!(c.handle_datagram(exporter(1), &other_domain).unknown_template_sets, 1);
+    assert_eq!(
+        c.handle_datagram(exporter(1), &other_domain)
+            .unknown_template_sets,
+        1
+    );
     assert_eq!(c.counts().unknown_template_sets, 3);
 
     // Withdrawn: back to unknown.
     let withdraw = MessageBuilder::ipfix(7, 1).withdraw(256).build();
-    assert_eq!(c.handle_datagram(exporter(1), &withdraw).templates_withdrawn, 1);
-    assert_eq!(c.handle_datagram(exporter(1), &data_only).unknown_template_sets, 1);
+    assert_eq!(
+        c.handle_datagram(exporter(1), &withdraw)
+            .templates_withdrawn,
+        1
+    );
+    assert_eq!(
+        c.handle_datagram(exporter(1), &data_only)
+            .unknown_template_sets,
+        1
+    );
     assert_eq!(c.template_count(), 0);
 }
 
@@ -81,7 +107,10 @@ fn withdraw_all_removes_every_data_template_of_the_exporter_and_domain() {
     let mut c = Collector::new();
     let mut b = MessageBuilder::ipfix(7, 1);
     let t = b.flow_template(false);
-    b.template(256, &t).template(257, &t).withdraw(2).template(258, &t);
+    b.template(256, &t)
+        .template(257, &t)
+        .withdraw(2)
+        .template(258, &t);
     let out = c.handle_datagram(exporter(1), &b.build());
     assert_eq!((out.templates_learned, out.templates_withdrawn), (3, 2));
     assert_eq!(c.template_count(), 1);
@@ -134,7 +163,10 @@ fn options_data_is_not_a_flow_but_its_init_time_anchors_ipfix_sys_uptime() {
     b.options_template(
         400,
         1,
-        &[FieldSpec::iana(149, 4), FieldSpec::iana(SYSTEM_INIT_TIME_MILLISECONDS, 8)],
+        &[
+            FieldSpec::iana(149, 4),
+            FieldSpec::iana(SYSTEM_INIT_TIME_MILLISECONDS, 8),
+        ],
     );
     let mut opt = 7u32.to_be_bytes().to_vec();
     opt.extend_from_slice(&1_764_000_000_000u64.to_be_bytes());
@@ -158,7 +190,10 @@ fn options_data_is_not_a_flow_but_its_init_time_anchors_ipfix_sys_uptime() {
     assert_eq!(out.records_not_flows, 1);
     let f = &out.flows[0];
     assert_eq!(f.start_us, 1_764_000_005_000_000);
-    assert_eq!((f.transport, f.orig_port, f.resp_port, f.orig_bytes), (Transport::Icmp, 8, 0, 84));
+    assert_eq!(
+        (f.transport, f.orig_port, f.resp_port, f.orig_bytes),
+        (Transport::Icmp, 8, 0, 84)
+    );
     assert_eq!(f.duration_us, None);
 
     // Without an init time, a sysUpTime-only record has no start: skipped, counted.
@@ -174,10 +209,8 @@ fn malformed_templates_are_refused_with_offsets_and_change_nothing() {
     let good = MessageBuilder::ipfix(1, 1).flow_template(false);
     // A good template, then one whose IPv4 address is 6 bytes long.
     let mut b = MessageBuilder::ipfix(1, 1);
-    b.template(256, &good).template(
-        257,
-        &[FieldSpec::iana(ie::SOURCE_IPV4_ADDRESS, 6)],
-    );
+    b.template(256, &good)
+        .template(257, &[FieldSpec::iana(ie::SOURCE_IPV4_ADDRESS, 6)]);
     let out = c.handle_datagram(exporter(1), &b.build());
     let header_and_first_set = 16 + 4 + 4 + good.len() * 4;
     assert_eq!(
@@ -185,14 +218,20 @@ fn malformed_templates_are_refused_with_offsets_and_change_nothing() {
         Some(DecodeError::MalformedTemplate {
             offset: header_and_first_set + 4,
             template_id: 257,
-            problem: format!("field 8 at offset {}: length 6, expected one of [4]", header_and_first_set + 8),
+            problem: format!(
+                "field 8 at offset {}: length 6, expected one of [4]",
+                header_and_first_set + 8
+            ),
         })
     );
     assert_eq!((out.templates_learned, c.template_count()), (0, 0));
     assert_eq!(c.counts().malformed_datagrams, 1);
 
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (MessageBuilder::ipfix(1, 1).template(12, &good).build(), "reserved"),
+        (
+            MessageBuilder::ipfix(1, 1).template(12, &good).build(),
+            "reserved",
+        ),
         (
             MessageBuilder::ipfix(1, 1)
                 .options_template(300, 0, &[FieldSpec::iana(149, 4)])
@@ -206,12 +245,18 @@ fn malformed_templates_are_refused_with_offsets_and_change_nothing() {
             "no variable-length",
         ),
         (
-            MessageBuilder::ipfix(1, 1).template(300, &[FieldSpec::iana(82, 0)]).build(),
+            MessageBuilder::ipfix(1, 1)
+                .template(300, &[FieldSpec::iana(82, 0)])
+                .build(),
             "length 0",
         ),
     ];
     for (msg, needle) in cases {
-        let e = c.handle_datagram(exporter(1), &msg).error.expect(needle).to_string();
+        let e = c
+            .handle_datagram(exporter(1), &msg)
+            .error
+            .expect(needle)
+            .to_string();
         assert!(e.contains(needle), "{e}");
     }
     assert_eq!(c.template_count(), 0);
@@ -234,7 +279,11 @@ fn truncated_and_inconsistent_messages_name_the_offset() {
     let mut bad = msg.clone();
     bad[18..20].copy_from_slice(&2000u16.to_be_bytes());
     match c.handle_datagram(exporter(1), &bad).error {
-        Some(DecodeError::Truncated { offset: 20, what: "set body", .. }) => {}
+        Some(DecodeError::Truncated {
+            offset: 20,
+            what: "set body",
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -243,9 +292,14 @@ fn truncated_and_inconsistent_messages_name_the_offset() {
     );
     // A variable-length field running past its set.
     let mut b = MessageBuilder::ipfix(1, 1);
-    b.template(256, &[FieldSpec::iana(82, VARIABLE_LENGTH)]).data(256, &[200, 1, 2]);
+    b.template(256, &[FieldSpec::iana(82, VARIABLE_LENGTH)])
+        .data(256, &[200, 1, 2]);
     match c.handle_datagram(exporter(1), &b.build()).error {
-        Some(DecodeError::MalformedRecord { template_id: 256, problem, .. }) => {
+        Some(DecodeError::MalformedRecord {
+            template_id: 256,
+            problem,
+            ..
+        }) => {
             assert!(problem.contains("needs 200 bytes, 2 left"), "{problem}")
         }
         other => panic!("{other:?}"),
@@ -271,9 +325,13 @@ fn the_template_cache_is_bounded_against_floods() {
 fn arb_flow(v6: bool, protocol: ExportProtocol) -> impl Strategy<Value = Flow> {
     let addr = move || {
         if v6 {
-            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))).boxed()
+            any::<u128>()
+                .prop_map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+                .boxed()
         } else {
-            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))).boxed()
+            any::<u32>()
+                .prop_map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+                .boxed()
         }
     };
     (
@@ -289,37 +347,39 @@ fn arb_flow(v6: bool, protocol: ExportProtocol) -> impl Strategy<Value = Flow> {
         any::<u64>(),
         any::<u64>(),
     )
-        .prop_map(move |(ms, dur_ms, proto, a, b, p1, p2, m1, m2, bytes, pkts)| {
-            let transport = match (proto, v6) {
-                (1, true) => Transport::Icmpv6,
-                (n, _) => Transport::from_iana(n),
-            };
-            let (orig_port, resp_port) = match transport {
-                Transport::Icmp | Transport::Icmpv6 => (p1 & 0xff, p2 & 0xff),
-                _ => (p1, p2),
-            };
-            Flow {
-                start_us: ms * 1000,
-                duration_us: dur_ms.map(|d| d * 1000),
-                transport,
-                orig_addr: a,
-                orig_port,
-                resp_addr: b,
-                resp_port,
-                orig_mac: m1.map(ObservedMac),
-                resp_mac: m2.map(ObservedMac),
-                orig_bytes: bytes,
-                resp_bytes: 0,
-                orig_packets: pkts,
-                resp_packets: 0,
-                source: match protocol {
-                    ExportProtocol::Ipfix => FlowSource::Ipfix,
-                    ExportProtocol::NetflowV9 => FlowSource::NetflowV9,
-                },
-                sensor_uid: None,
-                conn_state: None,
-            }
-        })
+        .prop_map(
+            move |(ms, dur_ms, proto, a, b, p1, p2, m1, m2, bytes, pkts)| {
+                let transport = match (proto, v6) {
+                    (1, true) => Transport::Icmpv6,
+                    (n, _) => Transport::from_iana(n),
+                };
+                let (orig_port, resp_port) = match transport {
+                    Transport::Icmp | Transport::Icmpv6 => (p1 & 0xff, p2 & 0xff),
+                    _ => (p1, p2),
+                };
+                Flow {
+                    start_us: ms * 1000,
+                    duration_us: dur_ms.map(|d| d * 1000),
+                    transport,
+                    orig_addr: a,
+                    orig_port,
+                    resp_addr: b,
+                    resp_port,
+                    orig_mac: m1.map(ObservedMac),
+                    resp_mac: m2.map(ObservedMac),
+                    orig_bytes: bytes,
+                    resp_bytes: 0,
+                    orig_packets: pkts,
+                    resp_packets: 0,
+                    source: match protocol {
+                        ExportProtocol::Ipfix => FlowSource::Ipfix,
+                        ExportProtocol::NetflowV9 => FlowSource::NetflowV9,
+                    },
+                    sensor_uid: None,
+                    conn_state: None,
+                }
+            },
+        )
 }
 
 /// The encoder writes zero MACs for absent ones; the decoder reads them back as

@@ -49,8 +49,20 @@ fn ethernet(src: [u8; 6], dst: [u8; 6], vlan: Option<u16>, ethertype: u16, ip: &
 
 /// Classic pcap; `ts` in microseconds (written as nanoseconds if `nanos`).
 fn classic(big: bool, nanos: bool, linktype: u32, packets: &[(i64, Vec<u8>)]) -> Vec<u8> {
-    let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-    let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w32 = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     let mut f = w32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }).to_vec();
     f.extend_from_slice(&w16(2));
     f.extend_from_slice(&w16(4));
@@ -70,8 +82,20 @@ fn classic(big: bool, nanos: bool, linktype: u32, packets: &[(i64, Vec<u8>)]) ->
 
 /// pcapng with one interface at `tsresol` (the if_tsresol byte).
 fn pcapng(big: bool, linktype: u16, tsresol: u8, packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-    let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w32 = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     let block = |f: &mut Vec<u8>, ty: u32, body: &[u8]| {
         let total = (12 + body.len().div_ceil(4) * 4) as u32;
         f.extend_from_slice(&w32(ty));
@@ -132,7 +156,10 @@ fn tcp_conversation() -> Vec<(i64, Vec<u8>)> {
         (T0 + 100, eth(true, 0x02, 0)),
         (T0 + 200, eth(true, 0x10, 100)),
         (T0 + 1_500_000, eth(false, 0x18, 300)),
-        (T0 + 1_600_000, ethernet(PUMP_MAC, [0xff; 6], None, 0x0806, &[0; 28])),
+        (
+            T0 + 1_600_000,
+            ethernet(PUMP_MAC, [0xff; 6], None, 0x0806, &[0; 28]),
+        ),
     ]
 }
 
@@ -165,25 +192,45 @@ fn classic_pcap_in_both_byte_orders_and_resolutions_gives_the_same_flows() {
         assert_eq!(r.error, None, "big={big} nanos={nanos}");
         // The pump sent the pure SYN, so it is the originator although the
         // capture began with the server's SYN-ACK.
-        assert_eq!(r.flows, vec![expected_tcp_flow()], "big={big} nanos={nanos}");
-        assert_eq!((r.counts.packets, r.counts.in_flows, r.counts.not_ip), (5, 4, 1));
+        assert_eq!(
+            r.flows,
+            vec![expected_tcp_flow()],
+            "big={big} nanos={nanos}"
+        );
+        assert_eq!(
+            (r.counts.packets, r.counts.in_flows, r.counts.not_ip),
+            (5, 4, 1)
+        );
     }
 }
 
 #[test]
 fn pcapng_in_both_byte_orders_with_decimal_and_binary_resolutions() {
     let packets = tcp_conversation();
-    let cases: [(u8, fn(i64) -> u64); 3] = [
+    type ToUnits = fn(i64) -> u64;
+    let cases: [(u8, ToUnits); 3] = [
         (6, |us| us as u64),
         (9, |us| us as u64 * 1000),
-        (0x80 | 20, |us| ((us as u128) << 20).div_ceil(1_000_000) as u64),
+        (0x80 | 20, |us| {
+            ((us as u128) << 20).div_ceil(1_000_000) as u64
+        }),
     ];
     for big in [false, true] {
         for (resol, units) in cases {
-            let p: Vec<(u64, Vec<u8>)> = packets.iter().map(|(t, d)| (units(*t), d.clone())).collect();
-            let r = read_capture(pcapng(big, 1, resol, &p).as_slice(), AggregatorConfig::default());
+            let p: Vec<(u64, Vec<u8>)> = packets
+                .iter()
+                .map(|(t, d)| (units(*t), d.clone()))
+                .collect();
+            let r = read_capture(
+                pcapng(big, 1, resol, &p).as_slice(),
+                AggregatorConfig::default(),
+            );
             assert_eq!(r.error, None);
-            assert_eq!(r.flows, vec![expected_tcp_flow()], "big={big} resol={resol:#x}");
+            assert_eq!(
+                r.flows,
+                vec![expected_tcp_flow()],
+                "big={big} resol={resol:#x}"
+            );
             assert_eq!(r.counts.blocks_skipped, 1);
         }
     }
@@ -193,29 +240,65 @@ fn pcapng_in_both_byte_orders_with_decimal_and_binary_resolutions() {
 fn raw_ip_and_linux_cooked_captures_and_ipv6() {
     let a = 0xfd00_0000_0000_0000_0000_0000_0000_0015u128;
     let b = 0xfd00_0000_0000_0000_0000_0000_0000_0053u128;
-    let raw = classic(false, false, 101, &[(T0, ipv6_udp(a, b, 5353, 53, 20)), (T0 + 10, ipv6_udp(b, a, 53, 5353, 60))]);
+    let raw = classic(
+        false,
+        false,
+        101,
+        &[
+            (T0, ipv6_udp(a, b, 5353, 53, 20)),
+            (T0 + 10, ipv6_udp(b, a, 53, 5353, 60)),
+        ],
+    );
     let r = read_capture(raw.as_slice(), AggregatorConfig::default());
     assert_eq!(r.error, None);
     let f = &r.flows[0];
-    assert_eq!((f.transport, f.orig_port, f.resp_port), (Transport::Udp, 5353, 53));
+    assert_eq!(
+        (f.transport, f.orig_port, f.resp_port),
+        (Transport::Udp, 5353, 53)
+    );
     assert_eq!((f.orig_bytes, f.resp_bytes, f.orig_mac), (68, 108, None));
 
     let mut sll = vec![0, 4, 0, 1, 0, 6];
     sll.extend_from_slice(&PUMP_MAC);
     sll.extend_from_slice(&[0, 0, 0x08, 0x00]);
     sll.extend_from_slice(&ipv4_tcp(PUMP, SERVER, 1000, 2575, 0x02, 0));
-    let r = read_capture(classic(false, false, 113, &[(T0, sll)]).as_slice(), AggregatorConfig::default());
+    let r = read_capture(
+        classic(false, false, 113, &[(T0, sll)]).as_slice(),
+        AggregatorConfig::default(),
+    );
     let f = &r.flows[0];
-    assert_eq!((f.orig_mac, f.resp_mac, f.resp_port), (Some(ObservedMac(PUMP_MAC)), None, 2575));
+    assert_eq!(
+        (f.orig_mac, f.resp_mac, f.resp_port),
+        (Some(ObservedMac(PUMP_MAC)), None, 2575)
+    );
 }
 
 #[test]
 fn an_idle_gap_longer_than_the_timeout_starts_a_new_flow() {
-    let p = |t| (t, ethernet(PUMP_MAC, SERVER_MAC, None, 0x0800, &ipv4_tcp(PUMP, SERVER, 5, 6, 0x10, 0)));
-    let file = classic(false, false, 1, &[p(T0), p(T0 + 299_000_000), p(T0 + 600_000_000)]);
+    let p = |t| {
+        (
+            t,
+            ethernet(
+                PUMP_MAC,
+                SERVER_MAC,
+                None,
+                0x0800,
+                &ipv4_tcp(PUMP, SERVER, 5, 6, 0x10, 0),
+            ),
+        )
+    };
+    let file = classic(
+        false,
+        false,
+        1,
+        &[p(T0), p(T0 + 299_000_000), p(T0 + 600_000_000)],
+    );
     let r = read_capture(file.as_slice(), AggregatorConfig::default());
     assert_eq!(r.flows.len(), 2);
-    assert_eq!((r.flows[0].orig_packets, r.flows[0].duration_us), (2, Some(299_000_000)));
+    assert_eq!(
+        (r.flows[0].orig_packets, r.flows[0].duration_us),
+        (2, Some(299_000_000))
+    );
     assert_eq!(r.flows[1].start_us, T0 + 600_000_000);
 }
 
@@ -238,18 +321,26 @@ fn a_truncated_capture_reports_the_offset_and_keeps_the_flows_before_it() {
     assert_eq!(r.flows, vec![expected_tcp_flow()]);
 
     // Cut inside a pcapng block.
-    let p: Vec<(u64, Vec<u8>)> = tcp_conversation().into_iter().map(|(t, d)| (t as u64, d)).collect();
+    let p: Vec<(u64, Vec<u8>)> = tcp_conversation()
+        .into_iter()
+        .map(|(t, d)| (t as u64, d))
+        .collect();
     let ng = pcapng(false, 1, 6, &p);
     let r = read_capture(&ng[..ng.len() - 5], AggregatorConfig::default());
     match r.error {
-        Some(CaptureError::Truncated { what: "block body", .. }) => {}
+        Some(CaptureError::Truncated {
+            what: "block body", ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(r.flows.len(), 1);
     assert_eq!(r.flows[0].orig_packets + r.flows[0].resp_packets, 4);
 
     let r = read_capture(&b"GIF89a..."[..], AggregatorConfig::default());
-    assert_eq!(r.error, Some(CaptureError::NotACapture { magic: 0x4749_4638 }));
+    assert_eq!(
+        r.error,
+        Some(CaptureError::NotACapture { magic: 0x4749_4638 })
+    );
 }
 
 #[test]
@@ -266,7 +357,9 @@ fn the_bacnet_capture_gives_exactly_the_flows_zeek_logged_for_it() {
     let log = std::fs::read_to_string(format!("{dir}bacnet_example.zeek-conn.log"))
         .unwrap()
         .replace("XXXXXXXXXX.XXXXXX", "0.0");
-    let zeek: Vec<Flow> = ConnLogReader::new(log.as_bytes()).map(|r| r.unwrap()).collect();
+    let zeek: Vec<Flow> = ConnLogReader::new(log.as_bytes())
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(zeek.len(), 357);
 
     // Zeek counts what Pumpward counts (IP-level bytes, packets per
@@ -274,7 +367,17 @@ fn the_bacnet_capture_gives_exactly_the_flows_zeek_logged_for_it() {
     // match one for one: 5-tuple, originator, packets and bytes. Times are
     // masked in the log and cannot be compared.
     let key = |f: &Flow| {
-        (f.orig_addr, f.orig_port, f.resp_addr, f.resp_port, f.transport, f.orig_packets, f.orig_bytes, f.resp_packets, f.resp_bytes)
+        (
+            f.orig_addr,
+            f.orig_port,
+            f.resp_addr,
+            f.resp_port,
+            f.transport,
+            f.orig_packets,
+            f.orig_bytes,
+            f.resp_packets,
+            f.resp_bytes,
+        )
     };
     let mut a: Vec<_> = ours.flows.iter().map(key).collect();
     let mut b: Vec<_> = zeek.iter().map(key).collect();
@@ -286,7 +389,10 @@ fn the_bacnet_capture_gives_exactly_the_flows_zeek_logged_for_it() {
 #[test]
 fn the_medical_device_captures_read_whole() {
     let dir = "/work/shared/data/pcap/iotsec-lab-medical/";
-    for (file, linktype_raw) in [("kardiamobile_2_3.pcap", true), ("withings_wifi_02_01.pcap", false)] {
+    for (file, linktype_raw) in [
+        ("kardiamobile_2_3.pcap", true),
+        ("withings_wifi_02_01.pcap", false),
+    ] {
         let Ok(bytes) = std::fs::read(format!("{dir}{file}")) else {
             // Not redistributable (no licence), so not copied into the repository.
             eprintln!("SKIPPED (iotsec-lab-medical capture): {dir}{file} is not on this machine");
@@ -296,10 +402,18 @@ fn the_medical_device_captures_read_whole() {
         assert_eq!(r.error, None, "{file}");
         assert!(r.counts.in_flows > 100, "{file}: {:?}", r.counts);
         assert_eq!(r.counts.bad_headers, 0, "{file}: {:?}", r.counts);
-        let packets: u64 = r.flows.iter().map(|f| f.orig_packets + f.resp_packets).sum();
+        let packets: u64 = r
+            .flows
+            .iter()
+            .map(|f| f.orig_packets + f.resp_packets)
+            .sum();
         assert_eq!(packets, r.counts.in_flows);
         // Raw-IP captures carry no MACs; Ethernet ones do.
-        assert_eq!(r.flows.iter().all(|f| f.orig_mac.is_none()), linktype_raw, "{file}");
+        assert_eq!(
+            r.flows.iter().all(|f| f.orig_mac.is_none()),
+            linktype_raw,
+            "{file}"
+        );
     }
 }
 

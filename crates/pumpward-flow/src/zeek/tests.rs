@@ -31,7 +31,10 @@ fn a_full_tsv_line_becomes_a_flow_with_ip_bytes_macs_uid_and_state() {
     assert_eq!((f.orig_port, f.resp_port), (49152, 443));
     assert_eq!((f.orig_bytes, f.resp_bytes), (1720, 3820));
     assert_eq!((f.orig_packets, f.resp_packets), (10, 8));
-    assert_eq!(f.orig_mac, Some(ObservedMac([0, 0x11, 0x22, 0x33, 0x44, 0x55])));
+    assert_eq!(
+        f.orig_mac,
+        Some(ObservedMac([0, 0x11, 0x22, 0x33, 0x44, 0x55]))
+    );
     assert_eq!(f.resp_mac.unwrap().to_string(), "aa:bb:cc:dd:ee:ff");
     assert_eq!(f.sensor_uid.unwrap().as_str(), "CHhAvVGS1DHFjwGM9");
     assert_eq!(f.conn_state, Some(ConnState::SF));
@@ -79,7 +82,10 @@ fn a_column_of_the_wrong_type_or_another_log_is_refused() {
     let (items, _) = parse_all(text);
     let e = items[0].as_ref().unwrap_err();
     assert_eq!(e.reason, SkipReason::BadHeader);
-    assert!(e.detail.contains("id.orig_h") && e.detail.contains("addr"), "{e}");
+    assert!(
+        e.detail.contains("id.orig_h") && e.detail.contains("addr"),
+        "{e}"
+    );
 
     let (items, _) = parse_all("#separator \\x09\n#path\tdns\n");
     assert!(items[0].as_ref().unwrap_err().detail.contains("dns"));
@@ -89,16 +95,56 @@ fn a_column_of_the_wrong_type_or_another_log_is_refused() {
 fn each_bad_field_is_skipped_with_its_reason_line_and_column() {
     let good = LINE.to_owned();
     let cases: Vec<(String, SkipReason, Option<&str>)> = vec![
-        (good.replace("10.20.0.15", "10.20.0.256"), SkipReason::UnparseableAddress, Some("id.orig_h")),
-        (good.replace("\t49152\t", "\t65536\t"), SkipReason::BadPort, Some("id.orig_p")),
-        (good.replace("\t1720\t", "\t17x0\t"), SkipReason::BadNumber, Some("orig_ip_bytes")),
-        (good.replace("1764151200.123456", "XXXXXXXXXX.XXXXXX"), SkipReason::MaskedTimestamp, Some("ts")),
-        (good.replace("1764151200.123456", "17641512OO"), SkipReason::BadTimestamp, Some("ts")),
-        (good.replace("1764151200.123456", "-"), SkipReason::MissingValue, Some("ts")),
-        (good.replace("\ttcp\t", "\tunknown_transport\t"), SkipReason::UnknownTransport, Some("proto")),
-        (good.replace("00:11:22:33:44:55", "00:11:22:33:44"), SkipReason::BadMac, Some("orig_l2_addr")),
-        (good.replace("\tSF\t", "\tSF\textra\t"), SkipReason::WrongFieldCount, None),
-        (good.replace("\t(empty)\t", "\t"), SkipReason::WrongFieldCount, None),
+        (
+            good.replace("10.20.0.15", "10.20.0.256"),
+            SkipReason::UnparseableAddress,
+            Some("id.orig_h"),
+        ),
+        (
+            good.replace("\t49152\t", "\t65536\t"),
+            SkipReason::BadPort,
+            Some("id.orig_p"),
+        ),
+        (
+            good.replace("\t1720\t", "\t17x0\t"),
+            SkipReason::BadNumber,
+            Some("orig_ip_bytes"),
+        ),
+        (
+            good.replace("1764151200.123456", "XXXXXXXXXX.XXXXXX"),
+            SkipReason::MaskedTimestamp,
+            Some("ts"),
+        ),
+        (
+            good.replace("1764151200.123456", "17641512OO"),
+            SkipReason::BadTimestamp,
+            Some("ts"),
+        ),
+        (
+            good.replace("1764151200.123456", "-"),
+            SkipReason::MissingValue,
+            Some("ts"),
+        ),
+        (
+            good.replace("\ttcp\t", "\tunknown_transport\t"),
+            SkipReason::UnknownTransport,
+            Some("proto"),
+        ),
+        (
+            good.replace("00:11:22:33:44:55", "00:11:22:33:44"),
+            SkipReason::BadMac,
+            Some("orig_l2_addr"),
+        ),
+        (
+            good.replace("\tSF\t", "\tSF\textra\t"),
+            SkipReason::WrongFieldCount,
+            None,
+        ),
+        (
+            good.replace("\t(empty)\t", "\t"),
+            SkipReason::WrongFieldCount,
+            None,
+        ),
     ];
     for (line, reason, column) in cases {
         let (items, counts) = parse_all(&format!("{HEADER}{LINE}\n{line}\n"));
@@ -126,11 +172,19 @@ fn the_real_bacnet_conn_log_is_refused_precisely_for_its_masked_timestamps() {
     // handling and every other column agree with what Zeek wrote.
     let unmasked = text.replace("XXXXXXXXXX.XXXXXX", "1591367999.305988");
     let (items, counts) = parse_all(&unmasked);
-    assert_eq!(counts.parsed, data_lines, "{:?}", items.iter().find(|i| i.is_err()));
+    assert_eq!(
+        counts.parsed,
+        data_lines,
+        "{:?}",
+        items.iter().find(|i| i.is_err())
+    );
     let f = items[0].as_ref().unwrap();
     assert_eq!(f.orig_addr.to_string(), "172.20.32.200");
     assert_eq!((f.orig_port, f.resp_port), (47808, 47808));
-    assert_eq!((f.orig_packets, f.orig_bytes, f.conn_state), (1, 40, Some(ConnState::S0)));
+    assert_eq!(
+        (f.orig_packets, f.orig_bytes, f.conn_state),
+        (1, 40, Some(ConnState::S0))
+    );
     assert_eq!(f.duration_us, None);
 }
 
@@ -150,12 +204,18 @@ fn json_lines_with_epoch_or_iso_timestamps() {
     let b = items[1].as_ref().unwrap();
     assert_eq!(b.start_us, 1_764_151_200_500_000);
     assert_eq!(b.transport, Transport::Icmpv6);
-    assert_eq!(items[2].as_ref().unwrap_err().reason, SkipReason::BadTimestamp);
+    assert_eq!(
+        items[2].as_ref().unwrap_err().reason,
+        SkipReason::BadTimestamp
+    );
     let missing = items[3].as_ref().unwrap_err();
     assert_eq!((missing.line, missing.reason), (4, SkipReason::BadJson));
     assert!(missing.detail.contains("id.resp_h"), "{missing}");
     let addr = items[4].as_ref().unwrap_err();
-    assert_eq!((addr.reason, addr.column.as_deref()), (SkipReason::UnparseableAddress, Some("id.orig_h")));
+    assert_eq!(
+        (addr.reason, addr.column.as_deref()),
+        (SkipReason::UnparseableAddress, Some("id.orig_h"))
+    );
     assert_eq!((counts.parsed, counts.total_skipped()), (2, 3));
 }
 
@@ -219,13 +279,24 @@ fn an_overlong_line_is_dropped_and_counted_once() {
 
     let text = format!("{HEADER}{}\n{LINE}\n", "b".repeat(MAX_LINE_BYTES + 5));
     let (items, counts) = parse_all(&text);
-    assert_eq!(items[0].as_ref().unwrap_err().reason, SkipReason::LineTooLong);
+    assert_eq!(
+        items[0].as_ref().unwrap_err().reason,
+        SkipReason::LineTooLong
+    );
     assert_eq!(items[0].as_ref().unwrap_err().line, 9);
     assert_eq!(items[1].as_ref().unwrap().orig_port, 49152);
     assert_eq!(counts.parsed, 1);
 }
 
 proptest! {
+    /// The fast IPv4 path agrees with the standard parser on every input.
+    #[test]
+    fn fast_ipv4_agrees_with_std(a in any::<[u8; 4]>(), junk in "[0-9.]{0,16}") {
+        let text = std::net::Ipv4Addr::from(a).to_string();
+        prop_assert_eq!(parse_addr(text.as_bytes()), Some(IpAddr::V4(a.into())));
+        prop_assert_eq!(parse_addr(junk.as_bytes()), junk.parse::<IpAddr>().ok());
+    }
+
     /// Whatever the chunking, following a file gives what reading it whole gives.
     #[test]
     fn follower_matches_reader_for_any_chunking(cuts in proptest::collection::vec(0usize..2000, 0..8)) {

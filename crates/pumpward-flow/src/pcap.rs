@@ -95,7 +95,8 @@ pub struct CaptureFlows {
     pub error: Option<CaptureError>,
 }
 
-/// Reads a whole capture and aggregates its packets into flows.
+/// Reads a whole capture and aggregates its packets into flows. The
+/// reader is read in small pieces: hand it a `BufReader` for a file.
 pub fn read_capture<R: Read>(input: R, config: AggregatorConfig) -> CaptureFlows {
     let mut agg = Aggregator::new(config);
     let mut src = Source {

@@ -575,6 +575,12 @@ impl ConnLogParser {
             self.error(reason, Some(column), format!("{v:?}"))
         };
         let start_us = match &rec.ts {
+            // JSON::TS_MILLIS writes integer milliseconds. An integer below
+            // 10^11 can only be whole epoch seconds (10^11 ms is 1973, 10^11 s the year 5138).
+            JsonTs::Integer(n) if n.unsigned_abs() >= 100_000_000_000 => n
+                .checked_mul(1000)
+                .ok_or_else(|| field_error("ts", SkipReason::BadTimestamp, &n.to_string()))?,
+            JsonTs::Integer(n) => n * 1_000_000,
             JsonTs::Epoch(secs) => epoch_f64_us(*secs)
                 .ok_or_else(|| field_error("ts", SkipReason::BadTimestamp, &secs.to_string()))?,
             JsonTs::Iso(s) => {
@@ -673,11 +679,13 @@ struct JsonConn<'a> {
     resp_l2_addr: Option<Cow<'a, str>>,
 }
 
-/// Zeek writes `ts` as epoch seconds by default and as ISO 8601 with
+/// Zeek writes `ts` as epoch seconds by default (`JSON::TS_EPOCH`), as
+/// integer milliseconds with `JSON::TS_MILLIS` and as ISO 8601 with
 /// `JSON::TS_ISO8601`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum JsonTs<'a> {
+    Integer(i64),
     Epoch(f64),
     Iso(#[serde(borrow)] Cow<'a, str>),
 }

@@ -49,7 +49,7 @@ fn zeek_conn_logs_of_the_bacnet_capture_read_as_pumpward_reads_the_capture() {
     };
     let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bacnet/bacnet_example.pcap");
     let ours = read_capture(
-        std::fs::File::open(&pcap).unwrap(),
+        std::io::BufReader::new(std::fs::File::open(&pcap).unwrap()),
         AggregatorConfig::default(),
     );
     assert_eq!(ours.error, None);

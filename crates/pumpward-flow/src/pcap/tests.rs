@@ -417,7 +417,66 @@ fn the_medical_device_captures_read_whole() {
     }
 }
 
+fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, payload: usize) -> Vec<u8> {
+    let total = (20 + 8 + payload) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sp.to_be_bytes());
+    p.extend_from_slice(&dp.to_be_bytes());
+    p.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend(std::iter::repeat_n(0x11, payload));
+    p
+}
+
 proptest! {
+    /// Random traffic among a few hosts: every packet and every byte lands
+    /// in exactly one flow, each flow's originator sent its first packet, and
+    /// two flows of one 5-tuple are separated by more than the idle timeout.
+    #[test]
+    fn every_packet_lands_in_one_flow(
+        packets in proptest::collection::vec(
+            (0u8..3, 0u8..3, 0usize..3, any::<bool>(), 0usize..300, 0i64..90_000_000),
+            1..80,
+        )
+    ) {
+        let ports = [1000u16, 2575, 53];
+        let mut ts = T0;
+        let mut records = Vec::new();
+        let mut total_bytes = 0u64;
+        for (a, b, port, udp, payload, gap) in packets {
+            ts += gap;
+            let (src, dst) = ([10, 20, 0, a + 1], [10, 20, 0, b + 4]);
+            let ip = if udp {
+                ipv4_udp(src, dst, ports[port], 53, payload)
+            } else {
+                ipv4_tcp(src, dst, ports[port], 443, 0x18, payload)
+            };
+            total_bytes += ip.len() as u64;
+            records.push((ts, ip));
+        }
+        let n = records.len() as u64;
+        let r = read_capture(classic(false, false, 101, &records).as_slice(), AggregatorConfig::default());
+        prop_assert_eq!(r.error, None);
+        prop_assert_eq!(r.flows.iter().map(|f| f.orig_packets + f.resp_packets).sum::<u64>(), n);
+        prop_assert_eq!(r.flows.iter().map(|f| f.orig_bytes + f.resp_bytes).sum::<u64>(), total_bytes);
+        let config = AggregatorConfig::default();
+        for f in &r.flows {
+            prop_assert!(f.orig_packets >= 1);
+            let idle = if f.transport == Transport::Udp { config.udp_idle_us } else { config.tcp_idle_us };
+            for g in &r.flows {
+                let same = (f.transport, f.orig_addr, f.orig_port, f.resp_addr, f.resp_port)
+                    == (g.transport, g.orig_addr, g.orig_port, g.resp_addr, g.resp_port);
+                if same && g.start_us > f.start_us {
+                    let f_end = f.start_us + f.duration_us.unwrap_or(0) as i64;
+                    prop_assert!(g.start_us - f_end > idle);
+                }
+            }
+        }
+    }
+
     /// Arbitrary bytes after a valid header never panic, and every packet is
     /// accounted for exactly once.
     #[test]

@@ -220,6 +220,31 @@ fn json_lines_with_epoch_or_iso_timestamps() {
 }
 
 #[test]
+fn json_integer_timestamps_are_millis_or_whole_seconds() {
+    let line = |ts: &str| {
+        format!(
+            r#"{{"ts":{ts},"id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":2,"proto":"udp"}}"#
+        )
+    };
+    let (items, _) = parse_all(
+        &[
+            line("1764151200123"),
+            line("1764151200"),
+            line("1764151200.5"),
+            line("9223372036854775807"),
+        ]
+        .join("\n"),
+    );
+    assert_eq!(items[0].as_ref().unwrap().start_us, 1_764_151_200_123_000);
+    assert_eq!(items[1].as_ref().unwrap().start_us, 1_764_151_200_000_000);
+    assert_eq!(items[2].as_ref().unwrap().start_us, 1_764_151_200_500_000);
+    assert_eq!(
+        items[3].as_ref().unwrap_err().reason,
+        SkipReason::BadTimestamp
+    );
+}
+
+#[test]
 fn close_then_a_new_header_block_mid_stream_is_taken_up() {
     let text = format!(
         "{HEADER}{LINE}\n#close\tx\n{LINE}\n#separator \\x09\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n\

@@ -15,8 +15,10 @@
 //! elements are passed over by their length. The template cache is bounded,
 //! so a flood of garbage from spoofed exporters cannot grow it without end.
 //!
-//! IPFIX and v9 records are one-directional: the source is the originator
-//! and the reverse counters stay zero.
+//! The source is the originator. IPFIX and v9 records are one-directional
+//! (the responder's counters stay zero) unless the exporter sends RFC 5103
+//! biflow records, whose reverse counters and MAC (enterprise 29305) fill
+//! the responder's side.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -508,7 +510,9 @@ fn parse_template(
         }
         // v9 scope fields use their own numbering: nothing to check.
         let is_scope_v9 = protocol == ExportProtocol::NetflowV9 && i < scope_count;
-        if enterprise == 0 && !is_scope_v9 {
+        if (enterprise == 0 || (enterprise == REVERSE_PEN && is_reverse_mapped(element)))
+            && !is_scope_v9
+        {
             if let Some(problem) = check_length(element, length) {
                 return Err(malformed(format!(
                     "field {element} at offset {field_offset}: {problem}"
@@ -586,6 +590,10 @@ struct RecordFields {
     dst_mac: Option<ObservedMac>,
     post_src_mac: Option<ObservedMac>,
     post_dst_mac: Option<ObservedMac>,
+    /// RFC 5103 biflow: the responder's counters and link address.
+    reverse_octets: Option<u64>,
+    reverse_packets: Option<u64>,
+    reverse_src_mac: Option<ObservedMac>,
     /// Start and end, microseconds since the epoch where absolute.
     start_us: Option<i64>,
     end_us: Option<i64>,
@@ -630,8 +638,10 @@ fn decode_data_set(
                 usize::from(f.length)
             };
             let v = r.take(len, "field").map_err(|e| malformed(e.to_string()))?;
-            if f.enterprise == 0 {
-                set_field(&mut rec, f.element, v);
+            match f.enterprise {
+                0 => set_field(&mut rec, f.element, v),
+                REVERSE_PEN => set_reverse_field(&mut rec, f.element, v),
+                _ => {}
             }
         }
         if let Some(init) = rec.init_time_ms {
@@ -694,6 +704,32 @@ fn set_field(rec: &mut RecordFields, element: u16, v: &[u8]) {
         FLOW_START_SYS_UP_TIME => rec.start_uptime_ms = Some(be(v) as u32),
         FLOW_END_SYS_UP_TIME => rec.end_uptime_ms = Some(be(v) as u32),
         SYSTEM_INIT_TIME_MILLISECONDS => rec.init_time_ms = i64::try_from(be(v)).ok(),
+        _ => {}
+    }
+}
+
+/// RFC 5103 bidirectional flows: the reverse of IANA element N is element
+/// N under this private enterprise number.
+pub const REVERSE_PEN: u32 = 29305;
+
+fn is_reverse_mapped(element: u16) -> bool {
+    use ie::*;
+    matches!(
+        element,
+        OCTET_DELTA_COUNT
+            | PACKET_DELTA_COUNT
+            | OCTET_TOTAL_COUNT
+            | PACKET_TOTAL_COUNT
+            | SOURCE_MAC_ADDRESS
+    )
+}
+
+fn set_reverse_field(rec: &mut RecordFields, element: u16, v: &[u8]) {
+    use ie::*;
+    match element {
+        OCTET_DELTA_COUNT | OCTET_TOTAL_COUNT => rec.reverse_octets = Some(be(v)),
+        PACKET_DELTA_COUNT | PACKET_TOTAL_COUNT => rec.reverse_packets = Some(be(v)),
+        SOURCE_MAC_ADDRESS => rec.reverse_src_mac = <[u8; 6]>::try_from(v).ok().map(ObservedMac),
         _ => {}
     }
 }
@@ -765,11 +801,11 @@ fn to_flow(
         resp_addr,
         resp_port,
         orig_mac: rec.src_mac.or(rec.post_src_mac),
-        resp_mac: rec.dst_mac.or(rec.post_dst_mac),
+        resp_mac: rec.dst_mac.or(rec.post_dst_mac).or(rec.reverse_src_mac),
         orig_bytes: rec.octets.or(rec.post_octets).unwrap_or(0),
-        resp_bytes: 0,
+        resp_bytes: rec.reverse_octets.unwrap_or(0),
         orig_packets: rec.packets.or(rec.post_packets).unwrap_or(0),
-        resp_packets: 0,
+        resp_packets: rec.reverse_packets.unwrap_or(0),
         source: match protocol {
             ExportProtocol::Ipfix => FlowSource::Ipfix,
             ExportProtocol::NetflowV9 => FlowSource::NetflowV9,

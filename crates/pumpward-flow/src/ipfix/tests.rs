@@ -144,6 +144,46 @@ fn variable_length_and_enterprise_fields_are_passed_over() {
 }
 
 #[test]
+fn rfc5103_biflow_reverse_counters_fill_the_responder_side() {
+    let b = MessageBuilder::ipfix(7, 1_764_151_300);
+    let mut t = b.flow_template(false);
+    let rev = |element, length| FieldSpec {
+        element,
+        enterprise: REVERSE_PEN,
+        length,
+    };
+    t.extend([
+        rev(ie::OCTET_DELTA_COUNT, 4),
+        rev(ie::PACKET_DELTA_COUNT, 2),
+    ]);
+    let mut rec = Vec::new();
+    b.flow_record(&pump_flow(), &mut rec);
+    rec.extend_from_slice(&3820u32.to_be_bytes());
+    rec.extend_from_slice(&8u16.to_be_bytes());
+    let msg = b.clone().template(256, &t).data(256, &rec).build();
+    let out = Collector::new().handle_datagram(exporter(1), &msg);
+    assert_eq!(out.error, None);
+    let mut expected = pump_flow();
+    expected.resp_bytes = 3820;
+    expected.resp_packets = 8;
+    assert_eq!(out.flows, vec![expected]);
+
+    // A reverse MAC of the wrong length is a malformed template like any other.
+    let bad = b
+        .clone()
+        .template(256, &[rev(ie::SOURCE_MAC_ADDRESS, 4)])
+        .build();
+    let e = Collector::new()
+        .handle_datagram(exporter(1), &bad)
+        .error
+        .unwrap();
+    assert!(
+        e.to_string().contains("length 4, expected one of [6]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn netflow_v9_times_are_made_absolute_from_sys_uptime() {
     let export_s = 1_764_151_300;
     let mut b = MessageBuilder::netflow_v9(42, export_s, 3_600_000);

@@ -237,6 +237,61 @@ fn pcapng_in_both_byte_orders_with_decimal_and_binary_resolutions() {
 }
 
 #[test]
+fn simple_packet_blocks_are_counted_but_make_no_flow_and_bad_blocks_name_their_offset() {
+    let mut file = pcapng(false, 1, 6, &[]);
+    let start = file.len();
+    let frame = ethernet(
+        PUMP_MAC,
+        SERVER_MAC,
+        None,
+        0x0800,
+        &ipv4_tcp(PUMP, SERVER, 1, 2, 0x02, 2),
+    );
+    let padded = frame.len().div_ceil(4) * 4;
+    let total = (16 + padded) as u32;
+    file.extend_from_slice(&3u32.to_le_bytes());
+    file.extend_from_slice(&total.to_le_bytes());
+    file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    file.extend_from_slice(&frame);
+    file.extend(std::iter::repeat_n(0, padded - frame.len()));
+    file.extend_from_slice(&total.to_le_bytes());
+    let r = read_capture(file.as_slice(), AggregatorConfig::default());
+    assert_eq!(r.error, None);
+    assert_eq!(
+        (r.counts.packets, r.counts.no_timestamp, r.flows.len()),
+        (1, 1, 0)
+    );
+
+    // The same block with a trailing length that disagrees.
+    let last = file.len() - 4;
+    file[last..].copy_from_slice(&(total + 4).to_le_bytes());
+    let r = read_capture(file.as_slice(), AggregatorConfig::default());
+    assert_eq!(
+        r.error,
+        Some(CaptureError::Malformed {
+            offset: (start + total as usize - 4) as u64,
+            problem: format!(
+                "block trailing length {} differs from its leading length {total}",
+                total + 4
+            ),
+        })
+    );
+
+    // An enhanced packet for an interface never described.
+    let mut file = pcapng(false, 1, 6, &[(1, frame.clone())]);
+    let epb = file.len() - (32 + padded);
+    file[epb + 8..epb + 12].copy_from_slice(&5u32.to_le_bytes());
+    let r = read_capture(file.as_slice(), AggregatorConfig::default());
+    assert_eq!(
+        r.error,
+        Some(CaptureError::Malformed {
+            offset: (epb + 8) as u64,
+            problem: "packet for interface 5, of which 1 are described".into(),
+        })
+    );
+}
+
+#[test]
 fn raw_ip_and_linux_cooked_captures_and_ipv6() {
     let a = 0xfd00_0000_0000_0000_0000_0000_0000_0015u128;
     let b = 0xfd00_0000_0000_0000_0000_0000_0000_0053u128;

@@ -99,6 +99,9 @@ struct Template {
     /// Shortest possible record (variable-length fields count one byte):
     /// fewer bytes left in a data set are padding.
     min_len: usize,
+    /// Leading fields that are NetFlow v9 scope fields, numbered in their own
+    /// space (1 = system, 2 = interface...), so never mapped as flow elements.
+    v9_scope_fields: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -535,6 +538,11 @@ fn parse_template(
             fields,
             options,
             min_len,
+            v9_scope_fields: if protocol == ExportProtocol::NetflowV9 {
+                scope_count
+            } else {
+                0
+            },
         },
     ))
 }
@@ -621,7 +629,7 @@ fn decode_data_set(
             problem,
         };
         let mut rec = RecordFields::default();
-        for f in &t.fields {
+        for (i, f) in t.fields.iter().enumerate() {
             let len = if f.length == VARIABLE_LENGTH {
                 let first = r
                     .u8("variable-length field")
@@ -639,6 +647,7 @@ fn decode_data_set(
             };
             let v = r.take(len, "field").map_err(|e| malformed(e.to_string()))?;
             match f.enterprise {
+                _ if i < t.v9_scope_fields => {}
                 0 => set_field(&mut rec, f.element, v),
                 REVERSE_PEN => set_reverse_field(&mut rec, f.element, v),
                 _ => {}
@@ -778,7 +787,11 @@ fn to_flow(
                 })
         }),
     };
-    let from_uptime = |ms: Option<u32>| Some((uptime_base_ms? + i64::from(ms?)) * 1000);
+    let from_uptime = |ms: Option<u32>| {
+        uptime_base_ms?
+            .checked_add(i64::from(ms?))?
+            .checked_mul(1000)
+    };
     let start_us = rec.start_us.or_else(|| from_uptime(rec.start_uptime_ms))?;
     let end_us = rec.end_us.or_else(|| from_uptime(rec.end_uptime_ms));
     let duration_us = end_us.and_then(|e| u64::try_from(e.checked_sub(start_us)?).ok());
@@ -1057,7 +1070,7 @@ impl MessageBuilder {
         out.extend_from_slice(&flow.orig_mac.map(|m| m.0).unwrap_or_default());
         out.extend_from_slice(&flow.resp_mac.map(|m| m.0).unwrap_or_default());
         let start_ms = flow.start_us.div_euclid(1000);
-        let end_ms = start_ms + flow.duration_us.map_or(0, |d| (d / 1000) as i64);
+        let end_ms = start_ms.saturating_add(flow.duration_us.map_or(0, |d| (d / 1000) as i64));
         match self.protocol {
             ExportProtocol::Ipfix => {
                 out.extend_from_slice(&(start_ms as u64).to_be_bytes());

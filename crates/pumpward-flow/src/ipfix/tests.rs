@@ -184,6 +184,32 @@ fn rfc5103_biflow_reverse_counters_fill_the_responder_side() {
 }
 
 #[test]
+fn netflow_v9_options_templates_and_their_data_are_read_and_not_flows() {
+    // Scope: System (type 1 in v9's scope numbering, not octetDeltaCount), 4
+    // bytes; option: samplingInterval (34), 4 bytes.
+    let mut b = MessageBuilder::netflow_v9(42, 1_764_151_300, 1000);
+    b.options_template(300, 1, &[FieldSpec::iana(1, 4), FieldSpec::iana(34, 4)]);
+    b.data(300, &[0, 0, 0, 1, 0, 0, 0, 100]);
+    let mut c = Collector::new();
+    let out = c.handle_datagram(exporter(1), &b.build());
+    assert_eq!(out.error, None);
+    assert_eq!(
+        (
+            out.templates_learned,
+            out.records_not_flows,
+            out.flows.len()
+        ),
+        (1, 1, 0)
+    );
+
+    // A scope length that is not a whole number of field specifiers is refused.
+    let mut bad = MessageBuilder::netflow_v9(42, 1, 1).build();
+    bad.extend_from_slice(&[0, 1, 0, 12, 1, 44, 0, 3, 0, 4, 0, 0]);
+    let e = c.handle_datagram(exporter(1), &bad).error.unwrap();
+    assert!(e.to_string().contains("multiples of 4"), "{e}");
+}
+
+#[test]
 fn netflow_v9_times_are_made_absolute_from_sys_uptime() {
     let export_s = 1_764_151_300;
     let mut b = MessageBuilder::netflow_v9(42, export_s, 3_600_000);
@@ -235,6 +261,25 @@ fn options_data_is_not_a_flow_but_its_init_time_anchors_ipfix_sys_uptime() {
         (Transport::Icmp, 8, 0, 84)
     );
     assert_eq!(f.duration_us, None);
+
+    // An absurd init time gives no start rather than an overflow.
+    let mut huge = MessageBuilder::ipfix(7, 1);
+    huge.options_template(
+        400,
+        1,
+        &[
+            FieldSpec::iana(149, 4),
+            FieldSpec::iana(SYSTEM_INIT_TIME_MILLISECONDS, 8),
+        ],
+    );
+    let mut opt = 7u32.to_be_bytes().to_vec();
+    opt.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    huge.data(400, &opt).template(256, &t).data(256, &rec);
+    let out = Collector::new().handle_datagram(exporter(1), &huge.build());
+    assert_eq!(
+        (out.error, out.flows.len(), out.records_not_flows),
+        (None, 0, 2)
+    );
 
     // Without an init time, a sysUpTime-only record has no start: skipped, counted.
     let mut b2 = MessageBuilder::ipfix(7, 1);

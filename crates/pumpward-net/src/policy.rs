@@ -32,12 +32,52 @@ pub const MAX_ZONES: usize = 1024;
 
 /// A whole policy file: the zone policy and the devices' network identities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "FileForm", into = "FileForm")]
 pub struct PolicyDocument {
-    #[serde(flatten)]
     pub policy: Policy,
-    #[serde(default, rename = "asset", skip_serializing_if = "Vec::is_empty")]
     pub assets: Vec<AssetIdentity>,
+}
+
+/// The file's flat layout. Not `#[serde(flatten)]`: flattening buffers the
+/// input and loses the line and column of errors inside it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForm {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    zone: Vec<Zone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    conduit: Vec<Conduit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    asset: Vec<AssetIdentity>,
+}
+
+impl From<FileForm> for PolicyDocument {
+    fn from(f: FileForm) -> Self {
+        PolicyDocument {
+            policy: Policy {
+                name: f.name,
+                description: f.description,
+                zones: f.zone,
+                conduits: f.conduit,
+            },
+            assets: f.asset,
+        }
+    }
+}
+
+impl From<PolicyDocument> for FileForm {
+    fn from(d: PolicyDocument) -> Self {
+        FileForm {
+            name: d.policy.name,
+            description: d.policy.description,
+            zone: d.policy.zones,
+            conduit: d.policy.conduits,
+            asset: d.assets,
+        }
+    }
 }
 
 /// Zones and the conduits allowed between them. Anything no conduit allows
@@ -47,9 +87,9 @@ pub struct Policy {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, rename = "zone", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub zones: Vec<Zone>,
-    #[serde(default, rename = "conduit", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub conduits: Vec<Conduit>,
 }
 

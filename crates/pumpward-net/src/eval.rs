@@ -9,6 +9,8 @@
 //! zone-pair matrix. Results carry small ids ([`ZoneRef`], [`ConduitId`],
 //! [`AssetRef`]) that the evaluator turns back into names for evidence.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use pumpward_flow::{Flow, Transport};
@@ -168,7 +170,37 @@ impl IntervalMap {
     }
 }
 
-/// One address binding, keyed for binary search.
+/// A multiplicative hash for addresses and MACs. The keys come from the
+/// hospital's own inventory, never from the wire, so the DoS resistance of
+/// SipHash buys nothing here, while its cost would be most of a lookup.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(v)).wrapping_mul(K);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (self.0.rotate_left(5) ^ (v as u64) ^ ((v >> 64) as u64).rotate_left(32))
+            .wrapping_mul(K);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+type BuildAddrHasher = BuildHasherDefault<AddrHasher>;
+
+/// One address binding.
 #[derive(Debug, Clone, Copy)]
 struct Binding {
     key: (bool, u128),
@@ -196,7 +228,9 @@ pub struct Evaluator {
     v4: IntervalMap,
     v6: IntervalMap,
     bindings: Vec<Binding>,
-    macs: Vec<([u8; 6], u32)>,
+    /// Address → range of `bindings` holding it (sorted by start time).
+    by_addr: HashMap<(bool, u128), (u32, u32), BuildAddrHasher>,
+    macs: HashMap<[u8; 6], u32, BuildAddrHasher>,
     /// Per zone pair (row = originator zone ref, column = responder), the
     /// range of `compiled` entries.
     matrix: Vec<(u32, u32)>,
@@ -261,8 +295,16 @@ impl Evaluator {
             }
         }
         bindings.sort_by_key(|b| (b.key, b.from));
-        macs.sort_unstable();
-        macs.dedup_by_key(|m| m.0);
+        let mut by_addr: HashMap<(bool, u128), (u32, u32), BuildAddrHasher> = HashMap::default();
+        for (i, b) in bindings.iter().enumerate() {
+            let e = by_addr.entry(b.key).or_insert((i as u32, i as u32));
+            e.1 = i as u32 + 1;
+        }
+        // The check reports a MAC listed twice; the first asset keeps it.
+        let mut mac_map: HashMap<[u8; 6], u32, BuildAddrHasher> = HashMap::default();
+        for (m, i) in macs {
+            mac_map.entry(m).or_insert(i);
+        }
 
         // Rows and columns: zones, then internet (n), then unzoned (n + 1).
         let side = n + 2;
@@ -301,7 +343,8 @@ impl Evaluator {
             v4: IntervalMap::build(&p4),
             v6: IntervalMap::build(&p6),
             bindings,
-            macs,
+            by_addr,
+            macs: mac_map,
             matrix,
             compiled,
             ports,
@@ -328,18 +371,14 @@ impl Evaluator {
     /// The asset that held `addr` at `at_us`, else the one with this MAC.
     #[inline]
     pub fn asset_at(&self, addr: IpAddr, mac: Option<[u8; 6]>, at_us: i64) -> Option<AssetRef> {
-        let k = key(addr);
-        let i = self.bindings.partition_point(|b| b.key < k);
-        let by_addr = self.bindings[i..]
-            .iter()
-            .take_while(|b| b.key == k)
-            .find(|b| b.from <= at_us && at_us < b.until)
-            .map(|b| AssetRef(b.asset));
-        by_addr.or_else(|| {
-            let m = mac?;
-            let j = self.macs.binary_search_by(|e| e.0.cmp(&m)).ok()?;
-            self.macs.get(j).map(|e| AssetRef(e.1))
-        })
+        let by_addr = self.by_addr.get(&key(addr)).and_then(|&(s, e)| {
+            self.bindings
+                .get(s as usize..e as usize)?
+                .iter()
+                .find(|b| b.from <= at_us && at_us < b.until)
+                .map(|b| AssetRef(b.asset))
+        });
+        by_addr.or_else(|| self.macs.get(&mac?).map(|&i| AssetRef(i)))
     }
 
     fn index(&self, z: ZoneRef) -> usize {

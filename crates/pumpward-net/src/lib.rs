@@ -34,6 +34,7 @@ pub mod check;
 pub mod cidr;
 pub mod eval;
 pub mod export;
+pub mod fuzzing;
 pub mod observed;
 pub mod policy;
 pub mod presence;

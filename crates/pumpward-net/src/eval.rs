@@ -174,7 +174,7 @@ impl IntervalMap {
 /// hospital's own inventory, never from the wire, so the DoS resistance of
 /// SipHash buys nothing here, while its cost would be most of a lookup.
 #[derive(Default, Clone, Copy)]
-struct AddrHasher(u64);
+pub(crate) struct AddrHasher(u64);
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -198,7 +198,7 @@ impl Hasher for AddrHasher {
     }
 }
 
-type BuildAddrHasher = BuildHasherDefault<AddrHasher>;
+pub(crate) type BuildAddrHasher = BuildHasherDefault<AddrHasher>;
 
 /// One address binding.
 #[derive(Debug, Clone, Copy)]

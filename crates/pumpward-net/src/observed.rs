@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use pumpward_flow::{Flow, Transport};
 use serde::Serialize;
 
-use crate::eval::{Allowance, ConduitId, Evaluation, Evaluator, Verdict, ZoneRef};
+use crate::eval::{Allowance, BuildAddrHasher, ConduitId, Evaluation, Evaluator, Verdict, ZoneRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
@@ -30,7 +30,9 @@ struct Stats {
 /// port) combinations, not with flows.
 #[derive(Debug, Clone, Default)]
 pub struct ObservedConduits {
-    map: HashMap<Key, Stats>,
+    // Keys are zone ids, transports and ports: a small, bounded space, so
+    // the cheap hash of the evaluator serves here too.
+    map: HashMap<Key, Stats, BuildAddrHasher>,
 }
 
 /// One line of the observed-conduits view.

@@ -32,7 +32,12 @@ fn pump_ip(i: u32) -> IpAddr {
 fn assets() -> Vec<AssetIdentity> {
     let mut v = Vec::new();
     for i in 0..PUMPS {
-        let mac = format!("02:1b:00:{:02x}:{:02x}:{:02x}", i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff);
+        let mac = format!(
+            "02:1b:00:{:02x}:{:02x}:{:02x}",
+            i >> 16 & 0xff,
+            i >> 8 & 0xff,
+            i & 0xff
+        );
         let mut addresses = vec![AddressBinding::always(pump_ip(i))];
         if i % 2 == 1 {
             // A lease that moved at noon: the old address until then.
@@ -48,7 +53,11 @@ fn assets() -> Vec<AssetIdentity> {
             zone: "infusion-pump".into(),
             manufacturer: None,
             model: None,
-            admission: if i % 3 == 0 { Admission::Mab } else { Admission::EapTls },
+            admission: if i % 3 == 0 {
+                Admission::Mab
+            } else {
+                Admission::EapTls
+            },
             macs: vec![mac.parse().unwrap()],
             addresses,
         });
@@ -61,7 +70,12 @@ fn assets() -> Vec<AssetIdentity> {
             model: None,
             admission: Admission::Mab,
             macs: vec![format!("02:21:00:00:00:{s:02x}").parse().unwrap()],
-            addresses: vec![AddressBinding::always(IpAddr::V4(Ipv4Addr::new(10, 21, 0, 10 + s as u8)))],
+            addresses: vec![AddressBinding::always(IpAddr::V4(Ipv4Addr::new(
+                10,
+                21,
+                0,
+                10 + s as u8,
+            )))],
         });
     }
     v
@@ -142,7 +156,14 @@ fn bench(c: &mut Criterion) {
             let mut acc = 0u64;
             for f in &flows {
                 let mut h = DefaultHasher::new();
-                (f.orig_addr, f.resp_addr, f.orig_port, f.resp_port, f.transport).hash(&mut h);
+                (
+                    f.orig_addr,
+                    f.resp_addr,
+                    f.orig_port,
+                    f.resp_port,
+                    f.transport,
+                )
+                    .hash(&mut h);
                 acc ^= h.finish();
             }
             black_box(acc)

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use pumpward_core::inventory::{Answer, DeviceModel};
 use serde::Serialize;
 
-use crate::policy::{
-    Admission, AssetIdentity, Conduit, Direction, Policy, PortRange, INTERNET,
-};
+use crate::policy::{Admission, AssetIdentity, Conduit, Direction, Policy, PortRange, INTERNET};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -294,7 +292,10 @@ fn asset(policy: &Policy, a: &AssetIdentity, models: &[DeviceModel], out: &mut V
                     Severity::Error,
                     Finding::AddressOutsideZone,
                     subject.clone(),
-                    format!("address {} is outside every subnet of zone {:?}", b.ip, z.name),
+                    format!(
+                        "address {} is outside every subnet of zone {:?}",
+                        b.ip, z.name
+                    ),
                 ));
             }
         }
@@ -304,8 +305,9 @@ fn asset(policy: &Policy, a: &AssetIdentity, models: &[DeviceModel], out: &mut V
 /// The same address held by two assets at overlapping times, or the same
 /// MAC listed for two assets: flows could not be attributed.
 fn shared_addresses(assets: &[AssetIdentity], out: &mut Vec<Diagnostic>) {
-    let mut by_ip: BTreeMap<std::net::IpAddr, Vec<(usize, Option<i64>, Option<i64>)>> =
-        BTreeMap::new();
+    // Address → (asset index, valid from, valid until).
+    type Holders = Vec<(usize, Option<i64>, Option<i64>)>;
+    let mut by_ip: BTreeMap<std::net::IpAddr, Holders> = BTreeMap::new();
     let mut by_mac: BTreeMap<_, Vec<usize>> = BTreeMap::new();
     for (i, a) in assets.iter().enumerate() {
         for b in &a.addresses {

@@ -65,7 +65,7 @@ impl Cidr {
         }
     }
 
-    pub fn len(self) -> u8 {
+    pub fn prefix_len(self) -> u8 {
         match self {
             Cidr::V4 { len, .. } | Cidr::V6 { len, .. } => len,
         }
@@ -115,7 +115,7 @@ impl Cidr {
 
     /// Whether every address of `other` is in `self`.
     pub fn covers(self, other: Cidr) -> bool {
-        self.len() <= other.len() && self.overlaps(other)
+        self.prefix_len() <= other.prefix_len() && self.overlaps(other)
     }
 
     pub fn network(self) -> IpAddr {
@@ -159,7 +159,7 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network(), self.len())
+        write!(f, "{}/{}", self.network(), self.prefix_len())
     }
 }
 
@@ -195,7 +195,8 @@ pub fn is_private(addr: IpAddr) -> bool {
                 || a.is_unspecified()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }
@@ -233,7 +234,13 @@ mod tests {
             "10.0.0.0/33".parse::<Cidr>(),
             Err(CidrError::Length { len: 33, .. })
         ));
-        for bad in ["10.0.0.0", "10.0.0.0/", "10.0.0.0/+8", "x/8", "10.0.0.0/0008"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "x/8",
+            "10.0.0.0/0008",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }
@@ -250,7 +257,14 @@ mod tests {
 
     #[test]
     fn private_and_internet() {
-        for p in ["10.1.2.3", "192.168.1.1", "172.31.0.1", "100.64.0.1", "fd00::1", "fe80::1"] {
+        for p in [
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.31.0.1",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
             assert!(is_private(p.parse().unwrap()), "{p}");
         }
         for p in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "100.128.0.1"] {

@@ -149,7 +149,9 @@ impl IntervalMap {
                 .filter(|&&(s, e, _, _)| s <= p && p <= e)
                 .max_by(|a, b| a.2.cmp(&b.2).then(b.3.cmp(&a.3)));
             let Some(&(_, _, _, v)) = best else { continue };
-            if m.values.last() == Some(&v) && m.ends.last().and_then(|e| e.checked_add(1)) == Some(p) {
+            if m.values.last() == Some(&v)
+                && m.ends.last().and_then(|e| e.checked_add(1)) == Some(p)
+            {
                 if let Some(e) = m.ends.last_mut() {
                     *e = seg_end;
                 }
@@ -454,7 +456,10 @@ impl Evaluator {
             return Allowed(Allowance::LocalSegment);
         }
         let pair = self.pair(orig.zone, resp.zone);
-        if let Some(c) = pair.iter().find(|c| self.allows(c, f.transport, f.resp_port)) {
+        if let Some(c) = pair
+            .iter()
+            .find(|c| self.allows(c, f.transport, f.resp_port))
+        {
             return Allowed(Allowance::Conduit(ConduitId(c.conduit)));
         }
         if orig.zone == resp.zone {

@@ -45,8 +45,16 @@ pub fn policy_toml(data: &[u8]) -> Outcome {
         .zones
         .iter()
         .flat_map(|z| z.subnets.iter().map(|s| s.network()))
-        .chain(doc.assets.iter().flat_map(|a| a.addresses.iter().map(|b| b.ip)))
-        .chain(["8.8.8.8".parse().ok(), "10.255.0.1".parse().ok()].into_iter().flatten())
+        .chain(
+            doc.assets
+                .iter()
+                .flat_map(|a| a.addresses.iter().map(|b| b.ip)),
+        )
+        .chain(
+            ["8.8.8.8".parse().ok(), "10.255.0.1".parse().ok()]
+                .into_iter()
+                .flatten(),
+        )
         .take(16)
         .collect();
     for a in &addrs {

@@ -43,7 +43,7 @@ pub use check::{check, Diagnostic, Finding, Severity};
 pub use cidr::Cidr;
 pub use eval::{Evaluation, Evaluator, Verdict, Violation};
 pub use policy::{
-    Admission, AddressBinding, AssetIdentity, Conduit, Direction, Policy, PolicyDocument,
+    AddressBinding, Admission, AssetIdentity, Conduit, Direction, Policy, PolicyDocument,
     PolicyError, PortRange, TransportRule, Zone,
 };
 

@@ -80,9 +80,10 @@ impl ObservedConduits {
             transport: f.transport,
             port,
         };
-        let end = f
-            .start_us
-            .saturating_add(f.duration_us.map_or(0, |d| i64::try_from(d).unwrap_or(i64::MAX)));
+        let end = f.start_us.saturating_add(
+            f.duration_us
+                .map_or(0, |d| i64::try_from(d).unwrap_or(i64::MAX)),
+        );
         let s = self.map.entry(key).or_insert(Stats {
             flows: 0,
             bytes: 0,
@@ -92,7 +93,9 @@ impl ObservedConduits {
             violations: 0,
         });
         s.flows += 1;
-        s.bytes = s.bytes.saturating_add(f.orig_bytes.saturating_add(f.resp_bytes));
+        s.bytes = s
+            .bytes
+            .saturating_add(f.orig_bytes.saturating_add(f.resp_bytes));
         s.first_us = s.first_us.min(f.start_us);
         s.last_us = s.last_us.max(end);
         match e.verdict {
@@ -124,8 +127,12 @@ impl ObservedConduits {
             })
             .collect();
         rows.sort_by(|a, b| {
-            (&a.from_zone, &a.to_zone, &a.transport, a.port)
-                .cmp(&(&b.from_zone, &b.to_zone, &b.transport, b.port))
+            (&a.from_zone, &a.to_zone, &a.transport, a.port).cmp(&(
+                &b.from_zone,
+                &b.to_zone,
+                &b.transport,
+                b.port,
+            ))
         });
         rows
     }

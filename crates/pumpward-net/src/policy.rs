@@ -248,7 +248,10 @@ impl PortRange {
             return Err("port 0 is not a destination port".into());
         }
         if self.first > self.last {
-            return Err(format!("port range {}-{} is reversed", self.first, self.last));
+            return Err(format!(
+                "port range {}-{} is reversed",
+                self.first, self.last
+            ));
         }
         Ok(self)
     }
@@ -275,7 +278,11 @@ impl<'de> Deserialize<'de> for PortRange {
         match Raw::deserialize(d)? {
             Raw::N(n) => u16::try_from(n)
                 .map_err(|_| serde::de::Error::custom(format!("port {n} is outside 1-65535")))
-                .and_then(|p| PortRange::single(p).check().map_err(serde::de::Error::custom)),
+                .and_then(|p| {
+                    PortRange::single(p)
+                        .check()
+                        .map_err(serde::de::Error::custom)
+                }),
             Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -325,18 +332,10 @@ pub struct AssetIdentity {
 pub struct AddressBinding {
     pub ip: IpAddr,
     /// Inclusive start, microseconds since the Unix epoch; absent = always.
-    #[serde(
-        default,
-        with = "opt_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<i64>,
     /// Exclusive end; absent = still held.
-    #[serde(
-        default,
-        with = "opt_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<i64>,
 }
 
@@ -415,7 +414,10 @@ pub enum PolicyError {
 }
 
 fn join(p: &[Problem]) -> String {
-    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One problem in a parsed policy: where (`conduit "pump-dns" to`) and what.
@@ -471,39 +473,42 @@ impl PolicyDocument {
 
 /// Everything that makes a policy and its assets inconsistent, in order.
 pub fn problems(policy: &Policy, assets: &[AssetIdentity]) -> Vec<Problem> {
-        let mut out = policy.problems();
-        let zones: BTreeSet<&str> = policy.zones.iter().map(|z| z.name.as_str()).collect();
-        let mut seen = BTreeSet::new();
-        for a in assets {
-            let loc = format!("asset {:?}", a.asset_id.as_str());
-            let mut p = |m: String| {
-                out.push(Problem {
-                    location: loc.clone(),
-                    message: m,
-                })
-            };
-            if !seen.insert(a.asset_id.as_str()) {
-                p("is listed twice".into());
-            }
-            if !zones.contains(a.zone.as_str()) {
-                p(format!("zone {:?} is not a zone of this policy", trunc(&a.zone)));
-            }
-            for (what, v) in [("manufacturer", &a.manufacturer), ("model", &a.model)] {
-                if let Some(v) = v {
-                    if let Err(e) = pumpward_core::inventory::required_text(v, 256) {
-                        p(format!("{what} {e}"));
-                    }
-                }
-            }
-            for b in &a.addresses {
-                if let (Some(f), Some(u)) = (b.valid_from, b.valid_until) {
-                    if u <= f {
-                        p(format!("address {} ends before it starts", b.ip));
-                    }
+    let mut out = policy.problems();
+    let zones: BTreeSet<&str> = policy.zones.iter().map(|z| z.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for a in assets {
+        let loc = format!("asset {:?}", a.asset_id.as_str());
+        let mut p = |m: String| {
+            out.push(Problem {
+                location: loc.clone(),
+                message: m,
+            })
+        };
+        if !seen.insert(a.asset_id.as_str()) {
+            p("is listed twice".into());
+        }
+        if !zones.contains(a.zone.as_str()) {
+            p(format!(
+                "zone {:?} is not a zone of this policy",
+                trunc(&a.zone)
+            ));
+        }
+        for (what, v) in [("manufacturer", &a.manufacturer), ("model", &a.model)] {
+            if let Some(v) = v {
+                if let Err(e) = pumpward_core::inventory::required_text(v, 256) {
+                    p(format!("{what} {e}"));
                 }
             }
         }
-        out
+        for b in &a.addresses {
+            if let (Some(f), Some(u)) = (b.valid_from, b.valid_until) {
+                if u <= f {
+                    p(format!("address {} ends before it starts", b.ip));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -524,8 +529,7 @@ pub fn check_name(s: &str) -> Result<(), String> {
         && s.as_bytes()[0].is_ascii_lowercase()
         && !s.ends_with('-')
         && !s.contains("--")
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
@@ -583,7 +587,10 @@ impl Policy {
             }
             for v in &z.vlans {
                 if !(1..=4094).contains(v) {
-                    push(format!("{loc} vlans"), format!("VLAN {v} is outside 1-4094"));
+                    push(
+                        format!("{loc} vlans"),
+                        format!("VLAN {v} is outside 1-4094"),
+                    );
                 }
             }
             let mut subnets = BTreeSet::new();

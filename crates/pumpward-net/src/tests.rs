@@ -87,10 +87,17 @@ fn starter_policy_parses_and_is_clean() {
     let d = check(&p, &[], &[]);
     assert!(d.is_empty(), "{d:#?}");
     // Guest reaches nothing.
-    assert!(!p.conduits.iter().any(|c| c.from == "guest" || c.to == "guest"));
+    assert!(!p
+        .conduits
+        .iter()
+        .any(|c| c.from == "guest" || c.to == "guest"));
     // Pumps reach only the pump server and the security services.
     for c in p.conduits.iter().filter(|c| c.from == "infusion-pump") {
-        assert!(c.to == "pump-server" || c.to == "security-services", "{}", c.name);
+        assert!(
+            c.to == "pump-server" || c.to == "security-services",
+            "{}",
+            c.name
+        );
     }
 }
 
@@ -105,7 +112,8 @@ fn export_then_import_is_identity_for_the_starter() {
 
 #[test]
 fn toml_errors_keep_line_and_column() {
-    let text = "name = \"x\"\n\n[[zone]]\nname = \"a\"\npurpose = \"p\"\nsubnets = [\"10.0.0.1/8\"]\n";
+    let text =
+        "name = \"x\"\n\n[[zone]]\nname = \"a\"\npurpose = \"p\"\nsubnets = [\"10.0.0.1/8\"]\n";
     match PolicyDocument::from_toml(text) {
         Err(PolicyError::Toml {
             line,
@@ -147,7 +155,10 @@ fn bad_values_are_refused_with_their_place() {
         ("transport = \"tcp\"\nports = [\"9-3\"]\n", "reversed"),
         ("transport = \"sctp\"\n", "sctp"),
         ("transport = \"icmp\"\nports = [1]\n", "has no ports"),
-        ("transport = \"tcp\"\ndirection = \"sideways\"\n", "sideways"),
+        (
+            "transport = \"tcp\"\ndirection = \"sideways\"\n",
+            "sideways",
+        ),
     ] {
         let e = PolicyDocument::from_toml(&format!("{base}{extra}")).unwrap_err();
         assert!(e.to_string().contains(want), "{extra}: {e}");
@@ -215,7 +226,10 @@ fn check_reports_admission_the_model_cannot_do() {
     assert_eq!(d[0].finding, Finding::AdmissionUnverified);
     assert_eq!(d[0].severity, Severity::Warning);
     let d = check(&p, std::slice::from_ref(&a), &[]);
-    assert!(d[0].message.contains("not in the device catalogue"), "{d:?}");
+    assert!(
+        d[0].message.contains("not in the device catalogue"),
+        "{d:?}"
+    );
     // MAB needs no capability, but a MAC.
     a.admission = Admission::Mab;
     a.macs.clear();
@@ -232,10 +246,22 @@ fn check_reports_addresses_outside_zone_and_held_twice() {
     a.addresses.push(AddressBinding::always(ip("10.20.0.10")));
     let d = check(&p, &[a, b, c], &[]);
     let f = findings(&d);
-    assert!(f.contains(&(Finding::AddressOutsideZone, "asset \"PUMP-1\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::AddressHeldTwice, "asset \"PUMP-2\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::AddressHeldTwice, "asset \"PUMP-3\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::MacHeldTwice, "asset \"PUMP-2\"".into())), "{f:?}");
+    assert!(
+        f.contains(&(Finding::AddressOutsideZone, "asset \"PUMP-1\"".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(Finding::AddressHeldTwice, "asset \"PUMP-2\"".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(Finding::AddressHeldTwice, "asset \"PUMP-3\"".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(Finding::MacHeldTwice, "asset \"PUMP-2\"".into())),
+        "{f:?}"
+    );
     // Consecutive leases of one address are not a conflict.
     let mut x = pump("PUMP-4", "10.20.0.50", "02:00:00:00:20:50");
     let mut y = pump("PUMP-5", "10.20.0.50", "02:00:00:00:20:51");
@@ -260,17 +286,38 @@ fn check_reports_overlaps_guest_conduits_duplicates_and_shadowing() {
     broad.ports.clear();
     let mut narrow = p.conduits[0].clone();
     narrow.name = "narrow".into();
-    narrow.ports = vec![PortRange { first: 443, last: 443 }];
+    narrow.ports = vec![PortRange {
+        first: 443,
+        last: 443,
+    }];
     narrow.transport = TransportRule::Tcp;
     p.conduits.push(guest);
     p.conduits.push(dup);
     p.conduits.insert(0, broad);
     p.conduits.push(narrow);
     let f = findings(&check(&p, &[], &[]));
-    assert!(f.contains(&(Finding::OverlappingSubnets, "zone \"biomed\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::IsolatedZoneConduit, "conduit \"guest-to-pumps\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::ShadowedConduit, "conduit \"pump-to-pump-server\"".into())), "{f:?}");
-    assert!(f.contains(&(Finding::ShadowedConduit, "conduit \"narrow\"".into())), "{f:?}");
+    assert!(
+        f.contains(&(Finding::OverlappingSubnets, "zone \"biomed\"".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(
+            Finding::IsolatedZoneConduit,
+            "conduit \"guest-to-pumps\"".into()
+        )),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(
+            Finding::ShadowedConduit,
+            "conduit \"pump-to-pump-server\"".into()
+        )),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(Finding::ShadowedConduit, "conduit \"narrow\"".into())),
+        "{f:?}"
+    );
     // "again" equals the original but is first covered by "broad".
     assert!(f.iter().any(|x| x.1 == "conduit \"again\""), "{f:?}");
     // Exact duplicates without a broader one before them.
@@ -309,39 +356,109 @@ fn evaluation_verdicts() {
         Verdict::Violation(v) => v.kind().into(),
     };
     let cases = [
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "10.21.0.10", 443), "pump-to-pump-server"),
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "10.40.0.5", 8444), "pump-to-gateway"),
-        (flow(Transport::Udp, "10.20.0.10", 5353, "10.40.0.5", 53), "pump-dns"),
-        (flow(Transport::Udp, "10.20.0.10", 123, "10.40.0.5", 123), "pump-ntp"),
-        (flow(Transport::Udp, "10.20.0.10", 1000, "10.40.0.5", 1813), "pump-radius"),
-        (flow(Transport::Tcp, "10.21.0.10", 40000, "10.30.1.2", 2575), "pump-server-to-ehr"),
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "10.21.0.10", 22), "port_not_allowed"),
-        (flow(Transport::Udp, "10.20.0.10", 50000, "10.21.0.10", 443), "port_not_allowed"),
-        (flow(Transport::Tcp, "10.21.0.10", 443, "10.20.0.10", 50000), "wrong_direction"),
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "10.30.1.2", 2575), "wrong_destination_zone"),
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "93.184.216.34", 443), "device_to_internet"),
-        (flow(Transport::Tcp, "10.20.0.10", 50000, "10.20.0.11", 80), "east_west"),
-        (flow(Transport::Tcp, "10.20.0.99", 50000, "10.21.0.10", 443), "unknown_device"),
-        (flow(Transport::Tcp, "172.16.4.4", 50000, "10.40.0.5", 443), "wrong_destination_zone"),
-        (flow(Transport::Tcp, "10.50.1.1", 50000, "10.50.2.2", 445), "WithinZone"),
-        (flow(Transport::Tcp, "10.50.1.1", 50000, "93.184.216.34", 443), "enterprise-to-internet"),
-        (flow(Transport::Udp, "93.184.216.34", 500, "10.60.0.4", 500), "vendor-vpn"),
-        (flow(Transport::Udp, "0.0.0.0", 68, "255.255.255.255", 67), "LocalSegment"),
-        (flow(Transport::Tcp, "10.99.0.1", 50000, "10.40.0.5", 443), "wrong_destination_zone"),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "10.21.0.10", 443),
+            "pump-to-pump-server",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "10.40.0.5", 8444),
+            "pump-to-gateway",
+        ),
+        (
+            flow(Transport::Udp, "10.20.0.10", 5353, "10.40.0.5", 53),
+            "pump-dns",
+        ),
+        (
+            flow(Transport::Udp, "10.20.0.10", 123, "10.40.0.5", 123),
+            "pump-ntp",
+        ),
+        (
+            flow(Transport::Udp, "10.20.0.10", 1000, "10.40.0.5", 1813),
+            "pump-radius",
+        ),
+        (
+            flow(Transport::Tcp, "10.21.0.10", 40000, "10.30.1.2", 2575),
+            "pump-server-to-ehr",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "10.21.0.10", 22),
+            "port_not_allowed",
+        ),
+        (
+            flow(Transport::Udp, "10.20.0.10", 50000, "10.21.0.10", 443),
+            "port_not_allowed",
+        ),
+        (
+            flow(Transport::Tcp, "10.21.0.10", 443, "10.20.0.10", 50000),
+            "wrong_direction",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "10.30.1.2", 2575),
+            "wrong_destination_zone",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "93.184.216.34", 443),
+            "device_to_internet",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.10", 50000, "10.20.0.11", 80),
+            "east_west",
+        ),
+        (
+            flow(Transport::Tcp, "10.20.0.99", 50000, "10.21.0.10", 443),
+            "unknown_device",
+        ),
+        (
+            flow(Transport::Tcp, "172.16.4.4", 50000, "10.40.0.5", 443),
+            "wrong_destination_zone",
+        ),
+        (
+            flow(Transport::Tcp, "10.50.1.1", 50000, "10.50.2.2", 445),
+            "WithinZone",
+        ),
+        (
+            flow(Transport::Tcp, "10.50.1.1", 50000, "93.184.216.34", 443),
+            "enterprise-to-internet",
+        ),
+        (
+            flow(Transport::Udp, "93.184.216.34", 500, "10.60.0.4", 500),
+            "vendor-vpn",
+        ),
+        (
+            flow(Transport::Udp, "0.0.0.0", 68, "255.255.255.255", 67),
+            "LocalSegment",
+        ),
+        (
+            flow(Transport::Tcp, "10.99.0.1", 50000, "10.40.0.5", 443),
+            "wrong_destination_zone",
+        ),
     ];
     for (f, want) in cases {
         let e = ev.evaluate(&f);
-        assert_eq!(name(&e), want, "{} -> {}:{}", f.orig_addr, f.resp_addr, f.resp_port);
+        assert_eq!(
+            name(&e),
+            want,
+            "{} -> {}:{}",
+            f.orig_addr,
+            f.resp_addr,
+            f.resp_port
+        );
         assert!(!ev.describe(&e).is_empty());
     }
     let e = ev.evaluate(&flow(Transport::Tcp, "10.20.0.99", 1, "10.21.0.10", 443));
     assert!(matches!(
         e.verdict,
-        Verdict::Violation(Violation::UnknownDevice { side: Side::Originator, .. })
+        Verdict::Violation(Violation::UnknownDevice {
+            side: Side::Originator,
+            ..
+        })
     ));
     let e = ev.evaluate(&flow(Transport::Tcp, "10.99.0.1", 1, "10.40.0.5", 443));
     assert_eq!(e.orig.zone, ZoneRef::Unzoned);
-    assert_eq!(ev.describe(&e), "no conduit from unzoned to security-services (default deny)");
+    assert_eq!(
+        ev.describe(&e),
+        "no conduit from unzoned to security-services (default deny)"
+    );
 }
 
 #[test]
@@ -354,7 +471,12 @@ fn flows_are_attributed_at_the_time_of_the_flow() {
     let ev = Evaluator::new(&p, &[a, b]).unwrap();
     let mut f = flow(Transport::Tcp, "10.20.0.10", 1, "10.21.0.10", 443);
     f.start_us = 1_999;
-    let who = |e: Evaluation| ev.asset(e.orig.asset.unwrap()).unwrap().asset_id.to_string();
+    let who = |e: Evaluation| {
+        ev.asset(e.orig.asset.unwrap())
+            .unwrap()
+            .asset_id
+            .to_string()
+    };
     assert_eq!(who(ev.evaluate(&f)), "PUMP-1");
     f.start_us = 2_000;
     assert_eq!(who(ev.evaluate(&f)), "PUMP-2");
@@ -383,7 +505,10 @@ fn most_specific_subnet_wins_and_v6_works() {
 fn evaluator_refuses_an_inconsistent_policy() {
     let mut p = starter_policy();
     p.conduits[0].to = "nowhere".into();
-    assert!(matches!(Evaluator::new(&p, &[]), Err(PolicyError::Invalid(_))));
+    assert!(matches!(
+        Evaluator::new(&p, &[]),
+        Err(PolicyError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -405,7 +530,10 @@ fn observed_conduits_aggregate_and_sort() {
     }
     let rows = o.rows(&ev);
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].port, rows[0].flows, rows[0].violations), (22, 1, 1));
+    assert_eq!(
+        (rows[0].port, rows[0].flows, rows[0].violations),
+        (22, 1, 1)
+    );
     assert_eq!(rows[0].allowed_by, None);
     assert_eq!((rows[1].port, rows[1].flows, rows[1].bytes), (443, 2, 600));
     assert_eq!(rows[1].allowed_by.as_deref(), Some("pump-to-pump-server"));
@@ -422,11 +550,16 @@ fn a_device_in_two_places_at_once() {
     f.orig_mac = Some(m);
     assert!(t.observe_flow(&ev, &f, &ev.evaluate(&f)).is_none());
     f.start_us += 1_000_000;
-    assert!(t.observe_flow(&ev, &f, &ev.evaluate(&f)).is_none(), "same place");
+    assert!(
+        t.observe_flow(&ev, &f, &ev.evaluate(&f)).is_none(),
+        "same place"
+    );
     let mut g = f.clone();
     g.orig_addr = ip("10.20.3.3");
     g.start_us += 1_000_000;
-    let c = t.observe_flow(&ev, &g, &ev.evaluate(&g)).expect("two places");
+    let c = t
+        .observe_flow(&ev, &g, &ev.evaluate(&g))
+        .expect("two places");
     assert_eq!(c.earlier.addr, ip("10.20.0.10"));
     assert_eq!(c.later.addr, ip("10.20.3.3"));
     // A move after the window is a move.

@@ -107,7 +107,16 @@ fn free_udp_port() -> u16 {
 
 fn radclient(port: u16, mac_user: &str) -> String {
     let mut child = Command::new(common::find("radclient").unwrap())
-        .args(["-x", "-r", "2", "-t", "2", &format!("127.0.0.1:{port}"), "auth", SECRET])
+        .args([
+            "-x",
+            "-r",
+            "2",
+            "-t",
+            "2",
+            &format!("127.0.0.1:{port}"),
+            "auth",
+            SECRET,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,7 +159,11 @@ fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
     )
     .unwrap();
     let port = free_udp_port();
-    std::fs::write(dir.path().join("radiusd.conf"), radiusd_conf(dir.path(), port, None)).unwrap();
+    std::fs::write(
+        dir.path().join("radiusd.conf"),
+        radiusd_conf(dir.path(), port, None),
+    )
+    .unwrap();
     let log = dir.path().join("server.log");
     let server = Server(
         Command::new(server_bin)
@@ -205,11 +218,26 @@ fn eap_tls_policy_passes_freeradius_configuration_check() {
     let d = fixture();
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).display().to_string();
-    for (key, cert, cn) in [("ca.key", "ca.pem", "Pumpward Test CA"), ("srv.key", "srv.pem", "radius")] {
+    for (key, cert, cn) in [
+        ("ca.key", "ca.pem", "Pumpward Test CA"),
+        ("srv.key", "srv.pem", "radius"),
+    ] {
         let (ok, out) = common::run(Command::new(&openssl).args([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", &p(key), "-out", &p(cert), "-days", "2",
-            "-subj", &format!("/CN={cn}"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &p(key),
+            "-out",
+            &p(cert),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={cn}"),
         ]));
         assert!(ok, "openssl: {out}");
     }
@@ -226,12 +254,23 @@ fn eap_tls_policy_passes_freeradius_configuration_check() {
     .unwrap();
     let conf = radiusd_conf(dir.path(), free_udp_port(), Some((&eap, &site)));
     std::fs::write(dir.path().join("radiusd.conf"), &conf).unwrap();
-    let (ok, out) = common::run(Command::new(&server_bin).args(["-XC", "-d"]).arg(dir.path()));
-    assert!(ok && out.contains("Configuration appears to be OK"), "{out}");
+    let (ok, out) = common::run(
+        Command::new(&server_bin)
+            .args(["-XC", "-d"])
+            .arg(dir.path()),
+    );
+    assert!(
+        ok && out.contains("Configuration appears to be OK"),
+        "{out}"
+    );
     assert!(out.contains("server pumpward-check-eap-tls"), "{out}");
 
     // The check is real: a CA file that is not there is refused.
     std::fs::remove_file(dir.path().join("ca.pem")).unwrap();
-    let (ok, out) = common::run(Command::new(&server_bin).args(["-XC", "-d"]).arg(dir.path()));
+    let (ok, out) = common::run(
+        Command::new(&server_bin)
+            .args(["-XC", "-d"])
+            .arg(dir.path()),
+    );
     assert!(!ok, "FreeRADIUS accepted a missing CA file:\n{out}");
 }

@@ -23,14 +23,21 @@ fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (PUMPWARD_UPDATE_GOLDEN=1 creates it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (PUMPWARD_UPDATE_GOLDEN=1 creates it)",
+            path.display()
+        )
+    });
     if expected != actual {
         let line = expected
             .lines()
             .zip(actual.lines())
             .position(|(a, b)| a != b)
-            .map_or(expected.lines().count().min(actual.lines().count()) + 1, |i| i + 1);
+            .map_or(
+                expected.lines().count().min(actual.lines().count()) + 1,
+                |i| i + 1,
+            );
         panic!("{name} differs from the golden file from line {line}:\n{actual}");
     }
 }
@@ -64,7 +71,10 @@ fn freeradius_eap_tls() {
     let d = fixture();
     let (eap, site) = radius::eap_tls(&d.policy, &d.assets, &eap_files());
     assert!(site.contains("case \"PUMP-0001\""));
-    assert!(!site.contains("PUMP-0002"), "MAB assets are not admitted by certificate");
+    assert!(
+        !site.contains("PUMP-0002"),
+        "MAB assets are not admitted by certificate"
+    );
     golden("hospital.eap", &eap);
     golden("hospital.check-eap-tls", &site);
 }

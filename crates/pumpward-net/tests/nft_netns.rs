@@ -57,10 +57,13 @@ impl Lab {
     /// A host in its own subnet, cabled to the router.
     fn host(&mut self, role: &str, host_ip: &str, router_ip: &str) {
         self.add_ns(role).expect("namespace");
-        let (a, b) = (format!("{}r{role}", self.prefix), format!("{}h{role}", self.prefix));
-        let (ok, out) = common::run(Command::new("ip").args([
-            "link", "add", &a, "type", "veth", "peer", "name", &b,
-        ]));
+        let (a, b) = (
+            format!("{}r{role}", self.prefix),
+            format!("{}h{role}", self.prefix),
+        );
+        let (ok, out) = common::run(
+            Command::new("ip").args(["link", "add", &a, "type", "veth", "peer", "name", &b]),
+        );
         assert!(ok, "veth: {out}");
         for (end, role2) in [(&a, "r"), (&b, role)] {
             let ns = self.ns(role2);
@@ -68,9 +71,15 @@ impl Lab {
                 common::run(Command::new("ip").args(["link", "set", end, "netns", &ns]));
             assert!(ok, "move {end}: {out}");
         }
-        self.must("r", &["ip", "addr", "add", &format!("{router_ip}/24"), "dev", &a]);
+        self.must(
+            "r",
+            &["ip", "addr", "add", &format!("{router_ip}/24"), "dev", &a],
+        );
         self.must("r", &["ip", "link", "set", &a, "up"]);
-        self.must(role, &["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &b]);
+        self.must(
+            role,
+            &["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &b],
+        );
         self.must(role, &["ip", "link", "set", &b, "up"]);
         self.must(role, &["ip", "route", "add", "default", "via", router_ip]);
     }
@@ -112,10 +121,7 @@ impl Drop for Lab {
 fn wait_for_listener(lab: &Lab, role: &str, addr: &str, port: u16) {
     for _ in 0..50 {
         let script = format!("exec 3<>/dev/tcp/{addr}/{port}");
-        if lab
-            .exec(role, &["timeout", "1", "bash", "-c", &script])
-            .0
-        {
+        if lab.exec(role, &["timeout", "1", "bash", "-c", &script]).0 {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -156,11 +162,41 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
     wait_for_listener(&lab, "p", "10.20.0.10", 443);
 
     let cases = [
-        ("pump → pump server 443 (conduit pump-to-pump-server)", "p", "10.21.0.10", 443, true),
-        ("pump → pump server 22 (port not allowed)", "p", "10.21.0.10", 22, false),
-        ("pump server → pump 443 (wrong direction)", "s", "10.20.0.10", 443, false),
-        ("guest → pump server 443 (guest reaches nothing)", "g", "10.21.0.10", 443, false),
-        ("guest → pump 443 (guest reaches nothing)", "g", "10.20.0.10", 443, false),
+        (
+            "pump → pump server 443 (conduit pump-to-pump-server)",
+            "p",
+            "10.21.0.10",
+            443,
+            true,
+        ),
+        (
+            "pump → pump server 22 (port not allowed)",
+            "p",
+            "10.21.0.10",
+            22,
+            false,
+        ),
+        (
+            "pump server → pump 443 (wrong direction)",
+            "s",
+            "10.20.0.10",
+            443,
+            false,
+        ),
+        (
+            "guest → pump server 443 (guest reaches nothing)",
+            "g",
+            "10.21.0.10",
+            443,
+            false,
+        ),
+        (
+            "guest → pump 443 (guest reaches nothing)",
+            "g",
+            "10.20.0.10",
+            443,
+            false,
+        ),
     ];
     for (what, from, addr, port, _) in &cases {
         assert!(
@@ -178,7 +214,10 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
     // Loading twice replaces the table (the file deletes its old version).
     load(&lab, &file);
     let (ok, listing) = lab.exec("r", &["nft", "list", "table", "inet", nft::TABLE]);
-    assert!(ok && listing.contains("chain infusion_pump__pump_server"), "{listing}");
+    assert!(
+        ok && listing.contains("chain infusion_pump__pump_server"),
+        "{listing}"
+    );
 
     for (what, from, addr, port, allowed) in &cases {
         assert_eq!(lab.connects(from, addr, *port), *allowed, "{what}");

@@ -16,7 +16,9 @@ pub fn acl_csv(policy: &Policy) -> String {
             .map(|z| z.subnets.clone())
             .unwrap_or_default();
         v.sort();
-        v.into_iter().map(|s| (Some(s.is_v4()), s.to_string())).collect()
+        v.into_iter()
+            .map(|s| (Some(s.is_v4()), s.to_string()))
+            .collect()
     };
     let mut paths = Vec::new();
     for c in &policy.conduits {
@@ -26,8 +28,16 @@ pub fn acl_csv(policy: &Policy) -> String {
         }
     }
     let mut rows = vec![[
-        "rule", "action", "from_zone", "source", "to_zone", "destination", "transport",
-        "destination_ports", "conduit", "purpose",
+        "rule",
+        "action",
+        "from_zone",
+        "source",
+        "to_zone",
+        "destination",
+        "transport",
+        "destination_ports",
+        "conduit",
+        "purpose",
     ]
     .map(String::from)
     .to_vec()];

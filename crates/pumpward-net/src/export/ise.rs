@@ -42,9 +42,14 @@ pub fn endpoints_csv(_policy: &Policy, assets: &[AssetIdentity]) -> String {
     rows.dedup_by(|x, y| x.first() == y.first());
     rows.insert(
         0,
-        ["MACAddress", "IdentityGroup", "StaticGroupAssignment", "Description"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "MACAddress",
+            "IdentityGroup",
+            "StaticGroupAssignment",
+            "Description",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     csv_lines(&rows)
 }

@@ -56,7 +56,10 @@ const PRIVATE_V6: [&str; 3] = ["::1/128", "fc00::/7", "fe80::/10"];
 
 /// How one end of a boundary is matched, per family.
 fn side_match(zone: &str, saddr: bool, v6: bool) -> String {
-    let (fam, dir) = (if v6 { "ip6" } else { "ip" }, if saddr { "saddr" } else { "daddr" });
+    let (fam, dir) = (
+        if v6 { "ip6" } else { "ip" },
+        if saddr { "saddr" } else { "daddr" },
+    );
     let sfx = if v6 { "v6" } else { "v4" };
     if zone == INTERNET {
         format!("{fam} {dir} != @zoned_{sfx} {fam} {dir} != @private_{sfx}")
@@ -119,7 +122,10 @@ pub fn ruleset(policy: &Policy) -> String {
     all4.dedup();
     all6.sort();
     all6.dedup();
-    let _ = writeln!(out, "\t# every zone's subnets: \"internet\" is outside these and the private ranges");
+    let _ = writeln!(
+        out,
+        "\t# every zone's subnets: \"internet\" is outside these and the private ranges"
+    );
     set_block(&mut out, "zoned_v4", false, &all4);
     set_block(&mut out, "zoned_v6", true, &all6);
     let p4: Vec<Cidr> = PRIVATE_V4.iter().filter_map(|s| s.parse().ok()).collect();
@@ -143,7 +149,10 @@ pub fn ruleset(policy: &Policy) -> String {
 
     let _ = writeln!(out);
     let _ = writeln!(out, "\tchain forward {{");
-    let _ = writeln!(out, "\t\ttype filter hook forward priority filter; policy drop;");
+    let _ = writeln!(
+        out,
+        "\t\ttype filter hook forward priority filter; policy drop;"
+    );
     let _ = writeln!(out, "\t\tct state established,related accept");
     let _ = writeln!(out, "\t\tct state invalid drop");
     for (from, to) in boundaries.keys() {

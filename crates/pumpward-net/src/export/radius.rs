@@ -17,9 +17,7 @@ use crate::policy::{Admission, AssetIdentity, Policy};
 pub fn mab_authorize(policy: &Policy, assets: &[AssetIdentity]) -> String {
     let mut entries: Vec<(String, &AssetIdentity, Option<u16>)> = Vec::new();
     for a in assets.iter().filter(|a| a.admission == Admission::Mab) {
-        let vlan = policy
-            .zone(&a.zone)
-            .and_then(|z| z.vlans.first().copied());
+        let vlan = policy.zone(&a.zone).and_then(|z| z.vlans.first().copied());
         for m in &a.macs {
             let user: String = m.octets().iter().map(|o| format!("{o:02x}")).collect();
             entries.push((user, a, vlan));
@@ -112,10 +110,16 @@ pub fn eap_tls(policy: &Policy, assets: &[AssetIdentity], files: &EapTlsFiles) -
         "\t\tcertificate_file = \"{}\"",
         q(&files.server_certificate_file)
     );
-    let _ = writeln!(eap, "\t\t# Only Pumpward's CA is trusted for client certificates.");
+    let _ = writeln!(
+        eap,
+        "\t\t# Only Pumpward's CA is trusted for client certificates."
+    );
     let _ = writeln!(eap, "\t\tca_file = \"{}\"", q(&files.ca_file));
     let _ = writeln!(eap, "\t\tauto_chain = no");
-    let _ = writeln!(eap, "\t\t# The certificate must name the identity the device claims.");
+    let _ = writeln!(
+        eap,
+        "\t\t# The certificate must name the identity the device claims."
+    );
     let _ = writeln!(eap, "\t\tcheck_cert_cn = %{{User-Name}}");
     let _ = writeln!(eap, "\t\tcipher_list = \"HIGH\"");
     let _ = writeln!(eap, "\t\ttls_min_version = \"1.2\"");
@@ -142,21 +146,34 @@ pub fn eap_tls(policy: &Policy, assets: &[AssetIdentity], files: &EapTlsFiles) -
     );
     let _ = writeln!(site, "server {CHECK_SERVER} {{");
     let _ = writeln!(site, "authorize {{");
-    let _ = writeln!(site, "\t# Client authentication (1.3.6.1.5.5.7.3.2), never a CA certificate.");
+    let _ = writeln!(
+        site,
+        "\t# Client authentication (1.3.6.1.5.5.7.3.2), never a CA certificate."
+    );
     let _ = writeln!(
         site,
         "\tif (!(&TLS-Client-Cert-X509v3-Extended-Key-Usage-OID =~ /1\\.3\\.6\\.1\\.5\\.5\\.7\\.3\\.2/)) {{"
     );
-    let _ = writeln!(site, "\t\tupdate config {{\n\t\t\t&Auth-Type := Reject\n\t\t}}");
+    let _ = writeln!(
+        site,
+        "\t\tupdate config {{\n\t\t\t&Auth-Type := Reject\n\t\t}}"
+    );
     let _ = writeln!(site, "\t}}");
     let _ = writeln!(
         site,
         "\telsif (&TLS-Client-Cert-X509v3-Basic-Constraints =~ /CA:TRUE/) {{"
     );
-    let _ = writeln!(site, "\t\tupdate config {{\n\t\t\t&Auth-Type := Reject\n\t\t}}");
+    let _ = writeln!(
+        site,
+        "\t\tupdate config {{\n\t\t\t&Auth-Type := Reject\n\t\t}}"
+    );
     let _ = writeln!(site, "\t}}");
     let _ = writeln!(site, "\telse {{");
-    let _ = writeln!(site, "\t\t# Registered assets admitted by EAP-TLS ({} of them).", ids.len());
+    let _ = writeln!(
+        site,
+        "\t\t# Registered assets admitted by EAP-TLS ({} of them).",
+        ids.len()
+    );
     let _ = writeln!(site, "\t\tswitch &TLS-Client-Cert-Common-Name {{");
     for id in &ids {
         // Asset ids are [A-Za-z0-9._:-] (AssetId), safe inside quotes.

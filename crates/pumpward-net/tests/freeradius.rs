@@ -139,6 +139,33 @@ fn radclient(port: u16, mac_user: &str) -> String {
     )
 }
 
+/// Starts `freeradius -X` on a prepared directory and waits until it serves.
+fn start(server_bin: &Path, dir: &Path) -> Server {
+    let log = dir.join("server.log");
+    let server = Server(
+        Command::new(server_bin)
+            .args(["-X", "-d"])
+            .arg(dir)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    loop {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut text));
+        if text.contains("Ready to process requests") {
+            return server;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "FreeRADIUS did not start:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn freeradius_binary() -> Option<std::path::PathBuf> {
     common::find("freeradius").or_else(|| common::find("radiusd"))
 }
@@ -164,29 +191,7 @@ fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
         radiusd_conf(dir.path(), port, None),
     )
     .unwrap();
-    let log = dir.path().join("server.log");
-    let server = Server(
-        Command::new(server_bin)
-            .args(["-X", "-d"])
-            .arg(dir.path())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    loop {
-        let mut text = String::new();
-        let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut text));
-        if text.contains("Ready to process requests") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "FreeRADIUS did not start:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = start(&server_bin, dir.path());
 
     // PUMP-0002 is admitted by MAB in zone infusion-pump (VLAN 20).
     let out = radclient(port, "021b00000002");
@@ -204,6 +209,192 @@ fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
         assert!(out.contains("Received Access-Reject"), "{unknown}: {out}");
         assert!(!out.contains("Tunnel-Private-Group-Id"), "{out}");
     }
+    drop(server);
+}
+
+/// Makes a key and a certificate with openssl: self-signed when `issuer`
+/// is None (a CA), else signed by `issuer` (its base name) with `ext`.
+fn certificate(openssl: &Path, dir: &Path, name: &str, cn: &str, issuer: Option<&str>, ext: &str) {
+    let p = |f: String| dir.join(f).display().to_string();
+    let key = p(format!("{name}.key"));
+    let cert = p(format!("{name}.pem"));
+    let ext_file = p(format!("{name}.ext"));
+    std::fs::write(&ext_file, ext).unwrap();
+    let base = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+    ];
+    let subj = format!("/CN={cn}");
+    let (ok, out) = match issuer {
+        None => common::run(
+            Command::new(openssl)
+                .arg("req")
+                .arg("-x509")
+                .args(base)
+                .args([
+                    "-out",
+                    &cert,
+                    "-days",
+                    "2",
+                    "-subj",
+                    &subj,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ]),
+        ),
+        Some(ca) => {
+            let csr = p(format!("{name}.csr"));
+            let (ok, out) = common::run(
+                Command::new(openssl)
+                    .arg("req")
+                    .arg("-new")
+                    .args(base)
+                    .args(["-out", &csr, "-subj", &subj]),
+            );
+            assert!(ok, "openssl req: {out}");
+            common::run(Command::new(openssl).args([
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &p(format!("{ca}.pem")),
+                "-CAkey",
+                &p(format!("{ca}.key")),
+                "-set_serial",
+                "7",
+                "-days",
+                "2",
+                "-out",
+                &cert,
+                "-extfile",
+                &ext_file,
+            ]))
+        }
+    };
+    assert!(ok, "openssl for {name}: {out}");
+}
+
+const CLIENT_EXT: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n";
+const SERVER_EXT: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
+
+/// 802.1X EAP-TLS end to end: `eapol_test` (wpa_supplicant's test client)
+/// against FreeRADIUS running the generated module and check server. Only a
+/// certificate of the Pumpward device profile for a registered EAP-TLS
+/// asset gets in.
+#[test]
+fn eap_tls_admits_only_the_pumpward_device_profile() {
+    let (Some(server_bin), Some(openssl), Some(eapol_test)) = (
+        freeradius_binary(),
+        common::find("openssl"),
+        common::find("eapol_test"),
+    ) else {
+        return common::skip(
+            "FreeRADIUS EAP-TLS",
+            "freeradius, openssl or eapol_test is not installed (Debian: freeradius, openssl, eapoltest)",
+        );
+    };
+    let d = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let p = |f: &str| path.join(f).display().to_string();
+    certificate(&openssl, path, "ca", "Pumpward Test Issuing CA", None, "");
+    certificate(&openssl, path, "other-ca", "Some Other CA", None, "");
+    certificate(&openssl, path, "srv", "radius.test", Some("ca"), SERVER_EXT);
+    certificate(&openssl, path, "pump1", "PUMP-0001", Some("ca"), CLIENT_EXT);
+    certificate(&openssl, path, "pump2", "PUMP-0002", Some("ca"), CLIENT_EXT);
+    certificate(
+        &openssl,
+        path,
+        "noclient",
+        "PUMP-0001",
+        Some("ca"),
+        SERVER_EXT,
+    );
+    certificate(
+        &openssl,
+        path,
+        "foreign",
+        "PUMP-0001",
+        Some("other-ca"),
+        CLIENT_EXT,
+    );
+    let files = radius::EapTlsFiles {
+        ca_file: p("ca.pem"),
+        server_certificate_file: p("srv.pem"),
+        server_private_key_file: p("srv.key"),
+    };
+    let (eap, site) = radius::eap_tls(&d.policy, &d.assets, &files);
+    std::fs::write(
+        path.join("authorize"),
+        radius::mab_authorize(&d.policy, &d.assets),
+    )
+    .unwrap();
+    let port = free_udp_port();
+    std::fs::write(
+        path.join("radiusd.conf"),
+        radiusd_conf(path, port, Some((&eap, &site))),
+    )
+    .unwrap();
+    let server = start(&server_bin, path);
+
+    let try_cert = |cert: &str, identity: &str| -> (bool, String) {
+        let conf = path.join(format!("{cert}.eapol.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "network={{\n\tkey_mgmt=WPA-EAP\n\teap=TLS\n\tidentity=\"{identity}\"\n\tca_cert=\"{}\"\n\tclient_cert=\"{}\"\n\tprivate_key=\"{}\"\n}}\n",
+                p("ca.pem"),
+                p(&format!("{cert}.pem")),
+                p(&format!("{cert}.key"))
+            ),
+        )
+        .unwrap();
+        let (ok, out) = common::run(Command::new(&eapol_test).arg("-c").arg(&conf).args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-s",
+            SECRET,
+            "-t",
+            "10",
+        ]));
+        (ok && out.contains("SUCCESS"), out)
+    };
+    let (ok, out) = try_cert("pump1", "PUMP-0001");
+    assert!(ok, "the registered EAP-TLS pump is refused:\n{out}");
+    for (cert, identity, why) in [
+        (
+            "pump2",
+            "PUMP-0002",
+            "an asset admitted by MAB, not EAP-TLS",
+        ),
+        (
+            "noclient",
+            "PUMP-0001",
+            "a certificate without the client-authentication EKU",
+        ),
+        ("foreign", "PUMP-0001", "a certificate from another CA"),
+        (
+            "pump1",
+            "PUMP-0002",
+            "a certificate naming another identity",
+        ),
+    ] {
+        let (ok, out) = try_cert(cert, identity);
+        assert!(!ok, "{why} was admitted:\n{out}");
+    }
+    // MAB still works beside EAP-TLS on the same server.
+    let out = radclient(port, "021b00000002");
+    assert!(out.contains("Received Access-Accept"), "{out}");
     drop(server);
 }
 

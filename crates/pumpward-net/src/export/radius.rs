@@ -8,7 +8,9 @@ use crate::policy::{Admission, AssetIdentity, Policy};
 /// The `authorize` (users) file for the `files` module: one entry per MAC of
 /// every asset admitted by MAB, placing it in its zone's first VLAN with the
 /// RFC 3580 tunnel attributes; any other MAC falls through to the final
-/// `DEFAULT` entry and is rejected.
+/// `DEFAULT` entry and is rejected. That entry leaves 802.1X requests (those
+/// carrying an EAP-Message) alone, so the same server can run the EAP-TLS
+/// policy of [`eap_tls`] for the models that can.
 ///
 /// The User-Name (and PAP password) is the MAC as 12 lower-case hex digits,
 /// what Cisco switches and wireless controllers send for MAB by default;
@@ -57,8 +59,11 @@ pub fn mab_authorize(policy: &Policy, assets: &[AssetIdentity]) -> String {
         let _ = writeln!(out, "\tTunnel-Private-Group-Id = \"{vlan}\"");
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "# Every MAC not listed above is refused.");
-    let _ = writeln!(out, "DEFAULT\tAuth-Type := Reject");
+    let _ = writeln!(
+        out,
+        "# Every other MAC is refused. EAP requests (802.1X) pass on to the eap module."
+    );
+    let _ = writeln!(out, "DEFAULT\tEAP-Message !* ANY, Auth-Type := Reject");
     let _ = writeln!(
         out,
         "\tReply-Message = \"MAC address not authorised by Pumpward\""

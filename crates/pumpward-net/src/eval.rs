@@ -445,11 +445,9 @@ impl Evaluator {
         // A device nobody registered is the finding, whatever it talks to;
         // the originator first, since it chose to send.
         for (side, ep) in [(Side::Originator, orig), (Side::Responder, resp)] {
+            // (A DHCP discovery from 0.0.0.0 is unzoned, so it never lands here.)
             if let (Some(zone), None) = (self.is_device_zone(ep.zone), ep.asset) {
-                let unspecified = side == Side::Originator && f.orig_addr.is_unspecified();
-                if !unspecified {
-                    return V(Violation::UnknownDevice { side, zone });
-                }
+                return V(Violation::UnknownDevice { side, zone });
             }
         }
         if is_local_segment(f.resp_addr) {

@@ -30,6 +30,7 @@ pub enum Finding {
     UnknownZone,
     OverlappingSubnets,
     IsolatedZoneConduit,
+    DeviceZoneToInternet,
     DuplicateConduit,
     ShadowedConduit,
     AdmissionUnsupported,
@@ -122,6 +123,20 @@ fn overlapping_subnets(policy: &Policy, out: &mut Vec<Diagnostic>) {
 
 fn isolated_zones(policy: &Policy, out: &mut Vec<Diagnostic>) {
     for c in &policy.conduits {
+        // SP 1800-8: pumps and pump servers never talk to the internet;
+        // vendors come in through the remote-access zone.
+        for (end, other) in [(&c.from, &c.to), (&c.to, &c.from)] {
+            if other == INTERNET && policy.zone(end).is_some_and(|z| z.device_zone) {
+                out.push(diag(
+                    Severity::Error,
+                    Finding::DeviceZoneToInternet,
+                    format!("conduit {:?}", c.name),
+                    format!(
+                        "joins device zone {end:?} to the internet; route vendors through a remote-access zone"
+                    ),
+                ));
+            }
+        }
         for end in [&c.from, &c.to] {
             if end == INTERNET {
                 continue;

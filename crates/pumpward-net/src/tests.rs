@@ -291,7 +291,11 @@ fn check_reports_overlaps_guest_conduits_duplicates_and_shadowing() {
         last: 443,
     }];
     narrow.transport = TransportRule::Tcp;
+    let mut out = p.conduits[0].clone();
+    out.name = "pump-cloud".into();
+    out.to = "internet".into();
     p.conduits.push(guest);
+    p.conduits.push(out);
     p.conduits.push(dup);
     p.conduits.insert(0, broad);
     p.conduits.push(narrow);

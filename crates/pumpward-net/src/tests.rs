@@ -322,6 +322,13 @@ fn check_reports_overlaps_guest_conduits_duplicates_and_shadowing() {
         f.contains(&(Finding::ShadowedConduit, "conduit \"narrow\"".into())),
         "{f:?}"
     );
+    assert!(
+        f.contains(&(
+            Finding::DeviceZoneToInternet,
+            "conduit \"pump-cloud\"".into()
+        )),
+        "{f:?}"
+    );
     // "again" equals the original but is first covered by "broad".
     assert!(f.iter().any(|x| x.1 == "conduit \"again\""), "{f:?}");
     // Exact duplicates without a broader one before them.

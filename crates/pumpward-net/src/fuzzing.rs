@@ -83,7 +83,7 @@ pub fn policy_toml(data: &[u8]) -> Outcome {
     }
     let _ = nft::ruleset(&doc.policy);
     let _ = radius::mab_authorize(&doc.policy, &doc.assets);
-    let _ = ise::endpoints_csv(&doc.policy, &doc.assets);
+    let _ = ise::endpoints_csv(&doc.assets);
     let _ = acl::acl_csv(&doc.policy);
     Outcome::Accepted
 }

@@ -325,6 +325,32 @@ pub struct AssetIdentity {
     pub addresses: Vec<AddressBinding>,
 }
 
+impl AssetIdentity {
+    /// The network identity of an inventory asset, for the evaluator and
+    /// the exports: its zone, MAC and address (held with no time limit; a
+    /// store that keeps lease history passes those bindings instead). None
+    /// when the asset has no zone. The admission method is not part of the
+    /// inventory record, so the caller says it.
+    pub fn from_spec(
+        spec: &pumpward_core::inventory::AssetSpec,
+        admission: Admission,
+    ) -> Option<AssetIdentity> {
+        Some(AssetIdentity {
+            asset_id: spec.asset_id.clone(),
+            zone: spec.zone.clone()?,
+            manufacturer: Some(spec.manufacturer.clone()),
+            model: Some(spec.model.clone()),
+            admission,
+            macs: spec.mac_address.into_iter().collect(),
+            addresses: spec
+                .ip_address
+                .map(AddressBinding::always)
+                .into_iter()
+                .collect(),
+        })
+    }
+}
+
 /// An address an asset held, and when: flows are attributed to the asset
 /// that held the address at the time of the flow (DHCP leases move).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

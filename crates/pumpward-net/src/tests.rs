@@ -705,3 +705,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn identity_from_an_inventory_asset() {
+    let draft = pumpward_core::inventory::AssetDraft {
+        asset_id: "PUMP-9".into(),
+        manufacturer: "Acme".into(),
+        model: "LVP-1".into(),
+        serial_number: "S9".into(),
+        firmware_version: "1.0".into(),
+        mac_address: Some("02-00-00-00-20-99".into()),
+        ip_address: Some("10.20.0.99".into()),
+        zone: Some("infusion-pump".into()),
+        ..Default::default()
+    };
+    let spec = pumpward_core::inventory::AssetSpec::validate(&draft).unwrap();
+    let a = AssetIdentity::from_spec(&spec, Admission::EapTls).unwrap();
+    assert_eq!(a.zone, "infusion-pump");
+    assert_eq!(a.macs, vec![mac("02:00:00:00:20:99")]);
+    assert_eq!(a.addresses, vec![AddressBinding::always(ip("10.20.0.99"))]);
+    assert!(check(&starter_policy(), &[a], &[model(Answer::Yes)]).is_empty());
+    let mut no_zone = spec.clone();
+    no_zone.zone = None;
+    assert!(AssetIdentity::from_spec(&no_zone, Admission::Mab).is_none());
+}

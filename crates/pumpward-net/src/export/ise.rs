@@ -8,7 +8,7 @@
 //! the group to the zone's VLAN or downloadable ACL.
 
 use crate::export::{csv_lines, csv_text};
-use crate::policy::{Admission, AssetIdentity, Policy};
+use crate::policy::{Admission, AssetIdentity};
 
 /// The endpoint identity group name for a zone and admission method.
 pub fn identity_group(zone: &str, admission: Admission) -> String {
@@ -20,7 +20,7 @@ pub fn identity_group(zone: &str, admission: Admission) -> String {
 }
 
 /// One row per MAC, sorted by MAC.
-pub fn endpoints_csv(_policy: &Policy, assets: &[AssetIdentity]) -> String {
+pub fn endpoints_csv(assets: &[AssetIdentity]) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for a in assets {
         for m in &a.macs {

@@ -555,3 +555,65 @@ impl Evaluator {
         }
     }
 }
+
+/// What the detection engine receives for a violation: the rule broken,
+/// where both ends were, and the flow's own evidence (tuple, times, bytes).
+/// Built only for violations, so allowed flows stay allocation-free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViolationEvidence {
+    /// `Violation::kind`: `unknown_device`, `east_west`, …
+    pub kind: &'static str,
+    pub message: String,
+    pub from_zone: String,
+    pub to_zone: String,
+    pub orig_asset: Option<String>,
+    pub resp_asset: Option<String>,
+    /// The conduit concerned (wrong direction, port not allowed).
+    pub conduit: Option<String>,
+    pub transport: u8,
+    pub orig_addr: IpAddr,
+    pub orig_port: u16,
+    pub resp_addr: IpAddr,
+    pub resp_port: u16,
+    pub start_us: i64,
+    pub duration_us: Option<u64>,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+}
+
+impl Evaluator {
+    /// The evidence of a violation; None when the flow was allowed.
+    pub fn evidence(&self, f: &Flow, e: &Evaluation) -> Option<ViolationEvidence> {
+        let Verdict::Violation(v) = e.verdict else {
+            return None;
+        };
+        let asset = |a: Option<AssetRef>| {
+            a.and_then(|a| self.asset(a))
+                .map(|a| a.asset_id.to_string())
+        };
+        let conduit = match v {
+            Violation::WrongDirection { conduit } | Violation::PortNotAllowed { conduit } => {
+                self.conduit(conduit).map(|c| c.name.clone())
+            }
+            _ => None,
+        };
+        Some(ViolationEvidence {
+            kind: v.kind(),
+            message: self.describe(e),
+            from_zone: self.zone_name(e.orig.zone).to_owned(),
+            to_zone: self.zone_name(e.resp.zone).to_owned(),
+            orig_asset: asset(e.orig.asset),
+            resp_asset: asset(e.resp.asset),
+            conduit,
+            transport: f.transport.iana(),
+            orig_addr: f.orig_addr,
+            orig_port: f.orig_port,
+            resp_addr: f.resp_addr,
+            resp_port: f.resp_port,
+            start_us: f.start_us,
+            duration_us: f.duration_us,
+            orig_bytes: f.orig_bytes,
+            resp_bytes: f.resp_bytes,
+        })
+    }
+}

@@ -41,7 +41,7 @@ pub mod presence;
 
 pub use check::{check, Diagnostic, Finding, Severity};
 pub use cidr::Cidr;
-pub use eval::{Evaluation, Evaluator, Verdict, Violation};
+pub use eval::{Evaluation, Evaluator, Verdict, Violation, ViolationEvidence};
 pub use policy::{
     AddressBinding, Admission, AssetIdentity, Conduit, Direction, Policy, PolicyDocument,
     PolicyError, PortRange, TransportRule, Zone,

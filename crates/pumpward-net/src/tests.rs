@@ -729,3 +729,26 @@ fn identity_from_an_inventory_asset() {
     no_zone.zone = None;
     assert!(AssetIdentity::from_spec(&no_zone, Admission::Mab).is_none());
 }
+
+#[test]
+fn violations_carry_their_evidence() {
+    let ev = Evaluator::new(&starter_policy(), &fleet()).unwrap();
+    let ok = flow(Transport::Tcp, "10.20.0.10", 1, "10.21.0.10", 443);
+    assert!(ev.evidence(&ok, &ev.evaluate(&ok)).is_none());
+    let bad = flow(Transport::Tcp, "10.21.0.10", 443, "10.20.0.10", 50000);
+    let e = ev.evidence(&bad, &ev.evaluate(&bad)).unwrap();
+    assert_eq!(e.kind, "wrong_direction");
+    assert_eq!(e.conduit.as_deref(), Some("pump-to-pump-server"));
+    assert_eq!(
+        (e.from_zone.as_str(), e.to_zone.as_str()),
+        ("pump-server", "infusion-pump")
+    );
+    assert_eq!(e.orig_asset.as_deref(), Some("PS-1"));
+    assert_eq!(e.resp_asset.as_deref(), Some("PUMP-1"));
+    assert_eq!((e.transport, e.orig_port, e.resp_port), (6, 443, 50000));
+    assert_eq!(
+        (e.orig_bytes, e.resp_bytes, e.start_us),
+        (100, 200, bad.start_us)
+    );
+    assert!(e.message.contains("wrong direction"), "{}", e.message);
+}

@@ -5,10 +5,12 @@
 //! assertion fails):
 //!
 //! ```text
-//!   pump 10.20.0.10 ── router ── pump server 10.21.0.10 (listening on 443 and 22)
-//!                        │
-//!                    guest 172.16.0.10
+//!   pump 10.20.0.10, fd00:20::10 ── router ── pump server 10.21.0.10, fd00:21::10
+//!                                     │          (listening on 443 and 22)
+//!                          guest 172.16.0.10, fd00:99::10 (unzoned v6)
 //! ```
+//!
+//! Both address families are exercised: the ruleset's `ip` and `ip6` rules.
 //!
 //! Every connection is first shown to work with no ruleset loaded, so a
 //! "dropped" afterwards is the ruleset's doing, not a broken topology.
@@ -55,7 +57,7 @@ impl Lab {
     }
 
     /// A host in its own subnet, cabled to the router.
-    fn host(&mut self, role: &str, host_ip: &str, router_ip: &str) {
+    fn host(&mut self, role: &str, host_ip: &str, router_ip: &str, v6: (&str, &str)) {
         self.add_ns(role).expect("namespace");
         let (a, b) = (
             format!("{}r{role}", self.prefix),
@@ -82,12 +84,56 @@ impl Lab {
         );
         self.must(role, &["ip", "link", "set", &b, "up"]);
         self.must(role, &["ip", "route", "add", "default", "via", router_ip]);
+        // IPv6 too, without duplicate address detection (it would delay
+        // the addresses by seconds and the subnets are private to the lab).
+        let (host6, router6) = v6;
+        self.must(
+            "r",
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{router6}/64"),
+                "dev",
+                &a,
+                "nodad",
+            ],
+        );
+        self.must(
+            role,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{host6}/64"),
+                "dev",
+                &b,
+                "nodad",
+            ],
+        );
+        self.must(
+            role,
+            &["ip", "-6", "route", "add", "default", "via", router6],
+        );
     }
 
-    fn listen(&mut self, role: &str, port: u16) {
+    /// A TCP listener on one address (so IPv4 and IPv6 listeners on the
+    /// same port do not collide).
+    fn listen(&mut self, role: &str, addr: &str, port: u16) {
         let ns = self.ns(role);
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns, "nc", "-l", "-k", &port.to_string()])
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "nc",
+                "-l",
+                "-k",
+                addr,
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -151,15 +197,43 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
         );
     }
     lab.must("r", &["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
-    lab.host("p", "10.20.0.10", "10.20.0.1");
-    lab.host("s", "10.21.0.10", "10.21.0.1");
-    lab.host("g", "172.16.0.10", "172.16.0.1");
-    lab.listen("s", 443);
-    lab.listen("s", 22);
-    lab.listen("p", 443);
-    wait_for_listener(&lab, "s", "10.21.0.10", 443);
-    wait_for_listener(&lab, "s", "10.21.0.10", 22);
-    wait_for_listener(&lab, "p", "10.20.0.10", 443);
+    lab.must(
+        "r",
+        &[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+        ],
+    );
+    lab.host(
+        "p",
+        "10.20.0.10",
+        "10.20.0.1",
+        ("fd00:20::10", "fd00:20::1"),
+    );
+    lab.host(
+        "s",
+        "10.21.0.10",
+        "10.21.0.1",
+        ("fd00:21::10", "fd00:21::1"),
+    );
+    // The starter's guest zone is IPv4 only; this v6 subnet is unzoned.
+    lab.host(
+        "g",
+        "172.16.0.10",
+        "172.16.0.1",
+        ("fd00:99::10", "fd00:99::1"),
+    );
+    for (role, addr, port) in [
+        ("s", "10.21.0.10", 443),
+        ("s", "10.21.0.10", 22),
+        ("p", "10.20.0.10", 443),
+        ("s", "fd00:21::10", 443),
+        ("s", "fd00:21::10", 22),
+    ] {
+        lab.listen(role, addr, port);
+        wait_for_listener(&lab, role, addr, port);
+    }
 
     let cases = [
         (

@@ -1,0 +1,92 @@
+//! A plain access-control table (CSV) for firewalls configured by hand or
+//! by their own import tools: one row per source subnet, destination subnet
+//! and conduit, in evaluation order, ending with the default deny.
+
+use crate::export::{csv_lines, csv_text};
+use crate::policy::{Direction, Policy, TransportRule, INTERNET};
+
+pub fn acl_csv(policy: &Policy) -> String {
+    // (address family, text); the internet pairs with either family.
+    let subnets = |zone: &str| -> Vec<(Option<bool>, String)> {
+        if zone == INTERNET {
+            return vec![(None, "internet (public, outside every zone)".into())];
+        }
+        let mut v: Vec<_> = policy
+            .zone(zone)
+            .map(|z| z.subnets.clone())
+            .unwrap_or_default();
+        v.sort();
+        v.into_iter()
+            .map(|s| (Some(s.is_v4()), s.to_string()))
+            .collect()
+    };
+    let mut paths = Vec::new();
+    for c in &policy.conduits {
+        paths.push((c, c.from.as_str(), c.to.as_str()));
+        if c.direction == Direction::Both && c.from != c.to {
+            paths.push((c, c.to.as_str(), c.from.as_str()));
+        }
+    }
+    let mut rows = vec![[
+        "rule",
+        "action",
+        "from_zone",
+        "source",
+        "to_zone",
+        "destination",
+        "transport",
+        "destination_ports",
+        "conduit",
+        "purpose",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut n = 0;
+    for (c, from, to) in paths {
+        let ports = if c.ports.is_empty() {
+            match c.transport {
+                TransportRule::Tcp | TransportRule::Udp => "any".to_string(),
+                _ => String::new(),
+            }
+        } else {
+            c.ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for (sf, s) in subnets(from) {
+            for (df, d) in subnets(to) {
+                if sf.is_some() && df.is_some() && sf != df {
+                    continue;
+                }
+                n += 1;
+                rows.push(vec![
+                    n.to_string(),
+                    "allow".into(),
+                    from.into(),
+                    s.clone(),
+                    to.into(),
+                    d,
+                    c.transport.as_str().into(),
+                    ports.clone(),
+                    c.name.clone(),
+                    csv_text(&c.purpose),
+                ]);
+            }
+        }
+    }
+    rows.push(vec![
+        (n + 1).to_string(),
+        "deny".into(),
+        "any".into(),
+        "any".into(),
+        "any".into(),
+        "any".into(),
+        "any".into(),
+        String::new(),
+        String::new(),
+        "default deny".into(),
+    ]);
+    csv_lines(&rows)
+}

@@ -33,7 +33,7 @@ fn golden_cef() {
     assert_eq!(
         cef::cef(&golden()),
         "CEF:0|Pumpward|Pumpward|0.1.0|druglib.hash_mismatch|Library \\| hash \\\\ mismatch|8|\
-         rt=1764165845000 dvchost=pw1 deviceProcessName=pumpward externalId=a-17 cat=alert \
+         rt=1795701845000 dvchost=pw1 deviceProcessName=pumpward externalId=a-17 cat=alert \
          asset_id=PUMP-0042 detail=a\\=b \"q\" ]\\nnext"
     );
 }
@@ -46,7 +46,7 @@ fn golden_rfc5424_with_cef_body() {
         "<163>1 2026-11-26T14:04:05.000123Z pw1 pumpward - alert [pumpward@32473 id=\"a-17\" \
          signature=\"druglib.hash_mismatch\" severity=\"high\" asset_id=\"PUMP-0042\" \
          detail=\"a=b \\\"q\\\" \\]\nnext\"] \u{FEFF}CEF:0|Pumpward|Pumpward|0.1.0|\
-         druglib.hash_mismatch|Library \\| hash \\\\ mismatch|8|rt=1764165845000 dvchost=pw1 \
+         druglib.hash_mismatch|Library \\| hash \\\\ mismatch|8|rt=1795701845000 dvchost=pw1 \
          deviceProcessName=pumpward externalId=a-17 cat=alert asset_id=PUMP-0042 \
          detail=a\\=b \"q\" ]\\nnext"
     );

@@ -295,7 +295,15 @@ async fn deliver_tls(
         }
     }
     if stream.is_none() {
-        *stream = Some(Box::new(connect_tls(settings).await.map_err(|r| failed(0, r))?));
+        let mut fresh = connect_tls(settings).await.map_err(|r| failed(0, r))?;
+        // With TLS 1.3 the client's handshake ends before the collector
+        // has judged our certificate; a collector that refuses it closes
+        // the connection right after. Give it the settle time to do so
+        // before the first batch goes into a connection about to die.
+        if let Some(reason) = closed_within(&mut fresh, settings.settle).await {
+            return Err(failed(0, format!("collector refused the session: {reason}")));
+        }
+        *stream = Some(Box::new(fresh));
     }
     let Some(s) = stream.as_mut() else {
         return Err(failed(0, "no TLS connection"));

@@ -409,3 +409,72 @@ async fn an_outage_and_a_restart_lose_nothing() {
         got.len() - 50
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_collector_or_client_gets_nothing_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut rs) = Rsyslog::prepare(tmp.path()) else {
+        return;
+    };
+    rs.start();
+    let good = rs.tls_settings();
+    let other = pki::make();
+
+    // 1. The collector's certificate is not from the CA we were given.
+    let impostor = TlsSettings {
+        config: Arc::new(
+            client_config(
+                &other.ca_pem,
+                Some((&other.client_cert_pem, &other.client_key_pem)),
+            )
+            .unwrap(),
+        ),
+        ..good.clone()
+    };
+    // 2. Our CA is right but we present no client certificate, which
+    //    rsyslog's x509/name mode requires.
+    let anonymous = TlsSettings {
+        config: Arc::new(
+            client_config(
+                &std::fs::read_to_string(tmp.path().join("ca.pem")).unwrap(),
+                None,
+            )
+            .unwrap(),
+        ),
+        ..good
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut exporters = Vec::new();
+    for (i, tls) in [impostor, anonymous].into_iter().enumerate() {
+        let dest = Destination::SyslogTls {
+            tls,
+            options: options(BodyFormat::Cef),
+        };
+        let cfg = fast_retry(ExportConfig::new(dest, tmp.path().join(format!("q{i}"))));
+        let (exp, delivery) = Exporter::open(cfg).unwrap();
+        let mut rx = stop_rx.clone();
+        let task = tokio::spawn(delivery.run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        exp.enqueue(&sample_alert(i)).unwrap();
+        exporters.push((exp, task));
+    }
+    // The impostor fails its handshake on our side every time.
+    wait_for("refused handshakes", || exporters[0].0.metrics().retried >= 2).await;
+    assert_eq!(exporters[0].0.metrics().delivered, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // rsyslog closes the session after judging the (missing) certificate;
+    // the exporter sees that before writing and keeps the alert.
+    let anon = exporters[1].0.metrics();
+    assert_eq!((anon.delivered, anon.queued), (0, 1), "{anon:?}");
+    assert!(anon.retried >= 1, "{anon:?}");
+    rs.stop();
+    stop_tx.send(true).unwrap();
+    for (_, t) in exporters {
+        t.await.unwrap();
+    }
+    assert!(
+        rs.received("tls.log").is_empty(),
+        "rsyslog wrote a message from an unauthenticated client"
+    );
+}

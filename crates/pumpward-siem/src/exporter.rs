@@ -30,6 +30,9 @@ use crate::queue::{DiskQueue, QueueConfig, QueueError};
 use crate::syslog::{rfc5424_into, SyslogOptions};
 use crate::transport::{ConfigError, Link, TlsSettings, WebhookSettings};
 
+/// The largest UDP payload over IPv4 (65,535 − 8 − 20).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
 /// Where messages go and in which format.
 #[derive(Debug, Clone)]
 pub enum Destination {
@@ -232,6 +235,16 @@ impl Exporter {
         };
         if cfg.batch == 0 {
             return Err(ConfigError("batch must be at least 1".into()).into());
+        }
+        // A datagram that can never be sent would stall the queue for ever.
+        if matches!(cfg.destination, Destination::SyslogUdp { .. })
+            && cfg.max_message_bytes > MAX_UDP_PAYLOAD
+        {
+            return Err(ConfigError(format!(
+                "max_message_bytes {} exceeds the largest UDP datagram ({MAX_UDP_PAYLOAD})",
+                cfg.max_message_bytes
+            ))
+            .into());
         }
         let queue = DiskQueue::open(&cfg.queue_dir, cfg.queue)?;
         let recovery = queue.recovery();
@@ -443,6 +456,24 @@ mod tests {
         assert!(matches!(full, EnqueueError::Queue(QueueError::Full { .. })));
         let m = exp.metrics();
         assert_eq!((m.refused, m.enqueued, m.queued), (3, n, n));
+        // Refusals leave the queue as it was: a reopen finds the n accepted.
+        drop(exp);
+        let again = udp_exporter(d.path(), cap);
+        assert_eq!(again.metrics().queued, n);
+    }
+
+    #[test]
+    fn a_udp_limit_beyond_a_datagram_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = ExportConfig::new(
+            Destination::SyslogUdp {
+                addr: ([127, 0, 0, 1], 9).into(),
+                options: SyslogOptions::default(),
+            },
+            d.path(),
+        );
+        cfg.max_message_bytes = MAX_UDP_PAYLOAD + 1;
+        assert!(matches!(Exporter::open(cfg), Err(OpenError::Config(_))));
     }
 
     #[test]

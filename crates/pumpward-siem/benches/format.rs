@@ -73,7 +73,9 @@ fn bench(c: &mut Criterion) {
                 name: &m.name,
                 fields: &m.fields,
             };
-            serde_json::to_vec(black_box(&p)).map(|v| v.len()).unwrap_or(0)
+            serde_json::to_vec(black_box(&p))
+                .map(|v| v.len())
+                .unwrap_or(0)
         })
     });
     g.finish();

@@ -354,8 +354,7 @@ impl Delivery {
             };
             if accepted > 0 {
                 let shared = self.shared.clone();
-                let acked =
-                    tokio::task::spawn_blocking(move || shared.queue().ack(accepted)).await;
+                let acked = tokio::task::spawn_blocking(move || shared.queue().ack(accepted)).await;
                 match acked {
                     Ok(Ok(())) => {
                         let c = &self.shared.counters;

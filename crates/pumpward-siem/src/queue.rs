@@ -374,14 +374,13 @@ impl DiskQueue {
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(&record_crc(len, payload).to_be_bytes());
         buf.extend_from_slice(payload);
-        let written = self
-            .log
-            .write_all(&buf)
-            .and_then(|()| self.log.sync_data());
+        let written = self.log.write_all(&buf).and_then(|()| self.log.sync_data());
         if let Err(e) = written {
             // No half record may stay ahead of later ones.
             let _ = self.log.set_len(self.log_len);
-            return Err(io_err(format!("appending to {}", self.log_path.display()))(e));
+            return Err(io_err(format!("appending to {}", self.log_path.display()))(
+                e,
+            ));
         }
         self.index.push_back((self.log_len, len));
         self.log_len += rec;

@@ -49,9 +49,30 @@ impl Facility {
     /// The facility by its usual name (`auth`, `local0` … `local7`, …).
     pub fn from_name(name: &str) -> Option<Self> {
         const NAMES: [&str; 24] = [
-            "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-            "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
-            "local2", "local3", "local4", "local5", "local6", "local7",
+            "kern",
+            "user",
+            "mail",
+            "daemon",
+            "auth",
+            "syslog",
+            "lpr",
+            "news",
+            "uucp",
+            "cron",
+            "authpriv",
+            "ftp",
+            "ntp",
+            "security",
+            "console",
+            "solaris-cron",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
         ];
         NAMES
             .iter()

@@ -301,7 +301,10 @@ async fn deliver_tls(
         // the connection right after. Give it the settle time to do so
         // before the first batch goes into a connection about to die.
         if let Some(reason) = closed_within(&mut fresh, settings.settle).await {
-            return Err(failed(0, format!("collector refused the session: {reason}")));
+            return Err(failed(
+                0,
+                format!("collector refused the session: {reason}"),
+            ));
         }
         *stream = Some(Box::new(fresh));
     }

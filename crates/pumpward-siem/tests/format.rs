@@ -95,10 +95,22 @@ fn invalid_messages_name_the_field() {
         (|m| m.app_name = "pumpwärd".into(), "app_name"),
         (|m| m.id = "a\nb".into(), "id"),
         (|m| m.name.clear(), "name"),
-        (|m| m.fields.push(("bad key".into(), "v".into())), "fields[2].key"),
-        (|m| m.fields.push(("rt".into(), "v".into())), "fields[2].key"),
-        (|m| m.fields.push(("asset_id".into(), "v".into())), "fields[2].key"),
-        (|m| m.fields.push(("big".into(), "v".repeat(4097))), "fields[2].value"),
+        (
+            |m| m.fields.push(("bad key".into(), "v".into())),
+            "fields[2].key",
+        ),
+        (
+            |m| m.fields.push(("rt".into(), "v".into())),
+            "fields[2].key",
+        ),
+        (
+            |m| m.fields.push(("asset_id".into(), "v".into())),
+            "fields[2].key",
+        ),
+        (
+            |m| m.fields.push(("big".into(), "v".repeat(4097))),
+            "fields[2].value",
+        ),
         (
             |m| m.time = time::macros::datetime!(-0001-01-01 0:00 UTC),
             "time",
@@ -132,13 +144,14 @@ fn the_sample_alert_round_trips() {
 fn check_round_trip(m: &SiemMessage, opts: &SyslogOptions) -> Result<(), TestCaseError> {
     let text = rfc5424(m, opts);
     let s = parse_5424(&text).map_err(TestCaseError::fail)?;
-    prop_assert_eq!(s.pri, u16::from(opts.facility.code()) * 8 + u16::from(m.severity.syslog()));
+    prop_assert_eq!(
+        s.pri,
+        u16::from(opts.facility.code()) * 8 + u16::from(m.severity.syslog())
+    );
     prop_assert_eq!(s.version, 1);
-    let parsed_time = time::OffsetDateTime::parse(
-        &s.timestamp,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let parsed_time =
+        time::OffsetDateTime::parse(&s.timestamp, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(parsed_time, m.time);
     prop_assert_eq!(&s.hostname, &m.host);
     prop_assert_eq!(&s.app_name, &m.app_name);
@@ -160,7 +173,10 @@ fn check_round_trip(m: &SiemMessage, opts: &SyslogOptions) -> Result<(), TestCas
             prop_assert_eq!(&c.name, &m.name);
             prop_assert_eq!(c.severity, m.severity.cef().to_string());
             let mut want = vec![
-                ("rt".to_string(), (m.time.unix_timestamp_nanos() / 1_000_000).to_string()),
+                (
+                    "rt".to_string(),
+                    (m.time.unix_timestamp_nanos() / 1_000_000).to_string(),
+                ),
                 ("dvchost".to_string(), m.host.clone()),
                 ("deviceProcessName".to_string(), m.app_name.clone()),
                 ("externalId".to_string(), m.id.clone()),

@@ -40,7 +40,10 @@ impl Rsyslog {
     /// TLS driver is not installed.
     fn prepare(dir: &Path) -> Option<Self> {
         if !Path::new(RSYSLOGD).exists() {
-            skip("rsyslog", "rsyslogd is not installed (apt-get install rsyslog)");
+            skip(
+                "rsyslog",
+                "rsyslogd is not installed (apt-get install rsyslog)",
+            );
             return None;
         }
         let gtls_present = Path::new(GTLS).exists()
@@ -261,7 +264,10 @@ async fn cef_and_json_over_tls_and_udp_arrive_intact() {
     let mut exporters = Vec::new();
     let mut tasks = Vec::new();
     for (i, d) in dests.iter().enumerate() {
-        let cfg = fast_retry(ExportConfig::new(d.clone(), tmp.path().join(format!("q{i}"))));
+        let cfg = fast_retry(ExportConfig::new(
+            d.clone(),
+            tmp.path().join(format!("q{i}")),
+        ));
         let (exp, delivery) = Exporter::open(cfg).unwrap();
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(delivery.run(async move {
@@ -363,7 +369,11 @@ async fn an_outage_and_a_restart_lose_nothing() {
     task.await.unwrap();
     drop(exp);
     let (exp, delivery) = Exporter::open(cfg).unwrap();
-    assert_eq!(exp.metrics().queued, 15, "the undelivered 15 survived the restart");
+    assert_eq!(
+        exp.metrics().queued,
+        15,
+        "the undelivered 15 survived the restart"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx = stop_rx.clone();
     let task = tokio::spawn(delivery.run(async move {
@@ -460,7 +470,10 @@ async fn an_unverified_collector_or_client_gets_nothing_through() {
         exporters.push((exp, task));
     }
     // The impostor fails its handshake on our side every time.
-    wait_for("refused handshakes", || exporters[0].0.metrics().retried >= 2).await;
+    wait_for("refused handshakes", || {
+        exporters[0].0.metrics().retried >= 2
+    })
+    .await;
     assert_eq!(exporters[0].0.metrics().delivered, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // rsyslog closes the session after judging the (missing) certificate;

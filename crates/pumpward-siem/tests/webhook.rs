@@ -151,7 +151,10 @@ async fn signed_webhooks_arrive_in_order_through_failures() {
     let want: Vec<Vec<u8>> = (0..N)
         .map(|n| json_body(&sample_alert(n)).into_bytes())
         .collect();
-    assert_eq!(r.accepted, want, "every alert once, in order, byte for byte");
+    assert_eq!(
+        r.accepted, want,
+        "every alert once, in order, byte for byte"
+    );
     assert_eq!(r.bad_signatures, 0);
     let m = exp.metrics();
     assert!(m.retried >= (N / 4) as u64 - 1, "503s were retried: {m:?}");

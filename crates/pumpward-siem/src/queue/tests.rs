@@ -126,7 +126,9 @@ fn corrupt_state_is_refused_with_the_reason() {
     q.push(&msg(0)).unwrap();
     drop(q);
     let p = d.path().join(ACKED);
-    let text = fs::read_to_string(&p).unwrap().replace("acked 0", "acked 9");
+    let text = fs::read_to_string(&p)
+        .unwrap()
+        .replace("acked 0", "acked 9");
     fs::write(&p, text).unwrap();
     let e = DiskQueue::open(d.path(), QueueConfig::default()).unwrap_err();
     assert!(e.to_string().contains("checksum mismatch"), "{e}");

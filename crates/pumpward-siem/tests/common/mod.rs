@@ -68,7 +68,10 @@ pub fn any_message() -> impl Strategy<Value = SiemMessage> {
         0usize..5,
         token(30),
         (token(10), token(10)),
-        (text(30).prop_filter("non-empty", |s| !s.is_empty()), text(40).prop_filter("non-empty", |s| !s.is_empty())),
+        (
+            text(30).prop_filter("non-empty", |s| !s.is_empty()),
+            text(40).prop_filter("non-empty", |s| !s.is_empty()),
+        ),
         proptest::collection::btree_map("[a-z][a-z0-9_]{0,10}", text(30), 0..6),
     )
         .prop_filter_map(
@@ -85,7 +88,10 @@ pub fn any_message() -> impl Strategy<Value = SiemMessage> {
                     msg_id: msgid,
                     signature_id: sig,
                     name,
-                    fields: fields.into_iter().filter(|(k, _)| k != "rt" && k != "cat" && k != "msg").collect(),
+                    fields: fields
+                        .into_iter()
+                        .filter(|(k, _)| k != "rt" && k != "cat" && k != "msg")
+                        .collect(),
                 };
                 m.validate().ok().map(|()| m)
             },

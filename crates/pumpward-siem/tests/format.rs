@@ -88,7 +88,8 @@ fn severity_scales() {
 
 #[test]
 fn invalid_messages_name_the_field() {
-    let cases: Vec<(fn(&mut SiemMessage), &str)> = vec![
+    type Breakage = fn(&mut SiemMessage);
+    let cases: Vec<(Breakage, &str)> = vec![
         (|m| m.host = "pw 1".into(), "host"),
         (|m| m.host.clear(), "host"),
         (|m| m.msg_id = "x".repeat(33), "msg_id"),

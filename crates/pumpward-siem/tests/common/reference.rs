@@ -44,7 +44,7 @@ pub fn parse_5424(mut s: &str) -> Result<Syslog, String> {
     let msgid = token(&mut s, "msgid")?.to_owned();
     let rest = s.strip_prefix('[').ok_or("no SD element")?;
     let (sd_id, mut rest) = rest
-        .split_once(|c| c == ' ' || c == ']')
+        .split_once([' ', ']'])
         .map(|(a, _)| (a, &rest[a.len()..]))
         .ok_or("unterminated SD-ID")?;
     let mut params = Vec::new();

@@ -151,7 +151,11 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
     /// The raw messages rsyslog wrote to `file`, in order.
     fn received(&self, file: &str) -> Vec<String> {
         let text = std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
-        text.lines()
+        // Only complete lines: rsyslog may be half-way through writing one.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .split('\n')
+            .filter(|l| !l.is_empty())
             .map(|l| {
                 serde_json::from_str::<String>(&format!("\"{l}\""))
                     .unwrap_or_else(|e| panic!("rsyslog line {l:?}: {e}"))

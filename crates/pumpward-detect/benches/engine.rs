@@ -81,6 +81,8 @@ fn flow(p: usize, i: usize) -> Flow {
         orig_packets: 8,
         resp_packets: 6,
         source: FlowSource::ZeekConnLog,
+        sensor_uid: None,
+        conn_state: None,
     }
 }
 

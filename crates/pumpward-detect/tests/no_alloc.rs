@@ -63,6 +63,8 @@ fn quiet_events_do_not_allocate_once_warm() {
         orig_packets: 1,
         resp_packets: 1,
         source: FlowSource::Pcap,
+        sensor_uid: None,
+        conn_state: None,
     };
     let bodies = [
         (

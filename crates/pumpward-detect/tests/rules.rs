@@ -135,6 +135,8 @@ fn flow(resp: &str, port: u16) -> Flow {
         orig_packets: 1,
         resp_packets: 1,
         source: FlowSource::ZeekConnLog,
+        sensor_uid: None,
+        conn_state: None,
     }
 }
 

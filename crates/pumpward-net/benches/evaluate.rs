@@ -130,6 +130,8 @@ fn flows() -> Vec<Flow> {
             orig_packets: 6,
             resp_packets: 5,
             source: FlowSource::ZeekConnLog,
+            sensor_uid: None,
+            conn_state: None,
         });
     }
     out

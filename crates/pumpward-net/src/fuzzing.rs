@@ -75,6 +75,8 @@ pub fn policy_toml(data: &[u8]) -> Outcome {
                     orig_packets: 0,
                     resp_packets: 0,
                     source: FlowSource::Pcap,
+                    sensor_uid: None,
+                    conn_state: None,
                 };
                 let e = ev.evaluate(&f);
                 let _ = ev.describe(&e);

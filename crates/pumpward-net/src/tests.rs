@@ -57,6 +57,8 @@ fn flow(t: Transport, from: &str, sport: u16, to: &str, dport: u16) -> Flow {
         orig_packets: 1,
         resp_packets: 1,
         source: FlowSource::ZeekConnLog,
+        sensor_uid: None,
+        conn_state: None,
     }
 }
 

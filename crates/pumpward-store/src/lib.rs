@@ -20,6 +20,7 @@
 
 mod assets;
 mod audit;
+mod detection;
 mod devices;
 mod findings;
 mod import;
@@ -33,6 +34,7 @@ pub use assets::{
     DEFAULT_INITIAL_STATE,
 };
 pub use audit::{AuditFilter, VerifyReport};
+pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};

@@ -66,6 +66,7 @@ on_both_backends!(
     library_publish_is_all_or_nothing,
     advisories_import_idempotently_and_supersede,
     matching_raises_and_resolves_vulnerability_findings,
+    detection_records_events_alerts_and_incidents,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -2364,4 +2365,167 @@ async fn matching_raises_and_resolves_vulnerability_findings(store: &Store) {
         .iter()
         .all(|f| f.resolution.as_deref().unwrap().contains("decommissioned")));
     assert_eq!(audit_of(store, "finding.resolve").await.len(), 15);
+}
+
+/// Security events and alerts are recorded once whatever the replays; the
+/// alert and incident workflows refuse illegal steps without changing
+/// anything, and every step is audited.
+async fn detection_records_events_alerts_and_incidents(store: &Store) {
+    use pumpward_detect::alert::PlaybookStep;
+    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::{Context, DetectionConfig, Engine};
+
+    let t0 = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    // Five authentication failures from one address: the engine's burst rule.
+    let events: Vec<Event> = (0..5)
+        .map(|i| Event {
+            schema_version: SCHEMA_VERSION,
+            id: format!("gw:auth:{i}"),
+            occurred_at: t0 + time::Duration::seconds(i),
+            received_at: t0 + time::Duration::seconds(i),
+            source: Source::Gateway,
+            asset_id: None,
+            care_area: None,
+            body: Body::AuthFailure {
+                peer: "10.9.9.9".parse().unwrap(),
+                certificate: None,
+                reason: "unknown_ca".into(),
+            },
+        })
+        .collect();
+    assert_eq!(store.record_security_events(&events).await.unwrap(), 5);
+    assert_eq!(store.record_security_events(&events[3..]).await.unwrap(), 0);
+    let (page, next) = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("auth_failure".into()),
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+        ["gw:auth:4", "gw:auth:3", "gw:auth:2"]
+    );
+    assert_eq!(page[0].event, events[4]);
+    let (rest, end) = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("auth_failure".into()),
+            before_seq: next,
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(end, None);
+    let none = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("policy_violation".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert!(none.is_empty());
+
+    let mut engine = Engine::new(DetectionConfig::default());
+    let ctx = Context::default();
+    let mut alerts = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        engine.process(&ctx, i as u64 + 1, e, &mut alerts);
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let id = alerts[0].id.clone();
+    assert_eq!(store.record_alerts(&alerts).await.unwrap(), [id.clone()]);
+    // A replay after a restart raises the same alert: nothing new.
+    assert!(store.record_alerts(&alerts).await.unwrap().is_empty());
+    assert_eq!(audit_of(store, "alert.raise").await.len(), 1);
+
+    // The engine's state survives a save and a load.
+    store.save_detection_state(engine.snapshot()).await.unwrap();
+    store.save_detection_state(engine.snapshot()).await.unwrap();
+    let loaded = store.load_detection_state().await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&loaded).unwrap(),
+        serde_json::to_value(engine.snapshot()).unwrap()
+    );
+
+    let sec = Actor {
+        id: "user:sam".into(),
+        source: Some("127.0.0.1".into()),
+    };
+    // Resolving a new alert is refused and changes nothing.
+    let refused = store
+        .update_alert(&id, "alert.resolve", &sec, |c| c.resolve("sam", t0, "done"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.alert(&id).await.unwrap().case.state.as_str(), "new");
+    assert!(audit_of(store, "alert.resolve").await.is_empty());
+
+    store
+        .update_alert(&id, "alert.acknowledge", &sec, |c| c.acknowledge("sam"))
+        .await
+        .unwrap();
+    let (open, _) = store
+        .list_alerts(&pumpward_store::AlertFilter {
+            state: Some("acknowledged".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].case.owner.as_deref(), Some("sam"));
+    let counts = store.open_alert_counts().await.unwrap();
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 1);
+
+    let incident = store
+        .open_incident("INC-1", "Certificate probing", &id, &sec)
+        .await
+        .unwrap();
+    assert_eq!(incident.alerts, [id.clone()]);
+    assert_eq!(
+        store.alert(&id).await.unwrap().incident_id.as_deref(),
+        Some("INC-1")
+    );
+    // Closing before containment is refused and changes nothing.
+    let early = store
+        .update_incident("INC-1", "incident.close", None, &sec, |i, _| {
+            i.close("sam", t0, "done")
+        })
+        .await;
+    assert!(matches!(early, Err(StoreError::Invalid(_))), "{early:?}");
+    store
+        .update_incident("INC-1", "incident.step", None, &sec, |i, _| {
+            i.complete_step(
+                PlaybookStep::ClinicalContingency,
+                "sam",
+                t0,
+                "spare pump",
+                false,
+            )
+        })
+        .await
+        .unwrap();
+    store
+        .update_incident("INC-1", "incident.contain", None, &sec, |i, _| {
+            i.contain("sam", t0)
+        })
+        .await
+        .unwrap();
+    let stored = store.incident("INC-1").await.unwrap();
+    assert_eq!(stored.state.to_string(), "contained");
+    assert!(stored
+        .checklist
+        .iter()
+        .any(|c| c.step == PlaybookStep::ClinicalContingency && c.done.is_some()));
+    assert_eq!(audit_of(store, "incident.contain").await.len(), 1);
+    assert!(audit_of(store, "incident.close").await.is_empty());
+    assert!(matches!(
+        store.alert("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

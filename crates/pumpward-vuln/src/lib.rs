@@ -24,6 +24,7 @@
 //! | [`vers`] | `vers:` version ranges. |
 //! | [`version`] | Vendor firmware versions and the per-vendor comparison schemes. |
 //! | [`constraint`] | The version rules advisories write in prose and lists, and matching an asset against them. |
+//! | [`priority`] | Not a parser: the published priority score of a finding, with its factors (`docs/vulnerability-priority.md`). |
 //! | [`identity`] | Canonical manufacturer and product keys from the curated alias table `data/aliases.toml`. |
 //!
 //! # Version schemes
@@ -68,6 +69,7 @@ pub mod identity;
 pub mod json;
 pub mod kev;
 pub mod nvd;
+pub mod priority;
 pub mod purl;
 pub mod sbom;
 pub mod vers;

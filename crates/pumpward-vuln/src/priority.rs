@@ -13,7 +13,7 @@
 //! higher EPSS probability, a more critical device or care area, more
 //! exposure never lower it; one more compensating control never raises it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -338,7 +338,7 @@ pub struct Exposure {
 }
 
 /// A compensating control recorded on the asset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Control {
     /// Only its pump server may reach it (an enforced ACL / conduit).

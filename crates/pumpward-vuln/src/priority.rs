@@ -229,7 +229,13 @@ impl CareAcuity {
         let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
         if has(&["nicu", "neonatal", "neonatology", "newborn"]) {
             CareAcuity::Neonatal
-        } else if has(&["picu", "pediatric", "pediatrics", "paediatric", "paediatrics"]) {
+        } else if has(&[
+            "picu",
+            "pediatric",
+            "pediatrics",
+            "paediatric",
+            "paediatrics",
+        ]) {
             CareAcuity::Pediatric
         } else if has(&[
             "icu",
@@ -477,7 +483,12 @@ pub fn tenths(t: i32) -> String {
 
 impl fmt::Display for Priority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", tenths(i32::from(self.score)), self.band.as_str())
+        write!(
+            f,
+            "{} ({})",
+            tenths(i32::from(self.score)),
+            self.band.as_str()
+        )
     }
 }
 
@@ -523,21 +534,17 @@ pub fn priority(input: &PriorityInput) -> Priority {
     match input.epss {
         Some(e) => add(
             "epss",
-            format!(
-                "EPSS probability {}.{:02}%",
-                e.0 / 100,
-                e.0 % 100
-            ),
+            format!("EPSS probability {}.{:02}%", e.0 / 100, e.0 % 100),
             i32::from(e.0) * EPSS_MAX_POINTS / 10_000,
         ),
         None => add("epss", "no EPSS score known".into(), 0),
     }
-    add("device_type", input.device.label().into(), input.device.points());
     add(
-        "care_area",
-        input.care.label().into(),
-        input.care.points(),
+        "device_type",
+        input.device.label().into(),
+        input.device.points(),
     );
+    add("care_area", input.care.label().into(), input.care.points());
     let x = input.exposure;
     add(
         "zone",
@@ -559,7 +566,12 @@ pub fn priority(input: &PriorityInput) -> Priority {
     );
     add(
         "wireless",
-        if x.wireless { "connects over Wi-Fi" } else { "not wireless" }.into(),
+        if x.wireless {
+            "connects over Wi-Fi"
+        } else {
+            "not wireless"
+        }
+        .into(),
         if x.wireless { 30 } else { 0 },
     );
     add(
@@ -572,7 +584,11 @@ pub fn priority(input: &PriorityInput) -> Priority {
         // Past the cap a control still shows, with what it could still take.
         let points = c.points().min(CONTROLS_CAP - taken);
         taken += points;
-        add("control", format!("compensating control: {}", c.as_str()), -points);
+        add(
+            "control",
+            format!("compensating control: {}", c.as_str()),
+            -points,
+        );
     }
     let sum: i32 = factors.iter().map(|f| f.points).sum();
     let score = sum.clamp(0, i32::from(MAX_SCORE)) as u16;
@@ -619,7 +635,10 @@ mod tests {
 
     #[test]
     fn care_areas_are_read_by_whole_words() {
-        assert_eq!(CareAcuity::from_care_area(Some("NICU")), CareAcuity::Neonatal);
+        assert_eq!(
+            CareAcuity::from_care_area(Some("NICU")),
+            CareAcuity::Neonatal
+        );
         assert_eq!(
             CareAcuity::from_care_area(Some("Anesthesia / OR")),
             CareAcuity::Intensive
@@ -632,9 +651,18 @@ mod tests {
             CareAcuity::from_care_area(Some("Labor & Delivery")),
             CareAcuity::Emergency
         );
-        assert_eq!(CareAcuity::from_care_area(Some("Pediatrics")), CareAcuity::Pediatric);
-        assert_eq!(CareAcuity::from_care_area(Some("Adult ICU")), CareAcuity::Intensive);
-        assert_eq!(CareAcuity::from_care_area(Some("Hospice")), CareAcuity::Unknown);
+        assert_eq!(
+            CareAcuity::from_care_area(Some("Pediatrics")),
+            CareAcuity::Pediatric
+        );
+        assert_eq!(
+            CareAcuity::from_care_area(Some("Adult ICU")),
+            CareAcuity::Intensive
+        );
+        assert_eq!(
+            CareAcuity::from_care_area(Some("Hospice")),
+            CareAcuity::Unknown
+        );
         assert_eq!(CareAcuity::from_care_area(None), CareAcuity::Unknown);
     }
 
@@ -643,9 +671,17 @@ mod tests {
         let mut i = base();
         i.controls = Control::ALL.into_iter().collect();
         let p = priority(&i);
-        let taken: i32 = p.factors.iter().filter(|f| f.factor == "control").map(|f| f.points).sum();
+        let taken: i32 = p
+            .factors
+            .iter()
+            .filter(|f| f.factor == "control")
+            .map(|f| f.points)
+            .sum();
         assert_eq!(taken, -CONTROLS_CAP);
-        assert_eq!(p.factors.iter().filter(|f| f.factor == "control").count(), 5);
+        assert_eq!(
+            p.factors.iter().filter(|f| f.factor == "control").count(),
+            5
+        );
     }
 
     #[test]

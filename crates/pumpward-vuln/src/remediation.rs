@@ -201,9 +201,9 @@ pub fn is_date(s: &str) -> bool {
         return false;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        s.get(r)?
-            .bytes()
-            .try_fold(0u32, |a, c| c.is_ascii_digit().then(|| a * 10 + u32::from(c - b'0')))
+        s.get(r)?.bytes().try_fold(0u32, |a, c| {
+            c.is_ascii_digit().then(|| a * 10 + u32::from(c - b'0'))
+        })
     };
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return false;
@@ -254,10 +254,7 @@ pub fn apply(
             required("version", version)?;
             // The pump's own report is the proof: the same version text
             // (case and surrounding spaces aside).
-            if !version
-                .trim()
-                .eq_ignore_ascii_case(reported_version.trim())
-            {
+            if !version.trim().eq_ignore_ascii_case(reported_version.trim()) {
                 return Err(StepError::NotVerified {
                     claimed: version.clone(),
                     reported: reported_version.to_owned(),
@@ -366,15 +363,27 @@ mod tests {
                 TODAY,
             )
         };
-        assert_eq!(acc(vec![Control::Monitored], "CE", "2027-01-01"), Ok(RiskAccepted));
+        assert_eq!(
+            acc(vec![Control::Monitored], "CE", "2027-01-01"),
+            Ok(RiskAccepted)
+        );
         let field = |r: Result<RemediationState, StepError>| match r {
             Err(StepError::Field { field, .. }) => field,
             other => panic!("{other:?}"),
         };
         assert_eq!(field(acc(vec![], "CE", "2027-01-01")), "controls");
-        assert_eq!(field(acc(vec![Control::Monitored], " ", "2027-01-01")), "owner");
-        assert_eq!(field(acc(vec![Control::Monitored], "CE", TODAY)), "review_date");
-        assert_eq!(field(acc(vec![Control::Monitored], "CE", "2027-02-30")), "review_date");
+        assert_eq!(
+            field(acc(vec![Control::Monitored], " ", "2027-01-01")),
+            "owner"
+        );
+        assert_eq!(
+            field(acc(vec![Control::Monitored], "CE", TODAY)),
+            "review_date"
+        );
+        assert_eq!(
+            field(acc(vec![Control::Monitored], "CE", "2027-02-30")),
+            "review_date"
+        );
     }
 
     #[test]

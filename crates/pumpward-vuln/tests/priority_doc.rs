@@ -12,7 +12,12 @@ fn table(i: &PriorityInput) -> String {
     let p = priority(i);
     let mut s = String::from("| factor | input | points |\n|---|---|---:|\n");
     for f in &p.factors {
-        s.push_str(&format!("| {} | {} | {} |\n", f.factor, f.input, tenths(f.points)));
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            f.factor,
+            f.input,
+            tenths(f.points)
+        ));
     }
     s.push_str(&format!("| **priority** | | **{}** |\n", p));
     s

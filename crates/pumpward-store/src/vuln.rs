@@ -1318,6 +1318,19 @@ impl Store {
             // advisory about the component is about the pump that carries it.
             let mut targets: Vec<(String, Installed, String)> =
                 vec![(key.clone(), installed, format!("firmware {firmware}"))];
+            // An advisory naming only the model's family (no model stated)
+            // speaks of this model too.
+            if let Some(family) = &pm.product.family {
+                targets.push((
+                    family.clone(),
+                    Installed {
+                        version: Some(&firmware),
+                        model: Some(&model),
+                        components: &components,
+                    },
+                    format!("firmware {firmware}"),
+                ));
+            }
             for c in &components {
                 if let Some(cm) = aliases.product(&manufacturer, &c.name) {
                     if cm.product.key != key {

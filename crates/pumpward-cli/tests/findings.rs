@@ -59,7 +59,8 @@ fn findings_list_in_three_formats_and_transition() {
         );
         assert_eq!(r["evidence"]["rules"][0]["version_text"], "<=13.4");
     }
-    let id = rows[0]["finding_id"].as_i64().unwrap().to_string();
+    let fid = rows[0]["finding_id"].as_i64().unwrap();
+    let id = fid.to_string();
 
     // CSV: a header and one line per finding.
     let o = pumpward(&data, &["findings", "list", "--format", "csv"]);
@@ -152,7 +153,7 @@ fn findings_list_in_three_formats_and_transition() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["finding_id"].to_string() == id)
+        .find(|r| r["finding_id"] == fid)
         .unwrap();
     assert_eq!(r["remediation"], "vendor_patch_available");
 }

@@ -1546,7 +1546,6 @@ impl Store {
                         open: Some(true),
                         before_id: before,
                         limit: 500,
-                        ..Default::default()
                     })
                     .await?;
                 open.extend(page);

@@ -7,7 +7,8 @@ use crate::auth::Principal;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pumpward_core::access::Permission;
 use pumpward_store::{Finding, FindingFilter};
@@ -124,4 +125,47 @@ pub async fn record_control(
         StatusCode::OK
     };
     Ok((status, Json(json!({ "items": items }))))
+}
+
+/// The findings as CSV (same filters as the list, every page; highest
+/// priority first), safe to open in a spreadsheet
+/// (`pumpward_store::csv_safe_cell`).
+pub async fn export_findings(
+    State(st): State<AppState>,
+    _: Principal,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let q: FindingQuery = parse_query(q.as_deref())?;
+    let mut filter = filter_of(q)?;
+    filter.limit = 500;
+    let mut rows = Vec::new();
+    loop {
+        let (page, next) = st.store.list_findings(&filter).await?;
+        rows.extend(page.iter().map(pumpward_store::FindingRow::from));
+        match next {
+            Some(n) => filter.before_id = Some(n),
+            None => break,
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.priority
+            .unwrap_or(-1.0)
+            .total_cmp(&a.priority.unwrap_or(-1.0))
+            .then(b.finding_id.cmp(&a.finding_id))
+    });
+    let mut out = Vec::new();
+    pumpward_store::write_findings_csv(&mut out, &rows).map_err(|e| {
+        crate::problem::ApiError::new(crate::problem::ErrorKind::Internal, e.to_string())
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pumpward-findings.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

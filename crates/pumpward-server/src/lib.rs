@@ -109,6 +109,10 @@ pub fn app(state: AppState) -> Router {
             post(api_pki::create_enrollment_code),
         )
         .route("/api/v1/findings", get(api_findings::list_findings))
+        .route(
+            "/api/v1/findings/export",
+            get(api_findings::export_findings),
+        )
         .route("/api/v1/findings/{id}", get(api_findings::get_finding))
         .route(
             "/api/v1/findings/{id}/remediation",

@@ -249,6 +249,13 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/findings/export",
+        Perm(FindingsRead),
+        "findings",
+        "Export findings as CSV, highest priority first (same filters as the list); formula-safe cells",
+    ),
+    r(
+        "GET",
         "/api/v1/findings/{id}",
         Perm(FindingsRead),
         "findings",

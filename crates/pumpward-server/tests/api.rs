@@ -711,4 +711,20 @@ async fn advisory_upload_matching_and_permissions() {
     assert_eq!(r.status, 400, "{}", r.text());
     let r = h.get("/api/v1/assets/PUMP-9/controls", &biomed).await;
     assert_eq!(r.json()["items"][0]["control"], "monitored");
+
+    // The CSV export: a header and the 7 findings.
+    let r = h
+        .get(
+            "/api/v1/findings/export?kind=vulnerability.affected",
+            &biomed,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let csv = r.text();
+    assert!(
+        csv.starts_with("finding_id,asset_id,advisory_id,cve,status,priority"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert!(csv.contains(",PUMP-9,ICSA-15-161-01,CVE-2015-"), "{csv}");
 }

@@ -3,6 +3,7 @@
 //! the server runs: SQLite's WAL lets them share the store).
 
 mod config;
+mod findings;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -90,6 +91,9 @@ enum Command {
     /// Vulnerability advisories: import (CSAF, KEV, NVD, CVE 5, EPSS) and matching.
     #[command(subcommand)]
     Advisories(AdvisoriesCmd),
+    /// Findings: list and export (vulnerabilities with their priority), remediation steps.
+    #[command(subcommand)]
+    Findings(findings::FindingsCmd),
     /// Run a fleet of simulated pumps against a running server.
     Sim {
         /// The server's REST API, e.g. https://127.0.0.1:8443
@@ -434,6 +438,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Pki(c) => return pki(&s, c).await,
         Command::Library(c) => return library(c),
         Command::Advisories(c) => return advisories(&s, c).await,
+        Command::Findings(c) => return findings::findings(&s, c).await,
         Command::Sim {
             server,
             gateway,

@@ -46,6 +46,7 @@ fn help_lists_every_subcommand() {
         "sim",
         "library",
         "advisories",
+        "findings",
     ] {
         assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
     }

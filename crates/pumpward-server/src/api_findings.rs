@@ -2,13 +2,18 @@
 //! the certificate expiry watch's; vulnerability and network findings use
 //! the same model as they land).
 
-use crate::api::parse_query;
+use crate::api::{parse_query, JsonBody};
 use crate::auth::Principal;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use pumpward_core::access::Permission;
 use pumpward_store::{Finding, FindingFilter};
+use pumpward_vuln::priority::Control;
+use pumpward_vuln::remediation::Step;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -63,4 +68,104 @@ pub(crate) fn filter_of(q: FindingQuery) -> ApiResult<FindingFilter> {
         before_id: q.before,
         limit: q.limit,
     })
+}
+
+/// Takes one remediation step (the body is the step: `{"to":
+/// "scheduled", "date": "2026-12-03"}`); 409 when the workflow does not
+/// allow it from the finding's state, 422 when a field is missing or the
+/// deployed version is not the one the pump reports.
+pub async fn remediate_finding(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(step): JsonBody<Step>,
+) -> ApiResult<Json<Value>> {
+    if matches!(step, Step::PatchValidated { .. }) && !p.can(Permission::VulnValidatePatch) {
+        return Err(crate::problem::ApiError::forbidden(
+            "validating a vendor patch is biomedical engineering's (vuln.validate_patch)",
+        ));
+    }
+    let finding = st.store.transition_finding(id, &step, &p.actor()).await?;
+    Ok(Json(json!({ "finding": finding })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlBody {
+    control: Control,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn asset_controls(
+    State(st): State<AppState>,
+    _: Principal,
+    Path(asset): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": st.store.asset_controls(&asset).await? }),
+    ))
+}
+
+/// Records a compensating control: 201 when new, 200 when already recorded.
+pub async fn record_control(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(asset): Path<String>,
+    JsonBody(b): JsonBody<ControlBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let new = st
+        .store
+        .record_asset_control(&asset, b.control, &b.note, &p.actor())
+        .await?;
+    let items = st.store.asset_controls(&asset).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "items": items }))))
+}
+
+/// The findings as CSV (same filters as the list, every page; highest
+/// priority first), safe to open in a spreadsheet
+/// (`pumpward_store::csv_safe_cell`).
+pub async fn export_findings(
+    State(st): State<AppState>,
+    _: Principal,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let q: FindingQuery = parse_query(q.as_deref())?;
+    let mut filter = filter_of(q)?;
+    filter.limit = 500;
+    let mut rows = Vec::new();
+    loop {
+        let (page, next) = st.store.list_findings(&filter).await?;
+        rows.extend(page.iter().map(pumpward_store::FindingRow::from));
+        match next {
+            Some(n) => filter.before_id = Some(n),
+            None => break,
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.priority
+            .unwrap_or(-1.0)
+            .total_cmp(&a.priority.unwrap_or(-1.0))
+            .then(b.finding_id.cmp(&a.finding_id))
+    });
+    let mut out = Vec::new();
+    pumpward_store::write_findings_csv(&mut out, &rows).map_err(|e| {
+        crate::problem::ApiError::new(crate::problem::ErrorKind::Internal, e.to_string())
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pumpward-findings.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

@@ -109,7 +109,19 @@ pub fn app(state: AppState) -> Router {
             post(api_pki::create_enrollment_code),
         )
         .route("/api/v1/findings", get(api_findings::list_findings))
+        .route(
+            "/api/v1/findings/export",
+            get(api_findings::export_findings),
+        )
         .route("/api/v1/findings/{id}", get(api_findings::get_finding))
+        .route(
+            "/api/v1/findings/{id}/remediation",
+            post(api_findings::remediate_finding),
+        )
+        .route(
+            "/api/v1/assets/{id}/controls",
+            get(api_findings::asset_controls).post(api_findings::record_control),
+        )
         .route(
             "/api/v1/advisories",
             get(api_vuln::list_advisories).post(api_vuln::upload_advisory),

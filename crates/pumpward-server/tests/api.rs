@@ -606,5 +606,125 @@ async fn advisory_upload_matching_and_permissions() {
             &biomed,
         )
         .await;
-    assert_eq!(r.json()["items"].as_array().unwrap().len(), 7);
+    let items = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 7);
+    // Each finding shows its priority and its factors.
+    let f = &items[0];
+    assert_eq!(f["priority"], f["evidence"]["priority"]["score"]);
+    assert_eq!(
+        f["evidence"]["priority"]["factors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        9
+    );
+    assert_eq!(f["remediation"], "open");
+    let fid = f["id"].as_i64().unwrap();
+    let step = format!("/api/v1/findings/{fid}/remediation");
+
+    // The remediation workflow: vuln.remediate, and patch validation is biomed's.
+    let r = h
+        .json(
+            "POST",
+            &step,
+            &clinician,
+            json!({"to": "vendor_patch_available", "vendor_reference": "ICSA-15-161-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .json(
+            "POST",
+            &step,
+            &security,
+            json!({"to": "vendor_patch_available", "vendor_reference": "ICSA-15-161-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["finding"]["remediation"], "vendor_patch_available");
+    let validated = json!({"to": "patch_validated", "validation_reference": "HSP-VAL-7"});
+    let r = h.json("POST", &step, &security, validated.clone()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h.json("POST", &step, &biomed, validated).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h
+        .json(
+            "POST",
+            &step,
+            &biomed,
+            json!({"to": "deployed", "version": "13.5"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("allowed from patch_validated: scheduled, risk_accepted"),
+        "{}",
+        r.text()
+    );
+    let r = h
+        .json(
+            "POST",
+            &step,
+            &biomed,
+            json!({"to": "scheduled", "date": "tomorrow"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = h
+        .json(
+            "POST",
+            &step,
+            &biomed,
+            json!({"to": "scheduled", "date": "2030-01-01", "extra": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Compensating controls on the asset.
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets/PUMP-9/controls",
+            &biomed,
+            json!({"control": "monitored", "note": "IDS"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets/PUMP-9/controls",
+            &biomed,
+            json!({"control": "monitored"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/assets/PUMP-9/controls",
+            &biomed,
+            json!({"control": "prayer"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = h.get("/api/v1/assets/PUMP-9/controls", &biomed).await;
+    assert_eq!(r.json()["items"][0]["control"], "monitored");
+
+    // The CSV export: a header and the 7 findings.
+    let r = h
+        .get(
+            "/api/v1/findings/export?kind=vulnerability.affected",
+            &biomed,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let csv = r.text();
+    assert!(
+        csv.starts_with("finding_id,asset_id,advisory_id,cve,status,priority"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert!(csv.contains(",PUMP-9,ICSA-15-161-01,CVE-2015-"), "{csv}");
 }

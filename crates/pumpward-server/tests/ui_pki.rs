@@ -654,3 +654,46 @@ async fn expiry_watch_raises_findings_once_and_resolves_them() {
         403
     );
 }
+
+/// A vulnerability finding on the findings page shows its priority, the
+/// factors that made it, and where its remediation stands.
+#[tokio::test]
+async fn findings_page_shows_the_priority_and_its_factors() {
+    let h = harness().await;
+    let mut j = common::asset_json("PUMP-7");
+    j["manufacturer"] = "Hospira".into();
+    j["model"] = "Plum A+".into();
+    j["firmware_version"] = "13.3".into();
+    j["care_area"] = "NICU".into();
+    h.store
+        .create_asset(
+            &AssetSpec::validate(&serde_json::from_value(j).unwrap()).unwrap(),
+            Some(LifecycleState::InService),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    let doc = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/csaf/icsa-15-161-01.json"
+    ))
+    .unwrap();
+    h.store
+        .import_vuln_document(&doc, &Actor::cli())
+        .await
+        .unwrap();
+    h.store.match_vulnerabilities(&Actor::cli()).await.unwrap();
+    let (biomed, _) = h.session_for("bea", Role::Biomed).await;
+    let page = html(&h.get("/findings", &session(&biomed)).await);
+    assert!(page.contains("CVE-2015-3958 on PUMP-7"), "{page}");
+    assert!(page.contains("remediation: open"), "{page}");
+    assert!(
+        page.contains("<details class=\"priority-factors\">"),
+        "{page}"
+    );
+    assert!(page.contains("CVSS v2.0 base 7.8"), "{page}");
+    assert!(
+        page.contains("<code>care_area</code></th><td>neonatal ICU</td><td class=\"num\">8.0</td>"),
+        "{page}"
+    );
+}

@@ -665,6 +665,9 @@ impl Store {
             .await?
             .expect("exists");
         tx.commit().await?;
+        if crate::vuln::identity_changed(&old.spec, spec) {
+            self.rematch_asset(spec.asset_id.as_str(), actor).await?;
+        }
         Ok(asset)
     }
 

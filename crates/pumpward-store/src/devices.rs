@@ -173,6 +173,11 @@ impl Store {
         } else {
             tx.commit_audited(entries, now).await?;
         }
+        // The firmware the pump itself reports is what its vulnerability
+        // findings are decided on (and what verifies a deployed patch).
+        if crate::vuln::identity_changed(&asset.spec, &spec) {
+            self.rematch_asset(&h.asset_id, &actor).await?;
+        }
         Ok(check)
     }
 

@@ -75,6 +75,14 @@ pub struct Finding {
     pub last_seen_at: String,
     pub resolved_at: Option<String>,
     pub resolution: Option<String>,
+    /// Vulnerability findings: the priority score in tenths (0–1000); its
+    /// factors are in the evidence (`priority`).
+    pub priority: Option<i64>,
+    /// Vulnerability findings: the remediation state
+    /// (`pumpward_vuln::remediation::RemediationState`).
+    pub remediation: Option<String>,
+    /// What the last remediation step recorded.
+    pub remediation_details: Option<serde_json::Value>,
 }
 
 /// Which findings to list; the filters combine.
@@ -91,7 +99,7 @@ pub struct FindingFilter {
 }
 
 const COLUMNS: &str = "id, kind, subject, asset_id, severity, title, evidence, state, \
-     raised_at, last_seen_at, resolved_at, resolution";
+     raised_at, last_seen_at, resolved_at, resolution, priority, remediation, remediation_details";
 
 fn finding_from_row(r: &AnyRow) -> Result<Finding> {
     let evidence: String = r.try_get("evidence")?;
@@ -108,6 +116,11 @@ fn finding_from_row(r: &AnyRow) -> Result<Finding> {
         last_seen_at: r.try_get("last_seen_at")?,
         resolved_at: r.try_get("resolved_at")?,
         resolution: r.try_get("resolution")?,
+        priority: r.try_get("priority")?,
+        remediation: r.try_get("remediation")?,
+        remediation_details: r
+            .try_get::<Option<String>, _>("remediation_details")?
+            .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
     })
 }
 

@@ -26,6 +26,7 @@ mod findings;
 mod import;
 mod library;
 mod pki;
+mod remediation;
 mod users;
 mod vuln;
 
@@ -46,10 +47,12 @@ pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
+pub use remediation::AssetControl;
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{
-    AdvisoryFilter, AdvisoryRecord, MatchReport, ProductStatusRecord, VulnImport,
-    VulnerabilityRecord, KIND_AFFECTED, KIND_REVIEW,
+    csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,
+    FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,
+    KIND_REVIEW,
 };
 
 use pumpward_core::audit::{AuditEntry, Outcome};

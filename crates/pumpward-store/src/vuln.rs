@@ -33,6 +33,10 @@ use pumpward_core::timefmt;
 use pumpward_vuln::constraint::{Component, Decision, Installed, VersionConstraint};
 use pumpward_vuln::detect::{detect, Format};
 use pumpward_vuln::identity::AliasTable;
+use pumpward_vuln::priority::{
+    priority, CareAcuity, Control, Cvss, DeviceClass, Epss, Exposure, Priority, PriorityInput,
+    RemoteAccess,
+};
 use pumpward_vuln::version::{Scheme, Version};
 use pumpward_vuln::{csaf, cve5, epss, kev, nvd};
 use serde::Serialize;
@@ -41,12 +45,185 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Finding kind of an asset within an advisory's affected versions.
 pub const KIND_AFFECTED: &str = "vulnerability.affected";
 /// Finding kind of an asset whose status could not be decided.
 pub const KIND_REVIEW: &str = "vulnerability.review";
+
+/// The issue's status of a vulnerability finding: `affected` and `review`
+/// while open; once resolved, `fixed` (an advisory lists the asset's
+/// firmware as fixed or recommended), `not_affected` (listed not affected,
+/// or outside every affected range) or `resolved` (the advisory was
+/// superseded, the asset retired, …: the resolution says which).
+/// `None` for findings that are not vulnerabilities.
+pub fn vulnerability_status(f: &crate::Finding) -> Option<&'static str> {
+    if f.kind != KIND_AFFECTED && f.kind != KIND_REVIEW {
+        return None;
+    }
+    if f.state == "open" {
+        return Some(if f.kind == KIND_AFFECTED {
+            "affected"
+        } else {
+            "review"
+        });
+    }
+    // The resolutions are the matcher's own words (`Verdict::Clear`).
+    let why = f.resolution.as_deref().unwrap_or("");
+    Some(
+        if [" as fixed ", " as first_fixed ", " as recommended "]
+            .iter()
+            .any(|w| why.contains(w))
+        {
+            "fixed"
+        } else if why.starts_with("not affected:")
+            || why.contains("outside every affected version range")
+        {
+            "not_affected"
+        } else {
+            "resolved"
+        },
+    )
+}
+
+/// A finding as the findings list and its exports show it (`pumpward
+/// findings list`, the findings CSV): the issue's fields first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FindingRow {
+    pub finding_id: i64,
+    pub asset_id: Option<String>,
+    /// The tracking ids of the advisories whose rules gave the verdict.
+    pub advisory_id: Option<String>,
+    pub cve: Option<String>,
+    /// [`vulnerability_status`], or the finding's state for other kinds.
+    pub status: String,
+    /// The priority score (0.0–100.0), exact to the tenth.
+    pub priority: Option<f64>,
+    pub priority_band: Option<String>,
+    pub remediation: Option<String>,
+    pub kind: String,
+    pub severity: Severity,
+    pub title: String,
+    /// Why: the affected rule's explanation, or the review reason, or the
+    /// resolution.
+    pub why: Option<String>,
+    pub raised_at: String,
+    pub evidence: Value,
+}
+
+impl From<&crate::Finding> for FindingRow {
+    fn from(f: &crate::Finding) -> FindingRow {
+        let ev = &f.evidence;
+        let rules = ev["rules"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut advisories: Vec<&str> = rules
+            .iter()
+            .filter_map(|r| r["tracking_id"].as_str())
+            .collect();
+        advisories.dedup();
+        let why = if f.state != "open" {
+            f.resolution.clone()
+        } else {
+            ev["review_reason"]
+                .as_str()
+                .or_else(|| rules.first().and_then(|r| r["why"].as_str()))
+                .map(str::to_owned)
+        };
+        FindingRow {
+            finding_id: f.id,
+            asset_id: f.asset_id.clone(),
+            advisory_id: (!advisories.is_empty()).then(|| advisories.join(", ")),
+            cve: ev["cve"].as_str().map(str::to_owned),
+            status: vulnerability_status(f).unwrap_or(&f.state).to_owned(),
+            // Tenths to a decimal: exact for every integer up to 1000.
+            priority: f.priority.map(|p| p as f64 / 10.0),
+            priority_band: ev["priority"]["band"].as_str().map(str::to_owned),
+            remediation: f.remediation.clone(),
+            kind: f.kind.clone(),
+            severity: f.severity,
+            title: f.title.clone(),
+            why,
+            raised_at: f.raised_at.clone(),
+            evidence: f.evidence.clone(),
+        }
+    }
+}
+
+/// A CSV cell that a spreadsheet will not run: text starting with `=`,
+/// `+`, `-`, `@` (or a tab or carriage return, which some spreadsheets
+/// skip before reading a formula) gets a leading `'` (OWASP's CSV
+/// injection advice).
+pub fn csv_safe_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// The findings CSV: a header, then one row per finding, every cell made
+/// safe with [`csv_safe_cell`] (advisory text and asset names are outside
+/// input).
+pub fn write_findings_csv(
+    w: impl std::io::Write,
+    rows: &[FindingRow],
+) -> std::result::Result<(), csv::Error> {
+    let mut wtr = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(w);
+    wtr.write_record([
+        "finding_id",
+        "asset_id",
+        "advisory_id",
+        "cve",
+        "status",
+        "priority",
+        "priority_band",
+        "remediation",
+        "kind",
+        "severity",
+        "title",
+        "why",
+        "raised_at",
+    ])?;
+    for r in rows {
+        let cells = [
+            r.finding_id.to_string(),
+            r.asset_id.clone().unwrap_or_default(),
+            r.advisory_id.clone().unwrap_or_default(),
+            r.cve.clone().unwrap_or_default(),
+            r.status.clone(),
+            r.priority.map(|p| format!("{p:.1}")).unwrap_or_default(),
+            r.priority_band.clone().unwrap_or_default(),
+            r.remediation.clone().unwrap_or_default(),
+            r.kind.clone(),
+            r.severity.as_str().to_owned(),
+            r.title.clone(),
+            r.why.clone().unwrap_or_default(),
+            r.raised_at.clone(),
+        ];
+        wtr.write_record(cells.iter().map(|c| csv_safe_cell(c).into_owned()))?;
+    }
+    wtr.flush()?;
+    Ok(())
+}
+
+/// Whether an asset changed in what vulnerability matching reads (its
+/// manufacturer, model, kind, firmware or software), so its findings must
+/// be evaluated again.
+pub(crate) fn identity_changed(
+    old: &pumpward_core::inventory::AssetSpec,
+    new: &pumpward_core::inventory::AssetSpec,
+) -> bool {
+    old.manufacturer != new.manufacturer
+        || old.model != new.model
+        || old.kind != new.kind
+        || old.firmware_version != new.firmware_version
+        || old.software != new.software
+}
 
 /// What happened to one imported document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -909,6 +1086,18 @@ impl Store {
     /// against the current advisories, raising and resolving findings (see
     /// the module docs). Safe to run at any time: raising is idempotent.
     pub async fn match_vulnerabilities(&self, actor: &Actor) -> Result<MatchReport> {
+        self.match_scope(None, actor).await
+    }
+
+    /// Matches one asset again (its firmware, model or software changed):
+    /// the incremental form of [`Store::match_vulnerabilities`], which
+    /// raises and resolves only this asset's findings. An asset now at or
+    /// past the fix has its findings resolved, saying so.
+    pub async fn rematch_asset(&self, asset_id: &str, actor: &Actor) -> Result<MatchReport> {
+        self.match_scope(Some(asset_id), actor).await
+    }
+
+    async fn match_scope(&self, only: Option<&str>, actor: &Actor) -> Result<MatchReport> {
         let aliases = AliasTable::builtin();
         let mut report = MatchReport::default();
 
@@ -933,6 +1122,7 @@ impl Store {
             );
         }
         let mut epss: HashMap<String, Value> = HashMap::new();
+        let mut epss_probability: HashMap<String, f64> = HashMap::new();
         for r in sqlx::query(
             "SELECT e.cve, e.epss, e.percentile FROM vuln_epss e \
              JOIN vuln_advisories a ON a.id = e.advisory_id WHERE a.state = 'current'",
@@ -942,11 +1132,28 @@ impl Store {
         {
             let cve: String = r.try_get("cve")?;
             let (p, pct): (f64, f64) = (r.try_get("epss")?, r.try_get("percentile")?);
+            epss_probability.insert(cve.clone(), p);
             epss.insert(cve, json!({"probability": p, "percentile": pct}));
         }
         // The highest score any current document gives a CVE, for advisories
         // (old CISA conversions) that carry none of their own.
         let mut other_scores: HashMap<String, (f64, String, String)> = HashMap::new();
+        // Every current (CVSS version, base score) of a CVE, for the priority's
+        // newest-version rule.
+        let mut cvss_all: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+        let mut controls: HashMap<String, BTreeSet<Control>> = HashMap::new();
+        for r in sqlx::query("SELECT asset_id, control FROM asset_controls")
+            .fetch_all(self.pool())
+            .await?
+        {
+            // Only `record_asset_control` writes the column, from the same list.
+            if let Some(c) = Control::parse(&r.try_get::<String, _>("control")?) {
+                controls
+                    .entry(r.try_get("asset_id")?)
+                    .or_default()
+                    .insert(c);
+            }
+        }
         for r in sqlx::query(
             "SELECT v.cve, v.base_score, v.cvss_version, a.tracking_id FROM vuln_vulnerabilities v \
              JOIN vuln_advisories a ON a.id = v.advisory_id \
@@ -959,6 +1166,12 @@ impl Store {
             let score: f64 = r.try_get("base_score")?;
             let version: Option<String> = r.try_get("cvss_version")?;
             let source: String = r.try_get("tracking_id")?;
+            if let Some(v) = &version {
+                cvss_all
+                    .entry(cve.clone())
+                    .or_default()
+                    .push((v.clone(), score));
+            }
             let e = other_scores
                 .entry(cve)
                 .or_insert((score, version.clone().unwrap_or_default(), source.clone()));
@@ -1024,14 +1237,21 @@ impl Store {
         // Every asset's state, to explain why a finding no longer holds.
         let mut asset_state: HashMap<String, String> = HashMap::new();
         // (asset id, CVE) → verdict, for the eligible assets.
-        let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity)> = BTreeMap::new();
-        for r in sqlx::query(
-            "SELECT asset_id, kind, manufacturer, model, firmware_version, software, lifecycle_state \
-             FROM assets ORDER BY asset_id",
-        )
-        .fetch_all(self.pool())
-        .await?
-        {
+        let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity, Priority)> =
+            BTreeMap::new();
+        let asset_sql =
+            format!(
+            "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, a.software, \
+             a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, a.mac_address, \
+             m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id {} \
+             ORDER BY a.asset_id",
+            if only.is_some() { "WHERE a.asset_id = $1" } else { "" }
+        );
+        let mut asset_query = sqlx::query(&asset_sql);
+        if let Some(a) = only {
+            asset_query = asset_query.bind(a.to_owned());
+        }
+        for r in asset_query.fetch_all(self.pool()).await? {
             let asset_id: String = r.try_get("asset_id")?;
             let kind: String = r.try_get("kind")?;
             let state: String = r.try_get("lifecycle_state")?;
@@ -1055,6 +1275,25 @@ impl Store {
                 continue;
             };
             let key = pm.product.key.clone();
+            let is_pump = kind == "pump";
+            let device = DeviceClass::from_inventory(
+                r.try_get::<Option<String>, _>("device_type")?.as_deref(),
+                is_pump,
+            );
+            let care =
+                CareAcuity::from_care_area(r.try_get::<Option<String>, _>("care_area")?.as_deref());
+            let exposure = Exposure {
+                zone_unrecorded: r.try_get::<Option<String>, _>("zone")?.is_none(),
+                network_reachable: r.try_get::<Option<String>, _>("ip_address")?.is_some(),
+                // A pump with a MAC address recorded is on the wireless network
+                // (SP 1800-8's pumps are wireless; the wired ones are docked
+                // behind a gateway, which is its own asset).
+                wireless: is_pump && r.try_get::<Option<String>, _>("mac_address")?.is_some(),
+                remote_access: RemoteAccess::from_inventory(Some(
+                    r.try_get::<String, _>("remote_service")?.as_str(),
+                )),
+            };
+            let asset_controls = controls.get(&asset_id).cloned().unwrap_or_default();
             let scheme = Scheme::for_manufacturer(&pm.product.manufacturer);
             let components: Vec<Component> = software
                 .iter()
@@ -1073,20 +1312,57 @@ impl Store {
                 "software": software.iter().map(|c| format!("{}={}", c.name, c.version)).collect::<Vec<_>>(),
                 "product_key": key, "alias_matched": pm.matched,
             });
-            // Group this product's statuses by CVE, in a stable order.
-            let mut per_cve: BTreeMap<&str, Vec<&StatusRow>> = BTreeMap::new();
-            for s in by_key.get(&key).map(Vec::as_slice).unwrap_or_default() {
-                per_cve.entry(s.cve.as_str()).or_default().push(s);
+            // What is matched: the asset itself, then each software
+            // component the alias table knows as a product of the asset's
+            // manufacturer (the SpaceCom module inside an Infusomat pump): an
+            // advisory about the component is about the pump that carries it.
+            let mut targets: Vec<(String, Installed, String)> =
+                vec![(key.clone(), installed, format!("firmware {firmware}"))];
+            // An advisory naming only the model's family (no model stated)
+            // speaks of this model too.
+            if let Some(family) = &pm.product.family {
+                targets.push((
+                    family.clone(),
+                    Installed {
+                        version: Some(&firmware),
+                        model: Some(&model),
+                        components: &components,
+                    },
+                    format!("firmware {firmware}"),
+                ));
+            }
+            for c in &components {
+                if let Some(cm) = aliases.product(&manufacturer, &c.name) {
+                    if cm.product.key != key {
+                        targets.push((
+                            cm.product.key.clone(),
+                            Installed {
+                                version: Some(&c.version),
+                                model: None,
+                                components: &[],
+                            },
+                            format!("component {} {}", c.name, c.version),
+                        ));
+                    }
+                }
+            }
+            // Group the statuses of these products by CVE, in a stable order.
+            let mut per_cve: BTreeMap<&str, Vec<(&StatusRow, usize)>> = BTreeMap::new();
+            for (t, (k, ..)) in targets.iter().enumerate() {
+                for s in by_key.get(k).map(Vec::as_slice).unwrap_or_default() {
+                    per_cve.entry(s.cve.as_str()).or_default().push((s, t));
+                }
             }
             for (cve, rows) in per_cve {
                 let mut affected = Vec::new();
                 let mut clear = Vec::new();
                 let mut undecided = Vec::new();
-                for s in rows.iter().copied() {
+                for (s, t) in rows.iter().copied() {
                     let Some(class) = status_class(&s.status) else {
                         continue;
                     };
-                    let decision = s.rule.matches(&installed, scheme);
+                    let (_, installed, what) = &targets[t];
+                    let decision = s.rule.matches(installed, scheme);
                     let rule_ev = |why: String| {
                         json!({
                             "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
@@ -1099,11 +1375,11 @@ impl Store {
                     let text = s.version_text.as_deref().unwrap_or(&s.full_name);
                     match (class, decision) {
                         (StatusClass::Affected, Decision::Yes) => affected.push(rule_ev(format!(
-                            "firmware {firmware} is within the affected versions \"{text}\" (read as {})",
+                            "{what} is within the affected versions \"{text}\" (read as {})",
                             s.rule
                         ))),
                         (StatusClass::Clear, Decision::Yes) => clear.push(format!(
-                            "{} revision {} lists firmware {firmware} as {} (\"{text}\")",
+                            "{} revision {} lists {what} as {} (\"{text}\")",
                             s.tracking_id, s.revision, s.status
                         )),
                         (StatusClass::Investigating, Decision::Yes) => undecided.push(rule_ev(
@@ -1124,7 +1400,7 @@ impl Store {
                     .filter_map(|r| r["advisory_id"].as_i64())
                     .collect();
                 let mut own: Option<(f64, String, String)> = None;
-                for s in rows.iter().filter(|s| ids.contains(&s.advisory_id)) {
+                for (s, _) in rows.iter().filter(|(s, _)| ids.contains(&s.advisory_id)) {
                     if let Some(b) = s.base_score {
                         if own.as_ref().is_none_or(|o| b > o.0) {
                             own = Some((
@@ -1177,25 +1453,52 @@ impl Store {
                         "firmware {firmware} is outside every affected version range of the current advisories"
                     ))
                 };
+                let prio = priority(&PriorityInput {
+                    cvss: Cvss::newest(
+                        cvss_all
+                            .get(cve)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|(v, s)| (v.as_str(), *s)),
+                    ),
+                    kev: kev_ev.is_some(),
+                    epss: epss_probability
+                        .get(cve)
+                        .copied()
+                        .and_then(Epss::from_probability),
+                    device,
+                    care,
+                    exposure,
+                    controls: asset_controls.clone(),
+                });
                 let title = format!("{cve} on {asset_id} ({})", pm.product.name);
-                verdicts.insert((asset_id.clone(), cve.to_owned()), (verdict, title, severity));
+                verdicts.insert(
+                    (asset_id.clone(), cve.to_owned()),
+                    (verdict, title, severity, prio),
+                );
             }
         }
 
         // Raise what holds.
         let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
-        for ((asset_id, cve), (verdict, title, severity)) in &verdicts {
+        for ((asset_id, cve), (verdict, title, severity, prio)) in &verdicts {
             let subject = format!("cve:{cve}:asset:{asset_id}");
             let (kind, title, evidence) = match verdict {
-                Verdict::Affected(ev) => (KIND_AFFECTED, format!("{title}: affected"), ev.clone()),
+                Verdict::Affected(ev) => {
+                    let mut ev = ev.clone();
+                    ev["priority"] = json!(prio);
+                    (KIND_AFFECTED, format!("{title}: affected"), ev)
+                }
                 Verdict::Review(why, ev) => {
                     let mut ev = ev.clone();
                     ev["review_reason"] = Value::String(why.clone());
+                    ev["priority"] = json!(prio);
                     (KIND_REVIEW, format!("{title}: to review"), ev)
                 }
                 Verdict::Clear(_) => continue,
             };
-            let (_, new) = self
+            let (raised, new) = self
                 .raise_finding(
                     &NewFinding {
                         kind: kind.into(),
@@ -1211,6 +1514,18 @@ impl Store {
             if new {
                 report.raised += 1;
             }
+            // The priority moves with the inputs (a KEV listing, a control
+            // recorded); the column is for sorting, the factors are in the
+            // evidence just written. Every vulnerability finding starts its
+            // remediation at `open`.
+            sqlx::query(
+                "UPDATE findings SET priority = $1, \
+                 remediation = COALESCE(remediation, 'open') WHERE id = $2",
+            )
+            .bind(i64::from(prio.score))
+            .bind(raised.id)
+            .execute(self.pool())
+            .await?;
             if kind == KIND_AFFECTED {
                 report.affected_open += 1;
             } else {
@@ -1227,10 +1542,10 @@ impl Store {
                 let (page, next) = self
                     .list_findings(&FindingFilter {
                         kind: Some(kind.into()),
+                        asset_id: only.map(str::to_owned),
                         open: Some(true),
                         before_id: before,
                         limit: 500,
-                        ..Default::default()
                     })
                     .await?;
                 open.extend(page);
@@ -1282,5 +1597,53 @@ impl Store {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_defused_and_others_untouched() {
+        for (cell, want) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("CVE-2015-3952", "CVE-2015-3952"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_safe_cell(cell), want);
+        }
+    }
+
+    #[test]
+    fn the_csv_quotes_and_defuses() {
+        let row = FindingRow {
+            finding_id: 7,
+            asset_id: Some("P-1".into()),
+            advisory_id: Some("ICSA-15-161-01".into()),
+            cve: Some("CVE-2015-3952".into()),
+            status: "affected".into(),
+            priority: Some(55.0),
+            priority_band: Some("high".into()),
+            remediation: Some("open".into()),
+            kind: KIND_AFFECTED.into(),
+            severity: Severity::Medium,
+            title: "=cmd|' /C calc'!A0, \"quoted\"".into(),
+            why: None,
+            raised_at: "2026-11-26T00:00:00Z".into(),
+            evidence: Value::Null,
+        };
+        let mut out = Vec::new();
+        write_findings_csv(&mut out, &[row]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "7,P-1,ICSA-15-161-01,CVE-2015-3952,affected,55.0,high,open,vulnerability.affected,medium,\"'=cmd|' /C calc'!A0, \"\"quoted\"\"\",,2026-11-26T00:00:00Z"
+        );
     }
 }

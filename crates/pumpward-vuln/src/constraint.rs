@@ -398,8 +398,29 @@ impl VersionConstraint {
                     models.join(", ")
                 )),
                 Some(m) => {
-                    let m = m.trim().to_ascii_uppercase();
-                    if models.contains(&m) {
+                    // The inventory often records the product's name ("MiniMed
+                    // 670G") rather than its model number: a single word is
+                    // the model number; in longer text only words shaped like
+                    // the advisory's designations (MMT-1780 beside MMT-1740,
+                    // not the "670G" of the name) can decide.
+                    let m = m.trim();
+                    let hyphenated = models.iter().any(|x| x.contains('-'));
+                    let carried: Vec<String> = if m.split_whitespace().count() <= 1 {
+                        vec![m.to_ascii_uppercase()]
+                    } else {
+                        m.split(|c: char| {
+                            c.is_whitespace() || matches!(c, '/' | ',' | '(' | ')' | ';')
+                        })
+                        .filter(|w| is_model(w) && w.contains('-') == hyphenated)
+                        .map(str::to_ascii_uppercase)
+                        .collect()
+                    };
+                    if carried.is_empty() {
+                        Out::Undecided(format!(
+                            "the advisory names model numbers ({}) and the asset's model {m:?} carries none",
+                            models.join(", ")
+                        ))
+                    } else if carried.iter().any(|c| models.contains(c)) {
                         Out::Yes
                     } else {
                         Out::No
@@ -938,6 +959,19 @@ mod tests {
         );
         assert!(matches!(
             c.matches(&at(None), Scheme::Generic),
+            Decision::Undecided(_)
+        ));
+        // The product's name with its model number, and without one.
+        assert_eq!(
+            c.matches(&at(Some("MiniMed 630G MMT-1754")), Scheme::Generic),
+            Decision::Yes
+        );
+        assert_eq!(
+            c.matches(&at(Some("MiniMed 630G (MMT-1780)")), Scheme::Generic),
+            Decision::No
+        );
+        assert!(matches!(
+            c.matches(&at(Some("MiniMed 630G")), Scheme::Generic),
             Decision::Undecided(_)
         ));
     }

@@ -1,4 +1,4 @@
-//! The bodies of the `csaf_json`, `cpe_purl_vers` and `vendor_version` fuzz
+//! The bodies of the `csaf_json`, `cpe_purl_vers`, `vendor_version` and `remediation_step` fuzz
 //! targets, here so that the committed seeds (`fuzz/seeds/<target>/`) are
 //! replayed by a unit test on stable. Besides "never panics", each checks
 //! what the crate promises: parsed values re-print to themselves, orders
@@ -225,6 +225,46 @@ pub fn vendor_version(data: &[u8]) -> Outcome {
     out
 }
 
+/// A remediation step as the API and CLI receive it (JSON), applied from
+/// every state with the input's text as the reported version and date; and
+/// the free text the priority reads (care area, CVSS version, control
+/// names). A step is accepted only along the workflow's edges, and never
+/// without its required fields.
+pub fn remediation_step(data: &[u8]) -> Outcome {
+    use crate::priority::{CareAcuity, Control, CvssVersion};
+    use crate::remediation::{apply, is_date, RemediationState, Step};
+    let mut out = Outcome::default();
+    let text = String::from_utf8_lossy(data);
+    let _ = CareAcuity::from_care_area(Some(&text));
+    let _ = CvssVersion::parse(&text);
+    let _ = Control::parse(&text);
+    let _ = RemediationState::parse(&text);
+    let _ = is_date(&text);
+    let Ok(step) = serde_json::from_slice::<Step>(data) else {
+        out.refused += 1;
+        return out;
+    };
+    out.parsed += 1;
+    use RemediationState::*;
+    for from in [
+        Open,
+        VendorPatchAvailable,
+        PatchValidated,
+        Scheduled,
+        Deployed,
+        RiskAccepted,
+    ] {
+        match apply(from, &step, &text, "2026-11-26") {
+            Ok(to) => {
+                assert!(from.next().contains(&to), "{from} -> {to} is not an edge");
+                assert_eq!(to, step.target());
+            }
+            Err(e) => short_error(e),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +314,10 @@ mod tests {
         for (_, d) in &s {
             vendor_version(d);
         }
+        let s = seeds("remediation_step");
+        assert!(s.len() >= 4, "only {} remediation_step seeds", s.len());
+        let parsed: usize = s.iter().map(|(_, d)| remediation_step(d).parsed).sum();
+        assert_eq!(parsed, 4, "the four JSON seeds are steps");
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub struct Product {
     /// Why the entry is as it is.
     #[serde(default)]
     pub note: Option<String>,
+    /// The key of the product family this model belongs to: an advisory
+    /// that names only the family ("Alaris PC Unit", model not stated)
+    /// speaks of this model too.
+    #[serde(default)]
+    pub family: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +249,16 @@ impl AliasTable {
                 t.by_cpe.insert(c, i);
             }
         }
+        for p in &t.products {
+            if let Some(f) = &p.family {
+                if f == &p.key || !t.products.iter().any(|q| &q.key == f) {
+                    return Err(AliasError::Product {
+                        product: p.key.clone(),
+                        problem: format!("family {f:?} is not another product of the table"),
+                    });
+                }
+            }
+        }
         Ok(t)
     }
 
@@ -361,6 +376,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_family_must_be_another_product_of_the_table() {
+        let t = AliasTable::builtin();
+        let m = t.product("BD", "Alaris 8015 PC Unit").unwrap();
+        assert_eq!(m.product.family.as_deref(), Some("bd/alaris-pcu"));
+        let bad = "[[manufacturer]]\nkey = \"bd\"\nname = \"BD\"\n\
+                   [[product]]\nkey = \"bd/a\"\nmanufacturer = \"bd\"\nname = \"A\"\nfamily = \"bd/none\"\n";
+        let e = AliasTable::from_toml(bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "alias table: product \"bd/a\": family \"bd/none\" is not another product of the table"
+        );
     }
 
     #[test]

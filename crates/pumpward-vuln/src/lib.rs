@@ -24,6 +24,8 @@
 //! | [`vers`] | `vers:` version ranges. |
 //! | [`version`] | Vendor firmware versions and the per-vendor comparison schemes. |
 //! | [`constraint`] | The version rules advisories write in prose and lists, and matching an asset against them. |
+//! | [`priority`] | Not a parser: the published priority score of a finding, with its factors (`docs/vulnerability-priority.md`). |
+//! | [`remediation`] | Not a parser: the remediation workflow of a finding, a pure state machine. |
 //! | [`identity`] | Canonical manufacturer and product keys from the curated alias table `data/aliases.toml`. |
 //!
 //! # Version schemes
@@ -68,7 +70,9 @@ pub mod identity;
 pub mod json;
 pub mod kev;
 pub mod nvd;
+pub mod priority;
 pub mod purl;
+pub mod remediation;
 pub mod sbom;
 pub mod vers;
 pub mod version;

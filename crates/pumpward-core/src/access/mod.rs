@@ -62,6 +62,11 @@ string_enum!(
         VulnRead = "vuln.read",
         /// Import vulnerability advisories (CSAF, KEV, NVD, CVE 5, EPSS).
         VulnManage = "vuln.manage",
+        /// Take remediation steps on vulnerability findings and record
+        /// compensating controls (vendor patch, schedule, deploy, accept a risk).
+        VulnRemediate = "vuln.remediate",
+        /// Record that a vendor patch was validated on a bench device.
+        VulnValidatePatch = "vuln.validate_patch",
     }
 );
 
@@ -97,6 +102,9 @@ impl Role {
             // security and admins change the advisory set.
             VulnRead => matches!(self, Admin | Security | Biomed | Auditor | Clinician),
             VulnManage => matches!(self, Admin | Security),
+            VulnRemediate => matches!(self, Admin | Security | Biomed),
+            // Validating a patch on the bench is biomedical engineering's.
+            VulnValidatePatch => matches!(self, Biomed),
         }
     }
 

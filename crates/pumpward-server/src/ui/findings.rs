@@ -12,6 +12,46 @@ use pumpward_store::{Finding, FindingFilter};
 
 const HERE: &str = "/findings";
 
+/// A finding with its priority spelled out for the page.
+struct Row {
+    f: Finding,
+    /// "55.0 (high)", for vulnerability findings.
+    priority: Option<String>,
+    /// (factor, what was seen, points), in the formula's order.
+    factors: Vec<(String, String, String)>,
+}
+
+impl From<Finding> for Row {
+    fn from(f: Finding) -> Row {
+        let p = &f.evidence["priority"];
+        let priority = f.priority.map(|s| {
+            format!(
+                "{} ({})",
+                pumpward_vuln::priority::tenths(s as i32),
+                p["band"].as_str().unwrap_or("-")
+            )
+        });
+        let factors = p["factors"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|x| {
+                (
+                    x["factor"].as_str().unwrap_or("").to_owned(),
+                    x["input"].as_str().unwrap_or("").to_owned(),
+                    pumpward_vuln::priority::tenths(x["points"].as_i64().unwrap_or(0) as i32),
+                )
+            })
+            .collect();
+        Row {
+            f,
+            priority,
+            factors,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "findings.html")]
 struct FindingsPage {
@@ -21,7 +61,7 @@ struct FindingsPage {
     states: Vec<Opt>,
     kind: String,
     asset_id: String,
-    rows: Vec<Finding>,
+    rows: Vec<Row>,
     /// Whether asset pages may be linked (the user has inventory.read).
     link_assets: bool,
     next_href: Option<String>,
@@ -107,7 +147,7 @@ pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -
             states,
             kind: kind.unwrap_or_default(),
             asset_id: asset_id.unwrap_or_default(),
-            rows,
+            rows: rows.into_iter().map(Row::from).collect(),
             link_assets: p.can(Permission::InventoryRead),
             next_href,
             first_href,

@@ -2751,7 +2751,7 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
     }
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let id = alerts[0].id.clone();
-    assert_eq!(store.record_alerts(&alerts).await.unwrap(), [id.clone()]);
+    assert_eq!(store.record_alerts(&alerts).await.unwrap(), std::slice::from_ref(&id));
     // A replay after a restart raises the same alert: nothing new.
     assert!(store.record_alerts(&alerts).await.unwrap().is_empty());
     assert_eq!(audit_of(store, "alert.raise").await.len(), 1);
@@ -2800,7 +2800,7 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
         .open_incident("INC-1", "Certificate probing", &id, &sec)
         .await
         .unwrap();
-    assert_eq!(incident.alerts, [id.clone()]);
+    assert_eq!(incident.alerts, std::slice::from_ref(&id));
     assert_eq!(
         store.alert(&id).await.unwrap().incident_id.as_deref(),
         Some("INC-1")

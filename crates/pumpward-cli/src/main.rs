@@ -4,6 +4,7 @@
 
 mod config;
 mod findings;
+mod net;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -94,6 +95,10 @@ enum Command {
     /// Findings: list and export (vulnerabilities with their priority), remediation steps.
     #[command(subcommand)]
     Findings(findings::FindingsCmd),
+    /// Network zones: check the policy, export it to enforcement points
+    /// (nftables, FreeRADIUS, Cisco ISE, ACL), evaluate observed flows.
+    #[command(subcommand)]
+    Net(net::NetCmd),
     /// Run a fleet of simulated pumps against a running server.
     Sim {
         /// The server's REST API, e.g. https://127.0.0.1:8443
@@ -439,6 +444,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Library(c) => return library(c),
         Command::Advisories(c) => return advisories(&s, c).await,
         Command::Findings(c) => return findings::findings(&s, c).await,
+        Command::Net(c) => return net::net(&s, c).await,
         Command::Sim {
             server,
             gateway,

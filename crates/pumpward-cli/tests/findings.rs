@@ -4,14 +4,8 @@
 mod common;
 
 use common::{err, out};
-use std::ffi::OsStr;
-use std::path::Path;
-use std::process::Output;
 
-fn pumpward(data: &Path, args: &[&str]) -> Output {
-    let data = [OsStr::new("--data-dir"), data.as_os_str()];
-    common::run_pumpward(data.into_iter().chain(args.iter().map(OsStr::new)))
-}
+use common::pumpward_in as pumpward;
 
 const FLEET: &str = "asset_id,manufacturer,model,device_type,serial_number,firmware_version,mac_address,care_area,lifecycle_state\n\
 P-1,Hospira,Plum A+,pca,S1,13.3,02:00:00:00:00:01,NICU,in_service\n\

@@ -22,6 +22,12 @@ where
         .unwrap()
 }
 
+/// Runs `pumpward --data-dir DATA args…`.
+pub fn pumpward_in(data: &Path, args: &[&str]) -> Output {
+    let data = [OsStr::new("--data-dir"), data.as_os_str()];
+    run_pumpward(data.into_iter().chain(args.iter().map(OsStr::new)))
+}
+
 /// A run's standard output.
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

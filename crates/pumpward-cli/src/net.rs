@@ -1,0 +1,274 @@
+//! `pumpward net`: the network zone policy (check, export to enforcement
+//! points) and offline evaluation of observed flows (a Zeek `conn.log` or a
+//! pcap/pcapng capture) against it, with the inventory of `--data-dir`.
+//!
+//! Until the policy is kept in the store, the policy is a TOML file given
+//! with `--policy`, or the SP 1800-8 starter policy shipped with Pumpward.
+
+use crate::config::Settings;
+use crate::{all_assets, open};
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use pumpward_core::inventory::{Answer, DeviceModel};
+use pumpward_flow::pcap::{read_capture, AggregatorConfig};
+use pumpward_flow::zeek::ConnLogReader;
+use pumpward_flow::Flow;
+use pumpward_net::{Admission, AssetIdentity, Evaluator, Policy, PolicyDocument, Verdict};
+use pumpward_store::AssetFilter;
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum NetCmd {
+    /// The zone and conduit policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Evaluate observed flows (Zeek conn.log, TSV or JSON; pcap or pcapng)
+    /// against the policy: counts per verdict and every violation.
+    Flows {
+        /// Capture or log files; the format is recognised from the content.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The policy (TOML); default: the shipped starter policy.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// At most this many violations printed (all are counted).
+        #[arg(long, default_value_t = 50)]
+        show: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Check the policy and the inventory's network identities against it:
+    /// contradictions, shadowed conduits, unknown zones, admission methods a
+    /// model cannot support. Exit 1 if there is an error.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// Write the policy for an enforcement point (deterministic, diffable).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The policy itself, canonical TOML.
+    Toml,
+    /// An nftables ruleset for `nft -f`.
+    Nft,
+    /// FreeRADIUS users file for MAC authentication bypass (RFC 3580 VLANs).
+    FreeradiusMab,
+    /// Cisco ISE endpoint import CSV.
+    Ise,
+    /// A plain ACL table, CSV.
+    Acl,
+}
+
+fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => Ok(pumpward_net::starter_policy()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the policy {}", p.display()))?;
+            PolicyDocument::from_toml(&text)
+                .map(|d| d.policy)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        }
+    }
+}
+
+/// The admission method an asset gets: EAP-TLS where its model's catalogue
+/// entry says it can, MAC bypass otherwise (the inventory has no field of
+/// its own for it yet).
+fn admission(model: Option<&DeviceModel>) -> Admission {
+    match model.map(|m| m.capabilities.eap_tls) {
+        Some(Answer::Yes) => Admission::EapTls,
+        _ => Admission::Mab,
+    }
+}
+
+async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
+    let store = open(s).await?;
+    let models: Vec<DeviceModel> = store
+        .list_models()
+        .await?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    let by_name: BTreeMap<(&str, &str), &DeviceModel> = models
+        .iter()
+        .map(|m| ((m.manufacturer.as_str(), m.model.as_str()), m))
+        .collect();
+    let assets = all_assets(&store, AssetFilter::default()).await?;
+    let ids = assets
+        .iter()
+        .filter_map(|a| {
+            let m = by_name
+                .get(&(a.spec.manufacturer.as_str(), a.spec.model.as_str()))
+                .copied();
+            AssetIdentity::from_spec(&a.spec, admission(m))
+        })
+        .collect();
+    store.close().await;
+    Ok((ids, models))
+}
+
+/// Runs one `net` command; returns the process exit code.
+pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
+    match c {
+        NetCmd::Policy(PolicyCmd::Check { policy }) => {
+            let policy = load_policy(policy.as_deref())?;
+            let (assets, models) = identities(s).await?;
+            let diags = pumpward_net::check(&policy, &assets, &models);
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == pumpward_net::Severity::Error)
+                .count();
+            for d in &diags {
+                println!("{d}");
+            }
+            println!(
+                "{} zones, {} conduits, {} assets with a zone: {errors} errors, {} warnings",
+                policy.zones.len(),
+                policy.conduits.len(),
+                assets.len(),
+                diags.len() - errors
+            );
+            if errors > 0 {
+                return Ok(1);
+            }
+        }
+        NetCmd::Policy(PolicyCmd::Export {
+            policy,
+            format,
+            output,
+        }) => {
+            let policy = load_policy(policy.as_deref())?;
+            let text = match format {
+                ExportFormat::Toml => PolicyDocument {
+                    policy,
+                    assets: Vec::new(),
+                }
+                .to_toml(),
+                ExportFormat::Nft => pumpward_net::export::nft::ruleset(&policy),
+                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&policy),
+                ExportFormat::FreeradiusMab => {
+                    let (assets, _) = identities(s).await?;
+                    pumpward_net::export::radius::mab_authorize(&policy, &assets)
+                }
+                ExportFormat::Ise => {
+                    let (assets, _) = identities(s).await?;
+                    pumpward_net::export::ise::endpoints_csv(&assets)
+                }
+            };
+            match output {
+                Some(p) => std::fs::write(&p, text)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None => std::io::stdout().write_all(text.as_bytes())?,
+            }
+        }
+        NetCmd::Flows {
+            files,
+            policy,
+            show,
+        } => {
+            let policy = load_policy(policy.as_deref())?;
+            let (assets, _) = identities(s).await?;
+            let evaluator = Evaluator::new(&policy, &assets)
+                .map_err(|e| anyhow::anyhow!("the policy cannot be evaluated: {e}"))?;
+            let mut verdicts: BTreeMap<&'static str, u64> = BTreeMap::new();
+            let mut shown = 0;
+            for path in &files {
+                let flows = read_flows(path)?;
+                for f in &flows {
+                    let e = evaluator.evaluate(f);
+                    match e.verdict {
+                        Verdict::Allowed(_) => *verdicts.entry("allowed").or_default() += 1,
+                        Verdict::Violation(v) => {
+                            *verdicts.entry(v.kind()).or_default() += 1;
+                            if shown < show {
+                                shown += 1;
+                                println!("violation: {}", evaluator.describe(&e));
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, n) in &verdicts {
+                println!("{k}: {n}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Every flow of one file: pcap/pcapng by its magic number, otherwise a Zeek
+/// conn.log. Skipped records are reported on stderr with their reasons; a
+/// truncated capture keeps the flows before the damage and says where.
+fn read_flows(path: &Path) -> Result<Vec<Flow>> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic)?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let is_capture = n == 4
+        && matches!(
+            u32::from_le_bytes(magic),
+            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a
+        );
+    if is_capture {
+        let got = read_capture(BufReader::new(file), AggregatorConfig::default());
+        if let Some(e) = &got.error {
+            eprintln!(
+                "{}: {e} ({} flows read before it)",
+                path.display(),
+                got.flows.len()
+            );
+        }
+        eprintln!(
+            "{}: {} packets, {} flows",
+            path.display(),
+            got.counts.packets,
+            got.flows.len()
+        );
+        return Ok(got.flows);
+    }
+    let mut reader = ConnLogReader::new(BufReader::new(file));
+    let mut flows = Vec::new();
+    let mut first_error = None;
+    for r in reader.by_ref() {
+        match r {
+            Ok(f) => flows.push(f),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let counts = reader.counts();
+    if counts.parsed == 0 && first_error.is_some() {
+        if let Some(e) = first_error {
+            bail!(
+                "{}: not a pcap, pcapng or Zeek conn.log (line {}: {})",
+                path.display(),
+                e.line,
+                e.detail
+            );
+        }
+    }
+    eprint!("{}: {} records", path.display(), counts.parsed);
+    for (reason, n) in counts.skipped_by_reason() {
+        eprint!(", {n} skipped ({reason})");
+    }
+    eprintln!();
+    Ok(flows)
+}

@@ -1,0 +1,115 @@
+//! `pumpward net`: checking the policy against the inventory, exporting it,
+//! and evaluating a real capture, through the binary.
+
+mod common;
+
+use common::{err, out, pumpward_in as pumpward};
+
+/// Two pumps inside the starter policy's infusion-pump subnet and one whose
+/// address is outside it.
+const FLEET: &str =
+    "asset_id,manufacturer,model,serial_number,firmware_version,mac_address,ip_address,zone\n\
+P-1,Hospira,Plum 360,S1,15.10,02:00:00:00:00:01,10.20.0.11,infusion-pump\n\
+P-2,Hospira,Plum 360,S2,15.10,02:00:00:00:00:02,10.20.0.12,infusion-pump\n\
+P-3,Hospira,Plum 360,S3,15.10,02:00:00:00:00:03,192.168.7.3,infusion-pump\n";
+
+#[test]
+fn check_export_and_flows() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let fleet = t.path().join("fleet.csv");
+    std::fs::write(&fleet, FLEET).unwrap();
+    let o = pumpward(&data, &["inventory", "import", fleet.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+
+    // The address outside the zone is an error naming the asset: exit 1.
+    let o = pumpward(&data, &["net", "policy", "check"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    let report = out(&o);
+    assert!(
+        report.contains("asset \"P-3\": address 192.168.7.3 is outside every subnet"),
+        "{report}"
+    );
+    assert!(!report.contains("\"P-1\""), "{report}");
+    assert!(
+        report.contains("3 assets with a zone: 1 errors"),
+        "{report}"
+    );
+
+    // A policy file that names an unknown zone is refused with the conduit.
+    let bad = t.path().join("bad.toml");
+    let starter = pumpward(&data, &["net", "policy", "export", "--format", "toml"]);
+    assert!(starter.status.success(), "{}", err(&starter));
+    let toml = out(&starter);
+    assert!(toml.contains("infusion-pump"), "{toml}");
+    std::fs::write(
+        &bad,
+        toml.replacen("to = \"pump-server\"", "to = \"pump-srv\"", 1),
+    )
+    .unwrap();
+    let o = pumpward(
+        &data,
+        &["net", "policy", "check", "--policy", bad.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(err(&o).contains("pump-srv"), "{}", err(&o));
+
+    // The round trip of the export is the same policy, byte for byte.
+    let again = t.path().join("again.toml");
+    std::fs::write(&again, &toml).unwrap();
+    let o = pumpward(
+        &data,
+        &[
+            "net",
+            "policy",
+            "export",
+            "--format",
+            "toml",
+            "--policy",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out(&o), toml);
+
+    // MAB file: every pump's MAC, lower-case hex, with its zone's VLAN.
+    let o = pumpward(
+        &data,
+        &["net", "policy", "export", "--format", "freeradius-mab"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let mab = out(&o);
+    for mac in ["020000000001", "020000000002", "020000000003"] {
+        assert!(mab.contains(mac), "{mac} missing:\n{mab}");
+    }
+    assert!(mab.contains("Tunnel-Private-Group-Id"), "{mab}");
+    let o = pumpward(&data, &["net", "policy", "export", "--format", "nft"]);
+    assert!(out(&o).contains("table "), "{}", out(&o));
+
+    // A real capture: every flow counted; BACnet hosts are in no zone.
+    let pcap = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-flow/tests/data/bacnet/bacnet_example.pcap"
+    );
+    let o = pumpward(&data, &["net", "flows", pcap, "--show", "1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("3257 packets, 357 flows"), "{}", err(&o));
+    let total: u64 = out(&o)
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| !k.starts_with("violation"))
+        .map(|(_, n)| n.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 357, "{}", out(&o));
+    assert_eq!(out(&o).matches("violation: ").count(), 1, "{}", out(&o));
+
+    // Not a capture and not a conn.log: a precise error.
+    let junk = t.path().join("junk.log");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let o = pumpward(&data, &["net", "flows", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("not a pcap, pcapng or Zeek conn.log (line 1"),
+        "{}",
+        err(&o)
+    );
+}

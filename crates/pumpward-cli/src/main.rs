@@ -3,6 +3,7 @@
 //! the server runs: SQLite's WAL lets them share the store).
 
 mod config;
+mod detect;
 mod findings;
 mod net;
 
@@ -99,6 +100,9 @@ enum Command {
     /// (nftables, FreeRADIUS, Cisco ISE, ACL), evaluate observed flows.
     #[command(subcommand)]
     Net(net::NetCmd),
+    /// Detection: the rules in effect, and checking a rules file.
+    #[command(subcommand)]
+    Detect(detect::DetectCmd),
     /// Run a fleet of simulated pumps against a running server.
     Sim {
         /// The server's REST API, e.g. https://127.0.0.1:8443
@@ -445,6 +449,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Advisories(c) => return advisories(&s, c).await,
         Command::Findings(c) => return findings::findings(&s, c).await,
         Command::Net(c) => return net::net(&s, c).await,
+        Command::Detect(c) => return detect::detect(c),
         Command::Sim {
             server,
             gateway,

@@ -2751,7 +2751,10 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
     }
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let id = alerts[0].id.clone();
-    assert_eq!(store.record_alerts(&alerts).await.unwrap(), std::slice::from_ref(&id));
+    assert_eq!(
+        store.record_alerts(&alerts).await.unwrap(),
+        std::slice::from_ref(&id)
+    );
     // A replay after a restart raises the same alert: nothing new.
     assert!(store.record_alerts(&alerts).await.unwrap().is_empty());
     assert_eq!(audit_of(store, "alert.raise").await.len(), 1);

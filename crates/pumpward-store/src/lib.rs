@@ -25,6 +25,7 @@ mod findings;
 mod import;
 mod library;
 mod pki;
+mod rollout;
 mod users;
 mod vuln;
 
@@ -39,6 +40,11 @@ pub use import::{CsvImport, CsvImportError};
 pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,
+};
+pub use rollout::{
+    in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
+    LibraryReport, NewRollout,
+    Rollout, RolloutCounts, RolloutPump, StalePump, csv_cell,
 };
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,

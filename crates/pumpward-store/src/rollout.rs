@@ -531,8 +531,9 @@ impl Store {
         for (asset, rep) in reports {
             let n = match rep {
                 LibraryReport::Installed { version, digest } => {
+                    // The version it runs, even if its hello predates the store.
                     sqlx::query(
-                        "UPDATE device_channel SET library_version = $1 WHERE asset_id = $2",
+                        "INSERT INTO device_channel (asset_id, last_seq, library_version)                          SELECT $2, 0, $1 WHERE EXISTS (SELECT 1 FROM assets WHERE asset_id = $2)                          ON CONFLICT (asset_id) DO UPDATE SET library_version = excluded.library_version",
                     )
                     .bind(version.clone())
                     .bind(asset.clone())

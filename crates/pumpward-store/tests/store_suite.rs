@@ -2494,7 +2494,7 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
                 (
                     "RP-3".into(),
                     LibraryReport::Installed {
-                        version: "9".into(),
+                        version: "1".into(),
                         digest: "cd".repeat(32),
                     },
                 ),

@@ -137,6 +137,7 @@ async fn rollout_page(
             stale_for: duration_text(s.stale_seconds),
         })
         .collect();
+    let stale_more = all_stale.len().saturating_sub(SHOWN);
     render(
         status,
         &RolloutPage {
@@ -149,7 +150,7 @@ async fn rollout_page(
             compliance,
             areas,
             stale,
-            stale_more: all_stale.len().saturating_sub(SHOWN),
+            stale_more,
             rollouts,
             can_publish: p.can(Permission::LibraryPublish),
         },

@@ -44,10 +44,10 @@ use crate::backoff::{Backoff, BackoffPolicy};
 use crate::est::EstClient;
 use crate::identity::{DeviceIdentity, TrustAnchors, DEVICE_ALPN};
 use crate::library::{detail_error, PumpLibrary, Rejection};
-use pumpward_druglib::check::{CheckError, CheckOutcome, Programming};
-use pumpward_druglib::envelope::TrustedKey;
 use crate::rng::SplitMix64;
 use crate::AgentError;
+use pumpward_druglib::check::{CheckError, CheckOutcome, Programming};
+use pumpward_druglib::envelope::TrustedKey;
 
 /// Events held in memory waiting for the queue writer; beyond this,
 /// [`PumpAgent::record`] refuses at once (and the loss is reported in
@@ -427,21 +427,22 @@ impl PumpAgent {
         let qcfg = config.queue;
         let asset = config.asset_id.clone();
         let trust = config.library_trust.clone();
-        let (queue, identity, (library, library_warning)) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-            }
-            let q = DurableQueue::open_with(dir.join("queue"), qcfg)?;
-            let id = DeviceIdentity::load(&dir, &asset)?;
-            let lib = PumpLibrary::open(&dir, trust);
-            Ok::<_, AgentError>((q, id, lib))
-        })
-        .await
-        .map_err(|e| AgentError::State(format!("opening state: {e}")))??;
+        let (queue, identity, (library, library_warning)) =
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                }
+                let q = DurableQueue::open_with(dir.join("queue"), qcfg)?;
+                let id = DeviceIdentity::load(&dir, &asset)?;
+                let lib = PumpLibrary::open(&dir, trust);
+                Ok::<_, AgentError>((q, id, lib))
+            })
+            .await
+            .map_err(|e| AgentError::State(format!("opening state: {e}")))??;
 
         let therapy = TherapyState {
             infusion: InfusionState::Idle,
@@ -583,7 +584,10 @@ impl PumpAgent {
         infusion_id: &str,
         p: &Programming,
     ) -> Result<CheckOutcome, CheckError> {
-        let area = lock(&self.inner.therapy).care_area.clone().unwrap_or_default();
+        let area = lock(&self.inner.therapy)
+            .care_area
+            .clone()
+            .unwrap_or_default();
         let verdict = lock(&self.inner.library).check(&area, infusion_id, p)?;
         if let Some(e) = verdict.event {
             // A full buffer is counted and reported as events_dropped.
@@ -1640,10 +1644,12 @@ async fn on_library_available(
             .flatten()
         {
             None => Err("no device identity to fetch with".into()),
-            Some(id) => match EstClient::new(&inner.cfg.est_base_url, &inner.env.trust, Some(&id)) {
-                Err(e) => Err(e.to_string()),
-                Ok(c) => c.library_envelope(&digest).await.map_err(|e| e.to_string()),
-            },
+            Some(id) => {
+                match EstClient::new(&inner.cfg.est_base_url, &inner.env.trust, Some(&id)) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(c) => c.library_envelope(&digest).await.map_err(|e| e.to_string()),
+                }
+            }
         },
     };
     let envelope = match fetched {
@@ -1703,7 +1709,11 @@ async fn on_library_available(
 /// Offers an envelope to the pump's library (blocking: it syncs the file)
 /// and reports the outcome as an event, in the status and the therapy
 /// state (hello and heartbeats carry the installed version).
-fn install_library(inner: &Arc<Inner>, envelope: &[u8], digest: &str) -> Result<LibraryRef, String> {
+fn install_library(
+    inner: &Arc<Inner>,
+    envelope: &[u8],
+    digest: &str,
+) -> Result<LibraryRef, String> {
     let area = lock(&inner.therapy).care_area.clone().unwrap_or_default();
     let result = lock(&inner.library).offer(envelope, Some(digest), &area);
     match result {
@@ -1748,7 +1758,9 @@ fn report_rejection(inner: &Arc<Inner>, r: &Rejection) {
             digest: r
                 .digest
                 .as_deref()
-                .filter(|d| d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                .filter(|d| {
+                    d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })
                 .map(str::to_owned),
             reason: r.reason,
         },

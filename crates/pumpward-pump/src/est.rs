@@ -147,7 +147,10 @@ impl EstClient {
                 digest.chars().take(80).collect::<String>()
             )));
         }
-        let url = self.url(&format!("/device/v1/library/{}", digest.to_ascii_lowercase()));
+        let url = self.url(&format!(
+            "/device/v1/library/{}",
+            digest.to_ascii_lowercase()
+        ));
         let mut r = self
             .http
             .get(url)

@@ -301,9 +301,11 @@ impl PumpLibrary {
             return Err(CheckError::UnknownCareArea(cut(care_area, 64)));
         };
         let outcome = a.checker.check(&area.id, p)?;
-        let entry = p
-            .drug
-            .and_then(|d| a.checker.care_area(&area.id)?.find(d.drug, &d.concentration));
+        let entry = p.drug.and_then(|d| {
+            a.checker
+                .care_area(&area.id)?
+                .find(d.drug, &d.concentration)
+        });
         let drug = cut(
             entry.map_or(drug_name.unwrap_or("basic infusion"), |e| e.drug.as_str()),
             128,
@@ -410,7 +412,9 @@ pub fn trusted_key_from_cert_pem(pem: &str) -> Result<TrustedKey, AgentError> {
     use rustls_pki_types::pem::PemObject as _;
     let der = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
         .next()
-        .ok_or_else(|| AgentError::Config("no CERTIFICATE block in the library-signing PEM".into()))?
+        .ok_or_else(|| {
+            AgentError::Config("no CERTIFICATE block in the library-signing PEM".into())
+        })?
         .map_err(|e| AgentError::Config(format!("library-signing PEM: {e}")))?;
     let info = pumpward_pki::inspect_certificate(&der)?;
     if !info.code_signing {

@@ -365,7 +365,8 @@ fn signed(key: &[u8], kid: &[u8], version: u32) -> (Vec<u8>, String) {
     use sha2::Digest as _;
     let mut lib = pumpward_druglib::sample_library();
     lib.version = version;
-    let env = pumpward_druglib::sign_library(&lib, key, kid, "pharmacist.b", 1_795_000_000).unwrap();
+    let env =
+        pumpward_druglib::sign_library(&lib, key, kid, "pharmacist.b", 1_795_000_000).unwrap();
     let d = hex::encode(sha2::Sha256::digest(&env));
     (env, d)
 }
@@ -416,7 +417,10 @@ async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_an
     assert_eq!(agent.library().unwrap().digest, d5);
     assert_eq!(agent.therapy().library.unwrap().digest, d5);
     // A flipped byte and a lower version are refused; version 5 stays.
-    assert!(fx.command("PUMP-L", "lib-x", announce("6", &d_flipped)).await);
+    assert!(
+        fx.command("PUMP-L", "lib-x", announce("6", &d_flipped))
+            .await
+    );
     assert!(fx.command("PUMP-L", "lib-4", announce("4", &d4)).await);
     assert!(agent.wait_for(T, |s| s.libraries_rejected == 2).await);
     assert_eq!(agent.library().unwrap().digest, d5);
@@ -465,10 +469,15 @@ async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_an
     let i = fx.inner();
     let d = &i.devices["PUMP-L"];
     let kinds: Vec<&EventKind> = d.events.iter().map(|e| &e.kind).collect();
-    assert!(matches!(kinds[0], EventKind::LibraryInstalled { version, digest } if version == "5" && *digest == d5));
+    assert!(
+        matches!(kinds[0], EventKind::LibraryInstalled { version, digest } if version == "5" && *digest == d5)
+    );
     assert!(matches!(
         kinds[1],
-        EventKind::LibraryRejected { reason: LibraryRejectReason::SignatureInvalid, .. }
+        EventKind::LibraryRejected {
+            reason: LibraryRejectReason::SignatureInvalid,
+            ..
+        }
     ));
     assert!(d.events[1].detail["error"].contains("signature"));
     assert!(matches!(
@@ -476,9 +485,14 @@ async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_an
         EventKind::LibraryRejected { reason: LibraryRejectReason::VersionRollback, version: Some(v), .. } if v == "4"
     ));
     assert!(matches!(kinds[3], EventKind::LibraryInstalled { version, .. } if version == "6"));
-    assert!(matches!(kinds[4], EventKind::DoseCheck(c) if c.result == DoseCheckResult::HardBlock && c.library_version.as_deref() == Some("6")));
-    let results: Vec<(&str, CommandStatus)> =
-        d.results.iter().map(|r| (r.id.as_str(), r.status)).collect();
+    assert!(
+        matches!(kinds[4], EventKind::DoseCheck(c) if c.result == DoseCheckResult::HardBlock && c.library_version.as_deref() == Some("6"))
+    );
+    let results: Vec<(&str, CommandStatus)> = d
+        .results
+        .iter()
+        .map(|r| (r.id.as_str(), r.status))
+        .collect();
     assert_eq!(
         results,
         vec![

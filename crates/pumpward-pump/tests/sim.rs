@@ -136,7 +136,10 @@ fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busi
     assert!(total > 500.0, "{total}");
     let shares = format!("within {within} soft {soft} hard {hard} basic {basic}");
     assert!(f64::from(within) / total > 0.80, "{shares}");
-    assert!(f64::from(soft) / total > 0.03 && f64::from(soft) / total < 0.15, "{shares}");
+    assert!(
+        f64::from(soft) / total > 0.03 && f64::from(soft) / total < 0.15,
+        "{shares}"
+    );
     assert!(hard > 0 && f64::from(hard) / total < 0.04, "{shares}");
     assert!(basic > 0 && f64::from(basic) / total < 0.10, "{shares}");
     // Pumps move, and each area's own limits were applied.

@@ -37,7 +37,9 @@ pub struct RolloutBody {
 async fn rollout_of(st: &AppState, id: &str, rid: i64) -> ApiResult<pumpward_store::Rollout> {
     let r = st.store.library_rollout(rid).await?;
     if r.library_id != id {
-        return Err(ApiError::not_found(format!("rollout {rid} of library {id}")));
+        return Err(ApiError::not_found(format!(
+            "rollout {rid} of library {id}"
+        )));
     }
     Ok(r)
 }
@@ -108,11 +110,20 @@ pub async fn get(
         }
     }
     let r = rollout_of(&st, &id, rid).await?;
-    let pumps = st.store.library_rollout_pumps(rid, q.state.as_deref()).await?;
+    let pumps = st
+        .store
+        .library_rollout_pumps(rid, q.state.as_deref())
+        .await?;
     Ok(Json(json!({ "rollout": r, "pumps": pumps })))
 }
 
-async fn act(st: &AppState, p: &Principal, id: &str, rid: i64, action: &str) -> ApiResult<Json<Value>> {
+async fn act(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    rid: i64,
+    action: &str,
+) -> ApiResult<Json<Value>> {
     rollout_of(st, id, rid).await?;
     let a = p.actor();
     let r = match action {

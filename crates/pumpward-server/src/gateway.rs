@@ -291,10 +291,7 @@ async fn library_envelope(
     }
     match st.store.library_envelope_by_digest(&digest).await {
         Ok(Some(bytes)) => (
-            [(
-                header::CONTENT_TYPE,
-                crate::api_library::COSE_MEDIA_TYPE,
-            )],
+            [(header::CONTENT_TYPE, crate::api_library::COSE_MEDIA_TYPE)],
             bytes,
         )
             .into_response(),

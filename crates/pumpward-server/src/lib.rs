@@ -9,17 +9,17 @@
 pub mod api;
 pub mod api_findings;
 pub mod api_library;
-pub mod api_rollout;
 pub mod api_pki;
+pub mod api_rollout;
 pub mod api_vuln;
 pub mod auth;
 pub mod device;
 pub mod gateway;
 pub mod library;
-pub mod rollout;
 pub mod metrics;
 pub mod pki;
 pub mod problem;
+pub mod rollout;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -101,11 +101,26 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/libraries/{id}/rollouts",
             get(api_rollout::list).post(api_rollout::create),
         )
-        .route("/api/v1/libraries/{id}/rollouts/{rollout}", get(api_rollout::get))
-        .route("/api/v1/libraries/{id}/rollouts/{rollout}/pause", post(api_rollout::pause))
-        .route("/api/v1/libraries/{id}/rollouts/{rollout}/resume", post(api_rollout::resume))
-        .route("/api/v1/libraries/{id}/rollouts/{rollout}/advance", post(api_rollout::advance))
-        .route("/api/v1/libraries/{id}/compliance", get(api_rollout::compliance))
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}",
+            get(api_rollout::get),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/pause",
+            post(api_rollout::pause),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/resume",
+            post(api_rollout::resume),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/advance",
+            post(api_rollout::advance),
+        )
+        .route(
+            "/api/v1/libraries/{id}/compliance",
+            get(api_rollout::compliance),
+        )
         .route("/api/v1/reports/cqi", get(api_rollout::cqi))
         .route("/api/v1/certificates", get(api_pki::list_certificates))
         .route(

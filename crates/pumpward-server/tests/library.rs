@@ -730,7 +730,11 @@ async fn staged_rollout_pause_advance_compliance_and_pages() {
     let t = team(&h).await;
     let lib = sample_library();
     publish_new(&h, &t, &lib).await;
-    for (id, area) in [("PUMP-A1", "Adult ICU"), ("PUMP-A2", "Adult ICU"), ("PUMP-O1", "Oncology")] {
+    for (id, area) in [
+        ("PUMP-A1", "Adult ICU"),
+        ("PUMP-A2", "Adult ICU"),
+        ("PUMP-O1", "Oncology"),
+    ] {
         pump(&h, id, area).await;
     }
     let base = format!("/api/v1/libraries/{}", lib.id);
@@ -738,15 +742,33 @@ async fn staged_rollout_pause_advance_compliance_and_pages() {
     let body = json!({ "version": 1, "pilot_care_area": "Adult ICU" });
     let r = post(&h, &t.clinician, &format!("{base}/rollouts"), body.clone()).await;
     assert_eq!(r.status, 403, "{}", r.text());
-    let r = post(&h, &t.ann, &format!("{base}/rollouts"), json!({ "version": 9 })).await;
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 9 }),
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.text());
-    let r = post(&h, &t.ann, &format!("{base}/rollouts"), json!({ "version": 1, "pilot_percent": 101 })).await;
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 1, "pilot_percent": 101 }),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     let r = post(&h, &t.ann, &format!("{base}/rollouts"), body).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let ro = r.json()["rollout"].clone();
     let rid = ro["id"].as_i64().unwrap();
-    assert_eq!((ro["counts"]["total"].as_i64(), ro["pilot"]["total"].as_i64()), (Some(3), Some(2)));
+    assert_eq!(
+        (
+            ro["counts"]["total"].as_i64(),
+            ro["pilot"]["total"].as_i64()
+        ),
+        (Some(3), Some(2))
+    );
     let digest = ro["envelope_sha256"].as_str().unwrap().to_owned();
     // The digest is the published envelope's.
     let env = envelope(&h, &t.ann, &lib.id, 1).await;
@@ -757,13 +779,26 @@ async fn staged_rollout_pause_advance_compliance_and_pages() {
 
     // The pilot pumps report; the oncology pump is not yet asked.
     let rep = pumpward_server::rollout::library_reports("PUMP-A1", &[installed("1", &digest, 1)]);
-    h.store.record_library_reports(&rep, time::OffsetDateTime::now_utc()).await.unwrap();
-    let r = h.get(&format!("{base}/rollouts/{rid}?state=installed"), &t.clinician).await;
+    h.store
+        .record_library_reports(&rep, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let r = h
+        .get(
+            &format!("{base}/rollouts/{rid}?state=installed"),
+            &t.clinician,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let pumps = r.json()["pumps"].as_array().unwrap().clone();
     assert_eq!(pumps.len(), 1);
     assert_eq!(pumps[0]["asset_id"], "PUMP-A1");
-    let r = h.get(&format!("{base}/rollouts/{rid}?state=nonsense"), &t.clinician).await;
+    let r = h
+        .get(
+            &format!("{base}/rollouts/{rid}?state=nonsense"),
+            &t.clinician,
+        )
+        .await;
     assert_eq!(r.status, 400);
 
     let act = |a: &'static str| format!("{base}/rollouts/{rid}/{a}");
@@ -776,28 +811,59 @@ async fn staged_rollout_pause_advance_compliance_and_pages() {
     assert_eq!(r.json()["rollout"]["state"], "active");
     let r = h.call("POST", &act("advance"), &t.ann, None).await;
     assert_eq!(r.json()["rollout"]["current_wave"], 2);
-    assert_eq!(audit_count(&h, "library.rollout.advance", "success").await, 1);
+    assert_eq!(
+        audit_count(&h, "library.rollout.advance", "success").await,
+        1
+    );
 
     // Compliance: one of three pumps on version 1.
     let r = h.get(&format!("{base}/compliance"), &t.clinician).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let c = r.json();
-    assert_eq!((c["current_version"].as_i64(), c["pumps"].as_i64(), c["current"].as_i64()), (Some(1), Some(3), Some(1)));
-    let stale: Vec<&str> = c["stale"].as_array().unwrap().iter().map(|s| s["asset_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        (
+            c["current_version"].as_i64(),
+            c["pumps"].as_i64(),
+            c["current"].as_i64()
+        ),
+        (Some(1), Some(3), Some(1))
+    );
+    let stale: Vec<&str> = c["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["asset_id"].as_str().unwrap())
+        .collect();
     assert_eq!(stale.len(), 2);
     assert!(stale.contains(&"PUMP-A2") && stale.contains(&"PUMP-O1"));
 
     // The pages render for a reader, with the stale pumps and the rollout.
     let (cookie, csrf) = h.session_for("pia", Role::Pharmacist).await;
-    let page = h.get(&format!("/rollout?library={}", lib.id), &Cred::Session(cookie.clone(), None)).await;
+    let page = h
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie.clone(), None),
+        )
+        .await;
     assert_eq!(page.status, 200);
     let html = page.text();
-    assert!(html.contains("PUMP-O1") && html.contains("id=\"rollouts\"") && html.contains("33.3%"), "{html}");
+    assert!(
+        html.contains("PUMP-O1") && html.contains("id=\"rollouts\"") && html.contains("33.3%"),
+        "{html}"
+    );
     // Pause through the form (with the CSRF token).
-    let r = h.form(&format!("/rollout/{rid}"), &cookie, &[("csrf", &csrf), ("action", "pause")]).await;
+    let r = h
+        .form(
+            &format!("/rollout/{rid}"),
+            &cookie,
+            &[("csrf", &csrf), ("action", "pause")],
+        )
+        .await;
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(h.store.library_rollout(rid).await.unwrap().state, "paused");
-    let r = h.form(&format!("/rollout/{rid}"), &cookie, &[("action", "resume")]).await;
+    let r = h
+        .form(&format!("/rollout/{rid}"), &cookie, &[("action", "resume")])
+        .await;
     assert_eq!(r.status, 403, "no CSRF token: {}", r.text());
     assert_eq!(h.store.library_rollout(rid).await.unwrap().state, "paused");
 }
@@ -816,8 +882,14 @@ async fn cqi_report_as_json_csv_and_a_page_with_a_chart() {
                 result,
                 drug: "heparin".into(),
                 care_area: "adult-icu".into(),
-                dose: Some(Quantity { value: "28".into(), unit: "units/kg/h".into() }),
-                limit: Some(Quantity { value: "25".into(), unit: "units/kg/h".into() }),
+                dose: Some(Quantity {
+                    value: "28".into(),
+                    unit: "units/kg/h".into(),
+                }),
+                limit: Some(Quantity {
+                    value: "25".into(),
+                    unit: "units/kg/h".into(),
+                }),
                 limit_kind: Some(LimitKind::SoftMax),
                 infusion_id: Some(format!("inf-{seq}")),
                 library_version: Some("1".into()),
@@ -850,15 +922,32 @@ async fn cqi_report_as_json_csv_and_a_page_with_a_chart() {
     let r = h.get("/api/v1/reports/cqi", &t.clinician).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let row = r.json()["rows"][0].clone();
-    assert_eq!((row["programmings"].as_i64(), row["soft_overrides"].as_i64(), row["hard_blocks"].as_i64()), (Some(3), Some(1), Some(1)));
+    assert_eq!(
+        (
+            row["programmings"].as_i64(),
+            row["soft_overrides"].as_i64(),
+            row["hard_blocks"].as_i64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
     let r = h.get("/api/v1/reports/cqi?format=csv", &t.clinician).await;
     assert_eq!(r.status, 200);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let csv = r.text();
     assert!(csv.contains(",'@SUM(A1) aPTT low (1)"), "{csv}");
-    let r = h.get("/api/v1/reports/cqi?from=nonsense", &t.clinician).await;
+    let r = h
+        .get("/api/v1/reports/cqi?from=nonsense", &t.clinician)
+        .await;
     assert_eq!(r.status, 400);
-    let r = h.get("/api/v1/reports/cqi?from=2026-01-02&to=2026-01-01", &t.clinician).await;
+    let r = h
+        .get(
+            "/api/v1/reports/cqi?from=2026-01-02&to=2026-01-01",
+            &t.clinician,
+        )
+        .await;
     assert_eq!(r.status, 400);
 
     let (cookie, _) = h.session_for("pia", Role::Pharmacist).await;

@@ -41,14 +41,13 @@ pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,
 };
-pub use rollout::{
-    in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
-    LibraryReport, NewRollout,
-    Rollout, RolloutCounts, RolloutPump, StalePump, csv_cell,
-};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,
+};
+pub use rollout::{
+    csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
+    LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
 };
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{

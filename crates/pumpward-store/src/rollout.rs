@@ -235,7 +235,10 @@ impl Store {
         .flatten();
         let Some(env) = env else {
             return Err(StoreError::NotFound {
-                what: format!("published version {} of library {}", n.version, n.library_id),
+                what: format!(
+                    "published version {} of library {}",
+                    n.version, n.library_id
+                ),
             });
         };
         let bytes = base64::engine::general_purpose::STANDARD
@@ -290,7 +293,13 @@ impl Store {
                     q.push_str(", ");
                 }
                 let b = i * 4;
-                q.push_str(&format!("(${}, ${}, ${}, ${}, 'pending')", b + 1, b + 2, b + 3, b + 4));
+                q.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, 'pending')",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4
+                ));
                 rows.push((asset, area, wave));
             }
             let mut query = sqlx::query(&q);
@@ -446,8 +455,14 @@ impl Store {
                 "rollout {id} already reaches every pump"
             )));
         }
-        self.rollout_action(id, "advance", &["active", "paused"], "current_wave = 2", actor)
-            .await
+        self.rollout_action(
+            id,
+            "advance",
+            &["active", "paused"],
+            "current_wave = 2",
+            actor,
+        )
+        .await
     }
 
     /// Pumps to announce to now: in an active rollout, in a wave already
@@ -742,7 +757,11 @@ pub struct CqiReport {
 
 /// Adds one stored `dose_check` event body to the report's counters.
 /// Returns false if it is not a readable dose check.
-fn cqi_add(acc: &mut BTreeMap<(String, String), CqiRow>, reasons: &mut BTreeMap<(String, String), BTreeMap<String, i64>>, body: &str) -> bool {
+fn cqi_add(
+    acc: &mut BTreeMap<(String, String), CqiRow>,
+    reasons: &mut BTreeMap<(String, String), BTreeMap<String, i64>>,
+    body: &str,
+) -> bool {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
         return false;
     };

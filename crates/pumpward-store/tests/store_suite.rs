@@ -2389,8 +2389,14 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
             .create_library_draft(&library_draft(&lib), "ann", None, &ann)
             .await
             .unwrap();
-        store.submit_library_revision(d.id, "ann", &ann).await.unwrap();
-        store.approve_library_revision(d.id, "bob", &bob).await.unwrap();
+        store
+            .submit_library_revision(d.id, "ann", &ann)
+            .await
+            .unwrap();
+        store
+            .approve_library_revision(d.id, "bob", &bob)
+            .await
+            .unwrap();
         store
             .publish_library_revision(d.id, "bob", fake_sign, &bob)
             .await
@@ -2434,7 +2440,10 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
     // Wave 1 only: the pilot care area.
     let now = OffsetDateTime::now_utc();
     let hour = Duration::hours(1);
-    let due = store.due_library_announcements(now, hour, 100).await.unwrap();
+    let due = store
+        .due_library_announcements(now, hour, 100)
+        .await
+        .unwrap();
     let ids: Vec<String> = due.iter().map(|d| d.asset_id.clone()).collect();
     assert_eq!(ids, ["RP-0", "RP-1", "RP-2"]);
     assert!(due.iter().all(|d| d.rollout_id == r.id
@@ -2442,7 +2451,11 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         && d.envelope_sha256 == digest
         && d.envelope_size == 14));
     store.mark_library_announced(r.id, &ids, now).await.unwrap();
-    assert!(store.due_library_announcements(now, hour, 100).await.unwrap().is_empty());
+    assert!(store
+        .due_library_announcements(now, hour, 100)
+        .await
+        .unwrap()
+        .is_empty());
     // Unanswered announcements are retried later.
     assert_eq!(
         store
@@ -2506,7 +2519,12 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
     assert_eq!(changed, 3);
     let r2 = store.library_rollout(r.id).await.unwrap();
     assert_eq!(
-        (r2.pilot.installed, r2.pilot.rejected, r2.pilot.deferred, r2.counts.pending),
+        (
+            r2.pilot.installed,
+            r2.pilot.rejected,
+            r2.pilot.deferred,
+            r2.counts.pending
+        ),
         (1, 1, 1, 7)
     );
     let rejected = store
@@ -2515,7 +2533,11 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         .unwrap();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].asset_id, "RP-1");
-    assert!(rejected[0].reason.as_deref().unwrap().starts_with("wrong_care_area"));
+    assert!(rejected[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("wrong_care_area"));
 
     // Pause: nothing is due; resume and advance: the rest of the fleet.
     store.pause_library_rollout(r.id, &bob).await.unwrap();
@@ -2524,14 +2546,21 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         Err(StoreError::Conflict(_))
     ));
     let later = now + Duration::hours(3);
-    assert!(store.due_library_announcements(later, hour, 100).await.unwrap().is_empty());
+    assert!(store
+        .due_library_announcements(later, hour, 100)
+        .await
+        .unwrap()
+        .is_empty());
     store.resume_library_rollout(r.id, &bob).await.unwrap();
     store.advance_library_rollout(r.id, &bob).await.unwrap();
     assert!(matches!(
         store.advance_library_rollout(r.id, &bob).await,
         Err(StoreError::Conflict(_))
     ));
-    let due = store.due_library_announcements(now, hour, 100).await.unwrap();
+    let due = store
+        .due_library_announcements(now, hour, 100)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 7);
     assert!(due.iter().all(|d| d.asset_id.as_str() >= "RP-3"));
 
@@ -2541,7 +2570,10 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         Some(b"envelope of v2".to_vec())
     );
     assert_eq!(
-        store.library_envelope_by_digest(&"00".repeat(32)).await.unwrap(),
+        store
+            .library_envelope_by_digest(&"00".repeat(32))
+            .await
+            .unwrap(),
         None
     );
 
@@ -2556,7 +2588,10 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
     assert_eq!(c.stale.len(), 9);
     assert!(c.stale.iter().all(|s| s.asset_id != "RP-0"));
     assert!(c.stale.iter().all(|s| s.stale_seconds >= 3 * 3600 - 5));
-    assert!(c.stale.windows(2).all(|w| w[0].stale_seconds >= w[1].stale_seconds));
+    assert!(c
+        .stale
+        .windows(2)
+        .all(|w| w[0].stale_seconds >= w[1].stale_seconds));
 }
 
 async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {
@@ -2589,11 +2624,14 @@ async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {
         check(7, 24 * 60, "hard_block", "heparin", None),
     ];
     store
-        .store_device_batches(&[DeviceBatch {
-            asset_id: "CQI-1".into(),
-            events,
-            gaps: vec![],
-        }], t0)
+        .store_device_batches(
+            &[DeviceBatch {
+                asset_id: "CQI-1".into(),
+                events,
+                gaps: vec![],
+            }],
+            t0,
+        )
         .await
         .unwrap();
     let r = store
@@ -2604,7 +2642,13 @@ async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {
     assert_eq!(r.rows.len(), 2);
     let h = r.rows.iter().find(|x| x.drug == "heparin").unwrap();
     assert_eq!(
-        (h.programmings, h.within_limits, h.soft_overrides, h.hard_blocks, h.basic_infusions),
+        (
+            h.programmings,
+            h.within_limits,
+            h.soft_overrides,
+            h.hard_blocks,
+            h.basic_infusions
+        ),
         (5, 1, 3, 1, 0)
     );
     assert_eq!(h.override_reasons[0], ("=HYPERLINK(\"x\")".into(), 2));

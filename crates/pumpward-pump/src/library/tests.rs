@@ -31,7 +31,14 @@ impl Hospital {
         }
     }
     fn sign(&self, version: u32) -> Vec<u8> {
-        sign_library(&lib(version), &self.key, self.kid, "pharmacist.b", 1_795_000_000).unwrap()
+        sign_library(
+            &lib(version),
+            &self.key,
+            self.kid,
+            "pharmacist.b",
+            1_795_000_000,
+        )
+        .unwrap()
     }
 }
 
@@ -126,7 +133,12 @@ fn a_flipped_byte_anywhere_is_refused() {
     let mid = env.len() / 2;
     m[mid] ^= 0x20;
     let r = refused(&mut p, &m, None);
-    assert_eq!(r.reason, LibraryRejectReason::SignatureInvalid, "{}", r.error);
+    assert_eq!(
+        r.reason,
+        LibraryRejectReason::SignatureInvalid,
+        "{}",
+        r.error
+    );
     assert_kept(&p, &v5);
 }
 

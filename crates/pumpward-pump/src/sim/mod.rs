@@ -412,11 +412,15 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     let assets = api.list_pumps(o.pumps).await?;
     let mut o = o;
     if o.library_trust.is_empty() {
-        match api.library_signing_pem().await.and_then(|pem| {
-            crate::library::trusted_key_from_cert_pem(&pem)
-        }) {
+        match api
+            .library_signing_pem()
+            .await
+            .and_then(|pem| crate::library::trusted_key_from_cert_pem(&pem))
+        {
             Ok(k) => o.library_trust = vec![k],
-            Err(e) => tracing::warn!(error = %e, "no library-signing key: the pumps will refuse every library"),
+            Err(e) => {
+                tracing::warn!(error = %e, "no library-signing key: the pumps will refuse every library")
+            }
         }
     }
     let base = match &o.state_dir {

@@ -19,8 +19,7 @@
 //! - **Moves** between care areas while idle (unplugged for transport).
 
 use pumpward_proto::message::{
-    AlarmKind, DoseCheckResult, EventKind, Infusion, InfusionState, Quantity,
-    StopCause,
+    AlarmKind, DoseCheckResult, EventKind, Infusion, InfusionState, Quantity, StopCause,
 };
 use time::OffsetDateTime;
 
@@ -256,17 +255,26 @@ impl PumpModel {
                     let area = lib.care_area(&self.care_area);
                     let entries = area.map_or(&[][..], |a| a.entries.as_slice());
                     let weight = area.and_then(|a| a.weight_kg).map_or(70.0, |w| {
-                        let (lo, hi) = (f(Some(w.min)).unwrap_or(1.0), f(Some(w.max)).unwrap_or(1.0));
+                        let (lo, hi) =
+                            (f(Some(w.min)).unwrap_or(1.0), f(Some(w.max)).unwrap_or(1.0));
                         lo + (hi - lo) * (0.2 + 0.6 * r.next_f64())
                     });
                     let u = r.next_f64();
                     let basic = entries.is_empty() || u < 0.04;
                     let mut reason = None;
                     let (drug, dose) = if basic {
-                        (None, DoseInput::Rate { ml_per_h: dec(10.0 + r.next_f64() * 140.0).unwrap_or(Dec::ONE) })
+                        (
+                            None,
+                            DoseInput::Rate {
+                                ml_per_h: dec(10.0 + r.next_f64() * 140.0).unwrap_or(Dec::ONE),
+                            },
+                        )
                     } else {
                         let e = r.pick(entries);
-                        let (smin, smax) = (f(e.soft_min).or(f(e.hard_min)), f(e.soft_max).or(f(e.hard_max)));
+                        let (smin, smax) = (
+                            f(e.soft_min).or(f(e.hard_min)),
+                            f(e.soft_max).or(f(e.hard_max)),
+                        );
                         let hmax = f(e.hard_max).or(smax).unwrap_or(1.0);
                         let smax = smax.unwrap_or(hmax);
                         let smin = smin.unwrap_or(smax * 0.1);
@@ -281,8 +289,14 @@ impl PumpModel {
                             smin + (smax - smin) * 0.5
                         };
                         (
-                            Some(DrugSelection { drug: e.drug.as_str(), concentration: e.concentration }),
-                            DoseInput::Dose { value: dec(target).unwrap_or(Dec::ONE), unit: e.dosing_unit },
+                            Some(DrugSelection {
+                                drug: e.drug.as_str(),
+                                concentration: e.concentration,
+                            }),
+                            DoseInput::Dose {
+                                value: dec(target).unwrap_or(Dec::ONE),
+                                unit: e.dosing_unit,
+                            },
                         )
                     };
                     let iid = format!("inf-{id}");

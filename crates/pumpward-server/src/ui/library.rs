@@ -162,7 +162,9 @@ pub async fn rollout(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) ->
     need(&st, &p, Permission::LibraryRead, ROLLOUT).await?;
     let q = query(&uri);
     let notice = match param(&q, "done") {
-        Some("created") => Some("The rollout has started; the gateway announces it to the pumps of its first wave."),
+        Some("created") => Some(
+            "The rollout has started; the gateway announces it to the pumps of its first wave.",
+        ),
         Some("pause") => Some("The rollout is paused: nothing more is announced."),
         Some("resume") => Some("The rollout continues."),
         Some("advance") => Some("The rollout now reaches every pump."),
@@ -186,7 +188,15 @@ pub async fn start(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes) -
     let again = |msg: String| {
         let (st, p, library) = (st.clone(), p.clone(), library.clone());
         async move {
-            rollout_page(&st, &p, Some(&library), StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await
+            rollout_page(
+                &st,
+                &p,
+                Some(&library),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(msg),
+            )
+            .await
         }
     };
     let Ok(version) = f.get("version").trim().parse::<i64>() else {
@@ -288,7 +298,11 @@ struct CqiPage {
 /// into within limits, soft overrides, hard blocks and basic infusions.
 pub fn chart(report: &CqiReport) -> Vec<ChartBar> {
     let mut rows: Vec<_> = report.rows.iter().collect();
-    rows.sort_by(|a, b| b.programmings.cmp(&a.programmings).then(a.drug.cmp(&b.drug)));
+    rows.sort_by(|a, b| {
+        b.programmings
+            .cmp(&a.programmings)
+            .then(a.drug.cmp(&b.drug))
+    });
     rows.truncate(15);
     let max = rows.first().map_or(1, |r| r.programmings.max(1));
     let w = |n: i64| n * 400 / max;

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_secs(2);
 /// An announcement without an answer is repeated after this long.
 pub const RETRY_AFTER: time::Duration = time::Duration::minutes(10);
-/// Announcements per tick (a 10,000-pump wave takes a few ticks).
+/// Rows read per query (a tick pages through everything that is due).
 pub const PER_TICK: i64 = 5000;
 
 /// What a pump reported about libraries in these events.
@@ -60,18 +60,33 @@ pub fn library_reports(asset_id: &str, events: &[PumpEvent]) -> Vec<(String, Lib
 /// Sends what is due now; returns how many pumps were announced to.
 pub async fn announce_due(store: &Store, sessions: &Sessions) -> anyhow::Result<usize> {
     let now = time::OffsetDateTime::now_utc();
-    let due = store
-        .due_library_announcements(now, RETRY_AFTER, PER_TICK)
-        .await?;
     let mut sent: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for d in due {
-        let c = message::Command::DrugLibraryAvailable {
-            version: d.version.to_string(),
-            digest: d.envelope_sha256.clone(),
-            size: u64::try_from(d.envelope_size).ok(),
-        };
-        if sessions.send_command(&d.asset_id, c) {
-            sent.entry(d.rollout_id).or_default().push(d.asset_id);
+    let mut after: Option<(String, i64)> = None;
+    loop {
+        let due = store
+            .due_library_announcements(
+                now,
+                RETRY_AFTER,
+                after.as_ref().map(|(a, r)| (a.as_str(), *r)),
+                PER_TICK,
+            )
+            .await?;
+        let Some(last) = due.last() else { break };
+        after = Some((last.asset_id.clone(), last.rollout_id));
+        let full = due.len() as i64 == PER_TICK;
+        for d in due {
+            let c = message::Command::DrugLibraryAvailable {
+                version: d.version.to_string(),
+                digest: d.envelope_sha256.clone(),
+                size: u64::try_from(d.envelope_size).ok(),
+            };
+            // Only connected pumps can be told; the others stay due.
+            if sessions.send_command(&d.asset_id, c) {
+                sent.entry(d.rollout_id).or_default().push(d.asset_id);
+            }
+        }
+        if !full {
+            break;
         }
     }
     let mut n = 0;

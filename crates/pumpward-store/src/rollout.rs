@@ -467,23 +467,30 @@ impl Store {
 
     /// Pumps to announce to now: in an active rollout, in a wave already
     /// started, not yet announced (or announced more than `retry_after`
-    /// ago without an answer, e.g. because the pump was offline).
+    /// ago without an answer). Ordered by asset and rollout; pass the last
+    /// row of a page as `after` for the next one, so that pumps that are
+    /// offline (and stay due) never hide the ones behind them.
     pub async fn due_library_announcements(
         &self,
         now: OffsetDateTime,
         retry_after: time::Duration,
+        after: Option<(&str, i64)>,
         limit: i64,
     ) -> Result<Vec<DueAnnouncement>> {
         let cutoff = timefmt::format(now - retry_after);
+        let (a, r) = after.unwrap_or(("", 0));
         let rows = sqlx::query(
             "SELECT p.rollout_id, p.asset_id, r.version, r.envelope_sha256, r.envelope_size \
              FROM library_rollout_pumps p JOIN library_rollouts r ON r.id = p.rollout_id \
              WHERE r.state = 'active' AND p.wave <= r.current_wave \
              AND (p.state = 'pending' OR (p.state = 'announced' AND p.announced_at < $1)) \
-             ORDER BY p.wave, p.rollout_id, p.asset_id LIMIT $2",
+             AND (p.asset_id > $3 OR (p.asset_id = $3 AND p.rollout_id > $4)) \
+             ORDER BY p.asset_id, p.rollout_id LIMIT $2",
         )
         .bind(cutoff)
         .bind(limit)
+        .bind(a.to_owned())
+        .bind(r)
         .fetch_all(self.pool())
         .await?;
         rows.iter()

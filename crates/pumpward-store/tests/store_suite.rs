@@ -2441,7 +2441,7 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
     let now = OffsetDateTime::now_utc();
     let hour = Duration::hours(1);
     let due = store
-        .due_library_announcements(now, hour, 100)
+        .due_library_announcements(now, hour, None, 100)
         .await
         .unwrap();
     let ids: Vec<String> = due.iter().map(|d| d.asset_id.clone()).collect();
@@ -2450,16 +2450,30 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         && d.version == 2
         && d.envelope_sha256 == digest
         && d.envelope_size == 14));
+    // Paging: the rows after the last one seen.
+    let page = store
+        .due_library_announcements(now, hour, None, 2)
+        .await
+        .unwrap();
+    let last = page.last().unwrap();
+    let rest = store
+        .due_library_announcements(now, hour, Some((&last.asset_id, last.rollout_id)), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.len(), rest.len(), rest[0].asset_id.as_str()),
+        (2, 1, "RP-2")
+    );
     store.mark_library_announced(r.id, &ids, now).await.unwrap();
     assert!(store
-        .due_library_announcements(now, hour, 100)
+        .due_library_announcements(now, hour, None, 100)
         .await
         .unwrap()
         .is_empty());
     // Unanswered announcements are retried later.
     assert_eq!(
         store
-            .due_library_announcements(now + Duration::hours(2), hour, 100)
+            .due_library_announcements(now + Duration::hours(2), hour, None, 100)
             .await
             .unwrap()
             .len(),
@@ -2547,7 +2561,7 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
     ));
     let later = now + Duration::hours(3);
     assert!(store
-        .due_library_announcements(later, hour, 100)
+        .due_library_announcements(later, hour, None, 100)
         .await
         .unwrap()
         .is_empty());
@@ -2558,7 +2572,7 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         Err(StoreError::Conflict(_))
     ));
     let due = store
-        .due_library_announcements(now, hour, 100)
+        .due_library_announcements(now, hour, None, 100)
         .await
         .unwrap();
     assert_eq!(due.len(), 7);

@@ -493,7 +493,8 @@ impl fmt::Display for InstallDecision {
 
 /// Decides whether a pump installs an offered envelope: it must verify
 /// against `trusted`, its version must be strictly higher than the
-/// installed one, and it must contain the pump's `care_area`. Versions are
+/// installed one, and it must contain the pump's `care_area` (by id or
+/// display name, [`Library::resolve_care_area`]). Versions are
 /// compared whatever the library id: a hospital publishes one library (its
 /// care areas cover every unit), numbered monotonically, so a pump never
 /// steps back to a lower number even under another id. On a rejection the
@@ -517,7 +518,7 @@ pub fn decide_install(
             });
         }
     }
-    if v.library.care_area(care_area).is_none() {
+    if v.library.resolve_care_area(care_area).is_none() {
         return reject(RejectReason::CareAreaMissing(
             care_area.chars().take(64).collect(),
         ));

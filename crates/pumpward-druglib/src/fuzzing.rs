@@ -175,6 +175,40 @@ pub fn druglib_envelope(data: &[u8]) -> Result<u32, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A fresh P-256 PKCS#8 signing key, for tests of other crates (a pump
+/// trusting one hospital's key and refusing another's).
+pub fn new_test_signing_key() -> Vec<u8> {
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map(|k| k.as_ref().to_vec())
+        .unwrap_or_default()
+}
+
+/// Signs `lib` **without validating it** (as a mistaken or compromised
+/// signer could), so that tests of other crates can show a pump refusing a
+/// validly signed but invalid library. Never used to publish.
+pub fn sign_without_validation(
+    lib: &Library,
+    pkcs8: &[u8],
+    kid: &[u8],
+    signer: &str,
+    published_at: u64,
+) -> Result<Vec<u8>, crate::envelope::SignError> {
+    let payload = to_canonical_json(lib);
+    let fields = crate::envelope::HeaderFields {
+        alg: coset::iana::Algorithm::ES256,
+        content_type: crate::envelope::CONTENT_TYPE.to_owned(),
+        kid: kid.to_vec(),
+        id: lib.id.clone(),
+        version: lib.version,
+        digest: Sha256::digest(&payload).into(),
+        published_at,
+        signer: signer.to_owned(),
+    };
+    crate::envelope::build_envelope(payload, &fields, pkcs8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

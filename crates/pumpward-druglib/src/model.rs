@@ -474,6 +474,19 @@ impl Library {
         self.care_areas.iter().find(|c| c.id == id)
     }
 
+    /// The care area a pump set to `setting` uses: the one with that id, or
+    /// else the one with that display name (ignoring case and surrounding
+    /// space), since pumps and the inventory name units as people do
+    /// ("Adult ICU") while libraries key them by id ("adult-icu").
+    pub fn resolve_care_area(&self, setting: &str) -> Option<&CareArea> {
+        let s = setting.trim();
+        self.care_area(s).or_else(|| {
+            self.care_areas
+                .iter()
+                .find(|c| c.name.trim().eq_ignore_ascii_case(s))
+        })
+    }
+
     /// Number of entries over all care areas.
     pub fn entry_count(&self) -> usize {
         self.care_areas.iter().map(|c| c.entries.len()).sum()

@@ -88,6 +88,19 @@ mod tests {
     }
 
     #[test]
+    fn a_care_area_is_found_by_id_or_by_the_name_people_use() {
+        let lib = sample_library();
+        let id = |s: &str| lib.resolve_care_area(s).map(|c| c.id.as_str());
+        assert_eq!(id("adult-icu"), Some("adult-icu"));
+        assert_eq!(id("Adult ICU"), Some("adult-icu"));
+        assert_eq!(id("  adult icu "), Some("adult-icu"));
+        assert_eq!(id("Anesthesia / OR"), Some("anesthesia"));
+        assert_eq!(id("Labor & Delivery"), Some("labor-delivery"));
+        assert_eq!(id("Burn Unit"), None);
+        assert_eq!(id(""), None);
+    }
+
+    #[test]
     fn sample_round_trips_through_csv_and_canonical_json() {
         let lib = sample_library();
         let canon = to_canonical_json(&lib);

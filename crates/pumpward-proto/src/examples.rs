@@ -85,6 +85,7 @@ pub fn events(first_seq: u64) -> Vec<PumpEvent> {
             limit_kind: Some(LimitKind::SoftMax),
             infusion_id: Some("inf-7781".into()),
             library_version: Some("2025.03-2".into()),
+            override_reason: Some("titrating to MAP goal per protocol".into()),
         }),
         EventKind::InfusionStarted(infusion(None)),
         EventKind::Alarm {

@@ -382,6 +382,10 @@ pub struct DoseCheck {
     /// The library whose limits applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library_version: Option<String>,
+    /// The clinician's reason for a soft-limit override (what the pharmacy
+    /// committee reviews in its CQI report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
 }
 
 /// Dose-check outcome.
@@ -394,6 +398,9 @@ pub enum DoseCheckResult {
     SoftOverride,
     /// A hard limit refused the programming.
     HardBlock,
+    /// The drug is not in the care area's library (or none was chosen): the
+    /// infusion runs without dose limits, flagged.
+    BasicInfusion,
 }
 
 /// Which limit a dose check reached.
@@ -456,6 +463,15 @@ pub enum LibraryRejectReason {
     Incompatible,
     /// Download failed.
     DownloadFailed,
+    /// Signed by a key the pump does not trust (another hospital's, or a
+    /// retired one).
+    UntrustedKey,
+    /// Not a well-formed envelope (truncated, wrong structure or header).
+    MalformedEnvelope,
+    /// Signed, but the content is not a valid library.
+    InvalidLibrary,
+    /// The library has no profile for the pump's care area.
+    WrongCareArea,
     /// Any reason this version does not name.
     #[serde(other)]
     Other,
@@ -1359,7 +1375,10 @@ impl EventKind {
                 check_opt_quantity(&p("dose"), &d.dose)?;
                 check_opt_quantity(&p("limit"), &d.limit)?;
                 check_opt_name(&p("infusion_id"), &d.infusion_id)?;
-                check_opt_name(&p("library_version"), &d.library_version)
+                check_opt_name(&p("library_version"), &d.library_version)?;
+                d.override_reason.as_deref().map_or(Ok(()), |r| {
+                    check_text(&p("override_reason"), r, MAX_TEXT_LEN, false)
+                })
             }
             Self::Alarm { infusion_id, .. } => check_opt_name(&p("infusion_id"), infusion_id),
             Self::LibraryInstalled { version, digest } => {

@@ -43,8 +43,11 @@ use tokio_util::codec::Framed;
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::est::EstClient;
 use crate::identity::{DeviceIdentity, TrustAnchors, DEVICE_ALPN};
+use crate::library::{detail_error, PumpLibrary, Rejection};
 use crate::rng::SplitMix64;
 use crate::AgentError;
+use pumpward_druglib::check::{CheckError, CheckOutcome, Programming};
+use pumpward_druglib::envelope::TrustedKey;
 
 /// Events held in memory waiting for the queue writer; beyond this,
 /// [`PumpAgent::record`] refuses at once (and the loss is reported in
@@ -81,8 +84,13 @@ pub struct AgentConfig {
     pub firmware_version: String,
     /// SHA-256 of the running firmware image (64 lowercase hex digits).
     pub firmware_digest: String,
-    /// The active drug library at start.
+    /// The drug library reported at start when none is installed through
+    /// the agent (a library the pump got by other means); an installed one
+    /// (kept in the state directory) always wins.
     pub library: Option<LibraryRef>,
+    /// The library-signing keys this pump trusts (the hospital's, from
+    /// `/pki/library-signing.pem`). Empty: no library can be installed.
+    pub library_trust: Vec<TrustedKey>,
     /// Network identity reported in hello (an observation, never a credential).
     pub network: NetworkIdentity,
     /// Care area at start.
@@ -133,6 +141,7 @@ impl AgentConfig {
             firmware_version: "1.0.0".into(),
             firmware_digest: "0".repeat(64),
             library: None,
+            library_trust: Vec::new(),
             network: NetworkIdentity {
                 mac: "02:00:00:00:00:01".into(),
                 ip: None,
@@ -273,6 +282,17 @@ pub struct AgentStatus {
     pub clock_drift_s: Option<i64>,
     /// The outcome of the last replay.
     pub replay: Option<ReplayOutcome>,
+    /// The drug library installed through the agent (version, envelope
+    /// digest).
+    pub library: Option<LibraryRef>,
+    /// Libraries installed since start.
+    pub libraries_installed: u64,
+    /// Libraries refused since start.
+    pub libraries_rejected: u64,
+    /// Why the last library was refused.
+    pub last_library_rejection: Option<String>,
+    /// A verified library waiting for the running infusion to end.
+    pub library_pending: Option<String>,
 }
 
 /// Why [`PumpAgent::record`] did not accept an event.
@@ -356,6 +376,10 @@ struct Inner {
     started: Instant,
     tls: Mutex<Option<(String, Arc<rustls::ClientConfig>)>>,
     last_acked_batch: Mutex<Option<Vec<PumpEvent>>>,
+    library: Mutex<PumpLibrary>,
+    /// A verified envelope (and its announced digest) to install once the
+    /// pump is idle.
+    pending_library: Mutex<Option<(Vec<u8>, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -402,32 +426,40 @@ impl PumpAgent {
         let dir = config.state_dir.clone();
         let qcfg = config.queue;
         let asset = config.asset_id.clone();
-        let (queue, identity) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-            }
-            let q = DurableQueue::open_with(dir.join("queue"), qcfg)?;
-            let id = DeviceIdentity::load(&dir, &asset)?;
-            Ok::<_, AgentError>((q, id))
-        })
-        .await
-        .map_err(|e| AgentError::State(format!("opening state: {e}")))??;
+        let trust = config.library_trust.clone();
+        let (queue, identity, (library, library_warning)) =
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                }
+                let q = DurableQueue::open_with(dir.join("queue"), qcfg)?;
+                let id = DeviceIdentity::load(&dir, &asset)?;
+                let lib = PumpLibrary::open(&dir, trust);
+                Ok::<_, AgentError>((q, id, lib))
+            })
+            .await
+            .map_err(|e| AgentError::State(format!("opening state: {e}")))??;
 
         let therapy = TherapyState {
             infusion: InfusionState::Idle,
             battery_pct: 100,
             on_mains: true,
             care_area: config.care_area.clone(),
-            library: config.library.clone(),
+            library: library.active_ref().or_else(|| config.library.clone()),
         };
+        if let Some(w) = &library_warning {
+            tracing::warn!(asset = %config.asset_id, warning = %w, "drug library");
+        }
         let mut st = AgentStatus {
             next_seq: queue.next_seq(),
             last_ack: queue.acked(),
             queue_depth: queue.len() as u64,
+            library: library.active_ref(),
+            last_library_rejection: library_warning,
             ..AgentStatus::default()
         };
         if let Some(id) = &identity {
@@ -457,6 +489,8 @@ impl PumpAgent {
             started: Instant::now(),
             tls: Mutex::new(None),
             last_acked_batch: Mutex::new(None),
+            library: Mutex::new(library),
+            pending_library: Mutex::new(None),
         });
         let task = tokio::spawn(run(inner.clone(), identity));
         Ok(Self {
@@ -518,8 +552,60 @@ impl PumpAgent {
     }
 
     /// Changes the therapy state (the firmware's or simulator's call only).
+    /// A library that waited for the running infusion installs as soon as
+    /// the pump is idle.
     pub fn update_therapy(&self, f: impl FnOnce(&mut TherapyState)) {
-        f(&mut lock(&self.inner.therapy));
+        let idle = {
+            let mut t = lock(&self.inner.therapy);
+            f(&mut t);
+            t.infusion == InfusionState::Idle
+        };
+        if idle && lock(&self.inner.pending_library).is_some() {
+            let inner = self.inner.clone();
+            self.inner.handle.spawn_blocking(move || {
+                let pending = lock(&inner.pending_library).take();
+                if let Some((env, digest)) = pending {
+                    // The outcome is reported as an event and in the status.
+                    let _ = install_library(&inner, &env, &digest);
+                }
+            });
+        }
+    }
+
+    /// Checks a programmed infusion against the installed library for the
+    /// pump's care area, records the `dose_check` event (with the pump's
+    /// clock `at`) and returns the decision: start it only if
+    /// [`CheckOutcome::allows_start`]. A soft limit without a reason records
+    /// nothing yet (the pump asks the clinician); an incoherent programming
+    /// is an error and records nothing.
+    pub fn program_at(
+        &self,
+        at: OffsetDateTime,
+        infusion_id: &str,
+        p: &Programming,
+    ) -> Result<CheckOutcome, CheckError> {
+        let area = lock(&self.inner.therapy)
+            .care_area
+            .clone()
+            .unwrap_or_default();
+        let verdict = lock(&self.inner.library).check(&area, infusion_id, p)?;
+        if let Some(e) = verdict.event {
+            // A full buffer is counted and reported as events_dropped.
+            let _ = self.record_at(at, EventKind::DoseCheck(e));
+        }
+        Ok(verdict.outcome)
+    }
+
+    /// Runs `f` with the pump's library (the simulator's clinician model
+    /// programs through it, as the firmware does through
+    /// [`PumpAgent::program_at`]).
+    pub fn with_library<T>(&self, f: impl FnOnce(&PumpLibrary) -> T) -> T {
+        f(&lock(&self.inner.library))
+    }
+
+    /// The installed drug library (version, envelope digest).
+    pub fn library(&self) -> Option<LibraryRef> {
+        lock(&self.inner.library).active_ref()
     }
 
     /// A snapshot of the status.
@@ -1324,26 +1410,8 @@ impl Session {
             Command::DrugLibraryAvailable {
                 version,
                 digest,
-                size: _,
-            } => {
-                // Protocol v1 defines no fetch of the signed envelope yet, so
-                // the agent cannot verify it: the active library stays and
-                // the refusal is recorded in sequence.
-                let rejected = EventKind::LibraryRejected {
-                    version: Some(version),
-                    digest: Some(digest),
-                    reason: pumpward_proto::message::LibraryRejectReason::DownloadFailed,
-                };
-                let queued =
-                    push_pending(inner, NewEvent::new(OffsetDateTime::now_utc(), rejected)).is_ok();
-                (
-                    CommandStatus::Rejected,
-                    Some(format!(
-                        "no library transport in protocol v1; active library kept{}",
-                        if queued { "" } else { " (event not queued)" }
-                    )),
-                )
-            }
+                size,
+            } => on_library_available(inner, version, digest, size).await,
             Command::RenewCertificate { .. } => {
                 let current = DeviceIdentity::load(&inner.cfg.state_dir, &inner.cfg.asset_id)
                     .ok()
@@ -1556,6 +1624,153 @@ impl Session {
             }
         }
     }
+}
+
+/// Fetches an announced library over the device's mutually authenticated
+/// HTTPS (the gateway's `/device/v1/library/<digest>`, same port as EST)
+/// and installs it, or defers it while an infusion runs, or refuses it:
+/// the installed library stays and a `library_rejected` event says why.
+async fn on_library_available(
+    inner: &Arc<Inner>,
+    version: String,
+    digest: String,
+    size: Option<u64>,
+) -> (CommandStatus, Option<String>) {
+    let max = pumpward_druglib::envelope::MAX_ENVELOPE_BYTES as u64;
+    let fetched = match size {
+        Some(n) if n > max => Err(format!("announced size {n} exceeds {max} bytes")),
+        _ => match DeviceIdentity::load(&inner.cfg.state_dir, &inner.cfg.asset_id)
+            .ok()
+            .flatten()
+        {
+            None => Err("no device identity to fetch with".into()),
+            Some(id) => {
+                match EstClient::new(&inner.cfg.est_base_url, &inner.env.trust, Some(&id)) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(c) => c.library_envelope(&digest).await.map_err(|e| e.to_string()),
+                }
+            }
+        },
+    };
+    let envelope = match fetched {
+        Ok(b) => b,
+        Err(e) => {
+            let r = Rejection {
+                reason: pumpward_proto::message::LibraryRejectReason::DownloadFailed,
+                error: format!("fetching the library: {e}"),
+                version: Some(version),
+                digest: Some(digest),
+            };
+            report_rejection(inner, &r);
+            return (CommandStatus::Failed, Some(trim_text(&r.error)));
+        }
+    };
+    let busy = lock(&inner.therapy).infusion != InfusionState::Idle;
+    if busy {
+        // Verify now (a bad library is refused at once), install later.
+        let area = lock(&inner.therapy).care_area.clone().unwrap_or_default();
+        let judged = lock(&inner.library)
+            .judge(&envelope, Some(&digest), &area)
+            .map(|_| ());
+        return match judged {
+            Ok(()) => {
+                *lock(&inner.pending_library) = Some((envelope, digest));
+                inner
+                    .status
+                    .send_modify(|s| s.library_pending = Some(version.clone()));
+                (
+                    CommandStatus::Deferred,
+                    Some("infusion running; library installs when it ends".into()),
+                )
+            }
+            Err(r) => {
+                let r = Rejection {
+                    version: r.version.or(Some(version)),
+                    ..r
+                };
+                report_rejection(inner, &r);
+                (CommandStatus::Rejected, Some(trim_text(&r.error)))
+            }
+        };
+    }
+    let job = inner.clone();
+    let outcome = tokio::task::spawn_blocking(move || install_library(&job, &envelope, &digest))
+        .await
+        .unwrap_or_else(|e| Err(format!("install job failed: {e}")));
+    match outcome {
+        Ok(r) => (
+            CommandStatus::Completed,
+            Some(format!("library version {} installed", r.version)),
+        ),
+        Err(e) => (CommandStatus::Rejected, Some(trim_text(&e))),
+    }
+}
+
+/// Offers an envelope to the pump's library (blocking: it syncs the file)
+/// and reports the outcome as an event, in the status and the therapy
+/// state (hello and heartbeats carry the installed version).
+fn install_library(
+    inner: &Arc<Inner>,
+    envelope: &[u8],
+    digest: &str,
+) -> Result<LibraryRef, String> {
+    let area = lock(&inner.therapy).care_area.clone().unwrap_or_default();
+    let result = lock(&inner.library).offer(envelope, Some(digest), &area);
+    match result {
+        Ok(r) => {
+            lock(&inner.therapy).library = Some(r.clone());
+            let _ = push_pending(
+                inner,
+                NewEvent::new(
+                    OffsetDateTime::now_utc(),
+                    EventKind::LibraryInstalled {
+                        version: r.version.clone(),
+                        digest: r.digest.clone(),
+                    },
+                ),
+            );
+            inner.status.send_modify(|s| {
+                s.library = Some(r.clone());
+                s.libraries_installed += 1;
+                s.library_pending = None;
+            });
+            tracing::info!(asset = %inner.cfg.asset_id, version = %r.version, "drug library installed");
+            Ok(r)
+        }
+        Err(r) => {
+            report_rejection(inner, &r);
+            inner.status.send_modify(|s| s.library_pending = None);
+            Err(r.error)
+        }
+    }
+}
+
+fn report_rejection(inner: &Arc<Inner>, r: &Rejection) {
+    tracing::warn!(asset = %inner.cfg.asset_id, reason = ?r.reason, error = %r.error, "drug library refused; the installed one stays");
+    let mut e = NewEvent::new(
+        OffsetDateTime::now_utc(),
+        EventKind::LibraryRejected {
+            version: r
+                .version
+                .as_deref()
+                .filter(|v| !v.is_empty() && v.len() <= pumpward_proto::message::MAX_NAME_LEN)
+                .map(str::to_owned),
+            digest: r
+                .digest
+                .as_deref()
+                .filter(|d| {
+                    d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })
+                .map(str::to_owned),
+            reason: r.reason,
+        },
+    );
+    e.detail.insert("error".into(), detail_error(r));
+    let _ = push_pending(inner, e);
+    inner.status.send_modify(|s| {
+        s.libraries_rejected += 1;
+        s.last_library_rejection = Some(r.error.clone());
+    });
 }
 
 /// Hands an event to the queue writer (starting it if idle).

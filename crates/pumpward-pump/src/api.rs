@@ -150,6 +150,13 @@ impl ApiClient {
         }
     }
 
+    /// The hospital's library-signing certificate (PEM), which the pumps
+    /// trust for drug libraries.
+    pub async fn library_signing_pem(&self) -> Result<String, AgentError> {
+        let url = self.url("/pki/library-signing.pem");
+        self.send(self.http.get(url), 200).await
+    }
+
     /// A new one-time enrollment code for `asset_id`.
     pub async fn create_enrollment_code(
         &self,

@@ -134,6 +134,59 @@ impl EstClient {
     }
 }
 
+impl EstClient {
+    /// `GET /device/v1/library/<digest>` on the same gateway: the signed
+    /// library envelope the gateway announced, fetched over the pump's own
+    /// mutually authenticated TLS (this client must carry the device
+    /// identity). At most [`pumpward_druglib::envelope::MAX_ENVELOPE_BYTES`]
+    /// are read; the caller verifies everything else.
+    pub async fn library_envelope(&self, digest: &str) -> Result<Vec<u8>, EstError> {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EstError::BadRequest(format!(
+                "library digest {:?} is not 64 hex digits",
+                digest.chars().take(80).collect::<String>()
+            )));
+        }
+        let url = self.url(&format!(
+            "/device/v1/library/{}",
+            digest.to_ascii_lowercase()
+        ));
+        let mut r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| EstError::Transport(error_chain(&e)))?;
+        let status = r.status().as_u16();
+        let max = pumpward_druglib::envelope::MAX_ENVELOPE_BYTES;
+        let mut body = Vec::new();
+        while let Some(chunk) = r
+            .chunk()
+            .await
+            .map_err(|e| EstError::Transport(error_chain(&e)))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(EstError::Body(format!("more than {max} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status != 200 {
+            let text: String = String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            return Err(match status {
+                401 => EstError::Unauthorized(text),
+                403 => EstError::Forbidden(text),
+                400 => EstError::BadRequest(text),
+                s => EstError::Status(s, text),
+            });
+        }
+        Ok(body)
+    }
+}
+
 async fn certs_response(
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<Vec<Vec<u8>>, EstError> {

@@ -51,6 +51,7 @@ pub mod api;
 pub mod backoff;
 pub mod est;
 pub mod identity;
+pub mod library;
 pub mod rng;
 pub mod sim;
 

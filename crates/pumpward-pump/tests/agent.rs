@@ -319,7 +319,8 @@ async fn commands_are_answered_idempotently_and_never_touch_therapy() {
                 ("c-status", CommandStatus::Completed),
                 ("c-q", CommandStatus::Completed),
                 ("c-q", CommandStatus::Completed),
-                ("c-lib", CommandStatus::Rejected),
+                // No envelope under that digest: the download fails.
+                ("c-lib", CommandStatus::Failed),
                 ("c-x", CommandStatus::Unsupported),
             ]
         );
@@ -357,4 +358,185 @@ async fn a_fatal_refusal_is_respected_and_events_are_kept() {
     fx.inner().refuse_hello = None;
     // retry_after_s = 1 is honoured, then the event goes through.
     assert!(agent.wait_for(T, |s| s.connected && s.last_ack == 1).await);
+}
+
+/// A signed sample library of `version` and its SHA-256 (hex).
+fn signed(key: &[u8], kid: &[u8], version: u32) -> (Vec<u8>, String) {
+    use sha2::Digest as _;
+    let mut lib = pumpward_druglib::sample_library();
+    lib.version = version;
+    let env =
+        pumpward_druglib::sign_library(&lib, key, kid, "pharmacist.b", 1_795_000_000).unwrap();
+    let d = hex::encode(sha2::Sha256::digest(&env));
+    (env, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_and_reported() {
+    use pumpward_druglib::check::{CheckOutcome, DoseInput, DrugSelection, Programming};
+    use pumpward_proto::message::{DoseCheckResult, LibraryRejectReason};
+    let fx = Fixture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = pumpward_druglib::fuzzing::new_test_signing_key();
+    let kid = b"hospital-a".to_vec();
+    let mut cfg = config(&fx, "PUMP-L", dir.path());
+    cfg.enrollment_code = Some(fx.code_for("PUMP-L"));
+    cfg.care_area = Some("Adult ICU".into());
+    cfg.library_trust = vec![pumpward_druglib::TrustedKey {
+        kid: kid.clone(),
+        public_key: pumpward_druglib::envelope::public_key_from_pkcs8(&key).unwrap(),
+    }];
+    let agent = PumpAgent::start(cfg).await.unwrap();
+    assert!(agent.wait_for(T, |s| s.connected).await);
+
+    let (v5, d5) = signed(&key, &kid, 5);
+    let mut flipped = signed(&key, &kid, 6).0;
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let d_flipped = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&flipped))
+    };
+    let (v4, d4) = signed(&key, &kid, 4);
+    let (v6, d6) = signed(&key, &kid, 6);
+    {
+        let mut i = fx.inner();
+        for (d, e) in [(&d5, &v5), (&d_flipped, &flipped), (&d4, &v4), (&d6, &v6)] {
+            i.libraries.insert(d.clone(), e.clone());
+        }
+    }
+    let announce = |v: &str, d: &str| Command::DrugLibraryAvailable {
+        version: v.into(),
+        digest: d.into(),
+        size: None,
+    };
+    // Installed: reported in the status, as an event and in the next heartbeat.
+    assert!(fx.command("PUMP-L", "lib-5", announce("5", &d5)).await);
+    assert!(agent.wait_for(T, |s| s.libraries_installed == 1).await);
+    assert_eq!(agent.library().unwrap().version, "5");
+    assert_eq!(agent.library().unwrap().digest, d5);
+    assert_eq!(agent.therapy().library.unwrap().digest, d5);
+    // A flipped byte and a lower version are refused; version 5 stays.
+    assert!(
+        fx.command("PUMP-L", "lib-x", announce("6", &d_flipped))
+            .await
+    );
+    assert!(fx.command("PUMP-L", "lib-4", announce("4", &d4)).await);
+    assert!(agent.wait_for(T, |s| s.libraries_rejected == 2).await);
+    assert_eq!(agent.library().unwrap().digest, d5);
+    // Every fetch was made with the pump's own certificate.
+    assert!(fx
+        .inner()
+        .library_fetches
+        .iter()
+        .all(|(asset, _)| asset == "PUMP-L"));
+
+    // While infusing, a good library waits; it installs once the pump is idle.
+    agent.update_therapy(|t| t.infusion = InfusionState::Running);
+    assert!(fx.command("PUMP-L", "lib-6", announce("6", &d6)).await);
+    assert!(agent.wait_for(T, |s| s.library_pending.is_some()).await);
+    assert_eq!(agent.library().unwrap().version, "5");
+    agent.update_therapy(|t| t.infusion = InfusionState::Idle);
+    assert!(agent.wait_for(T, |s| s.libraries_installed == 2).await);
+    assert_eq!(agent.library().unwrap().digest, d6);
+
+    // A programming goes through the installed library's dose check.
+    let p = Programming {
+        drug: Some(DrugSelection {
+            drug: "heparin",
+            concentration: "25000 units/250 mL".parse().unwrap(),
+        }),
+        dose: DoseInput::Rate {
+            ml_per_h: "50".parse().unwrap(),
+        },
+        weight_kg: Some("80".parse().unwrap()),
+        bolus: None,
+        vtbi_ml: None,
+        override_reason: Some("physician order"),
+    };
+    let out = agent
+        .program_at(time::OffsetDateTime::now_utc(), "inf-9", &p)
+        .unwrap();
+    assert!(matches!(out, CheckOutcome::HardLimitBlocked { .. }));
+
+    // The gateway received, in order: installed 5, two refusals with
+    // their reasons, installed 6, the hard block.
+    assert!(
+        agent
+            .wait_for(T, |_| fx.inner().devices["PUMP-L"].events.len() >= 5)
+            .await
+    );
+    let i = fx.inner();
+    let d = &i.devices["PUMP-L"];
+    let kinds: Vec<&EventKind> = d.events.iter().map(|e| &e.kind).collect();
+    assert!(
+        matches!(kinds[0], EventKind::LibraryInstalled { version, digest } if version == "5" && *digest == d5)
+    );
+    assert!(matches!(
+        kinds[1],
+        EventKind::LibraryRejected {
+            reason: LibraryRejectReason::SignatureInvalid,
+            ..
+        }
+    ));
+    assert!(d.events[1].detail["error"].contains("signature"));
+    assert!(matches!(
+        kinds[2],
+        EventKind::LibraryRejected { reason: LibraryRejectReason::VersionRollback, version: Some(v), .. } if v == "4"
+    ));
+    assert!(matches!(kinds[3], EventKind::LibraryInstalled { version, .. } if version == "6"));
+    assert!(
+        matches!(kinds[4], EventKind::DoseCheck(c) if c.result == DoseCheckResult::HardBlock && c.library_version.as_deref() == Some("6"))
+    );
+    let results: Vec<(&str, CommandStatus)> = d
+        .results
+        .iter()
+        .map(|r| (r.id.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("lib-5", CommandStatus::Completed),
+            ("lib-x", CommandStatus::Rejected),
+            ("lib-4", CommandStatus::Rejected),
+            ("lib-6", CommandStatus::Deferred),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_library_survives_a_restart_and_is_announced_in_hello() {
+    let fx = Fixture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = pumpward_druglib::fuzzing::new_test_signing_key();
+    let kid = b"hospital-a".to_vec();
+    let trust = vec![pumpward_druglib::TrustedKey {
+        kid: kid.clone(),
+        public_key: pumpward_druglib::envelope::public_key_from_pkcs8(&key).unwrap(),
+    }];
+    let mut cfg = config(&fx, "PUMP-R", dir.path());
+    cfg.enrollment_code = Some(fx.code_for("PUMP-R"));
+    cfg.care_area = Some("Oncology".into());
+    cfg.library_trust = trust;
+    let (v3, d3) = signed(&key, &kid, 3);
+    fx.inner().libraries.insert(d3.clone(), v3);
+    let agent = PumpAgent::start(cfg.clone()).await.unwrap();
+    assert!(agent.wait_for(T, |s| s.connected).await);
+    let c = Command::DrugLibraryAvailable {
+        version: "3".into(),
+        digest: d3.clone(),
+        size: None,
+    };
+    assert!(fx.command("PUMP-R", "lib-3", c).await);
+    assert!(agent.wait_for(T, |s| s.libraries_installed == 1).await);
+    agent.shutdown().await;
+
+    cfg.enrollment_code = None;
+    let again = PumpAgent::start(cfg).await.unwrap();
+    assert_eq!(again.library().unwrap().digest, d3);
+    assert!(again.wait_for(T, |s| s.connected).await);
+    let i = fx.inner();
+    let hello = i.devices["PUMP-R"].hellos.last().unwrap();
+    assert_eq!(hello.library.as_ref().unwrap().version, "3");
+    assert_eq!(hello.library.as_ref().unwrap().digest, d3);
 }

@@ -7,18 +7,51 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use pumpward_proto::message::{DoseCheckResult, EventKind};
-use pumpward_pump::sim::model::{check_transitions, PumpModel};
+use pumpward_pump::library::PumpLibrary;
+use pumpward_pump::sim::model::{check_transitions, PumpModel, OVERRIDE_REASONS};
 use pumpward_pump::{run_sim, Scenario, SimOptions};
 use time::OffsetDateTime;
 
+/// A pump library with the sample library installed (signed by a test key).
+fn sample_pump_library() -> &'static PumpLibrary {
+    static LIB: std::sync::OnceLock<PumpLibrary> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let key = pumpward_druglib::fuzzing::new_test_signing_key();
+        let trusted = pumpward_druglib::TrustedKey {
+            kid: b"sim-test".to_vec(),
+            public_key: pumpward_druglib::envelope::public_key_from_pkcs8(&key).unwrap(),
+        };
+        let env = pumpward_druglib::sign_library(
+            &pumpward_druglib::sample_library(),
+            &key,
+            b"sim-test",
+            "pharmacist.test",
+            1,
+        )
+        .unwrap();
+        let mut lib = PumpLibrary::new(vec![trusted]);
+        lib.offer(&env, None, "Adult ICU").unwrap();
+        lib
+    })
+}
+
 /// Runs a model for `hours` of simulated time from `start`.
 fn run_model(seed: u64, start: OffsetDateTime, hours: f64) -> Vec<(OffsetDateTime, EventKind)> {
-    let mut m = PumpModel::new(seed, "ICU");
+    run_model_with(seed, start, hours, sample_pump_library())
+}
+
+fn run_model_with(
+    seed: u64,
+    start: OffsetDateTime,
+    hours: f64,
+    lib: &PumpLibrary,
+) -> Vec<(OffsetDateTime, EventKind)> {
+    let mut m = PumpModel::new(seed, "Adult ICU");
     let end = start + time::Duration::seconds_f64(hours * 3600.0);
     let mut now = start;
     let mut out = Vec::new();
     while now < end {
-        let (events, delay) = m.step(now);
+        let (events, delay) = m.step(now, lib);
         assert!(events.len() <= 3, "{events:?}");
         assert!(delay >= 1.0 && delay.is_finite(), "{delay}");
         out.extend(events.into_iter().map(|e| (now, e)));
@@ -70,15 +103,24 @@ proptest! {
 
 #[test]
 fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busier_than_nights() {
-    let (mut within, mut soft, mut hard) = (0u32, 0u32, 0u32);
+    let (mut within, mut soft, mut hard, mut basic) = (0u32, 0u32, 0u32, 0u32);
     let (mut day, mut night) = (0u32, 0u32);
+    let mut areas = std::collections::BTreeSet::new();
     for seed in 0..200u64 {
         for (t, e) in run_model(seed, start_time(0), 24.0) {
             if let EventKind::DoseCheck(d) = &e {
+                areas.insert(d.care_area.clone());
                 match d.result {
                     DoseCheckResult::WithinLimits => within += 1,
-                    DoseCheckResult::SoftOverride => soft += 1,
+                    DoseCheckResult::SoftOverride => {
+                        // Every override carries a clinician's reason.
+                        let r = d.override_reason.as_deref().unwrap();
+                        assert!(OVERRIDE_REASONS.contains(&r), "{r}");
+                        assert!(d.limit.is_some() && d.dose.is_some());
+                        soft += 1
+                    }
                     DoseCheckResult::HardBlock => hard += 1,
+                    DoseCheckResult::BasicInfusion => basic += 1,
                 }
             }
             if matches!(e, EventKind::InfusionProgrammed(_)) {
@@ -90,16 +132,39 @@ fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busi
             }
         }
     }
-    let total = f64::from(within + soft + hard);
+    let total = f64::from(within + soft + hard + basic);
     assert!(total > 500.0, "{total}");
-    assert!(f64::from(within) / total > 0.85, "{within} {soft} {hard}");
-    assert!(f64::from(soft) / total > 0.03 && f64::from(soft) / total < 0.15);
-    assert!(hard > 0 && f64::from(hard) / total < 0.04);
+    let shares = format!("within {within} soft {soft} hard {hard} basic {basic}");
+    assert!(f64::from(within) / total > 0.80, "{shares}");
+    assert!(
+        f64::from(soft) / total > 0.03 && f64::from(soft) / total < 0.15,
+        "{shares}"
+    );
+    assert!(hard > 0 && f64::from(hard) / total < 0.04, "{shares}");
+    assert!(basic > 0 && f64::from(basic) / total < 0.10, "{shares}");
+    // Pumps move, and each area's own limits were applied.
+    assert!(areas.len() >= 5, "{areas:?}");
     // 12 day hours against 8 night hours, at least 1.5× busier per hour.
     assert!(
         f64::from(day) / 12.0 > 1.5 * f64::from(night) / 8.0,
         "day {day} night {night}"
     );
+}
+
+#[test]
+fn without_a_library_every_programming_is_a_basic_infusion() {
+    let none = PumpLibrary::new(Vec::new());
+    let mut checks = 0;
+    for seed in 0..20u64 {
+        for (_, e) in run_model_with(seed, start_time(8), 12.0, &none) {
+            if let EventKind::DoseCheck(d) = e {
+                assert_eq!(d.result, DoseCheckResult::BasicInfusion);
+                assert_eq!(d.library_version, None);
+                checks += 1;
+            }
+        }
+    }
+    assert!(checks > 20, "{checks}");
 }
 
 #[test]

@@ -539,6 +539,7 @@ pub async fn run_session(
         refusals: 0,
     };
     let mut command_no = 0u64;
+    let mut library_commands = std::collections::HashSet::new();
     let why = loop {
         tokio::select! {
             _ = close_rx.changed() => {
@@ -547,7 +548,13 @@ pub async fn run_session(
             }
             Some(c) = cmd_rx.recv() => {
                 command_no += 1;
-                let m = GatewayMessage::Command(CommandMessage { id: format!("c-{id}-{command_no}"), command: c });
+                let cid = format!("c-{id}-{command_no}");
+                if matches!(c, message::Command::DrugLibraryAvailable { .. }) {
+                    // Its `deferred` result moves the pump's rollout state.
+                    if library_commands.len() >= 64 { library_commands.clear(); }
+                    library_commands.insert(cid.clone());
+                }
+                let m = GatewayMessage::Command(CommandMessage { id: cid, command: c });
                 if !send(&mut framed, &m, version).await { break "send failed".into(); }
             }
             next = tokio::time::timeout(idle, framed.next()) => {
@@ -580,6 +587,12 @@ pub async fn run_session(
                     PumpMessage::Heartbeat(_) => {}
                     PumpMessage::CommandResult(r) => {
                         tracing::debug!(%asset_id, id = %r.id, status = ?r.status, "command result");
+                        if r.status == message::CommandStatus::Deferred && library_commands.contains(&r.id) {
+                            let rep = [(asset_id.clone(), pumpward_store::LibraryReport::Deferred)];
+                            if let Err(e) = st.store.record_library_reports(&rep, time::OffsetDateTime::now_utc()).await {
+                                tracing::warn!(%asset_id, error = %e, "cannot record a deferred library");
+                            }
+                        }
                     }
                     PumpMessage::EventBatch(b) => {
                         let plan = match tracker.plan(&b.events) {
@@ -590,6 +603,7 @@ pub async fn run_session(
                             }
                         };
                         st.metrics.device_events_duplicate.inc_by(plan.duplicates as u64);
+                        let reports = crate::rollout::library_reports(&asset_id, &b.events[plan.store.clone()]);
                         if !plan.is_replay() || !plan.gaps.is_empty() {
                             let events = b.events[plan.store.clone()].iter().map(|e| DeviceEventRecord {
                                 seq: e.seq as i64,
@@ -611,6 +625,12 @@ pub async fn run_session(
                                 continue;
                             }
                             st.metrics.device_events_stored.inc_by(n);
+                            if !reports.is_empty() {
+                                // The events are stored; the rollout state follows them.
+                                if let Err(e) = st.store.record_library_reports(&reports, time::OffsetDateTime::now_utc()).await {
+                                    tracing::warn!(%asset_id, error = %e, "cannot apply library reports to the rollout");
+                                }
+                            }
                         }
                         let ack = match tracker.commit(&plan) {
                             Ok(a) => a,

@@ -94,6 +94,7 @@ pub fn router(state: GatewayState) -> Router {
             "/pki/crl.pem",
             get(|State(st): State<GatewayState>| async move { crl_response(&st.ca, true).await }),
         )
+        .route("/device/v1/library/{digest}", get(library_envelope))
         .route(
             "/pki/ca.pem",
             get(|State(st): State<GatewayState>| async move { ca_response(&st.ca) }),
@@ -252,6 +253,58 @@ async fn simplereenroll(
     }
     .await;
     est_answer(&st, "est.reenroll", peer, r).await
+}
+
+/// `GET /device/v1/library/<sha256>`: the signed drug-library envelope a
+/// rollout announced under that digest, for a pump that authenticates with
+/// its own valid device certificate (mutual TLS, as on the device channel).
+/// The pump verifies the envelope itself; this only decides who may read it.
+async fn library_envelope(
+    State(st): State<GatewayState>,
+    Extension(PeerAddr(peer)): Extension<PeerAddr>,
+    Extension(ClientCert(cert)): Extension<ClientCert>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+) -> Response {
+    let who = match &cert {
+        None => Err("a library fetch needs the device certificate (mutual TLS)".to_owned()),
+        Some(c) => match known_certificate(&st.store, c).await {
+            Ok(r) if r.is_valid_at(time::OffsetDateTime::now_utc()) && r.asset_id.is_some() => {
+                Ok(r)
+            }
+            Ok(r) => Err(format!(
+                "certificate {} is revoked, expired or names no asset",
+                r.serial
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    if let Err(reason) = who {
+        auth_failure(&st, peer, &format!("library fetch: {reason}")).await;
+        return (StatusCode::UNAUTHORIZED, format!("{reason}\n")).into_response();
+    }
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the library digest is 64 hex digits\n",
+        )
+            .into_response();
+    }
+    match st.store.library_envelope_by_digest(&digest).await {
+        Ok(Some(bytes)) => (
+            [(header::CONTENT_TYPE, crate::api_library::COSE_MEDIA_TYPE)],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            "no rollout announced a library with this digest\n",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a library envelope");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
 
 /// The store's record of a certificate the TLS layer verified.

@@ -10,6 +10,7 @@ pub mod api;
 pub mod api_findings;
 pub mod api_library;
 pub mod api_pki;
+pub mod api_rollout;
 pub mod api_vuln;
 pub mod auth;
 pub mod device;
@@ -18,6 +19,7 @@ pub mod library;
 pub mod metrics;
 pub mod pki;
 pub mod problem;
+pub mod rollout;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -95,6 +97,31 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/libraries/{id}/versions/{version}/envelope",
             get(api_library::envelope),
         )
+        .route(
+            "/api/v1/libraries/{id}/rollouts",
+            get(api_rollout::list).post(api_rollout::create),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}",
+            get(api_rollout::get),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/pause",
+            post(api_rollout::pause),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/resume",
+            post(api_rollout::resume),
+        )
+        .route(
+            "/api/v1/libraries/{id}/rollouts/{rollout}/advance",
+            post(api_rollout::advance),
+        )
+        .route(
+            "/api/v1/libraries/{id}/compliance",
+            get(api_rollout::compliance),
+        )
+        .route("/api/v1/reports/cqi", get(api_rollout::cqi))
         .route("/api/v1/certificates", get(api_pki::list_certificates))
         .route(
             "/api/v1/certificates/{serial}",
@@ -285,6 +312,7 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     });
     let maintenance = ca.spawn_maintenance();
     let sweeper = state.sessions.spawn_sweeper(store.clone());
+    let rollouts = rollout::spawn_driver(store.clone(), state.sessions.clone());
     let stop = tokio_util::sync::CancellationToken::new();
     let api = tls::serve(listener, cfg, app(state), stop.clone().cancelled_owned());
     let gw = gateway::serve(
@@ -303,6 +331,7 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     purger.abort();
     maintenance.abort();
     sweeper.abort();
+    rollouts.abort();
     store.close().await;
     println!("Pumpward stopped.");
     Ok(())

@@ -696,3 +696,265 @@ async fn signing_certificate_is_public_and_stable() {
         503
     );
 }
+
+async fn pump(h: &Harness, id: &str, area: &str) {
+    let mut a = common::asset_json(id);
+    a["care_area"] = area.into();
+    let draft: pumpward_core::inventory::AssetDraft = serde_json::from_value(a).unwrap();
+    let spec = pumpward_core::inventory::AssetSpec::validate(&draft).unwrap();
+    h.store
+        .create_asset(
+            &spec,
+            Some(pumpward_core::inventory::LifecycleState::InService),
+            &pumpward_store::Actor::cli(),
+        )
+        .await
+        .unwrap();
+}
+
+fn installed(version: &str, digest: &str, seq: u64) -> pumpward_proto::PumpEvent {
+    pumpward_proto::PumpEvent {
+        seq,
+        at: time::OffsetDateTime::now_utc(),
+        kind: pumpward_proto::message::EventKind::LibraryInstalled {
+            version: version.into(),
+            digest: digest.into(),
+        },
+        detail: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn staged_rollout_pause_advance_compliance_and_pages() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let lib = sample_library();
+    publish_new(&h, &t, &lib).await;
+    for (id, area) in [
+        ("PUMP-A1", "Adult ICU"),
+        ("PUMP-A2", "Adult ICU"),
+        ("PUMP-O1", "Oncology"),
+    ] {
+        pump(&h, id, area).await;
+    }
+    let base = format!("/api/v1/libraries/{}", lib.id);
+    // Only a publisher starts a rollout; a bad version changes nothing.
+    let body = json!({ "version": 1, "pilot_care_area": "Adult ICU" });
+    let r = post(&h, &t.clinician, &format!("{base}/rollouts"), body.clone()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 9 }),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 1, "pilot_percent": 101 }),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = post(&h, &t.ann, &format!("{base}/rollouts"), body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ro = r.json()["rollout"].clone();
+    let rid = ro["id"].as_i64().unwrap();
+    assert_eq!(
+        (
+            ro["counts"]["total"].as_i64(),
+            ro["pilot"]["total"].as_i64()
+        ),
+        (Some(3), Some(2))
+    );
+    let digest = ro["envelope_sha256"].as_str().unwrap().to_owned();
+    // The digest is the published envelope's.
+    let env = envelope(&h, &t.ann, &lib.id, 1).await;
+    {
+        use sha2::Digest as _;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&env)), digest);
+    }
+
+    // The pilot pumps report; the oncology pump is not yet asked.
+    let rep = pumpward_server::rollout::library_reports("PUMP-A1", &[installed("1", &digest, 1)]);
+    h.store
+        .record_library_reports(&rep, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let r = h
+        .get(
+            &format!("{base}/rollouts/{rid}?state=installed"),
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let pumps = r.json()["pumps"].as_array().unwrap().clone();
+    assert_eq!(pumps.len(), 1);
+    assert_eq!(pumps[0]["asset_id"], "PUMP-A1");
+    let r = h
+        .get(
+            &format!("{base}/rollouts/{rid}?state=nonsense"),
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let act = |a: &'static str| format!("{base}/rollouts/{rid}/{a}");
+    let r = h.call("POST", &act("pause"), &t.ann, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rollout"]["state"], "paused");
+    let r = h.call("POST", &act("pause"), &t.ann, None).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = h.call("POST", &act("resume"), &t.ann, None).await;
+    assert_eq!(r.json()["rollout"]["state"], "active");
+    let r = h.call("POST", &act("advance"), &t.ann, None).await;
+    assert_eq!(r.json()["rollout"]["current_wave"], 2);
+    assert_eq!(
+        audit_count(&h, "library.rollout.advance", "success").await,
+        1
+    );
+
+    // Compliance: one of three pumps on version 1.
+    let r = h.get(&format!("{base}/compliance"), &t.clinician).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = r.json();
+    assert_eq!(
+        (
+            c["current_version"].as_i64(),
+            c["pumps"].as_i64(),
+            c["current"].as_i64()
+        ),
+        (Some(1), Some(3), Some(1))
+    );
+    let stale: Vec<&str> = c["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["asset_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale.len(), 2);
+    assert!(stale.contains(&"PUMP-A2") && stale.contains(&"PUMP-O1"));
+
+    // The pages render for a reader, with the stale pumps and the rollout.
+    let (cookie, csrf) = h.session_for("pia", Role::Pharmacist).await;
+    let page = h
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie.clone(), None),
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains("PUMP-O1") && html.contains("id=\"rollouts\"") && html.contains("33.3%"),
+        "{html}"
+    );
+    // Pause through the form (with the CSRF token).
+    let r = h
+        .form(
+            &format!("/rollout/{rid}"),
+            &cookie,
+            &[("csrf", &csrf), ("action", "pause")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(h.store.library_rollout(rid).await.unwrap().state, "paused");
+    let r = h
+        .form(&format!("/rollout/{rid}"), &cookie, &[("action", "resume")])
+        .await;
+    assert_eq!(r.status, 403, "no CSRF token: {}", r.text());
+    assert_eq!(h.store.library_rollout(rid).await.unwrap().state, "paused");
+}
+
+#[tokio::test]
+async fn cqi_report_as_json_csv_and_a_page_with_a_chart() {
+    use pumpward_proto::message::{DoseCheck, DoseCheckResult, EventKind, LimitKind, Quantity};
+    let h = harness().await;
+    let t = team(&h).await;
+    let now = time::OffsetDateTime::now_utc();
+    let check = |seq: i64, result, reason: Option<&str>| {
+        let e = pumpward_proto::PumpEvent {
+            seq: seq as u64,
+            at: now,
+            kind: EventKind::DoseCheck(DoseCheck {
+                result,
+                drug: "heparin".into(),
+                care_area: "adult-icu".into(),
+                dose: Some(Quantity {
+                    value: "28".into(),
+                    unit: "units/kg/h".into(),
+                }),
+                limit: Some(Quantity {
+                    value: "25".into(),
+                    unit: "units/kg/h".into(),
+                }),
+                limit_kind: Some(LimitKind::SoftMax),
+                infusion_id: Some(format!("inf-{seq}")),
+                library_version: Some("1".into()),
+                override_reason: reason.map(Into::into),
+            }),
+            detail: Default::default(),
+        };
+        pumpward_store::DeviceEventRecord {
+            seq,
+            at: pumpward_core::timefmt::format(now),
+            kind: "dose_check".into(),
+            body: serde_json::to_string(&e).unwrap(),
+        }
+    };
+    h.store
+        .store_device_batches(
+            &[pumpward_store::DeviceBatch {
+                asset_id: "PUMP-Q".into(),
+                events: vec![
+                    check(1, DoseCheckResult::WithinLimits, None),
+                    check(2, DoseCheckResult::SoftOverride, Some("@SUM(A1) aPTT low")),
+                    check(3, DoseCheckResult::HardBlock, None),
+                ],
+                gaps: vec![],
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    let r = h.get("/api/v1/reports/cqi", &t.clinician).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let row = r.json()["rows"][0].clone();
+    assert_eq!(
+        (
+            row["programmings"].as_i64(),
+            row["soft_overrides"].as_i64(),
+            row["hard_blocks"].as_i64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
+    let r = h.get("/api/v1/reports/cqi?format=csv", &t.clinician).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text();
+    assert!(csv.contains(",'@SUM(A1) aPTT low (1)"), "{csv}");
+    let r = h
+        .get("/api/v1/reports/cqi?from=nonsense", &t.clinician)
+        .await;
+    assert_eq!(r.status, 400);
+    let r = h
+        .get(
+            "/api/v1/reports/cqi?from=2026-01-02&to=2026-01-01",
+            &t.clinician,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let (cookie, _) = h.session_for("pia", Role::Pharmacist).await;
+    let page = h.get("/reports/cqi", &Cred::Session(cookie, None)).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("<svg id=\"cqi-chart\""), "{html}");
+    assert!(html.contains("heparin · adult-icu"));
+    assert!(html.contains("@SUM(A1) aPTT low (1)"));
+}

@@ -27,6 +27,7 @@ mod import;
 mod library;
 mod pki;
 mod remediation;
+mod rollout;
 mod users;
 mod vuln;
 
@@ -48,6 +49,10 @@ pub use pki::{
     NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
 pub use remediation::AssetControl;
+pub use rollout::{
+    csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
+    LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
+};
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{
     csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,

@@ -69,6 +69,8 @@ on_both_backends!(
     vulnerability_priority_and_remediation,
     labelled_test_set_precision_and_recall,
     detection_records_events_alerts_and_incidents,
+    library_rollout_waves_reports_and_compliance,
+    cqi_report_counts_dose_checks_per_area_and_drug,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -2845,4 +2847,330 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
         store.alert("nope").await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+async fn library_rollout_waves_reports_and_compliance(store: &Store) {
+    use pumpward_store::{DeviceHello, LibraryReport, NewRollout};
+    use sha2::Digest as _;
+    for i in 0..10 {
+        let area = if i < 3 { "Adult ICU" } else { "Oncology" };
+        store
+            .create_asset(
+                &spec(&format!("RP-{i}"), area, None),
+                Some(LifecycleState::InService),
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let lib = pumpward_druglib::sample_library();
+    for _ in 0..2 {
+        let d = store
+            .create_library_draft(&library_draft(&lib), "ann", None, &ann)
+            .await
+            .unwrap();
+        store
+            .submit_library_revision(d.id, "ann", &ann)
+            .await
+            .unwrap();
+        store
+            .approve_library_revision(d.id, "bob", &bob)
+            .await
+            .unwrap();
+        store
+            .publish_library_revision(d.id, "bob", fake_sign, &bob)
+            .await
+            .unwrap();
+    }
+    let new = |version, area: Option<&str>, percent| NewRollout {
+        library_id: lib.id.clone(),
+        version,
+        pilot_care_area: area.map(Into::into),
+        pilot_percent: percent,
+    };
+    // Bad requests change nothing.
+    assert!(matches!(
+        store.create_library_rollout(&new(3, None, 0), &bob).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.create_library_rollout(&new(2, None, 101), &bob).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.library_rollouts(&lib.id).await.unwrap().is_empty());
+
+    let first = store
+        .create_library_rollout(&new(1, None, 0), &bob)
+        .await
+        .unwrap();
+    assert_eq!(first.current_wave, 2, "no pilot: everyone at once");
+    let r = store
+        .create_library_rollout(&new(2, Some("adult icu"), 0), &bob)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.library_rollout(first.id).await.unwrap().state,
+        "superseded"
+    );
+    let digest = hex::encode(sha2::Sha256::digest(b"envelope of v2"));
+    assert_eq!(r.envelope_sha256, digest);
+    assert_eq!((r.counts.total, r.pilot.total, r.current_wave), (10, 3, 1));
+    assert_eq!(audit_of(store, "library.rollout.create").await.len(), 2);
+
+    // Wave 1 only: the pilot care area.
+    let now = OffsetDateTime::now_utc();
+    let hour = Duration::hours(1);
+    let due = store
+        .due_library_announcements(now, hour, None, 100)
+        .await
+        .unwrap();
+    let ids: Vec<String> = due.iter().map(|d| d.asset_id.clone()).collect();
+    assert_eq!(ids, ["RP-0", "RP-1", "RP-2"]);
+    assert!(due.iter().all(|d| d.rollout_id == r.id
+        && d.version == 2
+        && d.envelope_sha256 == digest
+        && d.envelope_size == 14));
+    // Paging: the rows after the last one seen.
+    let page = store
+        .due_library_announcements(now, hour, None, 2)
+        .await
+        .unwrap();
+    let last = page.last().unwrap();
+    let rest = store
+        .due_library_announcements(now, hour, Some((&last.asset_id, last.rollout_id)), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.len(), rest.len(), rest[0].asset_id.as_str()),
+        (2, 1, "RP-2")
+    );
+    store.mark_library_announced(r.id, &ids, now).await.unwrap();
+    assert!(store
+        .due_library_announcements(now, hour, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // Unanswered announcements are retried later.
+    assert_eq!(
+        store
+            .due_library_announcements(now + Duration::hours(2), hour, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // What the pumps report drives their state.
+    store
+        .device_hello(
+            &DeviceHello {
+                asset_id: "RP-0".into(),
+                certificate_serial: "c0".into(),
+                protocol_version: 1,
+                firmware_version: "8.00.01".into(),
+                firmware_digest: "ab".repeat(32),
+                library_version: Some("1".into()),
+                network: "{}".into(),
+                ip: None,
+                source: "10.0.0.1".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let changed = store
+        .record_library_reports(
+            &[
+                (
+                    "RP-0".into(),
+                    LibraryReport::Installed {
+                        version: "2".into(),
+                        digest: digest.to_uppercase(),
+                    },
+                ),
+                (
+                    "RP-1".into(),
+                    LibraryReport::Rejected {
+                        version: Some("2".into()),
+                        digest: Some(digest.clone()),
+                        reason: "wrong_care_area: the library has no care area".into(),
+                    },
+                ),
+                ("RP-2".into(), LibraryReport::Deferred),
+                // Another library's digest changes nothing.
+                (
+                    "RP-3".into(),
+                    LibraryReport::Installed {
+                        version: "1".into(),
+                        digest: "cd".repeat(32),
+                    },
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 3);
+    let r2 = store.library_rollout(r.id).await.unwrap();
+    assert_eq!(
+        (
+            r2.pilot.installed,
+            r2.pilot.rejected,
+            r2.pilot.deferred,
+            r2.counts.pending
+        ),
+        (1, 1, 1, 7)
+    );
+    let rejected = store
+        .library_rollout_pumps(r.id, Some("rejected"))
+        .await
+        .unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].asset_id, "RP-1");
+    assert!(rejected[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("wrong_care_area"));
+
+    // Pause: nothing is due; resume and advance: the rest of the fleet.
+    store.pause_library_rollout(r.id, &bob).await.unwrap();
+    assert!(matches!(
+        store.pause_library_rollout(r.id, &bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let later = now + Duration::hours(3);
+    assert!(store
+        .due_library_announcements(later, hour, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    store.resume_library_rollout(r.id, &bob).await.unwrap();
+    store.advance_library_rollout(r.id, &bob).await.unwrap();
+    assert!(matches!(
+        store.advance_library_rollout(r.id, &bob).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let due = store
+        .due_library_announcements(now, hour, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 7);
+    assert!(due.iter().all(|d| d.asset_id.as_str() >= "RP-3"));
+
+    // The pump fetches the envelope by its digest; an unknown digest is none.
+    assert_eq!(
+        store.library_envelope_by_digest(&digest).await.unwrap(),
+        Some(b"envelope of v2".to_vec())
+    );
+    assert_eq!(
+        store
+            .library_envelope_by_digest(&"00".repeat(32))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Compliance: one pump of ten on version 2; the others stale since a
+    // publication, the longest first.
+    let c = store.library_compliance(&lib.id, later).await.unwrap();
+    assert_eq!((c.current_version, c.pumps, c.current), (Some(2), 10, 1));
+    assert_eq!(c.percent, 10.0);
+    let icu = c.areas.iter().find(|a| a.care_area == "Adult ICU").unwrap();
+    assert_eq!((icu.pumps, icu.current), (3, 1));
+    assert!((icu.percent - 33.3).abs() < 0.01);
+    assert_eq!(c.stale.len(), 9);
+    assert!(c.stale.iter().all(|s| s.asset_id != "RP-0"));
+    assert!(c.stale.iter().all(|s| s.stale_seconds >= 3 * 3600 - 5));
+    assert!(c
+        .stale
+        .windows(2)
+        .all(|w| w[0].stale_seconds >= w[1].stale_seconds));
+}
+
+async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {
+    use pumpward_store::{DeviceBatch, DeviceEventRecord};
+    let t0 = time::macros::datetime!(2026-03-02 08:00 UTC);
+    let check = |seq: i64, minutes: i64, result: &str, drug: &str, reason: Option<&str>| {
+        let at = pumpward_core::timefmt::format(t0 + Duration::minutes(minutes));
+        let mut body = serde_json::json!({
+            "seq": seq, "at": at, "kind": "dose_check", "result": result,
+            "drug": drug, "care_area": "adult-icu",
+        });
+        if let Some(r) = reason {
+            body["override_reason"] = r.into();
+        }
+        DeviceEventRecord {
+            seq,
+            at,
+            kind: "dose_check".into(),
+            body: body.to_string(),
+        }
+    };
+    let events = vec![
+        check(1, 0, "within_limits", "heparin", None),
+        check(2, 1, "soft_override", "Heparin", Some("aPTT below target")),
+        check(3, 2, "soft_override", "heparin", Some("=HYPERLINK(\"x\")")),
+        check(4, 3, "soft_override", "heparin", Some("=HYPERLINK(\"x\")")),
+        check(5, 4, "hard_block", "heparin", None),
+        check(6, 5, "basic_infusion", "basic infusion", None),
+        // Outside the period.
+        check(7, 24 * 60, "hard_block", "heparin", None),
+    ];
+    store
+        .store_device_batches(
+            &[DeviceBatch {
+                asset_id: "CQI-1".into(),
+                events,
+                gaps: vec![],
+            }],
+            t0,
+        )
+        .await
+        .unwrap();
+    let r = store
+        .cqi_report(t0, t0 + Duration::hours(12))
+        .await
+        .unwrap();
+    assert_eq!(r.unreadable, 0);
+    assert_eq!(r.rows.len(), 2);
+    let h = r.rows.iter().find(|x| x.drug == "heparin").unwrap();
+    assert_eq!(
+        (
+            h.programmings,
+            h.within_limits,
+            h.soft_overrides,
+            h.hard_blocks,
+            h.basic_infusions
+        ),
+        (5, 1, 3, 1, 0)
+    );
+    assert_eq!(h.override_reasons[0], ("=HYPERLINK(\"x\")".into(), 2));
+    assert_eq!(h.override_reasons[1], ("aPTT below target".into(), 1));
+    let b = r.rows.iter().find(|x| x.drug == "basic infusion").unwrap();
+    assert_eq!(b.basic_infusions, 1);
+    // The CSV never hands a spreadsheet a formula.
+    let csv = r.to_csv();
+    assert!(
+        csv.contains(",\"'=HYPERLINK(\"\"x\"\") (2); aPTT below target (1)\""),
+        "{csv}"
+    );
+    assert!(!csv.contains(",=") && !csv.contains("\"="), "{csv}");
+    assert!(matches!(
+        store.cqi_report(t0, t0).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn csv_cells_are_formula_safe() {
+    use pumpward_store::csv_cell;
+    assert_eq!(csv_cell("heparin"), "heparin");
+    assert_eq!(csv_cell("=1+1"), "'=1+1");
+    assert_eq!(csv_cell("+1"), "'+1");
+    assert_eq!(csv_cell("-1"), "'-1");
+    assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+    assert_eq!(csv_cell("a,b"), "\"a,b\"");
+    assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
 }

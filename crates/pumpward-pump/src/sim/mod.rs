@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use pumpward_proto::message::{
-    EventKind, Firmware, Hello, LibraryRef, NetworkIdentity, RefusalCode, SUPPORTED_VERSIONS,
+    EventKind, Firmware, Hello, NetworkIdentity, RefusalCode, SUPPORTED_VERSIONS,
 };
 use pumpward_proto::{parse_gateway_message, GatewayMessage, PumpMessage, PROTOCOL_VERSION};
 use sha2::{Digest as _, Sha256};
@@ -144,6 +144,9 @@ pub struct SimOptions {
     pub ramp: Option<Duration>,
     /// After `duration`, how long to wait for queues to drain.
     pub drain_timeout: Duration,
+    /// Library-signing keys the pumps trust; empty: the server's
+    /// `/pki/library-signing.pem`, fetched at start.
+    pub library_trust: Vec<pumpward_druglib::TrustedKey>,
 }
 
 impl SimOptions {
@@ -170,6 +173,7 @@ impl SimOptions {
             est_base_url: None,
             ramp: None,
             drain_timeout: Duration::from_secs(30),
+            library_trust: Vec::new(),
         }
     }
 }
@@ -361,10 +365,7 @@ fn pump_config(
     );
     c.firmware_digest = sha256_hex(&format!("{model} {fw}"));
     c.firmware_version = fw;
-    c.library = Some(LibraryRef {
-        version: "2025.03-1".into(),
-        digest: sha256_hex("pumpward-sim library 2025.03-1"),
-    });
+    c.library_trust = o.library_trust.clone();
     c.network = NetworkIdentity {
         mac: mac_for(a, i),
         ip: a.ip_address.as_deref().and_then(|s| s.parse().ok()),
@@ -409,6 +410,19 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     let env = AgentEnv::new(&est, &pem)?.with_link(link_rx);
     let api = ApiClient::new(&o.server_url, &o.token, env.trust())?;
     let assets = api.list_pumps(o.pumps).await?;
+    let mut o = o;
+    if o.library_trust.is_empty() {
+        match api
+            .library_signing_pem()
+            .await
+            .and_then(|pem| crate::library::trusted_key_from_cert_pem(&pem))
+        {
+            Ok(k) => o.library_trust = vec![k],
+            Err(e) => {
+                tracing::warn!(error = %e, "no library-signing key: the pumps will refuse every library")
+            }
+        }
+    }
     let base = match &o.state_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("pumpward-sim-{}", std::process::id())),
@@ -590,8 +604,8 @@ async fn drive(
         heap.pop();
         let now = sim_now(tokio::time::Instant::now());
         let m = &mut models[i];
-        let (events, delay_s) = m.step(now);
         let agent = &fleet.agents[i];
+        let (events, delay_s) = agent.with_library(|lib| m.step(now, lib));
         for e in events {
             let _ = agent.record_at(now, e);
         }

@@ -6,35 +6,59 @@
 //! - **Shifts**: activity follows the hour of the day — day shift (07–19)
 //!   busiest, evening less, night least.
 //! - **Infusions**: idle → programmed (+ dose check) → started → paused
-//!   (by the user or an alarm) → resumed or stopped → completed. Dose checks
-//!   are mostly within limits, sometimes a soft-limit override, rarely a
-//!   hard block (which ends the programming: a blocked dose never starts).
+//!   (by the user or an alarm) → resumed or stopped → completed. The
+//!   clinician picks a drug of the installed library's profile for the care
+//!   area and aims mostly within its limits, sometimes above a soft maximum
+//!   (giving a realistic override reason), rarely above the hard maximum;
+//!   occasionally a basic infusion (no drug selected). The **pump's own
+//!   dose check** ([`PumpLibrary::check`], the engine the agent runs) decides
+//!   and makes the `dose_check` event: a blocked dose never starts. Without
+//!   a library every programming is a basic infusion.
 //! - **Alarms**: occlusion, air in line (pausing the infusion), battery low
 //!   when off mains, infusion complete.
 //! - **Moves** between care areas while idle (unplugged for transport).
 
 use pumpward_proto::message::{
-    AlarmKind, DoseCheck, DoseCheckResult, EventKind, Infusion, InfusionState, LimitKind, Quantity,
-    StopCause,
+    AlarmKind, DoseCheckResult, EventKind, Infusion, InfusionState, Quantity, StopCause,
 };
 use time::OffsetDateTime;
 
+use crate::library::PumpLibrary;
 use crate::rng::SplitMix64;
+use pumpward_druglib::check::{CheckOutcome, DoseInput, DrugSelection, Programming};
+use pumpward_druglib::quantity::Dec;
 
-/// Care areas a pump may be moved between.
-pub const CARE_AREAS: &[&str] = &["ICU", "MED-SURG", "ED", "ONC", "PEDS", "L&D", "PACU"];
-
-/// Drugs with a (typical, soft max, hard max) rate and its unit.
-const DRUGS: &[(&str, f64, f64, f64, &str)] = &[
-    ("heparin", 18.0, 25.0, 40.0, "units/kg/h"),
-    ("insulin", 4.0, 10.0, 20.0, "units/h"),
-    ("norepinephrine", 0.1, 0.3, 1.0, "mcg/kg/min"),
-    ("propofol", 30.0, 60.0, 100.0, "mcg/kg/min"),
-    ("vancomycin", 125.0, 250.0, 500.0, "mL/h"),
-    ("sodium_chloride_0_9", 100.0, 250.0, 999.0, "mL/h"),
-    ("morphine", 2.0, 5.0, 10.0, "mg/h"),
-    ("potassium_chloride", 10.0, 20.0, 40.0, "mEq/h"),
+/// Care areas a pump may be moved between (the hospital's units, as the
+/// inventory and the sample library's profiles name them).
+pub const CARE_AREAS: &[&str] = &[
+    "Adult ICU",
+    "Med-Surg",
+    "Oncology",
+    "Pediatrics",
+    "NICU",
+    "Emergency Department",
+    "Anesthesia / OR",
+    "Labor & Delivery",
 ];
+
+/// Reasons clinicians give for going past a soft limit (what a CQI report
+/// groups).
+pub const OVERRIDE_REASONS: &[&str] = &[
+    "titrating to MAP goal per protocol",
+    "physician order verified",
+    "aPTT below target per nomogram",
+    "opioid-tolerant patient",
+    "blood glucose above 300 mg/dL per insulin protocol",
+    "loading dose per prescriber",
+];
+
+fn dec(v: f64) -> Option<Dec> {
+    format!("{:.4}", v.max(0.0001)).parse().ok()
+}
+
+fn f(d: Option<Dec>) -> Option<f64> {
+    d.and_then(|d| d.to_string().parse().ok())
+}
 
 /// Where the pump is in its infusion cycle.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +157,7 @@ impl PumpModel {
             on_mains: true,
             battery_alarmed: false,
             care_area: if care_area.trim().is_empty() {
-                "MED-SURG".into()
+                "Med-Surg".into()
             } else {
                 care_area.into()
             },
@@ -195,7 +219,7 @@ impl PumpModel {
 
     /// Advances the pump to simulated time `now` and returns what happened
     /// and how many simulated seconds until it should be asked again.
-    pub fn step(&mut self, now: OffsetDateTime) -> (Vec<EventKind>, f64) {
+    pub fn step(&mut self, now: OffsetDateTime, lib: &PumpLibrary) -> (Vec<EventKind>, f64) {
         let dt = self
             .last
             .map_or(0.0, |l| (now - l).as_seconds_f64().max(0.0));
@@ -227,48 +251,94 @@ impl PumpModel {
                 } else if r.chance(0.5 * act) {
                     let id = self.next_infusion;
                     self.next_infusion += 1;
-                    let &(drug, typical, soft, hard, unit) = r.pick(DRUGS);
+                    let runtime_s = 1800.0 + r.next_f64() * 6.0 * 3600.0;
+                    let area = lib.care_area(&self.care_area);
+                    let entries = area.map_or(&[][..], |a| a.entries.as_slice());
+                    let weight = area.and_then(|a| a.weight_kg).map_or(70.0, |w| {
+                        let (lo, hi) =
+                            (f(Some(w.min)).unwrap_or(1.0), f(Some(w.max)).unwrap_or(1.0));
+                        lo + (hi - lo) * (0.2 + 0.6 * r.next_f64())
+                    });
                     let u = r.next_f64();
-                    let (result, dose, limit) = if u < 0.90 {
+                    let basic = entries.is_empty() || u < 0.04;
+                    let mut reason = None;
+                    let (drug, dose) = if basic {
                         (
-                            DoseCheckResult::WithinLimits,
-                            typical * (0.5 + r.next_f64() * 0.5),
                             None,
-                        )
-                    } else if u < 0.985 {
-                        let d = soft * (1.01 + r.next_f64() * 0.3);
-                        (
-                            DoseCheckResult::SoftOverride,
-                            d.min(hard * 0.99),
-                            Some((soft, LimitKind::SoftMax)),
+                            DoseInput::Rate {
+                                ml_per_h: dec(10.0 + r.next_f64() * 140.0).unwrap_or(Dec::ONE),
+                            },
                         )
                     } else {
+                        let e = r.pick(entries);
+                        let (smin, smax) = (
+                            f(e.soft_min).or(f(e.hard_min)),
+                            f(e.soft_max).or(f(e.hard_max)),
+                        );
+                        let hmax = f(e.hard_max).or(smax).unwrap_or(1.0);
+                        let smax = smax.unwrap_or(hmax);
+                        let smin = smin.unwrap_or(smax * 0.1);
+                        let target = if u < 0.90 {
+                            smin + (smax - smin) * (0.2 + 0.6 * r.next_f64())
+                        } else if u < 0.985 && hmax > smax {
+                            reason = Some(*r.pick(OVERRIDE_REASONS));
+                            smax + (hmax - smax) * (0.1 + 0.8 * r.next_f64())
+                        } else if u >= 0.985 {
+                            hmax * (1.1 + r.next_f64())
+                        } else {
+                            smin + (smax - smin) * 0.5
+                        };
                         (
-                            DoseCheckResult::HardBlock,
-                            hard * (1.05 + r.next_f64()),
-                            Some((hard, LimitKind::HardMax)),
+                            Some(DrugSelection {
+                                drug: e.drug.as_str(),
+                                concentration: e.concentration,
+                            }),
+                            DoseInput::Dose {
+                                value: dec(target).unwrap_or(Dec::ONE),
+                                unit: e.dosing_unit,
+                            },
                         )
                     };
-                    let runtime_s = 1800.0 + r.next_f64() * 6.0 * 3600.0;
-                    let rate = 10.0 + r.next_f64() * 140.0;
+                    let iid = format!("inf-{id}");
+                    let mut p = Programming {
+                        drug,
+                        dose,
+                        weight_kg: dec((weight * 10.0).round() / 10.0),
+                        bolus: None,
+                        vtbi_ml: None,
+                        override_reason: None,
+                    };
+                    // The pump asks for a reason only when a soft limit is crossed.
+                    let mut verdict = lib.check(&self.care_area, &iid, &p);
+                    if let Ok(v) = &verdict {
+                        if matches!(v.outcome, CheckOutcome::SoftLimitNeedsOverride { .. }) {
+                            p.override_reason = Some(reason.unwrap_or(OVERRIDE_REASONS[1]));
+                            verdict = lib.check(&self.care_area, &iid, &p);
+                        }
+                    }
+                    let Ok(verdict) = verdict else {
+                        // An incoherent programming is refused at the keypad.
+                        return (out, 60.0 + r.exp(300.0));
+                    };
+                    if verdict.event.is_none() {
+                        return (out, 60.0 + r.exp(300.0));
+                    }
+                    let rate = match p.dose {
+                        DoseInput::Rate { ml_per_h } => f(Some(ml_per_h)),
+                        DoseInput::Dose { .. } => None,
+                    };
                     out.push(EventKind::InfusionProgrammed(Infusion {
-                        infusion_id: format!("inf-{id}"),
-                        drug: Some(drug.into()),
-                        rate: Some(qty(rate, "mL/h")),
-                        vtbi: Some(qty(rate * runtime_s / 3600.0, "mL")),
+                        infusion_id: iid.clone(),
+                        drug: p.drug.map(|d| d.drug.chars().take(128).collect()),
+                        rate: rate.map(|v| qty(v, "mL/h")),
+                        vtbi: rate.map(|v| qty(v * runtime_s / 3600.0, "mL")),
                         cause: None,
                     }));
-                    out.push(EventKind::DoseCheck(DoseCheck {
-                        result,
-                        drug: drug.into(),
-                        care_area: self.care_area.clone(),
-                        dose: Some(qty(dose, unit)),
-                        limit: limit.map(|(v, _)| qty(v, unit)),
-                        limit_kind: limit.map(|(_, k)| k),
-                        infusion_id: Some(format!("inf-{id}")),
-                        library_version: None,
-                    }));
-                    if result == DoseCheckResult::HardBlock {
+                    let result = verdict.event.as_ref().map(|e| e.result);
+                    if let Some(e) = verdict.event {
+                        out.push(EventKind::DoseCheck(e));
+                    }
+                    if result == Some(DoseCheckResult::HardBlock) {
                         // The pump refuses; the clinician reprograms later.
                         (Phase::Idle, 60.0 + r.exp(600.0))
                     } else {

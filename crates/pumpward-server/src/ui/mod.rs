@@ -7,6 +7,7 @@
 //! - [`account`]: one's own profile, password and API tokens.
 //! - [`pki`]: the fleet's connections and certificates, certificate detail
 //!   and revocation, one-time enrollment codes (with a QR code).
+//! - [`library`]: drug-library rollout and compliance, and the CQI report.
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -26,6 +27,7 @@ pub mod account;
 pub mod admin;
 pub mod findings;
 pub mod inventory;
+pub mod library;
 pub mod pki;
 pub mod session;
 
@@ -69,6 +71,9 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet", get(pki::fleet))
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
+        .route("/rollout", get(library::rollout).post(library::start))
+        .route("/rollout/{rollout}", post(library::act))
+        .route("/reports/cqi", get(library::cqi))
         .route("/certificates/{serial}", get(pki::certificate))
         .route("/certificates/{serial}/revoke", post(pki::revoke))
         .route("/users", get(admin::users).post(admin::add_user))
@@ -143,11 +148,13 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 7] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 9] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/findings", "Findings", Some(Permission::FindingsRead)),
+            ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
+            ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
             ("/audit", "Audit", Some(Permission::AuditRead)),
             ("/account", "Account", None),

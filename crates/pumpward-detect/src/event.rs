@@ -600,8 +600,9 @@ impl Body {
 /// dropped-events notices, unrecognised kinds): they stay in the device
 /// event store but carry nothing a rule needs.
 ///
-/// The soft-override reason comes from the event's `override_reason`
-/// detail; an infusion programmed without a drug is a basic infusion.
+/// The soft-override reason comes from the dose check's `override_reason`
+/// field (or, from older agents, its detail); a basic infusion is the
+/// dose check's `basic_infusion` result.
 pub fn from_pump_event(
     ev: &proto::PumpEvent,
     asset_id: AssetId,
@@ -610,15 +611,6 @@ pub fn from_pump_event(
     received_at: OffsetDateTime,
 ) -> Option<Event> {
     let body = match &ev.kind {
-        EventKind::InfusionProgrammed(inf) if inf.drug.is_none() => Body::DoseCheck {
-            result: DoseOutcome::BasicInfusion,
-            drug: None,
-            limit_kind: None,
-            dose: None,
-            limit: None,
-            library_version: None,
-            override_reason: None,
-        },
         EventKind::InfusionProgrammed(inf) => Body::InfusionProgrammed {
             infusion: inf.clone(),
         },
@@ -627,13 +619,19 @@ pub fn from_pump_event(
                 proto::DoseCheckResult::WithinLimits => DoseOutcome::WithinLimits,
                 proto::DoseCheckResult::SoftOverride => DoseOutcome::SoftOverride,
                 proto::DoseCheckResult::HardBlock => DoseOutcome::HardBlock,
+                proto::DoseCheckResult::BasicInfusion => DoseOutcome::BasicInfusion,
             },
             drug: Some(dc.drug.clone()),
             limit_kind: dc.limit_kind,
             dose: dc.dose.clone(),
             limit: dc.limit.clone(),
             library_version: dc.library_version.clone(),
-            override_reason: ev.detail.get("override_reason").cloned(),
+            // The field since the pump's dose checks carry it; the detail
+            // entry from agents before it.
+            override_reason: dc
+                .override_reason
+                .clone()
+                .or_else(|| ev.detail.get("override_reason").cloned()),
         },
         EventKind::Alarm { alarm, .. } => Body::Alarm { alarm: *alarm },
         EventKind::LibraryInstalled { version, digest } => Body::LibraryInstalled {

@@ -169,6 +169,10 @@ fn reject_name(r: LibraryRejectReason) -> &'static str {
         LibraryRejectReason::VersionRollback => "version_rollback",
         LibraryRejectReason::Incompatible => "incompatible",
         LibraryRejectReason::DownloadFailed => "download_failed",
+        LibraryRejectReason::UntrustedKey => "untrusted_key",
+        LibraryRejectReason::MalformedEnvelope => "malformed_envelope",
+        LibraryRejectReason::InvalidLibrary => "invalid_library",
+        LibraryRejectReason::WrongCareArea => "wrong_care_area",
         LibraryRejectReason::Other => "other",
     }
 }

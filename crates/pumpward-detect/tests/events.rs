@@ -123,6 +123,7 @@ fn pump_events_convert_from_the_device_protocol() {
             limit_kind: None,
             infusion_id: None,
             library_version: Some("2026.11".into()),
+            override_reason: None,
         }),
         detail,
     };
@@ -140,8 +141,9 @@ fn pump_events_convert_from_the_device_protocol() {
         matches!(ev.body, Body::DoseCheck { result: DoseOutcome::SoftOverride, ref override_reason, .. } if override_reason.as_deref() == Some("titration"))
     );
 
-    // A programming without a drug is a basic infusion.
-    let basic = PumpEvent {
+    // A programming without a drug stays a programming; the pump's dose
+    // check says "basic infusion" (counted once, not twice).
+    let programmed = PumpEvent {
         seq: 18,
         at,
         kind: EventKind::InfusionProgrammed(proto::Infusion {
@@ -153,13 +155,39 @@ fn pump_events_convert_from_the_device_protocol() {
         }),
         detail: BTreeMap::new(),
     };
+    let ev = from_pump_event(
+        &programmed,
+        "pump-0042".parse().unwrap(),
+        "Plum 360",
+        None,
+        at,
+    )
+    .unwrap();
+    assert!(matches!(ev.body, Body::InfusionProgrammed { .. }));
+    let basic = PumpEvent {
+        seq: 18,
+        at,
+        kind: EventKind::DoseCheck(DoseCheck {
+            result: DoseCheckResult::BasicInfusion,
+            drug: "Morphine".into(),
+            care_area: "ICU".into(),
+            dose: None,
+            limit: None,
+            limit_kind: None,
+            infusion_id: None,
+            library_version: None,
+            override_reason: Some("not in library".into()),
+        }),
+        detail: BTreeMap::new(),
+    };
     let ev = from_pump_event(&basic, "pump-0042".parse().unwrap(), "Plum 360", None, at).unwrap();
     assert!(matches!(
         ev.body,
         Body::DoseCheck {
             result: DoseOutcome::BasicInfusion,
+            ref override_reason,
             ..
-        }
+        } if override_reason.as_deref() == Some("not in library")
     ));
 
     let fw = PumpEvent {

@@ -614,6 +614,8 @@ async fn admin_sets_up_and_manages_the_fleet() {
             "Assets",
             "Fleet",
             "Findings",
+            "Library rollout",
+            "CQI report",
             "Users",
             "Audit",
             "Account"
@@ -853,7 +855,15 @@ async fn biomed_sees_no_user_admin_and_gets_a_403_page() {
     .unwrap();
     assert_eq!(
         nav,
-        ["/", "/assets", "/fleet", "/findings", "/account"],
+        [
+            "/",
+            "/assets",
+            "/fleet",
+            "/findings",
+            "/rollout",
+            "/reports/cqi",
+            "/account"
+        ],
         "biomed sees neither Users nor Audit"
     );
 

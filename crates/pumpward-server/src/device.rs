@@ -249,7 +249,8 @@ impl EventWriter {
     /// Most events in one transaction.
     const MAX_EVENTS: usize = 20_000;
 
-    pub fn spawn(store: Store) -> EventWriter {
+    /// Starts the writer; committed groups are handed to `detection`.
+    pub fn spawn(store: Store, detection: Option<crate::detection::Detection>) -> EventWriter {
         let (tx, mut rx) =
             mpsc::channel::<(DeviceBatch, oneshot::Sender<Result<(), String>>)>(4096);
         tokio::spawn(async move {
@@ -266,10 +267,14 @@ impl EventWriter {
                     }
                 }
                 let (batches, answers): (Vec<DeviceBatch>, Vec<_>) = group.into_iter().unzip();
+                let received_at = time::OffsetDateTime::now_utc();
                 let r = store
-                    .store_device_batches(&batches, time::OffsetDateTime::now_utc())
+                    .store_device_batches(&batches, received_at)
                     .await
                     .map_err(|e| e.to_string());
+                if let (Ok(()), Some(d)) = (&r, &detection) {
+                    d.feed(&batches, received_at);
+                }
                 for answer in answers {
                     let _ = answer.send(r.clone());
                 }

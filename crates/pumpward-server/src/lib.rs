@@ -13,6 +13,7 @@ pub mod api_pki;
 pub mod api_rollout;
 pub mod api_vuln;
 pub mod auth;
+pub mod detection;
 pub mod device;
 pub mod gateway;
 pub mod library;
@@ -298,7 +299,13 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
         store: store.clone(),
         metrics: state.metrics.clone(),
         sessions: state.sessions.clone(),
-        events: device::EventWriter::spawn(store.clone()),
+        events: device::EventWriter::spawn(
+            store.clone(),
+            Some(detection::Detection::spawn(
+                store.clone(),
+                pumpward_detect::DetectionConfig::default(),
+            )),
+        ),
     };
     let cfg = tls::server_config(identity)?;
     let purge_store = store.clone();

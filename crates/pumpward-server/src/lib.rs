@@ -7,6 +7,7 @@
 //! - [`problem`]: RFC 9457 errors.
 
 pub mod api;
+pub mod api_alerts;
 pub mod api_findings;
 pub mod api_library;
 pub mod api_pki;
@@ -135,6 +136,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/assets/{id}/enrollment-codes",
             post(api_pki::create_enrollment_code),
+        )
+        .route("/api/v1/alerts", get(api_alerts::list_alerts))
+        .route(
+            "/api/v1/alerts/{id}",
+            get(api_alerts::get_alert).post(api_alerts::alert_step),
         )
         .route("/api/v1/findings", get(api_findings::list_findings))
         .route(

@@ -257,6 +257,28 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/alerts",
+        Perm(AlertsRead),
+        "alerts",
+        "List alerts, newest first (filters: state, severity, rule, asset_id; cursor before)",
+    ),
+    r(
+        "GET",
+        "/api/v1/alerts/{id}",
+        Perm(AlertsRead),
+        "alerts",
+        "One alert with its evidence, state, owner and comments",
+    ),
+    b(
+        "POST",
+        "/api/v1/alerts/{id}",
+        Perm(AlertsManage),
+        "alerts",
+        "A workflow step on an alert ({\"action\": acknowledge|resolve|false_positive|comment, \"note\": …}); 422 when the workflow refuses it",
+        JSON,
+    ),
+    r(
+        "GET",
         "/api/v1/findings",
         Perm(FindingsRead),
         "findings",

@@ -728,3 +728,111 @@ async fn advisory_upload_matching_and_permissions() {
     assert_eq!(csv.lines().count(), 8, "{csv}");
     assert!(csv.contains(",PUMP-9,ICSA-15-161-01,CVE-2015-"), "{csv}");
 }
+
+/// Alerts: listed with filters and a cursor; the workflow through the API,
+/// a refused step answered 422 and changing nothing; biomed reads, only the
+/// SOC works them.
+#[tokio::test]
+async fn alerts_list_and_workflow() {
+    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::{Context, DetectionConfig, Engine};
+    let h = harness().await;
+    let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
+    let security = Cred::Bearer(h.token_for("sam", Role::Security).await);
+    // Two bursts of authentication failures from two addresses.
+    let t0 = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    let mut engine = Engine::new(DetectionConfig::default());
+    let mut alerts = Vec::new();
+    for (i, peer) in ["10.9.9.9", "10.9.9.8"].iter().cycle().take(12).enumerate() {
+        let at = t0 + Duration::seconds(i as i64);
+        let ev = Event {
+            schema_version: SCHEMA_VERSION,
+            id: format!("gw:{i}"),
+            occurred_at: at,
+            received_at: at,
+            source: Source::Gateway,
+            asset_id: None,
+            care_area: None,
+            body: Body::AuthFailure {
+                peer: peer.parse().unwrap(),
+                certificate: None,
+                reason: "unknown_ca".into(),
+            },
+        };
+        engine.process(&Context::default(), i as u64 + 1, &ev, &mut alerts);
+    }
+    assert_eq!(alerts.len(), 2);
+    h.store.record_alerts(&alerts).await.unwrap();
+
+    let r = h.get("/api/v1/alerts?limit=1", &biomed).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let first = page["items"][0].clone();
+    assert_eq!(first["rule"], "auth_failure_burst");
+    assert_eq!(first["state"], "new");
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let r = h
+        .get(
+            &format!(
+                "/api/v1/alerts?limit=1&before={}",
+                cursor
+                    .replace('|', "%7C")
+                    .replace(':', "%3A")
+                    .replace('+', "%2B")
+            ),
+            &biomed,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let second = r.json()["items"][0].clone();
+    assert_ne!(second["id"], first["id"]);
+    assert!(r.json()["next_cursor"].is_null());
+    let r = h.get("/api/v1/alerts?state=bogus", &biomed).await;
+    assert_eq!(r.status, 400);
+
+    let path = format!("/api/v1/alerts/{}", first["id"].as_str().unwrap());
+    // Biomed reads but does not triage.
+    let r = h
+        .json("POST", &path, &biomed, json!({"action": "acknowledge"}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Resolving before acknowledging is refused and changes nothing.
+    let r = h
+        .json(
+            "POST",
+            &path,
+            &security,
+            json!({"action": "resolve", "note": "done"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(h.get(&path, &biomed).await.json()["state"], "new");
+    let r = h
+        .json("POST", &path, &security, json!({"action": "acknowledge"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["owner"], "sam");
+    let r = h
+        .json(
+            "POST",
+            &path,
+            &security,
+            json!({"action": "false_positive", "note": "penetration test"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = h.get(&path, &biomed).await.json();
+    assert_eq!(got["state"], "false_positive");
+    assert_eq!(
+        h.get("/api/v1/alerts?state=new", &biomed).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = h
+        .json("POST", &path, &security, json!({"action": "reopen"}))
+        .await;
+    assert_eq!(r.status, 400);
+}

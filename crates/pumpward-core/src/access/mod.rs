@@ -67,6 +67,10 @@ string_enum!(
         VulnRemediate = "vuln.remediate",
         /// Record that a vendor patch was validated on a bench device.
         VulnValidatePatch = "vuln.validate_patch",
+        /// See the alerts the detection rules raised, with their evidence.
+        AlertsRead = "alerts.read",
+        /// Work alerts: acknowledge, resolve, mark as false positive, comment.
+        AlertsManage = "alerts.manage",
     }
 );
 
@@ -105,6 +109,9 @@ impl Role {
             VulnRemediate => matches!(self, Admin | Security | Biomed),
             // Validating a patch on the bench is biomedical engineering's.
             VulnValidatePatch => matches!(self, Biomed),
+            AlertsRead => matches!(self, Admin | Security | Biomed | Auditor),
+            // Triage is the SOC's; biomed sees alerts to swap pumps.
+            AlertsManage => matches!(self, Admin | Security),
         }
     }
 
@@ -169,6 +176,7 @@ mod tests {
                     | Permission::FindingsRead
                     | Permission::LibraryRead
                     | Permission::VulnRead
+                    | Permission::AlertsRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

@@ -615,6 +615,7 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         "ui",
         "Findings list",
     ),
+    r("GET", "/alerts", Perm(AlertsRead), "ui", "Alerts list"),
     r(
         "GET",
         "/certificates",

@@ -614,6 +614,7 @@ async fn admin_sets_up_and_manages_the_fleet() {
             "Assets",
             "Fleet",
             "Findings",
+            "Alerts",
             "Library rollout",
             "CQI report",
             "Users",
@@ -860,6 +861,7 @@ async fn biomed_sees_no_user_admin_and_gets_a_403_page() {
             "/assets",
             "/fleet",
             "/findings",
+            "/alerts",
             "/rollout",
             "/reports/cqi",
             "/account"

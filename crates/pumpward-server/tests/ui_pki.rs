@@ -697,3 +697,67 @@ async fn findings_page_shows_the_priority_and_its_factors() {
         "{page}"
     );
 }
+
+/// The alerts page lists open alerts with their rule, CSF category and
+/// evidence; filters narrow it; a bad filter is a 400 page; pharmacists do
+/// not see it.
+#[tokio::test]
+async fn alerts_page_lists_and_filters() {
+    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::{Context, DetectionConfig, Engine};
+    let h = harness().await;
+    let t0 = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    let mut engine = Engine::new(DetectionConfig::default());
+    let mut alerts = Vec::new();
+    for i in 0..6 {
+        let at = t0 + time::Duration::seconds(i);
+        let ev = Event {
+            schema_version: SCHEMA_VERSION,
+            id: format!("gw:{i}"),
+            occurred_at: at,
+            received_at: at,
+            source: Source::Gateway,
+            asset_id: None,
+            care_area: None,
+            body: Body::AuthFailure {
+                peer: "10.9.9.9".parse().unwrap(),
+                certificate: None,
+                reason: "unknown_ca".into(),
+            },
+        };
+        engine.process(&Context::default(), i as u64 + 1, &ev, &mut alerts);
+    }
+    assert_eq!(alerts.len(), 1);
+    h.store.record_alerts(&alerts).await.unwrap();
+
+    let (biomed, _) = h.session_for("bea", Role::Biomed).await;
+    let page = html(&h.get("/alerts", &session(&biomed)).await);
+    assert!(page.contains("<code>auth_failure_burst</code>"), "{page}");
+    assert!(page.contains("10.9.9.9"), "{page}");
+    assert!(page.contains("DE."), "the CSF category is shown: {page}");
+    assert!(page.contains("href=\"/alerts\""), "the nav links the page");
+    let page = html(
+        &h.get("/alerts?state=false_positive", &session(&biomed))
+            .await,
+    );
+    assert!(page.contains("id=\"no-alerts\""), "{page}");
+    let page = html(
+        &h.get(
+            "/alerts?severity=low&rule=auth_failure_burst",
+            &session(&biomed),
+        )
+        .await,
+    );
+    let is_low = alerts[0].severity.as_str() == "low";
+    assert_eq!(page.contains("id=\"no-alerts\""), !is_low, "{page}");
+    let bad = h.get("/alerts?severity=urgent", &session(&biomed)).await;
+    assert_eq!(bad.status.as_u16(), 400);
+    let (pharmacist, _) = h.session_for("phil", Role::Pharmacist).await;
+    assert_eq!(
+        h.get("/alerts", &session(&pharmacist))
+            .await
+            .status
+            .as_u16(),
+        403
+    );
+}

@@ -25,6 +25,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod findings;
 pub mod inventory;
 pub mod library;
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet", get(pki::fleet))
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
+        .route("/alerts", get(alerts::alerts))
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
@@ -148,11 +150,12 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 9] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 10] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/findings", "Findings", Some(Permission::FindingsRead)),
+            ("/alerts", "Alerts", Some(Permission::AlertsRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),

@@ -217,6 +217,17 @@ async fn simulated_fleet_against_the_real_gateway() {
         !refused.is_empty(),
         "the rogue device's handshake is recorded"
     );
+    // ... and reached the detection engine as a security event.
+    let seen = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("auth_failure".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert!(!seen.is_empty(), "refusals are detection events");
     let revoked = store
         .audit_list(&pumpward_store::AuditFilter {
             action: Some("pki.certificate.revoke".into()),

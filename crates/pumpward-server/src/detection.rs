@@ -4,7 +4,8 @@
 //!
 //! Why it is shaped like this:
 //! - The device event writer hands over each committed group with
-//!   [`Detection::feed`], which never waits: a busy or stopped engine must
+//!   [`Detection::feed`], and the gateway its refused connections with
+//!   [`Detection::observe`] (recorded in `security_events`); neither waits: a busy or stopped engine must
 //!   not hold back the acknowledgements pumps are waiting for. What cannot be
 //!   queued is counted (`detection_events_dropped`), never hidden.
 //! - One task owns the engine; events get consecutive sequence numbers from
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use pumpward_core::inventory::Asset;
 use pumpward_detect::event::from_pump_event;
-use pumpward_detect::{AssetFacts, Context, DetectionConfig, Engine};
+use pumpward_detect::{AssetFacts, Context, DetectionConfig, Engine, Event};
 use pumpward_proto::message::PumpEvent;
 use pumpward_store::{AssetFilter, DeviceBatch, Store};
 use time::OffsetDateTime;
@@ -40,15 +41,22 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// Stored batches waiting for the engine.
 const QUEUE: usize = 8192;
 
-struct Stored {
-    batches: Vec<DeviceBatch>,
-    received_at: OffsetDateTime,
+/// What the engine task receives.
+enum Input {
+    /// A committed group of pump events (already durable in `device_events`).
+    Stored {
+        batches: Vec<DeviceBatch>,
+        received_at: OffsetDateTime,
+    },
+    /// An event from another part of the server (the gateway today): recorded
+    /// in `security_events`, then evaluated.
+    Event(Box<Event>),
 }
 
 /// The handle the event writer feeds.
 #[derive(Clone)]
 pub struct Detection {
-    tx: mpsc::Sender<Stored>,
+    tx: mpsc::Sender<Input>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -66,7 +74,7 @@ impl Detection {
     /// Hands over a committed group of pump events; never waits.
     pub fn feed(&self, batches: &[DeviceBatch], received_at: OffsetDateTime) {
         let n: usize = batches.iter().map(|b| b.events.len()).sum();
-        let stored = Stored {
+        let stored = Input::Stored {
             batches: batches.to_vec(),
             received_at,
         };
@@ -79,7 +87,22 @@ impl Detection {
         }
     }
 
-    /// Events stored but not handed to the engine (queue full or stopped).
+    /// Hands over an event from elsewhere in the server (e.g. a refused
+    /// gateway connection); never waits. An event that fails the envelope's
+    /// validation is a bug of its producer: logged and counted.
+    pub fn observe(&self, ev: Event) {
+        if let Err(e) = ev.validate() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, id = %ev.id, "an invalid event for detection");
+            return;
+        }
+        if self.tx.try_send(Input::Event(Box::new(ev))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("detection is behind or stopped: an event was not evaluated");
+        }
+    }
+
+    /// Events not handed to the engine (queue full, stopped, or invalid).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -114,7 +137,7 @@ pub async fn load_context(store: &Store) -> pumpward_store::Result<Context> {
     }
 }
 
-async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Stored>) {
+async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input>) {
     let mut engine = match store.load_detection_state().await {
         Ok(Some(state)) => Engine::restore(config, state),
         Ok(None) => Engine::new(config),
@@ -135,8 +158,20 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Store
     loop {
         tokio::select! {
             got = rx.recv() => {
-                let Some(stored) = got else { break };
-                for b in &stored.batches {
+                let (batches, received_at) = match got {
+                    None => break,
+                    Some(Input::Event(ev)) => {
+                        if let Err(e) = store.record_security_events(std::slice::from_ref(&ev)).await {
+                            tracing::warn!(error = %e, "cannot record a security event");
+                        }
+                        seq += 1;
+                        engine.process(&ctx, seq, &ev, &mut alerts);
+                        dirty = true;
+                        (Vec::new(), OffsetDateTime::now_utc())
+                    }
+                    Some(Input::Stored { batches, received_at }) => (batches, received_at),
+                };
+                for b in &batches {
                     let Ok(asset) = b.asset_id.parse::<pumpward_core::inventory::AssetId>() else { continue };
                     let facts = ctx.assets.get(&b.asset_id);
                     let model = facts.map(|f| f.model.as_str()).unwrap_or("");
@@ -144,7 +179,7 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Store
                     for rec in &b.events {
                         // The body is the event as the gateway stored it.
                         let Ok(pe) = serde_json::from_str::<PumpEvent>(&rec.body) else { continue };
-                        let Some(ev) = from_pump_event(&pe, asset.clone(), model, area.clone(), stored.received_at) else { continue };
+                        let Some(ev) = from_pump_event(&pe, asset.clone(), model, area.clone(), received_at) else { continue };
                         seq += 1;
                         engine.process(&ctx, seq, &ev, &mut alerts);
                         dirty = true;

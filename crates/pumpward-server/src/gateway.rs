@@ -50,6 +50,8 @@ pub struct GatewayState {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub sessions: Arc<crate::device::Sessions>,
     pub events: crate::device::EventWriter,
+    /// The detection engine, which sees every refused connection.
+    pub detection: Option<crate::detection::Detection>,
 }
 
 /// Builds the gateway's TLS configuration from the CA's current CRL.
@@ -444,5 +446,39 @@ pub(crate) async fn auth_failure(st: &GatewayState, peer: SocketAddr, reason: &s
     .reason(reason.to_owned());
     if let Err(e) = st.store.audit(entry).await {
         tracing::error!(error = %e, "cannot record a gateway refusal");
+    }
+    if let Some(d) = &st.detection {
+        d.observe(refusal_event(peer, reason));
+    }
+}
+
+/// A refused connection as a detection event. Its id is unique per server
+/// run and time: refusals are not replayed, so it need not be stable.
+fn refusal_event(peer: SocketAddr, reason: &str) -> pumpward_detect::Event {
+    use pumpward_detect::event::{Body, Source, MAX_TEXT_LEN, SCHEMA_VERSION};
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = time::OffsetDateTime::now_utc();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut reason = reason.to_owned();
+    if reason.len() > MAX_TEXT_LEN {
+        let mut cut = MAX_TEXT_LEN;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    pumpward_detect::Event {
+        schema_version: SCHEMA_VERSION,
+        id: format!("gateway:refusal:{}:{n}", now.unix_timestamp_nanos()),
+        occurred_at: now,
+        received_at: now,
+        source: Source::Gateway,
+        asset_id: None,
+        care_area: None,
+        body: Body::AuthFailure {
+            peer: peer.ip(),
+            certificate: None,
+            reason,
+        },
     }
 }

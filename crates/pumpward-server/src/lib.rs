@@ -300,18 +300,15 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
     state.gateway_port = gw_local.port();
+    let detection =
+        detection::Detection::spawn(store.clone(), pumpward_detect::DetectionConfig::default());
     let gw_state = gateway::GatewayState {
         ca: ca.clone(),
         store: store.clone(),
         metrics: state.metrics.clone(),
         sessions: state.sessions.clone(),
-        events: device::EventWriter::spawn(
-            store.clone(),
-            Some(detection::Detection::spawn(
-                store.clone(),
-                pumpward_detect::DetectionConfig::default(),
-            )),
-        ),
+        events: device::EventWriter::spawn(store.clone(), Some(detection.clone())),
+        detection: Some(detection),
     };
     let cfg = tls::server_config(identity)?;
     let purge_store = store.clone();

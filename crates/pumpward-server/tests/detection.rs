@@ -120,3 +120,59 @@ async fn stored_pump_events_raise_alerts() {
     assert_eq!(raised.len(), 2);
     assert_eq!(detection.dropped(), 0);
 }
+
+/// Events from elsewhere in the server (the gateway's refusals) are kept in
+/// `security_events` and evaluated: a burst from one address is an alert.
+#[tokio::test]
+async fn observed_gateway_refusals_are_kept_and_raise_a_burst_alert() {
+    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(t.path()).await.unwrap();
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let now = time::OffsetDateTime::now_utc();
+    let refusal = |i: u32, peer: &str| Event {
+        schema_version: SCHEMA_VERSION,
+        id: format!("gateway:refusal:test:{i}"),
+        occurred_at: now,
+        received_at: now,
+        source: Source::Gateway,
+        asset_id: None,
+        care_area: None,
+        body: Body::AuthFailure {
+            peer: peer.parse().unwrap(),
+            certificate: None,
+            reason: "unknown CA".into(),
+        },
+    };
+    // Four from one address and six from another: only the second is a burst.
+    for i in 0..4 {
+        detection.observe(refusal(i, "10.9.9.8"));
+    }
+    for i in 4..10 {
+        detection.observe(refusal(i, "10.9.9.9"));
+    }
+    // An invalid event (an id with a space) is refused and counted.
+    let mut bad = refusal(99, "10.9.9.7");
+    bad.id = "not valid".into();
+    detection.observe(bad);
+
+    let want = ["auth_failure_burst:10.9.9.9"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = alerts(&store).await;
+    while got.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = alerts(&store).await;
+    }
+    assert_eq!(got, want);
+    let kept = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("auth_failure".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(kept.len(), 10);
+    assert_eq!(detection.dropped(), 1);
+}

@@ -750,6 +750,15 @@ async fn alerts_page_lists_and_filters() {
     );
     let is_low = alerts[0].severity.as_str() == "low";
     assert_eq!(page.contains("id=\"no-alerts\""), !is_low, "{page}");
+    // The dashboard's tile counts it under its severity and links the list.
+    let sev = alerts[0].severity.as_str();
+    let dash = html(&h.get("/", &session(&biomed)).await);
+    let link = format!("severity={sev}\">{sev}</a></th>");
+    let at = dash
+        .find(&link)
+        .unwrap_or_else(|| panic!("{link} not in {dash}"));
+    let count = dash[at + link.len()..].trim_start();
+    assert!(count.starts_with("<td class=\"num\">1</td>"), "{count}");
     let bad = h.get("/alerts?severity=urgent", &session(&biomed)).await;
     assert_eq!(bad.status.as_u16(), 400);
     let (pharmacist, _) = h.session_for("phil", Role::Pharmacist).await;

@@ -34,6 +34,9 @@ struct DashboardPage {
     by_state: Vec<CountRow>,
     by_care_area: Vec<CountRow>,
     total: i64,
+    /// Open alerts (new or acknowledged) by severity, most severe first;
+    /// `None` for users without `alerts.read`.
+    open_alerts: Option<Vec<CountRow>>,
 }
 
 fn filter_href(field: &str, value: &str) -> String {
@@ -78,6 +81,25 @@ pub async fn dashboard(State(st): State<AppState>, UiUser(p): UiUser) -> UiResul
             count: n,
         })
         .collect();
+    let open_alerts = if p.can(Permission::AlertsRead) {
+        let counts = st.store.open_alert_counts().await.ui(&p, "/")?;
+        Some(
+            ["critical", "high", "medium", "low"]
+                .into_iter()
+                .map(|sev| CountRow {
+                    label: sev.to_owned(),
+                    count: counts
+                        .iter()
+                        .find(|(k, _)| k == sev)
+                        .map(|(_, n)| *n)
+                        .unwrap_or(0),
+                    href: Some(format!("/alerts?state=open&severity={sev}")),
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     render(
         StatusCode::OK,
         &DashboardPage {
@@ -87,6 +109,7 @@ pub async fn dashboard(State(st): State<AppState>, UiUser(p): UiUser) -> UiResul
             by_state,
             by_care_area,
             total,
+            open_alerts,
         },
     )
 }

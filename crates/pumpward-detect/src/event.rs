@@ -459,6 +459,25 @@ impl Body {
 }
 
 impl Event {
+    /// A refused gateway connection from `peer` at `at` (occurred and
+    /// received at once: the gateway is Pumpward's own clock).
+    pub fn auth_failure(id: String, at: OffsetDateTime, peer: IpAddr, reason: String) -> Event {
+        Event {
+            schema_version: SCHEMA_VERSION,
+            id,
+            occurred_at: at,
+            received_at: at,
+            source: Source::Gateway,
+            asset_id: None,
+            care_area: None,
+            body: Body::AuthFailure {
+                peer,
+                certificate: None,
+                reason,
+            },
+        }
+    }
+
     /// `received_at` in microseconds since the Unix epoch: the engine's clock.
     pub fn received_us(&self) -> i64 {
         to_us(self.received_at)

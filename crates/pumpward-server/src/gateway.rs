@@ -455,7 +455,7 @@ pub(crate) async fn auth_failure(st: &GatewayState, peer: SocketAddr, reason: &s
 /// A refused connection as a detection event. Its id is unique per server
 /// run and time: refusals are not replayed, so it need not be stable.
 fn refusal_event(peer: SocketAddr, reason: &str) -> pumpward_detect::Event {
-    use pumpward_detect::event::{Body, Source, MAX_TEXT_LEN, SCHEMA_VERSION};
+    use pumpward_detect::event::MAX_TEXT_LEN;
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = time::OffsetDateTime::now_utc();
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -467,18 +467,10 @@ fn refusal_event(peer: SocketAddr, reason: &str) -> pumpward_detect::Event {
         }
         reason.truncate(cut);
     }
-    pumpward_detect::Event {
-        schema_version: SCHEMA_VERSION,
-        id: format!("gateway:refusal:{}:{n}", now.unix_timestamp_nanos()),
-        occurred_at: now,
-        received_at: now,
-        source: Source::Gateway,
-        asset_id: None,
-        care_area: None,
-        body: Body::AuthFailure {
-            peer: peer.ip(),
-            certificate: None,
-            reason,
-        },
-    }
+    pumpward_detect::Event::auth_failure(
+        format!("gateway:refusal:{}:{n}", now.unix_timestamp_nanos()),
+        now,
+        peer.ip(),
+        reason,
+    )
 }

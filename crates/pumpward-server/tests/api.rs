@@ -734,7 +734,7 @@ async fn advisory_upload_matching_and_permissions() {
 /// SOC works them.
 #[tokio::test]
 async fn alerts_list_and_workflow() {
-    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::event::Event;
     use pumpward_detect::{Context, DetectionConfig, Engine};
     let h = harness().await;
     let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
@@ -745,20 +745,12 @@ async fn alerts_list_and_workflow() {
     let mut alerts = Vec::new();
     for (i, peer) in ["10.9.9.9", "10.9.9.8"].iter().cycle().take(12).enumerate() {
         let at = t0 + Duration::seconds(i as i64);
-        let ev = Event {
-            schema_version: SCHEMA_VERSION,
-            id: format!("gw:{i}"),
-            occurred_at: at,
-            received_at: at,
-            source: Source::Gateway,
-            asset_id: None,
-            care_area: None,
-            body: Body::AuthFailure {
-                peer: peer.parse().unwrap(),
-                certificate: None,
-                reason: "unknown_ca".into(),
-            },
-        };
+        let ev = Event::auth_failure(
+            format!("gw:{i}"),
+            at,
+            peer.parse().unwrap(),
+            "unknown_ca".into(),
+        );
         engine.process(&Context::default(), i as u64 + 1, &ev, &mut alerts);
     }
     assert_eq!(alerts.len(), 2);

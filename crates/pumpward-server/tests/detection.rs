@@ -125,24 +125,18 @@ async fn stored_pump_events_raise_alerts() {
 /// `security_events` and evaluated: a burst from one address is an alert.
 #[tokio::test]
 async fn observed_gateway_refusals_are_kept_and_raise_a_burst_alert() {
-    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::event::Event;
     let t = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(t.path()).await.unwrap();
     let detection = Detection::spawn(store.clone(), DetectionConfig::default());
     let now = time::OffsetDateTime::now_utc();
-    let refusal = |i: u32, peer: &str| Event {
-        schema_version: SCHEMA_VERSION,
-        id: format!("gateway:refusal:test:{i}"),
-        occurred_at: now,
-        received_at: now,
-        source: Source::Gateway,
-        asset_id: None,
-        care_area: None,
-        body: Body::AuthFailure {
-            peer: peer.parse().unwrap(),
-            certificate: None,
-            reason: "unknown CA".into(),
-        },
+    let refusal = |i: u32, peer: &str| {
+        Event::auth_failure(
+            format!("gateway:refusal:test:{i}"),
+            now,
+            peer.parse().unwrap(),
+            "unknown CA".into(),
+        )
     };
     // Four from one address and six from another: only the second is a burst.
     for i in 0..4 {

@@ -703,7 +703,7 @@ async fn findings_page_shows_the_priority_and_its_factors() {
 /// not see it.
 #[tokio::test]
 async fn alerts_page_lists_and_filters() {
-    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::event::Event;
     use pumpward_detect::{Context, DetectionConfig, Engine};
     let h = harness().await;
     let t0 = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
@@ -711,20 +711,12 @@ async fn alerts_page_lists_and_filters() {
     let mut alerts = Vec::new();
     for i in 0..6 {
         let at = t0 + time::Duration::seconds(i);
-        let ev = Event {
-            schema_version: SCHEMA_VERSION,
-            id: format!("gw:{i}"),
-            occurred_at: at,
-            received_at: at,
-            source: Source::Gateway,
-            asset_id: None,
-            care_area: None,
-            body: Body::AuthFailure {
-                peer: "10.9.9.9".parse().unwrap(),
-                certificate: None,
-                reason: "unknown_ca".into(),
-            },
-        };
+        let ev = Event::auth_failure(
+            format!("gw:{i}"),
+            at,
+            "10.9.9.9".parse().unwrap(),
+            "unknown_ca".into(),
+        );
         engine.process(&Context::default(), i as u64 + 1, &ev, &mut alerts);
     }
     assert_eq!(alerts.len(), 1);

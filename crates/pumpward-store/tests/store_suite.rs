@@ -2688,25 +2688,19 @@ async fn labelled_test_set_precision_and_recall(store: &Store) {
 /// anything, and every step is audited.
 async fn detection_records_events_alerts_and_incidents(store: &Store) {
     use pumpward_detect::alert::PlaybookStep;
-    use pumpward_detect::event::{Body, Event, Source, SCHEMA_VERSION};
+    use pumpward_detect::event::Event;
     use pumpward_detect::{Context, DetectionConfig, Engine};
 
     let t0 = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
     // Five authentication failures from one address: the engine's burst rule.
     let events: Vec<Event> = (0..5)
-        .map(|i| Event {
-            schema_version: SCHEMA_VERSION,
-            id: format!("gw:auth:{i}"),
-            occurred_at: t0 + time::Duration::seconds(i),
-            received_at: t0 + time::Duration::seconds(i),
-            source: Source::Gateway,
-            asset_id: None,
-            care_area: None,
-            body: Body::AuthFailure {
-                peer: "10.9.9.9".parse().unwrap(),
-                certificate: None,
-                reason: "unknown_ca".into(),
-            },
+        .map(|i| {
+            Event::auth_failure(
+                format!("gw:auth:{i}"),
+                t0 + time::Duration::seconds(i),
+                "10.9.9.9".parse().unwrap(),
+                "unknown_ca".into(),
+            )
         })
         .collect();
     assert_eq!(store.record_security_events(&events).await.unwrap(), 5);

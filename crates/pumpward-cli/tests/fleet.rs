@@ -163,9 +163,36 @@ async fn simulated_fleet_against_the_real_gateway() {
     let (connected, unknown) = command.await.unwrap();
     assert_eq!(connected, 202, "a connected pump takes a command");
     assert_eq!(unknown, 404);
+    // The attacks raise their alerts: the rogue device's repeated attempts,
+    // and the cloned certificate used while its pump was connected.
+    let alerts = {
+        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+        let want = ["auth_failure_burst", "certificate_concurrent_use"];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rules: Vec<String> = store
+                .list_alerts(&pumpward_store::AlertFilter::default())
+                .await
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|a| a.case.alert.key.rule)
+                .collect();
+            if want.iter().all(|w| rules.iter().any(|r| r == w)) || Instant::now() > deadline {
+                break rules;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     println!("{report}");
+    for rule in ["auth_failure_burst", "certificate_concurrent_use"] {
+        assert!(
+            alerts.iter().any(|r| r == rule),
+            "{rule} raised: {alerts:?}"
+        );
+    }
     assert_eq!(report.pumps_started, PUMPS, "{report}");
     assert_eq!(
         report.enrolled, PUMPS,

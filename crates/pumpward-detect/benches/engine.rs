@@ -51,9 +51,9 @@ fn context() -> Context {
             },
         );
     }
-    for a in AREAS {
+    for p in 0..PUMPS {
         c.libraries.insert(
-            a.into(),
+            format!("pump-{p:04}"),
             ExpectedLibrary {
                 version: "2026.11".into(),
                 digest: DIGEST.into(),

@@ -156,9 +156,9 @@ impl RuleId {
         use Severity::*;
         let (title, csf, rationale, defaults) = match self {
             RuleId::LibraryMismatch => (
-                "Drug library on a pump differs from the published library of its care area",
+                "Drug library installed on a pump differs from the one Pumpward sent it",
                 "DE.CM-09",
-                "A pump running another library than the one pharmacy published for its care area applies the wrong dose limits; it is either a failed rollout or tampering.",
+                "A pump running another library than the signed one pharmacy published and Pumpward announced to it applies the wrong dose limits; it is either a failed rollout or tampering.",
                 s(High, 1, 3600),
             ),
             RuleId::LibraryRejected => (

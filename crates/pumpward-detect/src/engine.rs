@@ -71,7 +71,9 @@ pub struct MaintenanceWindow {
     pub end: OffsetDateTime,
 }
 
-/// A drug library as pharmacy published it for a care area.
+/// The drug library a pump should run: the newest one Pumpward announced
+/// to it (a staged rollout reaches pumps at different times, so this is per
+/// pump, not per care area).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedLibrary {
     pub version: String,
@@ -84,7 +86,7 @@ pub struct ExpectedLibrary {
 pub struct Context {
     /// Assets by id.
     pub assets: HashMap<String, AssetFacts>,
-    /// The published library of each care area.
+    /// The library each pump should run, by asset id.
     pub libraries: HashMap<String, ExpectedLibrary>,
     /// Vendor firmware digests: model → version → accepted digests.
     pub firmware: HashMap<String, HashMap<String, Vec<String>>>,
@@ -127,6 +129,10 @@ pub struct EngineState {
     raised: HashMap<String, i64>,
     /// Alerts suppressed as repeats.
     pub repeats: u64,
+    /// Where the host's inputs resume after a restart (e.g. store cursors),
+    /// saved atomically with the rest; opaque to the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,10 +270,10 @@ impl Engine {
     ) {
         match &ev.body {
             Body::LibraryInstalled { version, digest } => {
-                let (Some(a), Some(area)) = (asset, area) else {
+                let Some(a) = asset else {
                     return;
                 };
-                let Some(exp) = ctx.libraries.get(area) else {
+                let Some(exp) = ctx.libraries.get(a) else {
                     return;
                 };
                 if self.on(RuleId::LibraryMismatch)

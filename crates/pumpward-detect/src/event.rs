@@ -459,23 +459,38 @@ impl Body {
 }
 
 impl Event {
-    /// A refused gateway connection from `peer` at `at` (occurred and
-    /// received at once: the gateway is Pumpward's own clock).
-    pub fn auth_failure(id: String, at: OffsetDateTime, peer: IpAddr, reason: String) -> Event {
+    /// Something Pumpward observed itself at `at` (occurred and received at
+    /// once: its own clock); the source is the one the body's kind requires.
+    pub fn observed(
+        id: String,
+        at: OffsetDateTime,
+        asset_id: Option<AssetId>,
+        body: Body,
+    ) -> Event {
         Event {
             schema_version: SCHEMA_VERSION,
             id,
             occurred_at: at,
             received_at: at,
-            source: Source::Gateway,
-            asset_id: None,
+            source: body.kind().source(),
+            asset_id,
             care_area: None,
-            body: Body::AuthFailure {
+            body,
+        }
+    }
+
+    /// A refused gateway connection from `peer` at `at`.
+    pub fn auth_failure(id: String, at: OffsetDateTime, peer: IpAddr, reason: String) -> Event {
+        Event::observed(
+            id,
+            at,
+            None,
+            Body::AuthFailure {
                 peer,
                 certificate: None,
                 reason,
             },
-        }
+        )
     }
 
     /// `received_at` in microseconds since the Unix epoch: the engine's clock.

@@ -44,13 +44,15 @@ fn ctx() -> Context {
             },
         );
     }
-    c.libraries.insert(
-        "ICU".into(),
-        ExpectedLibrary {
-            version: "2026.11".into(),
-            digest: LIB_DIGEST.into(),
-        },
-    );
+    for pump in ["pump-1", "pump-2"] {
+        c.libraries.insert(
+            pump.into(),
+            ExpectedLibrary {
+                version: "2026.11".into(),
+                digest: LIB_DIGEST.into(),
+            },
+        );
+    }
     let mut versions = HashMap::new();
     versions.insert("15.1".to_string(), vec![LIB_DIGEST.to_string()]);
     c.firmware.insert("Plum 360".into(), versions);
@@ -141,7 +143,7 @@ fn flow(resp: &str, port: u16) -> Flow {
 }
 
 #[test]
-fn library_mismatch_only_when_it_differs_from_the_care_area_library() {
+fn library_mismatch_only_when_it_differs_from_the_pump_s_expected_library() {
     let mut r = Run::new();
     let ok = Body::LibraryInstalled {
         version: "2026.11".into(),
@@ -156,7 +158,7 @@ fn library_mismatch_only_when_it_differs_from_the_care_area_library() {
     assert_eq!(Run::rules(&out), ["library_mismatch"]);
     assert_eq!(out[0].evidence["observed"]["digest"], OTHER_DIGEST);
     assert_eq!(out[0].csf.as_deref(), Some("DE.CM-09"));
-    // NICU has no published library: nothing to compare with.
+    // pump-3 was never sent a library: nothing to compare with.
     let other = Body::LibraryInstalled {
         version: "1".into(),
         digest: OTHER_DIGEST.into(),

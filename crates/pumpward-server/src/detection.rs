@@ -14,23 +14,38 @@
 //!   ends; alert ids are deterministic, so an alert raised again after a
 //!   restart lands on the same stored alert.
 //! - What the rules need from the store (assets with their model, care area,
-//!   lifecycle state and credentials; vendor firmware digests are not loaded
-//!   yet) is reloaded every [`REFRESH_EVERY`], and the time-driven rules
-//!   (devices unseen too long, default credentials) run on the same tick.
-//!
-//! Known gap: events stored but not yet processed when the server is killed
-//! are not replayed into the engine after the restart (they stay in
-//! `device_events`).
+//!   lifecycle state and credentials; the library each pump was sent; the
+//!   expected firmware digests; open vulnerability findings) is reloaded
+//!   every [`REFRESH_EVERY`], and the time-driven rules (devices unseen too
+//!   long, default credentials) run on the same tick.
+//! - Vulnerability findings are not pushed: every [`POLL_EVERY`] the task
+//!   reads the `vulnerability.affected` findings opened since the last one it
+//!   saw (matching may run in another process, `pumpward advisories`), and
+//!   notices CVEs of open findings that have joined the KEV list.
+//! - Nothing is lost to a crash: the snapshot carries where each input
+//!   resumes ([`Resume`]: the last committed group of pump events evaluated,
+//!   the last security event, the last finding). At start, whatever was
+//!   stored after those points is evaluated before anything new; a group
+//!   that also arrives through [`Detection::feed`] is recognised by its
+//!   commit time and skipped. This relies on two facts: one event writer
+//!   commits pump events, with increasing `received_at`; and only this task
+//!   writes `security_events`, evaluating each right after recording it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pumpward_core::inventory::Asset;
-use pumpward_detect::event::from_pump_event;
-use pumpward_detect::{AssetFacts, Context, DetectionConfig, Engine, Event};
+use std::collections::BTreeSet;
+
+use pumpward_core::inventory::{Asset, AssetId};
+use pumpward_core::timefmt;
+use pumpward_detect::event::{from_pump_event, Body};
+use pumpward_detect::{
+    Alert, AssetFacts, Context, DetectionConfig, Engine, Event, ExpectedLibrary,
+};
 use pumpward_proto::message::PumpEvent;
-use pumpward_store::{AssetFilter, DeviceBatch, Store};
+use pumpward_store::{AssetFilter, DeviceBatch, DeviceEventCursor, DeviceEventRecord, Store};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -38,6 +53,12 @@ use tokio::sync::mpsc;
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 /// How often the context is reloaded and the time-driven rules run.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// How often new vulnerability findings and KEV additions are looked for.
+pub const POLL_EVERY: Duration = Duration::from_secs(5);
+/// Inputs taken from the queue at once.
+const MAX_INPUTS_AT_ONCE: usize = 512;
+/// Stored rows read per query when catching up.
+const PAGE: i64 = 5_000;
 /// Stored batches waiting for the engine.
 const QUEUE: usize = 8192;
 
@@ -58,17 +79,32 @@ enum Input {
 pub struct Detection {
     tx: mpsc::Sender<Input>,
     dropped: Arc<AtomicU64>,
+    /// Closed when the task has saved its state and ended.
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Detection {
     /// Starts the engine task on `store` with `config`.
     pub fn spawn(store: Store, config: DetectionConfig) -> Detection {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, config, rx));
+        let (done_tx, done) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            run(store, config, rx).await;
+            let _ = done_tx.send(true);
+        });
         Detection {
             tx,
             dropped: Arc::default(),
+            done,
         }
+    }
+
+    /// Lets the task finish what is queued, save its state and end, once
+    /// every other handle (the event writer's, the gateway's) is dropped too.
+    pub async fn stop(self) {
+        let Detection { tx, mut done, .. } = self;
+        drop(tx);
+        let _ = done.wait_for(|d| *d).await;
     }
 
     /// Hands over a committed group of pump events; never waits.
@@ -132,13 +168,293 @@ pub async fn load_context(store: &Store) -> pumpward_store::Result<Context> {
         }
         match page.next_cursor {
             Some(c) => f.after = Some(c),
-            None => return Ok(ctx),
+            None => break,
+        }
+    }
+    ctx.libraries = store
+        .expected_pump_libraries()
+        .await?
+        .into_iter()
+        .map(|(asset, (version, digest))| (asset, ExpectedLibrary { version, digest }))
+        .collect();
+    ctx.firmware = store.expected_firmware_digests().await?;
+    let mut after = 0;
+    loop {
+        let page = store.affected_findings_after(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for f in page {
+            ctx.affected
+                .entry(f.vulnerability)
+                .or_default()
+                .push(f.asset_id);
+        }
+    }
+    Ok(ctx)
+}
+
+/// Where the engine's inputs resume after a restart; saved inside the
+/// engine's snapshot, so that it always matches the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// `received_at` of the last committed group of pump events evaluated.
+    pub device_commit: Option<String>,
+    /// The last security event evaluated.
+    pub security_seq: i64,
+    /// The last `vulnerability.affected` finding turned into an event.
+    pub finding_id: i64,
+    /// CVEs of open findings already known to be on the KEV list (`None`
+    /// until first filled: what is on it at first start is not "new").
+    pub kev_affected: Option<BTreeSet<String>>,
+}
+
+/// The engine task's state.
+struct Task {
+    store: Store,
+    engine: Engine,
+    ctx: Context,
+    resume: Resume,
+    seq: u64,
+    alerts: Vec<Alert>,
+    dirty: bool,
+}
+
+impl Task {
+    fn eval(&mut self, ev: &Event) {
+        self.seq += 1;
+        self.engine
+            .process(&self.ctx, self.seq, ev, &mut self.alerts);
+        self.dirty = true;
+    }
+
+    /// Evaluates one committed group's pump events.
+    fn eval_pump_events<'a>(
+        &mut self,
+        asset_id: &str,
+        records: impl Iterator<Item = &'a DeviceEventRecord>,
+        received_at: OffsetDateTime,
+    ) {
+        let Ok(asset) = asset_id.parse::<AssetId>() else {
+            return;
+        };
+        let facts = self.ctx.assets.get(asset_id);
+        let model = facts.map(|f| f.model.clone()).unwrap_or_default();
+        let area = facts.and_then(|f| f.care_area.clone());
+        for rec in records {
+            // The body is the event as the gateway stored it.
+            let Ok(pe) = serde_json::from_str::<PumpEvent>(&rec.body) else {
+                continue;
+            };
+            if let Some(ev) = from_pump_event(&pe, asset.clone(), &model, area.clone(), received_at)
+            {
+                self.eval(&ev);
+            }
+        }
+    }
+
+    /// A group the event writer committed: skipped if a replay already
+    /// evaluated it.
+    fn on_stored(&mut self, batches: &[DeviceBatch], received_at: OffsetDateTime) {
+        let commit = timefmt::format(received_at);
+        if self
+            .resume
+            .device_commit
+            .as_ref()
+            .is_some_and(|c| *c >= commit)
+        {
+            return;
+        }
+        for b in batches {
+            self.eval_pump_events(&b.asset_id, b.events.iter(), received_at);
+        }
+        self.resume.device_commit = Some(commit);
+    }
+
+    /// Records events in `security_events`, then evaluates them.
+    async fn record_and_eval(&mut self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.record_security_events(events).await {
+            tracing::warn!(error = %e, "cannot record security events");
+        }
+        for ev in events {
+            self.eval(ev);
+        }
+    }
+
+    /// Inputs in the order they came.
+    async fn handle(&mut self, inputs: Vec<Input>) {
+        let mut events = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Event(ev) => events.push(*ev),
+                Input::Stored {
+                    batches,
+                    received_at,
+                } => {
+                    self.record_and_eval(&std::mem::take(&mut events)).await;
+                    self.on_stored(&batches, received_at);
+                }
+            }
+        }
+        self.record_and_eval(&events).await;
+    }
+
+    /// Evaluates what was stored after the resume points: at start, before
+    /// anything new.
+    async fn catch_up(&mut self) -> pumpward_store::Result<()> {
+        if self.engine.snapshot().resume.is_none() {
+            // A store that predates resume points (or a fresh one): history
+            // is not re-evaluated; detection starts from now.
+            self.resume.device_commit = self.store.last_device_commit().await?;
+            self.resume.security_seq = self.store.last_security_event_seq().await?;
+            return Ok(());
+        }
+        let mut replayed = 0usize;
+        loop {
+            let page = self
+                .store
+                .security_events_after(self.resume.security_seq, PAGE)
+                .await?;
+            let Some(&(last, _)) = page.last() else { break };
+            for (_, ev) in &page {
+                self.eval(ev);
+            }
+            replayed += page.len();
+            self.resume.security_seq = last;
+        }
+        let mut cursor: Option<DeviceEventCursor> = None;
+        loop {
+            let page = match &cursor {
+                Some(c) => self.store.device_events_after(c, PAGE).await?,
+                None => {
+                    self.store
+                        .device_events_after_commit(self.resume.device_commit.as_deref(), PAGE)
+                        .await?
+                }
+            };
+            let Some(last) = page.last() else { break };
+            let last = last.cursor.clone();
+            for e in &page {
+                let at = timefmt::parse(&e.cursor.received_at)
+                    .unwrap_or_else(|_| OffsetDateTime::now_utc());
+                self.eval_pump_events(&e.cursor.asset_id, std::iter::once(&e.record), at);
+            }
+            replayed += page.len();
+            cursor = Some(last);
+        }
+        if let Some(c) = cursor {
+            self.resume.device_commit = Some(c.received_at);
+        }
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "detection caught up with events stored before the restart"
+            );
+        }
+        Ok(())
+    }
+
+    /// New `vulnerability.affected` findings, and CVEs of open findings that
+    /// joined the KEV list, become events.
+    async fn poll_vulnerabilities(&mut self) -> pumpward_store::Result<()> {
+        let now = OffsetDateTime::now_utc();
+        loop {
+            let page = self
+                .store
+                .affected_findings_after(self.resume.finding_id, PAGE)
+                .await?;
+            let Some(last) = page.last().map(|f| f.id) else {
+                break;
+            };
+            let mut events = Vec::with_capacity(page.len());
+            for f in page {
+                events.push(Event::observed(
+                    format!("finding:{}", f.id),
+                    now,
+                    f.asset_id.parse().ok(),
+                    Body::VulnerabilityAffected {
+                        vulnerability: f.vulnerability.clone(),
+                        kev: f.kev,
+                    },
+                ));
+                // Already there when the context was loaded after the
+                // finding was raised; the rule removes duplicates.
+                self.ctx
+                    .affected
+                    .entry(f.vulnerability)
+                    .or_default()
+                    .push(f.asset_id);
+            }
+            self.record_and_eval(&events).await;
+            self.resume.finding_id = last;
+            self.dirty = true;
+        }
+        let kev = self.store.kev_vulnerabilities().await?;
+        let now_kev: BTreeSet<String> = self
+            .ctx
+            .affected
+            .keys()
+            .filter(|v| kev.contains(*v))
+            .cloned()
+            .collect();
+        let added: Vec<String> = match &self.resume.kev_affected {
+            None => Vec::new(),
+            Some(before) => now_kev.difference(before).cloned().collect(),
+        };
+        if self.resume.kev_affected.as_ref() != Some(&now_kev) {
+            self.resume.kev_affected = Some(now_kev);
+            self.dirty = true;
+        }
+        for v in added {
+            let ev = Event::observed(
+                format!("kev:{v}"),
+                now,
+                None,
+                Body::KevAdded { vulnerability: v },
+            );
+            self.record_and_eval(std::slice::from_ref(&ev)).await;
+        }
+        Ok(())
+    }
+
+    async fn save(&mut self) {
+        // A state that says events were evaluated must not outlive the
+        // alerts they raised: those are recorded first.
+        if !self.alerts.is_empty() {
+            return;
+        }
+        let mut state = self.engine.snapshot().clone();
+        match serde_json::to_string(&self.resume) {
+            Ok(r) => state.resume = Some(r),
+            Err(e) => tracing::error!(error = %e, "cannot encode the resume points"),
+        }
+        match self.store.save_detection_state(&state).await {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::warn!(error = %e, "cannot save the detection state"),
+        }
+    }
+
+    async fn flush_alerts(&mut self) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        match self.store.record_alerts(&self.alerts).await {
+            Ok(new) => {
+                for id in new {
+                    tracing::info!(alert = %id, "alert raised");
+                }
+                self.alerts.clear();
+            }
+            // Kept for the next round: the store may be back by then.
+            Err(e) => tracing::warn!(error = %e, "cannot record alerts"),
         }
     }
 }
 
 async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input>) {
-    let mut engine = match store.load_detection_state().await {
+    let engine = match store.load_detection_state().await {
         Ok(Some(state)) => Engine::restore(config, state),
         Ok(None) => Engine::new(config),
         Err(e) => {
@@ -146,77 +462,68 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
             Engine::new(config)
         }
     };
-    let mut seq = engine.snapshot().watermark;
-    let mut ctx = load_context(&store).await.unwrap_or_else(|e| {
+    let resume = engine
+        .snapshot()
+        .resume
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default();
+    let ctx = load_context(&store).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot load the detection context");
         Context::default()
     });
+    let mut task = Task {
+        seq: engine.snapshot().watermark,
+        store,
+        engine,
+        ctx,
+        resume,
+        alerts: Vec::new(),
+        dirty: false,
+    };
+    if let Err(e) = task.catch_up().await {
+        tracing::error!(error = %e, "cannot replay the events stored before the restart");
+    }
+    task.flush_alerts().await;
+    task.save().await;
     let mut save = tokio::time::interval(SAVE_EVERY);
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
-    let mut alerts = Vec::new();
-    let mut dirty = false;
+    let mut poll = tokio::time::interval(POLL_EVERY);
     loop {
         tokio::select! {
             got = rx.recv() => {
-                let (batches, received_at) = match got {
-                    None => break,
-                    Some(Input::Event(ev)) => {
-                        if let Err(e) = store.record_security_events(std::slice::from_ref(&ev)).await {
-                            tracing::warn!(error = %e, "cannot record a security event");
-                        }
-                        seq += 1;
-                        engine.process(&ctx, seq, &ev, &mut alerts);
-                        dirty = true;
-                        (Vec::new(), OffsetDateTime::now_utc())
-                    }
-                    Some(Input::Stored { batches, received_at }) => (batches, received_at),
-                };
-                for b in &batches {
-                    let Ok(asset) = b.asset_id.parse::<pumpward_core::inventory::AssetId>() else { continue };
-                    let facts = ctx.assets.get(&b.asset_id);
-                    let model = facts.map(|f| f.model.as_str()).unwrap_or("");
-                    let area = facts.and_then(|f| f.care_area.clone());
-                    for rec in &b.events {
-                        // The body is the event as the gateway stored it.
-                        let Ok(pe) = serde_json::from_str::<PumpEvent>(&rec.body) else { continue };
-                        let Some(ev) = from_pump_event(&pe, asset.clone(), model, area.clone(), received_at) else { continue };
-                        seq += 1;
-                        engine.process(&ctx, seq, &ev, &mut alerts);
-                        dirty = true;
+                let Some(first) = got else { break };
+                // What else is waiting, so that a run of events from
+                // elsewhere costs one transaction, not one each.
+                let mut inputs = vec![first];
+                while inputs.len() < MAX_INPUTS_AT_ONCE {
+                    match rx.try_recv() {
+                        Ok(i) => inputs.push(i),
+                        Err(_) => break,
                     }
                 }
+                task.handle(inputs).await;
             }
             _ = refresh.tick() => {
-                match load_context(&store).await {
-                    Ok(c) => ctx = c,
+                match load_context(&task.store).await {
+                    Ok(c) => task.ctx = c,
                     Err(e) => tracing::warn!(error = %e, "cannot reload the detection context"),
                 }
-                engine.tick(&ctx, OffsetDateTime::now_utc(), &mut alerts);
-                dirty = true;
+                task.engine.tick(&task.ctx, OffsetDateTime::now_utc(), &mut task.alerts);
+                task.dirty = true;
+            }
+            _ = poll.tick() => {
+                if let Err(e) = task.poll_vulnerabilities().await {
+                    tracing::warn!(error = %e, "cannot read new vulnerability findings");
+                }
             }
             _ = save.tick() => {
-                if dirty {
-                    if let Err(e) = store.save_detection_state(engine.snapshot()).await {
-                        tracing::warn!(error = %e, "cannot save the detection state");
-                    }
-                    dirty = false;
+                if task.dirty {
+                    task.save().await;
                 }
             }
         }
-        if !alerts.is_empty() {
-            match store.record_alerts(&alerts).await {
-                Ok(new) => {
-                    for id in new {
-                        tracing::info!(alert = %id, "alert raised");
-                    }
-                    alerts.clear();
-                }
-                // Kept for the next round: the store may be back by then.
-                Err(e) => tracing::warn!(error = %e, "cannot record alerts"),
-            }
-        }
+        task.flush_alerts().await;
     }
-    if let Err(e) = store.save_detection_state(engine.snapshot()).await {
-        tracing::warn!(error = %e, "cannot save the detection state");
-    }
+    task.save().await;
 }

@@ -44,6 +44,8 @@ struct SessionHandle {
     id: u64,
     certificate_serial: String,
     peer: SocketAddr,
+    /// Where the pump said it is in its hello.
+    network: message::NetworkIdentity,
     close: watch::Sender<Option<String>>,
     commands: mpsc::Sender<message::Command>,
 }
@@ -106,6 +108,31 @@ impl Sessions {
             tokio::time::sleep(Duration::from_secs(1)).await;
             me.close_asset(&id, &why);
         });
+    }
+
+    /// The addresses from which `certificate_serial` is in use by open
+    /// sessions of `asset_id` that are not the pump saying hello with
+    /// `network` from `peer`: another peer address or another interface
+    /// (MAC). A pump reconnecting after a roam, whose old session lingers,
+    /// has the same MAC and is not listed.
+    pub fn used_elsewhere(
+        &self,
+        asset_id: &str,
+        certificate_serial: &str,
+        peer: std::net::IpAddr,
+        network: &message::NetworkIdentity,
+    ) -> Vec<std::net::IpAddr> {
+        let map = self.by_asset.lock().expect("sessions lock");
+        let mut out = Vec::new();
+        for s in map.get(asset_id).into_iter().flatten() {
+            if s.certificate_serial == certificate_serial
+                && (s.peer.ip() != peer || !s.network.mac.eq_ignore_ascii_case(&network.mac))
+            {
+                out.push(s.peer.ip());
+                out.extend(s.network.ip);
+            }
+        }
+        out
     }
 
     /// Closes every session (shutdown).
@@ -390,8 +417,8 @@ pub async fn run_session(
         }
     };
     let asset_id = record.asset_id.clone().expect("checked");
-    match st.store.asset(&asset_id).await {
-        Ok(a) if a.lifecycle_state.may_connect() => {}
+    let model = match st.store.asset(&asset_id).await {
+        Ok(a) if a.lifecycle_state.may_connect() => a.spec.model,
         Ok(a) => {
             auth_failure(
                 &st,
@@ -408,7 +435,7 @@ pub async fn run_session(
             auth_failure(&st, peer, &format!("asset {asset_id}: {e}")).await;
             return;
         }
-    }
+    };
 
     // Hello.
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, framed.next()).await {
@@ -462,6 +489,24 @@ pub async fn run_session(
             return;
         }
     };
+    // One certificate, two pumps at once: a clone (whatever becomes of
+    // this session below).
+    let elsewhere =
+        st.sessions
+            .used_elsewhere(&asset_id, &record.serial, peer.ip(), &hello.network);
+    if !elsewhere.is_empty() {
+        tracing::warn!(%asset_id, %peer, ?elsewhere, "a certificate in use by two devices at once");
+        if let Some(d) = &st.detection {
+            let mut addresses = elsewhere;
+            addresses.push(peer.ip());
+            addresses.extend(hello.network.ip);
+            d.observe(crate::gateway::concurrent_use_event(
+                &asset_id,
+                &record.fingerprint,
+                addresses,
+            ));
+        }
+    }
     let mut tracker = SequenceTracker::new(last);
     if let Err(e) = tracker.on_hello(hello.next_seq) {
         send(&mut framed, &GatewayMessage::Refusal(e.refusal()), version).await;
@@ -493,6 +538,14 @@ pub async fn run_session(
     {
         Ok(FirmwareCheck::Mismatch { expected }) => {
             tracing::warn!(%asset_id, reported = %h.firmware_digest, %expected, "firmware digest mismatch");
+            if let Some(d) = &st.detection {
+                d.observe(crate::gateway::firmware_event(
+                    &asset_id,
+                    &model,
+                    &h.firmware_version,
+                    &h.firmware_digest,
+                ));
+            }
         }
         Ok(_) => {}
         Err(e) => {
@@ -530,12 +583,20 @@ pub async fn run_session(
             id,
             certificate_serial: record.serial.clone(),
             peer,
+            network: hello.network.clone(),
             close: close_tx,
             commands: cmd_tx,
         },
     );
     st.metrics.devices_connected.inc();
     tracing::debug!(%asset_id, %peer, "device session open");
+    if let Some(d) = &st.detection {
+        d.observe(crate::gateway::connection_event(
+            &asset_id,
+            peer,
+            &record.fingerprint,
+        ));
+    }
     let idle = Duration::from_secs(u64::from(HEARTBEAT_S * MISSED_HEARTBEATS));
     let mut who = Offender {
         store: &st.store,

@@ -452,13 +452,82 @@ pub(crate) async fn auth_failure(st: &GatewayState, peer: SocketAddr, reason: &s
     }
 }
 
-/// A refused connection as a detection event. Its id is unique per server
-/// run and time: refusals are not replayed, so it need not be stable.
+/// A unique id for an event the gateway observes now: its clock in
+/// nanoseconds and a counter (the id is stored with the event, so a replay
+/// after a restart reuses it).
+fn gateway_event_id(what: &str, now: time::OffsetDateTime) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("gateway:{what}:{}:{n}", now.unix_timestamp_nanos())
+}
+
+/// A pump's accepted connection as a detection event (a certificate used
+/// from two addresses at once is seen across these).
+pub(crate) fn connection_event(
+    asset_id: &str,
+    peer: SocketAddr,
+    fingerprint: &str,
+) -> pumpward_detect::Event {
+    let now = time::OffsetDateTime::now_utc();
+    pumpward_detect::Event::observed(
+        gateway_event_id("connection", now),
+        now,
+        asset_id.parse().ok(),
+        pumpward_detect::event::Body::GatewayConnection {
+            peer: peer.ip(),
+            certificate: fingerprint.to_owned(),
+        },
+    )
+}
+
+/// A certificate in use by two devices at once.
+pub(crate) fn concurrent_use_event(
+    asset_id: &str,
+    fingerprint: &str,
+    mut addresses: Vec<std::net::IpAddr>,
+) -> pumpward_detect::Event {
+    use pumpward_detect::event::{Body, CertificateAnomalyKind, MAX_ANOMALY_ADDRESSES};
+    addresses.sort();
+    addresses.dedup();
+    addresses.truncate(MAX_ANOMALY_ADDRESSES);
+    let now = time::OffsetDateTime::now_utc();
+    pumpward_detect::Event::observed(
+        gateway_event_id("concurrent", now),
+        now,
+        asset_id.parse().ok(),
+        Body::CertificateAnomaly {
+            anomaly: CertificateAnomalyKind::ConcurrentAddresses,
+            certificate: fingerprint.to_owned(),
+            addresses,
+        },
+    )
+}
+
+/// The firmware a pump reported in its hello, as a detection event, when
+/// its digest is not the one expected for its model and version.
+pub(crate) fn firmware_event(
+    asset_id: &str,
+    model: &str,
+    version: &str,
+    digest: &str,
+) -> pumpward_detect::Event {
+    let now = time::OffsetDateTime::now_utc();
+    pumpward_detect::Event::observed(
+        gateway_event_id("firmware", now),
+        now,
+        asset_id.parse().ok(),
+        pumpward_detect::event::Body::FirmwareChanged {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            digest: digest.to_owned(),
+        },
+    )
+}
+
+/// A refused connection as a detection event.
 fn refusal_event(peer: SocketAddr, reason: &str) -> pumpward_detect::Event {
     use pumpward_detect::event::MAX_TEXT_LEN;
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = time::OffsetDateTime::now_utc();
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut reason = reason.to_owned();
     if reason.len() > MAX_TEXT_LEN {
         let mut cut = MAX_TEXT_LEN;
@@ -467,10 +536,5 @@ fn refusal_event(peer: SocketAddr, reason: &str) -> pumpward_detect::Event {
         }
         reason.truncate(cut);
     }
-    pumpward_detect::Event::auth_failure(
-        format!("gateway:refusal:{}:{n}", now.unix_timestamp_nanos()),
-        now,
-        peer.ip(),
-        reason,
-    )
+    pumpward_detect::Event::auth_failure(gateway_event_id("refusal", now), now, peer.ip(), reason)
 }

@@ -170,3 +170,196 @@ async fn observed_gateway_refusals_are_kept_and_raise_a_burst_alert() {
     assert_eq!(kept.len(), 10);
     assert_eq!(detection.dropped(), 1);
 }
+
+async fn in_service_pump(store: &Store, id: &str) {
+    let spec = AssetSpec::validate(&AssetDraft {
+        asset_id: id.into(),
+        kind: Some("pump".into()),
+        manufacturer: "Baxter".into(),
+        model: "Sigma Spectrum".into(),
+        serial_number: format!("SN-{id}"),
+        firmware_version: "8.00.01".into(),
+        care_area: Some("Adult ICU".into()),
+        credential_state: Some("changed".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    store
+        .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
+        .await
+        .unwrap();
+}
+
+fn hard_block(seq: u64) -> DeviceEventRecord {
+    use pumpward_proto::message::{DoseCheck, DoseCheckResult};
+    record(
+        seq,
+        EventKind::DoseCheck(DoseCheck {
+            result: DoseCheckResult::HardBlock,
+            drug: "heparin".into(),
+            care_area: "Adult ICU".into(),
+            dose: None,
+            limit: None,
+            limit_kind: None,
+            infusion_id: None,
+            library_version: None,
+            override_reason: None,
+        }),
+    )
+}
+
+async fn store_blocks(writer: &EventWriter, asset: &str, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        writer
+            .store(DeviceBatch {
+                asset_id: asset.into(),
+                events: vec![hard_block(seq)],
+                gaps: Vec::new(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until the engine's saved resume point has reached the last
+/// committed group of pump events.
+async fn until_caught_up(store: &Store) {
+    let last = store.last_device_commit().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resume = store
+            .load_detection_state()
+            .await
+            .unwrap()
+            .and_then(|s| s.resume)
+            .unwrap_or_default();
+        if last.as_ref().is_some_and(|l| resume.contains(l.as_str())) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not catch up: {resume}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Events stored while the engine was not running (a crash between the
+/// commit and the evaluation) are evaluated at the next start, once: five
+/// hard-limit blocks make a burst, and the three evaluated before the
+/// restart are not counted again.
+#[tokio::test]
+async fn events_stored_while_detection_was_down_are_evaluated_once_after_restart() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(t.path()).await.unwrap();
+    in_service_pump(&store, "P-1").await;
+
+    // Three blocks evaluated live, then a clean stop (state saved).
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let writer = EventWriter::spawn(store.clone(), Some(detection.clone()));
+    store_blocks(&writer, "P-1", 1..4).await;
+    drop(writer);
+    detection.stop().await;
+    until_caught_up(&store).await;
+
+    // The fourth is stored with no engine to hand it to.
+    let writer = EventWriter::spawn(store.clone(), None);
+    store_blocks(&writer, "P-1", 4..5).await;
+    drop(writer);
+
+    // At start, the engine evaluates the fourth: four blocks, no burst
+    // (seven, and an alert, if the first three were evaluated again).
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    until_caught_up(&store).await;
+    assert_eq!(alerts(&store).await, Vec::<String>::new());
+
+    // The fifth, live: the burst.
+    let writer = EventWriter::spawn(store.clone(), Some(detection.clone()));
+    store_blocks(&writer, "P-1", 5..6).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = alerts(&store).await;
+    while got.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = alerts(&store).await;
+    }
+    assert_eq!(got, ["hard_limit_burst_pump:P-1"]);
+    assert_eq!(detection.dropped(), 0);
+}
+
+/// A `vulnerability.affected` finding on a KEV-listed CVE raises the KEV
+/// rule's alert for an in-service pump; a CVE of an open finding that joins
+/// the KEV list later raises it for every pump it affects.
+#[tokio::test]
+async fn affected_findings_and_kev_additions_raise_alerts() {
+    use pumpward_store::{NewFinding, Severity, KIND_AFFECTED};
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(t.path()).await.unwrap();
+    for id in ["P-1", "P-2"] {
+        in_service_pump(&store, id).await;
+    }
+    let sys = Actor::system();
+    let finding = |cve: &str, asset: &str, kev: bool| NewFinding {
+        kind: KIND_AFFECTED.into(),
+        subject: format!("cve:{cve}:asset:{asset}"),
+        asset_id: Some(asset.into()),
+        severity: Severity::High,
+        title: format!("{cve} on {asset}"),
+        evidence: serde_json::json!({
+            "cve": cve,
+            "kev": if kev { serde_json::json!({"date_added": "2025-07-01"}) } else { serde_json::Value::Null },
+        }),
+    };
+    // Open before the engine first starts: evaluated at its first poll.
+    store
+        .raise_finding(&finding("CVE-2024-0001", "P-1", true), &sys)
+        .await
+        .unwrap();
+    // Not KEV-listed (yet): no alert.
+    store
+        .raise_finding(&finding("CVE-2025-48384", "P-2", false), &sys)
+        .await
+        .unwrap();
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let wait_for = |n: usize| {
+        let store = store.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut got = alerts(&store).await;
+            while got.len() < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                got = alerts(&store).await;
+            }
+            got.sort();
+            got
+        }
+    };
+    assert_eq!(
+        wait_for(1).await,
+        ["kev_finding_in_service:P-1:CVE-2024-0001"]
+    );
+    // The KEV catalogue now lists CVE-2025-48384.
+    let kev = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/kev/known_exploited_vulnerabilities.trimmed.json"
+    ))
+    .unwrap();
+    store.import_vuln_document(&kev, &sys).await.unwrap();
+    assert_eq!(
+        wait_for(2).await,
+        [
+            "kev_finding_in_service:P-1:CVE-2024-0001",
+            "kev_finding_in_service:P-2:CVE-2025-48384"
+        ]
+    );
+    let kept = store
+        .list_security_events(&pumpward_store::SecurityEventFilter {
+            kind: Some("kev_added".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(kept.len(), 1);
+    drop(detection);
+}

@@ -21,6 +21,7 @@
 mod assets;
 mod audit;
 mod detection;
+mod detection_inputs;
 mod devices;
 mod findings;
 mod import;
@@ -37,6 +38,7 @@ pub use assets::{
 };
 pub use audit::{AuditFilter, VerifyReport};
 pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
+pub use detection_inputs::{AffectedFinding, DeviceEventCursor, StoredDeviceEvent};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};

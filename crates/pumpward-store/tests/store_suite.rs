@@ -71,6 +71,7 @@ on_both_backends!(
     detection_records_events_alerts_and_incidents,
     library_rollout_waves_reports_and_compliance,
     cqi_report_counts_dose_checks_per_area_and_drug,
+    detection_inputs_page_without_skipping_or_repeating,
 );
 
 fn cert(serial: &str, asset: Option<&str>, days: i64) -> pumpward_store::NewCertificate {
@@ -2939,7 +2940,14 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         (page.len(), rest.len(), rest[0].asset_id.as_str()),
         (2, 1, "RP-2")
     );
+    assert!(store.expected_pump_libraries().await.unwrap().is_empty());
     store.mark_library_announced(r.id, &ids, now).await.unwrap();
+    // What detection expects each pump to run: what was announced to it.
+    let expected = store.expected_pump_libraries().await.unwrap();
+    assert_eq!(expected.len(), 3);
+    assert!(ids
+        .iter()
+        .all(|id| expected[id] == ("2".to_string(), digest.clone())));
     assert!(store
         .due_library_announcements(now, hour, None, 100)
         .await
@@ -3167,4 +3175,170 @@ fn csv_cells_are_formula_safe() {
     assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
     assert_eq!(csv_cell("a,b"), "\"a,b\"");
     assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+}
+
+/// What detection reads to resume after a restart and to compare against:
+/// keyset paging over committed pump events, security events after a seq,
+/// open affected findings, the KEV list, expected firmware.
+async fn detection_inputs_page_without_skipping_or_repeating(store: &Store) {
+    use pumpward_store::{DeviceBatch, DeviceEventRecord, NewFinding, Severity, KIND_AFFECTED};
+    for id in ["DI-1", "DI-2"] {
+        store
+            .create_asset(
+                &spec(id, "ICU", None),
+                Some(LifecycleState::InService),
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.last_device_commit().await.unwrap(), None);
+    let rec = |seq: i64| DeviceEventRecord {
+        seq,
+        at: "2026-11-26T10:00:00.000000Z".into(),
+        kind: "alarm".into(),
+        body: format!("{{\"seq\":{seq}}}"),
+    };
+    let t0 = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    // Three commits; the first and second hold both pumps.
+    for (c, seqs) in [(0, 1..4), (1, 4..6), (2, 6..7)] {
+        let batches: Vec<DeviceBatch> = ["DI-2", "DI-1"]
+            .iter()
+            .filter(|a| c < 2 || **a == "DI-1")
+            .map(|a| DeviceBatch {
+                asset_id: (*a).into(),
+                events: seqs.clone().map(rec).collect(),
+                gaps: Vec::new(),
+            })
+            .collect();
+        store
+            .store_device_batches(&batches, t0 + Duration::seconds(c))
+            .await
+            .unwrap();
+    }
+    let commits: Vec<String> = (0..3)
+        .map(|c| pumpward_core::timefmt::format(t0 + Duration::seconds(c)))
+        .collect();
+    assert_eq!(
+        store.last_device_commit().await.unwrap().as_ref(),
+        Some(&commits[2])
+    );
+    // Everything, two at a time, in commit order.
+    let mut all = Vec::new();
+    let mut page = store.device_events_after_commit(None, 2).await.unwrap();
+    while let Some(last) = page.last().map(|e| e.cursor.clone()) {
+        all.extend(page);
+        page = store.device_events_after(&last, 2).await.unwrap();
+    }
+    let seen: Vec<(String, i64)> = all
+        .iter()
+        .map(|e| (e.cursor.asset_id.clone(), e.record.seq))
+        .collect();
+    assert_eq!(seen.len(), 11, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 11, "nothing repeated");
+    assert!(
+        all.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "commit order"
+    );
+    assert_eq!(all[0].cursor.received_at, commits[0]);
+    // After the second commit: only the third.
+    let rest = store
+        .device_events_after_commit(Some(&commits[1]), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter()
+            .map(|e| (e.cursor.asset_id.as_str(), e.record.seq))
+            .collect::<Vec<_>>(),
+        [("DI-1", 6)]
+    );
+
+    // Security events after a seq.
+    let at = OffsetDateTime::now_utc();
+    let evs: Vec<pumpward_detect::Event> = (0..3)
+        .map(|i| {
+            pumpward_detect::Event::auth_failure(
+                format!("di:{i}"),
+                at,
+                "10.0.0.9".parse().unwrap(),
+                "x".into(),
+            )
+        })
+        .collect();
+    store.record_security_events(&evs).await.unwrap();
+    let last = store.last_security_event_seq().await.unwrap();
+    let after = store.security_events_after(last - 2, 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>(),
+        ["di:1", "di:2"]
+    );
+    assert_eq!(after[1].0, last);
+
+    // Open affected findings, with whether the CVE was on the KEV list.
+    let raise = |cve: &str, asset: &str, kev: bool| NewFinding {
+        kind: KIND_AFFECTED.into(),
+        subject: format!("cve:{cve}:asset:{asset}"),
+        asset_id: Some(asset.into()),
+        severity: Severity::High,
+        title: format!("{cve} on {asset}"),
+        evidence: serde_json::json!({"cve": cve, "kev": if kev { serde_json::json!({"date_added": "2026-01-01"}) } else { serde_json::Value::Null }}),
+    };
+    let sys = Actor::system();
+    let (a, _) = store
+        .raise_finding(&raise("CVE-2026-1", "DI-1", false), &sys)
+        .await
+        .unwrap();
+    let (b, _) = store
+        .raise_finding(&raise("CVE-2026-2", "DI-2", true), &sys)
+        .await
+        .unwrap();
+    let (c, _) = store
+        .raise_finding(&raise("CVE-2026-3", "DI-2", false), &sys)
+        .await
+        .unwrap();
+    store
+        .resolve_finding(KIND_AFFECTED, &c.subject, "fixed", &sys)
+        .await
+        .unwrap();
+    let got = store.affected_findings_after(0, 100).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|f| (f.vulnerability.as_str(), f.asset_id.as_str(), f.kev))
+            .collect::<Vec<_>>(),
+        [("CVE-2026-1", "DI-1", false), ("CVE-2026-2", "DI-2", true)]
+    );
+    assert_eq!(
+        store.affected_findings_after(a.id, 100).await.unwrap()[0].id,
+        b.id
+    );
+    assert!(store
+        .affected_findings_after(b.id, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The KEV list as imported.
+    assert!(store.kev_vulnerabilities().await.unwrap().is_empty());
+    store
+        .import_vuln_document(
+            &vuln_data("kev/known_exploited_vulnerabilities.trimmed.json"),
+            &sys,
+        )
+        .await
+        .unwrap();
+    let kev = store.kev_vulnerabilities().await.unwrap();
+    assert_eq!(kev.len(), 6);
+    assert!(kev.contains("CVE-2025-48384"));
+
+    // Expected firmware, by model and version.
+    let digest = "cd".repeat(32);
+    store
+        .set_expected_firmware("Baxter", "Sigma Spectrum", "8.00.01", &digest, &biomed())
+        .await
+        .unwrap();
+    let fw = store.expected_firmware_digests().await.unwrap();
+    assert_eq!(fw["Sigma Spectrum"]["8.00.01"], [digest]);
 }

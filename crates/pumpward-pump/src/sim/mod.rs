@@ -746,6 +746,9 @@ fn probe_hello(mac: &str, ip: &str, next_seq: u64) -> Hello {
     }
 }
 
+/// Connection attempts of the rogue device.
+const ROGUE_ATTEMPTS: usize = 6;
+
 impl ScenarioCtx {
     fn agent(&self, k: usize) -> &PumpAgent {
         &self.fleet.agents[k % self.fleet.agents.len()]
@@ -862,7 +865,7 @@ impl ScenarioCtx {
     }
 
     async fn rogue(&self) -> (&'static str, String, bool) {
-        let expected = "a device with a self-signed certificate is refused";
+        let expected = "a device with a self-signed certificate is refused, every time it tries";
         let victim = self.agent(0).config().asset_id.clone();
         let tls = match rogue_tls(self.env.trust(), &victim) {
             Ok(t) => t,
@@ -874,14 +877,30 @@ impl ScenarioCtx {
                 )
             }
         };
-        let r = probe(
-            &self.opts.gateway,
-            &self.server_name(),
-            tls,
-            probe_hello("02:66:66:00:00:01", "10.66.0.1", 1),
+        // Like any device it retries; every attempt must be refused (and
+        // the attempts together are the gateway's burst of failures).
+        let mut results = Vec::with_capacity(ROGUE_ATTEMPTS);
+        for _ in 0..ROGUE_ATTEMPTS {
+            results.push(
+                probe(
+                    &self.opts.gateway,
+                    &self.server_name(),
+                    tls.clone(),
+                    probe_hello("02:66:66:00:00:01", "10.66.0.1", 1),
+                )
+                .await,
+            );
+        }
+        let passed = results.iter().all(ProbeResult::refused);
+        let shown: Vec<String> = results.iter().map(ToString::to_string).collect();
+        (
+            expected,
+            format!(
+                "claiming {victim}, {ROGUE_ATTEMPTS} attempts: {}",
+                shown.join("; ")
+            ),
+            passed,
         )
-        .await;
-        (expected, format!("claiming {victim}: {r}"), r.refused())
     }
 
     async fn cloned(&self) -> (&'static str, String, bool) {

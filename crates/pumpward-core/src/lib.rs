@@ -12,4 +12,5 @@ pub mod access;
 pub mod audit;
 pub mod demo;
 pub mod inventory;
+pub mod severity;
 pub mod timefmt;

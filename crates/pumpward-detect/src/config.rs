@@ -32,27 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::expr::{self, CustomRule};
 
-/// How urgent an alert is (the same four levels as the store's findings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use pumpward_core::severity::Severity;
 
 /// A built-in rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -14,36 +14,12 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// How urgent a finding is, in the words of the hospital's risk register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+pub use pumpward_core::severity::Severity;
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    fn parse(s: &str) -> Severity {
-        match s {
-            "low" => Severity::Low,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            // Only this module writes the column; an unknown value can only
-            // come from outside edits, and "medium" keeps it visible.
-            _ => Severity::Medium,
-        }
-    }
+/// A stored severity. Only this module writes the column; an unknown value
+/// can only come from outside edits, and "medium" keeps it visible.
+fn severity_column(s: &str) -> Severity {
+    s.parse().unwrap_or(Severity::Medium)
 }
 
 /// What a check saw, to raise (or refresh) a finding.
@@ -108,7 +84,7 @@ fn finding_from_row(r: &AnyRow) -> Result<Finding> {
         kind: r.try_get("kind")?,
         subject: r.try_get("subject")?,
         asset_id: r.try_get("asset_id")?,
-        severity: Severity::parse(&r.try_get::<String, _>("severity")?),
+        severity: severity_column(&r.try_get::<String, _>("severity")?),
         title: r.try_get("title")?,
         evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::String(evidence)),
         state: r.try_get("state")?,

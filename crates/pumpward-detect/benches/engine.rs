@@ -48,6 +48,7 @@ fn context() -> Context {
                 lifecycle: LifecycleState::InService,
                 credentials: Some(CredentialState::Changed),
                 maintenance_windows: vec![],
+                last_seen: None,
             },
         );
     }

@@ -60,6 +60,10 @@ pub struct AssetFacts {
     /// Approved maintenance windows (vendor grants, biomed work orders).
     #[serde(default)]
     pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// When the inventory last heard from it (heartbeats count, not only
+    /// events): a pump that is connected but quiet is not unseen.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_seen: Option<OffsetDateTime>,
 }
 
 /// A time-boxed, approved maintenance window.
@@ -690,26 +694,41 @@ impl Engine {
         let st = *self.config.rule(RuleId::DeviceUnseen);
         if st.enabled {
             let mut due: Vec<(String, i64, Option<String>)> = Vec::new();
-            for (asset, last) in &self.state.last_seen {
-                if self.state.unseen.contains(asset) {
-                    continue;
-                }
-                let Some(f) = ctx.assets.get(asset) else {
-                    continue;
-                };
+            let mut back: Vec<&String> = Vec::new();
+            for (asset, f) in &ctx.assets {
                 if f.lifecycle != LifecycleState::InService {
                     continue;
                 }
+                // The later of its last event and the inventory's last
+                // contact; never heard from at all is not "unseen".
+                let last = self
+                    .state
+                    .last_seen
+                    .get(asset)
+                    .copied()
+                    .max(f.last_seen.map(to_us));
+                let Some(last) = last else {
+                    continue;
+                };
                 let limit_s = f
                     .care_area
                     .as_ref()
                     .and_then(|a| ctx.unseen_after_s.get(a))
                     .copied()
                     .unwrap_or(st.window_s);
-                if now_us - last > window_us(limit_s) {
-                    due.push((asset.clone(), *last, f.care_area.clone()));
+                let overdue = now_us - last > window_us(limit_s);
+                match (overdue, self.state.unseen.contains(asset)) {
+                    (true, false) => due.push((asset.clone(), last, f.care_area.clone())),
+                    // Heard from again (a heartbeat, with no event): the
+                    // next absence is a new alert.
+                    (false, true) => back.push(asset),
+                    _ => {}
                 }
             }
+            for asset in back {
+                self.state.unseen.remove(asset);
+            }
+            due.sort();
             for (asset, last, area) in due {
                 self.state.unseen.insert(asset.clone());
                 // One alert per absence: the window index is the last-seen time.

@@ -46,6 +46,7 @@ fn quiet_events_do_not_allocate_once_warm() {
             lifecycle: LifecycleState::InService,
             credentials: Some(CredentialState::Changed),
             maintenance_windows: vec![],
+            last_seen: None,
         },
     );
     let flow = Flow {

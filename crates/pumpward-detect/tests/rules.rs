@@ -41,6 +41,7 @@ fn ctx() -> Context {
                     start: t0() + Duration::hours(10),
                     end: t0() + Duration::hours(11),
                 }],
+                last_seen: None,
             },
         );
     }
@@ -463,6 +464,48 @@ fn tick_finds_unseen_pumps_once_and_default_credentials() {
     r.engine
         .tick(&r.ctx, t0() + Duration::seconds(1700), &mut out);
     assert_eq!(Run::rules(&out), ["device_unseen"]);
+}
+
+/// The inventory's last contact (heartbeats) counts as seen: a pump with no
+/// events is unseen only once its heartbeats stop too.
+#[test]
+fn heartbeats_in_the_inventory_count_as_seen() {
+    let mut r = Run::new();
+    let heard = |r: &mut Run, s: i64| {
+        r.ctx.assets.get_mut("pump-2").unwrap().last_seen = Some(t0() + Duration::seconds(s));
+    };
+    heard(&mut r, 100);
+    let mut out = Vec::new();
+    r.engine
+        .tick(&r.ctx, t0() + Duration::seconds(600), &mut out);
+    assert!(
+        !out.iter().any(|a| a.key.rule == "device_unseen"),
+        "{out:?}"
+    );
+    r.engine
+        .tick(&r.ctx, t0() + Duration::seconds(800), &mut out);
+    let unseen: Vec<&Alert> = out
+        .iter()
+        .filter(|a| a.key.rule == "device_unseen")
+        .collect();
+    assert_eq!(unseen.len(), 1);
+    assert_eq!(unseen[0].key.subject, "pump-2");
+    out.clear();
+    // A heartbeat: back, and quiet about it; the next absence is new.
+    heard(&mut r, 1000);
+    r.engine
+        .tick(&r.ctx, t0() + Duration::seconds(1100), &mut out);
+    assert!(
+        !out.iter().any(|a| a.key.rule == "device_unseen"),
+        "{out:?}"
+    );
+    r.engine
+        .tick(&r.ctx, t0() + Duration::seconds(1700), &mut out);
+    assert_eq!(
+        out.iter().filter(|a| a.key.rule == "device_unseen").count(),
+        1,
+        "{out:?}"
+    );
 }
 
 #[test]

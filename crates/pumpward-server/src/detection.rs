@@ -151,6 +151,7 @@ fn facts(a: &Asset) -> AssetFacts {
         lifecycle: a.lifecycle_state,
         credentials: Some(a.spec.credential_state),
         maintenance_windows: Vec::new(),
+        last_seen: a.last_seen,
     }
 }
 

@@ -3,6 +3,7 @@
 //! the server runs: SQLite's WAL lets them share the store).
 
 mod config;
+mod demo;
 mod detect;
 mod findings;
 mod net;
@@ -411,36 +412,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             listen,
             gateway_listen,
             seed,
-        } => {
-            let dir = demo_dir(&cli)?;
-            // The demo's key-encryption key sits beside its own directory.
-            let mut pki = s.pki.clone();
-            if let pumpward_server::pki::KekSource::KeyFile { path, .. } = &pki.kek {
-                if let pumpward_server::pki::KekSource::KeyFile { path: default, .. } =
-                    pumpward_server::pki::KekSource::default_for(&s.data_dir)
-                {
-                    if *path == default {
-                        pki.kek = pumpward_server::pki::KekSource::default_for(&dir);
-                    }
-                }
-            }
-            let s = Settings {
-                data_dir: dir,
-                database_url: None,
-                pki,
-                ..s
-            };
-            let store = open(&s).await?;
-            load_demo(&store, seed).await?;
-            let token = demo_sim_token(&store).await?;
-            let listen = listen.unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid"));
-            let gateway =
-                gateway_listen.unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid"));
-            let fleet = tokio::spawn(demo_fleet(s.data_dir.clone(), listen, gateway, token));
-            let r = serve(&s, Some(listen), Some(gateway), store).await;
-            fleet.abort();
-            r?;
-        }
+        } => demo::run(&cli, s, listen, gateway_listen, seed).await?,
         Command::Inventory(c) => return inventory(&s, c).await,
         Command::User(c) => return user(&s, c).await,
         Command::Audit(c) => return audit(&s, c).await,
@@ -496,139 +468,6 @@ async fn serve(
         pki: s.pki.clone(),
     };
     pumpward_server::run(opts, store).await
-}
-
-/// A service account for the demo's simulated fleet, and its API token
-/// (enrollment codes and the pump list): the fleet enrolls through EST like
-/// real pumps would.
-async fn demo_sim_token(store: &Store) -> Result<String> {
-    use pumpward_core::access::Permission;
-    let secret = pumpward_server::auth::random_token();
-    let secret = format!("{}{secret}", pumpward_server::auth::TOKEN_PREFIX);
-    let actor = Actor {
-        id: "system:demo".into(),
-        source: None,
-    };
-    let unusable = password::hash_password(&pumpward_server::auth::random_token());
-    let u = store
-        .create_user(
-            "demo-fleet",
-            "Demo fleet simulator",
-            Role::Biomed,
-            &unusable,
-            false,
-            &actor,
-        )
-        .await?;
-    store
-        .create_api_token(
-            &u,
-            "demo fleet",
-            &pumpward_server::auth::token_hash(&secret),
-            &[Permission::InventoryRead, Permission::PkiEnroll],
-            time::OffsetDateTime::now_utc() + time::Duration::days(1),
-            &actor,
-        )
-        .await?;
-    Ok(secret)
-}
-
-/// Runs the demo's simulated fleet once the server answers.
-async fn demo_fleet(
-    data_dir: PathBuf,
-    listen: std::net::SocketAddr,
-    gateway: std::net::SocketAddr,
-    token: String,
-) {
-    let ca = data_dir.join("tls/ca.pem");
-    let server = format!("https://{listen}");
-    for _ in 0..600 {
-        if ca.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let mut o = pumpward_pump::sim::SimOptions::new(&server, &gateway.to_string(), &token, ca, 60);
-    o.duration = std::time::Duration::from_secs(7 * 24 * 3600);
-    o.speed = 30.0;
-    o.state_dir = Some(data_dir.join("sim"));
-    tracing::info!(
-        "starting a simulated fleet of 60 pumps (EST enrollment, then the device channel)"
-    );
-    if let Err(e) = pumpward_pump::sim::run_sim(o).await {
-        tracing::error!(error = %e, "the simulated fleet stopped");
-    }
-}
-
-/// The demo always starts fresh: it uses `./pumpward-demo` (or --data-dir)
-/// and recreates it, but only if it is empty or was made by an earlier demo.
-fn demo_dir(cli: &Cli) -> Result<PathBuf> {
-    let dir = cli
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("pumpward-demo"));
-    let marker = dir.join(".pumpward-demo");
-    if dir.exists() {
-        let empty = std::fs::read_dir(&dir)?.next().is_none();
-        if !empty && !marker.exists() {
-            bail!(
-                "{} exists and was not made by `pumpward demo`; choose another --data-dir",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing the old demo in {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(
-        &marker,
-        "This directory was made by `pumpward demo` and is recreated at every demo start.\n",
-    )?;
-    Ok(dir)
-}
-
-async fn load_demo(store: &Store, seed: u64) -> Result<()> {
-    let h = pumpward_core::demo::sample_hospital(seed);
-    let actor = Actor {
-        id: "system:demo".into(),
-        source: None,
-    };
-    for m in &h.models {
-        store.put_model(m, &actor).await?;
-    }
-    let rows: Vec<invcsv::ImportRow> = h
-        .assets
-        .iter()
-        .enumerate()
-        .map(|(i, a)| invcsv::ImportRow {
-            line: i as u64 + 1,
-            spec: a.spec.clone(),
-            lifecycle_state: Some(a.lifecycle_state),
-        })
-        .collect();
-    let sum = store.import_assets(&rows, false, &actor).await?;
-    if !sum.refused.is_empty() {
-        bail!("the sample hospital did not load: {:?}", sum.refused);
-    }
-    let now = time::OffsetDateTime::now_utc();
-    for a in &h.assets {
-        if let Some(secs) = a.last_seen_secs_ago {
-            store
-                .touch_asset(
-                    a.spec.asset_id.as_str(),
-                    now - time::Duration::seconds(secs.into()),
-                )
-                .await?;
-        }
-    }
-    println!(
-        "{}: loaded {} assets ({} pumps) of {} models. Sample data, not for clinical use.",
-        h.name,
-        h.assets.len(),
-        h.pumps().count(),
-        h.models.len()
-    );
-    Ok(())
 }
 
 async fn inventory(s: &Settings, c: InventoryCmd) -> Result<i32> {

@@ -698,6 +698,13 @@ pub fn from_pump_event(
         _ => return None,
     };
     let id = format!("pump:{}:{}", asset_id.as_str(), ev.seq);
+    // A dose check names the care area whose limits applied: the pump's
+    // setting at that moment, which is what care-area bursts are about
+    // (the inventory's may be stale after a pump moved ward).
+    let care_area = match &ev.kind {
+        EventKind::DoseCheck(dc) if !dc.care_area.is_empty() => Some(dc.care_area.clone()),
+        _ => care_area,
+    };
     Some(Event {
         schema_version: SCHEMA_VERSION,
         id,

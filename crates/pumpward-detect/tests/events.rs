@@ -131,11 +131,13 @@ fn pump_events_convert_from_the_device_protocol() {
         &pe,
         "pump-0042".parse().unwrap(),
         "Plum 360",
-        Some("ICU".into()),
+        // The inventory still says NICU; the pump's dose check applied ICU.
+        Some("NICU".into()),
         at,
     )
     .unwrap();
     assert_eq!(ev.id, "pump:pump-0042:17");
+    assert_eq!(ev.care_area.as_deref(), Some("ICU"));
     ev.validate().unwrap();
     assert!(
         matches!(ev.body, Body::DoseCheck { result: DoseOutcome::SoftOverride, ref override_reason, .. } if override_reason.as_deref() == Some("titration"))
@@ -159,11 +161,13 @@ fn pump_events_convert_from_the_device_protocol() {
         &programmed,
         "pump-0042".parse().unwrap(),
         "Plum 360",
-        None,
+        Some("NICU".into()),
         at,
     )
     .unwrap();
     assert!(matches!(ev.body, Body::InfusionProgrammed { .. }));
+    // Other events keep the inventory's care area.
+    assert_eq!(ev.care_area.as_deref(), Some("NICU"));
     let basic = PumpEvent {
         seq: 18,
         at,

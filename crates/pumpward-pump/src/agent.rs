@@ -603,6 +603,18 @@ impl PumpAgent {
         f(&lock(&self.inner.library))
     }
 
+    /// A library loaded through the pump's service port (a technician's
+    /// USB stick) rather than announced by the gateway: verified exactly
+    /// like an announced one, and reported the same way (an installed or
+    /// rejected event), so the server sees what the pump now runs.
+    pub async fn load_library_locally(&self, envelope: Vec<u8>) -> Result<LibraryRef, String> {
+        let inner = self.inner.clone();
+        let digest = crate::library::sha256_hex(&envelope);
+        tokio::task::spawn_blocking(move || install_library(&inner, &envelope, &digest))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     /// The installed drug library (version, envelope digest).
     pub fn library(&self) -> Option<LibraryRef> {
         lock(&self.inner.library).active_ref()

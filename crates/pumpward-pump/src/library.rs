@@ -77,7 +77,7 @@ pub struct PumpLibrary {
     active: Option<Active>,
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 

@@ -53,7 +53,8 @@ use tokio::sync::mpsc;
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 /// How often the context is reloaded and the time-driven rules run.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
-/// How often new vulnerability findings and KEV additions are looked for.
+/// How often new vulnerability findings, KEV additions and the libraries
+/// announced to pumps are looked for.
 pub const POLL_EVERY: Duration = Duration::from_secs(5);
 /// Inputs taken from the queue at once.
 const MAX_INPUTS_AT_ONCE: usize = 512;
@@ -172,12 +173,7 @@ pub async fn load_context(store: &Store) -> pumpward_store::Result<Context> {
             None => break,
         }
     }
-    ctx.libraries = store
-        .expected_pump_libraries()
-        .await?
-        .into_iter()
-        .map(|(asset, (version, digest))| (asset, ExpectedLibrary { version, digest }))
-        .collect();
+    ctx.libraries = expected_libraries(store).await?;
     ctx.firmware = store.expected_firmware_digests().await?;
     let mut after = 0;
     loop {
@@ -192,6 +188,20 @@ pub async fn load_context(store: &Store) -> pumpward_store::Result<Context> {
         }
     }
     Ok(ctx)
+}
+
+/// The library each pump should run. Reloaded on every poll too: a pump
+/// is announced a library at any moment, and what it installs next is
+/// judged against that.
+async fn expected_libraries(
+    store: &Store,
+) -> pumpward_store::Result<std::collections::HashMap<String, ExpectedLibrary>> {
+    Ok(store
+        .expected_pump_libraries()
+        .await?
+        .into_iter()
+        .map(|(asset, (version, digest))| (asset, ExpectedLibrary { version, digest }))
+        .collect())
 }
 
 /// Where the engine's inputs resume after a restart; saved inside the
@@ -443,8 +453,8 @@ impl Task {
         }
         match self.store.record_alerts(&self.alerts).await {
             Ok(new) => {
-                for id in new {
-                    tracing::info!(alert = %id, "alert raised");
+                if !new.is_empty() {
+                    tracing::info!(alerts = new.len(), first = %new[0], "alerts raised");
                 }
                 self.alerts.clear();
             }
@@ -516,6 +526,10 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
             _ = poll.tick() => {
                 if let Err(e) = task.poll_vulnerabilities().await {
                     tracing::warn!(error = %e, "cannot read new vulnerability findings");
+                }
+                match expected_libraries(&task.store).await {
+                    Ok(l) => task.ctx.libraries = l,
+                    Err(e) => tracing::warn!(error = %e, "cannot read the pumps' expected libraries"),
                 }
             }
             _ = save.tick() => {

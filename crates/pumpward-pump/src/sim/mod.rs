@@ -52,17 +52,38 @@ pub enum Scenario {
     ReplayBatch,
     /// A pump records a flood of events at once.
     EventFlood,
+    /// Someone probes the limits: programmings above the hard maximum on
+    /// one pump, each blocked by its dose check (needs a library).
+    LimitProbing,
+    /// Soft limits overridden again and again on one pump (needs a library).
+    OverrideStorm,
+    /// A library signed by a key the pumps do not trust is loaded through a
+    /// pump's service port: the pump refuses it.
+    ForgedLibrary,
+    /// A validly signed library that was not released to this pump is
+    /// loaded through its service port (needs `side_load_library`).
+    SideLoadedLibrary,
+    /// A login to a pump's maintenance menu outside any approved window.
+    MaintenanceLogin,
+    /// A pump reports a firmware image whose digest is not the vendor's.
+    FirmwareTamper,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 12] = [
         Self::GatewayOutage,
         Self::CertificateRevoked,
         Self::RogueDevice,
         Self::ClonedCertificate,
         Self::ReplayBatch,
         Self::EventFlood,
+        Self::LimitProbing,
+        Self::OverrideStorm,
+        Self::ForgedLibrary,
+        Self::SideLoadedLibrary,
+        Self::MaintenanceLogin,
+        Self::FirmwareTamper,
     ];
 
     /// The CLI name.
@@ -74,6 +95,12 @@ impl Scenario {
             Self::ClonedCertificate => "cloned-cert",
             Self::ReplayBatch => "replay",
             Self::EventFlood => "event-flood",
+            Self::LimitProbing => "limit-probing",
+            Self::OverrideStorm => "override-storm",
+            Self::ForgedLibrary => "forged-library",
+            Self::SideLoadedLibrary => "side-loaded-library",
+            Self::MaintenanceLogin => "maintenance-login",
+            Self::FirmwareTamper => "firmware-tamper",
         }
     }
 }
@@ -147,6 +174,8 @@ pub struct SimOptions {
     /// Library-signing keys the pumps trust; empty: the server's
     /// `/pki/library-signing.pem`, fetched at start.
     pub library_trust: Vec<pumpward_druglib::TrustedKey>,
+    /// A signed library envelope for [`Scenario::SideLoadedLibrary`].
+    pub side_load_library: Option<Vec<u8>>,
 }
 
 impl SimOptions {
@@ -167,6 +196,7 @@ impl SimOptions {
             speed: 1.0,
             duration: Duration::from_secs(60),
             scenarios: Vec::new(),
+            side_load_library: None,
             state_dir: None,
             seed: 1,
             gateway_server_name: None,
@@ -278,6 +308,12 @@ impl fmt::Display for SimReport {
     }
 }
 
+/// The firmware image digest a simulated pump of this model and version
+/// reports (the demo puts the same on file as the vendor's).
+pub fn simulated_firmware_digest(manufacturer: &str, model: &str, version: &str) -> String {
+    sha256_hex(&format!("{manufacturer} {model} {version}"))
+}
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
@@ -358,12 +394,11 @@ fn pump_config(
         .clone()
         .filter(|f| !f.trim().is_empty())
         .unwrap_or_else(|| "1.0.0".into());
-    let model = format!(
-        "{} {}",
+    c.firmware_digest = simulated_firmware_digest(
         a.manufacturer.as_deref().unwrap_or("?"),
-        a.model.as_deref().unwrap_or("?")
+        a.model.as_deref().unwrap_or("?"),
+        &fw,
     );
-    c.firmware_digest = sha256_hex(&format!("{model} {fw}"));
     c.firmware_version = fw;
     c.library_trust = o.library_trust.clone();
     c.network = NetworkIdentity {
@@ -746,6 +781,18 @@ fn probe_hello(mac: &str, ip: &str, next_seq: u64) -> Hello {
     }
 }
 
+/// The sample library signed by a freshly made key no pump trusts, with a
+/// version above any real one.
+fn forged_library_envelope() -> Result<Vec<u8>, String> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut lib = pumpward_druglib::sample_library();
+    lib.version = 9_999;
+    let now = OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    pumpward_druglib::envelope::sign_library(&lib, &key.serialize_der(), b"rogue", "rogue", now)
+        .map_err(|e| e.to_string())
+}
+
 /// Connection attempts of the rogue device.
 const ROGUE_ATTEMPTS: usize = 6;
 
@@ -769,6 +816,12 @@ impl ScenarioCtx {
             Scenario::ClonedCertificate => self.cloned().await,
             Scenario::ReplayBatch => self.replay().await,
             Scenario::EventFlood => self.flood().await,
+            Scenario::LimitProbing => self.limits(model::LimitCross::Hard).await,
+            Scenario::OverrideStorm => self.limits(model::LimitCross::Soft).await,
+            Scenario::ForgedLibrary => self.forged_library().await,
+            Scenario::SideLoadedLibrary => self.side_loaded_library().await,
+            Scenario::MaintenanceLogin => self.maintenance_login().await,
+            Scenario::FirmwareTamper => self.firmware_tamper().await,
         };
         tracing::info!(scenario = %s, passed, %observed, "scenario done");
         ScenarioOutcome {
@@ -862,6 +915,175 @@ impl ScenarioCtx {
             ),
             closed && refused,
         )
+    }
+
+    /// Programmings through one pump's real dose check that cross a limit:
+    /// six above the hard maximum (each blocked), or twelve between soft and
+    /// hard maximum with a reason (each an override).
+    async fn limits(&self, cross: model::LimitCross) -> (&'static str, String, bool) {
+        use pumpward_druglib::check::{DoseInput, DrugSelection, Programming};
+        // Per pump, above the pump rule's threshold; over up to three pumps
+        // of one care area, above the care-area rule's.
+        let (expected, per_pump, k) = match cross {
+            model::LimitCross::Hard => (
+                "on up to three pumps of one care area, six programmings each above a hard maximum, every one blocked by the pump's dose check",
+                6,
+                3,
+            ),
+            model::LimitCross::Soft => (
+                "on up to three pumps of one care area, twelve programmings each beyond a soft maximum, every one overridden with a reason",
+                12,
+                4,
+            ),
+        };
+        // Pumps with a library: one busy with an infusion installs it
+        // later, and a rollout may still be on its way.
+        let n_agents = self.fleet.agents.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        let first = loop {
+            let found = (0..n_agents)
+                .map(|i| self.agent(k + i))
+                .find(|a| a.library().is_some());
+            match found {
+                Some(a) => break a,
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                None => break self.agent(k),
+            }
+        };
+        let area = first.therapy().care_area.unwrap_or_default();
+        let Some((entry, dose, weight)) =
+            first.with_library(|l| model::crossing_dose(l, &area, cross))
+        else {
+            return (
+                expected,
+                format!(
+                    "{}: no library entry with the limits needed in {area:?} (is a library installed?)",
+                    first.config().asset_id
+                ),
+                false,
+            );
+        };
+        let version = first.library();
+        let pumps: Vec<&PumpAgent> = (0..n_agents)
+            .map(|i| self.agent(k + i))
+            .filter(|a| {
+                a.library() == version && a.therapy().care_area.as_deref() == Some(area.as_str())
+            })
+            .take(3)
+            .collect();
+        let (mut crossed, mut tried) = (0, 0);
+        for a in &pumps {
+            for i in 0..per_pump {
+                let p = Programming {
+                    drug: Some(DrugSelection {
+                        drug: &entry.drug,
+                        concentration: entry.concentration,
+                    }),
+                    dose: DoseInput::Dose {
+                        value: dose,
+                        unit: entry.dosing_unit,
+                    },
+                    weight_kg: weight,
+                    bolus: None,
+                    vtbi_ml: None,
+                    override_reason: (cross == model::LimitCross::Soft)
+                        .then_some("titrating to effect per protocol"),
+                };
+                let outcome =
+                    a.program_at(OffsetDateTime::now_utc(), &format!("sim-limit-{i}"), &p);
+                let ok = match (cross, outcome) {
+                    (model::LimitCross::Hard, Ok(o)) => !o.allows_start(),
+                    (model::LimitCross::Soft, Ok(o)) => o.allows_start(),
+                    _ => false,
+                };
+                crossed += usize::from(ok);
+                tried += 1;
+            }
+            a.flush().await;
+        }
+        let ids: Vec<&str> = pumps.iter().map(|a| a.config().asset_id.as_str()).collect();
+        (
+            expected,
+            format!(
+                "{} ({area}): {crossed} of {tried} at {dose} {} of {}",
+                ids.join(", "),
+                entry.dosing_unit,
+                entry.drug
+            ),
+            tried > 0 && crossed == tried,
+        )
+    }
+
+    async fn forged_library(&self) -> (&'static str, String, bool) {
+        let expected = "a library signed by an unknown key, loaded through a pump's service port, is refused and the pump keeps its library";
+        let a = self.agent(5);
+        let id = a.config().asset_id.clone();
+        let before = a.library();
+        let envelope = match forged_library_envelope() {
+            Ok(e) => e,
+            Err(e) => return (expected, format!("could not forge: {e}"), false),
+        };
+        let r = a.load_library_locally(envelope).await;
+        a.flush().await;
+        let kept = a.library() == before;
+        let shown = match &r {
+            Ok(l) => format!("installed version {}", l.version),
+            Err(e) => format!("refused: {e}"),
+        };
+        (expected, format!("{id}: {shown}"), r.is_err() && kept)
+    }
+
+    async fn side_loaded_library(&self) -> (&'static str, String, bool) {
+        let expected = "a validly signed library that was not released to this pump installs through its service port (the server's library_mismatch rule must notice)";
+        let Some(envelope) = self.opts.side_load_library.clone() else {
+            return (expected, "no library to side-load was given".into(), false);
+        };
+        // A pump that installed the library it was sent: what it should
+        // run is on record, so the side-loaded one is a mismatch.
+        let a = (0..self.fleet.agents.len())
+            .map(|i| self.agent(6 + i))
+            .find(|a| a.library().is_some())
+            .unwrap_or_else(|| self.agent(6));
+        let id = a.config().asset_id.clone();
+        let r = a.load_library_locally(envelope).await;
+        a.flush().await;
+        match r {
+            Ok(l) => (
+                expected,
+                format!("{id}: installed version {}", l.version),
+                true,
+            ),
+            Err(e) => (expected, format!("{id}: refused: {e}"), false),
+        }
+    }
+
+    async fn maintenance_login(&self) -> (&'static str, String, bool) {
+        let expected = "a successful login at a pump's service port is reported as an event";
+        let a = self.agent(7);
+        let id = a.config().asset_id.clone();
+        let r = a.record(EventKind::MaintenanceLogin {
+            method: pumpward_proto::message::LoginMethod::ServicePort,
+            success: true,
+            account: Some("service".into()),
+        });
+        a.flush().await;
+        (expected, format!("{id}: {r:?}"), r.is_ok())
+    }
+
+    async fn firmware_tamper(&self) -> (&'static str, String, bool) {
+        let expected = "a pump reports a firmware image whose digest is not the vendor's";
+        let a = self.agent(8);
+        let id = a.config().asset_id.clone();
+        let version = a.config().firmware_version.clone();
+        let r = a.record(EventKind::FirmwareChanged {
+            from: Some(version.clone()),
+            to: version.clone(),
+            digest: sha256_hex(&format!("tampered image of {version}")),
+        });
+        a.flush().await;
+        (expected, format!("{id}: {version}, {r:?}"), r.is_ok())
     }
 
     async fn rogue(&self) -> (&'static str, String, bool) {

@@ -516,3 +516,41 @@ pub fn check_transitions(events: &[EventKind]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Which limit a test programming crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitCross {
+    /// Above the hard maximum: the pump blocks it.
+    Hard,
+    /// Between the soft and the hard maximum: needs an override reason.
+    Soft,
+}
+
+/// A library entry of `care_area` with the limits `cross` needs, and the
+/// dose (in its dosing unit) and weight that cross them: what the attack
+/// scenarios program through the pump's real dose check.
+pub(crate) fn crossing_dose(
+    lib: &PumpLibrary,
+    care_area: &str,
+    cross: LimitCross,
+) -> Option<(pumpward_druglib::model::Entry, Dec, Option<Dec>)> {
+    let area = lib.care_area(care_area)?;
+    let weight = area
+        .weight_kg
+        .and_then(|w| f(Some(w.min)).zip(f(Some(w.max))))
+        .map(|(lo, hi)| (lo + hi) / 2.0);
+    area.entries.iter().find_map(|e| {
+        let hmax = f(e.hard_max)?;
+        let target = match cross {
+            LimitCross::Hard => hmax * 1.5,
+            LimitCross::Soft => {
+                let smax = f(e.soft_max)?;
+                if smax >= hmax {
+                    return None;
+                }
+                smax + (hmax - smax) / 2.0
+            }
+        };
+        Some((e.clone(), dec(target)?, weight.and_then(dec)))
+    })
+}

@@ -276,11 +276,28 @@ async fn simulated_fleet_against_the_real_gateway() {
     assert!(store.audit_verify().await.unwrap().error.is_none());
 }
 
+/// The rules the demo's storyline makes fire (`docs/demo.md`).
+const DEMO_RULES: &[&str] = &[
+    "library_mismatch",
+    "library_rejected",
+    "hard_limit_burst_pump",
+    "hard_limit_burst_care_area",
+    "soft_override_burst_pump",
+    "soft_override_burst_care_area",
+    "firmware_digest_mismatch",
+    "auth_failure_burst",
+    "certificate_concurrent_use",
+    "device_unseen",
+    "maintenance_outside_window",
+    "default_credentials",
+    "kev_finding_in_service",
+];
+
 /// The README's first command: `pumpward demo` prints the setup link (its
 /// fleet's service account does not close setup) and its simulated pumps
 /// enroll through EST and deliver events over the device channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_prints_the_setup_link_and_its_fleet_comes_alive() {
+async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires() {
     use std::io::BufRead;
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("pumpward-demo");
@@ -333,6 +350,28 @@ async fn demo_prints_the_setup_link_and_its_fleet_comes_alive() {
             }
         }
     }
+    // The storyline: every rule the demo plays raises its alert.
+    let mut missing: Vec<&str> = DEMO_RULES.to_vec();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !missing.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if let Ok(store) = pumpward_store::Store::open_sqlite(&dir).await {
+            for rule in missing.clone() {
+                let (found, _) = store
+                    .list_alerts(&pumpward_store::AlertFilter {
+                        rule: Some(rule.into()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                if !found.is_empty() {
+                    missing.retain(|r| *r != rule);
+                }
+            }
+            store.close().await;
+        }
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
@@ -342,6 +381,10 @@ async fn demo_prints_the_setup_link_and_its_fleet_comes_alive() {
     assert!(
         delivering >= 10,
         "at least 10 simulated pumps enrolled and delivered events ({delivering})"
+    );
+    assert!(
+        missing.is_empty(),
+        "the demo raised no alert of {missing:?}"
     );
     assert!(
         t.path().join("pumpward-demo.kek").exists(),

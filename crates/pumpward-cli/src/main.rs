@@ -303,6 +303,11 @@ enum LibraryCmd {
         /// Refuse unless the library has this care area (as a pump does).
         #[arg(long, value_name = "ID")]
         care_area: Option<String>,
+        /// The CA chain (PEM: the issuing CA and its root, e.g. a server's
+        /// `tls/ca.pem`): refuse unless the signing certificate chains to it
+        /// with the codeSigning usage.
+        #[arg(long, value_name = "CA.pem")]
+        ca_file: Option<PathBuf>,
     },
     /// Convert a library (JSON, CSV, or a verified envelope with --cert) to
     /// JSON or CSV.
@@ -1026,11 +1031,17 @@ fn library_bytes(lib: &pumpward_druglib::Library, format: LibraryFormat) -> Vec<
     }
 }
 
-fn trusted_key(cert: &std::path::Path) -> Result<pumpward_druglib::TrustedKey> {
+fn signing_key(cert: &std::path::Path) -> Result<pumpward_pki::LibrarySigningKey> {
     let pem = String::from_utf8(read_bounded(cert, 1 << 20)?)
         .with_context(|| format!("{} is not PEM text", cert.display()))?;
-    pumpward_server::library::trusted_key_from_cert_pem(&pem)
+    pumpward_pki::library_signing_key(&pem)
         .with_context(|| format!("the signing certificate {}", cert.display()))
+}
+
+fn trusted_key(cert: &std::path::Path) -> Result<pumpward_druglib::TrustedKey> {
+    Ok(pumpward_druglib::TrustedKey::from_spki(
+        signing_key(cert)?.spki_der,
+    ))
 }
 
 /// `pumpward library …`. Exit 2 when an envelope is refused.
@@ -1048,8 +1059,10 @@ fn library(c: LibraryCmd) -> Result<i32> {
             cert,
             installed_version,
             care_area,
+            ca_file,
         } => {
-            let key = trusted_key(&cert)?;
+            let signer = signing_key(&cert)?;
+            let key = pumpward_druglib::TrustedKey::from_spki(signer.spki_der.clone());
             let bytes = read_bounded(&file, MAX_ENVELOPE_BYTES + 1)?;
             let refuse = |why: String| {
                 eprintln!("REFUSED: {}: {why}", file.display());
@@ -1059,6 +1072,31 @@ fn library(c: LibraryCmd) -> Result<i32> {
                 Ok(v) => v,
                 Err(e) => return refuse(e.to_string()),
             };
+            // The signer must have been valid when it signed, and, given the
+            // CA, chain to it.
+            let Ok(published_at) = time::OffsetDateTime::from_unix_timestamp(v.published_at as i64)
+            else {
+                return refuse(format!(
+                    "publication time {} is out of range",
+                    v.published_at
+                ));
+            };
+            let valid = signer.info.not_before..=signer.info.not_after;
+            if !valid.contains(&published_at) {
+                return refuse(format!(
+                    "published at {}, outside the signing certificate's validity ({} to {})",
+                    pumpward_core::timefmt::format(published_at),
+                    pumpward_core::timefmt::format(signer.info.not_before),
+                    pumpward_core::timefmt::format(signer.info.not_after)
+                ));
+            }
+            if let Some(ca) = &ca_file {
+                let chain = String::from_utf8(read_bounded(ca, 1 << 20)?)
+                    .with_context(|| format!("{} is not PEM text", ca.display()))?;
+                if let Err(e) = pumpward_pki::verify_library_signer(&signer, &chain, published_at) {
+                    return refuse(format!("{} against {}", e, ca.display()));
+                }
+            }
             // The pump's own rules, when asked: the same decision function.
             if let Some(area) = &care_area {
                 let installed = installed_version.map(|n| pumpward_druglib::InstalledLibrary {
@@ -1086,6 +1124,18 @@ fn library(c: LibraryCmd) -> Result<i32> {
                 .map(pumpward_core::timefmt::format)
                 .unwrap_or_else(|_| v.published_at.to_string());
             println!("OK: the envelope verifies against {}", cert.display());
+            if let Some(ca) = &ca_file {
+                println!(
+                    "chain:        the signing certificate chains to {}",
+                    ca.display()
+                );
+            }
+            if signer.info.not_after < time::OffsetDateTime::now_utc() {
+                println!(
+                    "note:         the signing certificate has expired since ({}); it was valid at publication",
+                    pumpward_core::timefmt::format(signer.info.not_after)
+                );
+            }
             println!("library:      {} ({})", v.library.id, v.library.name);
             println!("version:      {}", v.library.version);
             println!("sha256:       {}", hex_lower(&v.digest));

@@ -19,6 +19,12 @@ fn pumpward(args: &[&str]) -> Output {
 /// Publishes the sample library as version 1 (two pharmacists) through the
 /// store and the CA's signing key; returns (envelope, signing cert PEM).
 async fn publish_sample(dir: &Path) -> (Vec<u8>, String) {
+    let (env, cert, _) = publish_sample_with_chain(dir).await;
+    (env, cert)
+}
+
+/// `publish_sample`, and the CA chain PEM.
+async fn publish_sample_with_chain(dir: &Path) -> (Vec<u8>, String, String) {
     let store = Store::open_sqlite(&dir.join("data")).await.unwrap();
     let ca = CaService::open(
         store.clone(),
@@ -66,7 +72,50 @@ async fn publish_sample(dir: &Path) -> (Vec<u8>, String) {
         .unwrap();
     let env = store.library_envelope(&lib.id, 1).await.unwrap();
     store.close().await;
-    (env, signer.cert_pem().to_owned())
+    (env, signer.cert_pem().to_owned(), ca.chain_pem())
+}
+
+/// With `--ca-file`, the signing certificate must chain to that CA: the
+/// publishing hospital's chain passes, another CA's is refused.
+#[test]
+fn verify_checks_the_signing_certificate_against_the_ca_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (env, cert, chain) = rt.block_on(publish_sample_with_chain(dir.path()));
+    let (_, _, other_chain) = rt.block_on(publish_sample_with_chain(other.path()));
+    let path = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let (e, c) = (path("v1.cose", &env), path("signing.pem", cert.as_bytes()));
+    let (good, bad) = (
+        path("ca.pem", chain.as_bytes()),
+        path("other-ca.pem", other_chain.as_bytes()),
+    );
+    let o = pumpward(&["library", "verify", &e, "--cert", &c, "--ca-file", &good]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("chain:        the signing certificate chains to"),
+        "{}",
+        out(&o)
+    );
+    let o = pumpward(&["library", "verify", &e, "--cert", &c, "--ca-file", &bad]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("does not verify against the CA chain"),
+        "{}",
+        err(&o)
+    );
+    // A server certificate from the same CA is not a library signer.
+    let o = pumpward(&["library", "verify", &e, "--cert", &good]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("not a library-signing certificate"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

@@ -100,6 +100,15 @@ pub struct TrustedKey {
 }
 
 impl TrustedKey {
+    /// The key of a signing certificate's SubjectPublicKeyInfo (DER), with
+    /// its SHA-256 as key id: how Pumpward names its library-signing key.
+    pub fn from_spki(spki_der: Vec<u8>) -> TrustedKey {
+        TrustedKey {
+            kid: Sha256::digest(&spki_der).to_vec(),
+            public_key: spki_der,
+        }
+    }
+
     fn point(&self) -> &[u8] {
         self.public_key
             .strip_prefix(&P256_SPKI_PREFIX[..])

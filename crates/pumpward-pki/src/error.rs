@@ -190,4 +190,18 @@ pub enum PkiError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Rng,
+
+    /// PEM text without the expected certificate.
+    #[error("no CERTIFICATE block in the PEM")]
+    NoCertificate,
+
+    /// A certificate offered as the drug-library signer that may not sign
+    /// code.
+    #[error("the certificate {0} is not a library-signing certificate (no codeSigning EKU)")]
+    NotCodeSigning(String),
+
+    /// A certificate that does not chain to the given CA certificates, or
+    /// was not valid at the time asked.
+    #[error("the certificate does not verify against the CA chain: {0}")]
+    ChainInvalid(String),
 }

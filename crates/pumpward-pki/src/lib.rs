@@ -74,6 +74,7 @@ mod inspect;
 mod name;
 mod seal;
 mod serial;
+mod signing;
 
 pub use algorithm::KeyAlgorithm;
 pub use ca::{
@@ -90,6 +91,7 @@ pub use est::{
 pub use inspect::{inspect_certificate, CertInfo};
 pub use seal::{open_private_key, seal_private_key, Kek, MIN_PASSPHRASE_CHARS, SEALED_KEY_LABEL};
 pub use serial::CertSerial;
+pub use signing::{library_signing_key, verify_library_signer, LibrarySigningKey};
 pub use zeroize::Zeroizing;
 
 /// Result type of this crate.

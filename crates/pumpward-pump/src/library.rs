@@ -404,29 +404,12 @@ fn decimal6(r: &Ratio) -> String {
 }
 
 /// The trusted key of the hospital's library-signing certificate (the
-/// first certificate of `pem`, as served at `/pki/library-signing.pem`): its
-/// SubjectPublicKeyInfo, and as key id its SHA-256 (the server's
-/// `trusted_key_from_cert_pem` does the same for `pumpward library verify`).
-/// A certificate without the codeSigning EKU is refused.
+/// first certificate of `pem`, as served at `/pki/library-signing.pem`); see
+/// [`pumpward_pki::library_signing_key`] for what qualifies.
 pub fn trusted_key_from_cert_pem(pem: &str) -> Result<TrustedKey, AgentError> {
-    use rustls_pki_types::pem::PemObject as _;
-    let der = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .ok_or_else(|| {
-            AgentError::Config("no CERTIFICATE block in the library-signing PEM".into())
-        })?
-        .map_err(|e| AgentError::Config(format!("library-signing PEM: {e}")))?;
-    let info = pumpward_pki::inspect_certificate(&der)?;
-    if !info.code_signing {
-        return Err(AgentError::Config(format!(
-            "{} is not a library-signing certificate (no codeSigning EKU)",
-            info.subject
-        )));
-    }
-    Ok(TrustedKey {
-        kid: Sha256::digest(&info.spki_der).to_vec(),
-        public_key: info.spki_der,
-    })
+    Ok(TrustedKey::from_spki(
+        pumpward_pki::library_signing_key(pem)?.spki_der,
+    ))
 }
 
 /// The `detail.error` text of a rejection event.

@@ -21,8 +21,6 @@ use pumpward_druglib::json::{parse_library_json, to_canonical_json};
 use pumpward_druglib::{Library, TrustedKey};
 use pumpward_pki::{CertSerial, Zeroizing};
 use pumpward_store::{Actor, CertKind, SignedLibrary, StoreError, StoredLibrarySigner};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -162,25 +160,11 @@ impl LibrarySigner {
 }
 
 /// The trusted key of a library-signing certificate (the first certificate
-/// in `pem`): its SubjectPublicKeyInfo, and as key id the SHA-256 of it.
-/// Refuses a certificate that is not for code signing, so that a device or
-/// server certificate cannot be passed off as the library signer.
+/// in `pem`); see [`pumpward_pki::library_signing_key`] for what qualifies.
 pub fn trusted_key_from_cert_pem(pem: &str) -> anyhow::Result<TrustedKey> {
-    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .ok_or_else(|| anyhow!("no CERTIFICATE block in the PEM"))?
-        .map_err(|e| anyhow!("the certificate PEM: {e}"))?;
-    let info = pumpward_pki::inspect_certificate(&der)?;
-    if !info.code_signing {
-        anyhow::bail!(
-            "the certificate {} is not a library-signing certificate (no codeSigning EKU)",
-            info.subject
-        );
-    }
-    Ok(TrustedKey {
-        kid: Sha256::digest(&info.spki_der).to_vec(),
-        public_key: info.spki_der,
-    })
+    Ok(TrustedKey::from_spki(
+        pumpward_pki::library_signing_key(pem)?.spki_der,
+    ))
 }
 
 /// The signer of a running server, made or opened on first use.

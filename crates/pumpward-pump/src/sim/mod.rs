@@ -86,6 +86,16 @@ impl Scenario {
         Self::FirmwareTamper,
     ];
 
+    /// Whether it needs pumps with a drug library installed (a rollout by
+    /// the server), or, for [`Scenario::SideLoadedLibrary`], a library to
+    /// side-load: it fails, saying so, without.
+    pub fn needs_library(self) -> bool {
+        matches!(
+            self,
+            Self::LimitProbing | Self::OverrideStorm | Self::SideLoadedLibrary
+        )
+    }
+
     /// The CLI name.
     pub fn name(self) -> &'static str {
         match self {

@@ -361,6 +361,9 @@ struct Control {
     new_code: Option<String>,
     replay: bool,
     kick: bool,
+    /// Final results of commands first answered `deferred`, to send (in the
+    /// next session if none is open).
+    late_results: Vec<CommandResult>,
 }
 
 struct Inner {
@@ -377,9 +380,9 @@ struct Inner {
     tls: Mutex<Option<(String, Arc<rustls::ClientConfig>)>>,
     last_acked_batch: Mutex<Option<Vec<PumpEvent>>>,
     library: Mutex<PumpLibrary>,
-    /// A verified envelope (and its announced digest) to install once the
-    /// pump is idle.
-    pending_library: Mutex<Option<(Vec<u8>, String)>>,
+    /// A verified envelope (its announced digest, and the id of the command
+    /// answered `deferred`) to install once the pump is idle.
+    pending_library: Mutex<Option<(Vec<u8>, String, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -564,9 +567,16 @@ impl PumpAgent {
             let inner = self.inner.clone();
             self.inner.handle.spawn_blocking(move || {
                 let pending = lock(&inner.pending_library).take();
-                if let Some((env, digest)) = pending {
-                    // The outcome is reported as an event and in the status.
-                    let _ = install_library(&inner, &env, &digest);
+                if let Some((env, digest, command)) = pending {
+                    // The outcome is reported as an event, in the status,
+                    // and as the deferred command's second result.
+                    let (status, detail) = install_outcome(install_library(&inner, &env, &digest));
+                    lock(&inner.control).late_results.push(CommandResult {
+                        id: command,
+                        status,
+                        detail,
+                    });
+                    inner.wake.notify_one();
                 }
             });
         }
@@ -1423,7 +1433,7 @@ impl Session {
                 version,
                 digest,
                 size,
-            } => on_library_available(inner, version, digest, size).await,
+            } => on_library_available(inner, &c.id, version, digest, size).await,
             Command::RenewCertificate { .. } => {
                 let current = DeviceIdentity::load(&inner.cfg.state_dir, &inner.cfg.asset_id)
                     .ok()
@@ -1461,6 +1471,29 @@ impl Session {
         self.send(&PumpMessage::CommandResult(result)).await?;
         inner.status.send_modify(|s| s.commands_answered += 1);
         Ok(end)
+    }
+
+    /// Sends the second results of deferred commands; a repeat of such a
+    /// command is answered with its final result from then on. Those that
+    /// cannot be sent wait for the next session.
+    async fn send_late_results(&mut self, inner: &Arc<Inner>) -> Result<(), String> {
+        let late = std::mem::take(&mut lock(&inner.control).late_results);
+        let mut late = late.into_iter();
+        while let Some(r) = late.next() {
+            if let Err(e) = self.send(&PumpMessage::CommandResult(r.clone())).await {
+                let mut c = lock(&inner.control);
+                c.late_results.push(r);
+                c.late_results.extend(late);
+                return Err(e);
+            }
+            self.answered.retain(|a| a.id != r.id);
+            if self.answered.len() >= ANSWERED_MEMORY {
+                self.answered.pop_front();
+            }
+            self.answered.push_back(r);
+            inner.status.send_modify(|s| s.commands_answered += 1);
+        }
+        Ok(())
     }
 
     async fn replay(&mut self, inner: &Arc<Inner>) -> Result<(), String> {
@@ -1505,6 +1538,7 @@ impl Session {
             tokio::time::Instant::now() + Duration::from_secs(secs.min(86_400 * 365))
         };
         let mut link_open = link.has_changed().is_ok();
+        self.send_late_results(inner).await?;
         self.maybe_send_batch(inner).await?;
         loop {
             let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
@@ -1577,6 +1611,7 @@ impl Session {
                     if replay {
                         self.replay(inner).await?;
                     }
+                    self.send_late_results(inner).await?;
                 }
                 r = link.changed(), if link_open => {
                     if r.is_err() {
@@ -1644,6 +1679,7 @@ impl Session {
 /// the installed library stays and a `library_rejected` event says why.
 async fn on_library_available(
     inner: &Arc<Inner>,
+    command: &str,
     version: String,
     digest: String,
     size: Option<u64>,
@@ -1686,7 +1722,7 @@ async fn on_library_available(
             .map(|_| ());
         return match judged {
             Ok(()) => {
-                *lock(&inner.pending_library) = Some((envelope, digest));
+                *lock(&inner.pending_library) = Some((envelope, digest, command.to_owned()));
                 inner
                     .status
                     .send_modify(|s| s.library_pending = Some(version.clone()));
@@ -1709,6 +1745,11 @@ async fn on_library_available(
     let outcome = tokio::task::spawn_blocking(move || install_library(&job, &envelope, &digest))
         .await
         .unwrap_or_else(|e| Err(format!("install job failed: {e}")));
+    install_outcome(outcome)
+}
+
+/// A library install as a command's result.
+fn install_outcome(outcome: Result<LibraryRef, String>) -> (CommandStatus, Option<String>) {
     match outcome {
         Ok(r) => (
             CommandStatus::Completed,

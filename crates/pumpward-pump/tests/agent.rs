@@ -461,9 +461,14 @@ async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_an
 
     // The gateway received, in order: installed 5, two refusals with
     // their reasons, installed 6, the hard block.
+    // And the deferred command's second result, once installed.
     assert!(
         agent
-            .wait_for(T, |_| fx.inner().devices["PUMP-L"].events.len() >= 5)
+            .wait_for(T, |_| {
+                let i = fx.inner();
+                let d = &i.devices["PUMP-L"];
+                d.events.len() >= 5 && d.results.len() >= 5
+            })
             .await
     );
     let i = fx.inner();
@@ -500,7 +505,12 @@ async fn announced_libraries_are_fetched_over_mutual_tls_installed_or_refused_an
             ("lib-x", CommandStatus::Rejected),
             ("lib-4", CommandStatus::Rejected),
             ("lib-6", CommandStatus::Deferred),
+            ("lib-6", CommandStatus::Completed),
         ]
+    );
+    assert_eq!(
+        d.results[4].detail.as_deref(),
+        Some("library version 6 installed")
     );
 }
 

@@ -487,3 +487,150 @@ async fn quarantine_closes_the_pumps_connection() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The gateway's rollout driver with real agents: a staged rollout reaches
+/// the pilot half of the fleet only, then, once advanced, every pump; each
+/// pump fetches the signed envelope over mutual TLS, verifies and installs
+/// it (or defers it until its infusion ends), and the rollout's per-pump
+/// state comes from what the pumps report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
+    use pumpward_server::library::LibrarySigner;
+    use pumpward_server::pki::{CaService, KekSource, PkiSettings};
+    use pumpward_store::{Actor, NewLibraryDraft, NewRollout};
+    const PUMPS: usize = 6;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let secret = "pw_fleet-rollout-token-0123456789abcdefg";
+    prepare(&data, secret, PUMPS).await;
+    // The CA and its library-signing key, before the server starts (it
+    // opens the same ones), and version 1 of the sample library.
+    let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+    let ca = CaService::open(
+        store.clone(),
+        PkiSettings::new(KekSource::KeyFile {
+            path: t.path().join("kek"),
+            create: true,
+        }),
+        true,
+    )
+    .await
+    .unwrap();
+    let signer = LibrarySigner::load_or_create(&ca).await.unwrap();
+    let lib = pumpward_druglib::sample_library();
+    let (ann, bob) = (Actor::user("ann", None), Actor::user("bob", None));
+    let d = store
+        .create_library_draft(
+            &NewLibraryDraft {
+                library_id: lib.id.clone(),
+                name: lib.name.clone(),
+                content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))
+                    .unwrap(),
+            },
+            "ann",
+            None,
+            &ann,
+        )
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(
+            d.id,
+            "bob",
+            |v, c| signer.publication("user:bob", v, c),
+            &bob,
+        )
+        .await
+        .unwrap();
+    let rollout = store
+        .create_library_rollout(
+            &NewRollout {
+                library_id: lib.id.clone(),
+                version: 1,
+                pilot_care_area: None,
+                pilot_percent: 50,
+            },
+            &bob,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rollout.current_wave, 1);
+    let pilot = rollout.pilot.total as usize;
+    assert!(pilot > 0 && pilot < PUMPS, "a pilot of some pumps: {pilot}");
+
+    let (port, gport) = (free_port(), free_port());
+    let mut child = start_server(t.path(), port, gport);
+    wait_up(t.path(), gport).await;
+    let mut o = SimOptions::new(
+        &format!("https://127.0.0.1:{port}"),
+        &format!("127.0.0.1:{gport}"),
+        secret,
+        data.join("tls/ca.pem"),
+        PUMPS,
+    );
+    // Fast: infusions that defer an install end within seconds.
+    o.speed = 600.0;
+    o.duration = Duration::from_secs(25);
+    o.state_dir = Some(t.path().join("pumps"));
+    let sim = tokio::spawn(run_sim(o));
+
+    // Each pump's state as the store has it, by wave.
+    let states = |store: pumpward_store::Store| async move {
+        let mut by_wave = (Vec::new(), Vec::new());
+        for p in store.library_rollout_pumps(rollout.id, None).await.unwrap() {
+            if p.wave == 1 {
+                by_wave.0.push(p.state);
+            } else {
+                by_wave.1.push(p.state);
+            }
+        }
+        by_wave
+    };
+    let settled = |s: &Vec<String>| s.iter().all(|x| x == "installed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut wave1, mut wave2) = states(store.clone()).await;
+    while !settled(&wave1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (wave1, wave2) = states(store.clone()).await;
+    }
+    assert!(settled(&wave1), "the pilot installed: {wave1:?}");
+    assert!(
+        wave2.iter().all(|x| x == "pending"),
+        "nothing announced beyond the pilot: {wave2:?}"
+    );
+
+    store
+        .advance_library_rollout(rollout.id, &bob)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(settled(&wave1) && settled(&wave2)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (wave1, wave2) = states(store.clone()).await;
+    }
+    assert!(settled(&wave2), "after advancing, every pump: {wave2:?}");
+    let r = store.library_rollout(rollout.id).await.unwrap();
+    assert_eq!(r.counts.installed, PUMPS as i64);
+    // What the pumps said in their events is what the rollout shows.
+    let fetched = store
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some("library.rollout.advance".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(fetched.len(), 1);
+    let report = sim.await.unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(report.enrolled, PUMPS, "{report}");
+}

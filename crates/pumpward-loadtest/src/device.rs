@@ -84,7 +84,7 @@ impl Fleet {
         })
     }
 
-    fn error(&self, e: impl std::fmt::Display) {
+    pub fn error(&self, e: impl std::fmt::Display) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().expect("lock") = Some(e.to_string());
     }
@@ -93,7 +93,7 @@ impl Fleet {
         self.last_error.lock().expect("lock").clone()
     }
 
-    fn mark_up(&self, i: usize) {
+    pub fn mark_up(&self, i: usize) {
         self.welcomes.fetch_add(1, Ordering::Relaxed);
         self.up_at_us[i].store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.generation[i].fetch_add(1, Ordering::Release);
@@ -101,7 +101,7 @@ impl Fleet {
         self.connected.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn mark_down(&self, i: usize) {
+    pub fn mark_down(&self, i: usize) {
         if self.up[i].swap(false, Ordering::AcqRel) {
             self.connected.fetch_sub(1, Ordering::AcqRel);
         }
@@ -161,6 +161,15 @@ async fn send(ch: &mut Channel, m: &PumpMessage, v: u16) -> Result<()> {
     Ok(())
 }
 
+/// [`open`], with the reason of a failure.
+pub async fn open_session(
+    p: &Pump,
+    next_seq: u64,
+    t: &Target,
+) -> Result<(Channel, Welcome), String> {
+    open(p, next_seq, t).await.map_err(|e| e.reason)
+}
+
 /// TCP, TLS (client certificate, ALPN `pumpward-device/1`), hello, welcome.
 async fn open(p: &Pump, next_seq: u64, t: &Target) -> Result<(Channel, Welcome), OpenError> {
     let tcp = tokio::time::timeout(t.timeout, TcpStream::connect(t.addr))
@@ -205,7 +214,7 @@ async fn open(p: &Pump, next_seq: u64, t: &Target) -> Result<(Channel, Welcome),
     }
 }
 
-fn heartbeat(uptime: Duration) -> PumpMessage {
+pub fn heartbeat(uptime: Duration) -> PumpMessage {
     PumpMessage::Heartbeat(Heartbeat {
         battery_pct: 90,
         on_mains: Some(true),

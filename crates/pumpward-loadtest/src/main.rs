@@ -17,6 +17,7 @@ mod device;
 mod fleet;
 mod handshake;
 mod nginx;
+mod rollout;
 mod tls;
 mod util;
 
@@ -119,6 +120,17 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         offset: usize,
     },
+    /// (issue 4) Time to roll a new drug library out to the whole fleet.
+    Rollout {
+        #[arg(long, default_value_t = 10_000)]
+        pumps: usize,
+        /// New sessions per second while the fleet connects.
+        #[arg(long, default_value_t = 250.0)]
+        ramp: f64,
+        /// Give up after this many seconds of rollout.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// (e) Time for the whole fleet to reconnect after the server is killed and restarted.
     Reconnect {
         #[arg(long, default_value_t = 2_000)]
@@ -203,6 +215,11 @@ async fn run(cli: Cli) -> Result<()> {
             hold,
             reconnect,
         } => connections(&cli, &layout, *pumps, *ramp, *hold, *reconnect).await,
+        Cmd::Rollout {
+            pumps,
+            ramp,
+            timeout,
+        } => rollout(&cli, &layout, *pumps, *ramp, *timeout).await,
         Cmd::Handshakes {
             concurrency,
             seconds,
@@ -957,5 +974,175 @@ async fn reconnect(
     result(json!({"measure": "reconnect", "pumps": n, "signal": signal,
         "median_s_after_signal": median(&all_s), "median_s_after_listening": median(&from_up_s),
         "runs": runs_json}));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// (issue 4) A library rolled out to the whole fleet
+// ---------------------------------------------------------------------------
+
+/// Publishes a new version of the sample library (two pharmacists, the CA's
+/// signing key), connects the fleet, creates a rollout to everyone and
+/// measures until the store shows every pump installed.
+async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) -> Result<()> {
+    use pumpward_server::library::LibrarySigner;
+    use pumpward_server::pki::CaService;
+    use pumpward_store::{Actor, NewLibraryDraft, NewRollout, Store};
+    let store = Store::open_sqlite(&layout.data()).await?;
+    let ca = CaService::open(store.clone(), fleet::settings(layout), false).await?;
+    let signer = LibrarySigner::load_or_create(&ca).await?;
+    let mut lib = pumpward_druglib::sample_library();
+    // A new version each run: the same content under another name.
+    lib.name = format!(
+        "{} (load run {})",
+        lib.name,
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let (ann, bob) = (Actor::user("lt-ann", None), Actor::user("lt-bob", None));
+    let d = store
+        .create_library_draft(
+            &NewLibraryDraft {
+                library_id: lib.id.clone(),
+                name: lib.name.clone(),
+                content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))?,
+            },
+            "lt-ann",
+            None,
+            &ann,
+        )
+        .await?;
+    store.submit_library_revision(d.id, "lt-ann", &ann).await?;
+    store.approve_library_revision(d.id, "lt-bob", &bob).await?;
+    let published = store
+        .publish_library_revision(
+            d.id,
+            "lt-bob",
+            |v, c| signer.publication("user:lt-bob", v, c),
+            &bob,
+        )
+        .await?;
+    let version = store
+        .library_revisions(&lib.id)
+        .await?
+        .iter()
+        .filter_map(|r| r.version)
+        .max()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no published version after publishing revision {}",
+                published.id
+            )
+        })?;
+    let envelope = store.library_envelope(&lib.id, version).await?;
+    println!(
+        "published {} version {version}: envelope {} bytes",
+        lib.id,
+        envelope.len()
+    );
+
+    let indices: Vec<usize> = (0..n).collect();
+    let assets: Vec<String> = indices.iter().map(|&i| fleet::asset_id(i)).collect();
+    let seqs = fleet::last_seqs(layout, &assets).await?;
+    let ca_pem = std::fs::read_to_string(layout.ca_pem())?;
+    let pumps = load_pumps(layout, &indices, &ca_pem).await?;
+    let trust = tls::Trust::from_pem(&ca_pem)?;
+    let http: Vec<_> = pumps
+        .iter()
+        .map(|p| trust.client(&p.id, &[b"http/1.1"]))
+        .collect::<Result<_>>()?;
+    let spec = server_spec(cli, layout)?;
+    let mut server = spec.start().await?;
+    let f = Fleet::new(n);
+    let t = target(&spec);
+    let counts = Arc::new(rollout::Counts::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let t_ramp = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for (k, (p, h)) in pumps.into_iter().zip(http).enumerate() {
+        let due = Duration::from_secs_f64(k as f64 / ramp);
+        if let Some(w) = due.checked_sub(t_ramp.elapsed()) {
+            tokio::time::sleep(w).await;
+        }
+        handles.push(tokio::spawn(rollout::run_pump(
+            p,
+            h,
+            seqs[k] + 1,
+            t.clone(),
+            f.clone(),
+            counts.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let all = wait_until(
+        "ramp",
+        Duration::from_secs_f64(n as f64 / ramp + 180.0),
+        &f,
+        || f.connected.load(Ordering::Relaxed) >= n,
+    )
+    .await;
+    println!(
+        "ramp: {}/{n} connected after {:.1} s{}; loadavg {}",
+        f.connected.load(Ordering::Relaxed),
+        t_ramp.elapsed().as_secs_f64(),
+        if all { "" } else { " (NOT all)" },
+        loadavg()
+    );
+
+    let cpu0 = server.cpu();
+    let t0 = Instant::now();
+    let r = store
+        .create_library_rollout(
+            &NewRollout {
+                library_id: lib.id.clone(),
+                version,
+                pilot_care_area: None,
+                pilot_percent: 0,
+            },
+            &bob,
+        )
+        .await?;
+    let mut in_store = 0i64;
+    let mut first_full: Option<f64> = None;
+    let mut next_print = Duration::from_secs(5);
+    while t0.elapsed() < Duration::from_secs(timeout) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        in_store = store.library_rollout(r.id).await?.counts.installed;
+        if in_store >= n as i64 {
+            first_full = Some(t0.elapsed().as_secs_f64());
+            break;
+        }
+        if t0.elapsed() >= next_print {
+            next_print += Duration::from_secs(5);
+            println!(
+                "  {:>3.0} s: {in_store} installed in the store; {} fetched, {} acknowledged by the gateway, {} fetch failures; loadavg {}",
+                t0.elapsed().as_secs_f64(),
+                counts.fetched.load(Ordering::Relaxed),
+                counts.installed.load(Ordering::Relaxed),
+                counts.fetch_failures.load(Ordering::Relaxed),
+                loadavg()
+            );
+        }
+    }
+    let elapsed = first_full.unwrap_or_else(|| t0.elapsed().as_secs_f64());
+    let cpu = (server.cpu() - cpu0).as_secs_f64();
+    println!(
+        "rollout to {n} pumps: {in_store} installed in the store after {elapsed:.1} s{}; server CPU {cpu:.1} s; {} envelopes fetched ({} bytes each), {} fetch failures; last error {:?}",
+        if first_full.is_some() { "" } else { " (NOT all: timed out)" },
+        counts.fetched.load(Ordering::Relaxed),
+        envelope.len(),
+        counts.fetch_failures.load(Ordering::Relaxed),
+        f.last_error()
+    );
+    result(json!({
+        "bench": "rollout", "pumps": n, "installed": in_store, "seconds": elapsed,
+        "complete": first_full.is_some(), "server_cpu_s": cpu,
+        "envelope_bytes": envelope.len(), "loadavg": loadavg(),
+    }));
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    server.stop()?;
+    store.close().await;
     Ok(())
 }

@@ -313,3 +313,9 @@ mod tests {
         assert!(!loadavg().is_empty());
     }
 }
+
+/// SHA-256 of `b`, lowercase hex.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}

@@ -1054,7 +1054,7 @@ async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) 
     let mut server = spec.start().await?;
     let f = Fleet::new(n);
     let t = target(&spec);
-    let counts = Arc::new(rollout::Counts::default());
+    let counts = Arc::new(rollout::Counts::new(2_000));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let t_ramp = Instant::now();
     let mut handles = Vec::with_capacity(n);
@@ -1114,7 +1114,7 @@ async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) 
         if t0.elapsed() >= next_print {
             next_print += Duration::from_secs(5);
             println!(
-                "  {:>3.0} s: {in_store} installed in the store; {} fetched, {} acknowledged by the gateway, {} fetch failures; loadavg {}",
+                "  {:>3.0} s: {in_store} installed in the store; {} fetched, {} acknowledged by the gateway, {} failed fetch attempts; loadavg {}",
                 t0.elapsed().as_secs_f64(),
                 counts.fetched.load(Ordering::Relaxed),
                 counts.installed.load(Ordering::Relaxed),
@@ -1126,7 +1126,7 @@ async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) 
     let elapsed = first_full.unwrap_or_else(|| t0.elapsed().as_secs_f64());
     let cpu = (server.cpu() - cpu0).as_secs_f64();
     println!(
-        "rollout to {n} pumps: {in_store} installed in the store after {elapsed:.1} s{}; server CPU {cpu:.1} s; {} envelopes fetched ({} bytes each), {} fetch failures; last error {:?}",
+        "rollout to {n} pumps: {in_store} installed in the store after {elapsed:.1} s{}; server CPU {cpu:.1} s; {} envelopes fetched ({} bytes each), {} failed fetch attempts (retried); last error {:?}",
         if first_full.is_some() { "" } else { " (NOT all: timed out)" },
         counts.fetched.load(Ordering::Relaxed),
         envelope.len(),

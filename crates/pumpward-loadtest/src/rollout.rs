@@ -29,14 +29,58 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
-/// What the pumps of a rollout run did.
-#[derive(Default)]
+/// What the pumps of a rollout run did, and the fetches they may have in
+/// flight at once.
 pub struct Counts {
     /// Envelopes fetched and matching their announced digest.
     pub fetched: AtomicUsize,
     /// `library_installed` events the gateway acknowledged.
     pub installed: AtomicUsize,
+    /// Fetch attempts that failed (each is retried, up to five times).
     pub fetch_failures: AtomicUsize,
+    /// Fetches in flight at most: 10,000 sessions and their fetches share
+    /// this machine's limit of 20,000 open files, in the load generator and
+    /// in the server alike.
+    slots: tokio::sync::Semaphore,
+}
+
+impl Counts {
+    pub fn new(max_fetches: usize) -> Counts {
+        Counts {
+            fetched: AtomicUsize::new(0),
+            installed: AtomicUsize::new(0),
+            fetch_failures: AtomicUsize::new(0),
+            slots: tokio::sync::Semaphore::new(max_fetches),
+        }
+    }
+}
+
+/// A fetch as a pump would retry it: up to five attempts, one to five
+/// seconds apart.
+async fn fetch_with_retries(
+    t: &Target,
+    tls: &Arc<ClientConfig>,
+    digest: &str,
+    counts: &Counts,
+) -> Result<Vec<u8>> {
+    let mut attempt = 0;
+    loop {
+        let r = {
+            let _slot = counts.slots.acquire().await?;
+            fetch_envelope(t, tls.clone(), digest).await
+        };
+        match r {
+            Ok(b) => return Ok(b),
+            Err(e) => {
+                counts.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                attempt += 1;
+                if attempt == 5 {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+        }
+    }
 }
 
 /// `GET /device/v1/library/<digest>` over a new mutually authenticated TLS
@@ -152,7 +196,7 @@ pub async fn run_pump(
                         Ok(GatewayMessage::Command(c)) => {
                             let (status, detail) = match &c.command {
                                 Command::DrugLibraryAvailable { version, digest, .. } => {
-                                    match fetch_envelope(&t, http.clone(), digest).await {
+                                    match fetch_with_retries(&t, &http, digest, &counts).await {
                                         Ok(_) => {
                                             counts.fetched.fetch_add(1, Ordering::Relaxed);
                                             let seq = next_seq;
@@ -175,7 +219,6 @@ pub async fn run_pump(
                                             (CommandStatus::Completed, None)
                                         }
                                         Err(e) => {
-                                            counts.fetch_failures.fetch_add(1, Ordering::Relaxed);
                                             f.error(format!("{}: fetch: {e}", p.id.asset));
                                             (CommandStatus::Failed, Some(e.to_string().chars().take(200).collect()))
                                         }

@@ -291,6 +291,12 @@ pub fn machine_line() -> String {
     )
 }
 
+/// SHA-256 of `b`, lowercase hex.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,10 +318,4 @@ mod tests {
         let _ = self_cpu();
         assert!(!loadavg().is_empty());
     }
-}
-
-/// SHA-256 of `b`, lowercase hex.
-pub fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(b))
 }

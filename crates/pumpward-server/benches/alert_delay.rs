@@ -131,7 +131,7 @@ async fn run(rate: u64, seconds: u64) -> Figures {
                     let b = DeviceBatch {
                         asset_id: id.clone(),
                         events,
-                        gaps: Vec::new(),
+                        ..Default::default()
                     };
                     if writer.store(b).await.is_ok() {
                         stored.fetch_add(BATCH as u64, Ordering::Relaxed);
@@ -152,7 +152,7 @@ async fn run(rate: u64, seconds: u64) -> Figures {
             let b = DeviceBatch {
                 asset_id: id.clone(),
                 events: vec![event(seq, hard_block())],
-                gaps: Vec::new(),
+                ..Default::default()
             };
             writer.store(b).await.expect("probe stored");
         }

@@ -684,6 +684,8 @@ pub async fn run_session(
                                 asset_id: asset_id.clone(),
                                 events,
                                 gaps: plan.gaps.iter().map(|g| (g.from, g.to)).collect(),
+                                // The rollout state follows the events, in their commit.
+                                library_reports: reports.into_iter().map(|(_, r)| r).collect(),
                             };
                             if let Err(e) = st.events.store(batch).await {
                                 tracing::error!(error = %e, "cannot store device events");
@@ -691,12 +693,6 @@ pub async fn run_session(
                                 continue;
                             }
                             st.metrics.device_events_stored.inc_by(n);
-                            if !reports.is_empty() {
-                                // The events are stored; the rollout state follows them.
-                                if let Err(e) = st.store.record_library_reports(&reports, time::OffsetDateTime::now_utc()).await {
-                                    tracing::warn!(%asset_id, error = %e, "cannot apply library reports to the rollout");
-                                }
-                            }
                         }
                         let ack = match tracker.commit(&plan) {
                             Ok(a) => a,

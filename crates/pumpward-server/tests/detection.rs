@@ -77,7 +77,7 @@ async fn stored_pump_events_raise_alerts() {
                     to: "Adult ICU".into(),
                 },
             )],
-            gaps: Vec::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -93,7 +93,7 @@ async fn stored_pump_events_raise_alerts() {
                     reason: LibraryRejectReason::SignatureInvalid,
                 },
             )],
-            gaps: Vec::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -214,7 +214,7 @@ async fn store_blocks(writer: &EventWriter, asset: &str, seqs: std::ops::Range<u
             .store(DeviceBatch {
                 asset_id: asset.into(),
                 events: vec![hard_block(seq)],
-                gaps: Vec::new(),
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -913,7 +913,7 @@ async fn cqi_report_as_json_csv_and_a_page_with_a_chart() {
                     check(2, DoseCheckResult::SoftOverride, Some("@SUM(A1) aPTT low")),
                     check(3, DoseCheckResult::HardBlock, None),
                 ],
-                gaps: vec![],
+                ..Default::default()
             }],
             now,
         )

@@ -25,12 +25,15 @@ pub struct DeviceEventRecord {
     pub body: String,
 }
 
-/// One pump's accepted batch: its new events and the gaps it revealed.
-#[derive(Debug, Clone)]
+/// One pump's accepted batch: its new events, the gaps it revealed, and
+/// what its events report about drug libraries (applied to the rollout in
+/// the same transaction as the events).
+#[derive(Debug, Clone, Default)]
 pub struct DeviceBatch {
     pub asset_id: String,
     pub events: Vec<DeviceEventRecord>,
     pub gaps: Vec<(u64, u64)>,
+    pub library_reports: Vec<crate::LibraryReport>,
 }
 
 /// What a pump said in hello, with the certificate it connected with.
@@ -226,6 +229,13 @@ impl Store {
                 .await?;
             }
         }
+        // The rollout state follows the reports the events carry, in the
+        // same commit: many pumps' installs cost one transaction.
+        let reports: Vec<(&str, &crate::LibraryReport)> = batches
+            .iter()
+            .flat_map(|b| b.library_reports.iter().map(|r| (b.asset_id.as_str(), r)))
+            .collect();
+        crate::rollout::apply_library_reports(&mut tx, &reports, &now_s).await?;
         // No per-pump watermark row is written here: the highest stored
         // sequence is `MAX(seq)` of the pump's events (see
         // `device_last_seq`). Upserting `device_channel.last_seq` for every

@@ -536,9 +536,11 @@ impl Store {
         tx.commit().await
     }
 
-    /// Applies what pumps reported (in the order given) to their rows in
-    /// the current rollouts, and keeps the version they run in the device
-    /// channel state. Returns the rows changed.
+    /// Applies what pumps reported (installed, rejected, deferred) to their
+    /// rows in the current rollouts, and keeps the version they run in the
+    /// device channel state. Returns the rows changed. (Reports carried by
+    /// pump events are applied with the events themselves, by
+    /// [`Store::store_device_batches`].)
     pub async fn record_library_reports(
         &self,
         reports: &[(String, LibraryReport)],
@@ -547,70 +549,10 @@ impl Store {
         if reports.is_empty() {
             return Ok(0);
         }
-        let now_s = timefmt::format(now);
         let mut tx = self.write_tx().await?;
-        let mut changed = 0;
-        for (asset, rep) in reports {
-            let n = match rep {
-                LibraryReport::Installed { version, digest } => {
-                    // The version it runs, even if its hello predates the store.
-                    sqlx::query(
-                        "INSERT INTO device_channel (asset_id, last_seq, library_version)                          SELECT $2, 0, $1 WHERE EXISTS (SELECT 1 FROM assets WHERE asset_id = $2)                          ON CONFLICT (asset_id) DO UPDATE SET library_version = excluded.library_version",
-                    )
-                    .bind(version.clone())
-                    .bind(asset.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE library_rollout_pumps SET state = 'installed', reported_at = $1, \
-                         reported_version = $2, reason = NULL WHERE asset_id = $3 AND rollout_id IN \
-                         (SELECT id FROM library_rollouts WHERE envelope_sha256 = $4 \
-                          AND state <> 'superseded')",
-                    )
-                    .bind(now_s.clone())
-                    .bind(version.clone())
-                    .bind(asset.clone())
-                    .bind(digest.to_ascii_lowercase())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                }
-                LibraryReport::Rejected {
-                    version,
-                    digest,
-                    reason,
-                } => {
-                    // Matched by digest when the pump computed one, else
-                    // by the version it was offered.
-                    sqlx::query(
-                        "UPDATE library_rollout_pumps SET state = 'rejected', reported_at = $1, \
-                         reported_version = $2, reason = $3 WHERE asset_id = $4 \
-                         AND state IN ('pending', 'announced', 'deferred') AND rollout_id IN \
-                         (SELECT id FROM library_rollouts WHERE state <> 'superseded' \
-                          AND (envelope_sha256 = $5 OR ($5 IS NULL AND CAST(version AS TEXT) = $2)))",
-                    )
-                    .bind(now_s.clone())
-                    .bind(version.clone())
-                    .bind(reason.chars().take(1000).collect::<String>())
-                    .bind(asset.clone())
-                    .bind(digest.as_ref().map(|d| d.to_ascii_lowercase()))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                }
-                LibraryReport::Deferred => sqlx::query(
-                    "UPDATE library_rollout_pumps SET state = 'deferred', reported_at = $1 \
-                     WHERE asset_id = $2 AND state = 'announced' AND rollout_id IN \
-                     (SELECT id FROM library_rollouts WHERE state <> 'superseded')",
-                )
-                .bind(now_s.clone())
-                .bind(asset.clone())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            };
-            changed += n;
-        }
+        let reports: Vec<(&str, &LibraryReport)> =
+            reports.iter().map(|(a, r)| (a.as_str(), r)).collect();
+        let changed = apply_library_reports(&mut tx, &reports, &timefmt::format(now)).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -893,4 +835,76 @@ impl CqiReport {
         }
         out
     }
+}
+
+/// The rollout side of pump reports, inside the caller's transaction.
+pub(crate) async fn apply_library_reports(
+    tx: &mut crate::WriteTx,
+    reports: &[(&str, &LibraryReport)],
+    now_s: &str,
+) -> Result<u64> {
+    let now_s = now_s.to_owned();
+    let mut changed = 0;
+    for &(asset, rep) in reports {
+        let n = match rep {
+            LibraryReport::Installed { version, digest } => {
+                // The version it runs, even if its hello predates the store.
+                sqlx::query(
+                        "INSERT INTO device_channel (asset_id, last_seq, library_version)                          SELECT $2, 0, $1 WHERE EXISTS (SELECT 1 FROM assets WHERE asset_id = $2)                          ON CONFLICT (asset_id) DO UPDATE SET library_version = excluded.library_version",
+                    )
+                    .bind(version.clone())
+                    .bind(asset.to_owned())
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                        "UPDATE library_rollout_pumps SET state = 'installed', reported_at = $1, \
+                         reported_version = $2, reason = NULL WHERE asset_id = $3 AND rollout_id IN \
+                         (SELECT id FROM library_rollouts WHERE envelope_sha256 = $4 \
+                          AND state <> 'superseded')",
+                    )
+                    .bind(now_s.clone())
+                    .bind(version.clone())
+                    .bind(asset.to_owned())
+                    .bind(digest.to_ascii_lowercase())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+            LibraryReport::Rejected {
+                version,
+                digest,
+                reason,
+            } => {
+                // Matched by digest when the pump computed one, else
+                // by the version it was offered.
+                sqlx::query(
+                        "UPDATE library_rollout_pumps SET state = 'rejected', reported_at = $1, \
+                         reported_version = $2, reason = $3 WHERE asset_id = $4 \
+                         AND state IN ('pending', 'announced', 'deferred') AND rollout_id IN \
+                         (SELECT id FROM library_rollouts WHERE state <> 'superseded' \
+                          AND (envelope_sha256 = $5 OR ($5 IS NULL AND CAST(version AS TEXT) = $2)))",
+                    )
+                    .bind(now_s.clone())
+                    .bind(version.clone())
+                    .bind(reason.chars().take(1000).collect::<String>())
+                    .bind(asset.to_owned())
+                    .bind(digest.as_ref().map(|d| d.to_ascii_lowercase()))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+            LibraryReport::Deferred => sqlx::query(
+                "UPDATE library_rollout_pumps SET state = 'deferred', reported_at = $1 \
+                     WHERE asset_id = $2 AND state = 'announced' AND rollout_id IN \
+                     (SELECT id FROM library_rollouts WHERE state <> 'superseded')",
+            )
+            .bind(now_s.clone())
+            .bind(asset.to_owned())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+        };
+        changed += n;
+    }
+    Ok(changed)
 }

@@ -1307,6 +1307,7 @@ async fn device_channel_state(store: &Store) {
         asset_id: "P-1".into(),
         events: events.into_iter().map(ev).collect(),
         gaps,
+        library_reports: Vec::new(),
     };
     store
         .store_device_batches(&[batch(vec![1, 2, 3], vec![])], now)
@@ -2981,16 +2982,34 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         )
         .await
         .unwrap();
+    // A report carried by a pump event commits with the event.
+    store
+        .store_device_batches(
+            &[pumpward_store::DeviceBatch {
+                asset_id: "RP-0".into(),
+                events: vec![pumpward_store::DeviceEventRecord {
+                    seq: 1,
+                    at: pumpward_core::timefmt::format(now),
+                    kind: "library_installed".into(),
+                    body: "{}".into(),
+                }],
+                gaps: Vec::new(),
+                library_reports: vec![LibraryReport::Installed {
+                    version: "2".into(),
+                    digest: digest.to_uppercase(),
+                }],
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.library_rollout(r.id).await.unwrap().pilot.installed,
+        1
+    );
     let changed = store
         .record_library_reports(
             &[
-                (
-                    "RP-0".into(),
-                    LibraryReport::Installed {
-                        version: "2".into(),
-                        digest: digest.to_uppercase(),
-                    },
-                ),
                 (
                     "RP-1".into(),
                     LibraryReport::Rejected {
@@ -3013,7 +3032,7 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(changed, 3);
+    assert_eq!(changed, 2);
     let r2 = store.library_rollout(r.id).await.unwrap();
     assert_eq!(
         (
@@ -3125,7 +3144,7 @@ async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {
             &[DeviceBatch {
                 asset_id: "CQI-1".into(),
                 events,
-                gaps: vec![],
+                ..Default::default()
             }],
             t0,
         )
@@ -3208,7 +3227,7 @@ async fn detection_inputs_page_without_skipping_or_repeating(store: &Store) {
             .map(|a| DeviceBatch {
                 asset_id: (*a).into(),
                 events: seqs.clone().map(rec).collect(),
-                gaps: Vec::new(),
+                ..Default::default()
             })
             .collect();
         store

@@ -89,8 +89,9 @@ impl Detection {
     pub fn spawn(store: Store, config: DetectionConfig) -> Detection {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done) = tokio::sync::watch::channel(false);
+        let started = OffsetDateTime::now_utc();
         tokio::spawn(async move {
-            run(store, config, rx).await;
+            run(store, config, rx, started).await;
             let _ = done_tx.send(true);
         });
         Detection {
@@ -222,6 +223,8 @@ pub struct Resume {
 /// The engine task's state.
 struct Task {
     store: Store,
+    /// When [`Detection::spawn`] was called.
+    started: OffsetDateTime,
     engine: Engine,
     ctx: Context,
     resume: Resume,
@@ -317,10 +320,14 @@ impl Task {
     async fn catch_up(&mut self) -> pumpward_store::Result<()> {
         if self.engine.snapshot().resume.is_none() {
             // A store that predates resume points (or a fresh one): history
-            // is not re-evaluated; detection starts from now.
-            self.resume.device_commit = self.store.last_device_commit().await?;
+            // is not re-evaluated; detection starts from when it was
+            // started. What was committed since (also on its way through
+            // the queue) is caught up below like after a restart.
+            self.resume.device_commit = self
+                .store
+                .last_device_commit_before(&timefmt::format(self.started))
+                .await?;
             self.resume.security_seq = self.store.last_security_event_seq().await?;
-            return Ok(());
         }
         let mut replayed = 0usize;
         loop {
@@ -464,7 +471,12 @@ impl Task {
     }
 }
 
-async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input>) {
+async fn run(
+    store: Store,
+    config: DetectionConfig,
+    mut rx: mpsc::Receiver<Input>,
+    started: OffsetDateTime,
+) {
     let engine = match store.load_detection_state().await {
         Ok(Some(state)) => Engine::restore(config, state),
         Ok(None) => Engine::new(config),
@@ -484,6 +496,7 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
         Context::default()
     });
     let mut task = Task {
+        started,
         seq: engine.snapshot().watermark,
         store,
         engine,

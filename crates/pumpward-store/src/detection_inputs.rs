@@ -171,6 +171,17 @@ impl Store {
         Ok(r.try_get("m")?)
     }
 
+    /// `received_at` of the last group of pump events committed before
+    /// `before` (canonical UTC text).
+    pub async fn last_device_commit_before(&self, before: &str) -> Result<Option<String>> {
+        let r =
+            sqlx::query("SELECT MAX(received_at) AS m FROM device_events WHERE received_at < $1")
+                .bind(before.to_owned())
+                .fetch_one(self.pool())
+                .await?;
+        Ok(r.try_get("m")?)
+    }
+
     /// Stored pump events of the groups committed after `commit` (all when
     /// `None`), in commit order, at most `limit`: the first page of a
     /// replay; continue with [`Store::device_events_after`].

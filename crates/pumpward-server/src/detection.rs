@@ -51,6 +51,9 @@ enum Input {
     /// An event from another part of the server (the gateway today): recorded
     /// in `security_events`, then evaluated.
     Event(Box<Event>),
+    /// New rule settings (edited in the UI): the engine keeps its windows
+    /// and baselines and judges the next events by these.
+    Configure(Box<DetectionConfig>),
 }
 
 /// The handle the event writer feeds.
@@ -100,6 +103,16 @@ impl Detection {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("detection is behind or stopped: an event was not evaluated");
         }
+    }
+
+    /// Hands the running engine new rule settings. Unlike events, a
+    /// configuration must not be lost: this waits for room in the queue.
+    /// Returns false when the engine task has stopped.
+    pub async fn reconfigure(&self, config: DetectionConfig) -> bool {
+        self.tx
+            .send(Input::Configure(Box::new(config)))
+            .await
+            .is_ok()
     }
 
     /// Events not handed to the engine (queue full, stopped, or invalid).
@@ -160,6 +173,11 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
             got = rx.recv() => {
                 let (batches, received_at) = match got {
                     None => break,
+                    Some(Input::Configure(config)) => {
+                        engine.set_config(*config);
+                        tracing::info!("detection rule settings changed");
+                        continue;
+                    }
                     Some(Input::Event(ev)) => {
                         if let Err(e) = store.record_security_events(std::slice::from_ref(&ev)).await {
                             tracing::warn!(error = %e, "cannot record a security event");

@@ -24,6 +24,7 @@ mod detection;
 mod devices;
 mod findings;
 mod import;
+mod incidents;
 mod library;
 mod pki;
 mod remediation;
@@ -40,6 +41,7 @@ pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};
+pub use incidents::{DetectionSettings, IncidentFilter, StoredIncident};
 pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,

@@ -187,6 +187,37 @@ mod tests {
         assert_eq!(*cfg.rule(RuleId::DeviceUnseen), RuleId::DeviceUnseen.info().defaults);
     }
 
+    proptest::proptest! {
+        /// Every window the engine accepts is written so that it reads back
+        /// as the same number of seconds.
+        #[test]
+        fn window_text_reads_back(secs in 1u64..=pumpward_detect::config::MAX_WINDOW_S) {
+            proptest::prop_assert_eq!(
+                pumpward_detect::config::parse_duration(&window_text(secs)),
+                Ok(secs)
+            );
+        }
+
+        /// A saved override of any valid settings is what the engine then
+        /// uses, whatever the file says about the same rule.
+        #[test]
+        fn a_saved_rule_always_wins(
+            idx in 0..RuleId::ALL.len(),
+            enabled: bool,
+            sev in 0..4usize,
+            threshold in 1u32..=10_000,
+            window_s in 1u64..=pumpward_detect::config::MAX_WINDOW_S,
+        ) {
+            let id = RuleId::ALL[idx];
+            let severity = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][sev];
+            let st = RuleSettings { enabled, severity, threshold, window_s };
+            let file = format!("[rules.{id}]\nenabled = {}\nthreshold = 3\n", !enabled);
+            let saved = with_rule(None, id, Some(&st));
+            let (cfg, _) = effective(Some(&file), Some(&saved)).unwrap();
+            proptest::prop_assert_eq!(*cfg.rule(id), st);
+        }
+    }
+
     #[test]
     fn windows_are_written_in_their_largest_exact_unit() {
         assert_eq!(window_text(300), "5m");

@@ -227,18 +227,18 @@ fn step<'a>(
     now: OffsetDateTime,
 ) -> Option<(&'static str, Step<'a>)> {
     Some(match action {
-        "acknowledge" => ("alert.acknowledge", Box::new(move |c| c.acknowledge(who))),
+        "acknowledge" => ("alert.acknowledge", Box::new(move |c: &mut AlertCase| c.acknowledge(who))),
         "resolve" => (
             "alert.resolve",
-            Box::new(move |c| c.resolve(who, now, note)),
+            Box::new(move |c: &mut AlertCase| c.resolve(who, now, note)),
         ),
         "false_positive" => (
             "alert.false_positive",
-            Box::new(move |c| c.mark_false_positive(who, now, note)),
+            Box::new(move |c: &mut AlertCase| c.mark_false_positive(who, now, note)),
         ),
         "comment" => (
             "alert.comment",
-            Box::new(move |c| c.comment(who, now, note)),
+            Box::new(move |c: &mut AlertCase| c.comment(who, now, note)),
         ),
         _ => return None,
     })

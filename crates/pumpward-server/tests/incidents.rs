@@ -182,12 +182,16 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
     let (bea, _) = h.session_for("bea", Role::Biomed).await;
     let s = Cred::Session(soc.clone(), None);
 
-    // The detail page: evidence and the six refusals behind the alert.
+    // The detail page: the evidence, and the refusal that completed the
+    // burst (the fifth), found among the stored security events.
     let r = h.get(&format!("/alerts/{}", ids[0]), &s).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let page = r.text();
     assert!(page.contains("id=\"alert-evidence\""), "{page}");
-    assert!(page.contains("gw:refusal:0:5"), "{page}");
+    assert!(
+        page.contains("<code>gw:refusal:0:4</code></th>\n        <td>gateway</td>"),
+        "{page}"
+    );
     assert!(page.contains("id=\"acknowledge\""), "{page}");
     // Biomed sees it without buttons; an unknown alert is a 404 page.
     let r = h.get(&format!("/alerts/{}", ids[0]), &Cred::Session(bea.clone(), None)).await;

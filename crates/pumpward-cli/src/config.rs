@@ -145,9 +145,8 @@ impl Settings {
                 let text = std::fs::read_to_string(&path).with_context(|| {
                     format!("cannot read the detection rules file {}", path.display())
                 })?;
-                pumpward_detect::DetectionConfig::from_toml(&text).map_err(|e| {
-                    anyhow::anyhow!("detection rules file {}: {e}", path.display())
-                })?;
+                pumpward_detect::DetectionConfig::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("detection rules file {}: {e}", path.display()))?;
                 Some(text)
             }
         };

@@ -172,10 +172,7 @@ pub async fn create_incident(
 ) -> ApiResult<Response> {
     let title = n.title.trim();
     if title.is_empty() || title.chars().count() > MAX_TITLE {
-        return Err(invalid(
-            "title",
-            format!("1 to {MAX_TITLE} characters"),
-        ));
+        return Err(invalid("title", format!("1 to {MAX_TITLE} characters")));
     }
     if n.alerts.is_empty() || n.alerts.len() > 500 {
         return Err(invalid("alerts", "1 to 500 alert ids"));
@@ -263,10 +260,16 @@ pub async fn apply_step(
                 ));
             }
             st.store
-                .update_incident(id, "incident.add_alert", Some(a), &actor, |i, al| match al {
-                    Some(al) => i.add_alert(al, &who, now),
-                    None => Ok(()),
-                })
+                .update_incident(
+                    id,
+                    "incident.add_alert",
+                    Some(a),
+                    &actor,
+                    |i, al| match al {
+                        Some(al) => i.add_alert(al, &who, now),
+                        None => Ok(()),
+                    },
+                )
                 .await?
         }
         "complete_step" => {

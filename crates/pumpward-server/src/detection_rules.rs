@@ -89,7 +89,10 @@ pub fn with_rule(saved: Option<&str>, id: RuleId, st: Option<&RuleSettings>) -> 
             Some(st) => {
                 let mut r = Table::new();
                 r.insert("enabled".into(), Value::Boolean(st.enabled));
-                r.insert("severity".into(), Value::String(st.severity.as_str().into()));
+                r.insert(
+                    "severity".into(),
+                    Value::String(st.severity.as_str().into()),
+                );
                 r.insert("threshold".into(), Value::Integer(st.threshold.into()));
                 r.insert("window".into(), Value::String(window_text(st.window_s)));
                 rules.insert(id.as_str().into(), Value::Table(r));
@@ -145,7 +148,10 @@ mod tests {
         let a = cfg.rule(RuleId::AuthFailureBurst);
         // The saved threshold, the file's window, the default severity.
         assert_eq!((a.threshold, a.window_s), (9, 600));
-        assert_eq!(a.severity, RuleId::AuthFailureBurst.info().defaults.severity);
+        assert_eq!(
+            a.severity,
+            RuleId::AuthFailureBurst.info().defaults.severity
+        );
         assert!(!cfg.rule(RuleId::LibraryRejected).enabled);
         assert_eq!(
             *cfg.rule(RuleId::DeviceUnseen),
@@ -160,9 +166,12 @@ mod tests {
 
     #[test]
     fn each_layer_reports_its_own_position() {
-        let err = effective(Some("[rules.auth_failure_burst]\nthreshhold = 1\n"), None)
-            .unwrap_err();
-        assert!(matches!(err, RulesError::File(ConfigError::Toml { line: 2, .. })), "{err:?}");
+        let err =
+            effective(Some("[rules.auth_failure_burst]\nthreshhold = 1\n"), None).unwrap_err();
+        assert!(
+            matches!(err, RulesError::File(ConfigError::Toml { line: 2, .. })),
+            "{err:?}"
+        );
         let err = effective(None, Some("[rules.nope]\n")).unwrap_err();
         assert!(matches!(err, RulesError::Saved(_)), "{err:?}");
     }
@@ -184,7 +193,10 @@ mod tests {
         let back = with_rule(Some(&back), RuleId::DeviceUnseen, None);
         assert_eq!(back.trim(), "");
         let (cfg, _) = effective(None, Some(&back)).unwrap();
-        assert_eq!(*cfg.rule(RuleId::DeviceUnseen), RuleId::DeviceUnseen.info().defaults);
+        assert_eq!(
+            *cfg.rule(RuleId::DeviceUnseen),
+            RuleId::DeviceUnseen.info().defaults
+        );
     }
 
     proptest::proptest! {

@@ -8,8 +8,8 @@
 
 pub mod api;
 pub mod api_alerts;
-pub mod api_incidents;
 pub mod api_findings;
+pub mod api_incidents;
 pub mod api_library;
 pub mod api_pki;
 pub mod api_rollout;

@@ -60,7 +60,9 @@ async fn incidents_through_the_api() {
 
     // Biomed reads alerts but does not open incidents; pharmacists see neither.
     let body = json!({"title": "Certificate probing", "alerts": [ids[0], ids[1]]});
-    let r = h.json("POST", "/api/v1/incidents", &biomed, body.clone()).await;
+    let r = h
+        .json("POST", "/api/v1/incidents", &biomed, body.clone())
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let r = h.get("/api/v1/incidents", &pharmacist).await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -141,13 +143,20 @@ async fn incidents_through_the_api() {
         let r = step(json!({"action": "complete_step", "step": s, "note": "ok"})).await;
         assert_eq!(r.status, 200, "{s}: {}", r.text());
     }
-    let r = step(json!({"action": "complete_step", "step": "regulatory_reporting",
-        "note": "no harm, no report", "not_applicable": true}))
+    let r = step(
+        json!({"action": "complete_step", "step": "regulatory_reporting",
+        "note": "no harm, no report", "not_applicable": true}),
+    )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Biomed cannot take steps.
     let r = h
-        .json("POST", &path, &biomed, json!({"action": "close", "note": "x"}))
+        .json(
+            "POST",
+            &path,
+            &biomed,
+            json!({"action": "close", "note": "x"}),
+        )
         .await;
     assert_eq!(r.status, 403);
     let r = step(json!({"action": "close", "note": "certificate revoked, pump re-enrolled"})).await;
@@ -163,13 +172,19 @@ async fn incidents_through_the_api() {
     let r = step(json!({"action": "note", "note": "late"})).await;
     assert_eq!(r.status, 200, "a note after closing is part of the record");
 
-    let list = h.get("/api/v1/incidents?state=closed", &biomed).await.json();
+    let list = h
+        .get("/api/v1/incidents?state=closed", &biomed)
+        .await
+        .json();
     assert_eq!(list["items"][0]["id"], id);
     assert_eq!(
         h.get("/api/v1/incidents?state=open", &biomed).await.json()["items"],
         json!([])
     );
-    assert_eq!(h.get("/api/v1/incidents?state=x", &biomed).await.status, 400);
+    assert_eq!(
+        h.get("/api/v1/incidents?state=x", &biomed).await.status,
+        400
+    );
     assert_eq!(audits(&h, "incident.open").await, 1);
     assert_eq!(audits(&h, "incident.close").await, 1);
 }
@@ -194,14 +209,23 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
     );
     assert!(page.contains("id=\"acknowledge\""), "{page}");
     // Biomed sees it without buttons; an unknown alert is a 404 page.
-    let r = h.get(&format!("/alerts/{}", ids[0]), &Cred::Session(bea.clone(), None)).await;
+    let r = h
+        .get(
+            &format!("/alerts/{}", ids[0]),
+            &Cred::Session(bea.clone(), None),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(!r.text().contains("id=\"acknowledge\""));
     assert_eq!(h.get("/alerts/nope", &s).await.status, 404);
 
     // A form without the CSRF token is refused.
     let r = h
-        .form(&format!("/alerts/{}", ids[0]), &soc, &[("action", "acknowledge")])
+        .form(
+            &format!("/alerts/{}", ids[0]),
+            &soc,
+            &[("action", "acknowledge")],
+        )
         .await;
     assert_eq!(r.status, 403);
     // Resolving a new alert: refused on the page, nothing changed.
@@ -209,12 +233,19 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
         .form(
             &format!("/alerts/{}", ids[0]),
             &soc,
-            &[("csrf", csrf.as_str()), ("action", "resolve"), ("note", "x")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("action", "resolve"),
+                ("note", "x"),
+            ],
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("cannot resolve"), "{}", r.text());
-    assert_eq!(h.store.alert(&ids[0]).await.unwrap().case.state.as_str(), "new");
+    assert_eq!(
+        h.store.alert(&ids[0]).await.unwrap().case.state.as_str(),
+        "new"
+    );
     let r = h
         .form(
             &format!("/alerts/{}", ids[0]),
@@ -227,12 +258,19 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
         .form(
             &format!("/alerts/{}", ids[0]),
             &soc,
-            &[("csrf", csrf.as_str()), ("action", "comment"), ("note", "looking")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("action", "comment"),
+                ("note", "looking"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303);
     let page = h.get(&format!("/alerts/{}", ids[0]), &s).await.text();
-    assert!(page.contains("looking") && page.contains("id=\"resolve\""), "{page}");
+    assert!(
+        page.contains("looking") && page.contains("id=\"resolve\""),
+        "{page}"
+    );
 
     // Bulk: resolving ids[0] (acknowledged) and ids[1] (new) is refused as a
     // whole; acknowledging ids[1] and ids[2] works.
@@ -259,7 +297,12 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
         .form(
             "/alerts/bulk",
             &soc,
-            &[("csrf", csrf.as_str()), ("alert", ids[1].as_str()), ("alert", ids[2].as_str()), ("action", "acknowledge")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("alert", ids[1].as_str()),
+                ("alert", ids[2].as_str()),
+                ("action", "acknowledge"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
@@ -274,7 +317,11 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
     assert_eq!(acked.len(), 3);
     // Biomed cannot act in bulk.
     let r = h
-        .form("/alerts/bulk", &bea, &[("alert", ids[1].as_str()), ("action", "acknowledge")])
+        .form(
+            "/alerts/bulk",
+            &bea,
+            &[("alert", ids[1].as_str()), ("action", "acknowledge")],
+        )
         .await;
     assert_eq!(r.status, 403);
 
@@ -298,7 +345,10 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
     assert!(to.starts_with("/incidents/INC-"), "{to}");
     let inc_path = to.split('?').next().unwrap().to_owned();
     let page = h.get(&to, &s).await.text();
-    assert!(page.contains("Certificate probing") && page.contains("id=\"contain\""), "{page}");
+    assert!(
+        page.contains("Certificate probing") && page.contains("id=\"contain\""),
+        "{page}"
+    );
     assert!(h.get("/incidents", &s).await.text().contains(&inc_path));
     assert!(h
         .get(&format!("/alerts/{}", ids[0]), &s)
@@ -326,7 +376,11 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
     // Closing with checklist steps open: refused with the reason, nothing changed.
     let r = post(vec![("action", "close".into()), ("note", "done".into())]).await;
     assert_eq!(r.status, 422, "{}", r.text());
-    assert!(r.text().contains("checklist steps not done"), "{}", r.text());
+    assert!(
+        r.text().contains("checklist steps not done"),
+        "{}",
+        r.text()
+    );
     let page = h.get(&inc_path, &s).await.text();
     assert!(page.contains("spare pumps on the ward"), "{page}");
     assert!(page.contains(">contained<"), "{page}");
@@ -339,10 +393,8 @@ async fn alert_detail_and_bulk_actions_in_the_ui() {
 #[tokio::test]
 async fn editing_a_rule_changes_what_the_running_engine_raises() {
     let mut h = harness().await;
-    let detection = pumpward_server::detection::Detection::spawn(
-        h.store.clone(),
-        DetectionConfig::default(),
-    );
+    let detection =
+        pumpward_server::detection::Detection::spawn(h.store.clone(), DetectionConfig::default());
     h.state.rules.detection = Some(detection.clone());
     h.app = pumpward_server::app(h.state.clone());
     let (soc, csrf) = h.session_for("sam", Role::Security).await;
@@ -364,7 +416,8 @@ async fn editing_a_rule_changes_what_the_running_engine_raises() {
         async move {
             let mut all: Vec<(&str, &str)> = vec![("csrf", token.as_str())];
             all.extend(fields);
-            h.form("/detection/rules/auth_failure_burst", &who, &all).await
+            h.form("/detection/rules/auth_failure_burst", &who, &all)
+                .await
         }
     };
     let good = vec![
@@ -396,7 +449,11 @@ async fn editing_a_rule_changes_what_the_running_engine_raises() {
     assert_eq!(h.store.detection_settings().await.unwrap(), None);
     assert_eq!(audits(&h, "detection.configure").await, 0);
     let r = h
-        .form("/detection/rules/no_such_rule", &soc, &[("csrf", csrf.as_str()), ("action", "save")])
+        .form(
+            "/detection/rules/no_such_rule",
+            &soc,
+            &[("csrf", csrf.as_str()), ("action", "save")],
+        )
         .await;
     assert_eq!(r.status, 404);
 
@@ -448,7 +505,12 @@ async fn editing_a_rule_changes_what_the_running_engine_raises() {
     // stored the first address's six have been judged too.
     let got: Vec<(String, &str)> = got
         .iter()
-        .map(|a| (a.case.alert.key.subject.clone(), a.case.alert.severity.as_str()))
+        .map(|a| {
+            (
+                a.case.alert.key.subject.clone(),
+                a.case.alert.severity.as_str(),
+            )
+        })
         .collect();
     assert_eq!(got, [("10.7.7.2".to_owned(), "critical")]);
 
@@ -456,7 +518,13 @@ async fn editing_a_rule_changes_what_the_running_engine_raises() {
     let r = edit(vec![("action", "reset")], &soc, &csrf).await;
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(
-        h.store.detection_settings().await.unwrap().unwrap().rules.trim(),
+        h.store
+            .detection_settings()
+            .await
+            .unwrap()
+            .unwrap()
+            .rules
+            .trim(),
         ""
     );
     assert_eq!(audits(&h, "detection.configure").await, 2);

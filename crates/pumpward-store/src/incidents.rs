@@ -83,11 +83,13 @@ impl Store {
                 serde_json::from_str(&body).map_err(|e| corrupt("alert", e))?;
             cases.push(case.alert);
         }
-        let refused = |e: pumpward_detect::alert::TransitionError| StoreError::Invalid(e.to_string());
+        let refused =
+            |e: pumpward_detect::alert::TransitionError| StoreError::Invalid(e.to_string());
         let first_alert = cases
             .first()
             .ok_or_else(|| StoreError::Invalid("choose at least one alert".into()))?;
-        let mut incident = Incident::open(id, title, first_alert, &actor.id, now).map_err(refused)?;
+        let mut incident =
+            Incident::open(id, title, first_alert, &actor.id, now).map_err(refused)?;
         for a in cases.iter().skip(1) {
             incident.add_alert(a, &actor.id, now).map_err(refused)?;
         }
@@ -170,16 +172,17 @@ impl Store {
             });
             last = Some((opened_at, id));
         }
-        let next = if rows.len() as i64 > limit { last } else { None };
+        let next = if rows.len() as i64 > limit {
+            last
+        } else {
+            None
+        };
         Ok((out, next))
     }
 
     /// The stored security events among `ids` (those that are not security
     /// events, e.g. pump events, are simply absent), in the order given.
-    pub async fn security_events_by_ids(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<crate::StoredEvent>> {
+    pub async fn security_events_by_ids(&self, ids: &[String]) -> Result<Vec<crate::StoredEvent>> {
         let mut out = Vec::new();
         for id in ids.iter().take(500) {
             let r = sqlx::query("SELECT seq, body FROM security_events WHERE event_id = $1")

@@ -3235,7 +3235,10 @@ async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
     let again = store
         .open_incident_from("INC-B", "Again", None, &ids[1..], &sec)
         .await;
-    assert!(matches!(again, Err(StoreError::Invalid(ref m)) if m.contains("INC-A")), "{again:?}");
+    assert!(
+        matches!(again, Err(StoreError::Invalid(ref m)) if m.contains("INC-A")),
+        "{again:?}"
+    );
     assert_eq!(store.alert(&ids[2]).await.unwrap().incident_id, None);
     let b = store
         .open_incident_from("INC-B", "Third", Some(Severity::Low), &ids[2..], &sec)
@@ -3277,7 +3280,10 @@ async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
         .await
         .unwrap();
     assert_eq!(
-        contained.iter().map(|i| i.incident.id.as_str()).collect::<Vec<_>>(),
+        contained
+            .iter()
+            .map(|i| i.incident.id.as_str())
+            .collect::<Vec<_>>(),
         ["INC-B"]
     );
 
@@ -3286,14 +3292,21 @@ async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
         .await
         .unwrap();
     assert_eq!(
-        found.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+        found
+            .iter()
+            .map(|e| e.event.id.as_str())
+            .collect::<Vec<_>>(),
         ["gw:auth:1:4"]
     );
 
     assert_eq!(store.detection_settings().await.unwrap(), None);
     let text = "[rules.auth_failure_burst]\nthreshold = 9\n";
     store
-        .save_detection_settings(text, &serde_json::json!({"rule": "auth_failure_burst"}), &sec)
+        .save_detection_settings(
+            text,
+            &serde_json::json!({"rule": "auth_failure_burst"}),
+            &sec,
+        )
         .await
         .unwrap();
     store
@@ -3301,7 +3314,11 @@ async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
         .await
         .unwrap();
     store
-        .save_detection_settings(text, &serde_json::json!({"rule": "auth_failure_burst"}), &sec)
+        .save_detection_settings(
+            text,
+            &serde_json::json!({"rule": "auth_failure_burst"}),
+            &sec,
+        )
         .await
         .unwrap();
     let saved = store.detection_settings().await.unwrap().unwrap();

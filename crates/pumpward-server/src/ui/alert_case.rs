@@ -227,7 +227,10 @@ fn step<'a>(
     now: OffsetDateTime,
 ) -> Option<(&'static str, Step<'a>)> {
     Some(match action {
-        "acknowledge" => ("alert.acknowledge", Box::new(move |c: &mut AlertCase| c.acknowledge(who))),
+        "acknowledge" => (
+            "alert.acknowledge",
+            Box::new(move |c: &mut AlertCase| c.acknowledge(who)),
+        ),
         "resolve" => (
             "alert.resolve",
             Box::new(move |c: &mut AlertCase| c.resolve(who, now, note)),
@@ -357,8 +360,7 @@ pub async fn bulk(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes) ->
     }
     let who = p.user.username.clone();
     let now = OffsetDateTime::now_utc();
-    let Some((audit, apply)) = step(action, &who, note, now).filter(|_| action != "comment")
-    else {
+    let Some((audit, apply)) = step(action, &who, note, now).filter(|_| action != "comment") else {
         return Err(bad_form(
             &p,
             LIST,

@@ -245,9 +245,7 @@ pub async fn edit(
     let saved = st.store.detection_settings().await.ui(&p, HERE)?;
     let saved_text = saved.as_ref().map(|s| s.rules.as_str());
     let file = st.rules.file.as_deref();
-    let before = effective(file, saved_text)
-        .ok()
-        .map(|(c, _)| *c.rule(id));
+    let before = effective(file, saved_text).ok().map(|(c, _)| *c.rule(id));
     let text = with_rule(saved_text, id, new.as_ref());
     let cfg = match effective(file, Some(&text)) {
         Ok((c, _)) => c,

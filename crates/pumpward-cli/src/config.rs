@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub device_certificate_days: Option<u32>,
     /// Key algorithm of the CA and server keys it makes: p256 (default), p384, ed25519.
     pub ca_algorithm: Option<String>,
+    /// A detection rules file (TOML, the format of `pumpward detect rules`);
+    /// a relative path is relative to the config file.
+    pub detection_rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub gateway_listen: Option<std::net::SocketAddr>,
     pub pki: PkiSettings,
+    /// The detection rules file's text, checked when the settings load.
+    pub detection_rules: Option<String>,
 }
 
 impl Settings {
@@ -130,8 +135,24 @@ impl Settings {
             );
             pki.ca.device_validity_days = d;
         }
+        let detection_rules = match &file.detection_rules {
+            None => None,
+            Some(path) => {
+                let path = match cli.config.as_ref().and_then(|c| c.parent()) {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path.clone(),
+                };
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!("cannot read the detection rules file {}", path.display())
+                })?;
+                pumpward_detect::DetectionConfig::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("detection rules file {}: {e}", path.display()))?;
+                Some(text)
+            }
+        };
         Ok(Settings {
             data_dir,
+            detection_rules,
             database_url: cli.database_url.clone().or(file.database_url),
             listen: file.listen,
             log_format: cli

@@ -471,6 +471,7 @@ async fn serve(
             .unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid default")),
         settings: s.server.clone(),
         pki: s.pki.clone(),
+        detection_rules: s.detection_rules.clone(),
     };
     pumpward_server::run(opts, store).await
 }

@@ -422,6 +422,52 @@ fn config_file_env_and_flags_layer_in_that_order() {
     assert!(err(&o).contains("colour"), "{}", err(&o));
 }
 
+/// `detection_rules` in the config file names a rules file (relative to
+/// the config file), checked when the settings load: a bad one is refused
+/// with its position before anything runs.
+#[test]
+fn config_file_names_a_checked_detection_rules_file() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    write(
+        t.path(),
+        "rules.toml",
+        b"[rules.auth_failure_burst]\nthreshold = 9\n",
+    );
+    write(
+        t.path(),
+        "bad-rules.toml",
+        b"[rules.auth_failure_burst]\nthreshhold = 9\n",
+    );
+    let run = |rules: &str| {
+        let cfg = write(
+            t.path(),
+            "pumpward.toml",
+            format!(
+                "data_dir = {:?}\ndetection_rules = {rules:?}\n",
+                data.to_str().unwrap()
+            )
+            .as_bytes(),
+        );
+        Command::new(env!("CARGO_BIN_EXE_pumpward"))
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("PUMPWARD_DATA_DIR")
+            .args(["inventory", "list"])
+            .output()
+            .unwrap()
+    };
+    let o = run("rules.toml");
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run("bad-rules.toml");
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(e.contains("bad-rules.toml") && e.contains("line 2"), "{e}");
+    let o = run("missing.toml");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("missing.toml"), "{}", err(&o));
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -73,6 +73,9 @@ enum Input {
     /// An event from another part of the server (the gateway today): recorded
     /// in `security_events`, then evaluated.
     Event(Box<Event>),
+    /// New rule settings (edited in the UI): the engine keeps its windows
+    /// and baselines and judges the next events by these.
+    Configure(Box<DetectionConfig>),
 }
 
 /// The handle the event writer feeds.
@@ -138,6 +141,16 @@ impl Detection {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("detection is behind or stopped: an event was not evaluated");
         }
+    }
+
+    /// Hands the running engine new rule settings. Unlike events, a
+    /// configuration must not be lost: this waits for room in the queue.
+    /// Returns false when the engine task has stopped.
+    pub async fn reconfigure(&self, config: DetectionConfig) -> bool {
+        self.tx
+            .send(Input::Configure(Box::new(config)))
+            .await
+            .is_ok()
     }
 
     /// Events not handed to the engine (queue full, stopped, or invalid).
@@ -303,6 +316,13 @@ impl Task {
         for input in inputs {
             match input {
                 Input::Event(ev) => events.push(*ev),
+                Input::Configure(config) => {
+                    // Events before it are judged by the old settings.
+                    self.record_and_eval(&std::mem::take(&mut events)).await;
+                    self.engine.set_config(*config);
+                    self.dirty = true;
+                    tracing::info!("detection rule settings changed");
+                }
                 Input::Stored {
                     batches,
                     received_at,

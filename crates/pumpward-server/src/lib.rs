@@ -9,12 +9,14 @@
 pub mod api;
 pub mod api_alerts;
 pub mod api_findings;
+pub mod api_incidents;
 pub mod api_library;
 pub mod api_pki;
 pub mod api_rollout;
 pub mod api_vuln;
 pub mod auth;
 pub mod detection;
+pub mod detection_rules;
 pub mod device;
 pub mod gateway;
 pub mod library;
@@ -142,6 +144,14 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/alerts/{id}",
             get(api_alerts::get_alert).post(api_alerts::alert_step),
         )
+        .route(
+            "/api/v1/incidents",
+            get(api_incidents::list_incidents).post(api_incidents::create_incident),
+        )
+        .route(
+            "/api/v1/incidents/{id}",
+            get(api_incidents::get_incident).post(api_incidents::incident_step),
+        )
         .route("/api/v1/findings", get(api_findings::list_findings))
         .route(
             "/api/v1/findings/export",
@@ -261,6 +271,9 @@ pub struct ServeOptions {
     pub gateway_listen: SocketAddr,
     pub settings: ServerSettings,
     pub pki: pki::PkiSettings,
+    /// The detection rules file's text (`detection_rules` in the config
+    /// file); the settings saved from the rules page take precedence.
+    pub detection_rules: Option<String>,
 }
 
 /// Opens the store, prepares TLS, prints the setup link if no user exists,
@@ -300,8 +313,13 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
     state.gateway_port = gw_local.port();
-    let detection =
-        detection::Detection::spawn(store.clone(), pumpward_detect::DetectionConfig::default());
+    let rules_config =
+        detection_rules::startup_config(&store, opts.detection_rules.as_deref()).await?;
+    let detection = detection::Detection::spawn(store.clone(), rules_config);
+    state.rules = detection_rules::LiveRules {
+        file: opts.detection_rules.clone(),
+        detection: Some(detection.clone()),
+    };
     let gw_state = gateway::GatewayState {
         ca: ca.clone(),
         store: store.clone(),

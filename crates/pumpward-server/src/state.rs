@@ -48,6 +48,8 @@ pub struct AppState {
     pub gateway_port: u16,
     /// The drug-library signing key, opened (or made) on first use.
     pub library_signer: Arc<crate::library::SignerCell>,
+    /// The rules file and the running detection engine, for the rules page.
+    pub rules: crate::detection_rules::LiveRules,
 }
 
 impl AppState {
@@ -60,6 +62,10 @@ impl AppState {
             sessions: Arc::default(),
             gateway_port: 8444,
             library_signer: Arc::default(),
+            rules: crate::detection_rules::LiveRules {
+                file: None,
+                detection: None,
+            },
         }
     }
 

@@ -25,6 +25,7 @@ mod detection_inputs;
 mod devices;
 mod findings;
 mod import;
+mod incidents;
 mod library;
 mod pki;
 mod remediation;
@@ -42,6 +43,7 @@ pub use detection_inputs::{AffectedFinding, DeviceEventCursor, StoredDeviceEvent
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};
+pub use incidents::{DetectionSettings, IncidentFilter, StoredIncident};
 pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,

@@ -69,6 +69,7 @@ on_both_backends!(
     vulnerability_priority_and_remediation,
     labelled_test_set_precision_and_recall,
     detection_records_events_alerts_and_incidents,
+    incidents_open_from_alerts_list_and_rule_settings,
     library_rollout_waves_reports_and_compliance,
     cqi_report_counts_dose_checks_per_area_and_drug,
     detection_inputs_page_without_skipping_or_repeating,
@@ -3360,4 +3361,161 @@ async fn detection_inputs_page_without_skipping_or_repeating(store: &Store) {
         .unwrap();
     let fw = store.expected_firmware_digests().await.unwrap();
     assert_eq!(fw["Sigma Spectrum"]["8.00.01"], [digest]);
+}
+
+/// An incident opened from several alerts is all or nothing; incidents list
+/// by state with a cursor; the rule settings saved from the UI replace each
+/// other and are audited; security events are found by id.
+async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
+    use pumpward_detect::event::Event;
+    use pumpward_detect::{Context, DetectionConfig, Engine, Severity};
+
+    let t0 = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    // Three bursts of authentication failures from three addresses: three alerts.
+    let mut events = Vec::new();
+    for (a, peer) in ["10.9.9.1", "10.9.9.2", "10.9.9.3"].iter().enumerate() {
+        for i in 0..5 {
+            events.push(Event::auth_failure(
+                format!("gw:auth:{a}:{i}"),
+                t0 + time::Duration::seconds(i),
+                peer.parse().unwrap(),
+                "unknown_ca".into(),
+            ));
+        }
+    }
+    store.record_security_events(&events).await.unwrap();
+    let mut engine = Engine::new(DetectionConfig::default());
+    let mut alerts = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        engine.process(&Context::default(), i as u64 + 1, e, &mut alerts);
+    }
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
+    store.record_alerts(&alerts).await.unwrap();
+    let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+    let sec = Actor {
+        id: "user:sam".into(),
+        source: None,
+    };
+
+    // Refusals change nothing: no alert, an unknown alert, a repeated alert.
+    for bad in [
+        vec![],
+        vec![ids[0].clone(), "nope".into()],
+        vec![ids[0].clone(), ids[0].clone()],
+    ] {
+        let r = store
+            .open_incident_from("INC-X", "Probing", None, &bad, &sec)
+            .await;
+        assert!(r.is_err(), "{bad:?}: {r:?}");
+    }
+    assert!(store.incident("INC-X").await.is_err());
+    assert_eq!(store.alert(&ids[0]).await.unwrap().incident_id, None);
+    assert!(audit_of(store, "incident.open").await.is_empty());
+
+    let inc = store
+        .open_incident_from("INC-A", "Probing", None, &ids[..2], &sec)
+        .await
+        .unwrap();
+    assert_eq!(inc.alerts, ids[..2]);
+    assert_eq!(inc.severity, alerts[0].severity);
+    for id in &ids[..2] {
+        assert_eq!(
+            store.alert(id).await.unwrap().incident_id.as_deref(),
+            Some("INC-A")
+        );
+    }
+    // An alert already in an incident cannot open another.
+    let again = store
+        .open_incident_from("INC-B", "Again", None, &ids[1..], &sec)
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Invalid(ref m)) if m.contains("INC-A")),
+        "{again:?}"
+    );
+    assert_eq!(store.alert(&ids[2]).await.unwrap().incident_id, None);
+    let b = store
+        .open_incident_from("INC-B", "Third", Some(Severity::Low), &ids[2..], &sec)
+        .await
+        .unwrap();
+    assert_eq!(b.severity, Severity::Low);
+    assert_eq!(audit_of(store, "incident.open").await.len(), 2);
+    store
+        .update_incident("INC-B", "incident.contain", None, &sec, |i, _| {
+            i.contain("sam", t0)
+        })
+        .await
+        .unwrap();
+
+    let (all, next) = store
+        .list_incidents(&pumpward_store::IncidentFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    let (rest, end) = store
+        .list_incidents(&pumpward_store::IncidentFilter {
+            before: next.clone(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(end, None);
+    assert_ne!(all[0].incident.id, rest[0].incident.id);
+    let (contained, _) = store
+        .list_incidents(&pumpward_store::IncidentFilter {
+            state: Some("contained".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        contained
+            .iter()
+            .map(|i| i.incident.id.as_str())
+            .collect::<Vec<_>>(),
+        ["INC-B"]
+    );
+
+    let found = store
+        .security_events_by_ids(&["pump:P-1:3".into(), "gw:auth:1:4".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|e| e.event.id.as_str())
+            .collect::<Vec<_>>(),
+        ["gw:auth:1:4"]
+    );
+
+    assert_eq!(store.detection_settings().await.unwrap(), None);
+    let text = "[rules.auth_failure_burst]\nthreshold = 9\n";
+    store
+        .save_detection_settings(
+            text,
+            &serde_json::json!({"rule": "auth_failure_burst"}),
+            &sec,
+        )
+        .await
+        .unwrap();
+    store
+        .save_detection_settings("", &serde_json::json!({"reset": true}), &sec)
+        .await
+        .unwrap();
+    store
+        .save_detection_settings(
+            text,
+            &serde_json::json!({"rule": "auth_failure_burst"}),
+            &sec,
+        )
+        .await
+        .unwrap();
+    let saved = store.detection_settings().await.unwrap().unwrap();
+    assert_eq!(saved.rules, text);
+    assert_eq!(saved.updated_by, "user:sam");
+    assert_eq!(audit_of(store, "detection.configure").await.len(), 3);
 }

@@ -71,6 +71,9 @@ string_enum!(
         AlertsRead = "alerts.read",
         /// Work alerts: acknowledge, resolve, mark as false positive, comment.
         AlertsManage = "alerts.manage",
+        /// Change the detection rules' settings (enabled, severity,
+        /// threshold, window) that the running engine uses.
+        DetectionConfigure = "detection.configure",
     }
 );
 
@@ -112,6 +115,9 @@ impl Role {
             AlertsRead => matches!(self, Admin | Security | Biomed | Auditor),
             // Triage is the SOC's; biomed sees alerts to swap pumps.
             AlertsManage => matches!(self, Admin | Security),
+            // Turning a rule off blinds the SOC to an attack: a permission
+            // of its own, so that working alerts does not imply it.
+            DetectionConfigure => matches!(self, Admin | Security),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The alerts page: what the detection rules raised, newest first, filtered
-//! by state, severity, rule and asset, with each alert's evidence. The
-//! workflow steps (acknowledge, resolve, false positive, comment) are taken
-//! through `POST /api/v1/alerts/{id}`.
+//! by state, severity, rule and asset, with each alert's evidence. Analysts
+//! select alerts for a bulk step (acknowledge, resolve, false positive, open
+//! an incident; see [`super::alert_case::bulk`]); each alert's own page is
+//! [`super::alert_case::alert`].
 
 use super::pki::{bad_filter, href, Query};
 use super::{need, render, Nav, Opt, UiResult, UiResultExt, UiUser};
@@ -16,6 +17,7 @@ const HERE: &str = "/alerts";
 
 /// One alert as the page shows it.
 struct Row {
+    id: String,
     title: String,
     rule: String,
     csf: String,
@@ -33,6 +35,7 @@ impl From<StoredAlert> for Row {
     fn from(a: StoredAlert) -> Row {
         let c = a.case;
         Row {
+            id: c.alert.id.clone(),
             title: c.alert.title,
             rule: c.alert.key.rule,
             csf: c.alert.csf.unwrap_or_default(),
@@ -67,6 +70,9 @@ struct AlertsPage {
     next_href: Option<String>,
     first_href: Option<String>,
     filtered: bool,
+    /// Whether the bulk actions are offered.
+    can_manage: bool,
+    csrf: String,
 }
 
 const STATES: [(&str, &str); 5] = [
@@ -201,7 +207,7 @@ pub async fn alerts(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> 
         StatusCode::OK,
         &AlertsPage {
             nav: Some(Nav::new(&p, HERE)),
-            notice: None,
+            notice: (q.get("done") == Some("bulk")).then_some("The selected alerts were updated."),
             error: None,
             states,
             severities,
@@ -212,6 +218,8 @@ pub async fn alerts(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> 
             next_href,
             first_href,
             filtered,
+            can_manage: p.can(Permission::AlertsManage),
+            csrf: p.csrf().to_owned(),
         },
     )
 }

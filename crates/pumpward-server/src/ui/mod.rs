@@ -8,6 +8,8 @@
 //! - [`pki`]: the fleet's connections and certificates, certificate detail
 //!   and revocation, one-time enrollment codes (with a QR code).
 //! - [`library`]: drug-library rollout and compliance, and the CQI report.
+//! - [`alerts`], [`alert_case`], [`incidents`], [`rules`]: the alerts list
+//!   with bulk actions, one alert's page, incidents, the detection rules.
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -25,11 +27,14 @@
 
 pub mod account;
 pub mod admin;
+pub mod alert_case;
 pub mod alerts;
 pub mod findings;
+pub mod incidents;
 pub mod inventory;
 pub mod library;
 pub mod pki;
+pub mod rules;
 pub mod session;
 
 use crate::auth::{source_of, Authn, Principal};
@@ -73,6 +78,15 @@ pub fn routes() -> Router<AppState> {
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
         .route("/alerts", get(alerts::alerts))
+        .route("/alerts/bulk", post(alert_case::bulk))
+        .route("/alerts/{id}", get(alert_case::alert).post(alert_case::act))
+        .route("/incidents", get(incidents::incidents))
+        .route(
+            "/incidents/{id}",
+            get(incidents::incident).post(incidents::act),
+        )
+        .route("/detection/rules", get(rules::rules))
+        .route("/detection/rules/{rule}", post(rules::edit))
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
@@ -150,12 +164,13 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 10] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 11] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/findings", "Findings", Some(Permission::FindingsRead)),
             ("/alerts", "Alerts", Some(Permission::AlertsRead)),
+            ("/incidents", "Incidents", Some(Permission::AlertsRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),

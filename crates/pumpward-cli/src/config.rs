@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub device_certificate_days: Option<u32>,
     /// Key algorithm of the CA and server keys it makes: p256 (default), p384, ed25519.
     pub ca_algorithm: Option<String>,
+    /// SIEM sinks (`[[siem]]` tables; see docs/SIEM.md).
+    #[serde(default)]
+    pub siem: Vec<pumpward_server::siem::SinkConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub gateway_listen: Option<std::net::SocketAddr>,
     pub pki: PkiSettings,
+    pub siem: Vec<pumpward_server::siem::SinkConfig>,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Settings {
             );
             pki.ca.device_validity_days = d;
         }
+        pumpward_server::siem::check_sinks(&file.siem)?;
         Ok(Settings {
             data_dir,
             database_url: cli.database_url.clone().or(file.database_url),
@@ -141,6 +146,7 @@ impl Settings {
             server,
             gateway_listen: file.gateway_listen,
             pki,
+            siem: file.siem,
         })
     }
 }

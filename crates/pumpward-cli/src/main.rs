@@ -494,6 +494,7 @@ async fn serve(
             .unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid default")),
         settings: s.server.clone(),
         pki: s.pki.clone(),
+        siem: s.siem.clone(),
     };
     pumpward_server::run(opts, store).await
 }

@@ -18,13 +18,18 @@
 //!   yet) is reloaded every [`REFRESH_EVERY`], and the time-driven rules
 //!   (devices unseen too long, default credentials) run on the same tick.
 //!
+//! - New alerts and the security events are handed to the SIEM feed
+//!   ([`crate::siem`]) when one is configured; that never waits either.
+//!
 //! Known gap: events stored but not yet processed when the server is killed
 //! are not replayed into the engine after the restart (they stay in
 //! `device_events`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
+
+use crate::metrics::DetectionCounters;
+use crate::siem::SiemOutput;
+use prometheus_client::metrics::counter::Counter;
 
 use pumpward_core::inventory::Asset;
 use pumpward_detect::event::from_pump_event;
@@ -57,18 +62,31 @@ enum Input {
 #[derive(Clone)]
 pub struct Detection {
     tx: mpsc::Sender<Input>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
+}
+
+/// Where the engine task reports, besides the store.
+#[derive(Clone, Default)]
+pub struct Outputs {
+    /// Its counters (the server's `/metrics` ones, or private ones).
+    pub counters: DetectionCounters,
+    /// The SIEM feed, if any sink is configured.
+    pub siem: Option<SiemOutput>,
 }
 
 impl Detection {
     /// Starts the engine task on `store` with `config`.
     pub fn spawn(store: Store, config: DetectionConfig) -> Detection {
+        Detection::spawn_with(store, config, Outputs::default())
+    }
+
+    /// [`Detection::spawn`], counting into `outputs.counters` and feeding
+    /// new alerts and security events to `outputs.siem`.
+    pub fn spawn_with(store: Store, config: DetectionConfig, outputs: Outputs) -> Detection {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, config, rx));
-        Detection {
-            tx,
-            dropped: Arc::default(),
-        }
+        let dropped = outputs.counters.events_dropped.clone();
+        tokio::spawn(run(store, config, rx, outputs));
+        Detection { tx, dropped }
     }
 
     /// Hands over a committed group of pump events; never waits.
@@ -79,7 +97,7 @@ impl Detection {
             received_at,
         };
         if self.tx.try_send(stored).is_err() {
-            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            self.dropped.inc_by(n as u64);
             tracing::warn!(
                 events = n,
                 "detection is behind or stopped: events stored but not evaluated"
@@ -92,19 +110,19 @@ impl Detection {
     /// validation is a bug of its producer: logged and counted.
     pub fn observe(&self, ev: Event) {
         if let Err(e) = ev.validate() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             tracing::error!(error = %e, id = %ev.id, "an invalid event for detection");
             return;
         }
         if self.tx.try_send(Input::Event(Box::new(ev))).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             tracing::warn!("detection is behind or stopped: an event was not evaluated");
         }
     }
 
     /// Events not handed to the engine (queue full, stopped, or invalid).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -137,7 +155,13 @@ pub async fn load_context(store: &Store) -> pumpward_store::Result<Context> {
     }
 }
 
-async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input>) {
+async fn run(
+    store: Store,
+    config: DetectionConfig,
+    mut rx: mpsc::Receiver<Input>,
+    outputs: Outputs,
+) {
+    let evaluated = &outputs.counters.events_evaluated;
     let mut engine = match store.load_detection_state().await {
         Ok(Some(state)) => Engine::restore(config, state),
         Ok(None) => Engine::new(config),
@@ -164,8 +188,12 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
                         if let Err(e) = store.record_security_events(std::slice::from_ref(&ev)).await {
                             tracing::warn!(error = %e, "cannot record a security event");
                         }
+                        if let Some(siem) = &outputs.siem {
+                            siem.event_observed(&ev);
+                        }
                         seq += 1;
                         engine.process(&ctx, seq, &ev, &mut alerts);
+                        evaluated.inc();
                         dirty = true;
                         (Vec::new(), OffsetDateTime::now_utc())
                     }
@@ -182,6 +210,7 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
                         let Some(ev) = from_pump_event(&pe, asset.clone(), model, area.clone(), received_at) else { continue };
                         seq += 1;
                         engine.process(&ctx, seq, &ev, &mut alerts);
+                        evaluated.inc();
                         dirty = true;
                     }
                 }
@@ -206,6 +235,10 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
         if !alerts.is_empty() {
             match store.record_alerts(&alerts).await {
                 Ok(new) => {
+                    outputs.counters.alerts_raised.inc_by(new.len() as u64);
+                    if let Some(siem) = &outputs.siem {
+                        siem.alerts_raised(&alerts, &new);
+                    }
                     for id in new {
                         tracing::info!(alert = %id, "alert raised");
                     }

@@ -23,6 +23,7 @@ pub mod pki;
 pub mod problem;
 pub mod rollout;
 pub mod routes;
+pub mod siem;
 pub mod state;
 pub mod tls;
 pub mod ui;
@@ -261,6 +262,8 @@ pub struct ServeOptions {
     pub gateway_listen: SocketAddr,
     pub settings: ServerSettings,
     pub pki: pki::PkiSettings,
+    /// The `[[siem]]` sinks (already checked with [`siem::check_sinks`]).
+    pub siem: Vec<siem::SinkConfig>,
 }
 
 /// Opens the store, prepares TLS, prints the setup link if no user exists,
@@ -300,8 +303,24 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
     state.gateway_port = gw_local.port();
-    let detection =
-        detection::Detection::spawn(store.clone(), pumpward_detect::DetectionConfig::default());
+    let siem = match opts.siem.is_empty() {
+        true => None,
+        false => Some(siem::SiemOutput::start(
+            &opts.siem,
+            &opts.data_dir,
+            siem::local_host_name(),
+            &state.metrics.siem,
+        )?),
+    };
+    state.siem = siem.clone();
+    let detection = detection::Detection::spawn_with(
+        store.clone(),
+        pumpward_detect::DetectionConfig::default(),
+        detection::Outputs {
+            counters: state.metrics.detection.clone(),
+            siem: siem.clone(),
+        },
+    );
     let gw_state = gateway::GatewayState {
         ca: ca.clone(),
         store: store.clone(),
@@ -342,6 +361,10 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     maintenance.abort();
     sweeper.abort();
     rollouts.abort();
+    if let Some(siem) = siem {
+        // What the SIEM has not taken by then is sent after the next start.
+        siem.shutdown(std::time::Duration::from_secs(10)).await;
+    }
     store.close().await;
     println!("Pumpward stopped.");
     Ok(())

@@ -48,6 +48,8 @@ pub struct AppState {
     pub gateway_port: u16,
     /// The drug-library signing key, opened (or made) on first use.
     pub library_signer: Arc<crate::library::SignerCell>,
+    /// The SIEM feed; `None` when no `[[siem]]` sink is configured.
+    pub siem: Option<crate::siem::SiemOutput>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             sessions: Arc::default(),
             gateway_port: 8444,
             library_signer: Arc::default(),
+            siem: None,
         }
     }
 

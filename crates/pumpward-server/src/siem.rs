@@ -1173,6 +1173,30 @@ mod tests {
         assert_eq!(m.field("reason"), Some("unknown CA"));
     }
 
+    proptest::proptest! {
+        /// Any text is parsed or refused, never a panic; what parses is
+        /// exactly what was written.
+        #[test]
+        fn any_destination_is_parsed_or_refused(s in "(syslog\\+(tls|udp)://|https://)?[a-z0-9.:\\[\\]/@ -]{0,30}") {
+            match parse_destination(&s) {
+                Ok(Target::Webhook { url }) => proptest::prop_assert_eq!(url, s),
+                Ok(Target::SyslogTls { host, port } | Target::SyslogUdp { host, port }) => {
+                    proptest::prop_assert!(port > 0);
+                    proptest::prop_assert!(s.contains(host.as_str()));
+                }
+                Err(e) => proptest::prop_assert!(!e.is_empty()),
+            }
+        }
+
+        #[test]
+        fn host_and_port_round_trip(host in "[a-z][a-z0-9-]{0,20}(\\.[a-z0-9-]{1,10}){0,3}", port in 1u16..) {
+            proptest::prop_assert_eq!(
+                parse_destination(&format!("syslog+udp://{host}:{port}")),
+                Ok(Target::SyslogUdp { host: host.clone(), port })
+            );
+        }
+    }
+
     #[test]
     fn summaries_never_split_a_character() {
         let s = "é".repeat(100);

@@ -144,7 +144,9 @@ pub fn parse_destination(s: &str) -> Result<Target, String> {
         }
         host_port(authority, 443)?;
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{s:?}: the URL contains a space or control character"));
+            return Err(format!(
+                "{s:?}: the URL contains a space or control character"
+            ));
         }
         Ok(Target::Webhook { url: s.to_owned() })
     } else {
@@ -412,7 +414,10 @@ fn alert_fields(a: &Alert, state: AlertState) -> Vec<(String, String)> {
     if let Some(x) = &a.csf {
         f.push(("csf".into(), summary(x, SUMMARY_BYTES)));
     }
-    f.push(("evidence".into(), summary(&a.evidence.to_string(), SUMMARY_BYTES)));
+    f.push((
+        "evidence".into(),
+        summary(&a.evidence.to_string(), SUMMARY_BYTES),
+    ));
     f.push(("events".into(), summary(&a.events.join(","), SUMMARY_BYTES)));
     f
 }
@@ -477,7 +482,13 @@ pub fn event_message(ev: &Event, host: &str) -> SiemMessage {
             {
                 k
             } else {
-                format!("body_{}", k.chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>())
+                format!(
+                    "body_{}",
+                    k.chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .take(20)
+                        .collect::<String>()
+                )
             };
             if fields.iter().any(|(f, _)| *f == key) {
                 continue;
@@ -497,7 +508,11 @@ pub fn event_message(ev: &Event, host: &str) -> SiemMessage {
         app_name: "pumpward".into(),
         msg_id: "event".into(),
         signature_id: kind.as_str().to_owned(),
-        name: format!("{} ({})", kind.as_str().replace('_', " "), ev.source.as_str()),
+        name: format!(
+            "{} ({})",
+            kind.as_str().replace('_', " "),
+            ev.source.as_str()
+        ),
         fields,
     }
 }
@@ -582,9 +597,11 @@ impl Collector for SiemSinks {
         let all = self.counters();
         type Pick = fn(&SinkCounters) -> u64;
         let counters: [(&str, &str, Pick); 4] = [
-            ("siem_queued", "SIEM messages queued durably, per sink", |c| {
-                c.export.enqueued
-            }),
+            (
+                "siem_queued",
+                "SIEM messages queued durably, per sink",
+                |c| c.export.enqueued,
+            ),
             (
                 "siem_delivered",
                 "SIEM messages the destination accepted, per sink",
@@ -919,8 +936,13 @@ impl SiemOutput {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.inner.stop_delivery.cancel();
-        let tasks =
-            std::mem::take(&mut *self.inner.deliveries.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .deliveries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         for t in tasks {
             let _ = t.await;
         }
@@ -1082,7 +1104,10 @@ mod tests {
             "sink #2 has the same name"
         );
         let e = sink("ftp://x").check().unwrap_err();
-        assert!(e.to_string().starts_with("[[siem]] \"soc\": destination: "), "{e}");
+        assert!(
+            e.to_string().starts_with("[[siem]] \"soc\": destination: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1139,7 +1164,11 @@ mod tests {
         assert_eq!(m.field("state"), Some("new"));
         // The evidence is summarised, cut at a character boundary.
         let ev = m.field("evidence").unwrap();
-        assert!(ev.len() <= SUMMARY_BYTES && ev.ends_with('…'), "{}", ev.len());
+        assert!(
+            ev.len() <= SUMMARY_BYTES && ev.ends_with('…'),
+            "{}",
+            ev.len()
+        );
 
         let mut case = pumpward_detect::AlertCase::new(a.clone());
         case.acknowledge("ana").unwrap();

@@ -126,8 +126,9 @@ fn cef_value<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
         .match_indices(' ')
         .find(|(i, _)| {
             let next = &rest[i + 1..];
-            next.split_once('=')
-                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            next.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
         })
         .map_or(rest.len(), |(i, _)| i);
     Some(&rest[..end])
@@ -195,7 +196,10 @@ async fn a_raised_and_acknowledged_alert_reaches_rsyslog_as_cef_and_json() {
     assert_eq!(cef_value(cef, "care_area"), Some("Adult ICU"), "{cef}");
     assert_eq!(cef_value(cef, "state"), Some("new"), "{cef}");
     assert_eq!(cef_value(cef, "dvchost"), Some("pumpward-test"), "{cef}");
-    assert!(cef_value(cef, "csf").is_some_and(|c| !c.is_empty()), "{cef}");
+    assert!(
+        cef_value(cef, "csf").is_some_and(|c| !c.is_empty()),
+        "{cef}"
+    );
     assert!(cef_value(cef, "evidence").is_some(), "{cef}");
     let json = lines
         .iter()
@@ -366,7 +370,8 @@ async fn a_siem_outage_across_a_restart_loses_nothing_and_ingestion_carries_on()
     let want = alert_ids(&store).await;
     wait_for("all six alerts in rsyslog", 30, async || {
         let got = rs.received("tls.log");
-        want.iter().all(|id| got.iter().any(|l| l.contains(id.as_str())))
+        want.iter()
+            .all(|id| got.iter().any(|l| l.contains(id.as_str())))
     })
     .await;
     wait_for("the queue to empty", 10, async || {

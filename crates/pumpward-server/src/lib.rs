@@ -303,14 +303,15 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(store.clone(), opts.settings).with_pki(ca.clone());
     state.gateway_port = gw_local.port();
-    let siem = match opts.siem.is_empty() {
-        true => None,
-        false => Some(siem::SiemOutput::start(
+    let siem = if opts.siem.is_empty() {
+        None
+    } else {
+        Some(siem::SiemOutput::start(
             &opts.siem,
             &opts.data_dir,
             siem::local_host_name(),
             &state.metrics.siem,
-        )?),
+        )?)
     };
     state.siem = siem.clone();
     let detection = detection::Detection::spawn_with(

@@ -391,8 +391,8 @@ async fn a_siem_outage_across_a_restart_loses_nothing_and_ingestion_carries_on()
         .collect();
     let first_of = |p: &str| order.iter().position(|a| *a == p).unwrap();
     assert!(
-        ["P-1", "P-2", "P-3"].iter().map(|p| first_of(p)).max()
-            < ["P-4", "P-5", "P-6"].iter().map(|p| first_of(p)).min(),
+        ["P-1", "P-2", "P-3"].into_iter().map(first_of).max()
+            < ["P-4", "P-5", "P-6"].into_iter().map(first_of).min(),
         "{order:?}"
     );
     second.shutdown(Duration::from_secs(2)).await;

@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// A detection rules file (TOML, the format of `pumpward detect rules`);
     /// a relative path is relative to the config file.
     pub detection_rules: Option<PathBuf>,
+    /// SIEM sinks (`[[siem]]` tables; see docs/SIEM.md).
+    #[serde(default)]
+    pub siem: Vec<pumpward_server::siem::SinkConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,7 @@ pub struct Settings {
     pub pki: PkiSettings,
     /// The detection rules file's text, checked when the settings load.
     pub detection_rules: Option<String>,
+    pub siem: Vec<pumpward_server::siem::SinkConfig>,
 }
 
 impl Settings {
@@ -150,6 +154,7 @@ impl Settings {
                 Some(text)
             }
         };
+        pumpward_server::siem::check_sinks(&file.siem)?;
         Ok(Settings {
             data_dir,
             detection_rules,
@@ -162,6 +167,7 @@ impl Settings {
             server,
             gateway_listen: file.gateway_listen,
             pki,
+            siem: file.siem,
         })
     }
 }

@@ -472,6 +472,7 @@ async fn serve(
         settings: s.server.clone(),
         pki: s.pki.clone(),
         detection_rules: s.detection_rules.clone(),
+        siem: s.siem.clone(),
     };
     pumpward_server::run(opts, store).await
 }

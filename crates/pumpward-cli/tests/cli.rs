@@ -468,6 +468,54 @@ fn config_file_names_a_checked_detection_rules_file() {
     assert!(err(&o).contains("missing.toml"), "{}", err(&o));
 }
 
+/// A `[[siem]]` sink that cannot work refuses every command that reads the
+/// configuration, naming the sink and the key; a good one is accepted.
+#[test]
+fn siem_sinks_in_the_config_file_are_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let run = |toml: &str| {
+        let cfg = write(t.path(), "pumpward.toml", toml.as_bytes());
+        Command::new(env!("CARGO_BIN_EXE_pumpward"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["inventory", "list"])
+            .output()
+            .unwrap()
+    };
+    for (toml, want) in [
+        (
+            "[[siem]]\nname = \"soc\"\ndestination = \"syslog+tls://siem.example:6514\"\n",
+            "[[siem]] \"soc\": ca_file: required for syslog+tls",
+        ),
+        (
+            "[[siem]]\nname = \"soc\"\ndestination = \"syslog://siem.example\"\n",
+            "[[siem]] \"soc\": destination: ",
+        ),
+        (
+            "[[siem]]\nname = \"soc\"\ndestination = \"syslog+udp://10.0.0.5\"\nformat = \"xml\"\n",
+            "unknown variant `xml`",
+        ),
+        (
+            "[[siem]]\nname = \"soc\"\ndestination = \"syslog+udp://10.0.0.5\"\nport = 514\n",
+            "unknown field `port`",
+        ),
+        (
+            "[[siem]]\nname = \"soc\"\ndestination = \"syslog+udp://10.0.0.5\"\n\
+             [[siem]]\nname = \"soc\"\ndestination = \"syslog+udp://10.0.0.6\"\n",
+            "sink #2 has the same name",
+        ),
+    ] {
+        let o = run(toml);
+        assert_eq!(o.status.code(), Some(1), "{toml}");
+        assert!(err(&o).contains(want), "{toml}: {}", err(&o));
+    }
+    let o = run("[[siem]]\nname = \"soc\"\ndestination = \"syslog+udp://10.0.0.5:5514\"\nformat = \"json\"\n");
+    assert!(o.status.success(), "{}", err(&o));
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

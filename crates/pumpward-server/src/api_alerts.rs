@@ -150,5 +150,8 @@ pub async fn alert_step(
             )))
         }
     };
+    if let (Some(siem), false) = (&st.siem, step.action == "comment") {
+        siem.alert_changed(&stored);
+    }
     Ok(Json(view(&stored)))
 }

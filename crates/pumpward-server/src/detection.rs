@@ -30,12 +30,16 @@
 //!   commit time and skipped. This relies on two facts: one event writer
 //!   commits pump events, with increasing `received_at`; and only this task
 //!   writes `security_events`, evaluating each right after recording it.
+//! - New alerts and the security events are handed to the SIEM feed
+//!   ([`crate::siem`]) when one is configured; that never waits either.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::BTreeSet;
+
+use crate::metrics::DetectionCounters;
+use crate::siem::SiemOutput;
+use prometheus_client::metrics::counter::Counter;
 
 use pumpward_core::inventory::{Asset, AssetId};
 use pumpward_core::timefmt;
@@ -82,26 +86,38 @@ enum Input {
 #[derive(Clone)]
 pub struct Detection {
     tx: mpsc::Sender<Input>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
     /// Closed when the task has saved its state and ended.
     done: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Where the engine task reports, besides the store.
+#[derive(Clone, Default)]
+pub struct Outputs {
+    /// Its counters (the server's `/metrics` ones, or private ones).
+    pub counters: DetectionCounters,
+    /// The SIEM feed, if any sink is configured.
+    pub siem: Option<SiemOutput>,
 }
 
 impl Detection {
     /// Starts the engine task on `store` with `config`.
     pub fn spawn(store: Store, config: DetectionConfig) -> Detection {
+        Detection::spawn_with(store, config, Outputs::default())
+    }
+
+    /// [`Detection::spawn`], counting into `outputs.counters` and feeding
+    /// new alerts and security events to `outputs.siem`.
+    pub fn spawn_with(store: Store, config: DetectionConfig, outputs: Outputs) -> Detection {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = outputs.counters.events_dropped.clone();
         let (done_tx, done) = tokio::sync::watch::channel(false);
         let started = OffsetDateTime::now_utc();
         tokio::spawn(async move {
-            run(store, config, rx, started).await;
+            run(store, config, rx, started, outputs).await;
             let _ = done_tx.send(true);
         });
-        Detection {
-            tx,
-            dropped: Arc::default(),
-            done,
-        }
+        Detection { tx, dropped, done }
     }
 
     /// Lets the task finish what is queued, save its state and end, once
@@ -120,7 +136,7 @@ impl Detection {
             received_at,
         };
         if self.tx.try_send(stored).is_err() {
-            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            self.dropped.inc_by(n as u64);
             tracing::warn!(
                 events = n,
                 "detection is behind or stopped: events stored but not evaluated"
@@ -133,12 +149,12 @@ impl Detection {
     /// validation is a bug of its producer: logged and counted.
     pub fn observe(&self, ev: Event) {
         if let Err(e) = ev.validate() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             tracing::error!(error = %e, id = %ev.id, "an invalid event for detection");
             return;
         }
         if self.tx.try_send(Input::Event(Box::new(ev))).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
             tracing::warn!("detection is behind or stopped: an event was not evaluated");
         }
     }
@@ -155,7 +171,7 @@ impl Detection {
 
     /// Events not handed to the engine (queue full, stopped, or invalid).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -236,6 +252,7 @@ pub struct Resume {
 /// The engine task's state.
 struct Task {
     store: Store,
+    outputs: Outputs,
     /// When [`Detection::spawn`] was called.
     started: OffsetDateTime,
     engine: Engine,
@@ -251,6 +268,7 @@ impl Task {
         self.seq += 1;
         self.engine
             .process(&self.ctx, self.seq, ev, &mut self.alerts);
+        self.outputs.counters.events_evaluated.inc();
         self.dirty = true;
     }
 
@@ -306,6 +324,9 @@ impl Task {
             tracing::warn!(error = %e, "cannot record security events");
         }
         for ev in events {
+            if let Some(siem) = &self.outputs.siem {
+                siem.event_observed(ev);
+            }
             self.eval(ev);
         }
     }
@@ -480,6 +501,10 @@ impl Task {
         }
         match self.store.record_alerts(&self.alerts).await {
             Ok(new) => {
+                self.outputs.counters.alerts_raised.inc_by(new.len() as u64);
+                if let Some(siem) = &self.outputs.siem {
+                    siem.alerts_raised(&self.alerts, &new);
+                }
                 if !new.is_empty() {
                     tracing::info!(alerts = new.len(), first = %new[0], "alerts raised");
                 }
@@ -496,6 +521,7 @@ async fn run(
     config: DetectionConfig,
     mut rx: mpsc::Receiver<Input>,
     started: OffsetDateTime,
+    outputs: Outputs,
 ) {
     let engine = match store.load_detection_state().await {
         Ok(Some(state)) => Engine::restore(config, state),
@@ -516,6 +542,7 @@ async fn run(
         Context::default()
     });
     let mut task = Task {
+        outputs,
         started,
         seq: engine.snapshot().watermark,
         store,

@@ -25,6 +25,7 @@ pub mod pki;
 pub mod problem;
 pub mod rollout;
 pub mod routes;
+pub mod siem;
 pub mod state;
 pub mod tls;
 pub mod ui;
@@ -274,6 +275,8 @@ pub struct ServeOptions {
     /// The detection rules file's text (`detection_rules` in the config
     /// file); the settings saved from the rules page take precedence.
     pub detection_rules: Option<String>,
+    /// The `[[siem]]` sinks (already checked with [`siem::check_sinks`]).
+    pub siem: Vec<siem::SinkConfig>,
 }
 
 /// Opens the store, prepares TLS, prints the setup link if no user exists,
@@ -315,7 +318,25 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     state.gateway_port = gw_local.port();
     let rules_config =
         detection_rules::startup_config(&store, opts.detection_rules.as_deref()).await?;
-    let detection = detection::Detection::spawn(store.clone(), rules_config);
+    let siem = if opts.siem.is_empty() {
+        None
+    } else {
+        Some(siem::SiemOutput::start(
+            &opts.siem,
+            &opts.data_dir,
+            siem::local_host_name(),
+            &state.metrics.siem,
+        )?)
+    };
+    state.siem = siem.clone();
+    let detection = detection::Detection::spawn_with(
+        store.clone(),
+        rules_config,
+        detection::Outputs {
+            counters: state.metrics.detection.clone(),
+            siem: siem.clone(),
+        },
+    );
     state.rules = detection_rules::LiveRules {
         file: opts.detection_rules.clone(),
         detection: Some(detection.clone()),
@@ -360,6 +381,10 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
     maintenance.abort();
     sweeper.abort();
     rollouts.abort();
+    if let Some(siem) = siem {
+        // What the SIEM has not taken by then is sent after the next start.
+        siem.shutdown(std::time::Duration::from_secs(10)).await;
+    }
     store.close().await;
     println!("Pumpward stopped.");
     Ok(())

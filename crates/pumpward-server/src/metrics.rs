@@ -43,6 +43,21 @@ pub struct Metrics {
     pub device_events_stored: Counter,
     /// Device events dropped as duplicates (replays, lost acks).
     pub device_events_duplicate: Counter,
+    /// The detection engine's counters.
+    pub detection: DetectionCounters,
+    /// The SIEM sinks' counters, read from the exporters at each scrape.
+    pub siem: crate::siem::SiemSinks,
+}
+
+/// What the detection task counts (cheap to clone: the counters are shared).
+#[derive(Clone, Debug, Default)]
+pub struct DetectionCounters {
+    /// Events run through the rules.
+    pub events_evaluated: Counter,
+    /// Alerts newly recorded (not repeats of a stored one).
+    pub alerts_raised: Counter,
+    /// Events not handed to the engine (queue full, stopped, or invalid).
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -81,6 +96,24 @@ impl Default for Metrics {
             "Device events dropped as duplicates",
             device_events_duplicate.clone(),
         );
+        let detection = DetectionCounters::default();
+        registry.register(
+            "detection_events_evaluated",
+            "Events run through the detection rules",
+            detection.events_evaluated.clone(),
+        );
+        registry.register(
+            "detection_alerts_raised",
+            "Alerts newly recorded by detection",
+            detection.alerts_raised.clone(),
+        );
+        registry.register(
+            "detection_events_dropped",
+            "Events not handed to detection (queue full, stopped, or invalid)",
+            detection.events_dropped.clone(),
+        );
+        let siem = crate::siem::SiemSinks::default();
+        registry.register_collector(Box::new(siem.clone()));
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -106,6 +139,8 @@ impl Default for Metrics {
             devices_connected,
             device_events_stored,
             device_events_duplicate,
+            detection,
+            siem,
         }
     }
 }

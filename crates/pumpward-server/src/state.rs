@@ -50,6 +50,8 @@ pub struct AppState {
     pub library_signer: Arc<crate::library::SignerCell>,
     /// The rules file and the running detection engine, for the rules page.
     pub rules: crate::detection_rules::LiveRules,
+    /// The SIEM feed; `None` when no `[[siem]]` sink is configured.
+    pub siem: Option<crate::siem::SiemOutput>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
                 file: None,
                 detection: None,
             },
+            siem: None,
         }
     }
 

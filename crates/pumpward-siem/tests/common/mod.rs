@@ -6,6 +6,7 @@
 
 pub mod pki;
 pub mod reference;
+pub mod rsyslog;
 
 use proptest::prelude::*;
 use pumpward_siem::{Severity, SiemMessage};

@@ -25,6 +25,7 @@ mod devices;
 mod findings;
 mod import;
 mod library;
+mod network;
 mod pki;
 mod remediation;
 mod rollout;
@@ -44,6 +45,7 @@ pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,
 };
+pub use network::{PolicyVersion, MAX_POLICY_COMMENT};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,

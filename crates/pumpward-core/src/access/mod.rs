@@ -71,6 +71,11 @@ string_enum!(
         AlertsRead = "alerts.read",
         /// Work alerts: acknowledge, resolve, mark as false positive, comment.
         AlertsManage = "alerts.manage",
+        /// See the network zone policy, its versions, the observed conduits
+        /// and the unknown devices seen on the network.
+        NetworkRead = "network.read",
+        /// Save a new version of the network zone policy.
+        NetworkManage = "network.manage",
     }
 );
 
@@ -112,6 +117,9 @@ impl Role {
             AlertsRead => matches!(self, Admin | Security | Biomed | Auditor),
             // Triage is the SOC's; biomed sees alerts to swap pumps.
             AlertsManage => matches!(self, Admin | Security),
+            NetworkRead => matches!(self, Admin | Security | Biomed | Auditor),
+            // The zone policy is the firewall's and the NAC's: security's.
+            NetworkManage => matches!(self, Admin | Security),
         }
     }
 
@@ -177,6 +185,7 @@ mod tests {
                     | Permission::LibraryRead
                     | Permission::VulnRead
                     | Permission::AlertsRead
+                    | Permission::NetworkRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

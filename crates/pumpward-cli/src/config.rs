@@ -31,6 +31,10 @@ pub struct FileConfig {
     pub device_certificate_days: Option<u32>,
     /// Key algorithm of the CA and server keys it makes: p256 (default), p384, ed25519.
     pub ca_algorithm: Option<String>,
+    /// UDP address for IPFIX / NetFlow v9 (`serve --flow-listen`).
+    pub flow_listen: Option<std::net::SocketAddr>,
+    /// A Zeek conn.log to follow (`serve --zeek-conn-log`).
+    pub zeek_conn_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +46,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub gateway_listen: Option<std::net::SocketAddr>,
     pub pki: PkiSettings,
+    /// The live flow collectors of `serve`.
+    pub network: pumpward_server::network::NetworkOptions,
 }
 
 impl Settings {
@@ -141,6 +147,10 @@ impl Settings {
             server,
             gateway_listen: file.gateway_listen,
             pki,
+            network: pumpward_server::network::NetworkOptions {
+                flow_listen: file.flow_listen,
+                zeek_conn_log: file.zeek_conn_log,
+            },
         })
     }
 }

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub device_events_stored: Counter,
     /// Device events dropped as duplicates (replays, lost acks).
     pub device_events_duplicate: Counter,
+    /// The live network collectors and the policy evaluation.
+    pub network: crate::network::NetworkMetrics,
 }
 
 impl Default for Metrics {
@@ -94,7 +96,9 @@ impl Default for Metrics {
             "Records in the audit chain",
             audit_records.clone(),
         );
+        let network = crate::network::NetworkMetrics::registered(&mut registry);
         Metrics {
+            network,
             registry,
             requests,
             request_seconds,

@@ -48,6 +48,8 @@ pub struct AppState {
     pub gateway_port: u16,
     /// The drug-library signing key, opened (or made) on first use.
     pub library_signer: Arc<crate::library::SignerCell>,
+    /// Live flows: observed conduits, unknown devices, policy reloads.
+    pub network: Arc<crate::network::NetworkLive>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             sessions: Arc::default(),
             gateway_port: 8444,
             library_signer: Arc::default(),
+            network: Arc::default(),
         }
     }
 

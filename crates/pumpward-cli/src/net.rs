@@ -60,8 +60,8 @@ pub enum PolicyCmd {
         policy: Option<PathBuf>,
     },
     /// Write the policy for an enforcement point (deterministic, diffable);
-    /// `--format toml` without `--policy` writes the stored version's text
-    /// as it was imported.
+    /// `--format toml` writes the stored version (or `--policy`'s file) as
+    /// canonical TOML.
     Export {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
@@ -186,22 +186,19 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
             format,
             output,
         }) => {
-            // The stored text as imported (comments kept); a file's, canonical.
-            if format == ExportFormat::Toml && policy.is_none() {
-                let text = policy_text(s, None).await?;
-                write_out(output.as_deref(), &text)?;
-                return Ok(0);
-            }
-            let policy = load_policy(s, policy.as_deref()).await?;
+            let path = policy.as_deref();
             let text = match format {
-                ExportFormat::Toml => PolicyDocument {
-                    policy,
-                    assets: Vec::new(),
+                // The whole document (its own [[asset]] entries too), canonical.
+                ExportFormat::Toml => {
+                    let text = policy_text(s, path).await?;
+                    PolicyDocument::from_toml(&text)
+                        .map_err(|e| anyhow::anyhow!("the policy: {e}"))?
+                        .to_toml()
                 }
-                .to_toml(),
-                ExportFormat::Nft => pumpward_net::export::nft::ruleset(&policy),
-                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&policy),
+                ExportFormat::Nft => pumpward_net::export::nft::ruleset(&load_policy(s, path).await?),
+                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&load_policy(s, path).await?),
                 ExportFormat::FreeradiusMab => {
+                    let policy = load_policy(s, path).await?;
                     let (assets, _) = identities(s).await?;
                     pumpward_net::export::radius::mab_authorize(&policy, &assets)
                 }

@@ -195,8 +195,12 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
                         .map_err(|e| anyhow::anyhow!("the policy: {e}"))?
                         .to_toml()
                 }
-                ExportFormat::Nft => pumpward_net::export::nft::ruleset(&load_policy(s, path).await?),
-                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&load_policy(s, path).await?),
+                ExportFormat::Nft => {
+                    pumpward_net::export::nft::ruleset(&load_policy(s, path).await?)
+                }
+                ExportFormat::Acl => {
+                    pumpward_net::export::acl::acl_csv(&load_policy(s, path).await?)
+                }
                 ExportFormat::FreeradiusMab => {
                     let policy = load_policy(s, path).await?;
                     let (assets, _) = identities(s).await?;

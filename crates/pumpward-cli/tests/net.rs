@@ -131,7 +131,14 @@ fn import_stores_versions_and_refuses_errors() {
     std::fs::write(&good, &ours).unwrap();
     let o = pumpward(
         &data,
-        &["net", "policy", "import", good.to_str().unwrap(), "--comment", "our name"],
+        &[
+            "net",
+            "policy",
+            "import",
+            good.to_str().unwrap(),
+            "--comment",
+            "our name",
+        ],
     );
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert!(out(&o).contains("imported as version 1"), "{}", out(&o));
@@ -157,7 +164,10 @@ fn import_stores_versions_and_refuses_errors() {
         .and_then(|l| l.split(':').next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or_else(|| panic!("no line number in {report}"));
-    assert!(named <= line + 1 && named + 10 > line, "{named} vs {line}: {report}");
+    assert!(
+        named <= line + 1 && named + 10 > line,
+        "{named} vs {line}: {report}"
+    );
 
     // Still version 1, and it is what export and check use by default.
     let o = pumpward(&data, &["net", "policy", "export", "--format", "toml"]);

@@ -35,7 +35,9 @@ fn version_view(v: &PolicyVersion, with_text: bool) -> Value {
 
 /// The current policy text and its version (None: the starter policy,
 /// nothing saved yet).
-pub async fn current_text(store: &Store) -> pumpward_store::Result<(Option<PolicyVersion>, String)> {
+pub async fn current_text(
+    store: &Store,
+) -> pumpward_store::Result<(Option<PolicyVersion>, String)> {
     Ok(match store.current_network_policy().await? {
         Some(v) => {
             let text = v.toml.clone();
@@ -151,16 +153,15 @@ pub fn refusal(r: &Review) -> ApiError {
         .iter()
         .filter(|i| i.severity == Severity::Error)
         .map(|i| FieldProblem {
-            field: i.line.map_or_else(|| "policy".to_owned(), |l| format!("line {l}")),
+            field: i
+                .line
+                .map_or_else(|| "policy".to_owned(), |l| format!("line {l}")),
             message: i.message.clone(),
         })
         .collect();
     ApiError {
         kind: ErrorKind::Validation,
-        detail: format!(
-            "the policy has {} error(s) and was not saved",
-            errors.len()
-        ),
+        detail: format!("the policy has {} error(s) and was not saved", errors.len()),
         errors,
     }
 }

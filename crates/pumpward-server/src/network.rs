@@ -228,7 +228,10 @@ pub async fn current_policy(store: &Store) -> anyhow::Result<(Option<i64>, Polic
     match store.current_network_policy().await? {
         Some(v) => {
             let doc = PolicyDocument::from_toml(&v.toml).map_err(|e| {
-                anyhow::anyhow!("stored network policy version {} is invalid: {e}", v.version)
+                anyhow::anyhow!(
+                    "stored network policy version {} is invalid: {e}",
+                    v.version
+                )
             })?;
             Ok((Some(v.version), doc.policy))
         }
@@ -359,7 +362,9 @@ fn follow_conn_log(path: &Path, tx: &mpsc::Sender<Vec<Flow>>, m: &NetworkMetrics
                     read_any = true;
                     follower.feed(buf.get(..n).unwrap_or(&[]), &mut sink);
                 }
-                Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot read conn.log"),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot read conn.log")
+                }
             }
         }
         if !read_any {
@@ -377,7 +382,9 @@ fn follow_conn_log(path: &Path, tx: &mpsc::Sender<Vec<Flow>>, m: &NetworkMetrics
                             follower = ConnLogFollower::new();
                         }
                         open = match std::fs::File::open(path) {
-                            Ok(mut f) => f.seek(SeekFrom::Start(0)).ok().map(|_| (f, meta.ino(), 0)),
+                            Ok(mut f) => {
+                                f.seek(SeekFrom::Start(0)).ok().map(|_| (f, meta.ino(), 0))
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, path = %path.display(), "cannot open conn.log");
                                 None
@@ -422,7 +429,9 @@ async fn load(store: &Store) -> anyhow::Result<(Option<i64>, Evaluator)> {
             tracing::warn!(error = %e, "the inventory does not fit the network policy; evaluating without the assets that do not");
             let fitting: Vec<_> = assets
                 .into_iter()
-                .filter(|a| pumpward_net::policy::problems(&policy, std::slice::from_ref(a)).is_empty())
+                .filter(|a| {
+                    pumpward_net::policy::problems(&policy, std::slice::from_ref(a)).is_empty()
+                })
                 .collect();
             Evaluator::new(&policy, &fitting)
                 .or_else(|_| Evaluator::new(&policy, &[]))
@@ -529,7 +538,13 @@ impl Engine {
     }
 }
 
-fn note_unknown(l: &mut Live, ev: &Evaluator, f: &Flow, side: Side, zone: pumpward_net::eval::ZoneId) {
+fn note_unknown(
+    l: &mut Live,
+    ev: &Evaluator,
+    f: &Flow,
+    side: Side,
+    zone: pumpward_net::eval::ZoneId,
+) {
     let (addr, mac) = match side {
         Side::Originator => (f.orig_addr, f.orig_mac),
         Side::Responder => (f.resp_addr, f.resp_mac),
@@ -635,7 +650,13 @@ pub fn violation_event(
         violation,
         flow: f.clone(),
     };
-    Some(envelope(id, f, asset(e.orig.asset).or(asset(e.resp.asset)), body, now))
+    Some(envelope(
+        id,
+        f,
+        asset(e.orig.asset).or(asset(e.resp.asset)),
+        body,
+        now,
+    ))
 }
 
 /// A registered device's MAC seen at two places at once: recorded as a

@@ -208,7 +208,6 @@ async fn ipfix_datagrams_raise_violations_security_events_and_alerts() {
         Some("02:00:00:00:00:99")
     );
 
-    // The same datagram again: the same event ids, nothing stored twice.
     running.stop();
 }
 
@@ -232,7 +231,9 @@ fn append(path: &std::path::Path, text: &str) {
 #[tokio::test]
 async fn a_zeek_conn_log_is_followed_while_written_and_through_rotation() {
     let t = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&t.path().join("data")).await.unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open_sqlite(&data).await.unwrap();
     fleet(&store).await;
     let log = t.path().join("conn.log");
     append(&log, CONN_HEADER);
@@ -271,7 +272,13 @@ async fn a_zeek_conn_log_is_followed_while_written_and_through_rotation() {
         &log,
         &format!(
             "{CONN_HEADER}{}",
-            conn_line("C2", "10.20.0.11", "02:00:00:00:00:01", "198.51.100.7", 8080)
+            conn_line(
+                "C2",
+                "10.20.0.11",
+                "02:00:00:00:00:01",
+                "198.51.100.7",
+                8080
+            )
         ),
     );
     wait_for("the flow of the new file", || {
@@ -337,7 +344,11 @@ async fn policy_pages_editor_versions_and_api() {
 
     // Without the CSRF token: refused before anything happens.
     let r = h
-        .form("/network/policy", &sec, &[("toml", starter), ("base_version", "")])
+        .form(
+            "/network/policy",
+            &sec,
+            &[("toml", starter), ("base_version", "")],
+        )
         .await;
     assert_eq!(r.status, 403);
 
@@ -388,7 +399,10 @@ async fn policy_pages_editor_versions_and_api() {
         )
         .await;
     assert_eq!(invalid.status, 422, "{}", invalid.text());
-    let field = invalid.json()["errors"][0]["field"].as_str().unwrap().to_owned();
+    let field = invalid.json()["errors"][0]["field"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(field.starts_with("line "), "{field}");
     let saved = h
         .json(
@@ -439,7 +453,11 @@ async fn network_page_draws_the_zone_diagram() {
     assert!(html.contains(r#"<svg id="zone-diagram""#), "{html}");
     // Every starter zone is a box; allowed conduits are dashed grey lines.
     for z in pumpward_net::starter_policy().zones {
-        assert!(html.contains(&format!(">{}</text>", z.name)), "{}: {html}", z.name);
+        assert!(
+            html.contains(&format!(">{}</text>", z.name)),
+            "{}: {html}",
+            z.name
+        );
     }
     assert!(html.contains(r#"<g class="allowed">"#), "{html}");
     assert!(html.contains(r#"id="no-collectors""#), "{html}");

@@ -184,6 +184,9 @@ impl Store {
                 None => break,
             }
         }
-        Ok((pumpward_net::inventory::identities(&assets, &models), models))
+        Ok((
+            pumpward_net::inventory::identities(&assets, &models),
+            models,
+        ))
     }
 }

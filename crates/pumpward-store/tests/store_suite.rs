@@ -3206,10 +3206,7 @@ async fn network_policy_versions(store: &Store) {
     let versions: Vec<i64> = list.iter().map(|v| v.version).collect();
     assert_eq!(versions, [2, 1]);
     assert_ne!(list[0].digest, list[1].digest);
-    assert_eq!(
-        store.network_policy_version(1).await.unwrap().toml,
-        starter
-    );
+    assert_eq!(store.network_policy_version(1).await.unwrap().toml, starter);
     assert!(matches!(
         store.network_policy_version(3).await,
         Err(StoreError::NotFound { .. })

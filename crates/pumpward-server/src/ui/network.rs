@@ -82,7 +82,10 @@ fn diagram(policy: &Policy, observed: &[ObservedConduit]) -> (Vec<ZoneBox>, Vec<
     }
     let n = names.len().max(1) as f64;
     let (cx, cy) = (f64::from(WIDTH) / 2.0, f64::from(HEIGHT) / 2.0);
-    let (rx, ry) = (cx - f64::from(BOX_W) / 2.0 - 10.0, cy - f64::from(BOX_H) / 2.0 - 10.0);
+    let (rx, ry) = (
+        cx - f64::from(BOX_W) / 2.0 - 10.0,
+        cy - f64::from(BOX_H) / 2.0 - 10.0,
+    );
     let boxes: Vec<ZoneBox> = names
         .into_iter()
         .enumerate()
@@ -102,43 +105,39 @@ fn diagram(policy: &Policy, observed: &[ObservedConduit]) -> (Vec<ZoneBox>, Vec<
         .collect();
     let at = |name: &str| boxes.iter().find(|b| b.name == name).map(|b| (b.cx, b.cy));
     let mut lines = Vec::new();
-    let mut push = |from: &str,
-                    to: &str,
-                    offset: i32,
-                    class: &'static str,
-                    label: String,
-                    title: String| {
-        let (Some((x1, y1)), Some((x2, y2))) = (at(from), at(to)) else {
-            return;
+    let mut push =
+        |from: &str, to: &str, offset: i32, class: &'static str, label: String, title: String| {
+            let (Some((x1, y1)), Some((x2, y2))) = (at(from), at(to)) else {
+                return;
+            };
+            // Offset perpendicular to the line, so observed traffic sits beside
+            // the allowed conduit it uses (or lacks).
+            let (dx, dy) = (f64::from(x2 - x1), f64::from(y2 - y1));
+            let len = (dx * dx + dy * dy).sqrt().max(1.0);
+            let (ox, oy) = (
+                (-dy / len * f64::from(offset)) as i32,
+                (dx / len * f64::from(offset)) as i32,
+            );
+            let (colour, dash, width) = match class {
+                "allowed" => ("#8a8f98", "6 4", 2),
+                "observed-ok" => ("#1b7f3b", "", 3),
+                _ => ("#c62828", "", 3),
+            };
+            lines.push(Line {
+                x1: x1 + ox,
+                y1: y1 + oy,
+                x2: x2 + ox,
+                y2: y2 + oy,
+                class,
+                colour,
+                dash,
+                width,
+                lx: (x1 + x2) / 2 + ox * 2,
+                ly: (y1 + y2) / 2 + oy * 2,
+                label,
+                title,
+            });
         };
-        // Offset perpendicular to the line, so observed traffic sits beside
-        // the allowed conduit it uses (or lacks).
-        let (dx, dy) = (f64::from(x2 - x1), f64::from(y2 - y1));
-        let len = (dx * dx + dy * dy).sqrt().max(1.0);
-        let (ox, oy) = (
-            (-dy / len * f64::from(offset)) as i32,
-            (dx / len * f64::from(offset)) as i32,
-        );
-        let (colour, dash, width) = match class {
-            "allowed" => ("#8a8f98", "6 4", 2),
-            "observed-ok" => ("#1b7f3b", "", 3),
-            _ => ("#c62828", "", 3),
-        };
-        lines.push(Line {
-            x1: x1 + ox,
-            y1: y1 + oy,
-            x2: x2 + ox,
-            y2: y2 + oy,
-            class,
-            colour,
-            dash,
-            width,
-            lx: (x1 + x2) / 2 + ox * 2,
-            ly: (y1 + y2) / 2 + oy * 2,
-            label,
-            title,
-        });
-    };
     for c in &policy.conduits {
         push(
             &c.from,
@@ -336,7 +335,10 @@ async fn policy_page(
             isolated: z.isolated,
         })
         .collect();
-    let base = v.as_ref().map(|v| v.version.to_string()).unwrap_or_default();
+    let base = v
+        .as_ref()
+        .map(|v| v.version.to_string())
+        .unwrap_or_default();
     let (text, comment, base_version, issues, error) = match edit {
         Some((t, c, b, i, e)) => (t, c, b, i, Some(e)),
         None => (text, String::new(), base, Vec::new(), None),
@@ -394,7 +396,13 @@ pub async fn save_policy(State(st): State<AppState>, UiUser(p): UiUser, body: By
         "" => None,
         s => match s.parse::<i64>() {
             Ok(n) => Some(n),
-            Err(_) => return again(Vec::new(), "The base version is not a number; reload the page.".into()).await,
+            Err(_) => {
+                return again(
+                    Vec::new(),
+                    "The base version is not a number; reload the page.".into(),
+                )
+                .await
+            }
         },
     };
     let r = review(&st.store, &text).await.ui(&p, POLICY)?;
@@ -406,7 +414,9 @@ pub async fn save_policy(State(st): State<AppState>, UiUser(p): UiUser, body: By
             .count();
         return again(
             r.issues,
-            format!("The policy has {n} error(s) and was not saved; each is listed below the editor."),
+            format!(
+                "The policy has {n} error(s) and was not saved; each is listed below the editor."
+            ),
         )
         .await;
     }

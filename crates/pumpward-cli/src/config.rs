@@ -37,6 +37,10 @@ pub struct FileConfig {
     /// SIEM sinks (`[[siem]]` tables; see docs/SIEM.md).
     #[serde(default)]
     pub siem: Vec<pumpward_server::siem::SinkConfig>,
+    /// UDP address for IPFIX / NetFlow v9 (`serve --flow-listen`).
+    pub flow_listen: Option<std::net::SocketAddr>,
+    /// A Zeek conn.log to follow (`serve --zeek-conn-log`).
+    pub zeek_conn_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +55,8 @@ pub struct Settings {
     /// The detection rules file's text, checked when the settings load.
     pub detection_rules: Option<String>,
     pub siem: Vec<pumpward_server::siem::SinkConfig>,
+    /// The live flow collectors of `serve`.
+    pub network: pumpward_server::network::NetworkOptions,
 }
 
 impl Settings {
@@ -168,6 +174,10 @@ impl Settings {
             gateway_listen: file.gateway_listen,
             pki,
             siem: file.siem,
+            network: pumpward_server::network::NetworkOptions {
+                flow_listen: file.flow_listen,
+                zeek_conn_log: file.zeek_conn_log,
+            },
         })
     }
 }

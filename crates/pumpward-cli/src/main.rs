@@ -64,6 +64,15 @@ enum Command {
         /// Address of the pumps' gateway (EST and the device channel).
         #[arg(long, value_name = "ADDR")]
         gateway_listen: Option<std::net::SocketAddr>,
+        /// UDP address to receive IPFIX and NetFlow v9 from the network's
+        /// exporters (e.g. 0.0.0.0:4739); flows are evaluated against the
+        /// stored network policy.
+        #[arg(long, value_name = "ADDR")]
+        flow_listen: Option<std::net::SocketAddr>,
+        /// A Zeek conn.log (TSV or JSON) to follow while Zeek writes it,
+        /// through rotation.
+        #[arg(long, value_name = "PATH")]
+        zeek_conn_log: Option<std::path::PathBuf>,
     },
     /// Run the server on a fresh data directory loaded with a sample hospital.
     Demo {
@@ -409,7 +418,16 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Serve {
             listen,
             gateway_listen,
+            flow_listen,
+            zeek_conn_log,
         } => {
+            let mut s = s;
+            if flow_listen.is_some() {
+                s.network.flow_listen = flow_listen;
+            }
+            if zeek_conn_log.is_some() {
+                s.network.zeek_conn_log = zeek_conn_log;
+            }
             let store = open(&s).await?;
             serve(&s, listen, gateway_listen, store).await?;
         }
@@ -473,6 +491,7 @@ async fn serve(
         pki: s.pki.clone(),
         detection_rules: s.detection_rules.clone(),
         siem: s.siem.clone(),
+        network: s.network.clone(),
     };
     pumpward_server::run(opts, store).await
 }

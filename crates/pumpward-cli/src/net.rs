@@ -2,19 +2,21 @@
 //! points) and offline evaluation of observed flows (a Zeek `conn.log` or a
 //! pcap/pcapng capture) against it, with the inventory of `--data-dir`.
 //!
-//! Until the policy is kept in the store, the policy is a TOML file given
-//! with `--policy`, or the SP 1800-8 starter policy shipped with Pumpward.
+//! The policy is the current version stored with `net policy import` (or
+//! through the API and the UI); `--policy FILE` uses a file instead, and
+//! with nothing stored the SP 1800-8 starter policy shipped with Pumpward
+//! applies.
 
 use crate::config::Settings;
-use crate::{all_assets, open};
+use crate::open;
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
-use pumpward_core::inventory::{Answer, DeviceModel};
+use pumpward_core::inventory::DeviceModel;
 use pumpward_flow::pcap::{read_capture, AggregatorConfig};
 use pumpward_flow::zeek::ConnLogReader;
 use pumpward_flow::Flow;
-use pumpward_net::{Admission, AssetIdentity, Evaluator, Policy, PolicyDocument, Verdict};
-use pumpward_store::AssetFilter;
+use pumpward_net::{AssetIdentity, Evaluator, Policy, PolicyDocument, Severity, Verdict};
+use pumpward_store::Actor;
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ pub enum NetCmd {
         /// Capture or log files; the format is recognised from the content.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The policy (TOML); default: the shipped starter policy.
+        /// The policy (TOML); default: the stored policy (or the starter).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// At most this many violations printed (all are counted).
@@ -41,6 +43,15 @@ pub enum NetCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCmd {
+    /// Check a policy file against the inventory and store it as the next
+    /// version; refused, changing nothing, if the check finds an error
+    /// (exit 1, each error with its line).
+    Import {
+        file: PathBuf,
+        /// What changed and why, kept with the version.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
     /// Check the policy and the inventory's network identities against it:
     /// contradictions, shadowed conduits, unknown zones, admission methods a
     /// model cannot support. Exit 1 if there is an error.
@@ -48,7 +59,9 @@ pub enum PolicyCmd {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
-    /// Write the policy for an enforcement point (deterministic, diffable).
+    /// Write the policy for an enforcement point (deterministic, diffable);
+    /// `--format toml` writes the stored version (or `--policy`'s file) as
+    /// canonical TOML.
     Export {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
@@ -73,9 +86,29 @@ pub enum ExportFormat {
     Acl,
 }
 
-fn load_policy(path: Option<&Path>) -> Result<Policy> {
+/// The policy file's text, or the stored policy's (the starter when none is
+/// stored).
+async fn policy_text(s: &Settings, path: Option<&Path>) -> Result<String> {
     match path {
-        None => Ok(pumpward_net::starter_policy()),
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the policy {}", p.display())),
+        None => {
+            let store = open(s).await?;
+            let v = store.current_network_policy().await?;
+            store.close().await;
+            Ok(v.map_or_else(|| pumpward_net::STARTER_POLICY_TOML.to_owned(), |v| v.toml))
+        }
+    }
+}
+
+async fn load_policy(s: &Settings, path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => {
+            let text = policy_text(s, None).await?;
+            PolicyDocument::from_toml(&text)
+                .map(|d| d.policy)
+                .map_err(|e| anyhow::anyhow!("the stored policy: {e}"))
+        }
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the policy {}", p.display()))?;
@@ -86,47 +119,48 @@ fn load_policy(path: Option<&Path>) -> Result<Policy> {
     }
 }
 
-/// The admission method an asset gets: EAP-TLS where its model's catalogue
-/// entry says it can, MAC bypass otherwise (the inventory has no field of
-/// its own for it yet).
-fn admission(model: Option<&DeviceModel>) -> Admission {
-    match model.map(|m| m.capabilities.eap_tls) {
-        Some(Answer::Yes) => Admission::EapTls,
-        _ => Admission::Mab,
-    }
-}
-
 async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
     let store = open(s).await?;
-    let models: Vec<DeviceModel> = store
-        .list_models()
-        .await?
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect();
-    let by_name: BTreeMap<(&str, &str), &DeviceModel> = models
-        .iter()
-        .map(|m| ((m.manufacturer.as_str(), m.model.as_str()), m))
-        .collect();
-    let assets = all_assets(&store, AssetFilter::default()).await?;
-    let ids = assets
-        .iter()
-        .filter_map(|a| {
-            let m = by_name
-                .get(&(a.spec.manufacturer.as_str(), a.spec.model.as_str()))
-                .copied();
-            AssetIdentity::from_spec(&a.spec, admission(m))
-        })
-        .collect();
+    let got = store.network_identities().await?;
     store.close().await;
-    Ok((ids, models))
+    Ok(got)
 }
 
 /// Runs one `net` command; returns the process exit code.
 pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
     match c {
+        NetCmd::Policy(PolicyCmd::Import { file, comment }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the policy {}", file.display()))?;
+            let store = open(s).await?;
+            let (assets, models) = store.network_identities().await?;
+            let review = pumpward_net::review(&text, &assets, &models);
+            for i in &review.issues {
+                println!("{}: {i}", file.display());
+            }
+            if !review.acceptable() {
+                let n = review
+                    .issues
+                    .iter()
+                    .filter(|i| i.severity == Severity::Error)
+                    .count();
+                println!("not imported: {n} error(s); the stored policy is unchanged");
+                store.close().await;
+                return Ok(1);
+            }
+            // The operator imports over whatever is current.
+            let base = store.current_network_policy().await?.map(|v| v.version);
+            let v = store
+                .save_network_policy(&text, &comment, base, &Actor::cli())
+                .await?;
+            store.close().await;
+            println!(
+                "imported as version {} ({}, sha256 {}); a running server evaluates with it within a minute",
+                v.version, v.name, v.digest
+            );
+        }
         NetCmd::Policy(PolicyCmd::Check { policy }) => {
-            let policy = load_policy(policy.as_deref())?;
+            let policy = load_policy(s, policy.as_deref()).await?;
             let (assets, models) = identities(s).await?;
             let diags = pumpward_net::check(&policy, &assets, &models);
             let errors = diags
@@ -152,16 +186,23 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
             format,
             output,
         }) => {
-            let policy = load_policy(policy.as_deref())?;
+            let path = policy.as_deref();
             let text = match format {
-                ExportFormat::Toml => PolicyDocument {
-                    policy,
-                    assets: Vec::new(),
+                // The whole document (its own [[asset]] entries too), canonical.
+                ExportFormat::Toml => {
+                    let text = policy_text(s, path).await?;
+                    PolicyDocument::from_toml(&text)
+                        .map_err(|e| anyhow::anyhow!("the policy: {e}"))?
+                        .to_toml()
                 }
-                .to_toml(),
-                ExportFormat::Nft => pumpward_net::export::nft::ruleset(&policy),
-                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&policy),
+                ExportFormat::Nft => {
+                    pumpward_net::export::nft::ruleset(&load_policy(s, path).await?)
+                }
+                ExportFormat::Acl => {
+                    pumpward_net::export::acl::acl_csv(&load_policy(s, path).await?)
+                }
                 ExportFormat::FreeradiusMab => {
+                    let policy = load_policy(s, path).await?;
                     let (assets, _) = identities(s).await?;
                     pumpward_net::export::radius::mab_authorize(&policy, &assets)
                 }
@@ -170,18 +211,14 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
                     pumpward_net::export::ise::endpoints_csv(&assets)
                 }
             };
-            match output {
-                Some(p) => std::fs::write(&p, text)
-                    .with_context(|| format!("cannot write {}", p.display()))?,
-                None => std::io::stdout().write_all(text.as_bytes())?,
-            }
+            write_out(output.as_deref(), &text)?;
         }
         NetCmd::Flows {
             files,
             policy,
             show,
         } => {
-            let policy = load_policy(policy.as_deref())?;
+            let policy = load_policy(s, policy.as_deref()).await?;
             let (assets, _) = identities(s).await?;
             let evaluator = Evaluator::new(&policy, &assets)
                 .map_err(|e| anyhow::anyhow!("the policy cannot be evaluated: {e}"))?;
@@ -209,6 +246,16 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn write_out(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(())
 }
 
 /// Every flow of one file: pcap/pcapng by its magic number, otherwise a Zeek

@@ -113,3 +113,73 @@ fn check_export_and_flows() {
         err(&o)
     );
 }
+
+/// `net policy import`: a good file becomes version 1 and the default of
+/// every other command; a bad one is refused with its line and changes
+/// nothing.
+#[test]
+fn import_stores_versions_and_refuses_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let starter = pumpward(&data, &["net", "policy", "export", "--format", "toml"]);
+    assert!(starter.status.success(), "{}", err(&starter));
+    let toml = out(&starter);
+
+    // Our own name, and a conduit the check refuses: a guest conduit.
+    let ours = toml.replacen("SP 1800-8 starter policy", "St. Elsewhere", 1);
+    let good = t.path().join("good.toml");
+    std::fs::write(&good, &ours).unwrap();
+    let o = pumpward(
+        &data,
+        &[
+            "net",
+            "policy",
+            "import",
+            good.to_str().unwrap(),
+            "--comment",
+            "our name",
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("imported as version 1"), "{}", out(&o));
+
+    // A conduit to a zone that does not exist, on a known line.
+    let bad_text = ours.replacen("to = \"pump-server\"", "to = \"pump-srv\"", 1);
+    let line = bad_text
+        .lines()
+        .position(|l| l.contains("pump-srv"))
+        .unwrap();
+    let bad = t.path().join("bad.toml");
+    std::fs::write(&bad, &bad_text).unwrap();
+    let o = pumpward(&data, &["net", "policy", "import", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    let report = out(&o);
+    assert!(report.contains("pump-srv"), "{report}");
+    assert!(report.contains("not imported: 1 error(s)"), "{report}");
+    // The conduit's `name = …` line is a few lines above its `to = …`.
+    let named = report
+        .lines()
+        .find(|l| l.contains("pump-srv"))
+        .and_then(|l| l.split("line ").nth(1))
+        .and_then(|l| l.split(':').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no line number in {report}"));
+    assert!(
+        named <= line + 1 && named + 10 > line,
+        "{named} vs {line}: {report}"
+    );
+
+    // Still version 1, and it is what export and check use by default.
+    let o = pumpward(&data, &["net", "policy", "export", "--format", "toml"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("name = \"St. Elsewhere\""), "{}", out(&o));
+    assert!(!out(&o).contains("pump-srv"), "{}", out(&o));
+    let o = pumpward(&data, &["net", "policy", "check"]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+
+    // Not TOML at all: the line and column.
+    std::fs::write(&bad, "name = \"x\"\n[[zone]\n").unwrap();
+    let o = pumpward(&data, &["net", "policy", "import", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("line 2: error: column"), "{}", out(&o));
+}

@@ -376,3 +376,145 @@ fn shared_addresses(assets: &[AssetIdentity], out: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+/// The 1-based line of `text` (a policy file) where the zone, conduit or
+/// asset a diagnostic or problem is about is named, so that an editor can
+/// point at it: `subject` reads `conduit "pump-dns"` (possibly followed by
+/// a field). None when the subject names nothing in the text.
+pub fn subject_line(text: &str, subject: &str) -> Option<usize> {
+    let (table, rest) = subject.split_once(' ')?;
+    let (header, key) = match table {
+        "zone" => ("[[zone]]", "name"),
+        "conduit" => ("[[conduit]]", "name"),
+        "asset" => ("[[asset]]", "asset_id"),
+        _ => return None,
+    };
+    // The quoted name as Debug wrote it; for the names the policy allows
+    // (letters, digits, `-`, `_`, `.`) that is also its TOML form.
+    let quoted = rest.strip_prefix('"')?;
+    let name = &quoted[..quoted.find('"')?];
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            inside = l == header;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        let v = v.split_once('#').map_or(v, |(v, _)| v).trim();
+        if k.trim() == key && (v == format!("\"{name}\"") || v == format!("'{name}'")) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// One issue of [`review`], ready for an editor: its line in the text where
+/// known, its severity and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    pub line: Option<usize>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        match self.line {
+            Some(l) => write!(f, "line {l}: {s}: {}", self.message),
+            None => write!(f, "{s}: {}", self.message),
+        }
+    }
+}
+
+/// What [`review`] found in a policy text: the document when it parsed, and
+/// every issue, errors first, each with its line where it has one.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub document: Option<crate::PolicyDocument>,
+    pub issues: Vec<Issue>,
+}
+
+impl Review {
+    /// Whether the text may be saved: it parsed and the check found no error.
+    pub fn acceptable(&self) -> bool {
+        self.document.is_some() && !self.issues.iter().any(|i| i.severity == Severity::Error)
+    }
+}
+
+/// The gate in front of a stored policy: parses `text` and runs [`check`]
+/// against the inventory's identities and the device catalogue. The
+/// document's own `[[asset]]` entries are checked too.
+pub fn review(text: &str, assets: &[AssetIdentity], models: &[DeviceModel]) -> Review {
+    use crate::policy::PolicyError;
+    let doc = match crate::PolicyDocument::from_toml(text) {
+        Ok(d) => d,
+        Err(PolicyError::Toml {
+            line,
+            column,
+            message,
+        }) => {
+            return Review {
+                document: None,
+                issues: vec![Issue {
+                    line: Some(line),
+                    severity: Severity::Error,
+                    message: format!("column {column}: {message}"),
+                }],
+            }
+        }
+        Err(PolicyError::Invalid(problems)) => {
+            return Review {
+                document: None,
+                issues: problems
+                    .iter()
+                    .map(|p| Issue {
+                        line: subject_line(text, &p.location),
+                        severity: Severity::Error,
+                        message: p.to_string(),
+                    })
+                    .collect(),
+            }
+        }
+        Err(e @ PolicyError::TooLarge(_)) => {
+            return Review {
+                document: None,
+                issues: vec![Issue {
+                    line: None,
+                    severity: Severity::Error,
+                    message: e.to_string(),
+                }],
+            }
+        }
+    };
+    let mut all: Vec<AssetIdentity> = doc.assets.clone();
+    all.extend(
+        assets
+            .iter()
+            .filter(|a| !doc.assets.iter().any(|d| d.asset_id == a.asset_id))
+            .cloned(),
+    );
+    let mut issues: Vec<Issue> = check(&doc.policy, &all, models)
+        .into_iter()
+        .map(|d| Issue {
+            line: subject_line(text, &d.subject),
+            severity: d.severity,
+            message: format!("{}: {}", d.subject, d.message),
+        })
+        .collect();
+    issues.sort_by_key(|i| i.severity);
+    Review {
+        document: Some(doc),
+        issues,
+    }
+}

@@ -27,9 +27,14 @@ pub fn policy_toml(data: &[u8]) -> Outcome {
     let Ok(text) = std::str::from_utf8(data) else {
         return Outcome::NotUtf8;
     };
+    // The gate in front of the store (errors located by line) agrees with
+    // the parser on what is refused.
+    let review = crate::review(text, &[], &[]);
     let Ok(doc) = PolicyDocument::from_toml(text) else {
+        assert!(review.document.is_none() && !review.issues.is_empty());
         return Outcome::Refused;
     };
+    assert!(review.document.is_some());
     let out = doc.to_toml();
     match PolicyDocument::from_toml(&out) {
         Ok(again) => assert_eq!(again, doc, "export then import changed the document"),

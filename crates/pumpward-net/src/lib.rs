@@ -14,6 +14,7 @@
 //!   their zone.
 //! - [`eval`] — the [`Evaluator`]: one [`Verdict`] per [`Flow`] (allowed by
 //!   which conduit, or which rule it breaks), allocation-free.
+//! - [`inventory`] — the inventory's assets as network identities.
 //! - [`observed`] — observed conduits (zone pair, transport, port → flows,
 //!   bytes, first/last seen) beside the allowed ones.
 //! - [`presence`] — a device seen in two places at once.
@@ -35,11 +36,12 @@ pub mod cidr;
 pub mod eval;
 pub mod export;
 pub mod fuzzing;
+pub mod inventory;
 pub mod observed;
 pub mod policy;
 pub mod presence;
 
-pub use check::{check, Diagnostic, Finding, Severity};
+pub use check::{check, review, subject_line, Diagnostic, Finding, Issue, Review, Severity};
 pub use cidr::Cidr;
 pub use eval::{Evaluation, Evaluator, Verdict, Violation, ViolationEvidence};
 pub use policy::{

@@ -754,3 +754,19 @@ fn violations_carry_their_evidence() {
     );
     assert!(e.message.contains("wrong direction"), "{}", e.message);
 }
+
+#[test]
+fn a_problem_is_located_on_the_line_naming_its_subject() {
+    let text = "name = \"p\"\n\n[[zone]]\nname = \"pumps\"\nsubnets = [\"10.0.0.0/8\"]\n\n[[conduit]]\nname = \"pumps\" # same name as the zone\nfrom = \"pumps\"\nto = \"nowhere\"\ntransport = \"tcp\"\n";
+    let Err(PolicyError::Invalid(problems)) = PolicyDocument::from_toml(text) else {
+        panic!("a conduit to an unknown zone must be refused");
+    };
+    let lines: Vec<Option<usize>> = problems
+        .iter()
+        .map(|p| subject_line(text, &p.location))
+        .collect();
+    assert!(lines.contains(&Some(8)), "{problems:?} → {lines:?}");
+    assert_eq!(subject_line(text, "zone \"pumps\""), Some(4));
+    assert_eq!(subject_line(text, "zone \"absent\""), None);
+    assert_eq!(subject_line(text, "policy"), None);
+}

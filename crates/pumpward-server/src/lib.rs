@@ -11,6 +11,7 @@ pub mod api_alerts;
 pub mod api_findings;
 pub mod api_incidents;
 pub mod api_library;
+pub mod api_network;
 pub mod api_pki;
 pub mod api_rollout;
 pub mod api_vuln;
@@ -21,6 +22,7 @@ pub mod device;
 pub mod gateway;
 pub mod library;
 pub mod metrics;
+pub mod network;
 pub mod pki;
 pub mod problem;
 pub mod rollout;
@@ -140,6 +142,19 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/assets/{id}/enrollment-codes",
             post(api_pki::create_enrollment_code),
         )
+        .route(
+            "/api/v1/network/policy",
+            get(api_network::get_policy).put(api_network::put_policy),
+        )
+        .route(
+            "/api/v1/network/policy/versions",
+            get(api_network::list_versions),
+        )
+        .route(
+            "/api/v1/network/policy/versions/{version}",
+            get(api_network::get_version),
+        )
+        .route("/api/v1/network/observed", get(api_network::observed))
         .route("/api/v1/alerts", get(api_alerts::list_alerts))
         .route(
             "/api/v1/alerts/{id}",
@@ -277,6 +292,8 @@ pub struct ServeOptions {
     pub detection_rules: Option<String>,
     /// The `[[siem]]` sinks (already checked with [`siem::check_sinks`]).
     pub siem: Vec<siem::SinkConfig>,
+    /// Live flow collectors (`--flow-listen`, `--zeek-conn-log`).
+    pub network: network::NetworkOptions,
 }
 
 /// Opens the store, prepares TLS, prints the setup link if no user exists,
@@ -347,8 +364,19 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
         metrics: state.metrics.clone(),
         sessions: state.sessions.clone(),
         events: device::EventWriter::spawn(store.clone(), Some(detection.clone())),
-        detection: Some(detection),
+        detection: Some(detection.clone()),
     };
+    let network = network::start(
+        store.clone(),
+        Some(detection),
+        state.network.clone(),
+        state.metrics.network.clone(),
+        &opts.network,
+    )
+    .await?;
+    if let Some(a) = network.flow_addr {
+        println!("Flow collector (IPFIX, NetFlow v9) on udp {a}");
+    }
     let cfg = tls::server_config(identity)?;
     let purge_store = store.clone();
     let idle = state.settings.session_idle;
@@ -385,6 +413,7 @@ pub async fn run(opts: ServeOptions, store: Store) -> anyhow::Result<()> {
         // What the SIEM has not taken by then is sent after the next start.
         siem.shutdown(std::time::Duration::from_secs(10)).await;
     }
+    network.stop();
     store.close().await;
     println!("Pumpward stopped.");
     Ok(())

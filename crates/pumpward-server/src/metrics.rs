@@ -47,6 +47,8 @@ pub struct Metrics {
     pub detection: DetectionCounters,
     /// The SIEM sinks' counters, read from the exporters at each scrape.
     pub siem: crate::siem::SiemSinks,
+    /// The live network collectors and the policy evaluation.
+    pub network: crate::network::NetworkMetrics,
 }
 
 /// What the detection task counts (cheap to clone: the counters are shared).
@@ -127,7 +129,9 @@ impl Default for Metrics {
             "Records in the audit chain",
             audit_records.clone(),
         );
+        let network = crate::network::NetworkMetrics::registered(&mut registry);
         Metrics {
+            network,
             registry,
             requests,
             request_seconds,

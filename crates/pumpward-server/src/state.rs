@@ -52,6 +52,8 @@ pub struct AppState {
     pub rules: crate::detection_rules::LiveRules,
     /// The SIEM feed; `None` when no `[[siem]]` sink is configured.
     pub siem: Option<crate::siem::SiemOutput>,
+    /// Live flows: observed conduits, unknown devices, policy reloads.
+    pub network: Arc<crate::network::NetworkLive>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
                 detection: None,
             },
             siem: None,
+            network: Arc::default(),
         }
     }
 

@@ -27,6 +27,7 @@ mod findings;
 mod import;
 mod incidents;
 mod library;
+mod network;
 mod pki;
 mod remediation;
 mod rollout;
@@ -48,6 +49,7 @@ pub use library::{
     LibraryRevision, LibrarySummary, NewLibraryDraft, RevisionState, SignedLibrary,
     StoredLibrarySigner,
 };
+pub use network::{PolicyVersion, MAX_POLICY_COMMENT};
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,

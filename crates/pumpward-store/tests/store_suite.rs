@@ -64,6 +64,7 @@ on_both_backends!(
     current_device_certificates_and_fleet_counts,
     library_review_workflow_and_numbering,
     library_publish_is_all_or_nothing,
+    network_policy_versions,
     advisories_import_idempotently_and_supersede,
     matching_raises_and_resolves_vulnerability_findings,
     vulnerability_priority_and_remediation,
@@ -3518,4 +3519,49 @@ async fn incidents_open_from_alerts_list_and_rule_settings(store: &Store) {
     assert_eq!(saved.rules, text);
     assert_eq!(saved.updated_by, "user:sam");
     assert_eq!(audit_of(store, "detection.configure").await.len(), 3);
+}
+
+async fn network_policy_versions(store: &Store) {
+    let starter = pumpward_net::STARTER_POLICY_TOML;
+    assert_eq!(store.current_network_policy().await.unwrap(), None);
+    let analyst = Actor::user("sam.soc", None);
+    let v1 = store
+        .save_network_policy(starter, "first version", None, &analyst)
+        .await
+        .unwrap();
+    assert_eq!((v1.version, v1.author.as_str()), (1, "user:sam.soc"));
+    // A second editor who also started from the starter policy is refused.
+    let stale = store
+        .save_network_policy(starter, "again", None, &analyst)
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    // Invalid text is refused and changes nothing.
+    let bad = starter.replace("to = \"clinical-systems\"", "to = \"ehr\"");
+    let refused = store
+        .save_network_policy(&bad, "typo", Some(1), &analyst)
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("\"ehr\"")),
+        "{refused:?}"
+    );
+    let edited = starter.replace("SP 1800-8 starter policy", "St. Elsewhere policy");
+    let v2 = store
+        .save_network_policy(&edited, "our name", Some(1), &analyst)
+        .await
+        .unwrap();
+    assert_eq!((v2.version, v2.name.as_str()), (2, "St. Elsewhere policy"));
+    let current = store.current_network_policy().await.unwrap().unwrap();
+    assert_eq!(current.toml, edited);
+    assert_eq!(current.comment, "our name");
+    let list = store.network_policy_versions().await.unwrap();
+    let versions: Vec<i64> = list.iter().map(|v| v.version).collect();
+    assert_eq!(versions, [2, 1]);
+    assert_ne!(list[0].digest, list[1].digest);
+    assert_eq!(store.network_policy_version(1).await.unwrap().toml, starter);
+    assert!(matches!(
+        store.network_policy_version(3).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let audited = audit_of(store, "network.policy.save").await;
+    assert_eq!(audited.len(), 2);
 }

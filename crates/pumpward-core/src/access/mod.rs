@@ -74,6 +74,11 @@ string_enum!(
         /// Change the detection rules' settings (enabled, severity,
         /// threshold, window) that the running engine uses.
         DetectionConfigure = "detection.configure",
+        /// See the network zone policy, its versions, the observed conduits
+        /// and the unknown devices seen on the network.
+        NetworkRead = "network.read",
+        /// Save a new version of the network zone policy.
+        NetworkManage = "network.manage",
     }
 );
 
@@ -118,6 +123,9 @@ impl Role {
             // Turning a rule off blinds the SOC to an attack: a permission
             // of its own, so that working alerts does not imply it.
             DetectionConfigure => matches!(self, Admin | Security),
+            NetworkRead => matches!(self, Admin | Security | Biomed | Auditor),
+            // The zone policy is the firewall's and the NAC's: security's.
+            NetworkManage => matches!(self, Admin | Security),
         }
     }
 
@@ -183,6 +191,7 @@ mod tests {
                     | Permission::LibraryRead
                     | Permission::VulnRead
                     | Permission::AlertsRead
+                    | Permission::NetworkRead
             );
             assert_eq!(Role::Auditor.allows(p), read_only, "{p}");
         }

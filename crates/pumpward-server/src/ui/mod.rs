@@ -10,6 +10,8 @@
 //! - [`library`]: drug-library rollout and compliance, and the CQI report.
 //! - [`alerts`], [`alert_case`], [`incidents`], [`rules`]: the alerts list
 //!   with bulk actions, one alert's page, incidents, the detection rules.
+//! - [`network`]: the zone diagram (observed beside allowed conduits),
+//!   unknown devices, and the network policy with its editor and versions.
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -33,6 +35,7 @@ pub mod findings;
 pub mod incidents;
 pub mod inventory;
 pub mod library;
+pub mod network;
 pub mod pki;
 pub mod rules;
 pub mod session;
@@ -87,6 +90,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/detection/rules", get(rules::rules))
         .route("/detection/rules/{rule}", post(rules::edit))
+        .route("/network", get(network::network))
+        .route(
+            "/network/policy",
+            get(network::policy).post(network::save_policy),
+        )
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
@@ -164,13 +172,14 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 11] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 12] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/findings", "Findings", Some(Permission::FindingsRead)),
             ("/alerts", "Alerts", Some(Permission::AlertsRead)),
             ("/incidents", "Incidents", Some(Permission::AlertsRead)),
+            ("/network", "Network", Some(Permission::NetworkRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
@@ -476,6 +485,7 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "password" => "Your password was changed. Your other sessions were ended.",
         "mfa" => "Two-factor authentication is now set up for your account.",
         "token-revoked" => "The token was revoked.",
+        "policy-saved" => "The network policy was checked and saved as a new version; the live evaluation uses it now.",
         "certificate-revoked" => "The certificate was revoked. A new CRL was published and the pump's connections to the gateway were closed; it cannot connect with this certificate again.",
         _ => return None,
     })

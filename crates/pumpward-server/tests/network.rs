@@ -1,0 +1,474 @@
+//! Live flows in the server: real IPFIX datagrams to the UDP collector and
+//! lines appended to a Zeek conn.log are evaluated against the stored
+//! policy; violations become security events and the detection rules'
+//! alerts. Also the network pages and the policy API.
+
+mod common;
+
+use common::{harness, Cred};
+use pumpward_core::access::Role;
+use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+use pumpward_detect::DetectionConfig;
+use pumpward_flow::ipfix::MessageBuilder;
+use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
+use pumpward_server::detection::Detection;
+use pumpward_server::network::{self, NetworkLive, NetworkMetrics, NetworkOptions};
+use pumpward_store::{Actor, AlertFilter, SecurityEventFilter, Store};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Two pumps in the starter policy's infusion-pump zone, and the pump
+/// server they talk to.
+async fn fleet(store: &Store) {
+    for (id, ip, mac, zone) in [
+        ("P-1", "10.20.0.11", "02:00:00:00:00:01", "infusion-pump"),
+        ("P-2", "10.20.0.12", "02:00:00:00:00:02", "infusion-pump"),
+        ("PS-1", "10.21.0.10", "02:00:00:00:01:01", "pump-server"),
+    ] {
+        let spec = AssetSpec::validate(&AssetDraft {
+            asset_id: id.into(),
+            kind: Some("pump".into()),
+            manufacturer: "ICU Medical".into(),
+            model: "Plum 360".into(),
+            serial_number: format!("SN-{id}"),
+            firmware_version: "15.11".into(),
+            care_area: Some("Adult ICU".into()),
+            mac_address: Some(mac.into()),
+            ip_address: Some(ip.into()),
+            zone: Some(zone.into()),
+            // Not the vendor's: the default-credentials rule stays quiet.
+            credential_state: Some("changed".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        store
+            .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
+            .await
+            .unwrap();
+    }
+}
+
+fn mac(s: &str) -> Option<ObservedMac> {
+    let b: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    Some(ObservedMac(b.try_into().unwrap()))
+}
+
+fn flow(from: &str, from_mac: &str, to: &str, port: u16) -> Flow {
+    Flow {
+        start_us: (time::OffsetDateTime::now_utc().unix_timestamp() - 5) * 1_000_000,
+        duration_us: Some(1_000_000),
+        transport: Transport::Tcp,
+        orig_addr: from.parse::<IpAddr>().unwrap(),
+        orig_port: 40_000,
+        resp_addr: to.parse().unwrap(),
+        resp_port: port,
+        orig_mac: mac(from_mac),
+        resp_mac: None,
+        orig_bytes: 1200,
+        resp_bytes: 0,
+        orig_packets: 3,
+        resp_packets: 0,
+        source: FlowSource::Ipfix,
+        sensor_uid: None,
+        conn_state: None,
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn alert_keys(store: &Store) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .list_alerts(&AlertFilter::default())
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|a| format!("{}:{}", a.case.alert.key.rule, a.case.alert.key.subject))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn event_kinds(store: &Store) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .list_security_events(&SecurityEventFilter::default())
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|e| e.event.body.kind().as_str().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn ipfix_datagrams_raise_violations_security_events_and_alerts() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(t.path()).await.unwrap();
+    fleet(&store).await;
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let live = Arc::new(NetworkLive::default());
+    let metrics = NetworkMetrics::default();
+    let running = network::start(
+        store.clone(),
+        Some(detection),
+        live.clone(),
+        metrics.clone(),
+        &NetworkOptions {
+            flow_listen: Some("127.0.0.1:0".parse().unwrap()),
+            zeek_conn_log: None,
+        },
+    )
+    .await
+    .unwrap();
+    let to = running.flow_addr.unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    // Garbage first: counted, and the collector goes on.
+    sock.send_to(b"\x00\x0agarbage", to).await.unwrap();
+
+    let flows = [
+        // Allowed: pump to its pump server on the device port.
+        flow("10.20.0.11", "02:00:00:00:00:01", "10.21.0.10", 443),
+        // Pump to the internet.
+        flow("10.20.0.11", "02:00:00:00:00:01", "203.0.113.9", 443),
+        // Pump to pump: east-west.
+        flow("10.20.0.12", "02:00:00:00:00:02", "10.20.0.11", 22),
+        // A MAC nobody registered, in the pump zone.
+        flow("10.20.0.99", "02:00:00:00:00:99", "10.21.0.10", 443),
+    ];
+    let mut m = MessageBuilder::ipfix(7, time::OffsetDateTime::now_utc().unix_timestamp() as u32);
+    let template = m.flow_template(false);
+    m.template(256, &template);
+    let mut records = Vec::new();
+    for f in &flows {
+        m.flow_record(f, &mut records);
+    }
+    m.data(256, &records);
+    sock.send_to(&m.build(), to).await.unwrap();
+
+    wait_for("the four flows to be evaluated", || {
+        let n = metrics.flows_evaluated.get();
+        async move { n >= 4 }
+    })
+    .await;
+    assert_eq!(metrics.malformed_datagrams.get(), 1);
+    assert_eq!(metrics.flows_received.get(), 4);
+    assert_eq!(metrics.violations.get(), 3);
+
+    let want_events = ["policy_violation", "policy_violation", "unknown_device"];
+    wait_for("three security events", || {
+        let s = store.clone();
+        async move { event_kinds(&s).await.len() >= 3 }
+    })
+    .await;
+    assert_eq!(event_kinds(&store).await, want_events);
+
+    let want_alerts = [
+        "east_west_traffic:P-2",
+        "pump_to_internet:P-1",
+        "unknown_device_in_zone:02:00:00:00:00:99",
+    ];
+    wait_for("the three alerts", || {
+        let s = store.clone();
+        async move { alert_keys(&s).await.len() >= 3 }
+    })
+    .await;
+    assert_eq!(alert_keys(&store).await, want_alerts);
+
+    // The view: the allowed conduit and the violations, and the rogue MAC.
+    let view = live.view();
+    assert_eq!(view.policy_version, None, "the starter policy");
+    let ok = view
+        .conduits
+        .iter()
+        .find(|c| c.from_zone == "infusion-pump" && c.to_zone == "pump-server")
+        .unwrap();
+    assert!(ok.allowed_by.is_some(), "{ok:?}");
+    assert!(view
+        .conduits
+        .iter()
+        .any(|c| c.to_zone == "internet" && c.violations == 1));
+    assert_eq!(view.unknown_devices.len(), 1, "{:?}", view.unknown_devices);
+    assert_eq!(
+        view.unknown_devices[0].mac.as_deref(),
+        Some("02:00:00:00:00:99")
+    );
+
+    running.stop();
+}
+
+const CONN_HEADER: &str = "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\torig_l2_addr\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\n";
+
+fn conn_line(uid: &str, from: &str, mac: &str, to: &str, port: u16) -> String {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp() - 2;
+    format!("{ts}.000000\t{uid}\t{from}\t40000\t{to}\t{port}\ttcp\t{mac}\n")
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[tokio::test]
+async fn a_zeek_conn_log_is_followed_while_written_and_through_rotation() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open_sqlite(&data).await.unwrap();
+    fleet(&store).await;
+    let log = t.path().join("conn.log");
+    append(&log, CONN_HEADER);
+    let live = Arc::new(NetworkLive::default());
+    let metrics = NetworkMetrics::default();
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let running = network::start(
+        store.clone(),
+        Some(detection),
+        live.clone(),
+        metrics.clone(),
+        &NetworkOptions {
+            flow_listen: None,
+            zeek_conn_log: Some(log.clone()),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Written after the server started, in two pieces (a line cut in half).
+    let line = conn_line("C1", "10.20.0.11", "02:00:00:00:00:01", "10.21.0.10", 443);
+    let (a, b) = line.split_at(20);
+    append(&log, a);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    append(&log, b);
+    wait_for("the first flow", || {
+        let n = metrics.flows_evaluated.get();
+        async move { n >= 1 }
+    })
+    .await;
+    assert_eq!(metrics.violations.get(), 0);
+
+    // Zeek rotates: the old file moves away, a new one starts with its header.
+    std::fs::rename(&log, t.path().join("conn.2026-11-26.log")).unwrap();
+    append(
+        &log,
+        &format!(
+            "{CONN_HEADER}{}",
+            conn_line(
+                "C2",
+                "10.20.0.11",
+                "02:00:00:00:00:01",
+                "198.51.100.7",
+                8080
+            )
+        ),
+    );
+    wait_for("the flow of the new file", || {
+        let n = metrics.flows_evaluated.get();
+        async move { n >= 2 }
+    })
+    .await;
+    assert_eq!(metrics.violations.get(), 1);
+    wait_for("the pump-to-internet alert", || {
+        let s = store.clone();
+        async move { alert_keys(&s).await == ["pump_to_internet:P-1"] }
+    })
+    .await;
+    // A malformed line is skipped and counted, not fatal.
+    append(&log, "not\ta\tflow\n");
+    append(
+        &log,
+        &conn_line("C3", "10.20.0.12", "02:00:00:00:00:02", "10.21.0.10", 443),
+    );
+    wait_for("the flow after the bad line", || {
+        let n = metrics.flows_evaluated.get();
+        async move { n >= 3 }
+    })
+    .await;
+    assert_eq!(metrics.records_skipped.get(), 1);
+    running.stop();
+}
+
+fn session(c: &str) -> Cred {
+    Cred::Session(c.to_owned(), None)
+}
+
+#[tokio::test]
+async fn policy_pages_editor_versions_and_api() {
+    let h = harness().await;
+    let (sec, csrf) = h.session_for("sam", Role::Security).await;
+
+    // Nothing saved: the starter policy, its zones and conduits.
+    let page = h.get("/network/policy", &session(&sec)).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("SP 1800-8 starter policy"), "{html}");
+    assert!(html.contains("<td>infusion-pump</td>"), "{html}");
+    assert!(html.contains(r#"id="policy-editor""#), "{html}");
+    assert!(html.contains(r#"id="no-versions""#), "{html}");
+
+    // An error: refused with its line, nothing saved, the text kept.
+    let starter = pumpward_net::STARTER_POLICY_TOML;
+    let bad = starter.replacen("to = \"pump-server\"", "to = \"pump-srv\"", 1);
+    let r = h
+        .form(
+            "/network/policy",
+            &sec,
+            &[("csrf", &csrf), ("toml", &bad), ("base_version", "")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains(r#"id="policy-issues""#), "{html}");
+    assert!(html.contains("Line "), "{html}");
+    assert!(html.contains("pump-srv"), "{html}");
+    assert!(h.store.current_network_policy().await.unwrap().is_none());
+
+    // Without the CSRF token: refused before anything happens.
+    let r = h
+        .form(
+            "/network/policy",
+            &sec,
+            &[("toml", starter), ("base_version", "")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    // A good one: saved as version 1, listed, audited.
+    let ours = starter.replacen("SP 1800-8 starter policy", "St. Elsewhere", 1);
+    let r = h
+        .form(
+            "/network/policy",
+            &sec,
+            &[
+                ("csrf", &csrf),
+                ("toml", &ours),
+                ("comment", "our name"),
+                ("base_version", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let html = h
+        .get("/network/policy?done=policy-saved", &session(&sec))
+        .await
+        .text();
+    assert!(html.contains("St. Elsewhere"), "{html}");
+    assert!(html.contains("<td>user:sam</td>"), "{html}");
+    assert!(html.contains("<td>our name</td>"), "{html}");
+
+    // The API: current, versions; a stale base is 409, errors 422 with lines.
+    let tok = h.token_for("sec-api", Role::Security).await;
+    let bearer = Cred::Bearer(tok);
+    let cur = h.get("/api/v1/network/policy", &bearer).await.json();
+    assert_eq!(cur["version"], 1);
+    assert_eq!(cur["name"], "St. Elsewhere");
+    let stale = h
+        .json(
+            "PUT",
+            "/api/v1/network/policy",
+            &bearer,
+            serde_json::json!({"toml": starter, "base_version": null}),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    let invalid = h
+        .json(
+            "PUT",
+            "/api/v1/network/policy",
+            &bearer,
+            serde_json::json!({"toml": bad, "base_version": 1}),
+        )
+        .await;
+    assert_eq!(invalid.status, 422, "{}", invalid.text());
+    let field = invalid.json()["errors"][0]["field"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(field.starts_with("line "), "{field}");
+    let saved = h
+        .json(
+            "PUT",
+            "/api/v1/network/policy",
+            &bearer,
+            serde_json::json!({"toml": starter, "comment": "back to the starter", "base_version": 1}),
+        )
+        .await;
+    assert_eq!(saved.status, 201, "{}", saved.text());
+    assert_eq!(saved.json()["version"], 2);
+    let list = h
+        .get("/api/v1/network/policy/versions", &bearer)
+        .await
+        .json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.get("/api/v1/network/policy/versions/1", &bearer)
+            .await
+            .json()["toml"],
+        ours
+    );
+
+    // An auditor reads but cannot edit: no editor, and the POST is refused.
+    let (aud, acsrf) = h.session_for("ann", Role::Auditor).await;
+    let html = h.get("/network/policy", &session(&aud)).await.text();
+    assert!(!html.contains(r#"id="policy-editor""#), "{html}");
+    let r = h
+        .form(
+            "/network/policy",
+            &aud,
+            &[("csrf", &acsrf), ("toml", starter), ("base_version", "2")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // A pharmacist does not see network pages at all.
+    let (ph, _) = h.session_for("phil", Role::Pharmacist).await;
+    assert_eq!(h.get("/network", &session(&ph)).await.status, 403);
+}
+
+#[tokio::test]
+async fn network_page_draws_the_zone_diagram() {
+    let h = harness().await;
+    let (sec, _) = h.session_for("sam", Role::Security).await;
+    let page = h.get("/network", &session(&sec)).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains(r#"<svg id="zone-diagram""#), "{html}");
+    // Every starter zone is a box; allowed conduits are dashed grey lines.
+    for z in pumpward_net::starter_policy().zones {
+        assert!(
+            html.contains(&format!(">{}</text>", z.name)),
+            "{}: {html}",
+            z.name
+        );
+    }
+    assert!(html.contains(r#"<g class="allowed">"#), "{html}");
+    assert!(html.contains(r#"id="no-collectors""#), "{html}");
+    assert!(html.contains(r#"id="no-unknown""#), "{html}");
+    // The observed view is in the API too.
+    let tok = h.token_for("sec-api", Role::Security).await;
+    let v = h
+        .get("/api/v1/network/observed", &Cred::Bearer(tok))
+        .await
+        .json();
+    assert_eq!(v["conduits"], serde_json::json!([]));
+}

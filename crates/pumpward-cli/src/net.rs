@@ -96,7 +96,23 @@ fn admission(model: Option<&DeviceModel>) -> Admission {
     }
 }
 
+/// Which assets' identities: all with a zone (checking, flow attribution),
+/// or only those an enforcement export lists as authorised (no quarantined
+/// or retired pump; see [`AssetIdentity::authorised`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    All,
+    Authorised,
+}
+
 async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
+    identities_for(s, Listing::All).await
+}
+
+async fn identities_for(
+    s: &Settings,
+    listing: Listing,
+) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
     let store = open(s).await?;
     let models: Vec<DeviceModel> = store
         .list_models()
@@ -115,7 +131,10 @@ async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel
             let m = by_name
                 .get(&(a.spec.manufacturer.as_str(), a.spec.model.as_str()))
                 .copied();
-            AssetIdentity::from_spec(&a.spec, admission(m))
+            match listing {
+                Listing::All => AssetIdentity::from_spec(&a.spec, admission(m)),
+                Listing::Authorised => AssetIdentity::authorised(a, admission(m)),
+            }
         })
         .collect();
     store.close().await;
@@ -162,11 +181,11 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
                 ExportFormat::Nft => pumpward_net::export::nft::ruleset(&policy),
                 ExportFormat::Acl => pumpward_net::export::acl::acl_csv(&policy),
                 ExportFormat::FreeradiusMab => {
-                    let (assets, _) = identities(s).await?;
+                    let (assets, _) = identities_for(s, Listing::Authorised).await?;
                     pumpward_net::export::radius::mab_authorize(&policy, &assets)
                 }
                 ExportFormat::Ise => {
-                    let (assets, _) = identities(s).await?;
+                    let (assets, _) = identities_for(s, Listing::Authorised).await?;
                     pumpward_net::export::ise::endpoints_csv(&assets)
                 }
             };

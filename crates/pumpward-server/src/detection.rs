@@ -18,6 +18,9 @@
 //!   yet) is reloaded every [`REFRESH_EVERY`], and the time-driven rules
 //!   (devices unseen too long, default credentials) run on the same tick.
 //!
+//! - A new alert of a rule configured with an automatic response gets a
+//!   pending response (see [`crate::response::on_new_alerts`]).
+//!
 //! Known gap: events stored but not yet processed when the server is killed
 //! are not replayed into the engine after the restart (they stay in
 //! `device_events`).
@@ -206,9 +209,10 @@ async fn run(store: Store, config: DetectionConfig, mut rx: mpsc::Receiver<Input
         if !alerts.is_empty() {
             match store.record_alerts(&alerts).await {
                 Ok(new) => {
-                    for id in new {
+                    for id in &new {
                         tracing::info!(alert = %id, "alert raised");
                     }
+                    crate::response::on_new_alerts(&store, engine.config(), &alerts, &new).await;
                     alerts.clear();
                 }
                 // Kept for the next round: the store may be back by then.

@@ -15,6 +15,7 @@ pub mod api_rollout;
 pub mod api_vuln;
 pub mod auth;
 pub mod detection;
+pub mod response;
 pub mod device;
 pub mod gateway;
 pub mod library;
@@ -142,6 +143,18 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/alerts/{id}",
             get(api_alerts::get_alert).post(api_alerts::alert_step),
         )
+        .route("/api/v1/responses", get(response::api_list))
+        .route("/api/v1/responses/{id}", get(response::api_get))
+        .route(
+            "/api/v1/responses/{id}/confirm",
+            post(response::api_confirm),
+        )
+        .route("/api/v1/responses/{id}/refuse", post(response::api_refuse))
+        .route(
+            "/api/v1/assets/{id}/quarantine",
+            post(response::api_quarantine),
+        )
+        .route("/api/v1/assets/{id}/release", post(response::api_release))
         .route("/api/v1/findings", get(api_findings::list_findings))
         .route(
             "/api/v1/findings/export",

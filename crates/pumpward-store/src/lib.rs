@@ -27,6 +27,7 @@ mod import;
 mod library;
 mod pki;
 mod remediation;
+mod responses;
 mod rollout;
 mod users;
 mod vuln;
@@ -49,6 +50,7 @@ pub use pki::{
     NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
 pub use remediation::AssetControl;
+pub use responses::{ResponseFilter, ResponseRecord, ResponseRequest};
 pub use rollout::{
     csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,

@@ -71,6 +71,9 @@ string_enum!(
         AlertsRead = "alerts.read",
         /// Work alerts: acknowledge, resolve, mark as false positive, comment.
         AlertsManage = "alerts.manage",
+        /// Take a response on an asset (quarantine, release), confirm or
+        /// refuse a pending automatic one (never one's own request).
+        ResponseManage = "response.manage",
     }
 );
 
@@ -112,6 +115,9 @@ impl Role {
             AlertsRead => matches!(self, Admin | Security | Biomed | Auditor),
             // Triage is the SOC's; biomed sees alerts to swap pumps.
             AlertsManage => matches!(self, Admin | Security),
+            // The SOC quarantines on evidence; biomed, who swaps the pump
+            // and knows the clinical situation, may too, and may release.
+            ResponseManage => matches!(self, Admin | Security | Biomed),
         }
     }
 

@@ -16,6 +16,7 @@ const HERE: &str = "/alerts";
 
 /// One alert as the page shows it.
 struct Row {
+    id: String,
     title: String,
     rule: String,
     csf: String,
@@ -33,6 +34,7 @@ impl From<StoredAlert> for Row {
     fn from(a: StoredAlert) -> Row {
         let c = a.case;
         Row {
+            id: c.alert.id,
             title: c.alert.title,
             rule: c.alert.key.rule,
             csf: c.alert.csf.unwrap_or_default(),
@@ -64,6 +66,9 @@ struct AlertsPage {
     asset_id: String,
     rows: Vec<Row>,
     link_assets: bool,
+    /// Offer the quarantine form beside an alert's asset (`response.manage`).
+    respond: bool,
+    csrf: String,
     next_href: Option<String>,
     first_href: Option<String>,
     filtered: bool,
@@ -209,6 +214,8 @@ pub async fn alerts(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> 
             asset_id: asset_id.unwrap_or_default(),
             rows: rows.into_iter().map(Row::from).collect(),
             link_assets: p.can(Permission::InventoryRead),
+            respond: p.can(Permission::ResponseManage),
+            csrf: p.csrf().to_owned(),
             next_href,
             first_href,
             filtered,

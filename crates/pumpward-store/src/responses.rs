@@ -169,16 +169,22 @@ impl Store {
     /// Records a refused response request or step in the audit trail and
     /// returns the refusal; a missing record is only returned.
     async fn refusal<T>(&self, actor: &Actor, action: &str, object: String, r: Result<T>) -> Result<T> {
-        if let Err(e @ (StoreError::Invalid(_) | StoreError::Conflict(_) | StoreError::Forbidden(_)))
-        | Err(e @ StoreError::Transition(_)) = &r
-        {
-            self.audit(
-                actor
-                    .entry(action, Outcome::Denied)
-                    .object(object)
-                    .reason(e.to_string()),
-            )
-            .await?;
+        if let Err(e) = &r {
+            if matches!(
+                e,
+                StoreError::Invalid(_)
+                    | StoreError::Conflict(_)
+                    | StoreError::Forbidden(_)
+                    | StoreError::Transition(_)
+            ) {
+                self.audit(
+                    actor
+                        .entry(action, Outcome::Denied)
+                        .object(object)
+                        .reason(e.to_string()),
+                )
+                .await?;
+            }
         }
         r
     }

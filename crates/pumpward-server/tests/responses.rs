@@ -135,7 +135,7 @@ async fn a_rules_automatic_quarantine_waits_for_a_person_then_applies_and_releas
         .form(
             "/assets/P-1/release",
             &cookie,
-            &[("csrf", &csrf), ("reason", "inspected, library reinstalled")],
+            &[("csrf", csrf.as_str()), ("reason", "inspected, library reinstalled")],
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.text());

@@ -103,12 +103,16 @@ async fn quarantine_cuts_the_pump_off_the_network_and_never_touches_therapy() {
             .send()
     };
 
-    let code: serde_json::Value = post("/api/v1/assets/P-000/enrollment-codes", BEA, serde_json::json!({}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let code: serde_json::Value = post(
+        "/api/v1/assets/P-000/enrollment-codes",
+        BEA,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let mut cfg = AgentConfig::new(
         "P-000",
         "SN00000",
@@ -149,37 +153,62 @@ async fn quarantine_cuts_the_pump_off_the_network_and_never_touches_therapy() {
     let pending: serde_json::Value = r.json().await.unwrap();
     assert_eq!(pending["state"], "pending");
     let id = pending["id"].as_i64().unwrap();
-    let r = post(&format!("/api/v1/responses/{id}/confirm"), BEA, serde_json::json!({}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403, "her own request: {}", r.text().await.unwrap());
+    let r = post(
+        &format!("/api/v1/responses/{id}/confirm"),
+        BEA,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "her own request: {}",
+        r.text().await.unwrap()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(agent.status().connected, "still connected while pending");
 
     // Sam confirms: the pump is cut off within seconds.
-    let r = post(&format!("/api/v1/responses/{id}/confirm"), SAM, serde_json::json!({}))
-        .await
-        .unwrap();
+    let r = post(
+        &format!("/api/v1/responses/{id}/confirm"),
+        SAM,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert!(
         agent
             .wait_for(Duration::from_secs(5), |s| !s.connected
-                && s.quarantine.as_ref().is_some_and(|q| q.state == QuarantineState::Quarantined))
+                && s.quarantine
+                    .as_ref()
+                    .is_some_and(|q| q.state == QuarantineState::Quarantined))
             .await,
         "notice received and connection closed within 5 s: {:?}",
         agent.status()
     );
     let sessions = agent.status().sessions;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(agent.status().sessions, sessions, "no new session while quarantined");
-    assert!(agent.status().connect_failures > 0, "it tried and was refused");
+    assert_eq!(
+        agent.status().sessions,
+        sessions,
+        "no new session while quarantined"
+    );
+    assert!(
+        agent.status().connect_failures > 0,
+        "it tried and was refused"
+    );
     // Therapy: exactly as the bedside left it.
     assert_eq!(agent.therapy(), therapy);
     assert_eq!(agent.therapy().infusion, InfusionState::Running);
 
     // The enforcement exports no longer authorise its MAC.
     let mab = export(&data, "freeradius-mab");
-    assert!(!mab.contains(MAC_USER), "quarantined MAC authorised:\n{mab}");
+    assert!(
+        !mab.contains(MAC_USER),
+        "quarantined MAC authorised:\n{mab}"
+    );
     assert!(!export(&data, "ise").contains("P-000"));
 
     // Quarantining it again is refused and changes nothing.
@@ -213,7 +242,8 @@ async fn quarantine_cuts_the_pump_off_the_network_and_never_touches_therapy() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert!(
         agent
-            .wait_for(Duration::from_secs(30), |s| s.connected && s.sessions > sessions)
+            .wait_for(Duration::from_secs(30), |s| s.connected
+                && s.sessions > sessions)
             .await,
         "reconnects after the release: {:?}",
         agent.status()

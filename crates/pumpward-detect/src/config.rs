@@ -747,9 +747,6 @@ mod tests {
         // An unknown response is refused with its position.
         let e = DetectionConfig::from_toml("[rules.pump_to_internet]\nresponse = \"shutdown\"\n")
             .unwrap_err();
-        assert!(
-            matches!(e, ConfigError::Toml { line: 2, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, ConfigError::Toml { line: 2, .. }), "{e}");
     }
 }

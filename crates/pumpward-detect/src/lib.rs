@@ -27,9 +27,9 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod expr;
-pub mod response;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod response;
 pub mod window;
 
 pub use alert::{Alert, AlertCase, AlertState, DedupKey, Incident, PlaybookStep};

@@ -53,7 +53,9 @@ impl FromStr for ResponseKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "quarantine" => Ok(ResponseKind::Quarantine),
-            other => Err(format!("response {other:?}: the only response is quarantine")),
+            other => Err(format!(
+                "response {other:?}: the only response is quarantine"
+            )),
         }
     }
 }
@@ -166,7 +168,10 @@ mod tests {
             Err(StepError::OwnRequest)
         );
         for s in [Applied, Released, Refused] {
-            assert_eq!(s.confirm("system", "user:ana"), Err(StepError::NotPending(s)));
+            assert_eq!(
+                s.confirm("system", "user:ana"),
+                Err(StepError::NotPending(s))
+            );
         }
     }
 

@@ -780,7 +780,11 @@ fn quarantined_assets_are_not_authorised_in_the_enforcement_exports() {
         asset("PUMP-1", "02:00:00:00:30:01", LifecycleState::InService),
         asset("PUMP-2", "02:00:00:00:30:02", LifecycleState::Quarantined),
         asset("PUMP-3", "02:00:00:00:30:03", LifecycleState::Maintenance),
-        asset("PUMP-4", "02:00:00:00:30:04", LifecycleState::Decommissioned),
+        asset(
+            "PUMP-4",
+            "02:00:00:00:30:04",
+            LifecycleState::Decommissioned,
+        ),
         asset("PUMP-5", "02:00:00:00:30:05", LifecycleState::Received),
     ];
     let policy = starter_policy();
@@ -793,11 +797,17 @@ fn quarantined_assets_are_not_authorised_in_the_enforcement_exports() {
         assert_eq!(listed, ["PUMP-1", "PUMP-3", "PUMP-5"]);
         let ise = crate::export::ise::endpoints_csv(&ids);
         assert!(ise.contains("PUMP-1 ("), "{ise}");
-        assert!(!ise.contains("PUMP-2"), "quarantined endpoint listed: {ise}");
+        assert!(
+            !ise.contains("PUMP-2"),
+            "quarantined endpoint listed: {ise}"
+        );
         if admission == Admission::Mab {
             let users = crate::export::radius::mab_authorize(&policy, &ids);
             assert!(users.contains("020000003001\t"), "{users}");
-            assert!(!users.contains("020000003002"), "quarantined MAC listed: {users}");
+            assert!(
+                !users.contains("020000003002"),
+                "quarantined MAC listed: {users}"
+            );
             assert!(!users.contains("PUMP-2"), "{users}");
         }
     }

@@ -179,7 +179,9 @@ pub async fn api_release(
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> ApiResult<Json<ResponseRecord>> {
     Ok(Json(
-        st.store.release_response(&id, &b.reason, &p.actor()).await?,
+        st.store
+            .release_response(&id, &b.reason, &p.actor())
+            .await?,
     ))
 }
 

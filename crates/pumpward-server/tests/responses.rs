@@ -65,8 +65,8 @@ fn library_rejected(seq: u64) -> DeviceEventRecord {
 async fn a_rules_automatic_quarantine_waits_for_a_person_then_applies_and_releases() {
     let h = harness().await;
     pump(&h, "P-1", LifecycleState::InService).await;
-    let cfg =
-        DetectionConfig::from_toml("[rules.library_rejected]\nresponse = \"quarantine\"\n").unwrap();
+    let cfg = DetectionConfig::from_toml("[rules.library_rejected]\nresponse = \"quarantine\"\n")
+        .unwrap();
     let detection = Detection::spawn(h.store.clone(), cfg);
     let writer = EventWriter::spawn(h.store.clone(), Some(detection.clone()));
     writer
@@ -119,7 +119,10 @@ async fn a_rules_automatic_quarantine_waits_for_a_person_then_applies_and_releas
     let page = h.get("/responses", &s).await;
     assert_eq!(page.status, 200);
     let html = page.text();
-    assert!(html.contains("Pumps to swap") && html.contains("P-1"), "{html}");
+    assert!(
+        html.contains("Pumps to swap") && html.contains("P-1"),
+        "{html}"
+    );
     assert!(html.contains("Adult ICU, Bed 12"), "where to find it");
     assert!(html.contains("href=\"/responses\""), "in the navigation");
     let html = h.get("/assets/P-1", &s).await.text();
@@ -135,7 +138,10 @@ async fn a_rules_automatic_quarantine_waits_for_a_person_then_applies_and_releas
         .form(
             "/assets/P-1/release",
             &cookie,
-            &[("csrf", csrf.as_str()), ("reason", "inspected, library reinstalled")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("reason", "inspected, library reinstalled"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
@@ -179,7 +185,10 @@ async fn bad_quarantine_requests_are_refused_precisely() {
     let q = |id: &str| format!("/api/v1/assets/{id}/quarantine");
     let why = json!({ "reason": "anomalous traffic" });
     let r = h.json("POST", &q("P-404"), &bio, why.clone()).await;
-    assert_eq!((r.status.as_u16(), r.problem().as_str()), (404, "not-found"));
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (404, "not-found")
+    );
     let r = h.json("POST", &q("P-D"), &bio, why.clone()).await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("decommissioned"), "{}", r.text());
@@ -192,7 +201,12 @@ async fn bad_quarantine_requests_are_refused_precisely() {
         .await;
     assert_eq!(r.status, 400, "unknown field: {}", r.text());
     let r = h
-        .json("POST", &q("P-1"), &bio, json!({ "reason": "x", "alert_id": "nope" }))
+        .json(
+            "POST",
+            &q("P-1"),
+            &bio,
+            json!({ "reason": "x", "alert_id": "nope" }),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(state_of(&h, "P-1").await, LifecycleState::InService);

@@ -168,7 +168,13 @@ async fn require_asset(conn: &mut crate::Conn, id: &str) -> Result<Asset> {
 impl Store {
     /// Records a refused response request or step in the audit trail and
     /// returns the refusal; a missing record is only returned.
-    async fn refusal<T>(&self, actor: &Actor, action: &str, object: String, r: Result<T>) -> Result<T> {
+    async fn refusal<T>(
+        &self,
+        actor: &Actor,
+        action: &str,
+        object: String,
+        r: Result<T>,
+    ) -> Result<T> {
         if let Err(e) = &r {
             if matches!(
                 e,
@@ -199,8 +205,13 @@ impl Store {
         actor: &Actor,
     ) -> Result<ResponseRecord> {
         let r = self.request_response_inner(req, actor).await;
-        self.refusal(actor, "response.request", format!("asset:{}", req.asset_id), r)
-            .await
+        self.refusal(
+            actor,
+            "response.request",
+            format!("asset:{}", req.asset_id),
+            r,
+        )
+        .await
     }
 
     async fn request_response_inner(
@@ -399,11 +410,11 @@ impl Store {
         let stamp = timefmt::format(now);
         let mut tx = self.write_tx().await?;
         let asset = require_asset(&mut tx, asset_id).await?;
-        let resp = open_response(&mut tx, asset_id)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!("asset {asset_id} has no applied response to release"))
-            })?;
+        let resp = open_response(&mut tx, asset_id).await?.ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "asset {asset_id} has no applied response to release"
+            ))
+        })?;
         let state = resp.state.release().map_err(step_refused)?;
         if asset.lifecycle_state != LifecycleState::Quarantined {
             return Err(StoreError::Conflict(format!(

@@ -7,9 +7,7 @@ mod common;
 use pumpward_core::audit::Outcome;
 use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
 use pumpward_detect::{ResponseKind, ResponseState};
-use pumpward_store::{
-    Actor, AuditFilter, ResponseFilter, ResponseRequest, Store, StoreError,
-};
+use pumpward_store::{Actor, AuditFilter, ResponseFilter, ResponseRequest, Store, StoreError};
 
 fn spec(id: &str) -> AssetSpec {
     AssetSpec::validate(&AssetDraft {
@@ -145,11 +143,19 @@ async fn manual_quarantine_applies_at_once_and_release_restores_the_state(store:
 
 async fn automatic_quarantine_waits_for_a_second_person(store: &Store) {
     store
-        .create_asset(&spec("P-1"), Some(LifecycleState::InService), &Actor::system())
+        .create_asset(
+            &spec("P-1"),
+            Some(LifecycleState::InService),
+            &Actor::system(),
+        )
         .await
         .unwrap();
     store
-        .create_asset(&spec("P-2"), Some(LifecycleState::InService), &Actor::system())
+        .create_asset(
+            &spec("P-2"),
+            Some(LifecycleState::InService),
+            &Actor::system(),
+        )
         .await
         .unwrap();
     let auto = store
@@ -169,7 +175,10 @@ async fn automatic_quarantine_waits_for_a_second_person(store: &Store) {
         .request_response(&quarantine("P-1", true), &ana())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("already has a pending response"), "{e}");
+    assert!(
+        e.to_string().contains("already has a pending response"),
+        "{e}"
+    );
     assert_eq!(state_of(store, "P-1").await, LifecycleState::InService);
 
     let done = store.confirm_response(auto.id, &ana()).await.unwrap();
@@ -203,12 +212,19 @@ async fn automatic_quarantine_waits_for_a_second_person(store: &Store) {
     );
     // Refused by a colleague: nothing happens to the pump.
     let refused = store
-        .refuse_response(mine.id, "the pump is in a running infusion on a critical drip; swap first", &bea())
+        .refuse_response(
+            mine.id,
+            "the pump is in a running infusion on a critical drip; swap first",
+            &bea(),
+        )
         .await
         .unwrap();
     assert_eq!(refused.state, ResponseState::Refused);
     assert_eq!(state_of(store, "P-2").await, LifecycleState::InService);
-    let e = store.refuse_response(mine.id, "again", &bea()).await.unwrap_err();
+    let e = store
+        .refuse_response(mine.id, "again", &bea())
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e}");
 
     let confirms = audit(store, "response.confirm").await;
@@ -254,7 +270,10 @@ async fn bad_requests_change_nothing(store: &Store) {
         (quarantine("P-404", true), "asset P-404 not found"),
         (quarantine("P-Q", true), "already quarantined"),
         (quarantine("P-D", true), "decommissioned"),
-        (quarantine("P-P", false), "only an asset in service or in maintenance"),
+        (
+            quarantine("P-P", false),
+            "only an asset in service or in maintenance",
+        ),
         (
             ResponseRequest {
                 reason: "   ".into(),

@@ -48,10 +48,7 @@ impl From<ResponseRecord> for ResponseRow {
             requested_by: r.requested_by,
             requested_at: r.requested_at,
             confirmed_by: r.confirmed_by.unwrap_or_default(),
-            previous_state: r
-                .previous_state
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
+            previous_state: r.previous_state.map(|s| s.to_string()).unwrap_or_default(),
             closed: match (r.closed_by, r.closed_at, r.close_reason) {
                 (Some(by), Some(at), Some(why)) => format!("{by}, {at}: {why}"),
                 _ => String::new(),

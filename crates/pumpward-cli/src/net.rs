@@ -15,6 +15,7 @@ use pumpward_core::inventory::DeviceModel;
 use pumpward_flow::pcap::{read_capture, AggregatorConfig};
 use pumpward_flow::zeek::ConnLogReader;
 use pumpward_flow::Flow;
+use pumpward_net::inventory::Listing;
 use pumpward_net::{AssetIdentity, Evaluator, Policy, PolicyDocument, Severity, Verdict};
 use pumpward_store::Actor;
 use std::collections::BTreeMap;
@@ -120,8 +121,15 @@ async fn load_policy(s: &Settings, path: Option<&Path>) -> Result<Policy> {
 }
 
 async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
+    identities_for(s, Listing::All).await
+}
+
+async fn identities_for(
+    s: &Settings,
+    listing: Listing,
+) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
     let store = open(s).await?;
-    let got = store.network_identities().await?;
+    let got = store.network_identities(listing).await?;
     store.close().await;
     Ok(got)
 }
@@ -133,7 +141,7 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read the policy {}", file.display()))?;
             let store = open(s).await?;
-            let (assets, models) = store.network_identities().await?;
+            let (assets, models) = store.network_identities(Listing::All).await?;
             let review = pumpward_net::review(&text, &assets, &models);
             for i in &review.issues {
                 println!("{}: {i}", file.display());
@@ -203,11 +211,11 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
                 }
                 ExportFormat::FreeradiusMab => {
                     let policy = load_policy(s, path).await?;
-                    let (assets, _) = identities(s).await?;
+                    let (assets, _) = identities_for(s, Listing::Authorised).await?;
                     pumpward_net::export::radius::mab_authorize(&policy, &assets)
                 }
                 ExportFormat::Ise => {
-                    let (assets, _) = identities(s).await?;
+                    let (assets, _) = identities_for(s, Listing::Authorised).await?;
                     pumpward_net::export::ise::endpoints_csv(&assets)
                 }
             };

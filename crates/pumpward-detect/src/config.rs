@@ -10,6 +10,9 @@
 //! [rules.east_west_traffic]
 //! enabled = false
 //!
+//! [rules.certificate_concurrent_use]
+//! response = "quarantine"   # an automatic response, confirmed by a person
+//!
 //! [baseline]
 //! learning_hours = 48
 //!
@@ -31,6 +34,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::expr::{self, CustomRule};
+use crate::response::ResponseKind;
 
 pub use pumpward_core::severity::Severity;
 
@@ -331,6 +335,7 @@ struct RuleOverride {
     severity: Option<Severity>,
     threshold: Option<u32>,
     window: Option<Window>,
+    response: Option<ResponseKind>,
 }
 
 /// Baseline learning settings.
@@ -369,6 +374,8 @@ struct CustomRuleFile {
     #[serde(default = "yes")]
     enabled: bool,
     when: String,
+    #[serde(default)]
+    response: Option<ResponseKind>,
 }
 
 fn default_custom_severity() -> Severity {
@@ -398,6 +405,9 @@ pub struct DetectionConfig {
     pub baseline: BaselineSettings,
     /// Compiled custom rules.
     pub custom: Vec<CustomRule>,
+    /// The automatic response of a rule (built-in or custom), by rule name;
+    /// rules not listed raise alerts only.
+    pub responses: BTreeMap<String, ResponseKind>,
 }
 
 impl Default for DetectionConfig {
@@ -406,6 +416,7 @@ impl Default for DetectionConfig {
             rules: RuleId::ALL.map(|r| r.info().defaults),
             baseline: BaselineSettings::default(),
             custom: Vec::new(),
+            responses: BTreeMap::new(),
         }
     }
 }
@@ -436,6 +447,11 @@ impl DetectionConfig {
     /// Settings of one rule.
     pub fn rule(&self, id: RuleId) -> &RuleSettings {
         &self.rules[id as usize]
+    }
+
+    /// The automatic response configured for alerts of `rule`, if any.
+    pub fn response_for(&self, rule: &str) -> Option<ResponseKind> {
+        self.responses.get(rule).copied()
     }
 
     /// Changes one rule's settings (the UI's edit), checking bounds.
@@ -473,6 +489,9 @@ impl DetectionConfig {
             if let Some(Window(v)) = o.window {
                 st.window_s = v;
             }
+            if let Some(r) = o.response {
+                cfg.responses.insert(id.as_str().to_owned(), r);
+            }
             cfg.set_rule(id, st)?;
         }
         if let Some(b) = file.baseline {
@@ -506,6 +525,9 @@ impl DetectionConfig {
                     field,
                     error,
                 })?;
+            if let Some(r) = c.response {
+                cfg.responses.insert(c.id.clone(), r);
+            }
             cfg.custom.push(rule);
         }
         Ok(cfg)
@@ -684,5 +706,27 @@ mod tests {
         for id in RuleId::ALL {
             assert!(CSF.contains(&id.info().csf), "{id}");
         }
+    }
+
+    #[test]
+    fn responses_are_set_per_rule_and_checked() {
+        let cfg = DetectionConfig::from_toml(
+            "[rules.certificate_concurrent_use]\nresponse = \"quarantine\"\n\n\
+             [[custom]]\nid = \"storm\"\ntitle = \"Storm\"\n\
+             when = 'kind == \"auth_failure\" with count(by asset within 5m) >= 5'\n\
+             response = \"quarantine\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.response_for("certificate_concurrent_use"),
+            Some(ResponseKind::Quarantine)
+        );
+        assert_eq!(cfg.response_for("storm"), Some(ResponseKind::Quarantine));
+        assert_eq!(cfg.response_for("auth_failure_burst"), None);
+        assert_eq!(DetectionConfig::default().responses.len(), 0);
+        // An unknown response is refused with its position.
+        let e = DetectionConfig::from_toml("[rules.pump_to_internet]\nresponse = \"shutdown\"\n")
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Toml { line: 2, .. }), "{e}");
     }
 }

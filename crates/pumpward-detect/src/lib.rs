@@ -12,6 +12,8 @@
 //! - [`expr`]: the sandboxed expression language of custom rules.
 //! - [`window`]: bounded sliding-window counts.
 //! - [`baseline`]: per-pump and per-model behavioural baselines.
+//! - [`response`]: the response workflow (quarantine; two-person rule for
+//!   automatic ones) as a pure state machine.
 //! - [`alert`]: deduplication keys, deterministic alert ids, and the alert
 //!   and incident workflows as pure state machines.
 //!
@@ -27,6 +29,7 @@ pub mod event;
 pub mod expr;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod response;
 pub mod window;
 
 pub use alert::{Alert, AlertCase, AlertState, DedupKey, Incident, PlaybookStep};
@@ -34,3 +37,4 @@ pub use config::{ConfigError, DetectionConfig, RuleId, Severity};
 pub use engine::{AssetFacts, Context, Engine, EngineState, ExpectedLibrary, Processed};
 pub use event::{decode_event, Body, Event, Invalid, RejectCounters, RejectReason, Source};
 pub use expr::{parse_rule, CustomRule, ParseError};
+pub use response::{ResponseKind, ResponseState};

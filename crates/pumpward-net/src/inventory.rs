@@ -18,8 +18,23 @@ pub fn admission(model: Option<&DeviceModel>) -> Admission {
     }
 }
 
-/// The network identity of every asset that has a zone, in the given order.
-pub fn identities(assets: &[Asset], models: &[DeviceModel]) -> Vec<AssetIdentity> {
+/// Which assets' identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Every asset with a zone: the check and flow attribution (a
+    /// quarantined pump's traffic must still be attributed to it).
+    All,
+    /// Only those an enforcement export lists as authorised (no quarantined
+    /// or retired pump; see [`AssetIdentity::authorised`]).
+    Authorised,
+}
+
+/// The network identities of the assets, in the given order.
+pub fn identities(
+    assets: &[Asset],
+    models: &[DeviceModel],
+    listing: Listing,
+) -> Vec<AssetIdentity> {
     let by_name: BTreeMap<(&str, &str), &DeviceModel> = models
         .iter()
         .map(|m| ((m.manufacturer.as_str(), m.model.as_str()), m))
@@ -30,7 +45,10 @@ pub fn identities(assets: &[Asset], models: &[DeviceModel]) -> Vec<AssetIdentity
             let m = by_name
                 .get(&(a.spec.manufacturer.as_str(), a.spec.model.as_str()))
                 .copied();
-            AssetIdentity::from_spec(&a.spec, admission(m))
+            match listing {
+                Listing::All => AssetIdentity::from_spec(&a.spec, admission(m)),
+                Listing::Authorised => AssetIdentity::authorised(a, admission(m)),
+            }
         })
         .collect()
 }

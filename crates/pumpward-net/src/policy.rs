@@ -351,6 +351,26 @@ impl AssetIdentity {
     }
 }
 
+impl AssetIdentity {
+    /// The identity an enforcement export (RADIUS MAB `authorize`, EAP-TLS
+    /// policy, ISE endpoints) lists as authorised: that of
+    /// [`AssetIdentity::from_spec`], but None unless the asset's lifecycle
+    /// state is admitted to the network. So a quarantined pump's MAC drops
+    /// out of the authorised lists at the next export and falls through to
+    /// the files' reject default, as a decommissioned one's does. (Flow
+    /// evaluation keeps using `from_spec`: a quarantined pump's traffic
+    /// must still be attributed to it.)
+    pub fn authorised(
+        asset: &pumpward_core::inventory::Asset,
+        admission: Admission,
+    ) -> Option<AssetIdentity> {
+        if !asset.lifecycle_state.admitted_to_network() {
+            return None;
+        }
+        AssetIdentity::from_spec(&asset.spec, admission)
+    }
+}
+
 /// An address an asset held, and when: flows are attributed to the asset
 /// that held the address at the time of the flow (DHCP leases move).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -757,7 +757,7 @@ fn violations_carry_their_evidence() {
 
 #[test]
 fn a_problem_is_located_on_the_line_naming_its_subject() {
-    let text = "name = \"p\"\n\n[[zone]]\nname = \"pumps\"\nsubnets = [\"10.0.0.0/8\"]\n\n[[conduit]]\nname = \"pumps\" # same name as the zone\nfrom = \"pumps\"\nto = \"nowhere\"\ntransport = \"tcp\"\n";
+    let text = "name = \"p\"\n\n[[zone]]\nname = \"pumps\"\npurpose = \"z\"\nsubnets = [\"10.0.0.0/8\"]\n\n[[conduit]]\nname = \"pumps\" # same name as the zone\nfrom = \"pumps\"\nto = \"nowhere\"\ntransport = \"tcp\"\npurpose = \"c\"\n";
     let Err(PolicyError::Invalid(problems)) = PolicyDocument::from_toml(text) else {
         panic!("a conduit to an unknown zone must be refused");
     };
@@ -765,8 +765,70 @@ fn a_problem_is_located_on_the_line_naming_its_subject() {
         .iter()
         .map(|p| subject_line(text, &p.location))
         .collect();
-    assert!(lines.contains(&Some(8)), "{problems:?} → {lines:?}");
+    assert!(lines.contains(&Some(9)), "{problems:?} → {lines:?}");
     assert_eq!(subject_line(text, "zone \"pumps\""), Some(4));
     assert_eq!(subject_line(text, "zone \"absent\""), None);
     assert_eq!(subject_line(text, "policy"), None);
+}
+
+#[test]
+fn quarantined_assets_are_not_authorised_in_the_enforcement_exports() {
+    use pumpward_core::inventory::{Asset, AssetDraft, AssetSpec, LifecycleState};
+    let asset = |id: &str, m: &str, state: LifecycleState| Asset {
+        spec: AssetSpec::validate(&AssetDraft {
+            asset_id: id.into(),
+            manufacturer: "Acme".into(),
+            model: "LVP-1".into(),
+            serial_number: format!("S-{id}"),
+            firmware_version: "1.0".into(),
+            mac_address: Some(m.into()),
+            zone: Some("infusion-pump".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        lifecycle_state: state,
+        last_seen: None,
+        version: 1,
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    let fleet = [
+        asset("PUMP-1", "02:00:00:00:30:01", LifecycleState::InService),
+        asset("PUMP-2", "02:00:00:00:30:02", LifecycleState::Quarantined),
+        asset("PUMP-3", "02:00:00:00:30:03", LifecycleState::Maintenance),
+        asset(
+            "PUMP-4",
+            "02:00:00:00:30:04",
+            LifecycleState::Decommissioned,
+        ),
+        asset("PUMP-5", "02:00:00:00:30:05", LifecycleState::Received),
+    ];
+    let policy = starter_policy();
+    for admission in [Admission::Mab, Admission::EapTls] {
+        let ids: Vec<AssetIdentity> = fleet
+            .iter()
+            .filter_map(|a| AssetIdentity::authorised(a, admission))
+            .collect();
+        let listed: Vec<&str> = ids.iter().map(|i| i.asset_id.as_str()).collect();
+        assert_eq!(listed, ["PUMP-1", "PUMP-3", "PUMP-5"]);
+        let ise = crate::export::ise::endpoints_csv(&ids);
+        assert!(ise.contains("PUMP-1 ("), "{ise}");
+        assert!(
+            !ise.contains("PUMP-2"),
+            "quarantined endpoint listed: {ise}"
+        );
+        if admission == Admission::Mab {
+            let users = crate::export::radius::mab_authorize(&policy, &ids);
+            assert!(users.contains("020000003001\t"), "{users}");
+            assert!(
+                !users.contains("020000003002"),
+                "quarantined MAC listed: {users}"
+            );
+            assert!(!users.contains("PUMP-2"), "{users}");
+        }
+    }
+    // The same asset back in service is authorised again.
+    let mut released = fleet[1].clone();
+    released.lifecycle_state = LifecycleState::InService;
+    assert!(AssetIdentity::authorised(&released, Admission::Mab).is_some());
 }

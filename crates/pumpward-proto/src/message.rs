@@ -637,6 +637,25 @@ impl Command {
         "request_status",
         "unsupported",
     ];
+
+    /// Whether carrying out this command could start, stop, pause or
+    /// change an infusion. No command of this protocol can: the pump's
+    /// therapy is set only at the bedside, and the channel's commands touch
+    /// the certificate, the library offer, the network notice and status.
+    /// The match names every command so that one added later must be judged
+    /// here; the response path (quarantine) sends a command only after
+    /// checking this, so a therapy command could never ride on it.
+    pub fn changes_therapy(&self) -> bool {
+        match self {
+            // A library offer installs only when the pump is idle (the
+            // agent keeps a verified library pending while infusing).
+            Command::DrugLibraryAvailable { .. } => false,
+            Command::RenewCertificate { .. }
+            | Command::QuarantineNotice { .. }
+            | Command::RequestStatus
+            | Command::Unsupported { .. } => false,
+        }
+    }
 }
 
 /// Quarantine state.

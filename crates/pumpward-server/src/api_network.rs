@@ -49,7 +49,9 @@ pub async fn current_text(
 
 /// Checks `text` against the inventory.
 pub async fn review(store: &Store, text: &str) -> pumpward_store::Result<Review> {
-    let (assets, models) = store.network_identities().await?;
+    let (assets, models) = store
+        .network_identities(pumpward_net::inventory::Listing::All)
+        .await?;
     Ok(pumpward_net::review(text, &assets, &models))
 }
 

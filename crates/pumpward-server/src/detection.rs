@@ -32,6 +32,8 @@
 //!   writes `security_events`, evaluating each right after recording it.
 //! - New alerts and the security events are handed to the SIEM feed
 //!   ([`crate::siem`]) when one is configured; that never waits either.
+//! - A new alert of a rule configured with an automatic response gets a
+//!   pending response (see [`crate::response::on_new_alerts`]).
 
 use std::time::Duration;
 
@@ -505,6 +507,13 @@ impl Task {
                 if let Some(siem) = &self.outputs.siem {
                     siem.alerts_raised(&self.alerts, &new);
                 }
+                crate::response::on_new_alerts(
+                    &self.store,
+                    self.engine.config(),
+                    &self.alerts,
+                    &new,
+                )
+                .await;
                 if !new.is_empty() {
                     tracing::info!(alerts = new.len(), first = %new[0], "alerts raised");
                 }

@@ -145,7 +145,13 @@ impl Sessions {
     }
 
     /// Sends a command to every session of an asset; false if none is open.
+    /// A command that could change therapy is never sent (none exists in
+    /// this protocol version; this is the one place every command passes).
     pub fn send_command(&self, asset_id: &str, c: message::Command) -> bool {
+        if c.changes_therapy() {
+            tracing::error!(asset = %asset_id, ?c, "refusing to send a command that changes therapy");
+            return false;
+        }
         let map = self.by_asset.lock().expect("sessions lock");
         let mut sent = false;
         for s in map.get(asset_id).into_iter().flatten() {

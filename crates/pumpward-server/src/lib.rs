@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod network;
 pub mod pki;
 pub mod problem;
+pub mod response;
 pub mod rollout;
 pub mod routes;
 pub mod siem;
@@ -168,6 +169,18 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/incidents/{id}",
             get(api_incidents::get_incident).post(api_incidents::incident_step),
         )
+        .route("/api/v1/responses", get(response::api_list))
+        .route("/api/v1/responses/{id}", get(response::api_get))
+        .route(
+            "/api/v1/responses/{id}/confirm",
+            post(response::api_confirm),
+        )
+        .route("/api/v1/responses/{id}/refuse", post(response::api_refuse))
+        .route(
+            "/api/v1/assets/{id}/quarantine",
+            post(response::api_quarantine),
+        )
+        .route("/api/v1/assets/{id}/release", post(response::api_release))
         .route("/api/v1/findings", get(api_findings::list_findings))
         .route(
             "/api/v1/findings/export",

@@ -420,7 +420,9 @@ struct Engine {
 
 async fn load(store: &Store) -> anyhow::Result<(Option<i64>, Evaluator)> {
     let (version, policy) = current_policy(store).await?;
-    let (assets, _) = store.network_identities().await?;
+    let (assets, _) = store
+        .network_identities(pumpward_net::inventory::Listing::All)
+        .await?;
     // An inventory the policy does not fit (an asset in a zone the policy
     // lacks) must not stop monitoring: such assets are left out.
     let ev = match Evaluator::new(&policy, &assets) {

@@ -615,6 +615,7 @@ async fn admin_sets_up_and_manages_the_fleet() {
             "Fleet",
             "Findings",
             "Alerts",
+            "Quarantine",
             "Library rollout",
             "CQI report",
             "Users",

@@ -577,7 +577,7 @@ pub(crate) async fn apply_transition(
         .details(&serde_json::json!({ "from": from, "to": to })))
 }
 
-fn require_reason(reason: &str) -> Result<&str> {
+pub(crate) fn require_reason(reason: &str) -> Result<&str> {
     let r = reason.trim();
     if r.is_empty() {
         return Err(StoreError::Invalid("a reason is required".into()));

@@ -30,6 +30,7 @@ mod library;
 mod network;
 mod pki;
 mod remediation;
+mod responses;
 mod rollout;
 mod users;
 mod vuln;
@@ -55,6 +56,7 @@ pub use pki::{
     NewCertificate, RevokedCertificate, StoredCaMaterial,
 };
 pub use remediation::AssetControl;
+pub use responses::{ResponseFilter, ResponseRecord, ResponseRequest};
 pub use rollout::{
     csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,

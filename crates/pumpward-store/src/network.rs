@@ -164,7 +164,10 @@ impl Store {
 
     /// The inventory's network identities (assets with a zone) and the device
     /// catalogue, for checking and evaluating the policy.
-    pub async fn network_identities(&self) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
+    pub async fn network_identities(
+        &self,
+        listing: pumpward_net::inventory::Listing,
+    ) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
         let models: Vec<DeviceModel> = self
             .list_models()
             .await?
@@ -185,7 +188,7 @@ impl Store {
             }
         }
         Ok((
-            pumpward_net::inventory::identities(&assets, &models),
+            pumpward_net::inventory::identities(&assets, &models, listing),
             models,
         ))
     }

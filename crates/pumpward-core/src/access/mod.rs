@@ -79,6 +79,9 @@ string_enum!(
         NetworkRead = "network.read",
         /// Save a new version of the network zone policy.
         NetworkManage = "network.manage",
+        /// Take a response on an asset (quarantine, release), confirm or
+        /// refuse a pending automatic one (never one's own request).
+        ResponseManage = "response.manage",
     }
 );
 
@@ -126,6 +129,9 @@ impl Role {
             NetworkRead => matches!(self, Admin | Security | Biomed | Auditor),
             // The zone policy is the firewall's and the NAC's: security's.
             NetworkManage => matches!(self, Admin | Security),
+            // The SOC quarantines on evidence; biomed, who swaps the pump
+            // and knows the clinical situation, may too, and may release.
+            ResponseManage => matches!(self, Admin | Security | Biomed),
         }
     }
 

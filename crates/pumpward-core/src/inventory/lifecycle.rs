@@ -3,7 +3,7 @@
 //! ```text
 //! procured → received → provisioned → in_service ⇄ maintenance
 //!                                     in_service ⇄ quarantined
-//!                                    maintenance → quarantined
+//!                                    maintenance ⇄ quarantined
 //! any state before decommissioned → decommissioned → disposed
 //! ```
 //!
@@ -11,7 +11,9 @@
 //! (biomed tests a pump's communication during maintenance); a quarantined
 //! pump is off the network until someone returns it to service. A pump in
 //! maintenance can be quarantined directly, so that a detection response
-//! never has to pass through `in_service`.
+//! never has to pass through `in_service`, and released back to
+//! maintenance, so that releasing a quarantine returns the pump to the state
+//! it was in.
 //! `disposed` is final: a disposed pump's record is kept for the audit only.
 
 string_enum!(
@@ -47,7 +49,7 @@ impl LifecycleState {
             Provisioned => &[InService, Decommissioned],
             InService => &[Maintenance, Quarantined, Decommissioned],
             Maintenance => &[InService, Quarantined, Decommissioned],
-            Quarantined => &[InService, Decommissioned],
+            Quarantined => &[InService, Maintenance, Decommissioned],
             Decommissioned => &[Disposed],
             Disposed => &[],
         }
@@ -73,6 +75,18 @@ impl LifecycleState {
                 },
             })
         }
+    }
+
+    /// Whether the network's enforcement points (RADIUS MAB, 802.1X policy,
+    /// ISE) list an asset in this state as authorised: every pump from
+    /// arrival to retirement (onboarding needs the network to reach EST),
+    /// except a quarantined one, which a response took off the network, and
+    /// a retired one.
+    pub fn admitted_to_network(self) -> bool {
+        !matches!(
+            self,
+            LifecycleState::Quarantined | LifecycleState::Decommissioned | LifecycleState::Disposed
+        )
     }
 
     /// Whether an asset in this state may hold a network session at the gateway.
@@ -121,6 +135,7 @@ mod tests {
                     | (Maintenance, Quarantined)
                     | (InService, Quarantined)
                     | (Quarantined, InService)
+                    | (Quarantined, Maintenance)
                     | (Decommissioned, Disposed)
             ) || (b == Decommissioned && !matches!(a, Decommissioned | Disposed))
         };
@@ -147,5 +162,20 @@ mod tests {
         assert!(!Quarantined.may_connect());
         assert!(InService.may_connect());
         assert!(!Decommissioned.may_connect());
+    }
+
+    #[test]
+    fn quarantined_and_retired_pumps_are_not_admitted_to_the_network() {
+        for &s in LifecycleState::ALL {
+            assert_eq!(
+                s.admitted_to_network(),
+                !matches!(s, Quarantined | Decommissioned | Disposed),
+                "{s}"
+            );
+        }
+        // Whoever may hold a gateway session is admitted to the network.
+        for &s in LifecycleState::ALL {
+            assert!(!s.may_connect() || s.admitted_to_network(), "{s}");
+        }
     }
 }

@@ -67,6 +67,8 @@ struct AlertsPage {
     asset_id: String,
     rows: Vec<Row>,
     link_assets: bool,
+    /// Offer the quarantine form beside an alert's asset (`response.manage`).
+    respond: bool,
     next_href: Option<String>,
     first_href: Option<String>,
     filtered: bool,
@@ -215,6 +217,7 @@ pub async fn alerts(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> 
             asset_id: asset_id.unwrap_or_default(),
             rows: rows.into_iter().map(Row::from).collect(),
             link_assets: p.can(Permission::InventoryRead),
+            respond: p.can(Permission::ResponseManage),
             next_href,
             first_href,
             filtered,

@@ -336,6 +336,8 @@ struct AssetPage {
     csrf: String,
     /// Certificates and enrollment (see [`super::pki::asset_pki`]).
     pki: super::pki::AssetPki,
+    /// Quarantines of this asset, with their forms.
+    responses: super::responses::AssetResponses,
 }
 
 pub(super) async fn asset_page(
@@ -406,6 +408,8 @@ pub(super) async fn asset_page(
     let (chosen, reason) = form.unwrap_or(("", ""));
     let next = a.lifecycle_state.successors();
     let pki = super::pki::asset_pki(st, p, &s.asset_id.to_string(), a.lifecycle_state).await?;
+    let responses =
+        super::responses::asset_responses(st, p, s.asset_id.as_str(), a.lifecycle_state).await?;
     let successors = (p.can(Permission::InventoryTransition) && !next.is_empty()).then(|| {
         next.iter()
             .map(|s| Opt::new(s.as_str(), s.as_str(), s.as_str() == chosen))
@@ -432,6 +436,7 @@ pub(super) async fn asset_page(
             reason: reason.to_owned(),
             csrf: p.csrf().to_owned(),
             pki,
+            responses,
         },
     )
 }

@@ -37,6 +37,7 @@ pub mod inventory;
 pub mod library;
 pub mod network;
 pub mod pki;
+pub mod responses;
 pub mod rules;
 pub mod session;
 
@@ -95,6 +96,11 @@ pub fn routes() -> Router<AppState> {
             "/network/policy",
             get(network::policy).post(network::save_policy),
         )
+        .route("/responses", get(responses::responses))
+        .route("/responses/{id}/confirm", post(responses::confirm))
+        .route("/responses/{id}/refuse", post(responses::refuse))
+        .route("/assets/{id}/quarantine", post(responses::quarantine))
+        .route("/assets/{id}/release", post(responses::release))
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
@@ -172,7 +178,7 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 12] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 13] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
@@ -180,6 +186,7 @@ impl Nav {
             ("/alerts", "Alerts", Some(Permission::AlertsRead)),
             ("/incidents", "Incidents", Some(Permission::AlertsRead)),
             ("/network", "Network", Some(Permission::NetworkRead)),
+            ("/responses", "Quarantine", Some(Permission::ResponseManage)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
@@ -478,6 +485,11 @@ pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 pub fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "transitioned" => "The lifecycle state was changed.",
+        "quarantined" => "The pump is quarantined: its gateway connections are closed and refused, its MAC leaves the authorised lists at the next export, and it is on biomed's swap list. A running infusion continues.",
+        "quarantine-requested" => "The quarantine was requested; it takes effect when a colleague confirms it.",
+        "response-confirmed" => "The quarantine was confirmed and applied. A running infusion continues.",
+        "response-refused" => "The pending quarantine was refused; nothing changed on the pump.",
+        "released" => "The quarantine was released: the pump is back in the state it was in and may connect again.",
         "user-added" => "The user was added.",
         "user-changed" => "The user was changed.",
         "mfa-reset" => "The user's two-factor enrolment was removed; they will enrol again at their next login if their role requires it.",

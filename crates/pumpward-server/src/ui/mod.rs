@@ -8,6 +8,8 @@
 //! - [`pki`]: the fleet's connections and certificates, certificate detail
 //!   and revocation, one-time enrollment codes (with a QR code).
 //! - [`library`]: drug-library rollout and compliance, and the CQI report.
+//! - [`libraries`]: drug-library drafts, review (diff, approve, reject),
+//!   publication and rollback.
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -28,6 +30,7 @@ pub mod admin;
 pub mod alerts;
 pub mod findings;
 pub mod inventory;
+pub mod libraries;
 pub mod library;
 pub mod pki;
 pub mod session;
@@ -76,6 +79,30 @@ pub fn routes() -> Router<AppState> {
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
+        .route(
+            "/libraries",
+            get(libraries::libraries).post(libraries::upload_draft),
+        )
+        .route("/libraries/{id}", get(libraries::library))
+        .route("/libraries/{id}/drafts", post(libraries::draft_from_published))
+        .route("/libraries/{id}/rollback", post(libraries::rollback))
+        .route("/libraries/{id}/revisions/{rev}", get(libraries::revision))
+        .route(
+            "/libraries/{id}/revisions/{rev}/submit",
+            post(libraries::submit),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/approve",
+            post(libraries::approve),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/reject",
+            post(libraries::reject),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/publish",
+            post(libraries::publish),
+        )
         .route("/certificates/{serial}", get(pki::certificate))
         .route("/certificates/{serial}/revoke", post(pki::revoke))
         .route("/users", get(admin::users).post(admin::add_user))
@@ -150,12 +177,13 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 10] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 11] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
             ("/findings", "Findings", Some(Permission::FindingsRead)),
             ("/alerts", "Alerts", Some(Permission::AlertsRead)),
+            ("/libraries", "Libraries", Some(Permission::LibraryRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),

@@ -527,7 +527,7 @@ async fn reauthenticate(
     b: &ApproveBody,
     library_id: &str,
 ) -> ApiResult<()> {
-    let (password, totp_code) = (&b.password, b.totp_code.as_deref());
+    let (pass, totp_code) = (&b.password, b.totp_code.as_deref());
     let now = OffsetDateTime::now_utc();
     let refuse = |why: &'static str| async move {
         st.store
@@ -545,7 +545,7 @@ async fn reauthenticate(
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "the account is disabled"))?;
     if crate::auth::locked(st, &user.username, now).await? {
-        password::dummy_verify(password);
+        password::dummy_verify(pass);
         st.store
             .audit_library_refusal(&p.actor(), "library.approve", library_id, "account locked")
             .await?;
@@ -554,7 +554,7 @@ async fn reauthenticate(
             "too many failed attempts; wait 15 minutes, or ask an administrator",
         ));
     }
-    if password.len() > 1024 || !password::verify_password(password, &user.password_hash) {
+    if pass.len() > 1024 || !password::verify_password(pass, &user.password_hash) {
         crate::auth::record_failed_login(
             st,
             &user.username,

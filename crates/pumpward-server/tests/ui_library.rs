@@ -78,6 +78,15 @@ impl Browser {
     }
 }
 
+/// Text as the templates escape it.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
 fn location(r: &Reply) -> String {
     assert_eq!(r.status, 303, "{}", r.text());
     r.headers["location"].to_str().unwrap().to_owned()
@@ -168,8 +177,11 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
     assert!(review.contains("Changes against published version 1"), "{review}");
     let area = &lib.care_areas[0].id;
     assert!(review.contains(&format!("<h3>Care area {area}</h3>")), "{review}");
-    assert!(review.contains(&format!("<li>− {removed}</li>")), "removed entry shown");
-    assert!(review.contains(&format!(r#"rowspan="1">{flipped}</th><td>high_alert</td>"#)), "{review}");
+    assert!(review.contains(&format!("<li>− {}</li>", esc(&removed))), "{review}");
+    assert!(
+        review.contains(&format!(r#"rowspan="1">{}</th><td>high_alert</td>"#, esc(&flipped))),
+        "{review}"
+    );
     assert!(review.contains(r#"id="approve""#) && review.contains(r#"id="reject""#));
 
     // A wrong password is refused, audited, and changes nothing.

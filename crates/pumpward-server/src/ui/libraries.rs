@@ -275,7 +275,6 @@ struct LibraryPage {
     revisions: Vec<RevisionRow>,
     /// Published versions other than the current one, newest first.
     older: Vec<i64>,
-    can_author: bool,
     can_publish: bool,
 }
 
@@ -328,7 +327,6 @@ async fn library_page(
                 })
                 .collect(),
             older,
-            can_author: p.can(Permission::LibraryAuthor),
             can_publish: p.can(Permission::LibraryPublish),
         },
     )

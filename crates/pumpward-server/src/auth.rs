@@ -247,7 +247,9 @@ async fn multipart_field(
     use axum::extract::FromRequest;
     let mut copy = Request::new(axum::body::Body::from(body.clone()));
     *copy.headers_mut() = parts.headers.clone();
-    let mut form = axum::extract::Multipart::from_request(copy, &()).await.ok()?;
+    let mut form = axum::extract::Multipart::from_request(copy, &())
+        .await
+        .ok()?;
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some(name) {
             return field.text().await.ok();

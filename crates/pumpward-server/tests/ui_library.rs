@@ -69,10 +69,7 @@ impl Browser {
             "POST",
             "/libraries",
             &self.cred(),
-            Some((
-                &format!("multipart/form-data; boundary={BOUNDARY}"),
-                body,
-            )),
+            Some((&format!("multipart/form-data; boundary={BOUNDARY}"), body)),
         )
         .await
     }
@@ -126,7 +123,10 @@ async fn upload_and_submit(h: &Harness, ann: &Browser, lib: &Library) -> i64 {
     assert!(loc.ends_with("?done=draft"), "{loc}");
     let rev = revision_in(&loc);
     let r = ann.post(h, &rev_path(&lib.id, rev, "submit"), &[]).await;
-    assert_eq!(location(&r), format!("/libraries/{}/revisions/{rev}?done=submitted", lib.id));
+    assert_eq!(
+        location(&r),
+        format!("/libraries/{}/revisions/{rev}?done=submitted", lib.id)
+    );
     assert_eq!(state_of(h, rev).await, RevisionState::Submitted);
     rev
 }
@@ -148,19 +148,37 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
 
     // Version 1: draft, submit; ann cannot approve her own revision.
     let rev1 = upload_and_submit(&h, &ann, &lib).await;
-    let own = ann.get(&h, &format!("/libraries/{}/revisions/{rev1}", lib.id)).await.text();
-    assert!(own.contains(r#"id="own-revision""#), "the author is told why she has no form");
+    let own = ann
+        .get(&h, &format!("/libraries/{}/revisions/{rev1}", lib.id))
+        .await
+        .text();
+    assert!(
+        own.contains(r#"id="own-revision""#),
+        "the author is told why she has no form"
+    );
     assert!(!own.contains(r#"id="approve""#));
     let r = ann
-        .post(&h, &rev_path(&lib.id, rev1, "approve"), &[("password", PASSWORD)])
+        .post(
+            &h,
+            &rev_path(&lib.id, rev1, "approve"),
+            &[("password", PASSWORD)],
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().contains("a second pharmacist must review it"), "{}", r.text());
+    assert!(
+        r.text().contains("a second pharmacist must review it"),
+        "{}",
+        r.text()
+    );
     assert_eq!(state_of(&h, rev1).await, RevisionState::Submitted);
 
     // Bob approves with his password; ann publishes.
     let r = bob
-        .post(&h, &rev_path(&lib.id, rev1, "approve"), &[("password", PASSWORD)])
+        .post(
+            &h,
+            &rev_path(&lib.id, rev1, "approve"),
+            &[("password", PASSWORD)],
+        )
         .await;
     assert!(location(&r).ends_with("?done=approved"));
     let r = ann.post(&h, &rev_path(&lib.id, rev1, "publish"), &[]).await;
@@ -171,33 +189,62 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
     // Version 2: a change, reviewed with its diff against version 1.
     let (next, removed, flipped) = changed(&lib);
     let rev2 = upload_and_submit(&h, &ann, &next).await;
-    let review = bob.get(&h, &format!("/libraries/{}/revisions/{rev2}", lib.id)).await;
+    let review = bob
+        .get(&h, &format!("/libraries/{}/revisions/{rev2}", lib.id))
+        .await;
     assert_eq!(review.status, 200);
     let review = review.text();
-    assert!(review.contains("Changes against published version 1"), "{review}");
-    let area = &lib.care_areas[0].id;
-    assert!(review.contains(&format!("<h3>Care area {area}</h3>")), "{review}");
-    assert!(review.contains(&format!("<li>− {}</li>", esc(&removed))), "{review}");
     assert!(
-        review.contains(&format!(r#"rowspan="1">{}</th><td>high_alert</td>"#, esc(&flipped))),
+        review.contains("Changes against published version 1"),
+        "{review}"
+    );
+    let area = &lib.care_areas[0].id;
+    assert!(
+        review.contains(&format!("<h3>Care area {area}</h3>")),
+        "{review}"
+    );
+    assert!(
+        review.contains(&format!("<li>− {}</li>", esc(&removed))),
+        "{review}"
+    );
+    assert!(
+        review.contains(&format!(
+            r#"rowspan="1">{}</th><td>high_alert</td>"#,
+            esc(&flipped)
+        )),
         "{review}"
     );
     assert!(review.contains(r#"id="approve""#) && review.contains(r#"id="reject""#));
 
     // A wrong password is refused, audited, and changes nothing.
     let r = bob
-        .post(&h, &rev_path(&lib.id, rev2, "approve"), &[("password", "wrong password")])
+        .post(
+            &h,
+            &rev_path(&lib.id, rev2, "approve"),
+            &[("password", "wrong password")],
+        )
         .await;
     assert_eq!(r.status, 401, "{}", r.text());
-    assert!(r.text().contains("Re-authentication failed"), "{}", r.text());
+    assert!(
+        r.text().contains("Re-authentication failed"),
+        "{}",
+        r.text()
+    );
     assert_eq!(state_of(&h, rev2).await, RevisionState::Submitted);
     let r = bob
-        .post(&h, &rev_path(&lib.id, rev2, "approve"), &[("password", PASSWORD)])
+        .post(
+            &h,
+            &rev_path(&lib.id, rev2, "approve"),
+            &[("password", PASSWORD)],
+        )
         .await;
     assert!(location(&r).ends_with("?done=approved"));
     let r = bob.post(&h, &rev_path(&lib.id, rev2, "publish"), &[]).await;
     assert!(location(&r).ends_with("?done=published"));
-    assert_eq!(h.store.library_revision(rev2).await.unwrap().version, Some(2));
+    assert_eq!(
+        h.store.library_revision(rev2).await.unwrap().version,
+        Some(2)
+    );
 
     // A third draft is rejected: not without a comment, then with one.
     let rev3 = upload_and_submit(&h, &ann, &lib).await;
@@ -219,11 +266,19 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
     // The library page: every revision with its state, publication and
     // digest; the reviewer's comment escaped.
     let page = ann.get(&h, &format!("/libraries/{}", lib.id)).await.text();
-    assert!(page.contains(r#"<strong id="current-version">2</strong>"#), "{page}");
+    assert!(
+        page.contains(r#"<strong id="current-version">2</strong>"#),
+        "{page}"
+    );
     assert!(page.contains("Keep the heparin change &lt;b&gt;for now&lt;/b&gt;"));
-    assert!(page.contains("<strong>version 1</strong>") && page.contains("<strong>version 2</strong>"));
+    assert!(
+        page.contains("<strong>version 1</strong>") && page.contains("<strong>version 2</strong>")
+    );
     assert!(page.contains(&format!("sha256:{}", published.sha256)));
-    assert!(page.contains(&format!("signed by {}", published.published_by.clone().unwrap())));
+    assert!(page.contains(&format!(
+        "signed by {}",
+        published.published_by.clone().unwrap()
+    )));
     assert!(page.contains(&format!(
         "/api/v1/libraries/{}/revisions/{rev1}/export?format=csv",
         lib.id
@@ -231,18 +286,31 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
 
     // The export link works with the browser session.
     let csv = ann
-        .get(&h, &format!("/api/v1/libraries/{}/revisions/{rev1}/export?format=csv", lib.id))
+        .get(
+            &h,
+            &format!(
+                "/api/v1/libraries/{}/revisions/{rev1}/export?format=csv",
+                lib.id
+            ),
+        )
         .await;
     assert_eq!(csv.status, 200);
     assert!(csv.text().lines().count() > 40);
 
     // Rollback: refused without the confirmation, then version 3 = 1.
     let r = ann
-        .post(&h, &format!("/libraries/{}/rollback", lib.id), &[("version", "1")])
+        .post(
+            &h,
+            &format!("/libraries/{}/rollback", lib.id),
+            &[("version", "1")],
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("Tick the confirmation"));
-    assert_eq!(h.store.list_libraries().await.unwrap()[0].published_version, Some(2));
+    assert_eq!(
+        h.store.list_libraries().await.unwrap()[0].published_version,
+        Some(2)
+    );
     let r = ann
         .post(
             &h,
@@ -253,14 +321,19 @@ async fn draft_review_approve_publish_reject_and_rollback_through_the_pages() {
     assert_eq!(location(&r), format!("/libraries/{}?done=rollback", lib.id));
     let v3 = h.store.library_version(&lib.id, 3).await.unwrap();
     assert_eq!(v3.rollback_of, Some(1));
-    let page = ann.get(&h, &format!("/libraries/{}?done=rollback", lib.id)).await.text();
+    let page = ann
+        .get(&h, &format!("/libraries/{}?done=rollback", lib.id))
+        .await
+        .text();
     assert!(page.contains("(rollback to version 1)"));
     assert!(page.contains("The older version was signed and published again"));
 
     // The list shows the current version and the draft to start from.
     let list = ann.get(&h, "/libraries").await.text();
     assert!(list.contains("Start from version 3"), "{list}");
-    let r = ann.post(&h, &format!("/libraries/{}/drafts", lib.id), &[]).await;
+    let r = ann
+        .post(&h, &format!("/libraries/{}/drafts", lib.id), &[])
+        .await;
     let rev = revision_in(&location(&r));
     let copy = h.store.library_revision(rev).await.unwrap();
     assert_eq!(copy.state, RevisionState::Draft);
@@ -272,7 +345,7 @@ async fn a_refused_file_shows_its_line_numbered_problems_and_stores_nothing() {
     let h = harness().await;
     let ann = browser(&h, "ann", Role::Pharmacist).await;
     let lib = sample_library();
-    let csv = pumpward_druglib::csv::write_library_csv(&lib);
+    let csv = String::from_utf8(pumpward_druglib::csv::write_library_csv(&lib)).unwrap();
     // Line 3 gets an unknown dosing unit.
     let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
     lines[2] = lines[2].replacen("mcg/kg/min", "furlongs/fortnight", 1);
@@ -289,7 +362,9 @@ async fn a_refused_file_shows_its_line_numbered_problems_and_stores_nothing() {
     assert!(h.store.list_libraries().await.unwrap().is_empty());
 
     // Broken JSON: its line and column.
-    let r = ann.upload(&h, "library.json", b"{\n  \"id\": \n", true).await;
+    let r = ann
+        .upload(&h, "library.json", b"{\n  \"id\": \n", true)
+        .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("<strong>line "), "{}", r.text());
 
@@ -299,7 +374,9 @@ async fn a_refused_file_shows_its_line_numbered_problems_and_stores_nothing() {
     assert!(r.text().contains("ends in neither .json nor .csv"));
     let r = ann.upload(&h, "", b"", true).await;
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("choose a library file") || r.text().contains("Choose a library file"));
+    assert!(
+        r.text().contains("choose a library file") || r.text().contains("Choose a library file")
+    );
 
     // Without the CSRF token the upload is refused before it is read.
     let r = ann.upload(&h, "library.csv", csv.as_bytes(), false).await;
@@ -326,17 +403,28 @@ async fn a_nurse_manager_reads_but_cannot_author_review_or_publish() {
     let list = list.text();
     assert!(list.contains(r#"href="/libraries""#));
     assert!(!list.contains("multipart/form-data"), "no upload form");
-    let page = nurse.get(&h, &format!("/libraries/{}/revisions/{rev}", lib.id)).await.text();
+    let page = nurse
+        .get(&h, &format!("/libraries/{}/revisions/{rev}", lib.id))
+        .await
+        .text();
     assert!(!page.contains(r#"id="approve""#) && !page.contains(r#"id="reject""#));
 
-    let csv = pumpward_druglib::csv::write_library_csv(&lib);
-    assert_eq!(nurse.upload(&h, "library.csv", csv.as_bytes(), true).await.status, 403);
+    let csv = String::from_utf8(pumpward_druglib::csv::write_library_csv(&lib)).unwrap();
+    assert_eq!(
+        nurse
+            .upload(&h, "library.csv", csv.as_bytes(), true)
+            .await
+            .status,
+        403
+    );
     for (action, fields) in [
         ("approve", vec![("password", PASSWORD)]),
         ("reject", vec![("comment", "no")]),
         ("publish", vec![]),
     ] {
-        let r = nurse.post(&h, &rev_path(&lib.id, rev, action), &fields).await;
+        let r = nurse
+            .post(&h, &rev_path(&lib.id, rev, action), &fields)
+            .await;
         assert_eq!(r.status, 403, "{action}: {}", r.text());
     }
     assert_eq!(state_of(&h, rev).await, RevisionState::Submitted);

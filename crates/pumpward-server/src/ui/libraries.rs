@@ -645,10 +645,7 @@ async fn step(
     need(&st, &p, what.permission(), LIBRARIES).await?;
     let f = super::Fields::parse(&body).map_err(|e| e.with_nav(&p, LIBRARIES))?;
     let (done, comment) = match what {
-        Step::Submit => (
-            api_library::submit_revision(&st, &p, &id, rev).await,
-            "",
-        ),
+        Step::Submit => (api_library::submit_revision(&st, &p, &id, rev).await, ""),
         Step::Approve => {
             let totp = f.get("totp_code").trim();
             let b = ApproveBody {
@@ -664,10 +661,7 @@ async fn step(
             api_library::reject_revision(&st, &p, &id, rev, f.get("comment")).await,
             f.get("comment"),
         ),
-        Step::Publish => (
-            api_library::publish_revision(&st, &p, &id, rev).await,
-            "",
-        ),
+        Step::Publish => (api_library::publish_revision(&st, &p, &id, rev).await, ""),
     };
     match done {
         Ok(r) => Ok(see_other(&format!(

@@ -84,7 +84,10 @@ pub fn routes() -> Router<AppState> {
             get(libraries::libraries).post(libraries::upload_draft),
         )
         .route("/libraries/{id}", get(libraries::library))
-        .route("/libraries/{id}/drafts", post(libraries::draft_from_published))
+        .route(
+            "/libraries/{id}/drafts",
+            post(libraries::draft_from_published),
+        )
         .route("/libraries/{id}/rollback", post(libraries::rollback))
         .route("/libraries/{id}/revisions/{rev}", get(libraries::revision))
         .route(

@@ -271,7 +271,7 @@ pub(crate) async fn save_draft(
         }];
         return Err(err);
     }
-    let content = String::from_utf8(to_canonical_json(&lib)).map_err(internal)?;
+    let content = String::from_utf8(to_canonical_json(lib)).map_err(internal)?;
     let rev = st
         .store
         .create_library_draft(

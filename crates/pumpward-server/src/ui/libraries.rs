@@ -302,7 +302,7 @@ async fn library_page(
             .with_nav(p, LIBRARIES)
         })?;
     let mut revs = st.store.library_revisions(id).await.ui(p, LIBRARIES)?;
-    revs.sort_by(|a, b| b.id.cmp(&a.id));
+    revs.sort_by_key(|r| std::cmp::Reverse(r.id));
     let mut older: Vec<i64> = revs
         .iter()
         .filter_map(|r| r.version)

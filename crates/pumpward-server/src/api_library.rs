@@ -85,7 +85,7 @@ fn meta(rev: &LibraryRevision) -> Value {
     v
 }
 
-fn parse_stored(rev: &LibraryRevision) -> ApiResult<Library> {
+pub(crate) fn parse_stored(rev: &LibraryRevision) -> ApiResult<Library> {
     parse_library_json(rev.content.as_bytes())
         .map_err(|e| internal(format!("stored revision {} is not readable: {e}", rev.id)))
 }
@@ -102,7 +102,7 @@ fn problems_json(lib: &Library) -> Vec<Value> {
 }
 
 /// The revision `rev` of library `id` (404 if it belongs to another).
-async fn revision_of(st: &AppState, id: &str, rev: i64) -> ApiResult<LibraryRevision> {
+pub(crate) async fn revision_of(st: &AppState, id: &str, rev: i64) -> ApiResult<LibraryRevision> {
     match st.store.library_revision(rev).await {
         Ok(r) if r.library_id == id => Ok(r),
         Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!(
@@ -141,6 +141,15 @@ pub struct DraftQuery {
     replaces: Option<i64>,
 }
 
+/// The two file forms of a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LibraryFormat {
+    /// The canonical form.
+    Json,
+    /// One row per care area × entry.
+    Csv,
+}
+
 /// Reads a library from a JSON or CSV body; every problem of the form
 /// (not yet of the content) is a 422 with its line.
 async fn library_from_body(st: &AppState, req: Request) -> ApiResult<Library> {
@@ -154,62 +163,72 @@ async fn library_from_body(st: &AppState, req: Request) -> ApiResult<Library> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let limit = st
-        .settings
+    let format = match ct.as_str() {
+        "application/json" => LibraryFormat::Json,
+        "text/csv" => LibraryFormat::Csv,
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "send the library as application/json (the canonical form) or text/csv",
+            ))
+        }
+    };
+    let bytes = read_body(req, None, import_limit(st)).await?;
+    parse_library_file(format, &bytes)
+}
+
+/// The largest library file accepted.
+pub(crate) fn import_limit(st: &AppState) -> usize {
+    st.settings
         .max_import_bytes
-        .min(pumpward_druglib::csv::MAX_CSV_BYTES);
-    match ct.as_str() {
-        "application/json" => {
-            let bytes = read_body(req, None, limit).await?;
-            parse_library_json(&bytes).map_err(|e| {
-                let mut err = ApiError::new(
-                    ErrorKind::Validation,
-                    format!("the body is not a drug library: {e}"),
-                );
-                if let pumpward_druglib::json::JsonError::Invalid {
-                    line,
-                    column,
+        .min(pumpward_druglib::csv::MAX_CSV_BYTES)
+}
+
+/// Reads a library file (API body or UI upload); a file that is not a
+/// library is a 422 listing each problem with its line (and column).
+pub(crate) fn parse_library_file(format: LibraryFormat, bytes: &[u8]) -> ApiResult<Library> {
+    match format {
+        LibraryFormat::Json => parse_library_json(bytes).map_err(|e| {
+            let mut err = ApiError::new(
+                ErrorKind::Validation,
+                format!("the body is not a drug library: {e}"),
+            );
+            if let pumpward_druglib::json::JsonError::Invalid {
+                line,
+                column,
+                message,
+            } = e
+            {
+                err.errors = vec![FieldProblem {
+                    field: format!("line {line}, column {column}"),
                     message,
-                } = e
-                {
-                    err.errors = vec![FieldProblem {
-                        field: format!("line {line}, column {column}"),
-                        message,
-                    }];
-                }
-                err
-            })
-        }
-        "text/csv" => {
-            let bytes = read_body(req, None, limit).await?;
-            pumpward_druglib::csv::read_library_csv(&bytes).map_err(|e| {
-                let mut err = ApiError::new(
-                    ErrorKind::Validation,
-                    format!("the CSV file is not a valid drug library: {e}"),
+                }];
+            }
+            err
+        }),
+        LibraryFormat::Csv => pumpward_druglib::csv::read_library_csv(bytes).map_err(|e| {
+            let mut err = ApiError::new(
+                ErrorKind::Validation,
+                format!("the CSV file is not a valid drug library: {e}"),
+            );
+            if let pumpward_druglib::csv::CsvError::Rows(rows) = &e {
+                err.detail = format!(
+                    "the CSV file has {} problem(s); nothing was stored",
+                    rows.len()
                 );
-                if let pumpward_druglib::csv::CsvError::Rows(rows) = &e {
-                    err.detail = format!(
-                        "the CSV file has {} problem(s); nothing was stored",
-                        rows.len()
-                    );
-                    err.errors = rows
-                        .iter()
-                        .map(|p| FieldProblem {
-                            field: match p.column {
-                                Some(c) => format!("line {}, column {c}", p.line),
-                                None => format!("line {}", p.line),
-                            },
-                            message: p.message.clone(),
-                        })
-                        .collect();
-                }
-                err
-            })
-        }
-        _ => Err(ApiError::new(
-            ErrorKind::UnsupportedMediaType,
-            "send the library as application/json (the canonical form) or text/csv",
-        )),
+                err.errors = rows
+                    .iter()
+                    .map(|p| FieldProblem {
+                        field: match p.column {
+                            Some(c) => format!("line {}, column {c}", p.line),
+                            None => format!("line {}", p.line),
+                        },
+                        message: p.message.clone(),
+                    })
+                    .collect();
+            }
+            err
+        }),
     }
 }
 
@@ -224,28 +243,7 @@ pub async fn create_draft(
 ) -> ApiResult<Response> {
     let q: DraftQuery = parse_query(req.uri().query())?;
     let lib = library_from_body(&st, req).await?;
-    if !pumpward_druglib::model::is_valid_id(&lib.id) {
-        let mut err = ApiError::new(ErrorKind::Validation, "the library id is not valid");
-        err.errors = vec![FieldProblem {
-            field: "id".into(),
-            message: "1 to 64 of a-z, 0-9 and -, not starting or ending with -".into(),
-        }];
-        return Err(err);
-    }
-    let content = String::from_utf8(to_canonical_json(&lib)).map_err(internal)?;
-    let rev = st
-        .store
-        .create_library_draft(
-            &NewLibraryDraft {
-                library_id: lib.id.clone(),
-                name: lib.name.clone(),
-                content,
-            },
-            &p.user.username,
-            q.replaces,
-            &p.actor(),
-        )
-        .await?;
+    let rev = save_draft(&st, &p, &lib, q.replaces).await?;
     let problems = problems_json(&lib);
     Ok((
         StatusCode::CREATED,
@@ -256,6 +254,38 @@ pub async fn create_draft(
         })),
     )
         .into_response())
+}
+
+/// Stores `lib` as a new draft by `p` (valid or not: see [`create_draft`]).
+pub(crate) async fn save_draft(
+    st: &AppState,
+    p: &Principal,
+    lib: &Library,
+    replaces: Option<i64>,
+) -> ApiResult<LibraryRevision> {
+    if !pumpward_druglib::model::is_valid_id(&lib.id) {
+        let mut err = ApiError::new(ErrorKind::Validation, "the library id is not valid");
+        err.errors = vec![FieldProblem {
+            field: "id".into(),
+            message: "1 to 64 of a-z, 0-9 and -, not starting or ending with -".into(),
+        }];
+        return Err(err);
+    }
+    let content = String::from_utf8(to_canonical_json(lib)).map_err(internal)?;
+    let rev = st
+        .store
+        .create_library_draft(
+            &NewLibraryDraft {
+                library_id: lib.id.clone(),
+                name: lib.name.clone(),
+                content,
+            },
+            &p.user.username,
+            replaces,
+            &p.actor(),
+        )
+        .await?;
+    Ok(rev)
 }
 
 pub async fn get_revision(
@@ -417,7 +447,19 @@ pub async fn submit(
     p: Principal,
     Path((id, rev)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let r = revision_of(&st, &id, rev).await?;
+    let r = submit_revision(&st, &p, &id, rev).await?;
+    Ok(Json(json!({ "revision": meta(&r) })))
+}
+
+/// Submits revision `rev` of library `id` for review, if it validates
+/// (422 with every problem and its path otherwise).
+pub(crate) async fn submit_revision(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    rev: i64,
+) -> ApiResult<LibraryRevision> {
+    let r = revision_of(st, id, rev).await?;
     let lib = parse_stored(&r)?;
     if let Err(e) = lib.validate() {
         let mut err = ApiError::new(
@@ -440,16 +482,16 @@ pub async fn submit(
         .store
         .submit_library_revision(rev, &p.user.username, &p.actor())
         .await?;
-    Ok(Json(json!({ "revision": meta(&r) })))
+    Ok(r)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
     /// The approver's current password (re-authentication).
-    password: String,
+    pub(crate) password: String,
     /// The approver's current TOTP code, when they have enrolled MFA.
-    totp_code: Option<String>,
+    pub(crate) totp_code: Option<String>,
 }
 
 /// Refuses the reviewer of their own revision (separation of duties),
@@ -485,6 +527,7 @@ async fn reauthenticate(
     b: &ApproveBody,
     library_id: &str,
 ) -> ApiResult<()> {
+    let (pass, totp_code) = (&b.password, b.totp_code.as_deref());
     let now = OffsetDateTime::now_utc();
     let refuse = |why: &'static str| async move {
         st.store
@@ -502,7 +545,7 @@ async fn reauthenticate(
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "the account is disabled"))?;
     if crate::auth::locked(st, &user.username, now).await? {
-        password::dummy_verify(&b.password);
+        password::dummy_verify(pass);
         st.store
             .audit_library_refusal(&p.actor(), "library.approve", library_id, "account locked")
             .await?;
@@ -511,7 +554,7 @@ async fn reauthenticate(
             "too many failed attempts; wait 15 minutes, or ask an administrator",
         ));
     }
-    if b.password.len() > 1024 || !password::verify_password(&b.password, &user.password_hash) {
+    if pass.len() > 1024 || !password::verify_password(pass, &user.password_hash) {
         crate::auth::record_failed_login(
             st,
             &user.username,
@@ -522,7 +565,7 @@ async fn reauthenticate(
         return refuse("re-authentication failed: wrong password").await;
     }
     if let Some(secret) = &user.totp_secret {
-        let Some(code) = b.totp_code.as_deref() else {
+        let Some(code) = totp_code else {
             return refuse("re-authentication failed: TOTP code missing").await;
         };
         // check_totp records a wrong or replayed code toward the lockout.
@@ -543,14 +586,26 @@ pub async fn approve(
     Path((id, rev)): Path<(String, i64)>,
     JsonBody(b): JsonBody<ApproveBody>,
 ) -> ApiResult<Json<Value>> {
-    let r = revision_of(&st, &id, rev).await?;
-    refuse_own(&st, &p, &r, "library.approve").await?;
-    reauthenticate(&st, &p, &b, &id).await?;
-    let r = st
+    let r = approve_revision(&st, &p, &id, rev, &b).await?;
+    Ok(Json(json!({ "revision": meta(&r) })))
+}
+
+/// Approves revision `rev` of library `id`: not by its author (403,
+/// audited), and only with the approver's password and TOTP code.
+pub(crate) async fn approve_revision(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    rev: i64,
+    b: &ApproveBody,
+) -> ApiResult<LibraryRevision> {
+    let r = revision_of(st, id, rev).await?;
+    refuse_own(st, p, &r, "library.approve").await?;
+    reauthenticate(st, p, b, id).await?;
+    Ok(st
         .store
         .approve_library_revision(rev, &p.user.username, &p.actor())
-        .await?;
-    Ok(Json(json!({ "revision": meta(&r) })))
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -567,7 +622,20 @@ pub async fn reject(
     Path((id, rev)): Path<(String, i64)>,
     JsonBody(b): JsonBody<RejectBody>,
 ) -> ApiResult<Json<Value>> {
-    let comment = b.comment.trim();
+    let r = reject_revision(&st, &p, &id, rev, &b.comment).await?;
+    Ok(Json(json!({ "revision": meta(&r) })))
+}
+
+/// Rejects revision `rev` of library `id` with a comment for its author
+/// (not by the author).
+pub(crate) async fn reject_revision(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    rev: i64,
+    comment: &str,
+) -> ApiResult<LibraryRevision> {
+    let comment = comment.trim();
     if comment.is_empty() || comment.chars().count() > 4000 {
         let mut err = ApiError::new(ErrorKind::Validation, "a rejection needs a comment");
         err.errors = vec![FieldProblem {
@@ -576,13 +644,12 @@ pub async fn reject(
         }];
         return Err(err);
     }
-    let r = revision_of(&st, &id, rev).await?;
-    refuse_own(&st, &p, &r, "library.reject").await?;
-    let r = st
+    let r = revision_of(st, id, rev).await?;
+    refuse_own(st, p, &r, "library.reject").await?;
+    Ok(st
         .store
         .reject_library_revision(rev, &p.user.username, comment, &p.actor())
-        .await?;
-    Ok(Json(json!({ "revision": meta(&r) })))
+        .await?)
 }
 
 /// `POST …/revisions/{rev}/publish`: signs an approved revision and
@@ -592,10 +659,21 @@ pub async fn publish(
     p: Principal,
     Path((id, rev)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    revision_of(&st, &id, rev).await?;
-    let signer = signer(&st).await?;
+    let r = publish_revision(&st, &p, &id, rev).await?;
+    Ok(Json(json!({ "revision": meta(&r) })))
+}
+
+/// Signs and publishes approved revision `rev` of library `id`.
+pub(crate) async fn publish_revision(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    rev: i64,
+) -> ApiResult<LibraryRevision> {
+    revision_of(st, id, rev).await?;
+    let signer = signer(st).await?;
     let identity = format!("user:{}", p.user.username);
-    let r = st
+    Ok(st
         .store
         .publish_library_revision(
             rev,
@@ -603,8 +681,7 @@ pub async fn publish(
             |v, c| signer.publication(&identity, v, c),
             &p.actor(),
         )
-        .await?;
-    Ok(Json(json!({ "revision": meta(&r) })))
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -623,20 +700,31 @@ pub async fn rollback(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<RollbackBody>,
 ) -> ApiResult<Json<Value>> {
-    st.store.library_version(&id, b.version).await?;
-    let signer = signer(&st).await?;
+    let r = rollback_to(&st, &p, &id, b.version).await?;
+    Ok(Json(json!({ "revision": meta(&r) })))
+}
+
+/// Publishes published version `version` of library `id` again, re-signed,
+/// as a new, higher version.
+pub(crate) async fn rollback_to(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    version: i64,
+) -> ApiResult<LibraryRevision> {
+    st.store.library_version(id, version).await?;
+    let signer = signer(st).await?;
     let identity = format!("user:{}", p.user.username);
-    let r = st
+    Ok(st
         .store
         .rollback_library(
-            &id,
-            b.version,
+            id,
+            version,
             &p.user.username,
             |v, c| signer.publication(&identity, v, c),
             &p.actor(),
         )
-        .await?;
-    Ok(Json(json!({ "revision": meta(&r) })))
+        .await?)
 }
 
 /// `GET /api/v1/libraries/{id}/versions/{version}/envelope`: the signed

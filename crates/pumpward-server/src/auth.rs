@@ -210,23 +210,52 @@ async fn check_csrf(req: Request, expected: Option<&str>, limit: usize) -> (bool
     if let Some(h) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return (same_secret(h, expected), Some(req));
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or("");
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    // File uploads (the library pages) are multipart forms.
+    let is_multipart = content_type.starts_with("multipart/form-data");
+    if !is_form && !is_multipart {
         return (false, None);
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return (false, None);
     };
-    let ok = form_urlencoded_field(&bytes, "csrf").is_some_and(|v| same_secret(&v, expected));
+    let token = if is_form {
+        form_urlencoded_field(&bytes, "csrf")
+    } else {
+        multipart_field(&parts, &bytes, "csrf").await
+    };
+    let ok = token.is_some_and(|v| same_secret(&v, expected));
     (
         ok,
         Some(Request::from_parts(parts, axum::body::Body::from(bytes))),
     )
+}
+
+/// The text of field `name` of a multipart form (axum's own reader, on a
+/// copy of the buffered request; the handler reads the form again).
+async fn multipart_field(
+    parts: &axum::http::request::Parts,
+    body: &axum::body::Bytes,
+    name: &str,
+) -> Option<String> {
+    use axum::extract::FromRequest;
+    let mut copy = Request::new(axum::body::Body::from(body.clone()));
+    *copy.headers_mut() = parts.headers.clone();
+    let mut form = axum::extract::Multipart::from_request(copy, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {

@@ -12,6 +12,8 @@
 //!   with bulk actions, one alert's page, incidents, the detection rules.
 //! - [`network`]: the zone diagram (observed beside allowed conduits),
 //!   unknown devices, and the network policy with its editor and versions.
+//! - [`libraries`]: drug-library drafts, review (diff, approve, reject),
+//!   publication and rollback.
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -34,6 +36,7 @@ pub mod alerts;
 pub mod findings;
 pub mod incidents;
 pub mod inventory;
+pub mod libraries;
 pub mod library;
 pub mod network;
 pub mod pki;
@@ -104,6 +107,33 @@ pub fn routes() -> Router<AppState> {
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
+        .route(
+            "/libraries",
+            get(libraries::libraries).post(libraries::upload_draft),
+        )
+        .route("/libraries/{id}", get(libraries::library))
+        .route(
+            "/libraries/{id}/drafts",
+            post(libraries::draft_from_published),
+        )
+        .route("/libraries/{id}/rollback", post(libraries::rollback))
+        .route("/libraries/{id}/revisions/{rev}", get(libraries::revision))
+        .route(
+            "/libraries/{id}/revisions/{rev}/submit",
+            post(libraries::submit),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/approve",
+            post(libraries::approve),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/reject",
+            post(libraries::reject),
+        )
+        .route(
+            "/libraries/{id}/revisions/{rev}/publish",
+            post(libraries::publish),
+        )
         .route("/certificates/{serial}", get(pki::certificate))
         .route("/certificates/{serial}/revoke", post(pki::revoke))
         .route("/users", get(admin::users).post(admin::add_user))
@@ -178,7 +208,7 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 13] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 14] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
@@ -187,6 +217,7 @@ impl Nav {
             ("/incidents", "Incidents", Some(Permission::AlertsRead)),
             ("/network", "Network", Some(Permission::NetworkRead)),
             ("/responses", "Quarantine", Some(Permission::ResponseManage)),
+            ("/libraries", "Libraries", Some(Permission::LibraryRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),

@@ -438,7 +438,7 @@ impl Store {
     /// One response.
     pub async fn response(&self, id: i64) -> Result<ResponseRecord> {
         let mut conn = self.pool().acquire().await?;
-        fetch_response(&mut *conn, id).await
+        fetch_response(&mut conn, id).await
     }
 
     /// Responses, newest first.

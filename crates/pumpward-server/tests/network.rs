@@ -37,7 +37,7 @@ async fn fleet(store: &Store) {
             mac_address: Some(mac.into()),
             ip_address: Some(ip.into()),
             zone: Some(zone.into()),
-            // Not the vendor's: the default-credentials rule stays quiet.
+            // Not the vendor's default, so the only alerts are the network's.
             credential_state: Some("changed".into()),
             ..Default::default()
         })

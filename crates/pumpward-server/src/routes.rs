@@ -293,6 +293,13 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/findings/vex",
+        Perm(FindingsRead),
+        "findings",
+        "The fleet's vulnerability status as a CSAF 2.0 VEX document (query: publisher, namespace)",
+    ),
+    r(
+        "GET",
         "/api/v1/findings/{id}",
         Perm(FindingsRead),
         "findings",

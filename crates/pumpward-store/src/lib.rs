@@ -31,6 +31,7 @@ mod remediation;
 mod rollout;
 mod users;
 mod vuln;
+mod vuln_vex;
 
 pub use assets::{
     spec_diff, AssetFacet, AssetFilter, AssetPage, ImportOutcome, ImportSummary, LifecycleEvent,

@@ -31,6 +31,7 @@ mod remediation;
 mod rollout;
 mod users;
 mod vuln;
+mod vuln_pages;
 mod vuln_vex;
 
 pub use assets::{
@@ -57,6 +58,7 @@ pub use rollout::{
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
 };
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
+pub use vuln_pages::TrendDay;
 pub use vuln::{
     csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,
     FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,

@@ -336,6 +336,10 @@ struct AssetPage {
     csrf: String,
     /// Certificates and enrollment (see [`super::pki::asset_pki`]).
     pki: super::pki::AssetPki,
+    /// Open vulnerability findings (see [`super::advisories::asset_vulns`]).
+    vulns: Option<Vec<super::findings::Row>>,
+    /// Whether asset pages may be linked (always: this is one).
+    link_assets: bool,
 }
 
 pub(super) async fn asset_page(
@@ -406,6 +410,7 @@ pub(super) async fn asset_page(
     let (chosen, reason) = form.unwrap_or(("", ""));
     let next = a.lifecycle_state.successors();
     let pki = super::pki::asset_pki(st, p, &s.asset_id.to_string(), a.lifecycle_state).await?;
+    let vulns = super::advisories::asset_vulns(st, p, &s.asset_id.to_string()).await?;
     let successors = (p.can(Permission::InventoryTransition) && !next.is_empty()).then(|| {
         next.iter()
             .map(|s| Opt::new(s.as_str(), s.as_str(), s.as_str() == chosen))
@@ -432,6 +437,8 @@ pub(super) async fn asset_page(
             reason: reason.to_owned(),
             csrf: p.csrf().to_owned(),
             pki,
+            vulns,
+            link_assets: true,
         },
     )
 }

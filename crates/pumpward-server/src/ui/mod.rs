@@ -26,6 +26,7 @@
 pub mod account;
 pub mod admin;
 pub mod alerts;
+pub mod advisories;
 pub mod findings;
 pub mod inventory;
 pub mod library;
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet", get(pki::fleet))
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
+        .route("/advisories/{id}", get(advisories::advisory))
         .route("/alerts", get(alerts::alerts))
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))

@@ -26,7 +26,7 @@
 //! with the reason, never counted as affected; anything else resolves the
 //! open finding with the reason.
 
-use crate::{Actor, FindingFilter, NewFinding, Result, Severity, Store, StoreError};
+use crate::{Actor, Result, Severity, Store, StoreError};
 use pumpward_core::audit::Outcome;
 use pumpward_core::inventory::SoftwareComponent;
 use pumpward_core::timefmt;

@@ -110,7 +110,7 @@ pub fn fleet_vex(header: &VexHeader, statements: &[Statement]) -> Value {
 
     // Manufacturer → model → version leaves.
     let mut tree: BTreeMap<&str, BTreeMap<&str, Vec<&FleetProduct>>> = BTreeMap::new();
-    for p in &products {
+    for p in products.iter().copied() {
         tree.entry(p.manufacturer.as_str())
             .or_default()
             .entry(p.model.as_str())

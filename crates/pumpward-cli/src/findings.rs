@@ -105,7 +105,10 @@ pub async fn findings(s: &Settings, c: FindingsCmd) -> Result<i32> {
             let doc = store.fleet_vex(&publisher, &namespace).await?;
             let problems = pumpward_vuln::vex::mandatory_problems(&doc);
             if !problems.is_empty() {
-                bail!("the VEX document fails CSAF mandatory tests: {}", problems.join("; "));
+                bail!(
+                    "the VEX document fails CSAF mandatory tests: {}",
+                    problems.join("; ")
+                );
             }
             let mut text = serde_json::to_vec_pretty(&doc)?;
             text.push(b'\n');

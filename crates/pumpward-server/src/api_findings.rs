@@ -205,7 +205,10 @@ pub async fn vex_findings(
     if !problems.is_empty() {
         return Err(crate::problem::ApiError::new(
             crate::problem::ErrorKind::Internal,
-            format!("the VEX document fails CSAF mandatory tests: {}", problems.join("; ")),
+            format!(
+                "the VEX document fails CSAF mandatory tests: {}",
+                problems.join("; ")
+            ),
         ));
     }
     Ok((

@@ -740,12 +740,15 @@ async fn advisory_upload_matching_and_permissions() {
     let vex = r.json();
     assert_eq!(vex["document"]["category"], "csaf_vex");
     assert_eq!(vex["document"]["publisher"]["name"], "General Hospital");
-    assert_eq!(pumpward_vuln::vex::mandatory_problems(&vex), Vec::<String>::new());
+    assert_eq!(
+        pumpward_vuln::vex::mandatory_problems(&vex),
+        Vec::<String>::new()
+    );
     let vulns = vex["vulnerabilities"].as_array().unwrap();
     assert_eq!(vulns.len(), 7, "{vex:#}");
-    assert!(vulns
-        .iter()
-        .all(|v| v["product_status"]["known_affected"].as_array().is_some_and(|a| a.len() == 1)));
+    assert!(vulns.iter().all(|v| v["product_status"]["known_affected"]
+        .as_array()
+        .is_some_and(|a| a.len() == 1)));
     let r = h
         .get("/api/v1/findings/vex?namespace=ftp://x", &biomed)
         .await;

@@ -69,8 +69,14 @@ async fn advisory_asset_and_trend_pages() {
     assert!(page.contains("<q>&lt;=13.4</q>"), "{page}");
     assert!(page.contains("CVE-2015-3958"), "{page}");
     // The affected asset, linked, with its priority factors.
-    assert!(page.contains("<a href=\"/assets/PUMP-7\">PUMP-7</a>"), "{page}");
-    assert!(page.contains("<details class=\"priority-factors\">"), "{page}");
+    assert!(
+        page.contains("<a href=\"/assets/PUMP-7\">PUMP-7</a>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<details class=\"priority-factors\">"),
+        "{page}"
+    );
     let unknown = h.get("/advisories/999999", &session(&biomed)).await;
     assert_eq!(unknown.status, 404);
 

@@ -44,7 +44,10 @@ fn fleet_csv(n: usize) -> Vec<u8> {
         std::fs::read_to_string(here().join("tests/data/labelled/fleet.csv")).expect("fleet.csv");
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let header = rdr.headers().expect("header").clone();
-    let id_col = header.iter().position(|h| h == "asset_id").expect("asset_id");
+    let id_col = header
+        .iter()
+        .position(|h| h == "asset_id")
+        .expect("asset_id");
     let sn_col = header
         .iter()
         .position(|h| h == "serial_number")
@@ -169,7 +172,9 @@ fn rematch(c: &mut Criterion) {
         r.resolved
     );
     // The incremental run left what a full one would: nothing to change.
-    let full = rt.block_on(store.match_vulnerabilities(&actor)).expect("match");
+    let full = rt
+        .block_on(store.match_vulnerabilities(&actor))
+        .expect("match");
     assert_eq!((full.raised, full.resolved), (0, 0), "{full:?}");
 
     let mut g = c.benchmark_group("rematch");

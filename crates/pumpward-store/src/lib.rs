@@ -58,12 +58,12 @@ pub use rollout::{
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
 };
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
-pub use vuln_pages::TrendDay;
 pub use vuln::{
     csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,
     FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,
     KIND_REVIEW,
 };
+pub use vuln_pages::TrendDay;
 
 use pumpward_core::audit::{AuditEntry, Outcome};
 use sqlx::any::AnyPoolOptions;

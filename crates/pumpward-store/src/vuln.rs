@@ -1122,8 +1122,11 @@ impl Store {
     /// raises and resolves only this asset's findings. An asset now at or
     /// past the fix has its findings resolved, saying so.
     pub async fn rematch_asset(&self, asset_id: &str, actor: &Actor) -> Result<MatchReport> {
-        self.match_scope(MatchScope::Assets(BTreeSet::from([asset_id.to_owned()])), actor)
-            .await
+        self.match_scope(
+            MatchScope::Assets(BTreeSet::from([asset_id.to_owned()])),
+            actor,
+        )
+        .await
     }
 
     /// Matches again after an advisory was imported (added, or superseding
@@ -1239,9 +1242,8 @@ impl Store {
             all
         };
         for s in subjects {
-            if let Some((cve, asset_id)) = s
-                .strip_prefix("cve:")
-                .and_then(|s| s.split_once(":asset:"))
+            if let Some((cve, asset_id)) =
+                s.strip_prefix("cve:").and_then(|s| s.split_once(":asset:"))
             {
                 if cves.contains(cve) {
                     scope.insert(asset_id.to_owned());

@@ -120,10 +120,18 @@ mod tests {
     #[test]
     fn a_finding_counts_from_the_day_raised_until_the_day_resolved() {
         let f = |kind: &str, raised: &str, resolved: Option<&str>| {
-            (kind.to_owned(), raised.to_owned(), resolved.map(str::to_owned))
+            (
+                kind.to_owned(),
+                raised.to_owned(),
+                resolved.map(str::to_owned),
+            )
         };
         let rows = [
-            f(KIND_AFFECTED, "2026-11-02T10:00:00.000000Z", Some("2026-11-04T09:00:00.000000Z")),
+            f(
+                KIND_AFFECTED,
+                "2026-11-02T10:00:00.000000Z",
+                Some("2026-11-04T09:00:00.000000Z"),
+            ),
             f(KIND_REVIEW, "2026-11-03T23:59:59.999999Z", None),
             f("certificate.expiring", "2026-11-01T00:00:00.000000Z", None),
         ];

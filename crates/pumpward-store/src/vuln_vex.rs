@@ -13,9 +13,7 @@ use crate::vuln::{vulnerability_status, KIND_AFFECTED, KIND_REVIEW};
 use crate::{Result, Store};
 use pumpward_core::inventory::SoftwareComponent;
 use pumpward_core::timefmt;
-use pumpward_vuln::vex::{
-    fleet_vex, FleetProduct, FleetStatus, Remediation, Statement, VexHeader,
-};
+use pumpward_vuln::vex::{fleet_vex, FleetProduct, FleetStatus, Remediation, Statement, VexHeader};
 use serde_json::Value;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -103,7 +101,9 @@ impl Store {
                 ),
                 Some("fixed") => FleetStatus::Fixed,
                 Some("not_affected") => FleetStatus::NotAffected(
-                    f.resolution.clone().unwrap_or_else(|| "not affected".into()),
+                    f.resolution
+                        .clone()
+                        .unwrap_or_else(|| "not affected".into()),
                 ),
                 // Resolved for another reason (advisory superseded, …):
                 // nothing to state.

@@ -3347,7 +3347,9 @@ async fn detection_inputs_page_without_skipping_or_repeating(store: &Store) {
 
 /// Every vulnerability finding, open or not, as matching decides it (ids,
 /// states, evidence, priority; not the `last_seen_at` stamp).
-async fn vuln_findings_snapshot(store: &Store) -> Vec<(String, String, String, String, Option<i64>)> {
+async fn vuln_findings_snapshot(
+    store: &Store,
+) -> Vec<(String, String, String, String, Option<i64>)> {
     use pumpward_store::{KIND_AFFECTED, KIND_REVIEW};
     let mut out = Vec::new();
     for kind in [KIND_AFFECTED, KIND_REVIEW] {
@@ -3395,7 +3397,10 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
         .await
         .unwrap();
     for dir in ["csaf", "csaf-other"] {
-        let p = format!("{}/../pumpward-vuln/tests/data/{dir}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/../pumpward-vuln/tests/data/{dir}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let mut names: Vec<_> = std::fs::read_dir(&p)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -3413,8 +3418,14 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
     let full = store.match_vulnerabilities(&sys).await.unwrap();
     assert!(full.raised > 0);
 
-    for (doc, changes) in [("csaf/icsa-15-125-01b.json", true), ("kev/known_exploited_vulnerabilities.trimmed.json", false)] {
-        let imported = store.import_vuln_document(&vuln_data(doc), &sys).await.unwrap();
+    for (doc, changes) in [
+        ("csaf/icsa-15-125-01b.json", true),
+        ("kev/known_exploited_vulnerabilities.trimmed.json", false),
+    ] {
+        let imported = store
+            .import_vuln_document(&vuln_data(doc), &sys)
+            .await
+            .unwrap();
         let id = imported.advisory_id.unwrap();
         let inc = store.rematch_after_import(id, &sys).await.unwrap();
         // Only the assets the document concerns were looked at.
@@ -3429,11 +3440,21 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
         assert_eq!(
             (again.affected_open, again.review_open),
             (
-                after_incremental.iter().filter(|f| f.0.ends_with("affected") && f.2.starts_with("open")).count(),
-                after_incremental.iter().filter(|f| f.0.ends_with("review") && f.2.starts_with("open")).count(),
+                after_incremental
+                    .iter()
+                    .filter(|f| f.0.ends_with("affected") && f.2.starts_with("open"))
+                    .count(),
+                after_incremental
+                    .iter()
+                    .filter(|f| f.0.ends_with("review") && f.2.starts_with("open"))
+                    .count(),
             )
         );
-        assert_eq!(vuln_findings_snapshot(store).await, after_incremental, "{doc}");
+        assert_eq!(
+            vuln_findings_snapshot(store).await,
+            after_incremental,
+            "{doc}"
+        );
     }
 }
 
@@ -3450,7 +3471,10 @@ async fn fleet_vex_validates_and_states_the_findings(store: &Store) {
         .await
         .unwrap();
     for doc in ["csaf/icsa-15-161-01.json", "csaf/icsa-15-125-01b.json"] {
-        store.import_vuln_document(&vuln_data(doc), &sys).await.unwrap();
+        store
+            .import_vuln_document(&vuln_data(doc), &sys)
+            .await
+            .unwrap();
     }
     store
         .create_asset(
@@ -3478,14 +3502,19 @@ async fn fleet_vex_validates_and_states_the_findings(store: &Store) {
         Vec::<String>::new()
     );
     // Valid against the CSAF 2.0 schema, formats asserted.
-    let schema_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../pumpward-vuln/tests/data/csaf-schema/");
+    let schema_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/csaf-schema/"
+    );
     let read = |n: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(format!("{schema_dir}{n}")).unwrap()).unwrap()
     };
     let csaf = "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json";
     let mut compiler = boon::Compiler::new();
     compiler.enable_format_assertions();
-    compiler.add_resource(csaf, read("csaf_json_schema.json")).unwrap();
+    compiler
+        .add_resource(csaf, read("csaf_json_schema.json"))
+        .unwrap();
     for v in ["2.0", "3.0", "3.1"] {
         let mut s = read(&format!("cvss-v{v}.json"));
         s.as_object_mut().unwrap().remove("$id");

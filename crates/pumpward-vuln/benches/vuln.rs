@@ -18,8 +18,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pumpward_vuln::constraint::{Component, Installed, VersionConstraint};
-use pumpward_vuln::{csaf, sbom};
 use pumpward_vuln::version::Scheme;
+use pumpward_vuln::{csaf, sbom};
 use std::path::Path;
 
 fn pump_files() -> Vec<Vec<u8>> {
@@ -138,7 +138,9 @@ fn cyclonedx(n: usize) -> Vec<u8> {
         .collect();
     let deps: Vec<String> = (0..n)
         .map(|i| {
-            let on: Vec<String> = (i + 1..(i + 4).min(n)).map(|j| format!(r#""c{j}""#)).collect();
+            let on: Vec<String> = (i + 1..(i + 4).min(n))
+                .map(|j| format!(r#""c{j}""#))
+                .collect();
             format!(r#"{{"ref":"c{i}","dependsOn":[{}]}}"#, on.join(","))
         })
         .collect();

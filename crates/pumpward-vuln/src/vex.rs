@@ -446,17 +446,32 @@ mod tests {
             &[
                 st("13.3", FleetStatus::Affected(vec![])),
                 st("13.3", FleetStatus::Fixed),
-                st("13.5", FleetStatus::NotAffected("outside every affected range".into())),
-                st("13.40", FleetStatus::UnderInvestigation("ambiguous version".into())),
+                st(
+                    "13.5",
+                    FleetStatus::NotAffected("outside every affected range".into()),
+                ),
+                st(
+                    "13.40",
+                    FleetStatus::UnderInvestigation("ambiguous version".into()),
+                ),
                 st("15.0", FleetStatus::Fixed),
             ],
         );
         assert_eq!(mandatory_problems(&doc), Vec::<String>::new());
         let v = &doc["vulnerabilities"][0];
         // Products are numbered in sorted order: 13.3, 13.40, 13.5, 15.0.
-        assert_eq!(v["product_status"]["known_affected"], json!(["PUMPWARD-00001"]));
-        assert_eq!(v["product_status"]["under_investigation"], json!(["PUMPWARD-00002"]));
-        assert_eq!(v["product_status"]["known_not_affected"], json!(["PUMPWARD-00003"]));
+        assert_eq!(
+            v["product_status"]["known_affected"],
+            json!(["PUMPWARD-00001"])
+        );
+        assert_eq!(
+            v["product_status"]["under_investigation"],
+            json!(["PUMPWARD-00002"])
+        );
+        assert_eq!(
+            v["product_status"]["known_not_affected"],
+            json!(["PUMPWARD-00003"])
+        );
         assert_eq!(v["product_status"]["fixed"], json!(["PUMPWARD-00004"]));
         assert_eq!(v["remediations"][0]["category"], "none_available");
         assert_eq!(v["flags"][0]["product_ids"], json!(["PUMPWARD-00003"]));
@@ -476,7 +491,8 @@ mod tests {
         );
         doc["vulnerabilities"][0]["flags"] = json!([]);
         doc["vulnerabilities"][0]["threats"] = json!([]);
-        doc["vulnerabilities"][0]["product_status"]["known_affected"] = json!(["PUMPWARD-00001", "X-9"]);
+        doc["vulnerabilities"][0]["product_status"]["known_affected"] =
+            json!(["PUMPWARD-00001", "X-9"]);
         let p = mandatory_problems(&doc);
         for want in ["6.1.27.9", "6.1.27.10", "6.1.6", "6.1.1"] {
             assert!(p.iter().any(|x| x.starts_with(want)), "{want} in {p:?}");

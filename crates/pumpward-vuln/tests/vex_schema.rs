@@ -100,8 +100,14 @@ fn the_schema_rejects_what_breaks_it() {
     // remediation category outside the enum, a date that is not one.
     for (path, value) in [
         ("/vulnerabilities/0/product_status", json!({})),
-        ("/vulnerabilities/0/remediations/0/category", json!("patch_it")),
-        ("/document/tracking/current_release_date", json!("yesterday")),
+        (
+            "/vulnerabilities/0/remediations/0/category",
+            json!("patch_it"),
+        ),
+        (
+            "/document/tracking/current_release_date",
+            json!("yesterday"),
+        ),
     ] {
         let mut doc = fleet();
         let (parent, key) = path.rsplit_once('/').unwrap();

@@ -160,7 +160,10 @@ pub(super) fn trend_svg(days: &[TrendDay]) -> String {
         (Some(f), Some(l)) => (f.date.as_str(), l.date.as_str()),
         _ => ("", ""),
     };
-    let now = days.last().map(|d| (d.affected, d.review)).unwrap_or((0, 0));
+    let now = days
+        .last()
+        .map(|d| (d.affected, d.review))
+        .unwrap_or((0, 0));
     format!(
         concat!(
             r#"<svg id="trend-chart" role="img" aria-labelledby="trend-title trend-desc" viewBox="0 0 {w} {h}" width="100%" style="max-width:{w}px">"#,
@@ -206,7 +209,10 @@ mod tests {
         // The highest value (4) sits on the top margin, zero on the axis.
         assert!(svg.contains(r#"points="32.0,148.0 688.0,32.0""#), "{svg}");
         assert!(svg.contains(r#"points="32.0,90.0 688.0,119.0""#), "{svg}");
-        assert!(svg.contains("on 2026-11-02: 4 affected, 1 to review"), "{svg}");
+        assert!(
+            svg.contains("on 2026-11-02: 4 affected, 1 to review"),
+            "{svg}"
+        );
         // An empty history draws without dividing by zero.
         let empty = trend_svg(&[]);
         assert!(empty.contains("<svg") && !empty.contains("NaN"), "{empty}");

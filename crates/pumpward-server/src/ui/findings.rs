@@ -136,9 +136,7 @@ pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -
         href(HERE, &pairs)
     });
     let first_href = before.is_some().then(|| href(HERE, &keep));
-    let trend = super::advisories::trend_svg(
-        &st.store.vulnerability_trend(90).await.ui(&p, HERE)?,
-    );
+    let trend = super::advisories::trend_svg(&st.store.vulnerability_trend(90).await.ui(&p, HERE)?);
     let states = [("open", "Open"), ("resolved", "Resolved"), ("all", "All")]
         .into_iter()
         .map(|(v, l)| Opt::new(v, l, state == v))

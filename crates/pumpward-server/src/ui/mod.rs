@@ -25,8 +25,8 @@
 
 pub mod account;
 pub mod admin;
-pub mod alerts;
 pub mod advisories;
+pub mod alerts;
 pub mod findings;
 pub mod inventory;
 pub mod library;

@@ -68,10 +68,57 @@ pub enum FindingsCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Export the fleet's vulnerability status as a CSAF 2.0 VEX document
+    /// (JSON) from the findings: affected, not affected (with the reason),
+    /// fixed and under investigation, per model and version.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The publishing hospital's name.
+        #[arg(long, default_value = "Hospital")]
+        publisher: String,
+        /// The hospital's URL (CSAF's publisher namespace).
+        #[arg(long, default_value = "https://hospital.invalid")]
+        namespace: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+/// The formats `findings export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ExportFormat {
+    /// CSAF 2.0, profile VEX (`csaf_vex`).
+    CsafVex,
 }
 
 pub async fn findings(s: &Settings, c: FindingsCmd) -> Result<i32> {
     match c {
+        FindingsCmd::Export {
+            format: ExportFormat::CsafVex,
+            publisher,
+            namespace,
+            out,
+        } => {
+            let store = open(s).await?;
+            let doc = store.fleet_vex(&publisher, &namespace).await?;
+            let problems = pumpward_vuln::vex::mandatory_problems(&doc);
+            if !problems.is_empty() {
+                bail!(
+                    "the VEX document fails CSAF mandatory tests: {}",
+                    problems.join("; ")
+                );
+            }
+            let mut text = serde_json::to_vec_pretty(&doc)?;
+            text.push(b'\n');
+            match out {
+                Some(p) => std::fs::write(&p, text)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?,
+                None => std::io::stdout().write_all(&text)?,
+            }
+            Ok(0)
+        }
         FindingsCmd::List {
             format,
             status,

@@ -169,3 +169,57 @@ pub async fn export_findings(
     )
         .into_response())
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VexQuery {
+    /// The publishing hospital's name.
+    publisher: Option<String>,
+    /// The hospital's URL (CSAF's publisher namespace).
+    namespace: Option<String>,
+}
+
+/// The fleet's vulnerability status as a CSAF 2.0 VEX document
+/// (`pumpward_store::Store::fleet_vex`), checked against the CSAF
+/// mandatory tests it can run before it is served.
+pub async fn vex_findings(
+    State(st): State<AppState>,
+    _: Principal,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let q: VexQuery = parse_query(q.as_deref())?;
+    let namespace = q
+        .namespace
+        .unwrap_or_else(|| "https://hospital.invalid".into());
+    if !(namespace.starts_with("https://") || namespace.starts_with("http://")) {
+        return Err(crate::problem::ApiError::new(
+            crate::problem::ErrorKind::Validation,
+            format!("namespace: {namespace:?} is not an http(s) URL"),
+        ));
+    }
+    let doc = st
+        .store
+        .fleet_vex(q.publisher.as_deref().unwrap_or("Hospital"), &namespace)
+        .await?;
+    let problems = pumpward_vuln::vex::mandatory_problems(&doc);
+    if !problems.is_empty() {
+        return Err(crate::problem::ApiError::new(
+            crate::problem::ErrorKind::Internal,
+            format!(
+                "the VEX document fails CSAF mandatory tests: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pumpward-fleet-vex.json\"",
+            ),
+        ],
+        Json(doc),
+    )
+        .into_response())
+}

@@ -186,6 +186,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/findings/export",
             get(api_findings::export_findings),
         )
+        .route("/api/v1/findings/vex", get(api_findings::vex_findings))
         .route("/api/v1/findings/{id}", get(api_findings::get_finding))
         .route(
             "/api/v1/findings/{id}/remediation",

@@ -404,6 +404,13 @@ pub const API_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/api/v1/findings/vex",
+        Perm(FindingsRead),
+        "findings",
+        "The fleet's vulnerability status as a CSAF 2.0 VEX document (query: publisher, namespace)",
+    ),
+    r(
+        "GET",
         "/api/v1/findings/{id}",
         Perm(FindingsRead),
         "findings",
@@ -725,6 +732,13 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         Perm(FindingsRead),
         "ui",
         "Findings list",
+    ),
+    r(
+        "GET",
+        "/advisories/{id}",
+        Perm(FindingsRead),
+        "ui",
+        "An advisory: revisions, the rules in its own words, remediations, the assets it affects",
     ),
     r("GET", "/alerts", Perm(AlertsRead), "ui", "Alerts list"),
     b(

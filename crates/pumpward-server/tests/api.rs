@@ -727,6 +727,33 @@ async fn advisory_upload_matching_and_permissions() {
     );
     assert_eq!(csv.lines().count(), 8, "{csv}");
     assert!(csv.contains(",PUMP-9,ICSA-15-161-01,CVE-2015-"), "{csv}");
+
+    // The fleet's CSAF VEX: PUMP-9's model and version known_affected by
+    // the 7 CVEs, with an action statement each; a bad namespace is refused.
+    let r = h
+        .get(
+            "/api/v1/findings/vex?publisher=General%20Hospital&namespace=https://hospital.example",
+            &biomed,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let vex = r.json();
+    assert_eq!(vex["document"]["category"], "csaf_vex");
+    assert_eq!(vex["document"]["publisher"]["name"], "General Hospital");
+    assert_eq!(
+        pumpward_vuln::vex::mandatory_problems(&vex),
+        Vec::<String>::new()
+    );
+    let vulns = vex["vulnerabilities"].as_array().unwrap();
+    assert_eq!(vulns.len(), 7, "{vex:#}");
+    assert!(vulns.iter().all(|v| v["product_status"]["known_affected"]
+        .as_array()
+        .is_some_and(|a| a.len() == 1)));
+    let r = h
+        .get("/api/v1/findings/vex?namespace=ftp://x", &biomed)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("namespace"), "{}", r.text());
 }
 
 /// Alerts: listed with filters and a cursor; the workflow through the API,

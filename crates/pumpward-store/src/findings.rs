@@ -74,10 +74,10 @@ pub struct FindingFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, kind, subject, asset_id, severity, title, evidence, state, \
+pub(crate) const COLUMNS: &str = "id, kind, subject, asset_id, severity, title, evidence, state, \
      raised_at, last_seen_at, resolved_at, resolution, priority, remediation, remediation_details";
 
-fn finding_from_row(r: &AnyRow) -> Result<Finding> {
+pub(crate) fn finding_from_row(r: &AnyRow) -> Result<Finding> {
     let evidence: String = r.try_get("evidence")?;
     Ok(Finding {
         id: r.try_get("id")?,

@@ -34,6 +34,8 @@ mod responses;
 mod rollout;
 mod users;
 mod vuln;
+mod vuln_pages;
+mod vuln_vex;
 
 pub use assets::{
     spec_diff, AssetFacet, AssetFilter, AssetPage, ImportOutcome, ImportSummary, LifecycleEvent,
@@ -67,6 +69,7 @@ pub use vuln::{
     FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,
     KIND_REVIEW,
 };
+pub use vuln_pages::TrendDay;
 
 use pumpward_core::audit::{AuditEntry, Outcome};
 use sqlx::any::AnyPoolOptions;

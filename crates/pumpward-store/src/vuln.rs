@@ -26,7 +26,7 @@
 //! with the reason, never counted as affected; anything else resolves the
 //! open finding with the reason.
 
-use crate::{Actor, FindingFilter, NewFinding, Result, Severity, Store, StoreError};
+use crate::{Actor, Result, Severity, Store, StoreError};
 use pumpward_core::audit::Outcome;
 use pumpward_core::inventory::SoftwareComponent;
 use pumpward_core::timefmt;
@@ -763,6 +763,34 @@ enum Verdict {
     Clear(String),
 }
 
+/// Which assets a matching run covers.
+enum MatchScope {
+    /// The whole inventory: findings of assets no longer in it are resolved.
+    All,
+    /// These assets only (an asset changed, or an advisory naming their
+    /// products arrived).
+    Assets(BTreeSet<String>),
+}
+
+/// An open vulnerability finding as a matching run compares it.
+struct OpenFinding {
+    id: i64,
+    evidence: String,
+    priority: Option<i64>,
+}
+
+/// Ids bound per statement, well under SQLite's and PostgreSQL's limits on
+/// parameters.
+const ID_CHUNK: usize = 500;
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Store {
     /// Imports one document (any supported format, detected from content)
     /// in one transaction, and says what happened. A broken document is a
@@ -1086,7 +1114,7 @@ impl Store {
     /// against the current advisories, raising and resolving findings (see
     /// the module docs). Safe to run at any time: raising is idempotent.
     pub async fn match_vulnerabilities(&self, actor: &Actor) -> Result<MatchReport> {
-        self.match_scope(None, actor).await
+        self.match_scope(MatchScope::All, actor).await
     }
 
     /// Matches one asset again (its firmware, model or software changed):
@@ -1094,10 +1122,138 @@ impl Store {
     /// raises and resolves only this asset's findings. An asset now at or
     /// past the fix has its findings resolved, saying so.
     pub async fn rematch_asset(&self, asset_id: &str, actor: &Actor) -> Result<MatchReport> {
-        self.match_scope(Some(asset_id), actor).await
+        self.match_scope(
+            MatchScope::Assets(BTreeSet::from([asset_id.to_owned()])),
+            actor,
+        )
+        .await
     }
 
-    async fn match_scope(&self, only: Option<&str>, actor: &Actor) -> Result<MatchReport> {
+    /// Matches again after an advisory was imported (added, or superseding
+    /// earlier revisions): only the assets whose products (model, model
+    /// family or a software component) this advisory or the revisions it
+    /// superseded name, and the assets with an open finding on one of
+    /// their CVEs (a KEV listing, an EPSS score or another document's CVSS
+    /// changes those). The findings come out as a full
+    /// [`Store::match_vulnerabilities`] would leave them.
+    pub async fn rematch_after_import(
+        &self,
+        advisory_id: i64,
+        actor: &Actor,
+    ) -> Result<MatchReport> {
+        let aliases = AliasTable::builtin();
+        let mut docs: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM vuln_advisories WHERE superseded_by = $1")
+                .bind(advisory_id)
+                .fetch_all(self.pool())
+                .await?;
+        docs.push(advisory_id);
+        let within = placeholders(1, docs.len());
+        let mut keys: HashSet<String> = HashSet::new();
+        let mut cves: HashSet<String> = HashSet::new();
+        for (sql, into_keys) in [
+            (
+                format!("SELECT product_key FROM vuln_product_statuses WHERE product_key IS NOT NULL AND advisory_id IN ({within})"),
+                true,
+            ),
+            (
+                format!("SELECT cve FROM vuln_vulnerabilities WHERE cve IS NOT NULL AND advisory_id IN ({within})"),
+                false,
+            ),
+            (format!("SELECT cve FROM vuln_kev WHERE advisory_id IN ({within})"), false),
+            (format!("SELECT cve FROM vuln_epss WHERE advisory_id IN ({within})"), false),
+        ] {
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for d in &docs {
+                q = q.bind(*d);
+            }
+            let found = q.fetch_all(self.pool()).await?;
+            if into_keys {
+                keys.extend(found);
+            } else {
+                cves.extend(found);
+            }
+        }
+        let mut scope: BTreeSet<String> = BTreeSet::new();
+        // Assets of a model whose product or family is named.
+        let mut models = Vec::new();
+        for (id, manufacturer, model) in sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, manufacturer, model FROM device_models",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            if let Some(pm) = aliases.product(&manufacturer, &model) {
+                if keys.contains(&pm.product.key)
+                    || pm.product.family.as_ref().is_some_and(|f| keys.contains(f))
+                {
+                    models.push(id);
+                }
+            }
+        }
+        for chunk in models.chunks(ID_CHUNK) {
+            let sql = format!(
+                "SELECT asset_id FROM assets WHERE model_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            scope.extend(q.fetch_all(self.pool()).await?);
+        }
+        // Assets carrying a named product as a software component.
+        for (asset_id, manufacturer, software) in sqlx::query_as::<_, (String, String, String)>(
+            "SELECT asset_id, manufacturer, software FROM assets WHERE software <> '[]'",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            let software: Vec<SoftwareComponent> =
+                serde_json::from_str(&software).unwrap_or_default();
+            if software.iter().any(|c| {
+                aliases
+                    .product(&manufacturer, &c.name)
+                    .is_some_and(|cm| keys.contains(&cm.product.key))
+            }) {
+                scope.insert(asset_id);
+            }
+        }
+        // Assets with an open finding on one of the CVEs.
+        let open_sql = "SELECT subject FROM findings WHERE state = 'open' \
+             AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+        let subjects: Vec<String> = if cves.len() > ID_CHUNK {
+            // A catalog (KEV, EPSS): one pass over the open findings.
+            sqlx::query_scalar(open_sql).fetch_all(self.pool()).await?
+        } else {
+            let mut all = Vec::new();
+            for cve in &cves {
+                // A range over the subject index (`cve:<id>:asset:` …).
+                all.extend(
+                    sqlx::query_scalar::<_, String>(&format!(
+                        "{open_sql} AND subject >= $1 AND subject < $2"
+                    ))
+                    .bind(format!("cve:{cve}:asset:"))
+                    .bind(format!("cve:{cve}:asset;"))
+                    .fetch_all(self.pool())
+                    .await?,
+                );
+            }
+            all
+        };
+        for s in subjects {
+            if let Some((cve, asset_id)) =
+                s.strip_prefix("cve:").and_then(|s| s.split_once(":asset:"))
+            {
+                if cves.contains(cve) {
+                    scope.insert(asset_id.to_owned());
+                }
+            }
+        }
+        self.match_scope(MatchScope::Assets(scope), actor).await
+    }
+
+    async fn match_scope(&self, scope: MatchScope, actor: &Actor) -> Result<MatchReport> {
         let aliases = AliasTable::builtin();
         let mut report = MatchReport::default();
 
@@ -1239,19 +1395,59 @@ impl Store {
         // (asset id, CVE) → verdict, for the eligible assets.
         let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity, Priority)> =
             BTreeMap::new();
-        let asset_sql =
-            format!(
-            "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, a.software, \
-             a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, a.mac_address, \
-             m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id {} \
-             ORDER BY a.asset_id",
-            if only.is_some() { "WHERE a.asset_id = $1" } else { "" }
-        );
-        let mut asset_query = sqlx::query(&asset_sql);
-        if let Some(a) = only {
-            asset_query = asset_query.bind(a.to_owned());
+        let asset_sql = "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, \
+             a.software, a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, \
+             a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
+        // The open vulnerability findings in scope, to compare with what
+        // this run concludes.
+        let open_sql = "SELECT id, kind, subject, evidence, priority FROM findings \
+             WHERE state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+        let mut asset_rows = Vec::new();
+        let mut open_rows = Vec::new();
+        match &scope {
+            MatchScope::All => {
+                asset_rows = sqlx::query(&format!("{asset_sql} ORDER BY a.asset_id"))
+                    .fetch_all(self.pool())
+                    .await?;
+                open_rows = sqlx::query(open_sql).fetch_all(self.pool()).await?;
+            }
+            MatchScope::Assets(ids) => {
+                let ids: Vec<&String> = ids.iter().collect();
+                for chunk in ids.chunks(ID_CHUNK) {
+                    let within = placeholders(1, chunk.len());
+                    let sql = format!("{asset_sql} WHERE a.asset_id IN ({within})");
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind((*id).clone());
+                    }
+                    asset_rows.extend(q.fetch_all(self.pool()).await?);
+                    let sql = format!("{open_sql} AND asset_id IN ({within})");
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind((*id).clone());
+                    }
+                    open_rows.extend(q.fetch_all(self.pool()).await?);
+                }
+            }
         }
-        for r in asset_query.fetch_all(self.pool()).await? {
+        let mut open: HashMap<(&'static str, String), OpenFinding> = HashMap::new();
+        for r in &open_rows {
+            let kind: String = r.try_get("kind")?;
+            let kind = if kind == KIND_AFFECTED {
+                KIND_AFFECTED
+            } else {
+                KIND_REVIEW
+            };
+            open.insert(
+                (kind, r.try_get("subject")?),
+                OpenFinding {
+                    id: r.try_get("id")?,
+                    evidence: r.try_get("evidence")?,
+                    priority: r.try_get("priority")?,
+                },
+            );
+        }
+        for r in &asset_rows {
             let asset_id: String = r.try_get("asset_id")?;
             let kind: String = r.try_get("kind")?;
             let state: String = r.try_get("lifecycle_state")?;
@@ -1480,7 +1676,13 @@ impl Store {
             }
         }
 
-        // Raise what holds.
+        // Write what changed, in one transaction: a run is all or nothing,
+        // and a finding whose evidence and priority are unchanged costs no
+        // write (a re-match of an unchanged fleet only reads).
+        let now_at = crate::now();
+        let now = timefmt::format(now_at);
+        let mut tx = self.write_tx().await?;
+        let mut entries = Vec::new();
         let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
         for ((asset_id, cve), (verdict, title, severity, prio)) in &verdicts {
             let subject = format!("cve:{cve}:asset:{asset_id}");
@@ -1498,103 +1700,140 @@ impl Store {
                 }
                 Verdict::Clear(_) => continue,
             };
-            let (raised, new) = self
-                .raise_finding(
-                    &NewFinding {
-                        kind: kind.into(),
-                        subject: subject.clone(),
-                        asset_id: Some(asset_id.clone()),
-                        severity: *severity,
-                        title,
-                        evidence,
-                    },
-                    actor,
-                )
-                .await?;
-            if new {
-                report.raised += 1;
-            }
-            // The priority moves with the inputs (a KEV listing, a control
-            // recorded); the column is for sorting, the factors are in the
-            // evidence just written. Every vulnerability finding starts its
-            // remediation at `open`.
-            sqlx::query(
-                "UPDATE findings SET priority = $1, \
-                 remediation = COALESCE(remediation, 'open') WHERE id = $2",
-            )
-            .bind(i64::from(prio.score))
-            .bind(raised.id)
-            .execute(self.pool())
-            .await?;
             if kind == KIND_AFFECTED {
                 report.affected_open += 1;
             } else {
                 report.review_open += 1;
             }
+            let text = evidence.to_string();
+            let score = i64::from(prio.score);
+            match open.get(&(kind, subject.clone())) {
+                Some(o) if o.evidence == text && o.priority == Some(score) => {}
+                // The priority moves with the inputs (a KEV listing, a
+                // control recorded); the column is for sorting, the factors
+                // are in the evidence. Every vulnerability finding starts its
+                // remediation at `open`.
+                Some(o) => {
+                    sqlx::query(
+                        "UPDATE findings SET last_seen_at = $1, evidence = $2, priority = $3, \
+                         remediation = COALESCE(remediation, 'open') WHERE id = $4",
+                    )
+                    .bind(now.clone())
+                    .bind(text)
+                    .bind(score)
+                    .bind(o.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO findings (kind, subject, asset_id, severity, title, evidence, \
+                         state, raised_at, last_seen_at, priority, remediation) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, 'open') RETURNING id",
+                    )
+                    .bind(kind)
+                    .bind(subject.clone())
+                    .bind(asset_id.clone())
+                    .bind(severity.as_str())
+                    .bind(title.clone())
+                    .bind(text)
+                    .bind(now.clone())
+                    .bind(score)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    entries.push(
+                        actor
+                            .entry("finding.raise", Outcome::Success)
+                            .object(format!("finding:{id}"))
+                            .reason(title)
+                            .details(&json!({
+                                "kind": kind, "subject": subject, "asset_id": asset_id,
+                                "severity": severity, "evidence": evidence,
+                            })),
+                    );
+                    report.raised += 1;
+                }
+            }
             wanted.insert((kind, subject));
         }
 
         // Resolve what no longer holds, saying why.
-        for kind in [KIND_AFFECTED, KIND_REVIEW] {
-            let mut open = Vec::new();
-            let mut before = None;
-            loop {
-                let (page, next) = self
-                    .list_findings(&FindingFilter {
-                        kind: Some(kind.into()),
-                        asset_id: only.map(str::to_owned),
-                        open: Some(true),
-                        before_id: before,
-                        limit: 500,
-                    })
+        for ((kind, subject), o) in &open {
+            if wanted.contains(&(*kind, subject.clone())) {
+                continue;
+            }
+            let parsed = subject
+                .strip_prefix("cve:")
+                .and_then(|s| s.split_once(":asset:"));
+            let Some((cve, asset_id)) = parsed else {
+                continue;
+            };
+            let reason = match verdicts.get(&(asset_id.to_owned(), cve.to_owned())) {
+                Some((Verdict::Clear(why), ..)) => why.clone(),
+                Some((Verdict::Affected(_), ..)) => {
+                    "decided: the asset is affected (see its vulnerability.affected finding)".into()
+                }
+                Some((Verdict::Review(why, _), ..)) => {
+                    format!("no longer decidable, to review: {why}")
+                }
+                None => match asset_state.get(asset_id) {
+                    None => "the asset is no longer in the inventory".into(),
+                    Some(st)
+                        if !(st.ends_with(", in_service") || st.ends_with(", provisioned")) =>
+                    {
+                        format!("the asset is no longer matched ({st}): retired or out of service")
+                    }
+                    Some(_) => format!(
+                        "no current advisory names this asset's product for {cve} (the advisory was superseded, or the asset's model changed)"
+                    ),
+                },
+            };
+            let done = sqlx::query(
+                "UPDATE findings SET state = 'resolved', resolved_at = $1, resolution = $2 \
+                 WHERE id = $3 AND state = 'open'",
+            )
+            .bind(now.clone())
+            .bind(reason.clone())
+            .bind(o.id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                entries.push(
+                    actor
+                        .entry("finding.resolve", Outcome::Success)
+                        .object(format!("finding:{}", o.id))
+                        .reason(reason),
+                );
+                report.resolved += 1;
+            }
+        }
+        // Every finding this run confirmed was seen now, in one statement
+        // per scope rather than one per finding.
+        let seen = "UPDATE findings SET last_seen_at = $1 WHERE state = 'open' \
+                    AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+        match &scope {
+            MatchScope::All => {
+                sqlx::query(seen)
+                    .bind(now.clone())
+                    .execute(&mut *tx)
                     .await?;
-                open.extend(page);
-                match next {
-                    Some(n) => before = Some(n),
-                    None => break,
+            }
+            MatchScope::Assets(ids) => {
+                let ids: Vec<&String> = ids.iter().collect();
+                for chunk in ids.chunks(ID_CHUNK) {
+                    let sql = format!("{seen} AND asset_id IN ({})", placeholders(2, chunk.len()));
+                    let mut q = sqlx::query(&sql).bind(now.clone());
+                    for id in chunk {
+                        q = q.bind((*id).clone());
+                    }
+                    q.execute(&mut *tx).await?;
                 }
             }
-            for f in open {
-                if wanted.contains(&(kind, f.subject.clone())) {
-                    continue;
-                }
-                let parsed = f
-                    .subject
-                    .strip_prefix("cve:")
-                    .and_then(|s| s.split_once(":asset:"));
-                let Some((cve, asset_id)) = parsed else {
-                    continue;
-                };
-                let reason = match verdicts.get(&(asset_id.to_owned(), cve.to_owned())) {
-                    Some((Verdict::Clear(why), ..)) => why.clone(),
-                    Some((Verdict::Affected(_), ..)) => {
-                        "decided: the asset is affected (see its vulnerability.affected finding)"
-                            .into()
-                    }
-                    Some((Verdict::Review(why, _), ..)) => {
-                        format!("no longer decidable, to review: {why}")
-                    }
-                    None => match asset_state.get(asset_id) {
-                        None => "the asset is no longer in the inventory".into(),
-                        Some(st)
-                            if !(st.ends_with(", in_service")
-                                || st.ends_with(", provisioned")) =>
-                        {
-                            format!("the asset is no longer matched ({st}): retired or out of service")
-                        }
-                        Some(_) => format!(
-                            "no current advisory names this asset's product for {cve} (the advisory was superseded, or the asset's model changed)"
-                        ),
-                    },
-                };
-                if self
-                    .resolve_finding(kind, &f.subject, &reason, actor)
-                    .await?
-                    .is_some()
-                {
-                    report.resolved += 1;
-                }
-            }
+        }
+        if entries.is_empty() {
+            tx.commit().await?;
+        } else {
+            tx.commit_audited(entries, now_at).await?;
         }
         Ok(report)
     }

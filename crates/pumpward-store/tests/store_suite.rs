@@ -69,6 +69,8 @@ on_both_backends!(
     matching_raises_and_resolves_vulnerability_findings,
     vulnerability_priority_and_remediation,
     labelled_test_set_precision_and_recall,
+    incremental_rematch_leaves_what_a_full_one_would,
+    fleet_vex_validates_and_states_the_findings,
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
     library_rollout_waves_reports_and_compliance,
@@ -3564,4 +3566,231 @@ async fn network_policy_versions(store: &Store) {
     ));
     let audited = audit_of(store, "network.policy.save").await;
     assert_eq!(audited.len(), 2);
+}
+
+/// Every vulnerability finding, open or not, as matching decides it (ids,
+/// states, evidence, priority; not the `last_seen_at` stamp).
+async fn vuln_findings_snapshot(
+    store: &Store,
+) -> Vec<(String, String, String, String, Option<i64>)> {
+    use pumpward_store::{KIND_AFFECTED, KIND_REVIEW};
+    let mut out = Vec::new();
+    for kind in [KIND_AFFECTED, KIND_REVIEW] {
+        let mut before = None;
+        loop {
+            let (page, next) = store
+                .list_findings(&pumpward_store::FindingFilter {
+                    kind: Some(kind.into()),
+                    before_id: before,
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            out.extend(page.into_iter().map(|f| {
+                (
+                    format!("{} {}", f.id, f.kind),
+                    f.subject,
+                    format!("{} {:?}", f.state, f.resolution),
+                    f.evidence.to_string(),
+                    f.priority,
+                )
+            }));
+            match next {
+                Some(n) => before = Some(n),
+                None => break,
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// After an advisory update and after a KEV catalog, the incremental
+/// re-match (only the assets the document concerns) leaves the findings
+/// exactly as a full re-match would: the full run that follows finds
+/// nothing to raise, resolve or rewrite.
+async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
+    let sys = Actor::system();
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/labelled/");
+    let fleet = std::fs::read(format!("{here}fleet.csv")).unwrap();
+    let parsed = read_assets_csv(&fleet[..], &CsvLimits::default()).unwrap();
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    for dir in ["csaf", "csaf-other"] {
+        let p = format!(
+            "{}/../pumpward-vuln/tests/data/{dir}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut names: Vec<_> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|n| !n.ends_with("icsa-15-125-01b.json"))
+            .collect();
+        names.sort();
+        for n in names {
+            let r = store
+                .import_vuln_document(&std::fs::read(n).unwrap(), &sys)
+                .await
+                .unwrap();
+            assert!(!r.is_refused(), "{r:?}");
+        }
+    }
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert!(full.raised > 0);
+
+    for (doc, changes) in [
+        ("csaf/icsa-15-125-01b.json", true),
+        ("kev/known_exploited_vulnerabilities.trimmed.json", false),
+    ] {
+        let imported = store
+            .import_vuln_document(&vuln_data(doc), &sys)
+            .await
+            .unwrap();
+        let id = imported.advisory_id.unwrap();
+        let inc = store.rematch_after_import(id, &sys).await.unwrap();
+        // Only the assets the document concerns were looked at.
+        assert!(inc.assets < full.assets, "{doc}: {inc:?} vs {full:?}");
+        if changes {
+            // The update names the LifeCare PCA's six other CVEs.
+            assert!(inc.raised >= 6, "{doc}: {inc:?}");
+        }
+        let after_incremental = vuln_findings_snapshot(store).await;
+        let again = store.match_vulnerabilities(&sys).await.unwrap();
+        assert_eq!((again.raised, again.resolved), (0, 0), "{doc}: {again:?}");
+        assert_eq!(
+            (again.affected_open, again.review_open),
+            (
+                after_incremental
+                    .iter()
+                    .filter(|f| f.0.ends_with("affected") && f.2.starts_with("open"))
+                    .count(),
+                after_incremental
+                    .iter()
+                    .filter(|f| f.0.ends_with("review") && f.2.starts_with("open"))
+                    .count(),
+            )
+        );
+        assert_eq!(
+            vuln_findings_snapshot(store).await,
+            after_incremental,
+            "{doc}"
+        );
+    }
+}
+
+/// The fleet's CSAF VEX from the labelled test set's findings: valid
+/// against the official CSAF 2.0 schema (vendored in pumpward-vuln), the
+/// cheap mandatory tests pass, and it says what the findings say.
+async fn fleet_vex_validates_and_states_the_findings(store: &Store) {
+    let sys = Actor::system();
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/labelled/");
+    let fleet = std::fs::read(format!("{here}fleet.csv")).unwrap();
+    let parsed = read_assets_csv(&fleet[..], &CsvLimits::default()).unwrap();
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    for doc in ["csaf/icsa-15-161-01.json", "csaf/icsa-15-125-01b.json"] {
+        store
+            .import_vuln_document(&vuln_data(doc), &sys)
+            .await
+            .unwrap();
+    }
+    store
+        .create_asset(
+            &pump("HS-PLUM-9", "Hospira", "Plum A+", "13.3"),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    store.match_vulnerabilities(&sys).await.unwrap();
+    // HS-PLUM-9's firmware moves past the affected range ("<=13.4") to
+    // 13.6: its findings resolve as not affected (the update re-matches it).
+    let mut plum = store.asset("HS-PLUM-9").await.unwrap();
+    plum.spec.firmware_version = "13.6".into();
+    store
+        .update_asset(&plum.spec, plum.version, &biomed())
+        .await
+        .unwrap();
+    let doc = store
+        .fleet_vex("General Hospital", "https://hospital.example")
+        .await
+        .unwrap();
+    assert_eq!(
+        pumpward_vuln::vex::mandatory_problems(&doc),
+        Vec::<String>::new()
+    );
+    // Valid against the CSAF 2.0 schema, formats asserted.
+    let schema_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/csaf-schema/"
+    );
+    let read = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(format!("{schema_dir}{n}")).unwrap()).unwrap()
+    };
+    let csaf = "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json";
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    compiler
+        .add_resource(csaf, read("csaf_json_schema.json"))
+        .unwrap();
+    for v in ["2.0", "3.0", "3.1"] {
+        let mut s = read(&format!("cvss-v{v}.json"));
+        s.as_object_mut().unwrap().remove("$id");
+        compiler
+            .add_resource(&format!("https://www.first.org/cvss/cvss-v{v}.json"), s)
+            .unwrap();
+    }
+    let mut schemas = boon::Schemas::new();
+    let idx = compiler.compile(csaf, &mut schemas).unwrap();
+    if let Err(e) = schemas.validate(&doc, idx) {
+        panic!("{e:#}");
+    }
+    // Per the findings: the Hospira Plum A+ at 13.3 (HS-PLUM-1) is affected
+    // by CVE-2015-3952, the one at 13.40 (HS-PLUM-4) under investigation
+    // (13.40 may be 13.4), the one now at 13.6 (HS-PLUM-9) not affected.
+    let product_id = |version: &str| -> String {
+        let mut found = None;
+        fn walk<'a>(b: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+            for x in b.as_array().into_iter().flatten() {
+                if x.get("product").is_some() {
+                    out.push(x);
+                }
+                walk(&x["branches"], out);
+            }
+        }
+        let mut leaves = Vec::new();
+        walk(&doc["product_tree"]["branches"], &mut leaves);
+        for l in leaves {
+            if l["product"]["name"] == format!("Hospira Plum A+ {version}") {
+                found = Some(l["product"]["product_id"].as_str().unwrap().to_owned());
+            }
+        }
+        found.unwrap_or_else(|| panic!("no Plum A+ {version} in the product tree"))
+    };
+    let v = doc["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["cve"] == "CVE-2015-3952")
+        .unwrap();
+    let listed = |status: &str, id: &str| {
+        v["product_status"][status]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == id))
+    };
+    assert!(listed("known_affected", &product_id("13.3")), "{v:#}");
+    assert!(listed("under_investigation", &product_id("13.40")), "{v:#}");
+    let moved = product_id("13.6");
+    assert!(listed("known_not_affected", &moved), "{v:#}");
+    assert!(v["flags"][0]["product_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == &moved));
+    assert!(!listed("known_affected", &moved));
 }

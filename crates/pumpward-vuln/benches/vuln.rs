@@ -8,12 +8,18 @@
 //! - `match/parse_and_match`: the same, reading the rule text each time (what
 //!   a matcher without a cache of parsed rules would pay).
 //!
+//! - `sbom/cyclonedx_10k`: a generated CycloneDX 1.6 JSON SBOM of 10,000
+//!   components (bom-ref, type, name, version, supplier, purl, CPE; each
+//!   depending on up to three later ones), parsed with its dependency graph
+//!   checked; `sbom/json_only_10k` reads the same bytes as plain JSON
+//!   (`serde_json::Value`), the same-run baseline.
+//!
 //! Run: `cargo bench -p pumpward-vuln --bench vuln`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pumpward_vuln::constraint::{Component, Installed, VersionConstraint};
-use pumpward_vuln::csaf;
 use pumpward_vuln::version::Scheme;
+use pumpward_vuln::{csaf, sbom};
 use std::path::Path;
 
 fn pump_files() -> Vec<Vec<u8>> {
@@ -119,5 +125,50 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A CycloneDX 1.6 JSON SBOM of `n` components, as a pump vendor's
+/// firmware SBOM looks (a library per component, a purl and a CPE each).
+fn cyclonedx(n: usize) -> Vec<u8> {
+    let comps: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"bom-ref":"c{i}","type":"library","name":"lib{i}","version":"1.{i}.0","supplier":{{"name":"Vendor {v}"}},"purl":"pkg:generic/vendor{v}/lib{i}@1.{i}.0","cpe":"cpe:2.3:a:vendor{v}:lib{i}:1.{i}.0:*:*:*:*:*:*:*"}}"#,
+                v = i % 50
+            )
+        })
+        .collect();
+    let deps: Vec<String> = (0..n)
+        .map(|i| {
+            let on: Vec<String> = (i + 1..(i + 4).min(n))
+                .map(|j| format!(r#""c{j}""#))
+                .collect();
+            format!(r#"{{"ref":"c{i}","dependsOn":[{}]}}"#, on.join(","))
+        })
+        .collect();
+    format!(
+        r#"{{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"metadata":{{"component":{{"bom-ref":"fw","type":"firmware","name":"Pump firmware","version":"9.33.1"}}}},"components":[{}],"dependencies":[{}]}}"#,
+        comps.join(","),
+        deps.join(",")
+    )
+    .into_bytes()
+}
+
+fn bench_sbom(c: &mut Criterion) {
+    let doc = cyclonedx(10_000);
+    let parsed = sbom::parse(&doc).expect("parses");
+    assert_eq!(parsed.components.len(), 10_000);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let mut g = c.benchmark_group("sbom");
+    g.throughput(Throughput::Bytes(doc.len() as u64));
+    g.bench_function("cyclonedx_10k", |b| {
+        b.iter(|| black_box(sbom::parse(black_box(&doc)).expect("parses")))
+    });
+    g.bench_function("json_only_10k", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde_json::Value>(black_box(&doc)).expect("json"))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_sbom);
 criterion_main!(benches);

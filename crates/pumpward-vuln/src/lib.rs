@@ -76,3 +76,4 @@ pub mod remediation;
 pub mod sbom;
 pub mod vers;
 pub mod version;
+pub mod vex;

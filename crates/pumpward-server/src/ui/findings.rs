@@ -13,12 +13,12 @@ use pumpward_store::{Finding, FindingFilter};
 const HERE: &str = "/findings";
 
 /// A finding with its priority spelled out for the page.
-struct Row {
-    f: Finding,
+pub(super) struct Row {
+    pub(super) f: Finding,
     /// "55.0 (high)", for vulnerability findings.
-    priority: Option<String>,
+    pub(super) priority: Option<String>,
     /// (factor, what was seen, points), in the formula's order.
-    factors: Vec<(String, String, String)>,
+    pub(super) factors: Vec<(String, String, String)>,
 }
 
 impl From<Finding> for Row {
@@ -67,6 +67,8 @@ struct FindingsPage {
     next_href: Option<String>,
     first_href: Option<String>,
     filtered: bool,
+    /// The trend chart of open vulnerability findings (SVG), last 90 days.
+    trend: String,
 }
 
 pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> UiResult {
@@ -134,6 +136,7 @@ pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -
         href(HERE, &pairs)
     });
     let first_href = before.is_some().then(|| href(HERE, &keep));
+    let trend = super::advisories::trend_svg(&st.store.vulnerability_trend(90).await.ui(&p, HERE)?);
     let states = [("open", "Open"), ("resolved", "Resolved"), ("all", "All")]
         .into_iter()
         .map(|(v, l)| Opt::new(v, l, state == v))
@@ -152,6 +155,7 @@ pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -
             next_href,
             first_href,
             filtered,
+            trend,
         },
     )
 }

@@ -338,6 +338,10 @@ struct AssetPage {
     pki: super::pki::AssetPki,
     /// Quarantines of this asset, with their forms.
     responses: super::responses::AssetResponses,
+    /// Open vulnerability findings (see [`super::advisories::asset_vulns`]).
+    vulns: Option<Vec<super::findings::Row>>,
+    /// Whether asset pages may be linked (always: this is one).
+    link_assets: bool,
 }
 
 pub(super) async fn asset_page(
@@ -410,6 +414,7 @@ pub(super) async fn asset_page(
     let pki = super::pki::asset_pki(st, p, &s.asset_id.to_string(), a.lifecycle_state).await?;
     let responses =
         super::responses::asset_responses(st, p, s.asset_id.as_str(), a.lifecycle_state).await?;
+    let vulns = super::advisories::asset_vulns(st, p, &s.asset_id.to_string()).await?;
     let successors = (p.can(Permission::InventoryTransition) && !next.is_empty()).then(|| {
         next.iter()
             .map(|s| Opt::new(s.as_str(), s.as_str(), s.as_str() == chosen))
@@ -437,6 +442,8 @@ pub(super) async fn asset_page(
             csrf: p.csrf().to_owned(),
             pki,
             responses,
+            vulns,
+            link_assets: true,
         },
     )
 }

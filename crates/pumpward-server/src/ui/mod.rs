@@ -31,6 +31,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod advisories;
 pub mod alert_case;
 pub mod alerts;
 pub mod findings;
@@ -84,6 +85,7 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet", get(pki::fleet))
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
+        .route("/advisories/{id}", get(advisories::advisory))
         .route("/alerts", get(alerts::alerts))
         .route("/alerts/bulk", post(alert_case::bulk))
         .route("/alerts/{id}", get(alert_case::alert).post(alert_case::act))

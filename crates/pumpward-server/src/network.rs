@@ -165,13 +165,18 @@ pub struct ObservedView {
     pub unknown_not_listed: u64,
 }
 
+/// An unknown device: its zone, address and MAC (if the flow had one).
+type UnknownKey = (String, IpAddr, Option<[u8; 6]>);
+/// When it was first and last seen (µs) and in how many flows.
+type UnknownSeen = (i64, i64, u64);
+
 #[derive(Default)]
 struct Live {
     evaluator: Option<Arc<Evaluator>>,
     policy_version: Option<i64>,
     collectors: Vec<String>,
     observed: ObservedConduits,
-    unknown: BTreeMap<(String, IpAddr, Option<[u8; 6]>), (i64, i64, u64)>,
+    unknown: BTreeMap<UnknownKey, UnknownSeen>,
     unknown_not_listed: u64,
 }
 

@@ -12,7 +12,10 @@
 //! - the CISA advisories and KEV catalogue shipped with Pumpward imported
 //!   and matched; a minute later a simulated KEV addition for one CVE that
 //!   affects the fleet;
-//! - every simulator scenario, once the fleet is connected.
+//! - every simulator scenario, once the fleet is connected;
+//! - a simulated network sensor that exports, over IPFIX to the server's
+//!   flow collector, a pump talking to the internet, two pumps talking to
+//!   each other and a device nobody registered in the pump zone.
 //!
 //! Everything is sample data, not for clinical use.
 
@@ -99,6 +102,9 @@ const ADVISORIES: &[(&str, &[u8])] = &[
     ),
 ];
 
+/// How long after the start the simulated network sensor sends its flows.
+const NETWORK_FLOWS_AFTER: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// How long after the start the simulated KEV addition comes.
 const KEV_ADDITION_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -129,11 +135,20 @@ pub(crate) async fn run(
             }
         }
     }
-    let s = Settings {
+    let mut s = Settings {
         data_dir: dir,
         database_url: None,
         pki,
         ..s
+    };
+    // The flow collector, on a port of its own, for the simulated sensor.
+    let flows = match s.network.flow_listen {
+        Some(a) => a,
+        None => {
+            let a = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+            s.network.flow_listen = Some(a);
+            a
+        }
     };
     let store = crate::open(&s).await?;
     load_hospital(&store, seed).await?;
@@ -143,9 +158,11 @@ pub(crate) async fn run(
     let gateway = gateway_listen.unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid"));
     let fleet = tokio::spawn(fleet(s.data_dir.clone(), listen, gateway, token, side_load));
     let kev = tokio::spawn(kev_addition_later(store.clone()));
+    let sensor = tokio::spawn(network_sensor_later(store.clone(), flows));
     let r = serve(&s, Some(listen), Some(gateway), store).await;
     fleet.abort();
     kev.abort();
+    sensor.abort();
     r
 }
 
@@ -242,6 +259,87 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
         m.review_open
     );
     Ok(side_load)
+}
+
+/// A simulated network sensor: once, after [`NETWORK_FLOWS_AFTER`], it
+/// exports three flows over IPFIX to the server's collector, which
+/// attributes them to assets and evaluates them against the zone policy: an
+/// in-service pump to an internet address, one pump to another over SSH,
+/// and a MAC nobody registered in the pump zone.
+async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
+    use pumpward_flow::ipfix::MessageBuilder;
+    use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
+    tokio::time::sleep(NETWORK_FLOWS_AFTER).await;
+    let r = async {
+        let pumps: Vec<(std::net::IpAddr, [u8; 6])> =
+            crate::all_assets(&store, AssetFilter::default())
+                .await?
+                .into_iter()
+                .filter(|a| {
+                    a.lifecycle_state == pumpward_core::inventory::LifecycleState::InService
+                        && a.spec.zone.as_deref() == Some("infusion-pump")
+                })
+                .filter_map(|a| {
+                    let ip = a.spec.ip_address.filter(|ip| !ip.is_loopback())?;
+                    Some((ip, a.spec.mac_address?.octets()))
+                })
+                .take(2)
+                .collect();
+        let [(a_ip, a_mac), (b_ip, _)] = pumps[..] else {
+            anyhow::bail!(
+                "the sample hospital has no two in-service pumps with an address and a MAC"
+            );
+        };
+        let now_us = time::OffsetDateTime::now_utc().unix_timestamp() * 1_000_000;
+        let flow = |from: std::net::IpAddr, mac: [u8; 6], to: std::net::IpAddr, port: u16| Flow {
+            start_us: now_us - 5_000_000,
+            duration_us: Some(1_000_000),
+            transport: Transport::Tcp,
+            orig_addr: from,
+            orig_port: 40_000,
+            resp_addr: to,
+            resp_port: port,
+            orig_mac: Some(ObservedMac(mac)),
+            resp_mac: None,
+            orig_bytes: 1_200,
+            resp_bytes: 300,
+            orig_packets: 4,
+            resp_packets: 3,
+            source: FlowSource::Ipfix,
+            sensor_uid: None,
+            conn_state: None,
+        };
+        let flows = [
+            // 203.0.113.0/24 is TEST-NET-3: documentation, never routed.
+            flow(a_ip, a_mac, "203.0.113.50".parse()?, 443),
+            flow(a_ip, a_mac, b_ip, 22),
+            flow(
+                "10.20.250.99".parse()?,
+                [0x02, 0xde, 0xad, 0xbe, 0xef, 0x01],
+                b_ip,
+                443,
+            ),
+        ];
+        let export_s = u32::try_from(time::OffsetDateTime::now_utc().unix_timestamp())?;
+        let mut m = MessageBuilder::ipfix(4242, export_s);
+        let template = m.flow_template(false);
+        m.template(256, &template);
+        let mut records = Vec::new();
+        for f in &flows {
+            m.flow_record(f, &mut records);
+        }
+        m.data(256, &records);
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        sock.send_to(&m.build(), collector).await?;
+        Ok(flows.len())
+    }
+    .await;
+    match r {
+        Ok(n) => {
+            tracing::info!(flows = n, %collector, "demo: the simulated network sensor exported its flows")
+        }
+        Err(e) => tracing::error!(error = %e, "demo: the simulated network sensor failed"),
+    }
 }
 
 /// A minute in, a simulated KEV catalogue lists the CVE of one open

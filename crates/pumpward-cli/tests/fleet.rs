@@ -291,6 +291,9 @@ const DEMO_RULES: &[&str] = &[
     "maintenance_outside_window",
     "default_credentials",
     "kev_finding_in_service",
+    "pump_to_internet",
+    "east_west_traffic",
+    "unknown_device_in_zone",
 ];
 
 /// The README's first command: `pumpward demo` prints the setup link (its

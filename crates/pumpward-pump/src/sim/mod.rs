@@ -934,15 +934,18 @@ impl ScenarioCtx {
         use pumpward_druglib::check::{DoseInput, DrugSelection, Programming};
         // Per pump, above the pump rule's threshold; over up to three pumps
         // of one care area, above the care-area rule's.
-        let (expected, per_pump, k) = match cross {
+        // In all, above the care-area rule's threshold (15 blocks, 30
+        // overrides by default), spread over up to three pumps of one care
+        // area, each above the pump rule's (5, 10).
+        let (expected, total, k) = match cross {
             model::LimitCross::Hard => (
-                "on up to three pumps of one care area, six programmings each above a hard maximum, every one blocked by the pump's dose check",
-                6,
+                "on up to three pumps of one care area, 18 programmings in all (at least 6 per pump) above a hard maximum, every one blocked by the pump's dose check",
+                18,
                 3,
             ),
             model::LimitCross::Soft => (
-                "on up to three pumps of one care area, twelve programmings each beyond a soft maximum, every one overridden with a reason",
-                12,
+                "on up to three pumps of one care area, 36 programmings in all (at least 12 per pump) beyond a soft maximum, every one overridden with a reason",
+                36,
                 4,
             ),
         };
@@ -983,6 +986,7 @@ impl ScenarioCtx {
             })
             .take(3)
             .collect();
+        let per_pump = (total as usize).div_ceil(pumps.len().max(1));
         let (mut crossed, mut tried) = (0, 0);
         for a in &pumps {
             for i in 0..per_pump {

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use pumpward_core::access::{password, Role};
 use pumpward_core::inventory::csv as invcsv;
 use pumpward_pump::sim::Scenario;
-use pumpward_store::{Actor, AssetFilter, NewLibraryDraft, NewRollout, Store};
+use pumpward_store::{Actor, AssetFilter, NewRollout, Store};
 use std::path::PathBuf;
 
 /// The advisories Pumpward ships with (CISA CSAF 2.0 documents and an
@@ -192,44 +192,18 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
     let ca = pumpward_server::pki::CaService::open(store.clone(), s.pki.clone(), true).await?;
     let signer = pumpward_server::library::LibrarySigner::load_or_create(&ca).await?;
     let unusable = password::hash_password(&pumpward_server::auth::random_token());
-    let mut pharmacists = Vec::new();
+    let (author, approver) = ("demo-ann", "demo-bob");
     for (name, full) in [
-        ("demo-ann", "Ann (demo pharmacist)"),
-        ("demo-bob", "Bob (demo pharmacist)"),
+        (author, "Ann (demo pharmacist)"),
+        (approver, "Bob (demo pharmacist)"),
     ] {
         store
             .create_user(name, full, Role::Pharmacist, &unusable, false, &actor)
             .await?;
-        pharmacists.push((name, Actor::user(name, None)));
     }
-    let [(author, author_actor), (approver, approver_actor)] = &pharmacists[..] else {
-        bail!("two pharmacists expected");
-    };
     let lib = pumpward_druglib::sample_library();
-    let draft = NewLibraryDraft {
-        library_id: lib.id.clone(),
-        name: lib.name.clone(),
-        content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))?,
-    };
-    let identity = format!("user:{approver}");
     for _ in 0..2 {
-        let d = store
-            .create_library_draft(&draft, author, None, author_actor)
-            .await?;
-        store
-            .submit_library_revision(d.id, author, author_actor)
-            .await?;
-        store
-            .approve_library_revision(d.id, approver, approver_actor)
-            .await?;
-        store
-            .publish_library_revision(
-                d.id,
-                approver,
-                |v, c| signer.publication(&identity, v, c),
-                approver_actor,
-            )
-            .await?;
+        pumpward_server::library::publish_reviewed(store, &signer, &lib, author, approver).await?;
     }
     store
         .create_library_rollout(
@@ -239,7 +213,7 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
                 pilot_care_area: None,
                 pilot_percent: 0,
             },
-            approver_actor,
+            &Actor::user(approver, None),
         )
         .await?;
     let side_load = store.library_envelope(&lib.id, 2).await?;

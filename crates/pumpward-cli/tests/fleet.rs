@@ -55,6 +55,10 @@ async fn gateway_killed_and_restarted_loses_nothing() {
     o.speed = 1200.0;
     o.duration = Duration::from_secs(20);
     o.drain_timeout = Duration::from_secs(60);
+    // Daytime on the simulated clock (activity follows the hour of day), so
+    // that the traffic spans the outage whenever the test runs.
+    o.clock_start =
+        Some(time::OffsetDateTime::now_utc().replace_time(time::Time::from_hms(8, 0, 0).unwrap()));
     o.state_dir = Some(t.path().join("pumps"));
     let dir = t.path().to_path_buf();
     let chaos = tokio::spawn(async move {
@@ -500,7 +504,7 @@ async fn quarantine_closes_the_pumps_connection() {
 async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
     use pumpward_server::library::LibrarySigner;
     use pumpward_server::pki::{CaService, KekSource, PkiSettings};
-    use pumpward_store::{Actor, NewLibraryDraft, NewRollout};
+    use pumpward_store::{Actor, NewRollout};
     const PUMPS: usize = 6;
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
@@ -521,38 +525,10 @@ async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
     .unwrap();
     let signer = LibrarySigner::load_or_create(&ca).await.unwrap();
     let lib = pumpward_druglib::sample_library();
-    let (ann, bob) = (Actor::user("ann", None), Actor::user("bob", None));
-    let d = store
-        .create_library_draft(
-            &NewLibraryDraft {
-                library_id: lib.id.clone(),
-                name: lib.name.clone(),
-                content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))
-                    .unwrap(),
-            },
-            "ann",
-            None,
-            &ann,
-        )
+    pumpward_server::library::publish_reviewed(&store, &signer, &lib, "ann", "bob")
         .await
         .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(
-            d.id,
-            "bob",
-            |v, c| signer.publication("user:bob", v, c),
-            &bob,
-        )
-        .await
-        .unwrap();
+    let bob = Actor::user("bob", None);
     let rollout = store
         .create_library_rollout(
             &NewRollout {
@@ -597,14 +573,19 @@ async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
         }
         by_wave
     };
-    let settled = |s: &Vec<String>| s.iter().all(|x| x == "installed");
+    // Answered: installed, or deferred until the pump's infusion ends (it
+    // installs then; the simulated infusions may outlast the test).
+    let settled = |s: &Vec<String>| s.iter().all(|x| x == "installed" || x == "deferred");
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mut wave1, mut wave2) = states(store.clone()).await;
     while !settled(&wave1) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         (wave1, wave2) = states(store.clone()).await;
     }
-    assert!(settled(&wave1), "the pilot installed: {wave1:?}");
+    assert!(
+        settled(&wave1),
+        "the pilot installed or deferred: {wave1:?}"
+    );
     assert!(
         wave2.iter().all(|x| x == "pending"),
         "nothing announced beyond the pilot: {wave2:?}"
@@ -621,7 +602,12 @@ async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
     }
     assert!(settled(&wave2), "after advancing, every pump: {wave2:?}");
     let r = store.library_rollout(rollout.id).await.unwrap();
-    assert_eq!(r.counts.installed, PUMPS as i64);
+    assert_eq!(r.counts.installed + r.counts.deferred, PUMPS as i64);
+    assert!(
+        r.counts.installed > 0,
+        "some pump installed it: {:?}",
+        r.counts
+    );
     // What the pumps said in their events is what the rollout shows.
     let fetched = store
         .audit_list(&pumpward_store::AuditFilter {

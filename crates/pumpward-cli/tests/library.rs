@@ -4,7 +4,7 @@
 
 use pumpward_server::library::LibrarySigner;
 use pumpward_server::pki::{CaService, KekSource, PkiSettings};
-use pumpward_store::{Actor, NewLibraryDraft, Store};
+use pumpward_store::Store;
 use std::path::Path;
 use std::process::Output;
 
@@ -38,36 +38,7 @@ async fn publish_sample_with_chain(dir: &Path) -> (Vec<u8>, String, String) {
     .unwrap();
     let signer = LibrarySigner::load_or_create(&ca).await.unwrap();
     let lib = pumpward_druglib::sample_library();
-    let (ann, bob) = (Actor::user("ann", None), Actor::user("bob", None));
-    let d = store
-        .create_library_draft(
-            &NewLibraryDraft {
-                library_id: lib.id.clone(),
-                name: lib.name.clone(),
-                content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))
-                    .unwrap(),
-            },
-            "ann",
-            None,
-            &ann,
-        )
-        .await
-        .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(
-            d.id,
-            "bob",
-            |v, c| signer.publication("user:bob", v, c),
-            &bob,
-        )
+    pumpward_server::library::publish_reviewed(&store, &signer, &lib, "ann", "bob")
         .await
         .unwrap();
     let env = store.library_envelope(&lib.id, 1).await.unwrap();

@@ -987,7 +987,7 @@ async fn reconnect(
 async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) -> Result<()> {
     use pumpward_server::library::LibrarySigner;
     use pumpward_server::pki::CaService;
-    use pumpward_store::{Actor, NewLibraryDraft, NewRollout, Store};
+    use pumpward_store::{Actor, NewRollout, Store};
     let store = Store::open_sqlite(&layout.data()).await?;
     let ca = CaService::open(store.clone(), fleet::settings(layout), false).await?;
     let signer = LibrarySigner::load_or_create(&ca).await?;
@@ -998,29 +998,10 @@ async fn rollout(cli: &Cli, layout: &Layout, n: usize, ramp: f64, timeout: u64) 
         lib.name,
         time::OffsetDateTime::now_utc().unix_timestamp()
     );
-    let (ann, bob) = (Actor::user("lt-ann", None), Actor::user("lt-bob", None));
-    let d = store
-        .create_library_draft(
-            &NewLibraryDraft {
-                library_id: lib.id.clone(),
-                name: lib.name.clone(),
-                content: String::from_utf8(pumpward_druglib::json::to_canonical_json(&lib))?,
-            },
-            "lt-ann",
-            None,
-            &ann,
-        )
-        .await?;
-    store.submit_library_revision(d.id, "lt-ann", &ann).await?;
-    store.approve_library_revision(d.id, "lt-bob", &bob).await?;
-    let published = store
-        .publish_library_revision(
-            d.id,
-            "lt-bob",
-            |v, c| signer.publication("user:lt-bob", v, c),
-            &bob,
-        )
-        .await?;
+    let bob = Actor::user("lt-bob", None);
+    let published =
+        pumpward_server::library::publish_reviewed(&store, &signer, &lib, "lt-ann", "lt-bob")
+            .await?;
     let version = store
         .library_revisions(&lib.id)
         .await?

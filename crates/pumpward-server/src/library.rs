@@ -159,6 +159,38 @@ impl LibrarySigner {
     }
 }
 
+/// Publishes `lib` as its next version through the whole two-person
+/// workflow — drafted and submitted by `author`, approved by `approver`
+/// (who must differ), published and signed as `approver` — without the
+/// API's re-authentication: for seeding a store (the demo, load runs,
+/// tests), never for a person's action. Returns the published revision.
+pub async fn publish_reviewed(
+    store: &pumpward_store::Store,
+    signer: &LibrarySigner,
+    lib: &Library,
+    author: &str,
+    approver: &str,
+) -> anyhow::Result<pumpward_store::LibraryRevision> {
+    let (a, b) = (Actor::user(author, None), Actor::user(approver, None));
+    let draft = pumpward_store::NewLibraryDraft {
+        library_id: lib.id.clone(),
+        name: lib.name.clone(),
+        content: String::from_utf8(to_canonical_json(lib))?,
+    };
+    let d = store.create_library_draft(&draft, author, None, &a).await?;
+    store.submit_library_revision(d.id, author, &a).await?;
+    store.approve_library_revision(d.id, approver, &b).await?;
+    let identity = format!("user:{approver}");
+    Ok(store
+        .publish_library_revision(
+            d.id,
+            approver,
+            |v, c| signer.publication(&identity, v, c),
+            &b,
+        )
+        .await?)
+}
+
 /// The trusted key of a library-signing certificate (the first certificate
 /// in `pem`); see [`pumpward_pki::library_signing_key`] for what qualifies.
 pub fn trusted_key_from_cert_pem(pem: &str) -> anyhow::Result<TrustedKey> {

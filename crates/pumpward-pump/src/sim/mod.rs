@@ -186,6 +186,10 @@ pub struct SimOptions {
     pub library_trust: Vec<pumpward_druglib::TrustedKey>,
     /// A signed library envelope for [`Scenario::SideLoadedLibrary`].
     pub side_load_library: Option<Vec<u8>>,
+    /// Where the simulated clock starts (default: now). Clinical activity
+    /// follows the hour of day, so a run that must see traffic starts in
+    /// the daytime.
+    pub clock_start: Option<OffsetDateTime>,
 }
 
 impl SimOptions {
@@ -207,6 +211,7 @@ impl SimOptions {
             duration: Duration::from_secs(60),
             scenarios: Vec::new(),
             side_load_library: None,
+            clock_start: None,
             state_dir: None,
             seed: 1,
             gateway_server_name: None,
@@ -530,7 +535,7 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     let fleet = Arc::new(fleet);
 
     // The driver: one task steps every model when it is due.
-    let sim0 = OffsetDateTime::now_utc();
+    let sim0 = o.clock_start.unwrap_or_else(OffsetDateTime::now_utc);
     let speed = o.speed.max(0.001);
     let stop = Arc::new(tokio::sync::Notify::new());
     let driver = {

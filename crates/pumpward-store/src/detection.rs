@@ -65,6 +65,30 @@ pub struct StoredAlert {
     pub updated_at: String,
 }
 
+/// Appends to a listing query the keyset cursor `before` (`(time, id)`
+/// of the last row of the previous page), newest first by `time_col` then
+/// id, and one row more than `limit` (to tell whether a next page exists).
+pub(crate) fn newest_first_after(
+    sql: &mut String,
+    binds: &mut Vec<String>,
+    time_col: &str,
+    before: &Option<(String, String)>,
+    limit: i64,
+) {
+    if let Some((at, id)) = before {
+        binds.push(at.clone());
+        binds.push(id.clone());
+        let (a, i) = (binds.len() - 1, binds.len());
+        sql.push_str(&format!(
+            " AND ({time_col} < ${a} OR ({time_col} = ${a} AND id < ${i}))"
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {time_col} DESC, id DESC LIMIT {}",
+        limit + 1
+    ));
+}
+
 fn page_limit(limit: i64) -> i64 {
     if limit <= 0 {
         50
@@ -240,18 +264,7 @@ impl Store {
                 sql.push_str(&format!(" AND {col} = ${}", binds.len()));
             }
         }
-        if let Some((at, id)) = &f.before {
-            binds.push(at.clone());
-            binds.push(id.clone());
-            let (a, i) = (binds.len() - 1, binds.len());
-            sql.push_str(&format!(
-                " AND (raised_at < ${a} OR (raised_at = ${a} AND id < ${i}))"
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY raised_at DESC, id DESC LIMIT {}",
-            limit + 1
-        ));
+        newest_first_after(&mut sql, &mut binds, "raised_at", &f.before, limit);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);

@@ -142,18 +142,7 @@ impl Store {
             binds.push(s.clone());
             sql.push_str(" AND state = $1");
         }
-        if let Some((at, id)) = &f.before {
-            binds.push(at.clone());
-            binds.push(id.clone());
-            let (a, i) = (binds.len() - 1, binds.len());
-            sql.push_str(&format!(
-                " AND (opened_at < ${a} OR (opened_at = ${a} AND id < ${i}))"
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY opened_at DESC, id DESC LIMIT {}",
-            limit + 1
-        ));
+        crate::detection::newest_first_after(&mut sql, &mut binds, "opened_at", &f.before, limit);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);

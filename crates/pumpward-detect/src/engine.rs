@@ -633,6 +633,11 @@ impl Engine {
         out: &mut Vec<Alert>,
     ) {
         let Some(a) = asset else { return };
+        // Baselines are of device behaviour: what people do to a record
+        // (admin events) or what is known of it (findings) is not.
+        if !matches!(ev.source, Source::Pump | Source::Gateway | Source::Network) {
+            return;
+        }
         let any = [
             RuleId::BaselineRate,
             RuleId::BaselineDestination,

@@ -1,7 +1,8 @@
 //! REST handlers of alerts: what the detection rules raised, and the
 //! analyst's workflow on them (acknowledge, resolve, false positive,
 //! comment). The workflow's rules are `pumpward-detect`'s; a step it refuses
-//! is answered 422 and changes nothing.
+//! is answered 422 and changes nothing. Also the reset of an asset's
+//! learned baseline, which decides what future anomaly alerts compare with.
 
 use crate::api::{parse_query, JsonBody};
 use crate::auth::Principal;
@@ -154,4 +155,15 @@ pub async fn alert_step(
         siem.alert_changed(&stored);
     }
     Ok(Json(view(&stored)))
+}
+
+/// `POST /api/v1/assets/{id}/baseline/reset`: the engine forgets what it
+/// learned about this asset's normal behaviour and learns again.
+pub async fn reset_baseline(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let had = st.rules.reset_baseline(&st.store, &id, &p.actor()).await?;
+    Ok(Json(json!({ "asset_id": id, "had_baseline": had })))
 }

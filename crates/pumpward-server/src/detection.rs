@@ -82,6 +82,13 @@ enum Input {
     /// New rule settings (edited in the UI): the engine keeps its windows
     /// and baselines and judges the next events by these.
     Configure(Box<DetectionConfig>),
+    /// Forget what was learned about one asset's normal behaviour (it was
+    /// repaired, moved to another care area, or learned from a bad time);
+    /// answers whether there was anything to forget.
+    ResetBaseline {
+        asset: AssetId,
+        done: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 /// The handle the event writer feeds.
@@ -171,6 +178,20 @@ impl Detection {
             .is_ok()
     }
 
+    /// Makes the running engine forget `asset`'s learned baseline; it learns
+    /// again from the asset's next events. Waits until the engine has done
+    /// it and saved its state, so that a restart does not bring the old
+    /// baseline back. `None` when the engine task has stopped; otherwise
+    /// whether a baseline had been learned.
+    pub async fn reset_baseline(&self, asset: AssetId) -> Option<bool> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Input::ResetBaseline { asset, done })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
     /// Events not handed to the engine (queue full, stopped, or invalid).
     pub fn dropped(&self) -> u64 {
         self.dropped.get()
@@ -249,6 +270,9 @@ pub struct Resume {
     /// CVEs of open findings already known to be on the KEV list (`None`
     /// until first filled: what is on it at first start is not "new").
     pub kev_affected: Option<BTreeSet<String>>,
+    /// The last audit-trail record turned into an event (`None` until first
+    /// set: the trail before detection first ran is not replayed).
+    pub audit_seq: Option<i64>,
 }
 
 /// The engine task's state.
@@ -353,6 +377,18 @@ impl Task {
                     self.record_and_eval(&std::mem::take(&mut events)).await;
                     self.on_stored(&batches, received_at);
                 }
+                Input::ResetBaseline { asset, done } => {
+                    self.record_and_eval(&std::mem::take(&mut events)).await;
+                    let had = self.engine.reset_baseline(&asset);
+                    self.dirty = true;
+                    // Saved before answering: the caller audits the reset
+                    // as done. Alerts still unrecorded postpone a save; they
+                    // are recorded first.
+                    self.flush_alerts().await;
+                    self.save().await;
+                    tracing::info!(asset = %asset, had, "baseline reset");
+                    let _ = done.send(had);
+                }
             }
         }
         self.record_and_eval(&events).await;
@@ -371,6 +407,7 @@ impl Task {
                 .last_device_commit_before(&timefmt::format(self.started))
                 .await?;
             self.resume.security_seq = self.store.last_security_event_seq().await?;
+            self.resume.audit_seq = Some(self.store.audit_head().await?.seq);
         }
         let mut replayed = 0usize;
         loop {
@@ -476,6 +513,55 @@ impl Task {
                 Body::KevAdded { vulnerability: v },
             );
             self.record_and_eval(std::slice::from_ref(&ev)).await;
+        }
+        Ok(())
+    }
+
+    /// New records of the audit trail become `admin_audit` events (custom
+    /// rules count them, the SIEM receives them). Pumpward's own automatic
+    /// actions (actor `system`: raising alerts, automatic responses) are not
+    /// fed back to the rules that caused them.
+    async fn poll_audit(&mut self) -> pumpward_store::Result<()> {
+        let Some(mut after) = self.resume.audit_seq else {
+            // A state saved before audit records were followed.
+            self.resume.audit_seq = Some(self.store.audit_head().await?.seq);
+            self.dirty = true;
+            return Ok(());
+        };
+        loop {
+            let page = self.store.audit_after(after, PAGE).await?;
+            let Some(last) = page.last().map(|r| r.seq) else {
+                break;
+            };
+            let now = OffsetDateTime::now_utc();
+            let events: Vec<Event> = page
+                .into_iter()
+                .filter(|r| r.entry.actor != "system")
+                .map(|r| {
+                    let asset = r
+                        .entry
+                        .object
+                        .as_deref()
+                        .and_then(|o| o.strip_prefix("asset:"))
+                        .and_then(|a| a.parse().ok());
+                    let mut ev = Event::observed(
+                        format!("audit:{}", r.seq),
+                        now,
+                        asset,
+                        Body::AdminAudit { record: r },
+                    );
+                    if let Body::AdminAudit { record } = &ev.body {
+                        if let Ok(at) = timefmt::parse(&record.at) {
+                            ev.occurred_at = at;
+                        }
+                    }
+                    ev
+                })
+                .collect();
+            self.record_and_eval(&events).await;
+            after = last;
+            self.resume.audit_seq = Some(last);
+            self.dirty = true;
         }
         Ok(())
     }
@@ -595,6 +681,9 @@ async fn run(
             _ = poll.tick() => {
                 if let Err(e) = task.poll_vulnerabilities().await {
                     tracing::warn!(error = %e, "cannot read new vulnerability findings");
+                }
+                if let Err(e) = task.poll_audit().await {
+                    tracing::warn!(error = %e, "cannot read new audit records");
                 }
                 match expected_libraries(&task.store).await {
                     Ok(l) => task.ctx.libraries = l,

@@ -28,6 +28,45 @@ pub struct LiveRules {
     pub detection: Option<Detection>,
 }
 
+impl LiveRules {
+    /// Makes the running engine forget what it learned about `asset_id`'s
+    /// normal behaviour, and audits it as `detection.baseline_reset`
+    /// (`had_baseline` says whether anything was forgotten). The asset must
+    /// exist. Refused, changing nothing, when this server runs no engine.
+    pub async fn reset_baseline(
+        &self,
+        store: &Store,
+        asset_id: &str,
+        actor: &pumpward_store::Actor,
+    ) -> Result<bool, crate::problem::ApiError> {
+        use crate::problem::{ApiError, ErrorKind};
+        let asset = store.asset(asset_id).await?;
+        let engine_gone = || {
+            ApiError::new(
+                ErrorKind::Conflict,
+                "detection is not running in this server",
+            )
+        };
+        let detection = self.detection.as_ref().ok_or_else(engine_gone)?;
+        let had = detection
+            .reset_baseline(asset.spec.asset_id.clone())
+            .await
+            .ok_or_else(engine_gone)?;
+        store
+            .audit(
+                actor
+                    .entry(
+                        "detection.baseline_reset",
+                        pumpward_core::audit::Outcome::Success,
+                    )
+                    .object(format!("asset:{asset_id}"))
+                    .details(&serde_json::json!({ "had_baseline": had })),
+            )
+            .await?;
+        Ok(had)
+    }
+}
+
 /// Which layer a setting failed in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {

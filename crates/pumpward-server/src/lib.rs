@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod api_alerts;
+pub mod api_events;
 pub mod api_findings;
 pub mod api_incidents;
 pub mod api_library;
@@ -156,6 +157,11 @@ pub fn app(state: AppState) -> Router {
             get(api_network::get_version),
         )
         .route("/api/v1/network/observed", get(api_network::observed))
+        .route("/api/v1/events", get(api_events::list_events))
+        .route(
+            "/api/v1/assets/{id}/baseline/reset",
+            post(api_alerts::reset_baseline),
+        )
         .route("/api/v1/alerts", get(api_alerts::list_alerts))
         .route(
             "/api/v1/alerts/{id}",

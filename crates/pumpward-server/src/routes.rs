@@ -292,6 +292,20 @@ pub const API_ROUTES: &[RouteSpec] = &[
         "Observed conduits (zone pair, transport, port: flows, bytes, allowed by, violations) and unknown devices from the live collectors",
     ),
     r(
+        "POST",
+        "/api/v1/assets/{id}/baseline/reset",
+        Perm(DetectionConfigure),
+        "alerts",
+        "Forget the asset's learned baseline (event rates, destinations, active hours); detection learns it again from the next events. Audited",
+    ),
+    r(
+        "GET",
+        "/api/v1/events",
+        Perm(AlertsRead),
+        "alerts",
+        "Stored events, newest first: ?stream=security (default; the typed envelope: gateway, network, vulnerability, admin) or pump (each pump's queue as sent); filters asset_id, type, from, to (RFC 3339); paged with before=next_cursor",
+    ),
+    r(
         "GET",
         "/api/v1/alerts",
         Perm(AlertsRead),
@@ -846,6 +860,14 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         Perm(ResponseManage),
         "ui",
         "Quarantine an asset",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/assets/{id}/baseline/reset",
+        Perm(DetectionConfigure),
+        "ui",
+        "Reset the asset's learned detection baseline",
         "application/x-www-form-urlencoded",
     ),
     b(

@@ -441,3 +441,160 @@ async fn a_sink_that_cannot_be_used_refuses_the_start_with_the_file_at_fault() {
     // Refused before anything was made: no queue directory.
     assert!(!tmp.path().join("siem").join("soc").exists());
 }
+
+/// Every `(alert id, state)` the SIEM received as JSON over UDP, until
+/// `want` of them arrived or 20 s passed, then whatever else comes within
+/// half a second (so that an extra message is seen, not missed).
+async fn udp_alert_states(sock: &tokio::net::UdpSocket, want: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let wait = if got.len() >= want {
+            Duration::from_millis(500)
+        } else {
+            deadline.saturating_duration_since(Instant::now())
+        };
+        match tokio::time::timeout(wait, sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => {
+                let raw = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if let Some(j) = json_of(&raw) {
+                    got.push((
+                        j["fields"]["alert_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        j["fields"]["state"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+            _ => return got,
+        }
+    }
+}
+
+/// The alert pages' steps (one alert, and bulk) reach the SIEM like the
+/// API's; a refused bulk step sends nothing, and a comment is not a change.
+#[tokio::test]
+async fn alert_steps_taken_in_the_ui_reach_the_siem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sink = SinkConfig {
+        name: "soc-udp".into(),
+        destination: format!("syslog+udp://{}", sock.local_addr().unwrap()),
+        format: Some(SinkFormat::Json),
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        server_name: None,
+        hmac_secret_file: None,
+        alerts: true,
+        events_min_severity: None,
+        retry_max_seconds: Some(1),
+        queue_max_mib: None,
+    };
+    let mut h = common::harness().await;
+    for id in ["P-1", "P-2"] {
+        in_service_pump(&h.store, id).await;
+    }
+    let siem = SiemOutput::start(
+        &[sink],
+        &tmp.path().join("data"),
+        "pumpward-test".into(),
+        &h.state.metrics.siem,
+    )
+    .unwrap();
+    h.state.siem = Some(siem.clone());
+    h.app = pumpward_server::app(h.state.clone());
+    let detection = Detection::spawn_with(
+        h.store.clone(),
+        DetectionConfig::default(),
+        Outputs {
+            counters: h.state.metrics.detection.clone(),
+            siem: Some(siem.clone()),
+        },
+    );
+    let writer = EventWriter::spawn(h.store.clone(), Some(detection.clone()));
+    writer.store(library_rejected("P-1", 1)).await.unwrap();
+    writer.store(library_rejected("P-2", 1)).await.unwrap();
+    wait_for("two alerts", 20, async || {
+        alert_ids(&h.store).await.len() == 2
+    })
+    .await;
+    let ids = alert_ids(&h.store).await;
+    let mut raised = udp_alert_states(&sock, 2).await;
+    raised.sort();
+    assert_eq!(
+        raised,
+        [
+            (ids[0].clone(), "new".into()),
+            (ids[1].clone(), "new".into())
+        ]
+    );
+
+    let (soc, csrf) = h.session_for("sam", Role::Security).await;
+    let step = |path: String, fields: Vec<(&'static str, String)>| {
+        let (h, soc, csrf) = (&h, soc.clone(), csrf.clone());
+        async move {
+            let mut f: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+            f.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            h.form(&path, &soc, &f).await
+        }
+    };
+    let r = step(
+        format!("/alerts/{}", ids[0]),
+        vec![("action", "acknowledge".into())],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = step(
+        format!("/alerts/{}", ids[0]),
+        vec![("action", "comment".into()), ("note", "swapping".into())],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        udp_alert_states(&sock, 1).await,
+        [(ids[0].clone(), "acknowledged".into())]
+    );
+    // Resolving both is refused as a whole (ids[1] is still new): nothing
+    // is sent or changed.
+    let both = |action: &str| {
+        vec![
+            ("alert", ids[0].clone()),
+            ("alert", ids[1].clone()),
+            ("action", action.to_owned()),
+            ("note", "pump swapped".into()),
+        ]
+    };
+    let r = step("/alerts/bulk".into(), both("resolve")).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("Nothing was changed"), "{}", r.text());
+    assert!(udp_alert_states(&sock, 0).await.is_empty());
+    assert_eq!(
+        h.store.alert(&ids[0]).await.unwrap().case.state.as_str(),
+        "acknowledged"
+    );
+    let r = step(
+        "/alerts/bulk".into(),
+        vec![("alert", ids[1].clone()), ("action", "acknowledge".into())],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        udp_alert_states(&sock, 1).await,
+        [(ids[1].clone(), "acknowledged".into())]
+    );
+    let r = step("/alerts/bulk".into(), both("resolve")).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let mut changed = udp_alert_states(&sock, 2).await;
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            (ids[0].clone(), "resolved".into()),
+            (ids[1].clone(), "resolved".into())
+        ]
+    );
+    siem.shutdown(Duration::from_secs(1)).await;
+}

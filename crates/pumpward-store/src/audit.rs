@@ -278,7 +278,7 @@ impl Store {
         }
         q_sql.push_str(&format!(
             " ORDER BY seq DESC LIMIT {}",
-            f.limit.clamp(1, 1000)
+            if f.limit <= 0 { 100 } else { f.limit.min(1000) }
         ));
         let mut q = sqlx::query(&q_sql);
         for a in &args {
@@ -288,6 +288,19 @@ impl Store {
             q = q.bind(b);
         }
         let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records with a sequence number above `after_seq`, oldest first, at
+    /// most `limit` (detection follows the trail with this).
+    pub async fn audit_after(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(limit.clamp(1, 100_000))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(record_from_row).collect()
     }
 

@@ -309,37 +309,90 @@ impl Store {
         step: F,
     ) -> Result<StoredAlert>
     where
-        F: FnOnce(&mut AlertCase) -> std::result::Result<(), TransitionError>,
+        F: Fn(&mut AlertCase) -> std::result::Result<(), TransitionError>,
+    {
+        let mut done = self
+            .update_alerts(&[id.to_owned()], action, actor, step)
+            .await?;
+        done.pop().ok_or_else(|| StoreError::NotFound {
+            what: format!("alert {id}"),
+        })
+    }
+
+    /// Takes the same workflow step on every alert of `ids`, all or none:
+    /// if one is missing or its workflow refuses the step, nothing changes
+    /// and the error names every alert that refused (a bulk action in the UI
+    /// must not leave half the selection changed). One audit record per
+    /// alert, in the same transaction.
+    pub async fn update_alerts<F>(
+        &self,
+        ids: &[String],
+        action: &str,
+        actor: &Actor,
+        step: F,
+    ) -> Result<Vec<StoredAlert>>
+    where
+        F: Fn(&mut AlertCase) -> std::result::Result<(), TransitionError>,
     {
         let now = crate::now();
+        let stamp = timefmt::format(now);
         let mut tx = self.write_tx().await?;
-        let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
-            .bind(id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("alert {id}"),
-            })?;
-        let mut stored = alert_from_row(&r)?;
-        step(&mut stored.case).map_err(refused)?;
-        stored.updated_at = timefmt::format(now);
-        let body = serde_json::to_string(&stored.case).map_err(|e| corrupt("alert", e))?;
-        sqlx::query(
-            "UPDATE alerts SET state = $1, owner = $2, updated_at = $3, body = $4 WHERE id = $5",
-        )
-        .bind(stored.case.state.as_str())
-        .bind(stored.case.owner.clone())
-        .bind(stored.updated_at.clone())
-        .bind(body)
-        .bind(id.to_owned())
-        .execute(&mut *tx)
-        .await?;
-        let entry = actor
-            .entry(action, Outcome::Success)
-            .object(format!("alert:{id}"))
-            .details(&serde_json::json!({ "state": stored.case.state.as_str() }));
-        tx.commit_audited(vec![entry], now).await?;
-        Ok(stored)
+        let mut changed = Vec::with_capacity(ids.len());
+        let mut refusals = Vec::new();
+        for id in ids {
+            let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(r) = r else {
+                if ids.len() == 1 {
+                    return Err(StoreError::NotFound {
+                        what: format!("alert {id}"),
+                    });
+                }
+                refusals.push(format!("{id}: no such alert"));
+                continue;
+            };
+            let mut stored = alert_from_row(&r)?;
+            match step(&mut stored.case) {
+                Ok(()) => changed.push(stored),
+                Err(e) if ids.len() == 1 => return Err(refused(e)),
+                Err(e) => refusals.push(format!("{id}: {e}")),
+            }
+        }
+        if !refusals.is_empty() {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Err(StoreError::Invalid(format!(
+                "{} of the {} alerts cannot take this step ({})",
+                refusals.len(),
+                ids.len(),
+                refusals.join("; ")
+            )));
+        }
+        let mut entries = Vec::with_capacity(changed.len());
+        for stored in &mut changed {
+            stored.updated_at = stamp.clone();
+            let body = serde_json::to_string(&stored.case).map_err(|e| corrupt("alert", e))?;
+            let id = stored.case.alert.id.clone();
+            sqlx::query(
+                "UPDATE alerts SET state = $1, owner = $2, updated_at = $3, body = $4 WHERE id = $5",
+            )
+            .bind(stored.case.state.as_str())
+            .bind(stored.case.owner.clone())
+            .bind(stored.updated_at.clone())
+            .bind(body)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+            entries.push(
+                actor
+                    .entry(action, Outcome::Success)
+                    .object(format!("alert:{id}"))
+                    .details(&serde_json::json!({ "state": stored.case.state.as_str() })),
+            );
+        }
+        tx.commit_audited(entries, now).await?;
+        Ok(changed)
     }
 
     /// Opens an incident for `first_alert`, which joins it.

@@ -31,6 +31,23 @@ pub struct StoredDeviceEvent {
     pub record: DeviceEventRecord,
 }
 
+/// Which stored pump events to list, newest first; the filters combine.
+/// Times are Pumpward's receipt times (`received_at`): a pump's own clock
+/// may be wrong, and the event keeps it as `at`.
+#[derive(Debug, Clone, Default)]
+pub struct PumpEventFilter {
+    pub asset_id: Option<String>,
+    /// The pump's event kind, e.g. `dose_check`.
+    pub kind: Option<String>,
+    /// RFC 3339 bounds on `received_at`, inclusive from, exclusive to.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Page cursor: the last event of the previous page.
+    pub before: Option<DeviceEventCursor>,
+    /// At most 500; 0 means 50.
+    pub limit: i64,
+}
+
 /// An open `vulnerability.affected` finding, as detection sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AffectedFinding {
@@ -223,6 +240,57 @@ impl Store {
         .iter()
         .map(device_event)
         .collect()
+    }
+
+    /// Stored pump events matching `f`, newest first, and the cursor of the
+    /// next page when there is one.
+    pub async fn list_pump_events(
+        &self,
+        f: &PumpEventFilter,
+    ) -> Result<(Vec<StoredDeviceEvent>, Option<DeviceEventCursor>)> {
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(500) };
+        let mut sql = format!("{DEVICE_EVENT_COLUMNS} WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut clause = |col: &str, op: &str, v: Option<&String>| {
+            if let Some(v) = v {
+                binds.push(v.clone());
+                sql.push_str(&format!(" AND {col} {op} ${}", binds.len()));
+            }
+        };
+        clause("asset_id", "=", f.asset_id.as_ref());
+        clause("kind", "=", f.kind.as_ref());
+        clause("received_at", ">=", f.from.as_ref());
+        clause("received_at", "<", f.to.as_ref());
+        if let Some(c) = &f.before {
+            binds.push(c.received_at.clone());
+            binds.push(c.asset_id.clone());
+            let (r, a) = (binds.len() - 1, binds.len());
+            // The sequence number is an integer the caller parsed, written
+            // in place so that both databases compare it as one.
+            sql.push_str(&format!(
+                " AND received_at <= ${r} AND (received_at < ${r} OR asset_id < ${a} \
+                 OR (asset_id = ${a} AND seq < {}))",
+                c.seq
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY received_at DESC, asset_id DESC, seq DESC LIMIT {}",
+            limit + 1
+        ));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        let out = rows
+            .iter()
+            .take(limit as usize)
+            .map(device_event)
+            .collect::<Result<Vec<_>>>()?;
+        let next = (rows.len() as i64 > limit)
+            .then(|| out.last().map(|e| e.cursor.clone()))
+            .flatten();
+        Ok((out, next))
     }
 
     /// Security events with a seq above `after_seq`, oldest first, at most

@@ -43,7 +43,9 @@ pub use assets::{
 };
 pub use audit::{AuditFilter, VerifyReport};
 pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
-pub use detection_inputs::{AffectedFinding, DeviceEventCursor, StoredDeviceEvent};
+pub use detection_inputs::{
+    AffectedFinding, DeviceEventCursor, PumpEventFilter, StoredDeviceEvent,
+};
 pub use devices::{DeviceBatch, DeviceEventRecord, DeviceHello, FirmwareCheck};
 pub use findings::{Finding, FindingFilter, NewFinding, Severity};
 pub use import::{CsvImport, CsvImportError};

@@ -283,7 +283,13 @@ pub async fn act(
         ));
     };
     match st.store.update_alert(&id, audit, &p.actor(), f).await {
-        Ok(_) => Ok(see_other(&format!("{back}?done={action}"))),
+        Ok(changed) => {
+            // A comment is not a state change: the SIEM hears of changes only.
+            if let (Some(siem), false) = (&st.siem, action == "comment") {
+                siem.alert_changed(&changed);
+            }
+            Ok(see_other(&format!("{back}?done={action}")))
+        }
         Err(pumpward_store::StoreError::Invalid(m)) => {
             alert_page(
                 &st,
@@ -367,27 +373,21 @@ pub async fn bulk(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes) ->
             "Choose acknowledge, resolve, false positive or open an incident.",
         ));
     };
-    // Every alert must take the step before any does.
-    let mut refusals = Vec::new();
-    for id in &ids {
-        let mut c = st.store.alert(id).await.ui(&p, LIST)?.case;
-        if let Err(e) = apply(&mut c) {
-            refusals.push(format!("{id}: {e}"));
+    // All or none: the store checks every alert before it changes any.
+    match st
+        .store
+        .update_alerts(&ids, audit, &p.actor(), &apply)
+        .await
+    {
+        Ok(changed) => {
+            if let Some(siem) = &st.siem {
+                changed.iter().for_each(|a| siem.alert_changed(a));
+            }
         }
-    }
-    if !refusals.is_empty() {
-        return Err(refuse(format!(
-            "Nothing was changed. {} of the {} selected alerts cannot take this step: {}.",
-            refusals.len(),
-            ids.len(),
-            refusals.join("; ")
-        )));
-    }
-    for id in &ids {
-        st.store
-            .update_alert(id, audit, &p.actor(), &apply)
-            .await
-            .ui(&p, LIST)?;
+        Err(pumpward_store::StoreError::Invalid(m)) => {
+            return Err(refuse(format!("Nothing was changed: {m}.")));
+        }
+        Err(e) => return Err(UiError::from(ApiError::from(e)).with_nav(&p, LIST)),
     }
     Ok(see_other("/alerts?done=bulk"))
 }

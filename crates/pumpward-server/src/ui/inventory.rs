@@ -342,6 +342,8 @@ struct AssetPage {
     vulns: Option<Vec<super::findings::Row>>,
     /// Whether asset pages may be linked (always: this is one).
     link_assets: bool,
+    /// Whether the user may reset the asset's learned detection baseline.
+    reset_baseline: bool,
 }
 
 pub(super) async fn asset_page(
@@ -444,6 +446,7 @@ pub(super) async fn asset_page(
             responses,
             vulns,
             link_assets: true,
+            reset_baseline: p.can(Permission::DetectionConfigure),
         },
     )
 }
@@ -504,5 +507,27 @@ pub async fn transition(
             let api = crate::problem::ApiError::from(e);
             again(api.kind.status(), api.detail).await
         }
+    }
+}
+
+/// `POST /assets/{id}/baseline/reset`: detection forgets what it learned
+/// about the asset's normal behaviour (see
+/// [`crate::detection_rules::LiveRules::reset_baseline`]).
+pub async fn reset_baseline(
+    State(st): State<AppState>,
+    UiUser(p): UiUser,
+    Path(id): Path<String>,
+) -> UiResult {
+    // The CSRF token was checked by the middleware; the form has no fields.
+    need(&st, &p, Permission::DetectionConfigure, "/assets").await?;
+    match st.rules.reset_baseline(&st.store, &id, &p.actor()).await {
+        Ok(_) => Ok(see_other(&format!(
+            "/assets/{}?done=baseline-reset",
+            super::pki::segment(&id)
+        ))),
+        Err(e) if e.kind == crate::problem::ErrorKind::NotFound => {
+            Err(super::UiError::from(e).with_nav(&p, "/assets"))
+        }
+        Err(e) => asset_page(&st, &p, &id, e.kind.status(), None, Some(e.detail), None).await,
     }
 }

@@ -106,6 +106,10 @@ pub fn routes() -> Router<AppState> {
         .route("/responses/{id}/refuse", post(responses::refuse))
         .route("/assets/{id}/quarantine", post(responses::quarantine))
         .route("/assets/{id}/release", post(responses::release))
+        .route(
+            "/assets/{id}/baseline/reset",
+            post(inventory::reset_baseline),
+        )
         .route("/rollout", get(library::rollout).post(library::start))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
@@ -518,6 +522,7 @@ pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 pub fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "transitioned" => "The lifecycle state was changed.",
+        "baseline-reset" => "Detection forgot this asset's learned behaviour; it learns again from the pump's next events, and anomaly alerts wait until it has learned enough.",
         "quarantined" => "The pump is quarantined: its gateway connections are closed and refused, its MAC leaves the authorised lists at the next export, and it is on biomed's swap list. A running infusion continues.",
         "quarantine-requested" => "The quarantine was requested; it takes effect when a colleague confirms it.",
         "response-confirmed" => "The quarantine was confirmed and applied. A running infusion continues.",

@@ -64,6 +64,10 @@ pub struct Fleet {
     /// The last sequence number the gateway acknowledged, per pump.
     pub last_acked: Vec<AtomicU64>,
     pub last_error: Mutex<Option<String>>,
+    /// Open-loop runs: per acknowledged batch, when its ack came (ms since
+    /// `epoch`) and how long its oldest event had waited since it happened
+    /// (µs), gathered from each session when it ends.
+    pub ack_delays: Mutex<Vec<(u32, u32)>>,
 }
 
 impl Fleet {
@@ -81,6 +85,7 @@ impl Fleet {
             up: (0..n).map(|_| AtomicBool::new(false)).collect(),
             last_acked: (0..n).map(|_| AtomicU64::new(0)).collect(),
             last_error: Mutex::new(None),
+            ack_delays: Mutex::new(Vec::new()),
         })
     }
 
@@ -405,6 +410,109 @@ pub async fn run_events(
         anyhow::Ok(())
     }
     .await;
+    f.mark_down(p.index);
+    let _ = tokio::time::timeout(Duration::from_secs(2), ch.close()).await;
+    if let Err(e) = &r {
+        f.error(format!("{}: {e}", p.id.asset));
+    }
+    r
+}
+
+/// The pump agent's way under a steady load, rather than back to back:
+/// events happen at `rate` per second (evenly spaced, the phase spread over
+/// the fleet); whatever has queued goes out as one batch (up to the
+/// gateway's maximum) as soon as no batch is in flight, as the agent drains
+/// its queue. Records, per batch, how long its oldest event waited for the
+/// ack.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_events_at_rate(
+    p: Arc<Pump>,
+    next_seq: u64,
+    rate: f64,
+    t: Arc<Target>,
+    f: Arc<Fleet>,
+    mut go: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let (mut ch, w) = match open(&p, next_seq, &t).await {
+        Ok(x) => x,
+        Err(e) => {
+            f.error(format!("{}: {}", p.id.asset, e.reason));
+            bail!("{}: {}", p.id.asset, e.reason);
+        }
+    };
+    f.mark_up(p.index);
+    let v = w.version;
+    let max = (w.max_batch_events as usize).max(1);
+    let mut seq = w.expected_next_seq.max(next_seq);
+    while !*go.borrow_and_update() {
+        if go.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    // Spread the pumps' phases so that the fleet's events are even in time.
+    let phase = period.mul_f64((p.index as f64 * 0.618_033_988_7).fract());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // When each queued event happened; the in-flight batch's oldest.
+    let mut queued: std::collections::VecDeque<Instant> = Default::default();
+    let mut in_flight: Option<(u64, usize, Instant)> = None;
+    let mut delays = Vec::new();
+    let r = async {
+        loop {
+            if in_flight.is_none() && !queued.is_empty() {
+                let n = queued.len().min(max);
+                let payload = batch_payload(seq, n, &now_rfc3339());
+                if payload.len() > w.max_frame_bytes as usize {
+                    bail!("a batch of {n} is {} bytes, over the frame limit", payload.len());
+                }
+                let oldest = queued[0];
+                queued.drain(..n);
+                ch.send(Bytes::from(payload)).await?;
+                in_flight = Some((seq + n as u64 - 1, n, oldest));
+            }
+            if *stop.borrow() && in_flight.is_none() {
+                break;
+            }
+            tokio::select! {
+                _ = tick.tick(), if !*stop.borrow() => queued.push_back(Instant::now()),
+                frame = tokio::time::timeout(Duration::from_secs(120), ch.next()), if in_flight.is_some() => {
+                    let frame = frame
+                        .map_err(|_| anyhow!("no ack within 120 s"))?
+                        .ok_or_else(|| anyhow!("closed by the gateway"))??;
+                    match message::parse_gateway_message(&frame, Some(v))? {
+                        GatewayMessage::Ack(a) => {
+                            if let Some((last, n, oldest)) = in_flight {
+                                if a.up_to_seq >= last {
+                                    let now = Instant::now();
+                                    delays.push((
+                                        now.duration_since(f.epoch).as_millis() as u32,
+                                        now.duration_since(oldest).as_micros().min(u32::MAX as u128) as u32,
+                                    ));
+                                    f.acked.fetch_add(n as u64, Ordering::Relaxed);
+                                    f.batches.fetch_add(1, Ordering::Relaxed);
+                                    f.last_acked[p.index].store(last, Ordering::Relaxed);
+                                    seq = last + 1;
+                                    in_flight = None;
+                                }
+                            }
+                        }
+                        GatewayMessage::Refusal(r) => {
+                            f.refusals.fetch_add(1, Ordering::Relaxed);
+                            bail!("refused: {} ({})", r.code, r.reason)
+                        }
+                        _ => {}
+                    }
+                }
+                // Stopping with nothing in flight ends the loop above.
+                _ = tokio::time::sleep(Duration::from_millis(50)), if *stop.borrow() => {}
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    f.ack_delays.lock().expect("lock").extend(delays);
     f.mark_down(p.index);
     let _ = tokio::time::timeout(Duration::from_secs(2), ch.close()).await;
     if let Err(e) = &r {

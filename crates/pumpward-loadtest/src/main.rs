@@ -119,6 +119,11 @@ enum Cmd {
         warmup: f64,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// Events per second per pump, as the agent sends under a steady
+        /// load (whatever queued goes as one batch, one in flight); 0 sends
+        /// batches of `--batch` back to back.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
     },
     /// (issue 4) Time to roll a new drug library out to the whole fleet.
     Rollout {
@@ -233,9 +238,15 @@ async fn run(cli: Cli) -> Result<()> {
             seconds,
             warmup,
             offset,
+            rate,
         } => {
+            let load = if *rate > 0.0 {
+                Load::Rate(*rate)
+            } else {
+                Load::BackToBack(*batch)
+            };
             events(
-                &cli, &layout, *sessions, *batch, *windows, *seconds, *warmup, *offset,
+                &cli, &layout, *sessions, load, *windows, *seconds, *warmup, *offset,
             )
             .await
         }
@@ -738,12 +749,30 @@ async fn handshakes(
 // (c) durably acknowledged events per second
 // ---------------------------------------------------------------------------
 
+/// How the sessions of an events run send.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Batches of this many events, the next as soon as one is acknowledged.
+    BackToBack(usize),
+    /// Events at this rate per pump, sent as the agent does.
+    Rate(f64),
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Load::BackToBack(b) => write!(f, "batches of {b} back to back"),
+            Load::Rate(r) => write!(f, "{r} events/s per pump, batched as the agent does"),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn events(
     cli: &Cli,
     layout: &Layout,
     sessions: usize,
-    batch: usize,
+    load: Load,
     windows: usize,
     seconds: f64,
     warmup: f64,
@@ -767,15 +796,26 @@ async fn events(
         if k % 50 == 49 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        handles.push(tokio::spawn(device::run_events(
-            p,
-            seqs[k] + 1,
-            batch,
-            t.clone(),
-            f.clone(),
-            go_rx.clone(),
-            stop_rx.clone(),
-        )));
+        handles.push(match load {
+            Load::BackToBack(batch) => tokio::spawn(device::run_events(
+                p,
+                seqs[k] + 1,
+                batch,
+                t.clone(),
+                f.clone(),
+                go_rx.clone(),
+                stop_rx.clone(),
+            )),
+            Load::Rate(rate) => tokio::spawn(device::run_events_at_rate(
+                p,
+                seqs[k] + 1,
+                rate,
+                t.clone(),
+                f.clone(),
+                go_rx.clone(),
+                stop_rx.clone(),
+            )),
+        });
     }
     if !wait_until("connect", Duration::from_secs(300), &f, || {
         f.connected.load(Ordering::Relaxed) >= sessions
@@ -788,9 +828,10 @@ async fn events(
             f.last_error()
         );
     }
-    println!("{sessions} sessions open; batches of {batch}; warm-up {warmup} s");
+    println!("{sessions} sessions open; {load}; warm-up {warmup} s");
     let _ = go_tx.send(true);
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    let measured_from_ms = f.epoch.elapsed().as_millis() as u32;
     let mut rates = Vec::new();
     let mut win_json = Vec::new();
     for w in 0..windows {
@@ -824,6 +865,7 @@ async fn events(
         );
         rates.push(rate);
     }
+    let measured_to_ms = f.epoch.elapsed().as_millis() as u32;
     let _ = stop_tx.send(true);
     let mut failed = 0;
     for h in handles {
@@ -836,16 +878,41 @@ async fn events(
     let stored = fleet::stored_event_count(layout).await? - stored0;
     let gaps = fleet::stored_gap_count(layout).await? - gaps0;
     println!(
-        "events/s acknowledged: median {:.0} over {windows} windows of {seconds} s ({sessions} sessions, batches of {batch}); acknowledged in all {acked}, new rows in device_events {stored}, new gaps {gaps}, sessions ended with an error {failed}, refusals {}",
+        "events/s acknowledged: median {:.0} over {windows} windows of {seconds} s ({sessions} sessions, {load}); acknowledged in all {acked}, new rows in device_events {stored}, new gaps {gaps}, sessions ended with an error {failed}, refusals {}",
         median(&rates),
         f.refusals.load(Ordering::Relaxed)
     );
+    // Open loop: how long events waited for their ack within the windows
+    // (per batch, its oldest event: an upper bound for the others).
+    let mut delays_ms: Vec<f64> = f
+        .ack_delays
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(at, _)| (measured_from_ms..measured_to_ms).contains(at))
+        .map(|(_, d)| *d as f64 / 1000.0)
+        .collect();
+    delays_ms.sort_by(f64::total_cmp);
+    let delay = (!delays_ms.is_empty()).then(|| {
+        json!({"p50_ms": percentile(&delays_ms, 50.0), "p99_ms": percentile(&delays_ms, 99.0),
+               "max_ms": delays_ms.last().copied().unwrap_or(0.0),
+               "mean_batch": acked as f64 / f.batches.load(Ordering::Relaxed).max(1) as f64})
+    });
+    if let Some(d) = &delay {
+        println!(
+            "  event -> ack delay (oldest event of each batch): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; mean batch {:.2} events",
+            d["p50_ms"].as_f64().unwrap_or(0.0),
+            d["p99_ms"].as_f64().unwrap_or(0.0),
+            d["max_ms"].as_f64().unwrap_or(0.0),
+            d["mean_batch"].as_f64().unwrap_or(0.0)
+        );
+    }
     let verified = stored == acked as i64 && gaps == 0;
     if !verified {
         println!("  VERIFY FAILED: stored {stored} != acknowledged {acked} or gaps {gaps}; last error {:?}", f.last_error());
     }
     result(
-        json!({"measure": "events", "sessions": sessions, "batch": batch,
+        json!({"measure": "events", "sessions": sessions, "load": load.to_string(), "delay": delay,
         "median_per_s": median(&rates), "windows": win_json, "acked_total": acked,
         "stored_rows": stored, "gaps": gaps, "verified": verified, "failed_sessions": failed}),
     );

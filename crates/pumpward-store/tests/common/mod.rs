@@ -14,6 +14,26 @@ use sqlx::Connection;
 pub struct Fresh {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
+    /// The server URL and the test's own PostgreSQL database, dropped by
+    /// [`Fresh::finish`] once the test passed (a failed test keeps it for
+    /// a look).
+    pg: Option<(String, String)>,
+}
+
+impl Fresh {
+    /// Closes the store; a PostgreSQL test database is dropped, so that a
+    /// developer's server does not gather one per test run.
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Some((url, name)) = self.pg {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut admin)
+                    .await;
+                admin.close().await.ok();
+            }
+        }
+    }
 }
 
 pub async fn sqlite() -> Fresh {
@@ -21,6 +41,7 @@ pub async fn sqlite() -> Fresh {
     let store = Store::open_sqlite(dir.path()).await.unwrap();
     Fresh {
         store,
+        pg: None,
         _dir: Some(dir),
     }
 }
@@ -46,7 +67,11 @@ pub async fn postgres() -> Option<Fresh> {
     let store = Store::open_postgres(&format!("{base}/{name}"))
         .await
         .unwrap();
-    Some(Fresh { store, _dir: None })
+    Some(Fresh {
+        store,
+        _dir: None,
+        pg: Some((url.clone(), name)),
+    })
 }
 
 /// Runs an async test body against SQLite and PostgreSQL.
@@ -64,7 +89,7 @@ macro_rules! on_both_backends {
                 async fn postgres() {
                     if let Some(f) = $crate::common::postgres().await {
                         super::$name(&f.store).await;
-                        f.store.close().await;
+                        f.finish().await;
                     }
                 }
             }

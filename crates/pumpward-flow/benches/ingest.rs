@@ -42,9 +42,23 @@ fn conn_log(lines: usize) -> Vec<u8> {
         let v6 = r.below(10) == 0;
         let host = |r: &mut Rng, net: u64| -> IpAddr {
             if v6 {
-                IpAddr::V6(Ipv6Addr::new(0xfd00, net as u16, 0, 0, 0, 0, 0, r.below(4000) as u16 + 1))
+                IpAddr::V6(Ipv6Addr::new(
+                    0xfd00,
+                    net as u16,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    r.below(4000) as u16 + 1,
+                ))
             } else {
-                IpAddr::V4(Ipv4Addr::new(10, net as u8, r.below(16) as u8, r.below(250) as u8 + 1))
+                IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    net as u8,
+                    r.below(16) as u8,
+                    r.below(250) as u8 + 1,
+                ))
             }
         };
         let orig = host(r, 20);
@@ -62,7 +76,14 @@ fn conn_log(lines: usize) -> Vec<u8> {
         };
         let mut mac = |prefix: [u8; 3]| {
             let [a, b, c] = prefix;
-            [a, b, c, r.below(256) as u8, r.below(256) as u8, r.below(256) as u8]
+            [
+                a,
+                b,
+                c,
+                r.below(256) as u8,
+                r.below(256) as u8,
+                r.below(256) as u8,
+            ]
         };
         let orig_mac = mac([0x00, 0x1b, 0x2c]);
         let resp_mac = mac([0x02, 0x00, 0x00]);

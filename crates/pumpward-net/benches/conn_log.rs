@@ -180,7 +180,10 @@ fn bench(c: &mut Criterion<CpuTime>) {
         got += usize::from(matches!(ev.evaluate(f).verdict, Verdict::Allowed(_)))
     });
     assert_eq!(parsed, u64::from(LINES));
-    assert_eq!(got, expected, "parsed flows must be judged like their sources");
+    assert_eq!(
+        got, expected,
+        "parsed flows must be judged like their sources"
+    );
     drop(flows);
     eprintln!(
         "conn.log: {LINES} records, {} bytes ({:.0} bytes a line), {got} allowed ({:.1} %), file {}",

@@ -73,7 +73,16 @@ fn host(i: u32) -> IpAddr {
     if i < 65_000 {
         IpAddr::V4(Ipv4Addr::from(0x0a14_0000 + 16 + i))
     } else {
-        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x20, 0, 1, 0, 0, (i >> 16) as u16, i as u16))
+        IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            0x20,
+            0,
+            1,
+            0,
+            0,
+            (i >> 16) as u16,
+            i as u16,
+        ))
     }
 }
 
@@ -163,7 +172,10 @@ fn main() {
         assert!(presence.observe_flow(&ev, f, &e).is_none());
     }
     let presence_bytes = live() - before;
-    assert_eq!(allowed, HOSTS, "every registered host is allowed to its server");
+    assert_eq!(
+        allowed, HOSTS,
+        "every registered host is allowed to its server"
+    );
     assert_eq!(presence.len(), HOSTS as usize);
 
     let before = live();
@@ -176,8 +188,23 @@ fn main() {
     let before = live();
     let mut unknown = UnknownDevices::new();
     for i in 0..HOSTS {
-        let addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x20, 0, 2, 0, 0, (i >> 16) as u16, i as u16));
-        let f = flow(addr, [0x02, 0x99, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8], server, 443, T0);
+        let addr = IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            0x20,
+            0,
+            2,
+            0,
+            0,
+            (i >> 16) as u16,
+            i as u16,
+        ));
+        let f = flow(
+            addr,
+            [0x02, 0x99, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+            server,
+            443,
+            T0,
+        );
         if let Verdict::Violation(pumpward_net::Violation::UnknownDevice { zone, .. }) =
             ev.evaluate(&f).verdict
         {
@@ -186,7 +213,10 @@ fn main() {
         }
     }
     let unknown_bytes = live() - before;
-    assert_eq!(unknown.len() as u64 + unknown.not_listed(), u64::from(HOSTS));
+    assert_eq!(
+        unknown.len() as u64 + unknown.not_listed(),
+        u64::from(HOSTS)
+    );
 
     let before = live();
     let now = Instant::now();
@@ -204,7 +234,11 @@ fn main() {
         identities_bytes,
         HOSTS,
     );
-    row("evaluator (attribution tables, identities kept)", evaluator_bytes, HOSTS);
+    row(
+        "evaluator (attribution tables, identities kept)",
+        evaluator_bytes,
+        HOSTS,
+    );
     row("presence tracker (one MAC per host)", presence_bytes, HOSTS);
     row(
         &format!("observed conduits ({} rows)", observed.len()),

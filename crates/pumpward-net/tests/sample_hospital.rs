@@ -10,9 +10,7 @@ use pumpward_core::demo::{sample_hospital, SampleHospital, DEFAULT_SEED};
 use pumpward_core::inventory::{AssetKind, LifecycleState};
 use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
 use pumpward_net::inventory::admission;
-use pumpward_net::{
-    check, starter_policy, AssetIdentity, Evaluator, Severity, Verdict, Violation,
-};
+use pumpward_net::{check, starter_policy, AssetIdentity, Evaluator, Severity, Verdict, Violation};
 
 fn identities(h: &SampleHospital) -> Vec<AssetIdentity> {
     h.assets
@@ -115,7 +113,11 @@ fn the_fleet_s_normal_traffic_is_allowed_and_the_demo_s_rogue_flows_are_not() {
     for &(ws, mac) in &workstations {
         for &(server, _) in &servers {
             let e = ev.evaluate(&tcp(ws, mac, server, 443));
-            assert!(matches!(e.verdict, Verdict::Allowed(_)), "{}", ev.describe(&e));
+            assert!(
+                matches!(e.verdict, Verdict::Allowed(_)),
+                "{}",
+                ev.describe(&e)
+            );
         }
     }
 

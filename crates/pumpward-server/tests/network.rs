@@ -260,7 +260,11 @@ async fn a_registered_mac_in_two_places_at_once_raises_an_alert() {
     .await;
     assert_eq!(alert_keys(&store).await, ["device_in_two_places:P-1"]);
     assert_eq!(metrics.flows_evaluated.get(), 2);
-    assert_eq!(metrics.violations.get(), 0, "both flows are allowed by the policy");
+    assert_eq!(
+        metrics.violations.get(),
+        0,
+        "both flows are allowed by the policy"
+    );
     assert_eq!(event_kinds(&store).await, ["policy_violation"]);
     running.stop();
 }

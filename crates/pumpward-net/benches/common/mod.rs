@@ -130,4 +130,3 @@ pub fn flows(n: u32) -> Vec<Flow> {
     }
     out
 }
-

@@ -5,7 +5,7 @@ use pumpward_core::inventory::{Answer, Capabilities, DeviceModel, MacAddress};
 use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
 
 use crate::eval::{Allowance, Side, ZoneRef};
-use crate::observed::{ObservedConduits, UnknownDevices, MAX_OBSERVED_CONDUITS};
+use crate::observed::{ObservedConduits, UnknownDevices};
 use crate::presence::{DeviceKey, PresenceTracker, Sighting};
 use crate::*;
 
@@ -575,8 +575,6 @@ fn observed_conduits_are_bounded_under_a_port_scan() {
     let https = rows.iter().find(|r| r.port == 443).unwrap();
     assert_eq!(https.flows, 3);
     assert_eq!(o.flows_not_listed(), 900);
-    assert_eq!(ObservedConduits::new().len(), 0);
-    assert!(MAX_OBSERVED_CONDUITS >= 1000);
 }
 
 #[test]

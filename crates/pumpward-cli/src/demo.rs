@@ -236,10 +236,11 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
 }
 
 /// A simulated network sensor: once, after [`NETWORK_FLOWS_AFTER`], it
-/// exports three flows over IPFIX to the server's collector, which
+/// exports four flows over IPFIX to the server's collector, which
 /// attributes them to assets and evaluates them against the zone policy: an
 /// in-service pump to an internet address, one pump to another over SSH,
-/// and a MAC nobody registered in the pump zone.
+/// a MAC nobody registered in the pump zone, and the pump's normal traffic
+/// to its pump server (allowed: the observed conduits show both kinds).
 async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
     use pumpward_flow::ipfix::MessageBuilder;
     use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
@@ -259,6 +260,15 @@ async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
                 })
                 .take(2)
                 .collect();
+        // A pump server for the pumps' normal traffic, which the policy allows.
+        let server = crate::all_assets(&store, AssetFilter::default())
+            .await?
+            .into_iter()
+            .find(|a| {
+                a.lifecycle_state == pumpward_core::inventory::LifecycleState::InService
+                    && a.spec.zone.as_deref() == Some("pump-server")
+            })
+            .and_then(|a| a.spec.ip_address);
         let [(a_ip, a_mac), (b_ip, _)] = pumps[..] else {
             anyhow::bail!(
                 "the sample hospital has no two in-service pumps with an address and a MAC"
@@ -283,7 +293,7 @@ async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
             sensor_uid: None,
             conn_state: None,
         };
-        let flows = [
+        let mut flows = vec![
             // 203.0.113.0/24 is TEST-NET-3: documentation, never routed.
             flow(a_ip, a_mac, "203.0.113.50".parse()?, 443),
             flow(a_ip, a_mac, b_ip, 22),
@@ -294,6 +304,9 @@ async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
                 443,
             ),
         ];
+        if let Some(server) = server {
+            flows.push(flow(a_ip, a_mac, server, 443));
+        }
         let export_s = u32::try_from(time::OffsetDateTime::now_utc().unix_timestamp())?;
         let mut m = MessageBuilder::ipfix(4242, export_s);
         let template = m.flow_template(false);

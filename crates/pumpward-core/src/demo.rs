@@ -575,8 +575,12 @@ const AREA_SPOTS: [&[(&str, &str, u64)]; 8] = [
 fn area_subnet(area: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 20, 16 + 4 * area as u8, 0)
 }
-const SERVER_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 20, 1, 0);
-const BIOMED_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 20, 2, 0);
+/// Pump servers and biomed workstations sit in the zones of the network
+/// starter policy (`crates/pumpward-net/policy/starter.toml`: pump-server
+/// 10.21.0.0/24, biomed 10.22.0.0/24; pumps 10.20.0.0/16), so that the
+/// fleet's normal traffic is allowed and only rogue traffic violates.
+const SERVER_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 21, 0, 0);
+const BIOMED_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 22, 0, 0);
 
 // ---------------------------------------------------------------------------
 // The fleet
@@ -1578,7 +1582,7 @@ mod tests {
                     assert!(s.hostname.is_none(), "{}", s.asset_id);
                     continue;
                 };
-                assert_eq!(ip.octets()[..2], [10, 20]);
+                assert_eq!(ip.octets()[0], 10);
                 assert!(s.hostname.as_deref().unwrap().ends_with(DOMAIN));
                 let subnet = h
                     .subnets

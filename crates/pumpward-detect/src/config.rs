@@ -57,6 +57,7 @@ pub enum RuleId {
     PumpToInternet,
     EastWestTraffic,
     UnknownDeviceInZone,
+    DeviceInTwoPlaces,
     KevFindingInService,
     BaselineRate,
     BaselineDestination,
@@ -87,7 +88,7 @@ const fn s(severity: Severity, threshold: u32, window_s: u64) -> RuleSettings {
 
 impl RuleId {
     /// Every built-in rule.
-    pub const ALL: [RuleId; 19] = [
+    pub const ALL: [RuleId; 20] = [
         RuleId::LibraryMismatch,
         RuleId::LibraryRejected,
         RuleId::HardLimitBurstPump,
@@ -103,6 +104,7 @@ impl RuleId {
         RuleId::PumpToInternet,
         RuleId::EastWestTraffic,
         RuleId::UnknownDeviceInZone,
+        RuleId::DeviceInTwoPlaces,
         RuleId::KevFindingInService,
         RuleId::BaselineRate,
         RuleId::BaselineDestination,
@@ -127,6 +129,7 @@ impl RuleId {
             RuleId::PumpToInternet => "pump_to_internet",
             RuleId::EastWestTraffic => "east_west_traffic",
             RuleId::UnknownDeviceInZone => "unknown_device_in_zone",
+            RuleId::DeviceInTwoPlaces => "device_in_two_places",
             RuleId::KevFindingInService => "kev_finding_in_service",
             RuleId::BaselineRate => "baseline_rate",
             RuleId::BaselineDestination => "baseline_destination",
@@ -228,6 +231,12 @@ impl RuleId {
                 "DE.CM-01",
                 "Only inventoried devices belong in the device zones; an unknown one is a rogue device or a gap in the inventory.",
                 s(High, 1, 24 * 3600),
+            ),
+            RuleId::DeviceInTwoPlaces => (
+                "One registered device seen in two places at once",
+                "DE.CM-01",
+                "A registered device's MAC address in two places within a minute has been copied: another device is using its identity, typically to get past MAC authentication bypass onto the pump network.",
+                s(High, 1, 3600),
             ),
             RuleId::KevFindingInService => (
                 "Known exploited vulnerability on an in-service pump",

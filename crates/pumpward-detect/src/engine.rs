@@ -482,14 +482,18 @@ impl Engine {
                 let id = match violation {
                     ViolationKind::Internet => RuleId::PumpToInternet,
                     ViolationKind::EastWest => RuleId::EastWestTraffic,
+                    ViolationKind::DeviceInTwoPlaces => RuleId::DeviceInTwoPlaces,
                     ViolationKind::Other => return,
                 };
                 if !self.on(id) {
                     return;
                 }
-                let subject = match asset {
-                    Some(a) => a.to_owned(),
-                    None => flow.orig_addr.to_string(),
+                // A cloned identity is one subject whatever address the
+                // copy uses: the asset, else the MAC itself.
+                let subject = match (asset, violation, flow.orig_mac) {
+                    (Some(a), _, _) => a.to_owned(),
+                    (None, ViolationKind::DeviceInTwoPlaces, Some(mac)) => mac.to_string(),
+                    (None, _, _) => flow.orig_addr.to_string(),
                 };
                 let evidence = json!({"policy_rule": rule, "flow": flow});
                 self.raise(RuleRef::Builtin(id), &subject, ev, t, evidence, out);

@@ -332,6 +332,9 @@ pub enum ViolationKind {
     Internet,
     /// A pump talked to another device in a device zone.
     EastWest,
+    /// A registered device's MAC seen at two addresses or zones at once;
+    /// the flow is the later sighting.
+    DeviceInTwoPlaces,
     /// Any other forbidden flow.
     Other,
 }
@@ -342,6 +345,7 @@ impl ViolationKind {
         match self {
             ViolationKind::Internet => "internet",
             ViolationKind::EastWest => "east_west",
+            ViolationKind::DeviceInTwoPlaces => "device_in_two_places",
             ViolationKind::Other => "other",
         }
     }

@@ -357,6 +357,49 @@ fn maintenance_login_outside_window() {
     );
 }
 
+/// A registered MAC at two places at once (the server's presence tracker)
+/// raises `device_in_two_places`: once per asset and hour, about the MAC
+/// when no asset holds the address, and not when the rule is off.
+#[test]
+fn a_device_seen_in_two_places_raises_an_alert() {
+    let two = |from: &str, mac: u8| Body::PolicyViolation {
+        rule: "device_in_two_places".into(),
+        violation: ViolationKind::DeviceInTwoPlaces,
+        flow: Flow {
+            orig_addr: from.parse().unwrap(),
+            orig_mac: Some(ObservedMac([2, 0x1b, 0, 0, 0, mac])),
+            ..flow("10.21.0.10", 443)
+        },
+    };
+    let mut r = Run::new();
+    let out = r.push(0, Source::Network, Some("pump-1"), two("10.20.0.9", 1));
+    assert_eq!(Run::rules(&out), ["device_in_two_places"]);
+    assert_eq!(out[0].key.subject, "pump-1");
+    assert_eq!(out[0].severity, pumpward_detect::Severity::High);
+    assert_eq!(out[0].csf.as_deref(), Some("DE.CM-01"));
+    assert_eq!(out[0].evidence["flow"]["orig_addr"], "10.20.0.9");
+    assert_eq!(out[0].evidence["policy_rule"], "device_in_two_places");
+    // The copy keeps moving: the same alert, counted as a repeat.
+    assert!(r
+        .push(60, Source::Network, Some("pump-1"), two("10.20.0.10", 1))
+        .is_empty());
+    // An hour later it is news again.
+    let out = r.push(3600, Source::Network, Some("pump-1"), two("10.20.0.9", 1));
+    assert_eq!(Run::rules(&out), ["device_in_two_places"]);
+    // Without an asset on the flow, the MAC is the subject.
+    let out = r.push(3601, Source::Network, None, two("10.20.0.11", 2));
+    assert_eq!(out[0].key.subject, "02:1b:00:00:00:02");
+
+    // Configurable like the others: off means silent.
+    let mut off = Run::new();
+    off.engine = Engine::new(
+        DetectionConfig::from_toml("[rules.device_in_two_places]\nenabled = false\n").unwrap(),
+    );
+    assert!(off
+        .push(0, Source::Network, Some("pump-1"), two("10.20.0.9", 1))
+        .is_empty());
+}
+
 #[test]
 fn network_violations_and_unknown_devices() {
     let mut r = Run::new();

@@ -16,7 +16,7 @@
 //! Run: `cargo bench -p pumpward-flow --bench ingest -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pumpward_flow::ipfix::{Collector, MessageBuilder};
@@ -26,81 +26,79 @@ use pumpward_flow::{Flow, FlowSource, Transport};
 
 const LINES: usize = 1_000_000;
 
-/// A small deterministic generator (no rand dependency for a bench).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+mod common {
+    pub mod conn_log;
 }
+use common::conn_log::{Line, Rng};
 
 /// A conn.log as Zeek writes it with mac-logging on: a hospital network of
 /// pumps, servers and clinical systems; TCP, UDP and ICMP; v4 and some v6;
 /// established, rejected and unanswered connections.
 fn conn_log(lines: usize) -> Vec<u8> {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(lines * 260);
-    s.push_str("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2026-11-26-10-00-00\n");
-    s.push_str("#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\torig_l2_addr\tresp_l2_addr\n");
-    s.push_str("#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\tstring\tstring\n");
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let mut ts: u64 = 1_764_151_200_000_000;
-    for i in 0..lines {
+    common::conn_log::conn_log(lines, 0x9e37_79b9_7f4a_7c15, |r, _| {
         ts += r.below(2000);
         let kind = r.below(100);
         let v6 = r.below(10) == 0;
-        let host = |r: &mut Rng, net: u64| {
+        let host = |r: &mut Rng, net: u64| -> IpAddr {
             if v6 {
-                format!("fd00:{net:x}::{:x}", r.below(4000) + 1)
+                IpAddr::V6(Ipv6Addr::new(
+                    0xfd00,
+                    net as u16,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    r.below(4000) as u16 + 1,
+                ))
             } else {
-                format!("10.{net}.{}.{}", r.below(16), r.below(250) + 1)
+                IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    net as u8,
+                    r.below(16) as u8,
+                    r.below(250) as u8 + 1,
+                ))
             }
         };
-        let orig = host(&mut r, 20);
+        let orig = host(r, 20);
         let resp_net = 30 + r.below(3);
-        let resp = host(&mut r, resp_net);
+        let resp = host(r, resp_net);
         let (proto, resp_p, service) = match kind {
-            0..=59 => ("tcp", [443u64, 2575, 8443, 22][r.below(4) as usize], "ssl"),
-            60..=94 => ("udp", [53u64, 123, 67, 1812][r.below(4) as usize], "dns"),
+            0..=59 => ("tcp", [443u16, 2575, 8443, 22][r.below(4) as usize], "ssl"),
+            60..=94 => ("udp", [53u16, 123, 67, 1812][r.below(4) as usize], "dns"),
             _ => ("icmp", 0, "-"),
         };
         let orig_p = if proto == "icmp" {
             8
         } else {
-            1024 + r.below(60000)
+            1024 + r.below(60000) as u16
         };
-        let state = ["SF", "S0", "REJ", "SF", "SF", "OTH"][r.below(6) as usize];
-        let (op, rp) = (1 + r.below(40), r.below(40));
-        let (ob, rb) = (op * (40 + r.below(900)), rp * (40 + r.below(1400)));
-        let dur = if state == "S0" {
-            "-".to_string()
-        } else {
-            format!("{}.{:06}", r.below(30), r.below(1_000_000))
+        let mut mac = |prefix: [u8; 3]| {
+            let [a, b, c] = prefix;
+            [
+                a,
+                b,
+                c,
+                r.below(256) as u8,
+                r.below(256) as u8,
+                r.below(256) as u8,
+            ]
         };
-        let _ = writeln!(
-            s,
-            "{}.{:06}\tC{:017x}\t{orig}\t{orig_p}\t{resp}\t{resp_p}\t{proto}\t{service}\t{dur}\t{}\t{}\t{state}\tT\tT\t0\tShADadFf\t{op}\t{ob}\t{rp}\t{rb}\t(empty)\t00:1b:2c:{:02x}:{:02x}:{:02x}\t02:00:00:00:{:02x}:{:02x}",
-            ts / 1_000_000,
-            ts % 1_000_000,
-            i as u64 * 0x9e37_79b9 + r.below(1 << 20),
-            ob.saturating_sub(op * 40),
-            rb.saturating_sub(rp * 40),
-            r.below(256),
-            r.below(256),
-            r.below(256),
-            r.below(256),
-            r.below(256),
-        );
-    }
-    s.into_bytes()
+        let orig_mac = mac([0x00, 0x1b, 0x2c]);
+        let resp_mac = mac([0x02, 0x00, 0x00]);
+        Line {
+            ts_us: ts,
+            orig,
+            orig_p,
+            resp,
+            resp_p,
+            proto,
+            service,
+            orig_mac,
+            resp_mac,
+        }
+    })
 }
 
 fn json_log(lines: usize) -> Vec<u8> {

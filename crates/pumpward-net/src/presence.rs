@@ -13,7 +13,7 @@ use pumpward_core::inventory::AssetId;
 use pumpward_flow::Flow;
 use serde::Serialize;
 
-use crate::eval::{Evaluation, Evaluator, ZoneRef};
+use crate::eval::{BuildAddrHasher, Evaluation, Evaluator, ZoneRef};
 
 /// What identifies a device on the network.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -45,7 +45,10 @@ pub struct TwoPlaces {
 #[derive(Debug, Clone)]
 pub struct PresenceTracker {
     window_us: i64,
-    last: HashMap<DeviceKey, Sighting>,
+    // Keys are registered identities only (see the module docs), so no
+    // sender can flood the map with chosen keys: the evaluator's cheap hash
+    // serves (it is looked up for most flows).
+    last: HashMap<DeviceKey, Sighting, BuildAddrHasher>,
 }
 
 impl PresenceTracker {
@@ -54,7 +57,7 @@ impl PresenceTracker {
     pub fn new(window_us: i64) -> Self {
         PresenceTracker {
             window_us: window_us.max(0),
-            last: HashMap::new(),
+            last: HashMap::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use pumpward_core::inventory::{Answer, Capabilities, DeviceModel, MacAddress};
 use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
 
 use crate::eval::{Allowance, Side, ZoneRef};
-use crate::observed::ObservedConduits;
+use crate::observed::{ObservedConduits, UnknownDevices};
 use crate::presence::{DeviceKey, PresenceTracker, Sighting};
 use crate::*;
 
@@ -552,6 +552,44 @@ fn observed_conduits_aggregate_and_sort() {
     assert_eq!(rows[1].allowed_by.as_deref(), Some("pump-to-pump-server"));
     assert_eq!(rows[1].first_seen_us, 1_700_000_000_000_000);
     assert_eq!(rows[1].last_seen_us, 1_700_000_000_000_000 + 10 + 1000);
+}
+
+/// A port scan across zones cannot grow the observed conduits without
+/// bound: beyond the limit, new rows are counted, and rows already listed
+/// keep counting.
+#[test]
+fn observed_conduits_are_bounded_under_a_port_scan() {
+    let ev = Evaluator::new(&starter_policy(), &fleet()).unwrap();
+    let mut o = ObservedConduits::with_limit(100);
+    let allowed = flow(Transport::Tcp, "10.20.0.10", 1, "10.21.0.10", 443);
+    o.record(&allowed, &ev.evaluate(&allowed));
+    for port in 1..=1000u16 {
+        let f = flow(Transport::Tcp, "10.20.0.66", 5, "10.21.0.10", port);
+        o.record(&f, &ev.evaluate(&f));
+    }
+    assert_eq!(o.len(), 100);
+    // 443 and ports 1-99 were listed; ports 100-1000 but 443 were not.
+    assert_eq!(o.flows_not_listed(), 900);
+    o.record(&allowed, &ev.evaluate(&allowed));
+    let rows = o.rows(&ev);
+    let https = rows.iter().find(|r| r.port == 443).unwrap();
+    assert_eq!(https.flows, 3);
+    assert_eq!(o.flows_not_listed(), 900);
+}
+
+#[test]
+fn unknown_devices_are_bounded_and_keep_counting_those_listed() {
+    let mut u = UnknownDevices::with_limit(2);
+    let m = Some([2, 0, 0, 0, 0, 9]);
+    u.record("infusion-pump", ip("10.20.9.1"), m, 50);
+    u.record("infusion-pump", ip("10.20.9.1"), m, 10);
+    u.record("infusion-pump", ip("10.20.9.2"), None, 20);
+    u.record("infusion-pump", ip("10.20.9.3"), None, 30);
+    u.record("pump-server", ip("10.20.9.1"), m, 40);
+    assert_eq!((u.len(), u.not_listed()), (2, 2));
+    let (k, seen) = u.iter().next().unwrap();
+    assert_eq!((k.address, k.mac), (ip("10.20.9.1"), m));
+    assert_eq!((seen.first_us, seen.last_us, seen.flows), (10, 50, 2));
 }
 
 #[test]

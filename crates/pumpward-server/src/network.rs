@@ -26,7 +26,7 @@
 //! - The observed conduits restart with each policy version, since their
 //!   zones are the policy's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ use pumpward_flow::ipfix::Collector;
 use pumpward_flow::zeek::ConnLogFollower;
 use pumpward_flow::Flow;
 use pumpward_net::eval::{Side, ZoneRef};
-use pumpward_net::observed::{ObservedConduit, ObservedConduits};
+use pumpward_net::observed::{ObservedConduit, ObservedConduits, UnknownDevices};
 use pumpward_net::presence::PresenceTracker;
 use pumpward_net::{Evaluation, Evaluator, Policy, PolicyDocument, Verdict, Violation};
 use pumpward_store::Store;
@@ -63,8 +63,6 @@ pub const ZEEK_POLL: Duration = Duration::from_millis(250);
 const PRESENCE_WINDOW_US: i64 = 60_000_000;
 /// Batches of flows waiting for the evaluator.
 const QUEUE: usize = 4096;
-/// Unknown devices remembered; beyond this, new ones are counted only.
-const MAX_UNKNOWN: usize = 10_000;
 /// Violation tuples remembered for [`REPORT_EVERY`]; the memory is cleared
 /// when it outgrows this (reporting a few again is harmless).
 const MAX_REPORTED: usize = 100_000;
@@ -160,15 +158,13 @@ pub struct ObservedView {
     /// The collectors running, e.g. `IPFIX/NetFlow v9 on 0.0.0.0:4739`.
     pub collectors: Vec<String>,
     pub conduits: Vec<ObservedConduit>,
+    /// Flows whose zone pair, transport and port made no row, the list
+    /// being at its bound (`pumpward_net::observed::MAX_OBSERVED_CONDUITS`).
+    pub conduit_flows_not_listed: u64,
     pub unknown_devices: Vec<UnknownDevice>,
-    /// Unknown devices beyond the list's bound.
+    /// Sightings of unknown devices beyond the list's bound.
     pub unknown_not_listed: u64,
 }
-
-/// An unknown device: its zone, address and MAC (if the flow had one).
-type UnknownKey = (String, IpAddr, Option<[u8; 6]>);
-/// When it was first and last seen (µs) and in how many flows.
-type UnknownSeen = (i64, i64, u64);
 
 #[derive(Default)]
 struct Live {
@@ -176,8 +172,7 @@ struct Live {
     policy_version: Option<i64>,
     collectors: Vec<String>,
     observed: ObservedConduits,
-    unknown: BTreeMap<UnknownKey, UnknownSeen>,
-    unknown_not_listed: u64,
+    unknown: UnknownDevices,
 }
 
 /// The running state shared with the pages and the API.
@@ -208,21 +203,22 @@ impl NetworkLive {
         let unknown_devices = l
             .unknown
             .iter()
-            .map(|((zone, addr, mac), (first, last, flows))| UnknownDevice {
-                zone: zone.clone(),
-                mac: mac.map(|m| pumpward_flow::ObservedMac(m).to_string()),
-                address: *addr,
-                first_seen: pumpward_core::timefmt::format(from_us(*first)),
-                last_seen: pumpward_core::timefmt::format(from_us(*last)),
-                flows: *flows,
+            .map(|(k, seen)| UnknownDevice {
+                zone: k.zone.clone(),
+                mac: k.mac.map(|m| pumpward_flow::ObservedMac(m).to_string()),
+                address: k.address,
+                first_seen: pumpward_core::timefmt::format(from_us(seen.first_us)),
+                last_seen: pumpward_core::timefmt::format(from_us(seen.last_us)),
+                flows: seen.flows,
             })
             .collect();
         ObservedView {
             policy_version: l.policy_version,
             collectors: l.collectors.clone(),
             conduits,
+            conduit_flows_not_listed: l.observed.flows_not_listed(),
             unknown_devices,
-            unknown_not_listed: l.unknown_not_listed,
+            unknown_not_listed: l.unknown.not_listed(),
         }
     }
 }
@@ -557,19 +553,8 @@ fn note_unknown(
         Side::Responder => (f.resp_addr, f.resp_mac),
     };
     let mac = mac.filter(|m| !m.is_group()).map(|m| m.0);
-    let key = (ev.zone_name(ZoneRef::Zone(zone)).to_owned(), addr, mac);
-    let full = l.unknown.len() >= MAX_UNKNOWN;
-    match l.unknown.get_mut(&key) {
-        Some((first, last, n)) => {
-            *first = (*first).min(f.start_us);
-            *last = (*last).max(f.start_us);
-            *n += 1;
-        }
-        None if full => l.unknown_not_listed += 1,
-        None => {
-            l.unknown.insert(key, (f.start_us, f.start_us, 1));
-        }
-    }
+    l.unknown
+        .record(ev.zone_name(ZoneRef::Zone(zone)), addr, mac, f.start_us);
 }
 
 /// A stable event id from what identifies a flow.
@@ -666,18 +651,28 @@ pub fn violation_event(
     ))
 }
 
-/// A registered device's MAC seen at two places at once: recorded as a
-/// policy violation named `device_in_two_places` (the envelope's
-/// certificate anomaly needs a certificate, which a flow does not carry).
+/// A registered device's MAC seen at two places at once: a policy
+/// violation of kind `device_in_two_places` (the rule of that name alerts;
+/// the envelope's certificate anomaly needs a certificate, which a flow
+/// does not carry). The flow is the later sighting; the earlier one goes to
+/// the log, since the event has no field for it.
 fn two_places_event(
     f: &Flow,
     asset: Option<pumpward_core::inventory::AssetId>,
-    _two: &pumpward_net::presence::TwoPlaces,
+    two: &pumpward_net::presence::TwoPlaces,
     now: OffsetDateTime,
 ) -> Event {
+    tracing::warn!(
+        asset = ?asset.as_ref().map(|a| a.as_str()),
+        earlier_addr = %two.earlier.addr,
+        earlier_at_us = two.earlier.at_us,
+        later_addr = %two.later.addr,
+        later_at_us = two.later.at_us,
+        "a registered device was seen in two places at once"
+    );
     let body = Body::PolicyViolation {
         rule: "device_in_two_places".into(),
-        violation: ViolationKind::Other,
+        violation: ViolationKind::DeviceInTwoPlaces,
         flow: f.clone(),
     };
     envelope(event_id("two_places", f), f, asset, body, now)

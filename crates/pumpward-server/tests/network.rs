@@ -213,6 +213,62 @@ async fn ipfix_datagrams_raise_violations_security_events_and_alerts() {
     running.stop();
 }
 
+/// A registered pump's MAC from its own address and, seconds later, from
+/// another one (a clone on the pump VLAN): both flows are allowed, but the
+/// presence tracker's event raises the `device_in_two_places` alert.
+#[tokio::test]
+async fn a_registered_mac_in_two_places_at_once_raises_an_alert() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(t.path()).await.unwrap();
+    fleet(&store).await;
+    let detection = Detection::spawn(store.clone(), DetectionConfig::default());
+    let live = Arc::new(NetworkLive::default());
+    let metrics = NetworkMetrics::default();
+    let running = network::start(
+        store.clone(),
+        Some(detection),
+        live.clone(),
+        metrics.clone(),
+        &NetworkOptions {
+            flow_listen: Some("127.0.0.1:0".parse().unwrap()),
+            zeek_conn_log: None,
+        },
+    )
+    .await
+    .unwrap();
+    let to = running.flow_addr.unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let original = flow("10.20.0.11", "02:00:00:00:00:01", "10.21.0.10", 443);
+    let clone = Flow {
+        start_us: original.start_us + 2_000_000,
+        ..flow("10.20.0.77", "02:00:00:00:00:01", "10.21.0.10", 443)
+    };
+    let mut m = MessageBuilder::ipfix(8, time::OffsetDateTime::now_utc().unix_timestamp() as u32);
+    let template = m.flow_template(false);
+    m.template(256, &template);
+    let mut records = Vec::new();
+    for f in [&original, &clone] {
+        m.flow_record(f, &mut records);
+    }
+    m.data(256, &records);
+    sock.send_to(&m.build(), to).await.unwrap();
+
+    wait_for("the alert", || {
+        let s = store.clone();
+        async move { !alert_keys(&s).await.is_empty() }
+    })
+    .await;
+    assert_eq!(alert_keys(&store).await, ["device_in_two_places:P-1"]);
+    assert_eq!(metrics.flows_evaluated.get(), 2);
+    assert_eq!(
+        metrics.violations.get(),
+        0,
+        "both flows are allowed by the policy"
+    );
+    assert_eq!(event_kinds(&store).await, ["policy_violation"]);
+    running.stop();
+}
+
 const CONN_HEADER: &str = "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\torig_l2_addr\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\n";
 
 fn conn_line(uid: &str, from: &str, mac: &str, to: &str, port: u16) -> String {

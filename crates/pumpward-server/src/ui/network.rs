@@ -233,6 +233,7 @@ struct NetworkPage {
     boxes: Vec<ZoneBox>,
     lines: Vec<Line>,
     observed: Vec<ObservedConduit>,
+    conduit_flows_not_listed: u64,
     unknown: Vec<crate::network::UnknownDevice>,
     unknown_not_listed: u64,
 }
@@ -270,6 +271,7 @@ pub async fn network(State(st): State<AppState>, UiUser(p): UiUser) -> UiResult 
             boxes,
             lines,
             observed,
+            conduit_flows_not_listed: view.conduit_flows_not_listed,
             unknown: view.unknown_devices,
             unknown_not_listed: view.unknown_not_listed,
         },

@@ -240,7 +240,8 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
 /// attributes them to assets and evaluates them against the zone policy: an
 /// in-service pump to an internet address, one pump to another over SSH,
 /// a MAC nobody registered in the pump zone, and the pump's normal traffic
-/// to its pump server (allowed: the observed conduits show both kinds).
+/// to its pump server (allowed: the observed conduits show both kinds),
+/// also from a second address at the same time (a device in two places).
 async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
     use pumpward_flow::ipfix::MessageBuilder;
     use pumpward_flow::{Flow, FlowSource, ObservedMac, Transport};
@@ -306,6 +307,14 @@ async fn network_sensor_later(store: Store, collector: std::net::SocketAddr) {
         ];
         if let Some(server) = server {
             flows.push(flow(a_ip, a_mac, server, 443));
+            // The same pump's MAC, two seconds later, from another address
+            // of the pump zone: a clone of it (or a spoofed MAC) on the
+            // wireless network. The traffic itself is allowed; being in two
+            // places at once is not.
+            flows.push(Flow {
+                start_us: now_us - 3_000_000,
+                ..flow("10.20.250.77".parse()?, a_mac, server, 443)
+            });
         }
         let export_s = u32::try_from(time::OffsetDateTime::now_utc().unix_timestamp())?;
         let mut m = MessageBuilder::ipfix(4242, export_s);

@@ -298,6 +298,7 @@ const DEMO_RULES: &[&str] = &[
     "pump_to_internet",
     "east_west_traffic",
     "unknown_device_in_zone",
+    "device_in_two_places",
 ];
 
 /// The README's first command: `pumpward demo` prints the setup link (its

@@ -930,11 +930,55 @@ enum MatchScope {
     Assets(BTreeSet<String>),
 }
 
-/// An open vulnerability finding as a matching run compares it.
+/// An open vulnerability finding as a matching run compares it: by the
+/// SHA-256 of its evidence, so that a run over a large fleet does not read
+/// every finding's evidence text back.
 struct OpenFinding {
     id: i64,
-    evidence: String,
+    evidence_sha256: Option<String>,
     priority: Option<i64>,
+}
+
+/// What matching concluded for one CVE on one class of assets (every asset
+/// with the same matching inputs): the verdict, and for an open finding its
+/// kind and evidence, serialized once with its digest.
+struct ClassOutcome {
+    verdict: Verdict,
+    severity: Severity,
+    prio: Priority,
+    /// (kind, evidence, its text, SHA-256 of the text); `None` for a clear
+    /// verdict.
+    finding: Option<(&'static str, Value, String, String)>,
+}
+
+impl ClassOutcome {
+    fn new(verdict: Verdict, severity: Severity, prio: Priority) -> ClassOutcome {
+        let finding = match &verdict {
+            Verdict::Affected(ev) => {
+                let mut ev = ev.clone();
+                ev["priority"] = json!(prio);
+                Some((KIND_AFFECTED, ev))
+            }
+            Verdict::Review(why, ev) => {
+                let mut ev = ev.clone();
+                ev["review_reason"] = Value::String(why.clone());
+                ev["priority"] = json!(prio);
+                Some((KIND_REVIEW, ev))
+            }
+            Verdict::Clear(_) => None,
+        }
+        .map(|(kind, ev)| {
+            let text = ev.to_string();
+            let sha = hex::encode(Sha256::digest(text.as_bytes()));
+            (kind, ev, text, sha)
+        });
+        ClassOutcome {
+            verdict,
+            severity,
+            prio,
+            finding,
+        }
+    }
 }
 
 /// Ids bound per statement, well under SQLite's and PostgreSQL's limits on
@@ -1656,15 +1700,28 @@ impl Store {
         // Every asset's state, to explain why a finding no longer holds.
         let mut asset_state: HashMap<String, String> = HashMap::new();
         // (asset id, CVE) → verdict, for the eligible assets.
-        let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity, Priority)> =
+        // (asset id, CVE) → the outcome of its class and the finding's title.
+        let mut verdicts: BTreeMap<(String, String), (std::sync::Arc<ClassOutcome>, String)> =
             BTreeMap::new();
+        // Assets with the same matching inputs (model, firmware, software,
+        // device type, care area, exposure, controls) get the same outcomes:
+        // a fleet of 100,000 pumps has a few hundred such classes, each
+        // evaluated, and its evidence serialized, once.
+        let mut classes: HashMap<String, Vec<(String, std::sync::Arc<ClassOutcome>)>> =
+            HashMap::new();
         let asset_sql = "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, \
              a.software, a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, \
              a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
         // The open vulnerability findings in scope, to compare with what
         // this run concludes.
-        let open_sql = "SELECT id, kind, subject, evidence, priority FROM findings \
+        let open_sql = "SELECT id, kind, subject, evidence_sha256, priority FROM findings \
              WHERE state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+        // For a list of assets: `state || ''` keeps SQLite's planner (which
+        // has no statistics) off the state index, which would scan every
+        // open finding of the fleet once per chunk; it takes the asset index.
+        let open_of_assets = "SELECT id, kind, subject, evidence_sha256, priority FROM findings \
+             WHERE state || '' = 'open' \
+             AND kind IN ('vulnerability.affected', 'vulnerability.review')";
         let mut asset_rows = Vec::new();
         let mut open_rows = Vec::new();
         match &scope {
@@ -1684,7 +1741,7 @@ impl Store {
                         q = q.bind((*id).clone());
                     }
                     asset_rows.extend(q.fetch_all(self.pool()).await?);
-                    let sql = format!("{open_sql} AND asset_id IN ({within})");
+                    let sql = format!("{open_of_assets} AND asset_id IN ({within})");
                     let mut q = sqlx::query(&sql);
                     for id in chunk {
                         q = q.bind((*id).clone());
@@ -1705,7 +1762,7 @@ impl Store {
                 (kind, r.try_get("subject")?),
                 OpenFinding {
                     id: r.try_get("id")?,
-                    evidence: r.try_get("evidence")?,
+                    evidence_sha256: r.try_get("evidence_sha256")?,
                     priority: r.try_get("priority")?,
                 },
             );
@@ -1769,6 +1826,23 @@ impl Store {
                 )),
             };
             let asset_controls = controls.get(&asset_id).cloned().unwrap_or_default();
+            let product = pm
+                .as_ref()
+                .map_or(model.as_str(), |pm| pm.product.name.as_str())
+                .to_owned();
+            let class = format!(
+                "{kind}\u{1f}{manufacturer}\u{1f}{model}\u{1f}{firmware}\u{1f}{software:?}\u{1f}{device:?}\u{1f}{care:?}\u{1f}{exposure:?}\u{1f}{asset_controls:?}"
+            );
+            if let Some(outcomes) = classes.get(&class) {
+                for (cve, o) in outcomes {
+                    verdicts.insert(
+                        (asset_id.clone(), cve.clone()),
+                        (o.clone(), format!("{cve} on {asset_id} ({product})")),
+                    );
+                }
+                continue;
+            }
+            let mut outcomes: Vec<(String, std::sync::Arc<ClassOutcome>)> = Vec::new();
             let scheme = pm.as_ref().map_or(Scheme::Generic, |pm| {
                 Scheme::for_manufacturer(&pm.product.manufacturer)
             });
@@ -1961,15 +2035,18 @@ impl Store {
                     exposure,
                     controls: asset_controls.clone(),
                 });
-                let title = format!(
-                    "{cve} on {asset_id} ({})",
-                    pm.as_ref().map_or(model.as_str(), |pm| pm.product.name.as_str())
-                );
+                outcomes.push((
+                    cve.to_owned(),
+                    std::sync::Arc::new(ClassOutcome::new(verdict, severity, prio)),
+                ));
+            }
+            for (cve, o) in &outcomes {
                 verdicts.insert(
-                    (asset_id.clone(), cve.to_owned()),
-                    (verdict, title, severity, prio),
+                    (asset_id.clone(), cve.clone()),
+                    (o.clone(), format!("{cve} on {asset_id} ({product})")),
                 );
             }
+            classes.insert(class, outcomes);
         }
 
         // Write what changed, in one transaction: a run is all or nothing,
@@ -1980,31 +2057,25 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut entries = Vec::new();
         let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
-        for ((asset_id, cve), (verdict, title, severity, prio)) in &verdicts {
-            let subject = format!("cve:{cve}:asset:{asset_id}");
-            let (kind, title, evidence) = match verdict {
-                Verdict::Affected(ev) => {
-                    let mut ev = ev.clone();
-                    ev["priority"] = json!(prio);
-                    (KIND_AFFECTED, format!("{title}: affected"), ev)
-                }
-                Verdict::Review(why, ev) => {
-                    let mut ev = ev.clone();
-                    ev["review_reason"] = Value::String(why.clone());
-                    ev["priority"] = json!(prio);
-                    (KIND_REVIEW, format!("{title}: to review"), ev)
-                }
-                Verdict::Clear(_) => continue,
+        for ((asset_id, cve), (outcome, title)) in &verdicts {
+            let Some((kind, evidence, text, sha)) = &outcome.finding else {
+                continue;
             };
-            if kind == KIND_AFFECTED {
+            let kind = *kind;
+            let severity = outcome.severity;
+            let subject = format!("cve:{cve}:asset:{asset_id}");
+            let title = if kind == KIND_AFFECTED {
                 report.affected_open += 1;
+                format!("{title}: affected")
             } else {
                 report.review_open += 1;
-            }
-            let text = evidence.to_string();
-            let score = i64::from(prio.score);
+                format!("{title}: to review")
+            };
+            let score = i64::from(outcome.prio.score);
             match open.get(&(kind, subject.clone())) {
-                Some(o) if o.evidence == text && o.priority == Some(score) => {}
+                Some(o)
+                    if o.evidence_sha256.as_deref() == Some(sha.as_str())
+                        && o.priority == Some(score) => {}
                 // The priority moves with the inputs (a KEV listing, a
                 // control recorded); the column is for sorting, the factors
                 // are in the evidence. Every vulnerability finding starts its
@@ -2012,11 +2083,13 @@ impl Store {
                 Some(o) => {
                     sqlx::query(
                         "UPDATE findings SET last_seen_at = $1, evidence = $2, priority = $3, \
-                         remediation = COALESCE(remediation, 'open') WHERE id = $4",
+                         remediation = COALESCE(remediation, 'open'), evidence_sha256 = $4 \
+                         WHERE id = $5",
                     )
                     .bind(now.clone())
-                    .bind(text)
+                    .bind(text.clone())
                     .bind(score)
+                    .bind(sha.clone())
                     .bind(o.id)
                     .execute(&mut *tx)
                     .await?;
@@ -2024,17 +2097,18 @@ impl Store {
                 None => {
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO findings (kind, subject, asset_id, severity, title, evidence, \
-                         state, raised_at, last_seen_at, priority, remediation) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, 'open') RETURNING id",
+                         state, raised_at, last_seen_at, priority, remediation, evidence_sha256) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, 'open', $9) RETURNING id",
                     )
                     .bind(kind)
                     .bind(subject.clone())
                     .bind(asset_id.clone())
                     .bind(severity.as_str())
                     .bind(title.clone())
-                    .bind(text)
+                    .bind(text.clone())
                     .bind(now.clone())
                     .bind(score)
+                    .bind(sha.clone())
                     .fetch_one(&mut *tx)
                     .await?;
                     entries.push(
@@ -2064,12 +2138,15 @@ impl Store {
             let Some((cve, asset_id)) = parsed else {
                 continue;
             };
-            let reason = match verdicts.get(&(asset_id.to_owned(), cve.to_owned())) {
-                Some((Verdict::Clear(why), ..)) => why.clone(),
-                Some((Verdict::Affected(_), ..)) => {
+            let reason = match verdicts
+                .get(&(asset_id.to_owned(), cve.to_owned()))
+                .map(|(o, _)| &o.verdict)
+            {
+                Some(Verdict::Clear(why)) => why.clone(),
+                Some(Verdict::Affected(_)) => {
                     "decided: the asset is affected (see its vulnerability.affected finding)".into()
                 }
-                Some((Verdict::Review(why, _), ..)) => {
+                Some(Verdict::Review(why, _)) => {
                     format!("no longer decidable, to review: {why}")
                 }
                 None => match asset_state.get(asset_id) {
@@ -2104,21 +2181,32 @@ impl Store {
             }
         }
         // Every finding this run confirmed was seen now, in one statement
-        // per scope rather than one per finding.
+        // per scope rather than one per finding, and to the hour: a finding
+        // stamped within the last hour keeps its stamp, so that re-matches
+        // seconds apart (imports, inventory changes) do not rewrite every
+        // open finding of the fleet each time.
         let seen = "UPDATE findings SET last_seen_at = $1 WHERE state = 'open' \
-                    AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+                    AND kind IN ('vulnerability.affected', 'vulnerability.review') \
+                    AND last_seen_at < $2";
+        let stale = timefmt::format(now_at - time::Duration::hours(1));
         match &scope {
             MatchScope::All => {
                 sqlx::query(seen)
                     .bind(now.clone())
+                    .bind(stale.clone())
                     .execute(&mut *tx)
                     .await?;
             }
             MatchScope::Assets(ids) => {
                 let ids: Vec<&String> = ids.iter().collect();
                 for chunk in ids.chunks(ID_CHUNK) {
-                    let sql = format!("{seen} AND asset_id IN ({})", placeholders(2, chunk.len()));
-                    let mut q = sqlx::query(&sql).bind(now.clone());
+                    // `state || ''`: the asset index, as for `open_of_assets`.
+                    let sql = format!(
+                        "{} AND asset_id IN ({})",
+                        seen.replace("state = 'open'", "state || '' = 'open'"),
+                        placeholders(3, chunk.len())
+                    );
+                    let mut q = sqlx::query(&sql).bind(now.clone()).bind(stale.clone());
                     for id in chunk {
                         q = q.bind((*id).clone());
                     }

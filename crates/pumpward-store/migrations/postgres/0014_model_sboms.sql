@@ -46,3 +46,9 @@ CREATE TABLE sbom_components (
     cpes TEXT NOT NULL
 );
 CREATE INDEX sbom_components_sbom ON sbom_components (sbom_id);
+
+-- SHA-256 (hex) of a vulnerability finding's evidence text, written with
+-- it by matching: a matching run compares digests instead of reading every
+-- open finding's evidence back. NULL for other findings (and for evidence
+-- written before this column: the next match rewrites it).
+ALTER TABLE findings ADD COLUMN evidence_sha256 TEXT;

@@ -14,7 +14,7 @@
 use crate::{Actor, MatchReport, Result, Store, StoreError};
 use pumpward_core::audit::Outcome;
 use pumpward_core::timefmt;
-use pumpward_vuln::identity::{normalise, AliasTable};
+use pumpward_vuln::identity::{normalise, AliasTable, ProductMatch};
 use pumpward_vuln::sbom::{self, SbomFormat};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -26,7 +26,16 @@ use std::collections::BTreeSet;
 /// product key, or `unidentified:<manufacturer>/<model>` (normalised) for a
 /// model the table does not know.
 pub(crate) fn sbom_model_key(aliases: &AliasTable, manufacturer: &str, model: &str) -> String {
-    match aliases.product(manufacturer, model) {
+    sbom_model_key_of(aliases.product(manufacturer, model).as_ref(), manufacturer, model)
+}
+
+/// [`sbom_model_key`] when the alias table was already asked.
+pub(crate) fn sbom_model_key_of(
+    pm: Option<&ProductMatch<'_>>,
+    manufacturer: &str,
+    model: &str,
+) -> String {
+    match pm {
         Some(pm) => pm.product.key.clone(),
         None => format!(
             "unidentified:{}/{}",

@@ -1709,6 +1709,8 @@ impl Store {
         // evaluated, and its evidence serialized, once.
         let mut classes: HashMap<String, Vec<(String, std::sync::Arc<ClassOutcome>)>> =
             HashMap::new();
+        let mut products: HashMap<(String, String), Option<pumpward_vuln::identity::ProductMatch>> =
+            HashMap::new();
         let asset_sql = "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, \
              a.software, a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, \
              a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
@@ -1784,10 +1786,14 @@ impl Store {
             let software: String = r.try_get("software")?;
             let software: Vec<SoftwareComponent> =
                 serde_json::from_str(&software).unwrap_or_default();
-            let pm = aliases.product(&manufacturer, &model);
+            // Asked once per model in a run: the fleet repeats its models.
+            let pm = products
+                .entry((manufacturer.clone(), model.clone()))
+                .or_insert_with(|| aliases.product(&manufacturer, &model))
+                .clone();
             // The components of the SBOM attached to this model and version.
             let sbom_at = (
-                crate::sbom::sbom_model_key(aliases, &manufacturer, &model),
+                crate::sbom::sbom_model_key_of(pm.as_ref(), &manufacturer, &model),
                 crate::sbom::firmware_key(&firmware),
             );
             let hits: &[SbomHit] = match sboms.get(&sbom_at) {

@@ -52,3 +52,8 @@ CREATE INDEX sbom_components_sbom ON sbom_components (sbom_id);
 -- open finding's evidence back. NULL for other findings (and for evidence
 -- written before this column: the next match rewrites it).
 ALTER TABLE findings ADD COLUMN evidence_sha256 TEXT;
+
+-- What a matching run reads of every open vulnerability finding (key,
+-- digest, priority, last seen), from the index alone: without it, each row
+-- is a lookup into the table, whose rows carry kilobytes of evidence.
+CREATE INDEX findings_match ON findings (kind, state, subject, evidence_sha256, priority, last_seen_at);

@@ -937,7 +937,13 @@ struct OpenFinding {
     id: i64,
     evidence_sha256: Option<String>,
     priority: Option<i64>,
+    last_seen_at: String,
 }
+
+/// Above this many assets, a scoped run reads every open vulnerability
+/// finding from the covering index and keeps its assets' ones: cheaper than
+/// a lookup into the table per finding of each asset.
+const SCAN_ABOVE: usize = 1_000;
 
 /// What matching concluded for one CVE on one class of assets (every asset
 /// with the same matching inputs): the verdict, and for an open finding its
@@ -1716,13 +1722,15 @@ impl Store {
              a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
         // The open vulnerability findings in scope, to compare with what
         // this run concludes.
-        let open_sql = "SELECT id, kind, subject, evidence_sha256, priority FROM findings \
+        // Both read from the covering index `findings_match` alone.
+        let open_sql = "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at \
+             FROM findings \
              WHERE state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
-        // For a list of assets: `state || ''` keeps SQLite's planner (which
-        // has no statistics) off the state index, which would scan every
-        // open finding of the fleet once per chunk; it takes the asset index.
-        let open_of_assets = "SELECT id, kind, subject, evidence_sha256, priority FROM findings \
-             WHERE state || '' = 'open' \
+        // For a few assets: `state || ''` keeps SQLite's planner (which has
+        // no statistics) off the state index, which would scan every open
+        // finding of the fleet once per chunk; it takes the asset index.
+        let open_of_assets = "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at \
+             FROM findings WHERE state || '' = 'open' \
              AND kind IN ('vulnerability.affected', 'vulnerability.review')";
         let mut asset_rows = Vec::new();
         let mut open_rows = Vec::new();
@@ -1734,6 +1742,10 @@ impl Store {
                 open_rows = sqlx::query(open_sql).fetch_all(self.pool()).await?;
             }
             MatchScope::Assets(ids) => {
+                let scan = ids.len() > SCAN_ABOVE;
+                if scan {
+                    open_rows = sqlx::query(open_sql).fetch_all(self.pool()).await?;
+                }
                 let ids: Vec<&String> = ids.iter().collect();
                 for chunk in ids.chunks(ID_CHUNK) {
                     let within = placeholders(1, chunk.len());
@@ -1743,6 +1755,9 @@ impl Store {
                         q = q.bind((*id).clone());
                     }
                     asset_rows.extend(q.fetch_all(self.pool()).await?);
+                    if scan {
+                        continue;
+                    }
                     let sql = format!("{open_of_assets} AND asset_id IN ({within})");
                     let mut q = sqlx::query(&sql);
                     for id in chunk {
@@ -1754,6 +1769,14 @@ impl Store {
         }
         let mut open: HashMap<(&'static str, String), OpenFinding> = HashMap::new();
         for r in &open_rows {
+            let subject: String = r.try_get("subject")?;
+            if let MatchScope::Assets(ids) = &scope {
+                // The whole index was read: only the scope's findings count.
+                let asset = subject.split_once(":asset:").map(|(_, a)| a);
+                if !asset.is_some_and(|a| ids.contains(a)) {
+                    continue;
+                }
+            }
             let kind: String = r.try_get("kind")?;
             let kind = if kind == KIND_AFFECTED {
                 KIND_AFFECTED
@@ -1761,11 +1784,12 @@ impl Store {
                 KIND_REVIEW
             };
             open.insert(
-                (kind, r.try_get("subject")?),
+                (kind, subject),
                 OpenFinding {
                     id: r.try_get("id")?,
                     evidence_sha256: r.try_get("evidence_sha256")?,
                     priority: r.try_get("priority")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
                 },
             );
         }
@@ -2063,6 +2087,9 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut entries = Vec::new();
         let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
+        // Confirmed unchanged, last seen over an hour ago: stamped below.
+        let mut confirmed: Vec<i64> = Vec::new();
+        let stale = timefmt::format(now_at - time::Duration::hours(1));
         for ((asset_id, cve), (outcome, title)) in &verdicts {
             let Some((kind, evidence, text, sha)) = &outcome.finding else {
                 continue;
@@ -2081,7 +2108,12 @@ impl Store {
             match open.get(&(kind, subject.clone())) {
                 Some(o)
                     if o.evidence_sha256.as_deref() == Some(sha.as_str())
-                        && o.priority == Some(score) => {}
+                        && o.priority == Some(score) =>
+                {
+                    if o.last_seen_at < stale {
+                        confirmed.push(o.id);
+                    }
+                }
                 // The priority moves with the inputs (a KEV listing, a
                 // control recorded); the column is for sorting, the factors
                 // are in the evidence. Every vulnerability finding starts its
@@ -2186,39 +2218,20 @@ impl Store {
                 report.resolved += 1;
             }
         }
-        // Every finding this run confirmed was seen now, in one statement
-        // per scope rather than one per finding, and to the hour: a finding
-        // stamped within the last hour keeps its stamp, so that re-matches
-        // seconds apart (imports, inventory changes) do not rewrite every
-        // open finding of the fleet each time.
-        let seen = "UPDATE findings SET last_seen_at = $1 WHERE state = 'open' \
-                    AND kind IN ('vulnerability.affected', 'vulnerability.review') \
-                    AND last_seen_at < $2";
-        let stale = timefmt::format(now_at - time::Duration::hours(1));
-        match &scope {
-            MatchScope::All => {
-                sqlx::query(seen)
-                    .bind(now.clone())
-                    .bind(stale.clone())
-                    .execute(&mut *tx)
-                    .await?;
+        // Every finding this run confirmed unchanged was seen now, to the
+        // hour: a finding stamped within the last hour keeps its stamp, so
+        // that re-matches seconds apart (imports, inventory changes) do not
+        // rewrite every open finding of the fleet each time.
+        for chunk in confirmed.chunks(ID_CHUNK) {
+            let sql = format!(
+                "UPDATE findings SET last_seen_at = $1 WHERE id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now.clone());
+            for id in chunk {
+                q = q.bind(*id);
             }
-            MatchScope::Assets(ids) => {
-                let ids: Vec<&String> = ids.iter().collect();
-                for chunk in ids.chunks(ID_CHUNK) {
-                    // `state || ''`: the asset index, as for `open_of_assets`.
-                    let sql = format!(
-                        "{} AND asset_id IN ({})",
-                        seen.replace("state = 'open'", "state || '' = 'open'"),
-                        placeholders(3, chunk.len())
-                    );
-                    let mut q = sqlx::query(&sql).bind(now.clone()).bind(stale.clone());
-                    for id in chunk {
-                        q = q.bind((*id).clone());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-            }
+            q.execute(&mut *tx).await?;
         }
         if entries.is_empty() {
             tx.commit().await?;

@@ -244,5 +244,8 @@ fn sbom_attach_list_and_the_component_finding() {
     assert_eq!(rows[0]["asset_id"], "A-1");
     assert_eq!(rows[0]["cve"], "CVE-2022-25638");
     assert_eq!(rows[0]["advisory_id"], "CVE-2022-25638");
-    assert_eq!(rows[0]["evidence"]["rules"][0]["component"]["component"], "WolfSSL");
+    assert_eq!(
+        rows[0]["evidence"]["rules"][0]["component"]["component"],
+        "WolfSSL"
+    );
 }

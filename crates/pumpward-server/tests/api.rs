@@ -624,7 +624,10 @@ async fn advisory_upload_matching_and_permissions() {
     // Each links to its advisory's page and API resource.
     assert_eq!(f["advisories"][0]["tracking_id"], "ICSA-15-161-01");
     assert_eq!(f["advisories"][0]["href"], format!("/advisories/{id}"));
-    assert_eq!(f["advisories"][0]["api"], format!("/api/v1/advisories/{id}"));
+    assert_eq!(
+        f["advisories"][0]["api"],
+        format!("/api/v1/advisories/{id}")
+    );
     assert!(f.get("applied_remediations").is_none(), "{f:#}");
     let fid = f["id"].as_i64().unwrap();
     let step = format!("/api/v1/findings/{fid}/remediation");
@@ -779,9 +782,9 @@ async fn advisory_upload_matching_and_permissions() {
     assert_eq!(f["advisories"][0]["href"], format!("/advisories/{id}"));
     let applied = f["applied_remediations"].as_array().unwrap();
     assert_eq!(applied.len(), 2, "{f:#}");
-    assert!(applied
-        .iter()
-        .all(|r| r["category"] == "mitigation" && r["details"].as_str().unwrap().contains("Hospira")));
+    assert!(applied.iter().all(
+        |r| r["category"] == "mitigation" && r["details"].as_str().unwrap().contains("Hospira")
+    ));
 }
 
 /// Alerts: listed with filters and a cursor; the workflow through the API,

@@ -110,7 +110,11 @@ async fn advisory_asset_and_trend_pages() {
         .await
         .unwrap();
     let page = html(&h.get("/findings?state=resolved", &session(&biomed)).await);
-    assert_eq!(page.matches("Remediations that applied").count(), 7, "{page}");
+    assert_eq!(
+        page.matches("Remediations that applied").count(),
+        7,
+        "{page}"
+    );
     assert!(
         page.contains("<code>mitigation</code>: Hospira is communicating with customers"),
         "{page}"

@@ -67,9 +67,9 @@ pub use rollout::{
 pub use sbom::{ModelSbom, SbomAttach, StoredComponent};
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{
-    cited_advisories, csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,
-    FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,
-    KIND_REVIEW,
+    cited_advisories, csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter,
+    AdvisoryRecord, FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord,
+    KIND_AFFECTED, KIND_REVIEW,
 };
 pub use vuln_pages::TrendDay;
 pub use vuln_vex::cited_remediations;

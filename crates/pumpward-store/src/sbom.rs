@@ -26,7 +26,11 @@ use std::collections::BTreeSet;
 /// product key, or `unidentified:<manufacturer>/<model>` (normalised) for a
 /// model the table does not know.
 pub(crate) fn sbom_model_key(aliases: &AliasTable, manufacturer: &str, model: &str) -> String {
-    sbom_model_key_of(aliases.product(manufacturer, model).as_ref(), manufacturer, model)
+    sbom_model_key_of(
+        aliases.product(manufacturer, model).as_ref(),
+        manufacturer,
+        model,
+    )
 }
 
 /// [`sbom_model_key`] when the alias table was already asked.

@@ -1688,9 +1688,8 @@ impl Store {
                 let text: String = r.try_get("cpe_configurations")?;
                 // Written by the import from a parsed record: a failure here
                 // is a damaged store, said as such rather than skipped.
-                let configs = nvd::parse_configurations(text.as_bytes()).map_err(|e| {
-                    StoreError::Invalid(format!("stored NVD configurations: {e}"))
-                })?;
+                let configs = nvd::parse_configurations(text.as_bytes())
+                    .map_err(|e| StoreError::Invalid(format!("stored NVD configurations: {e}")))?;
                 nvd_rows.push(NvdRow {
                     advisory_id: r.try_get("advisory_id")?,
                     tracking_id: r.try_get("tracking_id")?,
@@ -1836,7 +1835,9 @@ impl Store {
                     continue;
                 }
             }
-            let key = pm.as_ref().map_or_else(|| sbom_at.0.clone(), |pm| pm.product.key.clone());
+            let key = pm
+                .as_ref()
+                .map_or_else(|| sbom_at.0.clone(), |pm| pm.product.key.clone());
             let is_pump = kind == "pump";
             let device = DeviceClass::from_inventory(
                 r.try_get::<Option<String>, _>("device_type")?.as_deref(),

@@ -3720,7 +3720,14 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
 
     // A broken SBOM is refused with the parser's words and stores nothing.
     let broken = store
-        .attach_sbom("BD", "Alaris 8015 PC Unit", "12.1.2", "x.json", b"{\"bomFormat\": 1}", &biomed())
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "x.json",
+            b"{\"bomFormat\": 1}",
+            &biomed(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(broken, StoreError::Invalid(_)), "{broken}");
@@ -3742,7 +3749,10 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
     assert_eq!(a.outcome, "attached");
     assert_eq!(a.sbom.model_key, "bd/alaris-pcu-8015");
     assert_eq!(a.sbom.format, "cyclonedx-json");
-    assert_eq!((a.sbom.components, a.sbom.with_cpe, a.sbom.with_purl), (55, 55, 55));
+    assert_eq!(
+        (a.sbom.components, a.sbom.with_cpe, a.sbom.with_purl),
+        (55, 55, 55)
+    );
     // No NVD record yet: the pump at 12.1.2 was looked at, nothing raised.
     let m = a.matched.unwrap();
     assert_eq!((m.assets, m.raised), (1, 0), "{m:?}");
@@ -3754,7 +3764,14 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
     assert_eq!(audit_of(store, "sbom.attach").await.len(), 1);
     // The same file again: skipped, nothing re-matched.
     let again = store
-        .attach_sbom("BD", "Alaris 8015 PC Unit", "12.1.2", "again.json", &sbom, &biomed())
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "again.json",
+            &sbom,
+            &biomed(),
+        )
         .await
         .unwrap();
     assert_eq!((again.outcome.as_str(), again.matched), ("skipped", None));
@@ -3790,7 +3807,10 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
         "cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:* before 5.2.0"
     );
     assert!(
-        rule["why"].as_str().unwrap().starts_with("component WolfSSL 4.8.1 of the model's SBOM"),
+        rule["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("component WolfSSL 4.8.1 of the model's SBOM"),
         "{rule:#}"
     );
     // NVD's own score, CVSS 3.1 6.5.
@@ -3801,20 +3821,39 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
 
     // A full match agrees: nothing to raise or resolve.
     let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!((full.raised, full.resolved, full.affected_open), (0, 0, 1), "{full:?}");
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 1),
+        "{full:?}"
+    );
 
     // An SBOM for a model the alias table does not know still applies to
     // the assets of that model (keyed by its names).
     let b = store
-        .attach_sbom("Fresenius Kabi", "Agilia SP MC", "3.3", "agilia.json", &sbom, &biomed())
+        .attach_sbom(
+            "Fresenius Kabi",
+            "Agilia SP MC",
+            "3.3",
+            "agilia.json",
+            &sbom,
+            &biomed(),
+        )
         .await
         .unwrap();
-    assert!(b.sbom.model_key.starts_with("unidentified:"), "{:?}", b.sbom);
+    assert!(
+        b.sbom.model_key.starts_with("unidentified:"),
+        "{:?}",
+        b.sbom
+    );
     let m = b.matched.unwrap();
     assert_eq!((m.assets, m.raised), (1, 1), "{m:?}");
     assert_eq!(store.list_model_sboms().await.unwrap().len(), 2);
     let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!((full.raised, full.resolved, full.affected_open), (0, 0, 2), "{full:?}");
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 2),
+        "{full:?}"
+    );
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

@@ -78,7 +78,9 @@ pub fn csaf_json(data: &[u8]) -> Outcome {
         for c in &feed.cves {
             let kept = crate::nvd::configurations_json(&c.configurations).to_string();
             assert_eq!(
-                crate::nvd::parse_configurations(kept.as_bytes()).ok().as_ref(),
+                crate::nvd::parse_configurations(kept.as_bytes())
+                    .ok()
+                    .as_ref(),
                 Some(&c.configurations)
             );
         }

@@ -7,6 +7,7 @@ mod demo;
 mod detect;
 mod findings;
 mod net;
+mod sbom;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -106,6 +107,9 @@ enum Command {
     /// Findings: list and export (vulnerabilities with their priority), remediation steps.
     #[command(subcommand)]
     Findings(findings::FindingsCmd),
+    /// SBOMs of device models: attach one to a model and firmware version, list them.
+    #[command(subcommand)]
+    Sbom(sbom::SbomCmd),
     /// Network zones: check the policy, export it to enforcement points
     /// (nftables, FreeRADIUS, Cisco ISE, ACL), evaluate observed flows.
     #[command(subcommand)]
@@ -152,11 +156,11 @@ enum Command {
 enum AdvisoriesCmd {
     /// Import documents (files, or directories searched recursively); the
     /// format is detected from each file's content. One transaction per file;
-    /// then the inventory is matched against the current advisories.
+    /// then the assets the stored documents concern are matched again.
     Import {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        /// Do not match the inventory afterwards.
+        /// Do not match the concerned assets afterwards.
         #[arg(long)]
         no_match: bool,
     },
@@ -443,6 +447,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
         Command::Library(c) => return library(c),
         Command::Advisories(c) => return advisories(&s, c).await,
         Command::Findings(c) => return findings::findings(&s, c).await,
+        Command::Sbom(c) => return sbom::sbom(&s, c).await,
         Command::Net(c) => return net::net(&s, c).await,
         Command::Detect(c) => return detect::detect(c),
         Command::Sim {
@@ -705,9 +710,9 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn print_match_report(r: &pumpward_store::MatchReport) {
+fn print_match_report(what: &str, r: &pumpward_store::MatchReport) {
     println!(
-        "matched {} pumps and pump servers: {} affected, {} to review open; {} raised, {} resolved",
+        "{what}: {} assets, {} affected, {} to review open; {} raised, {} resolved",
         r.assets, r.affected_open, r.review_open, r.raised, r.resolved
     );
     for (id, manufacturer, model) in &r.unidentified {
@@ -731,6 +736,8 @@ async fn advisories(s: &Settings, c: AdvisoriesCmd) -> Result<i32> {
             );
             let mut lines = Vec::new();
             let (mut added, mut updated, mut skipped, mut refused) = (0, 0, 0, 0);
+            // The documents stored by this run, whose assets are matched again.
+            let mut stored = Vec::new();
             for f in &files {
                 let r = match std::fs::read(f) {
                     Ok(bytes) => store.import_vuln_document(&bytes, &actor).await?,
@@ -745,8 +752,14 @@ async fn advisories(s: &Settings, c: AdvisoriesCmd) -> Result<i32> {
                     },
                 };
                 match r.outcome.as_str() {
-                    "added" => added += 1,
-                    "updated" => updated += 1,
+                    "added" | "updated" => {
+                        if r.outcome == "added" {
+                            added += 1;
+                        } else {
+                            updated += 1;
+                        }
+                        stored.extend(r.advisory_id);
+                    }
                     "skipped" => skipped += 1,
                     _ => refused += 1,
                 }
@@ -771,13 +784,21 @@ async fn advisories(s: &Settings, c: AdvisoriesCmd) -> Result<i32> {
                 "{} files: {added} added, {updated} updated, {skipped} skipped, {refused} refused",
                 files.len()
             );
-            if !no_match && added + updated > 0 {
-                print_match_report(&store.match_vulnerabilities(&actor).await?);
+            if !no_match && !stored.is_empty() {
+                // Only the assets these documents concern: the rest of the
+                // fleet's findings cannot change.
+                print_match_report(
+                    "re-matched the pumps and pump servers these documents concern",
+                    &store.rematch_after_imports(&stored, &actor).await?,
+                );
             }
             Ok(if refused > 0 { 1 } else { 0 })
         }
         AdvisoriesCmd::Match => {
-            print_match_report(&store.match_vulnerabilities(&actor).await?);
+            print_match_report(
+                "matched every pump and pump server",
+                &store.match_vulnerabilities(&actor).await?,
+            );
             Ok(0)
         }
     }

@@ -23,8 +23,17 @@ fn findings_list_in_three_formats_and_transition() {
         env!("CARGO_MANIFEST_DIR"),
         "/../pumpward-vuln/tests/data/csaf/icsa-15-161-01.json"
     );
+    // The import matches by itself the assets its advisory concerns: no
+    // `advisories match` is run in this test.
     let o = pumpward(&data, &["advisories", "import", adv]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains(
+            "re-matched the pumps and pump servers these documents concern: 2 assets, 7 affected, 0 to review open; 7 raised, 0 resolved"
+        ),
+        "{}",
+        out(&o)
+    );
 
     // JSON: the issue's fields, highest priority first.
     let o = pumpward(&data, &["findings", "list", "--format", "json"]);
@@ -150,4 +159,93 @@ fn findings_list_in_three_formats_and_transition() {
         .find(|r| r["finding_id"] == fid)
         .unwrap();
     assert_eq!(r["remediation"], "vendor_patch_available");
+}
+
+/// `pumpward sbom attach` and `list`: the real medical-device SBOM attached
+/// to the Alaris 8015 at 12.1.2; the real NVD record of CVE-2022-25638
+/// (wolfSSL before 5.2.0) imported afterwards gives that pump a finding
+/// naming the component, with no `advisories match`.
+#[test]
+fn sbom_attach_list_and_the_component_finding() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let fleet = t.path().join("fleet.csv");
+    std::fs::write(
+        &fleet,
+        "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+         A-1,BD,Alaris 8015 PC Unit,S1,12.1.2,in_service\n\
+         A-2,BD,Alaris 8015 PC Unit,S2,12.1.3,in_service\n",
+    )
+    .unwrap();
+    let o = pumpward(&data, &["inventory", "import", fleet.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let sbom = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-vuln/tests/data/sbom/medical-device-casestudy-narrow.cdx.json"
+    );
+    let o = pumpward(
+        &data,
+        &[
+            "sbom",
+            "attach",
+            "--manufacturer",
+            "BD",
+            "--model",
+            "Alaris 8015 PC Unit",
+            "--version",
+            "12.1.2",
+            sbom,
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).starts_with("attached SBOM 1: BD Alaris 8015 PC Unit firmware 12.1.2 (cyclonedx-json 1.4, 55 components, 55 with a CPE name, 55 with a purl)"),
+        "{}",
+        out(&o)
+    );
+    let o = pumpward(&data, &["sbom", "list"]);
+    assert!(out(&o).contains("1 SBOMs"), "{}", out(&o));
+    let o = pumpward(&data, &["sbom", "list", "--components", "1"]);
+    assert!(
+        out(&o).contains(
+            "  WolfSSL 4.8.1  pkg:github/wolfssl/wolfssl  cpe:2.3:a:wolfssl:wolfssl:4.8.1:*:*:*:*:*:*:*"
+        ),
+        "{}",
+        out(&o)
+    );
+    // A file that is not an SBOM: refused, nothing attached.
+    let o = pumpward(
+        &data,
+        &[
+            "sbom",
+            "attach",
+            "--manufacturer",
+            "BD",
+            "--model",
+            "Alaris 8015 PC Unit",
+            "--version",
+            "12.1.3",
+            fleet.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(err(&o).contains("SBOM"), "{}", err(&o));
+
+    let nvd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-store/tests/data/sbom/CVE-2022-25638.json"
+    );
+    let o = pumpward(&data, &["advisories", "import", nvd]);
+    assert!(out(&o).contains("1 raised"), "{}", out(&o));
+    let o = pumpward(&data, &["findings", "list", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["asset_id"], "A-1");
+    assert_eq!(rows[0]["cve"], "CVE-2022-25638");
+    assert_eq!(rows[0]["advisory_id"], "CVE-2022-25638");
+    assert_eq!(
+        rows[0]["evidence"]["rules"][0]["component"]["component"],
+        "WolfSSL"
+    );
 }

@@ -38,6 +38,7 @@ pub async fn list_findings(
     let q: FindingQuery = parse_query(q.as_deref())?;
     let filter = filter_of(q)?;
     let (items, next) = st.store.list_findings(&filter).await?;
+    let items: Vec<Value> = items.iter().map(with_advisories).collect();
     Ok(Json(json!({ "items": items, "next_cursor": next })))
 }
 
@@ -45,8 +46,36 @@ pub async fn get_finding(
     State(st): State<AppState>,
     _: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Finding>> {
-    Ok(Json(st.store.finding(id).await?))
+) -> ApiResult<Json<Value>> {
+    Ok(Json(with_advisories(&st.store.finding(id).await?)))
+}
+
+/// A finding with, for vulnerability findings, `advisories`: the advisories
+/// its rules cite, each with its page and its API resource; and, once
+/// resolved, `applied_remediations`: those advisories' remediations that
+/// applied to it.
+fn with_advisories(f: &Finding) -> Value {
+    let mut v = json!(f);
+    if pumpward_store::vulnerability_status(f).is_none() {
+        return v;
+    }
+    v["advisories"] = pumpward_store::cited_advisories(&f.evidence)
+        .into_iter()
+        .map(|(id, tracking_id)| {
+            json!({
+                "id": id, "tracking_id": tracking_id,
+                "href": format!("/advisories/{id}"),
+                "api": format!("/api/v1/advisories/{id}"),
+            })
+        })
+        .collect();
+    if f.state == "resolved" {
+        v["applied_remediations"] = pumpward_store::cited_remediations(&f.evidence)
+            .into_iter()
+            .map(|r| json!({"category": r.category, "details": r.details, "url": r.url}))
+            .collect();
+    }
+    v
 }
 
 /// The store filter for a query; shared with the findings page.

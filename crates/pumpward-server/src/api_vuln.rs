@@ -66,9 +66,10 @@ pub async fn get_advisory(
 }
 
 /// Imports one document, whatever its supported format (detected from the
-/// content, so any content type is accepted), then re-matches the
-/// inventory. 201 when it was added or superseded an earlier revision, 200
-/// when skipped (with the reason), 422 when refused as broken (nothing was
+/// content, so any content type is accepted), then re-matches the assets
+/// it concerns (`match` in the answer: what that raised and resolved).
+/// 201 when it was added or superseded an earlier revision, 200 when
+/// skipped (with the reason), 422 when refused as broken (nothing was
 /// stored).
 pub async fn upload_advisory(
     State(st): State<AppState>,
@@ -86,10 +87,11 @@ pub async fn upload_advisory(
         ));
     }
     let changed = matches!(r.outcome.as_str(), "added" | "updated");
-    let matched = if changed {
-        Some(st.store.match_vulnerabilities(&actor).await?)
-    } else {
-        None
+    // Only the assets this document concerns: the rest of the fleet's
+    // findings cannot change.
+    let matched = match (changed, r.advisory_id) {
+        (true, Some(id)) => Some(st.store.rematch_after_import(id, &actor).await?),
+        _ => None,
     };
     let status = if changed {
         StatusCode::CREATED

@@ -428,7 +428,7 @@ pub const API_ROUTES: &[RouteSpec] = &[
         "/api/v1/findings/{id}",
         Perm(FindingsRead),
         "findings",
-        "One finding with its evidence",
+        "One finding with its evidence; a vulnerability finding also with its advisories (page and API links) and, resolved, the remediations that applied",
     ),
     b(
         "POST",
@@ -465,7 +465,7 @@ pub const API_ROUTES: &[RouteSpec] = &[
         "/api/v1/advisories",
         Perm(VulnManage),
         "vulnerabilities",
-        "Import one document (CSAF, KEV, NVD, CVE 5, EPSS; detected from content), then re-match the inventory",
+        "Import one document (CSAF, KEV, NVD, CVE 5, EPSS; detected from content), then re-match the assets it concerns",
         JSON,
     ),
     r(

@@ -558,7 +558,9 @@ async fn advisory_upload_matching_and_permissions() {
     let v = r.json();
     assert_eq!(v["import"]["outcome"], "added");
     assert_eq!(v["import"]["tracking_id"], "ICSA-15-161-01");
+    // The import matched by itself the assets the advisory concerns.
     assert_eq!(v["match"]["affected_open"], 7);
+    assert_eq!(v["match"]["raised"], 7);
     let id = v["import"]["advisory_id"].as_i64().unwrap();
 
     let r = h
@@ -619,6 +621,14 @@ async fn advisory_upload_matching_and_permissions() {
         9
     );
     assert_eq!(f["remediation"], "open");
+    // Each links to its advisory's page and API resource.
+    assert_eq!(f["advisories"][0]["tracking_id"], "ICSA-15-161-01");
+    assert_eq!(f["advisories"][0]["href"], format!("/advisories/{id}"));
+    assert_eq!(
+        f["advisories"][0]["api"],
+        format!("/api/v1/advisories/{id}")
+    );
+    assert!(f.get("applied_remediations").is_none(), "{f:#}");
     let fid = f["id"].as_i64().unwrap();
     let step = format!("/api/v1/findings/{fid}/remediation");
 
@@ -754,6 +764,27 @@ async fn advisory_upload_matching_and_permissions() {
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("namespace"), "{}", r.text());
+
+    // PUMP-9 moves to 13.5, past "<=13.4": its findings resolve, and each
+    // shows the advisory's remediations that applied (Hospira's two
+    // mitigations: close FTP and Telnet, contact technical support).
+    let version = h.get("/api/v1/assets/PUMP-9", &biomed).await.json()["version"].clone();
+    let mut upd = asset_json("PUMP-9");
+    upd["manufacturer"] = json!("Hospira");
+    upd["model"] = json!("Plum A+");
+    upd["firmware_version"] = json!("13.5");
+    upd["version"] = version;
+    let r = h.json("PUT", "/api/v1/assets/PUMP-9", &biomed, upd).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h.get(&format!("/api/v1/findings/{fid}"), &biomed).await;
+    let f = r.json();
+    assert_eq!(f["state"], "resolved", "{f:#}");
+    assert_eq!(f["advisories"][0]["href"], format!("/advisories/{id}"));
+    let applied = f["applied_remediations"].as_array().unwrap();
+    assert_eq!(applied.len(), 2, "{f:#}");
+    assert!(applied.iter().all(
+        |r| r["category"] == "mitigation" && r["details"].as_str().unwrap().contains("Hospira")
+    ));
 }
 
 /// Alerts: listed with filters and a cursor; the workflow through the API,

@@ -87,6 +87,39 @@ async fn advisory_asset_and_trend_pages() {
     let page = html(&h.get("/findings", &session(&biomed)).await);
     assert!(page.contains("<svg id=\"trend-chart\""), "{page}");
     assert!(page.contains(": 7 affected, 0 to review;"), "{page}");
+    // Each finding links to its advisory's page.
+    let link = format!(
+        "<small class=\"finding-advisory\">advisory <a href=\"/advisories/{id}\">ICSA-15-161-01</a></small>"
+    );
+    assert_eq!(page.matches(&link).count(), 7, "{page}");
+    assert!(!page.contains("Remediations that applied"), "{page}");
+
+    // At 13.5 the findings resolve; each resolved one shows the advisory's
+    // remediations that applied to it.
+    let a = h.store.asset("PUMP-7").await.unwrap();
+    let mut j = common::asset_json("PUMP-7");
+    j["manufacturer"] = "Hospira".into();
+    j["model"] = "Plum A+".into();
+    j["firmware_version"] = "13.5".into();
+    h.store
+        .update_asset(
+            &AssetSpec::validate(&serde_json::from_value(j).unwrap()).unwrap(),
+            a.version,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    let page = html(&h.get("/findings?state=resolved", &session(&biomed)).await);
+    assert_eq!(
+        page.matches("Remediations that applied").count(),
+        7,
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>mitigation</code>: Hospira is communicating with customers"),
+        "{page}"
+    );
+    assert_eq!(page.matches(&link).count(), 7, "{page}");
 
     let (pharmacist, _) = h.session_for("phil", Role::Pharmacist).await;
     assert_eq!(

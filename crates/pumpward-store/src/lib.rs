@@ -32,6 +32,7 @@ mod pki;
 mod remediation;
 mod responses;
 mod rollout;
+mod sbom;
 mod users;
 mod vuln;
 mod vuln_pages;
@@ -65,13 +66,15 @@ pub use rollout::{
     csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
 };
+pub use sbom::{ModelSbom, SbomAttach, StoredComponent};
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{
-    csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter, AdvisoryRecord,
-    FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord, KIND_AFFECTED,
-    KIND_REVIEW,
+    cited_advisories, csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter,
+    AdvisoryRecord, FindingRow, MatchReport, ProductStatusRecord, VulnImport, VulnerabilityRecord,
+    KIND_AFFECTED, KIND_REVIEW,
 };
 pub use vuln_pages::TrendDay;
+pub use vuln_vex::cited_remediations;
 
 use pumpward_core::audit::{AuditEntry, Outcome};
 use sqlx::any::AnyPoolOptions;

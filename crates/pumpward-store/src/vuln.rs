@@ -87,6 +87,21 @@ pub fn vulnerability_status(f: &crate::Finding) -> Option<&'static str> {
     )
 }
 
+/// The stored advisories a vulnerability finding's rules cite, (advisory
+/// id, tracking id), once each in the rules' order: what its advisory
+/// links point at.
+pub fn cited_advisories(evidence: &Value) -> Vec<(i64, String)> {
+    let mut out: Vec<(i64, String)> = Vec::new();
+    for r in evidence["rules"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(t)) = (r["advisory_id"].as_i64(), r["tracking_id"].as_str()) {
+            if !out.iter().any(|(i, _)| *i == id) {
+                out.push((id, t.to_owned()));
+            }
+        }
+    }
+    out
+}
+
 /// A finding as the findings list and its exports show it (`pumpward
 /// findings list`, the findings CSV): the issue's fields first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -365,6 +380,8 @@ struct NewVuln {
     /// (CVSS version, base score, vector), newest version first.
     scores: Vec<(String, f64, String)>,
     statuses: Vec<NewStatus>,
+    /// NVD records: the CPE match configurations (`nvd::configurations_json`).
+    cpe_configurations: Option<String>,
 }
 
 struct NewStatus {
@@ -458,6 +475,7 @@ fn csaf_doc(a: csaf::Advisory) -> Doc {
             title: v.title.clone(),
             scores,
             statuses,
+            cpe_configurations: None,
         });
     }
     let essentials = json!({
@@ -511,6 +529,9 @@ fn nvd_doc(feed: nvd::NvdFeed, format: &'static str, sha: &str) -> Doc {
                 title: c.descriptions.first().map(|(_, d)| d.clone()),
                 scores,
                 statuses: Vec::new(),
+                // Kept so that SBOM components can be matched through CPE.
+                cpe_configurations: (!c.configurations.is_empty())
+                    .then(|| nvd::configurations_json(&c.configurations).to_string()),
             }
         })
         .collect();
@@ -577,6 +598,7 @@ fn cve5_doc(r: cve5::CveRecord) -> Doc {
             title: r.descriptions.first().map(|(_, d)| d.clone()),
             scores,
             statuses: Vec::new(),
+            cpe_configurations: None,
         }],
         kev: Vec::new(),
         epss: Vec::new(),
@@ -647,7 +669,7 @@ fn read_document(bytes: &[u8], sha: &str) -> std::result::Result<Doc, Box<VulnIm
             return Err(VulnImport::not_stored(
                 "skipped",
                 Some(name),
-                format!("{name} SBOM: recognised, but attaching SBOMs to a device model is not built yet"),
+                format!("{name} SBOM: recognised; an SBOM belongs to a device model and firmware version: `pumpward sbom attach --manufacturer M --model M --version V FILE`"),
             ))
         }
         Format::Unknown => {
@@ -756,6 +778,142 @@ fn status_class(status: &str) -> Option<StatusClass> {
     }
 }
 
+/// A current NVD record's CPE match configurations, for SBOM components.
+struct NvdRow {
+    advisory_id: i64,
+    tracking_id: String,
+    revision: String,
+    cve: String,
+    configs: Vec<nvd::Configuration>,
+}
+
+/// A CVE that NVD's configurations give an SBOM's component: `decided`
+/// (affected) or not (to review), with the rule as a finding cites it.
+struct SbomHit {
+    cve: String,
+    decided: bool,
+    rule: Value,
+}
+
+/// A criterion in words: its CPE name and its version bounds.
+fn criterion_text(c: &pumpward_vuln::cpe::CpeCriterion) -> String {
+    let mut out = c.cpe.to_string();
+    for (word, bound) in [
+        ("from", &c.start_including),
+        ("after", &c.start_excluding),
+        ("up to and including", &c.end_including),
+        ("before", &c.end_excluding),
+    ] {
+        if let Some(b) = bound {
+            out.push_str(&format!(" {word} {b}"));
+        }
+    }
+    out
+}
+
+/// What the NVD records raise for one SBOM's components. Every component's
+/// CPE names together are the platform NVD's configurations are evaluated
+/// against (an AND configuration may need a library and its OS); the
+/// finding names the components that a vulnerable criterion matches.
+/// Component versions are compared as dotted integers (software libraries
+/// number releases so: wolfSSL 4.8.1 < 5.2.0), and what does not compare is
+/// raised as a review, never dropped.
+fn sbom_hits(
+    components: &[(i64, crate::sbom::StoredComponent)],
+    nvd_rows: &[NvdRow],
+) -> Vec<SbomHit> {
+    use pumpward_vuln::cpe::{Cpe, CpeMatch};
+    let scheme = Scheme::DottedNumeric;
+    // A CPE the SBOM writes wrongly names nothing: it cannot match.
+    let parsed: Vec<(usize, Cpe)> = components
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, c))| {
+            c.cpes
+                .iter()
+                .filter_map(move |s| Cpe::parse(s).ok().map(|p| (i, p)))
+        })
+        .collect();
+    if parsed.is_empty() {
+        return Vec::new();
+    }
+    let platform: Vec<Cpe> = parsed.iter().map(|(_, c)| c.clone()).collect();
+    let mut out = Vec::new();
+    for row in nvd_rows {
+        let mut outcome = CpeMatch::NoMatch;
+        for c in &row.configs {
+            match c.evaluate(&platform, scheme) {
+                CpeMatch::Match => {
+                    outcome = CpeMatch::Match;
+                    break;
+                }
+                CpeMatch::Undecided(r) if outcome == CpeMatch::NoMatch => {
+                    outcome = CpeMatch::Undecided(r);
+                }
+                _ => {}
+            }
+        }
+        if outcome == CpeMatch::NoMatch {
+            continue;
+        }
+        let mut named: Vec<usize> = Vec::new();
+        for (i, cpe) in &parsed {
+            let criteria = row
+                .configs
+                .iter()
+                .flat_map(|c| &c.nodes)
+                .flat_map(|n| &n.matches)
+                .filter(|m| m.vulnerable);
+            for crit in criteria {
+                let m = crit.matches(cpe, scheme);
+                if m == CpeMatch::NoMatch || named.contains(i) {
+                    continue;
+                }
+                named.push(*i);
+                let Some((sbom_id, comp)) = components.get(*i) else {
+                    continue;
+                };
+                let what = format!(
+                    "component {} {} of the model's SBOM ({cpe})",
+                    comp.name,
+                    comp.version.as_deref().unwrap_or("(no version)")
+                );
+                let (decided, why) = match (&outcome, &m) {
+                    (CpeMatch::Match, CpeMatch::Match) => (
+                        true,
+                        format!(
+                            "{what} is within NVD's configuration of {}: {}",
+                            row.cve,
+                            criterion_text(crit)
+                        ),
+                    ),
+                    (_, CpeMatch::Undecided(r)) | (CpeMatch::Undecided(r), _) => (
+                        false,
+                        format!(
+                            "{what} against NVD's configuration of {} ({}): {r}",
+                            row.cve,
+                            criterion_text(crit)
+                        ),
+                    ),
+                    _ => continue,
+                };
+                out.push(SbomHit {
+                    cve: row.cve.clone(),
+                    decided,
+                    rule: json!({
+                        "advisory_id": row.advisory_id, "tracking_id": row.tracking_id,
+                        "revision": row.revision, "source": "sbom",
+                        "component": crate::sbom::component_evidence(*sbom_id, comp),
+                        "criteria": criterion_text(crit),
+                        "why": why, "remediations": [],
+                    }),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What matching concluded for one (asset, CVE).
 enum Verdict {
     Affected(Value),
@@ -772,11 +930,61 @@ enum MatchScope {
     Assets(BTreeSet<String>),
 }
 
-/// An open vulnerability finding as a matching run compares it.
+/// An open vulnerability finding as a matching run compares it: by the
+/// SHA-256 of its evidence, so that a run over a large fleet does not read
+/// every finding's evidence text back.
 struct OpenFinding {
     id: i64,
-    evidence: String,
+    evidence_sha256: Option<String>,
     priority: Option<i64>,
+    last_seen_at: String,
+}
+
+/// Above this many assets, a scoped run reads every open vulnerability
+/// finding from the covering index and keeps its assets' ones: cheaper than
+/// a lookup into the table per finding of each asset.
+const SCAN_ABOVE: usize = 1_000;
+
+/// What matching concluded for one CVE on one class of assets (every asset
+/// with the same matching inputs): the verdict, and for an open finding its
+/// kind and evidence, serialized once with its digest.
+struct ClassOutcome {
+    verdict: Verdict,
+    severity: Severity,
+    prio: Priority,
+    /// (kind, evidence, its text, SHA-256 of the text); `None` for a clear
+    /// verdict.
+    finding: Option<(&'static str, Value, String, String)>,
+}
+
+impl ClassOutcome {
+    fn new(verdict: Verdict, severity: Severity, prio: Priority) -> ClassOutcome {
+        let finding = match &verdict {
+            Verdict::Affected(ev) => {
+                let mut ev = ev.clone();
+                ev["priority"] = json!(prio);
+                Some((KIND_AFFECTED, ev))
+            }
+            Verdict::Review(why, ev) => {
+                let mut ev = ev.clone();
+                ev["review_reason"] = Value::String(why.clone());
+                ev["priority"] = json!(prio);
+                Some((KIND_REVIEW, ev))
+            }
+            Verdict::Clear(_) => None,
+        }
+        .map(|(kind, ev)| {
+            let text = ev.to_string();
+            let sha = hex::encode(Sha256::digest(text.as_bytes()));
+            (kind, ev, text, sha)
+        });
+        ClassOutcome {
+            verdict,
+            severity,
+            prio,
+            finding,
+        }
+    }
 }
 
 /// Ids bound per statement, well under SQLite's and PostgreSQL's limits on
@@ -895,7 +1103,8 @@ impl Store {
             let newest = v.scores.first();
             let vid: i64 = sqlx::query_scalar(
                 "INSERT INTO vuln_vulnerabilities (advisory_id, cve, cwe, title, base_score, \
-                 cvss_version, cvss) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                 cvss_version, cvss, cpe_configurations) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 RETURNING id",
             )
             .bind(id)
             .bind(v.cve.clone())
@@ -914,6 +1123,7 @@ impl Store {
                 )
                 .to_string(),
             )
+            .bind(v.cpe_configurations.clone())
             .fetch_one(&mut *tx)
             .await?;
             for s in &v.statuses {
@@ -1129,6 +1339,16 @@ impl Store {
         .await
     }
 
+    /// Matches these assets again (an SBOM of their model and version was
+    /// attached).
+    pub(crate) async fn rematch_assets(
+        &self,
+        asset_ids: BTreeSet<String>,
+        actor: &Actor,
+    ) -> Result<MatchReport> {
+        self.match_scope(MatchScope::Assets(asset_ids), actor).await
+    }
+
     /// Matches again after an advisory was imported (added, or superseding
     /// earlier revisions): only the assets whose products (model, model
     /// family or a software component) this advisory or the revisions it
@@ -1141,13 +1361,38 @@ impl Store {
         advisory_id: i64,
         actor: &Actor,
     ) -> Result<MatchReport> {
+        self.rematch_after_imports(&[advisory_id], actor).await
+    }
+
+    /// [`Store::rematch_after_import`] of several imported documents at
+    /// once (an import of a directory): the union of their assets, each
+    /// matched once.
+    pub async fn rematch_after_imports(
+        &self,
+        advisory_ids: &[i64],
+        actor: &Actor,
+    ) -> Result<MatchReport> {
+        let mut scope = BTreeSet::new();
+        for chunk in advisory_ids.chunks(ID_CHUNK) {
+            scope.extend(self.concerned_assets(chunk).await?);
+        }
+        self.match_scope(MatchScope::Assets(scope), actor).await
+    }
+
+    /// The assets whose findings these imported documents can change (see
+    /// [`Store::rematch_after_import`]); at most [`ID_CHUNK`] documents.
+    async fn concerned_assets(&self, advisory_ids: &[i64]) -> Result<BTreeSet<String>> {
         let aliases = AliasTable::builtin();
-        let mut docs: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM vuln_advisories WHERE superseded_by = $1")
-                .bind(advisory_id)
-                .fetch_all(self.pool())
-                .await?;
-        docs.push(advisory_id);
+        let sql = format!(
+            "SELECT id FROM vuln_advisories WHERE superseded_by IN ({})",
+            placeholders(1, advisory_ids.len())
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for id in advisory_ids {
+            q = q.bind(*id);
+        }
+        let mut docs: Vec<i64> = q.fetch_all(self.pool()).await?;
+        docs.extend_from_slice(advisory_ids);
         let within = placeholders(1, docs.len());
         let mut keys: HashSet<String> = HashSet::new();
         let mut cves: HashSet<String> = HashSet::new();
@@ -1250,7 +1495,44 @@ impl Store {
                 }
             }
         }
-        self.match_scope(MatchScope::Assets(scope), actor).await
+        // NVD configurations can name a component of an attached SBOM: the
+        // assets of every model and version with an SBOM.
+        let with_configurations: i64 = {
+            let sql = format!(
+                "SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
+                 AND advisory_id IN ({within})"
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for d in &docs {
+                q = q.bind(*d);
+            }
+            q.fetch_one(self.pool()).await?
+        };
+        if with_configurations > 0 {
+            let sboms: HashSet<(String, String)> = sqlx::query_as::<_, (String, String)>(
+                "SELECT model_key, firmware_version FROM model_sboms",
+            )
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k, crate::sbom::firmware_key(&v)))
+            .collect();
+            if !sboms.is_empty() {
+                for (asset_id, manufacturer, model, firmware) in
+                    sqlx::query_as::<_, (String, String, String, String)>(
+                        "SELECT asset_id, manufacturer, model, firmware_version FROM assets",
+                    )
+                    .fetch_all(self.pool())
+                    .await?
+                {
+                    let key = crate::sbom::sbom_model_key(aliases, &manufacturer, &model);
+                    if sboms.contains(&(key, crate::sbom::firmware_key(&firmware))) {
+                        scope.insert(asset_id);
+                    }
+                }
+            }
+        }
+        Ok(scope)
     }
 
     async fn match_scope(&self, scope: MatchScope, actor: &Actor) -> Result<MatchReport> {
@@ -1390,18 +1672,65 @@ impl Store {
             });
         }
 
+        // SBOM components and the NVD configurations they are matched with.
+        let sboms = self.sbom_index().await?;
+        let mut nvd_rows: Vec<NvdRow> = Vec::new();
+        if !sboms.is_empty() {
+            for r in sqlx::query(
+                "SELECT v.advisory_id, a.tracking_id, a.revision, v.cve, v.cpe_configurations \
+                 FROM vuln_vulnerabilities v JOIN vuln_advisories a ON a.id = v.advisory_id \
+                 WHERE a.state = 'current' AND v.cve IS NOT NULL \
+                 AND v.cpe_configurations IS NOT NULL ORDER BY v.id",
+            )
+            .fetch_all(self.pool())
+            .await?
+            {
+                let text: String = r.try_get("cpe_configurations")?;
+                // Written by the import from a parsed record: a failure here
+                // is a damaged store, said as such rather than skipped.
+                let configs = nvd::parse_configurations(text.as_bytes())
+                    .map_err(|e| StoreError::Invalid(format!("stored NVD configurations: {e}")))?;
+                nvd_rows.push(NvdRow {
+                    advisory_id: r.try_get("advisory_id")?,
+                    tracking_id: r.try_get("tracking_id")?,
+                    revision: r.try_get("revision")?,
+                    cve: r.try_get("cve")?,
+                    configs,
+                });
+            }
+        }
+        // (model key, firmware key) → what its SBOM's components raise.
+        let mut sbom_cache: HashMap<(String, String), Vec<SbomHit>> = HashMap::new();
+
         // Every asset's state, to explain why a finding no longer holds.
         let mut asset_state: HashMap<String, String> = HashMap::new();
         // (asset id, CVE) → verdict, for the eligible assets.
-        let mut verdicts: BTreeMap<(String, String), (Verdict, String, Severity, Priority)> =
+        // (asset id, CVE) → the outcome of its class and the finding's title.
+        let mut verdicts: BTreeMap<(String, String), (std::sync::Arc<ClassOutcome>, String)> =
             BTreeMap::new();
+        // Assets with the same matching inputs (model, firmware, software,
+        // device type, care area, exposure, controls) get the same outcomes:
+        // a fleet of 100,000 pumps has a few hundred such classes, each
+        // evaluated, and its evidence serialized, once.
+        let mut classes: HashMap<String, Vec<(String, std::sync::Arc<ClassOutcome>)>> =
+            HashMap::new();
+        let mut products: HashMap<(String, String), Option<pumpward_vuln::identity::ProductMatch>> =
+            HashMap::new();
         let asset_sql = "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, \
              a.software, a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, \
              a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
         // The open vulnerability findings in scope, to compare with what
         // this run concludes.
-        let open_sql = "SELECT id, kind, subject, evidence, priority FROM findings \
+        // Both read from the covering index `findings_match` alone.
+        let open_sql = "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at \
+             FROM findings \
              WHERE state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+        // For a few assets: `state || ''` keeps SQLite's planner (which has
+        // no statistics) off the state index, which would scan every open
+        // finding of the fleet once per chunk; it takes the asset index.
+        let open_of_assets = "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at \
+             FROM findings WHERE state || '' = 'open' \
+             AND kind IN ('vulnerability.affected', 'vulnerability.review')";
         let mut asset_rows = Vec::new();
         let mut open_rows = Vec::new();
         match &scope {
@@ -1412,6 +1741,10 @@ impl Store {
                 open_rows = sqlx::query(open_sql).fetch_all(self.pool()).await?;
             }
             MatchScope::Assets(ids) => {
+                let scan = ids.len() > SCAN_ABOVE;
+                if scan {
+                    open_rows = sqlx::query(open_sql).fetch_all(self.pool()).await?;
+                }
                 let ids: Vec<&String> = ids.iter().collect();
                 for chunk in ids.chunks(ID_CHUNK) {
                     let within = placeholders(1, chunk.len());
@@ -1421,7 +1754,10 @@ impl Store {
                         q = q.bind((*id).clone());
                     }
                     asset_rows.extend(q.fetch_all(self.pool()).await?);
-                    let sql = format!("{open_sql} AND asset_id IN ({within})");
+                    if scan {
+                        continue;
+                    }
+                    let sql = format!("{open_of_assets} AND asset_id IN ({within})");
                     let mut q = sqlx::query(&sql);
                     for id in chunk {
                         q = q.bind((*id).clone());
@@ -1432,6 +1768,14 @@ impl Store {
         }
         let mut open: HashMap<(&'static str, String), OpenFinding> = HashMap::new();
         for r in &open_rows {
+            let subject: String = r.try_get("subject")?;
+            if let MatchScope::Assets(ids) = &scope {
+                // The whole index was read: only the scope's findings count.
+                let asset = subject.split_once(":asset:").map(|(_, a)| a);
+                if !asset.is_some_and(|a| ids.contains(a)) {
+                    continue;
+                }
+            }
             let kind: String = r.try_get("kind")?;
             let kind = if kind == KIND_AFFECTED {
                 KIND_AFFECTED
@@ -1439,11 +1783,12 @@ impl Store {
                 KIND_REVIEW
             };
             open.insert(
-                (kind, r.try_get("subject")?),
+                (kind, subject),
                 OpenFinding {
                     id: r.try_get("id")?,
-                    evidence: r.try_get("evidence")?,
+                    evidence_sha256: r.try_get("evidence_sha256")?,
                     priority: r.try_get("priority")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
                 },
             );
         }
@@ -1464,13 +1809,35 @@ impl Store {
             let software: String = r.try_get("software")?;
             let software: Vec<SoftwareComponent> =
                 serde_json::from_str(&software).unwrap_or_default();
-            let Some(pm) = aliases.product(&manufacturer, &model) else {
+            // Asked once per model in a run: the fleet repeats its models.
+            let pm = products
+                .entry((manufacturer.clone(), model.clone()))
+                .or_insert_with(|| aliases.product(&manufacturer, &model))
+                .clone();
+            // The components of the SBOM attached to this model and version.
+            let sbom_at = (
+                crate::sbom::sbom_model_key_of(pm.as_ref(), &manufacturer, &model),
+                crate::sbom::firmware_key(&firmware),
+            );
+            let hits: &[SbomHit] = match sboms.get(&sbom_at) {
+                Some(components) => sbom_cache
+                    .entry(sbom_at.clone())
+                    .or_insert_with(|| sbom_hits(components, &nvd_rows))
+                    .as_slice(),
+                None => &[],
+            };
+            if pm.is_none() {
                 report
                     .unidentified
-                    .push((asset_id.clone(), manufacturer, model));
-                continue;
-            };
-            let key = pm.product.key.clone();
+                    .push((asset_id.clone(), manufacturer.clone(), model.clone()));
+                // No advisory can name it; its SBOM's components still can.
+                if hits.is_empty() {
+                    continue;
+                }
+            }
+            let key = pm
+                .as_ref()
+                .map_or_else(|| sbom_at.0.clone(), |pm| pm.product.key.clone());
             let is_pump = kind == "pump";
             let device = DeviceClass::from_inventory(
                 r.try_get::<Option<String>, _>("device_type")?.as_deref(),
@@ -1490,7 +1857,26 @@ impl Store {
                 )),
             };
             let asset_controls = controls.get(&asset_id).cloned().unwrap_or_default();
-            let scheme = Scheme::for_manufacturer(&pm.product.manufacturer);
+            let product = pm
+                .as_ref()
+                .map_or(model.as_str(), |pm| pm.product.name.as_str())
+                .to_owned();
+            let class = format!(
+                "{kind}\u{1f}{manufacturer}\u{1f}{model}\u{1f}{firmware}\u{1f}{software:?}\u{1f}{device:?}\u{1f}{care:?}\u{1f}{exposure:?}\u{1f}{asset_controls:?}"
+            );
+            if let Some(outcomes) = classes.get(&class) {
+                for (cve, o) in outcomes {
+                    verdicts.insert(
+                        (asset_id.clone(), cve.clone()),
+                        (o.clone(), format!("{cve} on {asset_id} ({product})")),
+                    );
+                }
+                continue;
+            }
+            let mut outcomes: Vec<(String, std::sync::Arc<ClassOutcome>)> = Vec::new();
+            let scheme = pm.as_ref().map_or(Scheme::Generic, |pm| {
+                Scheme::for_manufacturer(&pm.product.manufacturer)
+            });
             let components: Vec<Component> = software
                 .iter()
                 .map(|c| Component {
@@ -1506,7 +1892,7 @@ impl Store {
             let asset_ev = json!({
                 "manufacturer": manufacturer, "model": model, "firmware_version": firmware,
                 "software": software.iter().map(|c| format!("{}={}", c.name, c.version)).collect::<Vec<_>>(),
-                "product_key": key, "alias_matched": pm.matched,
+                "product_key": key, "alias_matched": pm.as_ref().map(|pm| pm.matched.clone()),
             });
             // What is matched: the asset itself, then each software
             // component the alias table knows as a product of the asset's
@@ -1516,7 +1902,7 @@ impl Store {
                 vec![(key.clone(), installed, format!("firmware {firmware}"))];
             // An advisory naming only the model's family (no model stated)
             // speaks of this model too.
-            if let Some(family) = &pm.product.family {
+            if let Some(family) = pm.as_ref().and_then(|pm| pm.product.family.as_ref()) {
                 targets.push((
                     family.clone(),
                     Installed {
@@ -1548,6 +1934,9 @@ impl Store {
                 for s in by_key.get(k).map(Vec::as_slice).unwrap_or_default() {
                     per_cve.entry(s.cve.as_str()).or_default().push((s, t));
                 }
+            }
+            for h in hits {
+                per_cve.entry(h.cve.as_str()).or_default();
             }
             for (cve, rows) in per_cve {
                 let mut affected = Vec::new();
@@ -1586,6 +1975,15 @@ impl Store {
                             s.status
                         ))),
                         (_, Decision::No) => {}
+                    }
+                }
+                // The SBOM's components: NVD's configurations say affected,
+                // or cannot decide (a version that does not compare).
+                for h in hits.iter().filter(|h| h.cve == cve) {
+                    if h.decided {
+                        affected.push(h.rule.clone());
+                    } else {
+                        undecided.push(h.rule.clone());
                     }
                 }
                 // The advisory's own score where the matching rules' advisories
@@ -1668,12 +2066,18 @@ impl Store {
                     exposure,
                     controls: asset_controls.clone(),
                 });
-                let title = format!("{cve} on {asset_id} ({})", pm.product.name);
+                outcomes.push((
+                    cve.to_owned(),
+                    std::sync::Arc::new(ClassOutcome::new(verdict, severity, prio)),
+                ));
+            }
+            for (cve, o) in &outcomes {
                 verdicts.insert(
-                    (asset_id.clone(), cve.to_owned()),
-                    (verdict, title, severity, prio),
+                    (asset_id.clone(), cve.clone()),
+                    (o.clone(), format!("{cve} on {asset_id} ({product})")),
                 );
             }
+            classes.insert(class, outcomes);
         }
 
         // Write what changed, in one transaction: a run is all or nothing,
@@ -1684,31 +2088,33 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut entries = Vec::new();
         let mut wanted: HashSet<(&'static str, String)> = HashSet::new();
-        for ((asset_id, cve), (verdict, title, severity, prio)) in &verdicts {
-            let subject = format!("cve:{cve}:asset:{asset_id}");
-            let (kind, title, evidence) = match verdict {
-                Verdict::Affected(ev) => {
-                    let mut ev = ev.clone();
-                    ev["priority"] = json!(prio);
-                    (KIND_AFFECTED, format!("{title}: affected"), ev)
-                }
-                Verdict::Review(why, ev) => {
-                    let mut ev = ev.clone();
-                    ev["review_reason"] = Value::String(why.clone());
-                    ev["priority"] = json!(prio);
-                    (KIND_REVIEW, format!("{title}: to review"), ev)
-                }
-                Verdict::Clear(_) => continue,
+        // Confirmed unchanged, last seen over an hour ago: stamped below.
+        let mut confirmed: Vec<i64> = Vec::new();
+        let stale = timefmt::format(now_at - time::Duration::hours(1));
+        for ((asset_id, cve), (outcome, title)) in &verdicts {
+            let Some((kind, evidence, text, sha)) = &outcome.finding else {
+                continue;
             };
-            if kind == KIND_AFFECTED {
+            let kind = *kind;
+            let severity = outcome.severity;
+            let subject = format!("cve:{cve}:asset:{asset_id}");
+            let title = if kind == KIND_AFFECTED {
                 report.affected_open += 1;
+                format!("{title}: affected")
             } else {
                 report.review_open += 1;
-            }
-            let text = evidence.to_string();
-            let score = i64::from(prio.score);
+                format!("{title}: to review")
+            };
+            let score = i64::from(outcome.prio.score);
             match open.get(&(kind, subject.clone())) {
-                Some(o) if o.evidence == text && o.priority == Some(score) => {}
+                Some(o)
+                    if o.evidence_sha256.as_deref() == Some(sha.as_str())
+                        && o.priority == Some(score) =>
+                {
+                    if o.last_seen_at < stale {
+                        confirmed.push(o.id);
+                    }
+                }
                 // The priority moves with the inputs (a KEV listing, a
                 // control recorded); the column is for sorting, the factors
                 // are in the evidence. Every vulnerability finding starts its
@@ -1716,11 +2122,13 @@ impl Store {
                 Some(o) => {
                     sqlx::query(
                         "UPDATE findings SET last_seen_at = $1, evidence = $2, priority = $3, \
-                         remediation = COALESCE(remediation, 'open') WHERE id = $4",
+                         remediation = COALESCE(remediation, 'open'), evidence_sha256 = $4 \
+                         WHERE id = $5",
                     )
                     .bind(now.clone())
-                    .bind(text)
+                    .bind(text.clone())
                     .bind(score)
+                    .bind(sha.clone())
                     .bind(o.id)
                     .execute(&mut *tx)
                     .await?;
@@ -1728,17 +2136,18 @@ impl Store {
                 None => {
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO findings (kind, subject, asset_id, severity, title, evidence, \
-                         state, raised_at, last_seen_at, priority, remediation) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, 'open') RETURNING id",
+                         state, raised_at, last_seen_at, priority, remediation, evidence_sha256) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7, $8, 'open', $9) RETURNING id",
                     )
                     .bind(kind)
                     .bind(subject.clone())
                     .bind(asset_id.clone())
                     .bind(severity.as_str())
                     .bind(title.clone())
-                    .bind(text)
+                    .bind(text.clone())
                     .bind(now.clone())
                     .bind(score)
+                    .bind(sha.clone())
                     .fetch_one(&mut *tx)
                     .await?;
                     entries.push(
@@ -1768,12 +2177,15 @@ impl Store {
             let Some((cve, asset_id)) = parsed else {
                 continue;
             };
-            let reason = match verdicts.get(&(asset_id.to_owned(), cve.to_owned())) {
-                Some((Verdict::Clear(why), ..)) => why.clone(),
-                Some((Verdict::Affected(_), ..)) => {
+            let reason = match verdicts
+                .get(&(asset_id.to_owned(), cve.to_owned()))
+                .map(|(o, _)| &o.verdict)
+            {
+                Some(Verdict::Clear(why)) => why.clone(),
+                Some(Verdict::Affected(_)) => {
                     "decided: the asset is affected (see its vulnerability.affected finding)".into()
                 }
-                Some((Verdict::Review(why, _), ..)) => {
+                Some(Verdict::Review(why, _)) => {
                     format!("no longer decidable, to review: {why}")
                 }
                 None => match asset_state.get(asset_id) {
@@ -1807,28 +2219,20 @@ impl Store {
                 report.resolved += 1;
             }
         }
-        // Every finding this run confirmed was seen now, in one statement
-        // per scope rather than one per finding.
-        let seen = "UPDATE findings SET last_seen_at = $1 WHERE state = 'open' \
-                    AND kind IN ('vulnerability.affected', 'vulnerability.review')";
-        match &scope {
-            MatchScope::All => {
-                sqlx::query(seen)
-                    .bind(now.clone())
-                    .execute(&mut *tx)
-                    .await?;
+        // Every finding this run confirmed unchanged was seen now, to the
+        // hour: a finding stamped within the last hour keeps its stamp, so
+        // that re-matches seconds apart (imports, inventory changes) do not
+        // rewrite every open finding of the fleet each time.
+        for chunk in confirmed.chunks(ID_CHUNK) {
+            let sql = format!(
+                "UPDATE findings SET last_seen_at = $1 WHERE id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now.clone());
+            for id in chunk {
+                q = q.bind(*id);
             }
-            MatchScope::Assets(ids) => {
-                let ids: Vec<&String> = ids.iter().collect();
-                for chunk in ids.chunks(ID_CHUNK) {
-                    let sql = format!("{seen} AND asset_id IN ({})", placeholders(2, chunk.len()));
-                    let mut q = sqlx::query(&sql).bind(now.clone());
-                    for id in chunk {
-                        q = q.bind((*id).clone());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-            }
+            q.execute(&mut *tx).await?;
         }
         if entries.is_empty() {
             tx.commit().await?;

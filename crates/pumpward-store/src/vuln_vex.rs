@@ -92,7 +92,7 @@ impl Store {
                 continue;
             };
             let status = match vulnerability_status(f) {
-                Some("affected") => FleetStatus::Affected(remediations(&f.evidence)),
+                Some("affected") => FleetStatus::Affected(cited_remediations(&f.evidence)),
                 Some("review") => FleetStatus::UnderInvestigation(
                     f.evidence["review_reason"]
                         .as_str()
@@ -129,8 +129,9 @@ impl Store {
     }
 }
 
-/// The advisories' remediations cited by an affected finding's rules.
-fn remediations(evidence: &Value) -> Vec<Remediation> {
+/// The advisories' remediations cited by a vulnerability finding's rules
+/// (the steps that apply to it; once each, sorted).
+pub fn cited_remediations(evidence: &Value) -> Vec<Remediation> {
     let mut out: Vec<Remediation> = evidence["rules"]
         .as_array()
         .into_iter()

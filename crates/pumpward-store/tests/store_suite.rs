@@ -70,6 +70,7 @@ on_both_backends!(
     vulnerability_priority_and_remediation,
     labelled_test_set_precision_and_recall,
     incremental_rematch_leaves_what_a_full_one_would,
+    sbom_components_raise_findings_through_nvd_cpe,
     fleet_vex_validates_and_states_the_findings,
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
@@ -3606,10 +3607,11 @@ async fn vuln_findings_snapshot(
     out
 }
 
-/// After an advisory update and after a KEV catalog, the incremental
-/// re-match (only the assets the document concerns) leaves the findings
-/// exactly as a full re-match would: the full run that follows finds
-/// nothing to raise, resolve or rewrite.
+/// The import of a directory's advisories re-matched by itself (no full
+/// match), then after an advisory update and after a KEV catalog: the
+/// incremental re-match (only the assets the documents concern) leaves the
+/// findings exactly as a full re-match would: the full run that follows
+/// finds nothing to raise, resolve or rewrite.
 async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
     let sys = Actor::system();
     let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/labelled/");
@@ -3619,6 +3621,7 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
         .import_assets(&parsed.rows, false, &biomed())
         .await
         .unwrap();
+    let mut imported = Vec::new();
     for dir in ["csaf", "csaf-other"] {
         let p = format!(
             "{}/../pumpward-vuln/tests/data/{dir}",
@@ -3636,10 +3639,19 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
                 .await
                 .unwrap();
             assert!(!r.is_refused(), "{r:?}");
+            imported.extend(r.advisory_id);
         }
     }
+    // What an import of a directory does: one re-match of the assets the
+    // documents concern raises the findings, with no full match run.
+    let first = store.rematch_after_imports(&imported, &sys).await.unwrap();
+    assert!(first.raised > 0, "{first:?}");
     let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert!(full.raised > 0);
+    assert_eq!((full.raised, full.resolved), (0, 0), "{full:?}");
+    assert_eq!(
+        (full.affected_open, full.review_open),
+        (first.affected_open, first.review_open)
+    );
 
     for (doc, changes) in [
         ("csaf/icsa-15-125-01b.json", true),
@@ -3679,6 +3691,169 @@ async fn incremental_rematch_leaves_what_a_full_one_would(store: &Store) {
             "{doc}"
         );
     }
+}
+
+/// An SBOM per model: the real medical-device SBOM (55 components, WolfSSL
+/// 4.8.1 among them) attached to the Alaris 8015 at firmware 12.1.2, and the
+/// real NVD record of CVE-2022-25638 (wolfSSL before 5.2.0). The pump at
+/// that version inherits the finding, naming the component, whichever of
+/// the two arrives first; the pump at another version does not; a full
+/// match afterwards changes nothing; a broken SBOM changes nothing.
+async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
+    use pumpward_store::KIND_AFFECTED;
+    let sys = Actor::system();
+    let fleet = "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+        A-1,BD,Alaris 8015 PC Unit,S1,12.1.2,in_service\n\
+        A-2,BD,Alaris 8015 PC Unit,S2,12.1.3,in_service\n\
+        F-1,Fresenius Kabi,Agilia SP MC,S3,3.3,in_service\n";
+    let parsed = read_assets_csv(fleet.as_bytes(), &CsvLimits::default()).unwrap();
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    let sbom = vuln_data("sbom/medical-device-casestudy-narrow.cdx.json");
+    let nvd = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/sbom/CVE-2022-25638.json"
+    ))
+    .unwrap();
+
+    // A broken SBOM is refused with the parser's words and stores nothing.
+    let broken = store
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "x.json",
+            b"{\"bomFormat\": 1}",
+            &biomed(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(broken, StoreError::Invalid(_)), "{broken}");
+    assert!(store.list_model_sboms().await.unwrap().is_empty());
+
+    // The SBOM first, named the way another department writes the model:
+    // the alias table makes it the same model.
+    let a = store
+        .attach_sbom(
+            "Becton Dickinson",
+            "Alaris PC Unit Model 8015",
+            "12.1.2",
+            "medical-device-casestudy-narrow.cdx.json",
+            &sbom,
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.outcome, "attached");
+    assert_eq!(a.sbom.model_key, "bd/alaris-pcu-8015");
+    assert_eq!(a.sbom.format, "cyclonedx-json");
+    assert_eq!(
+        (a.sbom.components, a.sbom.with_cpe, a.sbom.with_purl),
+        (55, 55, 55)
+    );
+    // No NVD record yet: the pump at 12.1.2 was looked at, nothing raised.
+    let m = a.matched.unwrap();
+    assert_eq!((m.assets, m.raised), (1, 0), "{m:?}");
+    let comps = store.sbom_components(a.sbom.id).await.unwrap();
+    let wolf = comps.iter().find(|c| c.name == "WolfSSL").unwrap();
+    assert_eq!(wolf.version.as_deref(), Some("4.8.1"));
+    assert_eq!(wolf.purl.as_deref(), Some("pkg:github/wolfssl/wolfssl"));
+    assert_eq!(wolf.cpes, ["cpe:2.3:a:wolfssl:wolfssl:4.8.1:*:*:*:*:*:*:*"]);
+    assert_eq!(audit_of(store, "sbom.attach").await.len(), 1);
+    // The same file again: skipped, nothing re-matched.
+    let again = store
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "again.json",
+            &sbom,
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.outcome.as_str(), again.matched), ("skipped", None));
+
+    // Then the NVD record: its import's re-match reaches the pump through
+    // the SBOM (no full match).
+    let imported = store.import_vuln_document(&nvd, &sys).await.unwrap();
+    assert_eq!(imported.outcome, "added", "{imported:?}");
+    let inc = store
+        .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+        .await
+        .unwrap();
+    assert_eq!((inc.assets, inc.raised), (1, 1), "{inc:?}");
+    let f = store
+        .list_findings(&pumpward_store::FindingFilter {
+            kind: Some(KIND_AFFECTED.into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].asset_id.as_deref(), Some("A-1"));
+    assert_eq!(f[0].subject, "cve:CVE-2022-25638:asset:A-1");
+    let rule = &f[0].evidence["rules"][0];
+    assert_eq!(rule["source"], "sbom");
+    assert_eq!(rule["tracking_id"], "CVE-2022-25638");
+    assert_eq!(rule["component"]["component"], "WolfSSL");
+    assert_eq!(rule["component"]["version"], "4.8.1");
+    assert_eq!(
+        rule["criteria"],
+        "cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:* before 5.2.0"
+    );
+    assert!(
+        rule["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("component WolfSSL 4.8.1 of the model's SBOM"),
+        "{rule:#}"
+    );
+    // NVD's own score, CVSS 3.1 6.5.
+    assert_eq!(f[0].evidence["cvss"]["base_score"], 6.5);
+    let row = pumpward_store::FindingRow::from(&f[0]);
+    assert_eq!(row.advisory_id.as_deref(), Some("CVE-2022-25638"));
+    assert_eq!(row.status, "affected");
+
+    // A full match agrees: nothing to raise or resolve.
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 1),
+        "{full:?}"
+    );
+
+    // An SBOM for a model the alias table does not know still applies to
+    // the assets of that model (keyed by its names).
+    let b = store
+        .attach_sbom(
+            "Fresenius Kabi",
+            "Agilia SP MC",
+            "3.3",
+            "agilia.json",
+            &sbom,
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        b.sbom.model_key.starts_with("unidentified:"),
+        "{:?}",
+        b.sbom
+    );
+    let m = b.matched.unwrap();
+    assert_eq!((m.assets, m.raised), (1, 1), "{m:?}");
+    assert_eq!(store.list_model_sboms().await.unwrap().len(), 2);
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 2),
+        "{full:?}"
+    );
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

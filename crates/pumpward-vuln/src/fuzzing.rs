@@ -72,6 +72,21 @@ pub fn csaf_json(data: &[u8]) -> Outcome {
             }
         }
     }
+    // What the store keeps of an NVD record's configurations reads back
+    // the same.
+    if let Ok(feed) = crate::nvd::parse(data) {
+        for c in &feed.cves {
+            let kept = crate::nvd::configurations_json(&c.configurations).to_string();
+            assert_eq!(
+                crate::nvd::parse_configurations(kept.as_bytes())
+                    .ok()
+                    .as_ref(),
+                Some(&c.configurations)
+            );
+        }
+    }
+    // Its reader takes stored text, but must not panic on any.
+    let _ = crate::nvd::parse_configurations(data);
     for r in [
         crate::nvd::parse(data).map(|_| ()),
         crate::nvd::parse_transcription(data).map(|_| ()),

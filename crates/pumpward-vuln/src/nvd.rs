@@ -315,6 +315,53 @@ pub fn parse(bytes: &[u8]) -> Result<NvdFeed, ParseError> {
     Ok(feed)
 }
 
+/// The configurations in NVD API 2.0's shape (`{"configurations": [...]}`),
+/// as the store keeps them; [`parse_configurations`] reads them back.
+pub fn configurations_json(configs: &[Configuration]) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let op = |o: Operator| match o {
+        Operator::And => "AND",
+        Operator::Or => "OR",
+    };
+    let criterion = |c: &CpeCriterion| {
+        let mut m = Map::new();
+        m.insert("vulnerable".into(), Value::Bool(c.vulnerable));
+        m.insert("criteria".into(), Value::String(c.cpe.to_string()));
+        for (key, bound) in [
+            ("versionStartIncluding", &c.start_including),
+            ("versionStartExcluding", &c.start_excluding),
+            ("versionEndIncluding", &c.end_including),
+            ("versionEndExcluding", &c.end_excluding),
+        ] {
+            if let Some(b) = bound {
+                m.insert(key.into(), Value::String(b.clone()));
+            }
+        }
+        Value::Object(m)
+    };
+    json!({
+        "configurations": configs.iter().map(|c| json!({
+            "operator": op(c.operator),
+            "negate": c.negate,
+            "nodes": c.nodes.iter().map(|n| json!({
+                "operator": op(n.operator),
+                "negate": n.negate,
+                "cpeMatch": n.matches.iter().map(criterion).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Reads what [`configurations_json`] wrote.
+pub fn parse_configurations(bytes: &[u8]) -> Result<Vec<Configuration>, ParseError> {
+    let value = parse_bytes(bytes)?;
+    let root_path = PathBuf::root();
+    let root = Node::new(&value, &root_path);
+    root.with_req("configurations", |_| Ok(()))?;
+    let mut warnings = Vec::new();
+    configurations(root, "configurations", &mut warnings)
+}
+
 /// Parses the transcribed configurations file of the shared test data.
 pub fn parse_transcription(bytes: &[u8]) -> Result<NvdFeed, ParseError> {
     let value = parse_bytes(bytes)?;
@@ -412,6 +459,20 @@ mod tests {
         assert_eq!(
             f.cves[0].evaluate(&[fw, hw], Scheme::DottedNumeric),
             CpeMatch::Match
+        );
+    }
+
+    #[test]
+    fn configurations_survive_the_round_trip_through_the_store() {
+        let f = parse(RECORD).unwrap();
+        let c = &f.cves[0].configurations;
+        let text = configurations_json(c).to_string();
+        assert_eq!(&parse_configurations(text.as_bytes()).unwrap(), c);
+        assert_eq!(
+            parse_configurations(br#"{"configurations":[{"nodes":[{"operator":"NOT"}]}]}"#)
+                .unwrap_err()
+                .to_string(),
+            "$.configurations[0].nodes[0].operator: expected \"AND\" or \"OR\", found string \"NOT\""
         );
     }
 

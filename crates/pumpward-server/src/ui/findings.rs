@@ -19,6 +19,11 @@ pub(super) struct Row {
     pub(super) priority: Option<String>,
     /// (factor, what was seen, points), in the formula's order.
     pub(super) factors: Vec<(String, String, String)>,
+    /// The advisories the finding's rules cite: (advisory id, tracking id).
+    pub(super) advisories: Vec<(i64, String)>,
+    /// A resolved vulnerability finding: the advisories' remediations that
+    /// applied to it, (category, details, URL).
+    pub(super) applied: Vec<(String, String, Option<String>)>,
 }
 
 impl From<Finding> for Row {
@@ -44,10 +49,26 @@ impl From<Finding> for Row {
                 )
             })
             .collect();
+        let vulnerability = pumpward_store::vulnerability_status(&f).is_some();
+        let advisories = if vulnerability {
+            pumpward_store::cited_advisories(&f.evidence)
+        } else {
+            Vec::new()
+        };
+        let applied = if vulnerability && f.state == "resolved" {
+            pumpward_store::cited_remediations(&f.evidence)
+                .into_iter()
+                .map(|r| (r.category, r.details, r.url))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Row {
             f,
             priority,
             factors,
+            advisories,
+            applied,
         }
     }
 }
@@ -64,6 +85,8 @@ struct FindingsPage {
     rows: Vec<Row>,
     /// Whether asset pages may be linked (the user has inventory.read).
     link_assets: bool,
+    /// Whether advisory pages may be linked (the user has vuln.read).
+    link_advisories: bool,
     next_href: Option<String>,
     first_href: Option<String>,
     filtered: bool,
@@ -152,6 +175,7 @@ pub async fn findings(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -
             asset_id: asset_id.unwrap_or_default(),
             rows: rows.into_iter().map(Row::from).collect(),
             link_assets: p.can(Permission::InventoryRead),
+            link_advisories: p.can(Permission::VulnRead),
             next_href,
             first_href,
             filtered,

@@ -38,6 +38,7 @@ pub mod findings;
 pub mod incidents;
 pub mod inventory;
 pub mod libraries;
+pub mod library_editor;
 pub mod library;
 pub mod network;
 pub mod pki;
@@ -119,6 +120,11 @@ pub fn routes() -> Router<AppState> {
             post(libraries::draft_from_published),
         )
         .route("/libraries/{id}/rollback", post(libraries::rollback))
+        .route("/libraries/{id}/diff", get(libraries::compare))
+        .route(
+            "/libraries/{id}/revisions/{rev}/edit",
+            get(library_editor::editor).post(library_editor::edit),
+        )
         .route("/libraries/{id}/revisions/{rev}", get(libraries::revision))
         .route(
             "/libraries/{id}/revisions/{rev}/submit",

@@ -292,20 +292,30 @@ impl Story {
                 .and_then(|p| p.as_array())
                 .cloned()
                 .unwrap_or_default();
-            let count = |state: &str| {
+            // Pumps of the waves started so far (`up_to`) or of this wave.
+            let count = |state: &str, up_to: bool| {
                 pumps
                     .iter()
-                    .filter(|p| p.get("wave").and_then(|w| w.as_i64()).unwrap_or(0) <= wave)
+                    .filter(|p| {
+                        let w = p.get("wave").and_then(|w| w.as_i64()).unwrap_or(0);
+                        if up_to {
+                            w <= wave
+                        } else {
+                            w == wave
+                        }
+                    })
                     .filter(|p| p.get("state").and_then(|s| s.as_str()) == Some(state))
                     .count()
             };
             let (installed, waiting, deferred, rejected) = (
-                count("installed"),
-                count("announced"),
-                count("deferred"),
-                count("rejected"),
+                count("installed", true),
+                count("announced", true),
+                count("deferred", true),
+                count("rejected", true),
             );
-            if installed > 0 && waiting == 0 && deferred == 0 {
+            // This wave has been announced (some of its pumps answered) and
+            // no pump the gateway reached is still to install it.
+            if count("installed", false) > 0 && waiting == 0 && deferred == 0 {
                 if rejected > 0 {
                     story(format!("{what}: {rejected} pumps refused the version"));
                 }

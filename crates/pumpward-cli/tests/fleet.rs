@@ -330,6 +330,12 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
         std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
+            // The storyline's steps, in the test's output when it fails.
+            .inspect(|l| {
+                if l.starts_with("Story:") {
+                    eprintln!("{l}");
+                }
+            })
             .filter(|l| l.contains("/setup?token="))
             .count()
     });

@@ -66,7 +66,12 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -74,11 +79,17 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.with_context(|| format!("{method} {path}"))?;
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
         let status = r.status();
         let text = r.text().await?;
         if !status.is_success() {
-            bail!("{method} {path}: {status}: {}", text.chars().take(500).collect::<String>());
+            bail!(
+                "{method} {path}: {status}: {}",
+                text.chars().take(500).collect::<String>()
+            );
         }
         if text.is_empty() {
             return Ok(Value::Null);
@@ -98,7 +109,9 @@ impl Client {
 fn int(v: &Value, path: &[&str]) -> Result<i64> {
     let mut x = v;
     for k in path {
-        x = x.get(k).ok_or_else(|| anyhow!("reply without {}", path.join(".")))?;
+        x = x
+            .get(k)
+            .ok_or_else(|| anyhow!("reply without {}", path.join(".")))?;
     }
     x.as_i64()
         .ok_or_else(|| anyhow!("reply: {} is not a number", path.join(".")))
@@ -155,7 +168,11 @@ impl Story {
             .ok_or_else(|| anyhow!("the simulated fleet stopped"))?;
         story(format!(
             "scenario {s}: {} — {}",
-            if out.passed { "as expected" } else { "NOT as expected" },
+            if out.passed {
+                "as expected"
+            } else {
+                "NOT as expected"
+            },
             out.observed
         ));
         Ok(())
@@ -194,7 +211,9 @@ impl Story {
         let draft = a
             .post(
                 "/api/v1/libraries",
-                Some(serde_json::from_slice::<Value>(&to_canonical_json(&library))?),
+                Some(serde_json::from_slice::<Value>(&to_canonical_json(
+                    &library,
+                ))?),
             )
             .await?;
         let rev = int(&draft, &["revision", "id"])?;
@@ -202,9 +221,15 @@ impl Story {
             "pharmacist {} drafted revision {rev} of {id} from version {}: heparin hard maximum in {area} {old} → {new} units/kg/h",
             self.author.name, current.0
         ));
-        a.post(&format!("/api/v1/libraries/{id}/revisions/{rev}/submit"), None)
-            .await?;
-        story(format!("pharmacist {} submitted it for review", self.author.name));
+        a.post(
+            &format!("/api/v1/libraries/{id}/revisions/{rev}/submit"),
+            None,
+        )
+        .await?;
+        story(format!(
+            "pharmacist {} submitted it for review",
+            self.author.name
+        ));
         let diff = b
             .get(&format!(
                 "/api/v1/libraries/{id}/diff?from=v{}&to={rev}&format=json",
@@ -227,7 +252,10 @@ impl Story {
             self.approver.name
         ));
         let published = b
-            .post(&format!("/api/v1/libraries/{id}/revisions/{rev}/publish"), None)
+            .post(
+                &format!("/api/v1/libraries/{id}/revisions/{rev}/publish"),
+                None,
+            )
             .await?;
         let version = int(&published, &["revision", "version"])?;
         story(format!(

@@ -302,7 +302,9 @@ const DEMO_RULES: &[&str] = &[
 
 /// The README's first command: `pumpward demo` prints the setup link (its
 /// fleet's service account does not close setup) and its simulated pumps
-/// enroll through EST and deliver events over the device channel.
+/// enroll through EST and deliver events over the device channel; every
+/// rule of the storyline fires, and the drug-library story (issue 4's "done
+/// when") leaves its outcome in the store (see [`LibraryStory`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires() {
     use std::io::BufRead;

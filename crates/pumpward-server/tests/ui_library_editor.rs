@@ -99,7 +99,10 @@ fn heparin_form<'a>(over: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         ("hard_min", ""),
         ("hard_max", "40"),
         ("max_duration_min", ""),
-        ("advisory", "Weight-based nomogram; check aPTT or anti-Xa 6 h after each rate change."),
+        (
+            "advisory",
+            "Weight-based nomogram; check aPTT or anti-Xa 6 h after each rate change.",
+        ),
         ("high_alert", "yes"),
     ];
     for (k, v) in over {
@@ -133,12 +136,17 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
     assert!(page.contains(r#"id="edit-draft""#), "{page}");
 
     // The editor lists care areas; an entry's form is filled in.
-    let r = ann.get(&h, &format!("{}?area=adult-icu&entry=0", edit(rev1))).await;
+    let r = ann
+        .get(&h, &format!("{}?area=adult-icu&entry=0", edit(rev1)))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     assert!(text.contains(r#"id="area-adult-icu""#), "{text}");
     assert!(text.contains(r#"id="entry-form""#));
-    assert!(text.contains(r#"id="entry-hard_max" name="hard_max" value="40""#), "{text}");
+    assert!(
+        text.contains(r#"id="entry-hard_max" name="hard_max" value="40""#),
+        "{text}"
+    );
 
     // Soft above hard: refused, the problem next to soft_max, nothing saved.
     let before = revisions(&h).await;
@@ -148,7 +156,9 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
     assert_eq!(r.status, 422, "{}", r.text());
     let text = r.text();
     assert!(
-        text.contains(r#"id="entry-soft_max-error" role="alert">soft_max 50 is above hard_max 40</p>"#),
+        text.contains(
+            r#"id="entry-soft_max-error" role="alert">soft_max 50 is above hard_max 40</p>"#
+        ),
         "{text}"
     );
     assert!(
@@ -167,7 +177,11 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
     let text = r.text();
     assert!(text.contains(r#"id="entry-hard_max-error""#), "{text}");
     assert!(text.contains(r#"id="entry-dosing_unit-error""#), "{text}");
-    assert_eq!(revisions(&h).await, before, "a refused change saves nothing");
+    assert_eq!(
+        revisions(&h).await,
+        before,
+        "a refused change saves nothing"
+    );
     assert_eq!(
         h.store.library_revision(rev1).await.unwrap().state,
         RevisionState::Draft
@@ -179,7 +193,10 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
             .await,
     );
     let rev2 = revision_in(&loc);
-    assert!(loc.contains("done=saved") && loc.contains("area=adult-icu"), "{loc}");
+    assert!(
+        loc.contains("done=saved") && loc.contains("area=adult-icu"),
+        "{loc}"
+    );
     assert_eq!(
         h.store.library_revision(rev1).await.unwrap().state,
         RevisionState::Superseded
@@ -187,9 +204,18 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
     let r2 = h.store.library_revision(rev2).await.unwrap();
     assert_eq!((r2.replaces, r2.author.as_str()), (Some(rev1), "ann"));
     let l2 = content(&h, rev2).await;
-    assert_eq!(l2.care_areas[0].entries[0].hard_max.unwrap().to_string(), "35");
-    assert!(l2.care_areas[0].entries[0].bolus.is_some(), "the bolus limits are kept");
-    assert_eq!(l2.care_areas[0].entries.len(), lib.care_areas[0].entries.len());
+    assert_eq!(
+        l2.care_areas[0].entries[0].hard_max.unwrap().to_string(),
+        "35"
+    );
+    assert!(
+        l2.care_areas[0].entries[0].bolus.is_some(),
+        "the bolus limits are kept"
+    );
+    assert_eq!(
+        l2.care_areas[0].entries.len(),
+        lib.care_areas[0].entries.len()
+    );
     let audit = h
         .store
         .audit_list(&pumpward_store::AuditFilter {
@@ -224,7 +250,11 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         )
         .await;
     assert_eq!(r.status, 422, "one weight without the other");
-    assert!(r.text().contains(r#"id="new-area-weight_max-error""#), "{}", r.text());
+    assert!(
+        r.text().contains(r#"id="new-area-weight_max-error""#),
+        "{}",
+        r.text()
+    );
     let rev3 = revision_in(&location(
         &ann.post(
             &h,
@@ -262,7 +292,8 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
     let r = ann.post(&h, &edit(rev3), &morphine).await;
     assert_eq!(r.status, 422);
     assert!(
-        r.text().contains(r#"id="entry-hard_max-error" role="alert">is required</p>"#),
+        r.text()
+            .contains(r#"id="entry-hard_max-error" role="alert">is required</p>"#),
         "{}",
         r.text()
     );
@@ -281,13 +312,26 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         &ann.post(
             &h,
             &edit(rev4),
-            &[("action", "entry_remove"), ("area", "burn-unit"), ("entry", "0")],
+            &[
+                ("action", "entry_remove"),
+                ("area", "burn-unit"),
+                ("entry", "0"),
+            ],
         )
         .await,
     ));
-    assert!(content(&h, rev5).await.care_area("burn-unit").unwrap().entries.is_empty());
+    assert!(content(&h, rev5)
+        .await
+        .care_area("burn-unit")
+        .unwrap()
+        .entries
+        .is_empty());
     let r = ann
-        .post(&h, &edit(rev5), &[("action", "area_remove"), ("area", "burn-unit")])
+        .post(
+            &h,
+            &edit(rev5),
+            &[("action", "area_remove"), ("area", "burn-unit")],
+        )
         .await;
     assert_eq!(r.status, 422);
     assert!(r.text().contains("Tick the confirmation"));
@@ -295,7 +339,11 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         &ann.post(
             &h,
             &edit(rev5),
-            &[("action", "area_remove"), ("area", "burn-unit"), ("confirm", "yes")],
+            &[
+                ("action", "area_remove"),
+                ("area", "burn-unit"),
+                ("confirm", "yes"),
+            ],
         )
         .await,
     ));
@@ -396,8 +444,14 @@ async fn any_two_versions_are_compared_per_care_area() {
     // The library page offers the comparison, the two newest preselected.
     let page = nurse.get(&h, "/libraries/sample-library").await.text();
     assert!(page.contains(r#"id="compare-form""#), "{page}");
-    assert!(page.contains(r#"<option value="v2" selected>version 2</option>"#), "{page}");
-    assert!(page.contains(r#"<option value="v3" selected>version 3</option>"#), "{page}");
+    assert!(
+        page.contains(r#"<option value="v2" selected>version 2</option>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<option value="v3" selected>version 3</option>"#),
+        "{page}"
+    );
 
     // Version 1 against version 3: both changes, each in its care area.
     let r = nurse
@@ -405,9 +459,15 @@ async fn any_two_versions_are_compared_per_care_area() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
-    assert!(text.contains("Changes from version 1 to version 3"), "{text}");
+    assert!(
+        text.contains("Changes from version 1 to version 3"),
+        "{text}"
+    );
     assert!(text.contains("<h3>Care area adult-icu</h3>"), "{text}");
-    assert!(text.contains("<td>hard_max</td><td>40</td><td>35</td>"), "{text}");
+    assert!(
+        text.contains("<td>hard_max</td><td>40</td><td>35</td>"),
+        "{text}"
+    );
     assert!(text.contains("<h3>Care area med-surg</h3>"), "{text}");
     assert!(
         text.contains(&format!("<li>− {}</li>", removed.replace('&', "&amp;"))),
@@ -436,8 +496,5 @@ async fn any_two_versions_are_compared_per_care_area() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     // A library that does not exist.
-    assert_eq!(
-        nurse.get(&h, "/libraries/nope/diff").await.status,
-        404
-    );
+    assert_eq!(nurse.get(&h, "/libraries/nope/diff").await.status, 404);
 }

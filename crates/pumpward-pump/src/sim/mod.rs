@@ -1155,7 +1155,11 @@ impl ScenarioCtx {
     async fn tampered_library(&self) -> (&'static str, String, bool) {
         let expected = "every pump with a library refuses its own envelope with a byte flipped, a lower version and a library signed by an untrusted key, and keeps its library";
         let Some(older) = self.opts.rollback_library.clone() else {
-            return (expected, "no older library to offer was given".into(), false);
+            return (
+                expected,
+                "no older library to offer was given".into(),
+                false,
+            );
         };
         let forged = match forged_library_envelope() {
             Ok(e) => e,
@@ -1191,8 +1195,9 @@ impl ScenarioCtx {
             kept += usize::from(a.library() == Some(before));
             a.flush().await;
         }
-        let mut observed =
-            format!("{pumps} pumps: {refused} of {offered} envelopes refused, {kept} kept their library");
+        let mut observed = format!(
+            "{pumps} pumps: {refused} of {offered} envelopes refused, {kept} kept their library"
+        );
         if !accepted.is_empty() {
             observed.push_str(&format!("; {}", accepted.join("; ")));
         }

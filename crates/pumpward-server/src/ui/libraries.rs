@@ -408,7 +408,9 @@ fn choices(revs: &[LibraryRevision]) -> Vec<Choice> {
     c.sort_by_key(|r| std::cmp::Reverse(r.id));
     c.into_iter()
         .map(|r| Choice {
-            value: r.version.map_or_else(|| r.id.to_string(), |v| format!("v{v}")),
+            value: r
+                .version
+                .map_or_else(|| r.id.to_string(), |v| format!("v{v}")),
             label: revision_label(r),
         })
         .collect()
@@ -477,10 +479,7 @@ pub async fn compare(
         .map(|l| l.name)
         .unwrap_or_else(|_| id.clone());
     let (dfrom, dto) = default_pair(&revs);
-    let (from, to) = (
-        param("from").unwrap_or(dfrom),
-        param("to").unwrap_or(dto),
-    );
+    let (from, to) = (param("from").unwrap_or(dfrom), param("to").unwrap_or(dto));
     let compared = async {
         let a = api_library::resolve(&st, &id, &from).await?;
         let b = api_library::resolve(&st, &id, &to).await?;

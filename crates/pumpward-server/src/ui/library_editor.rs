@@ -124,7 +124,12 @@ fn area_form_of(a: Option<&CareArea>) -> EditForm {
                 dec_text(w.map(|w| w.min)),
                 "needed when an entry is dosed per kg",
             ),
-            FormField::text("weight_max", "Heaviest patient (kg)", dec_text(w.map(|w| w.max)), ""),
+            FormField::text(
+                "weight_max",
+                "Heaviest patient (kg)",
+                dec_text(w.map(|w| w.max)),
+                "",
+            ),
         ],
         high_alert: false,
         other: Vec::new(),
@@ -175,9 +180,24 @@ fn entry_form_of(area: &str, index: Option<usize>, e: Option<&Entry>) -> EditFor
                 e.map(|e| e.dosing_unit.to_string()).unwrap_or_default(),
                 "e.g. units/kg/h, mcg/min, mcg/kg/min, mg/h, mL/h",
             ),
-            FormField::text("soft_min", "Soft minimum", dec_text(e.and_then(|e| e.soft_min)), ""),
-            FormField::text("soft_max", "Soft maximum", dec_text(e.and_then(|e| e.soft_max)), ""),
-            FormField::text("hard_min", "Hard minimum", dec_text(e.and_then(|e| e.hard_min)), ""),
+            FormField::text(
+                "soft_min",
+                "Soft minimum",
+                dec_text(e.and_then(|e| e.soft_min)),
+                "",
+            ),
+            FormField::text(
+                "soft_max",
+                "Soft maximum",
+                dec_text(e.and_then(|e| e.soft_max)),
+                "",
+            ),
+            FormField::text(
+                "hard_min",
+                "Hard minimum",
+                dec_text(e.and_then(|e| e.hard_min)),
+                "",
+            ),
             FormField::text(
                 "hard_max",
                 "Hard maximum",
@@ -428,54 +448,51 @@ fn page(
             selected: Some(i) == selected,
         })
         .collect();
-    let (area, entries, area_form, entry_form) = match selected.and_then(|i| {
-        lib.care_areas.get(i).map(|c| (i, c))
-    }) {
-        None => (None, Vec::new(), None, None),
-        Some((i, c)) => {
-            let base = care_area_path(i, &c.id);
-            let entries = c
-                .entries
-                .iter()
-                .enumerate()
-                .map(|(j, e)| {
-                    let at = format!("{base}.entries[{j}].");
-                    let l = e.limits();
-                    EntryRow {
-                        index: j,
-                        drug: e.drug.clone(),
-                        concentration: e.concentration.to_string(),
-                        dosing_unit: e.dosing_unit.to_string(),
-                        limits: format!(
-                            "{} / {} – {} / {}",
-                            super::or_dash(l.hard_min),
-                            super::or_dash(l.soft_min),
-                            super::or_dash(l.soft_max),
-                            super::or_dash(l.hard_max)
-                        ),
-                        problems: problems
-                            .iter()
-                            .filter(|x| x.field.starts_with(&at))
-                            .count(),
-                    }
-                })
-                .collect();
-            let entry_form = entry_override.or_else(|| match sel.entry.as_deref() {
-                Some("new") => Some(entry_form_of(&c.id, None, None)),
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|j| c.entries.get(j).map(|e| entry_form_of(&c.id, Some(j), Some(e)))),
-                None => None,
-            });
-            (
-                Some((c.id.clone(), c.name.clone())),
-                entries,
-                Some(area_override.unwrap_or_else(|| area_form_of(Some(c)))),
-                entry_form,
-            )
-        }
-    };
+    let (area, entries, area_form, entry_form) =
+        match selected.and_then(|i| lib.care_areas.get(i).map(|c| (i, c))) {
+            None => (None, Vec::new(), None, None),
+            Some((i, c)) => {
+                let base = care_area_path(i, &c.id);
+                let entries = c
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(j, e)| {
+                        let at = format!("{base}.entries[{j}].");
+                        let l = e.limits();
+                        EntryRow {
+                            index: j,
+                            drug: e.drug.clone(),
+                            concentration: e.concentration.to_string(),
+                            dosing_unit: e.dosing_unit.to_string(),
+                            limits: format!(
+                                "{} / {} – {} / {}",
+                                super::or_dash(l.hard_min),
+                                super::or_dash(l.soft_min),
+                                super::or_dash(l.soft_max),
+                                super::or_dash(l.hard_max)
+                            ),
+                            problems: problems.iter().filter(|x| x.field.starts_with(&at)).count(),
+                        }
+                    })
+                    .collect();
+                let entry_form = entry_override.or_else(|| match sel.entry.as_deref() {
+                    Some("new") => Some(entry_form_of(&c.id, None, None)),
+                    Some(n) => n.parse::<usize>().ok().and_then(|j| {
+                        c.entries
+                            .get(j)
+                            .map(|e| entry_form_of(&c.id, Some(j), Some(e)))
+                    }),
+                    None => None,
+                });
+                (
+                    Some((c.id.clone(), c.name.clone())),
+                    entries,
+                    Some(area_override.unwrap_or_else(|| area_form_of(Some(c)))),
+                    entry_form,
+                )
+            }
+        };
     render(
         status,
         &EditorPage {
@@ -557,8 +574,13 @@ fn posted(mut form: EditForm, f: &Fields) -> EditForm {
 
 /// What the change did, for the redirect.
 enum Applied {
-    Saved { area: Option<String>, entry: Option<String> },
-    Removed { area: Option<String> },
+    Saved {
+        area: Option<String>,
+        entry: Option<String>,
+    },
+    Removed {
+        area: Option<String>,
+    },
 }
 
 /// A refused change: the form to show again with its errors.
@@ -589,7 +611,11 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
                 (Some(min), Some(max)) => Some(WeightRange { min, max }),
                 (None, None) => None,
                 _ => {
-                    let which = if min.is_none() { "weight_min" } else { "weight_max" };
+                    let which = if min.is_none() {
+                        "weight_min"
+                    } else {
+                        "weight_max"
+                    };
                     if let Some(x) = form.field_mut(which) {
                         if x.error.is_empty() {
                             x.error = "give both weights, or neither".into();
@@ -626,11 +652,17 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
             } else {
                 match area_index {
                     Some(i) => i,
-                    None => return Err(Refused::Message(format!("There is no care area {area_id:?} in this draft; reload the page."))),
+                    None => {
+                        return Err(Refused::Message(format!(
+                            "There is no care area {area_id:?} in this draft; reload the page."
+                        )))
+                    }
                 }
             };
             let Some(c) = lib.care_areas.get_mut(index) else {
-                return Err(Refused::Message("The care area is gone; reload the page.".into()));
+                return Err(Refused::Message(
+                    "The care area is gone; reload the page.".into(),
+                ));
             };
             c.id = new_id.clone();
             c.name = f.get("area_name").trim().to_owned();
@@ -648,7 +680,9 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
         }
         "area_remove" => {
             let Some(i) = area_index else {
-                return Err(Refused::Message(format!("There is no care area {area_id:?} in this draft; reload the page.")));
+                return Err(Refused::Message(format!(
+                    "There is no care area {area_id:?} in this draft; reload the page."
+                )));
             };
             if f.get("confirm") != "yes" {
                 return Err(Refused::Message(format!(
@@ -658,14 +692,17 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
             lib.care_areas.remove(i);
             if lib.care_areas.is_empty() {
                 return Err(Refused::Message(
-                    "A library needs at least one care area; add another before removing this one.".into(),
+                    "A library needs at least one care area; add another before removing this one."
+                        .into(),
                 ));
             }
             Ok(Applied::Removed { area: None })
         }
         "entry_save" => {
             let Some(ai) = area_index else {
-                return Err(Refused::Message(format!("There is no care area {area_id:?} in this draft; reload the page.")));
+                return Err(Refused::Message(format!(
+                    "There is no care area {area_id:?} in this draft; reload the page."
+                )));
             };
             let which = f.get("entry").trim();
             let existing = if which == "new" {
@@ -673,7 +710,11 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
             } else {
                 match which.parse::<usize>() {
                     Ok(j) if lib.care_areas.get(ai).is_some_and(|c| j < c.entries.len()) => Some(j),
-                    _ => return Err(Refused::Message("That entry is gone; reload the page.".into())),
+                    _ => {
+                        return Err(Refused::Message(
+                            "That entry is gone; reload the page.".into(),
+                        ))
+                    }
                 }
             };
             let mut form = posted(entry_form_of(&area_id, existing, None), f);
@@ -711,14 +752,18 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
                     }
                 },
             };
-            for (name, what) in [("conc_amount", amount.is_some()), ("conc_volume", volume.is_some())] {
+            for (name, what) in [
+                ("conc_amount", amount.is_some()),
+                ("conc_volume", volume.is_some()),
+            ] {
                 if let Some(x) = form.field_mut(name) {
                     if x.error.is_empty() && !what {
                         x.error = "is required".into();
                     }
                 }
             }
-            let (Some(amount), Some(volume), Some(unit), Some(dosing)) = (amount, volume, unit, dosing)
+            let (Some(amount), Some(volume), Some(unit), Some(dosing)) =
+                (amount, volume, unit, dosing)
             else {
                 return Err(Refused::Entry(form));
             };
@@ -730,7 +775,9 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
                 (!v.is_empty()).then(|| v.to_owned())
             };
             let Some(c) = lib.care_areas.get_mut(ai) else {
-                return Err(Refused::Message("The care area is gone; reload the page.".into()));
+                return Err(Refused::Message(
+                    "The care area is gone; reload the page.".into(),
+                ));
             };
             // Bolus and VTBI limits are kept as they were (the form does
             // not edit them).
@@ -780,19 +827,27 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
         }
         "entry_remove" => {
             let Some(c) = area_index.and_then(|i| lib.care_areas.get_mut(i)) else {
-                return Err(Refused::Message(format!("There is no care area {area_id:?} in this draft; reload the page.")));
+                return Err(Refused::Message(format!(
+                    "There is no care area {area_id:?} in this draft; reload the page."
+                )));
             };
             match f.get("entry").trim().parse::<usize>() {
                 Ok(j) if j < c.entries.len() => {
                     c.entries.remove(j);
                 }
-                _ => return Err(Refused::Message("That entry is gone; reload the page.".into())),
+                _ => {
+                    return Err(Refused::Message(
+                        "That entry is gone; reload the page.".into(),
+                    ))
+                }
             }
             Ok(Applied::Removed {
                 area: Some(area_id),
             })
         }
-        _ => Err(Refused::Message("The form could not be read; reload the page.".into())),
+        _ => Err(Refused::Message(
+            "The form could not be read; reload the page.".into(),
+        )),
     }
 }
 

@@ -19,11 +19,12 @@
 //!
 //! Everything is sample data, not for clinical use.
 
+use crate::demo_library::Pharmacist;
 use crate::{serve, Cli, Settings};
 use anyhow::{bail, Context, Result};
-use pumpward_core::access::{password, Role};
+use pumpward_core::access::{password, Permission, Role};
 use pumpward_core::inventory::csv as invcsv;
-use pumpward_pump::sim::Scenario;
+use pumpward_pump::sim::ScenarioRequests;
 use pumpward_store::{Actor, AssetFilter, NewRollout, Store};
 use std::path::PathBuf;
 
@@ -150,25 +151,102 @@ pub(crate) async fn run(
             a
         }
     };
+    let started = time::OffsetDateTime::now_utc();
     let store = crate::open(&s).await?;
     load_hospital(&store, seed).await?;
-    let side_load = prepare_story(&store, &s).await?;
+    let prepared = prepare_story(&store, &s).await?;
     let token = sim_token(&store).await?;
     let listen = listen.unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid"));
     let gateway = gateway_listen.unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid"));
-    let fleet = tokio::spawn(fleet(s.data_dir.clone(), listen, gateway, token, side_load));
+    let (requester, requests) = pumpward_pump::sim::scenario_requests();
+    let fleet = tokio::spawn(fleet(
+        s.data_dir.clone(),
+        listen,
+        gateway,
+        token,
+        requests,
+        prepared.side_load,
+        prepared.older,
+    ));
+    let story = tokio::spawn(
+        crate::demo_library::Story {
+            store: store.clone(),
+            base_url: format!("https://{listen}"),
+            ca_file: s.data_dir.join("tls/ca.pem"),
+            library_id: prepared.library_id,
+            author: prepared.author,
+            approver: prepared.approver,
+            scenarios: requester,
+            started,
+        }
+        .play(),
+    );
     let kev = tokio::spawn(kev_addition_later(store.clone()));
     let sensor = tokio::spawn(network_sensor_later(store.clone(), flows));
     let r = serve(&s, Some(listen), Some(gateway), store).await;
     fleet.abort();
+    story.abort();
     kev.abort();
     sensor.abort();
     r
 }
 
-/// The storyline's preparation; returns the library envelope a pump will
-/// side-load.
-async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
+/// What the storyline's preparation leaves for the fleet and the story.
+struct Prepared {
+    library_id: String,
+    /// The envelope a pump side-loads (published, not released).
+    side_load: Vec<u8>,
+    /// An older published envelope (the tampered-library scenario's lower
+    /// version).
+    older: Vec<u8>,
+    author: Pharmacist,
+    approver: Pharmacist,
+}
+
+/// A demo pharmacist with a random password (for re-authentication) and
+/// an API token scoped to what their part of the story needs.
+async fn demo_pharmacist(
+    store: &Store,
+    name: &str,
+    full_name: &str,
+    scopes: &[Permission],
+) -> Result<Pharmacist> {
+    let actor = demo_actor();
+    let pass = pumpward_server::auth::random_token();
+    let user = store
+        .create_user(
+            name,
+            full_name,
+            Role::Pharmacist,
+            &password::hash_password(&pass),
+            false,
+            &actor,
+        )
+        .await?;
+    let token = format!(
+        "{}{}",
+        pumpward_server::auth::TOKEN_PREFIX,
+        pumpward_server::auth::random_token()
+    );
+    store
+        .create_api_token(
+            &user,
+            "demo storyline",
+            &pumpward_server::auth::token_hash(&token),
+            scopes,
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            &actor,
+        )
+        .await?;
+    Ok(Pharmacist {
+        name: name.to_owned(),
+        password: pass,
+        token,
+    })
+}
+
+/// The storyline's preparation.
+async fn prepare_story(store: &Store, s: &Settings) -> Result<Prepared> {
     let actor = demo_actor();
     // The vendor's firmware digests for every model and version in service
     // (the simulated pumps report `sha256("<manufacturer> <model> <version>")`).
@@ -191,16 +269,25 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
     // rolled out to every pump; version 2 is published but not released.
     let ca = pumpward_server::pki::CaService::open(store.clone(), s.pki.clone(), true).await?;
     let signer = pumpward_server::library::LibrarySigner::load_or_create(&ca).await?;
-    let unusable = password::hash_password(&pumpward_server::auth::random_token());
-    let (author, approver) = ("demo-ann", "demo-bob");
-    for (name, full) in [
-        (author, "Ann (demo pharmacist)"),
-        (approver, "Bob (demo pharmacist)"),
-    ] {
-        store
-            .create_user(name, full, Role::Pharmacist, &unusable, false, &actor)
-            .await?;
-    }
+    let (author, approver) = ("demo-ann", "demo-bea");
+    let author_p = demo_pharmacist(
+        store,
+        author,
+        "Ann (demo pharmacist)",
+        &[Permission::LibraryRead, Permission::LibraryAuthor],
+    )
+    .await?;
+    let approver_p = demo_pharmacist(
+        store,
+        approver,
+        "Bea (demo pharmacist)",
+        &[
+            Permission::LibraryRead,
+            Permission::LibraryApprove,
+            Permission::LibraryPublish,
+        ],
+    )
+    .await?;
     let lib = pumpward_druglib::sample_library();
     for _ in 0..2 {
         pumpward_server::library::publish_reviewed(store, &signer, &lib, author, approver).await?;
@@ -217,6 +304,7 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
         )
         .await?;
     let side_load = store.library_envelope(&lib.id, 2).await?;
+    let older = store.library_envelope(&lib.id, 1).await?;
 
     // The advisories shipped with Pumpward, matched against the fleet.
     for (name, bytes) in ADVISORIES {
@@ -232,7 +320,13 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Vec<u8>> {
         m.affected_open,
         m.review_open
     );
-    Ok(side_load)
+    Ok(Prepared {
+        library_id: lib.id.clone(),
+        side_load,
+        older,
+        author: author_p,
+        approver: approver_p,
+    })
 }
 
 /// A simulated network sensor: once, after [`NETWORK_FLOWS_AFTER`], it
@@ -386,7 +480,6 @@ async fn kev_addition_later(store: Store) {
 /// (enrollment codes and the pump list): the fleet enrolls through EST like
 /// real pumps would.
 async fn sim_token(store: &Store) -> Result<String> {
-    use pumpward_core::access::Permission;
     let secret = pumpward_server::auth::random_token();
     let secret = format!("{}{secret}", pumpward_server::auth::TOKEN_PREFIX);
     let actor = Actor {
@@ -428,7 +521,9 @@ async fn fleet(
     listen: std::net::SocketAddr,
     gateway: std::net::SocketAddr,
     token: String,
+    requests: ScenarioRequests,
     side_load_library: Vec<u8>,
+    older_library: Vec<u8>,
 ) {
     let ca = data_dir.join("tls/ca.pem");
     let server = format!("https://{listen}");
@@ -440,12 +535,15 @@ async fn fleet(
     }
     let mut o = pumpward_pump::sim::SimOptions::new(&server, &gateway.to_string(), &token, ca, 60);
     o.duration = std::time::Duration::from_secs(7 * 24 * 3600);
-    o.speed = 30.0;
+    // Fast enough that an infusion which defers a library install ends
+    // within minutes (30 min to 6.5 h simulated).
+    o.speed = 120.0;
     o.state_dir = Some(data_dir.join("sim"));
-    // Every attack and fault scenario, once the fleet is up: each raises
-    // its alert (see `docs/demo.md`).
-    o.scenarios = Scenario::ALL.to_vec();
+    // Every attack and fault scenario, played by the storyline once the
+    // fleet is up: each raises its alert (see `docs/demo.md`).
+    o.requests = Some(requests);
     o.side_load_library = Some(side_load_library);
+    o.rollback_library = Some(older_library);
     tracing::info!(
         "starting a simulated fleet of 60 pumps (EST enrollment, then the device channel)"
     );

@@ -4,6 +4,7 @@
 
 mod config;
 mod demo;
+mod demo_library;
 mod detect;
 mod findings;
 mod net;

@@ -303,12 +303,15 @@ const DEMO_RULES: &[&str] = &[
 
 /// The README's first command: `pumpward demo` prints the setup link (its
 /// fleet's service account does not close setup) and its simulated pumps
-/// enroll through EST and deliver events over the device channel.
+/// enroll through EST and deliver events over the device channel; every
+/// rule of the storyline fires, and the drug-library story (issue 4's "done
+/// when") leaves its outcome in the store (see [`LibraryStory`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires() {
     use std::io::BufRead;
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("pumpward-demo");
+    let t0 = time::OffsetDateTime::now_utc();
     let (port, gport) = (free_port(), free_port());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pumpward"))
         .arg("--data-dir")
@@ -330,6 +333,12 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
         std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
+            // The storyline's steps, in the test's output when it fails.
+            .inspect(|l| {
+                if l.starts_with("Story:") {
+                    eprintln!("{l}");
+                }
+            })
             .filter(|l| l.contains("/setup?token="))
             .count()
     });
@@ -380,8 +389,11 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
             store.close().await;
         }
     }
+    // The drug-library storyline, once the scenarios are played.
+    let story = demo_library_story(&dir, t0).await;
     child.kill().unwrap();
     child.wait().unwrap();
+    story.assert_done();
     assert!(
         lines.join().unwrap() > 0,
         "the demo printed its banner and a setup link"
@@ -399,6 +411,178 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
         "the demo's KEK sits beside its directory"
     );
     assert!(!dir.join("pumpward-demo.kek").exists());
+}
+
+/// What the demo's drug-library storyline left in the store
+/// (`crates/pumpward-cli/src/demo_library.rs`).
+#[derive(Debug, Default)]
+struct LibraryStory {
+    /// The published revision pharmacist A drafted: (version, author,
+    /// approver, publisher, the Adult ICU heparin hard maximum).
+    change: Option<(i64, String, String, String, String)>,
+    /// The newest rollout: (version, pilot percent, current wave, audit
+    /// records of its advance).
+    rollout: Option<(i64, i64, i64, usize)>,
+    counts: pumpward_store::RolloutCounts,
+    /// Pumps that installed the new version (the rollout says so).
+    installed: Vec<String>,
+    /// Pumps on the current version in the compliance view.
+    compliant: i64,
+    /// Installed pumps without three `library_rejected` reports since the
+    /// start.
+    not_refusing: Vec<String>,
+    soft_overrides: i64,
+    hard_blocks: i64,
+    override_reasons: Vec<String>,
+}
+
+impl LibraryStory {
+    fn finished(&self) -> bool {
+        self.rollout.is_some_and(|r| r.2 == 2)
+            && !self.installed.is_empty()
+            && self.counts.announced == 0
+            && self.counts.deferred == 0
+            && self.not_refusing.is_empty()
+    }
+
+    fn assert_done(&self) {
+        let (version, author, approver, publisher, heparin) =
+            self.change.clone().expect("a drafted change was published");
+        assert_eq!(version, 3, "{self:?}");
+        assert_eq!(author, "demo-ann");
+        assert_eq!(approver, "demo-bea", "a second pharmacist approved");
+        assert_eq!(publisher, "demo-bea");
+        assert_eq!(heparin, "35", "the change tightened heparin's hard maximum");
+        let (rv, pilot, wave, advances) = self.rollout.expect("a rollout");
+        assert_eq!((rv, pilot, wave), (3, 25, 2), "pilot first, then everyone");
+        assert_eq!(advances, 1, "advanced once, audited");
+        assert!(
+            self.installed.len() >= 30,
+            "most of the 60 simulated pumps installed it: {self:?}"
+        );
+        assert_eq!(
+            (self.counts.announced, self.counts.deferred),
+            (0, 0),
+            "every pump the gateway reached answered and installed: {:?}",
+            self.counts
+        );
+        assert!(
+            self.compliant >= self.installed.len() as i64,
+            "the compliance view counts every installing pump current, even after the tampered envelopes: {self:?}"
+        );
+        assert!(
+            self.not_refusing.is_empty(),
+            "every pump reported refusing the three tampered envelopes: {:?}",
+            self.not_refusing
+        );
+        assert!(self.soft_overrides > 0 && self.hard_blocks > 0, "{self:?}");
+        assert!(
+            self.override_reasons
+                .iter()
+                .any(|r| r == "titrating to effect per protocol"),
+            "the override storm's reason is in the CQI report: {:?}",
+            self.override_reasons
+        );
+    }
+}
+
+async fn read_library_story(
+    store: &pumpward_store::Store,
+    since: time::OffsetDateTime,
+) -> LibraryStory {
+    let id = pumpward_druglib::sample_library().id;
+    let mut s = LibraryStory::default();
+    let revs = store.library_revisions(&id).await.unwrap();
+    if let Some(r) = revs
+        .iter()
+        .find(|r| r.author == "demo-ann" && r.version.is_some_and(|v| v > 2))
+    {
+        let lib = pumpward_druglib::json::parse_library_json(r.content.as_bytes()).unwrap();
+        let heparin = lib
+            .care_areas
+            .iter()
+            .find(|a| a.name == "Adult ICU")
+            .and_then(|a| a.entries.iter().find(|e| e.drug == "heparin"))
+            .and_then(|e| e.hard_max)
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        s.change = Some((
+            r.version.unwrap_or(0),
+            r.author.clone(),
+            r.approved_by.clone().unwrap_or_default(),
+            r.published_by.clone().unwrap_or_default(),
+            heparin,
+        ));
+    }
+    let rollouts = store.library_rollouts(&id).await.unwrap();
+    if let Some(r) = rollouts.first().filter(|r| r.version > 1) {
+        let advances = store
+            .audit_list(&pumpward_store::AuditFilter {
+                action: Some("library.rollout.advance".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len();
+        s.rollout = Some((r.version, r.pilot_percent, r.current_wave, advances));
+        s.counts = r.counts.clone();
+        s.installed = store
+            .library_rollout_pumps(r.id, Some("installed"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.asset_id)
+            .collect();
+        s.compliant = store
+            .library_compliance(&id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .current;
+        let refusals: std::collections::BTreeMap<String, i64> = store
+            .device_event_counts("library_rejected", since)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        s.not_refusing = s
+            .installed
+            .iter()
+            .filter(|a| refusals.get(*a).copied().unwrap_or(0) < 3)
+            .cloned()
+            .collect();
+    }
+    let cqi = store
+        .cqi_report(
+            since - time::Duration::days(1),
+            time::OffsetDateTime::now_utc() + time::Duration::days(365),
+        )
+        .await
+        .unwrap();
+    for r in &cqi.rows {
+        s.soft_overrides += r.soft_overrides;
+        s.hard_blocks += r.hard_blocks;
+        s.override_reasons
+            .extend(r.override_reasons.iter().map(|(why, _)| why.clone()));
+    }
+    s
+}
+
+/// Waits (bounded) for the storyline to finish and returns what it left.
+async fn demo_library_story(dir: &std::path::Path, since: time::OffsetDateTime) -> LibraryStory {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = LibraryStory::default();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Ok(store) = pumpward_store::Store::open_sqlite(dir).await {
+            last = read_library_story(&store, since).await;
+            store.close().await;
+            if last.finished() {
+                break;
+            }
+        }
+    }
+    last
 }
 
 /// Quarantining a connected pump through the API sends it a quarantine

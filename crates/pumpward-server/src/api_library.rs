@@ -363,7 +363,8 @@ pub struct DiffQuery {
     format: Option<String>,
 }
 
-async fn resolve(st: &AppState, id: &str, what: &str) -> ApiResult<LibraryRevision> {
+/// A revision number, or `vN` for published version N, of library `id`.
+pub(crate) async fn resolve(st: &AppState, id: &str, what: &str) -> ApiResult<LibraryRevision> {
     let bad = || {
         ApiError::bad_request(format!(
             "{what:?}: give a revision number, or vN for published version N"

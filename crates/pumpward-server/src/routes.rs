@@ -994,6 +994,28 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/libraries/{id}/diff",
+        Perm(LibraryRead),
+        "ui",
+        "The per-care-area diff between any two versions or revisions (from, to)",
+    ),
+    r(
+        "GET",
+        "/libraries/{id}/revisions/{rev}/edit",
+        Perm(LibraryAuthor),
+        "ui",
+        "The library editor of an own draft: care areas and entries, problems inline",
+    ),
+    b(
+        "POST",
+        "/libraries/{id}/revisions/{rev}/edit",
+        Perm(LibraryAuthor),
+        "ui",
+        "Add, change or remove a care area or an entry; saved as a new draft replacing this one",
+        "application/x-www-form-urlencoded",
+    ),
+    r(
+        "GET",
         "/libraries/{id}/revisions/{rev}",
         Perm(LibraryRead),
         "ui",

@@ -340,6 +340,26 @@ impl Store {
         .collect()
     }
 
+    /// The pumps that recorded events of `kind` at or after `since` (by
+    /// their own clock), with how many each, by asset id.
+    pub async fn device_event_counts(
+        &self,
+        kind: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, i64)>> {
+        sqlx::query(
+            "SELECT asset_id, COUNT(*) AS n FROM device_events WHERE kind = $1 AND at >= $2 \
+             GROUP BY asset_id ORDER BY asset_id",
+        )
+        .bind(kind.to_owned())
+        .bind(pumpward_core::timefmt::format(since))
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("asset_id")?, r.try_get("n")?)))
+        .collect()
+    }
+
     /// A pump's recorded sequence gaps, oldest first.
     pub async fn device_gaps(&self, asset_id: &str) -> Result<Vec<(u64, u64)>> {
         sqlx::query("SELECT from_seq, to_seq FROM device_gaps WHERE asset_id = $1 ORDER BY id")

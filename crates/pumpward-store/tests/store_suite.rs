@@ -1339,6 +1339,26 @@ async fn device_channel_state(store: &Store) {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, [1, 2, 3, 7]);
+    // Pumps with events of one kind since a time (by the pump's clock),
+    // with their counts.
+    let at = |s: &str| pumpward_core::timefmt::parse(s).unwrap();
+    assert_eq!(
+        store
+            .device_event_counts("alarm", at("2026-11-26T10:00:00.000000Z"))
+            .await
+            .unwrap(),
+        [("P-1".to_owned(), 4)]
+    );
+    assert!(store
+        .device_event_counts("alarm", at("2026-11-26T10:00:01.000000Z"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .device_event_counts("library_rejected", at("2026-11-26T09:00:00.000000Z"))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.device_gaps("P-1").await.unwrap(), [(4, 6)]);
     assert_eq!(store.device_last_seq("P-1").await.unwrap(), 7);
     assert_eq!(store.device_last_seq("NO-SUCH-PUMP").await.unwrap(), 0);

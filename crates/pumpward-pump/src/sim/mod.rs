@@ -67,11 +67,16 @@ pub enum Scenario {
     MaintenanceLogin,
     /// A pump reports a firmware image whose digest is not the vendor's.
     FirmwareTamper,
+    /// Every pump with a library is offered tampered envelopes through its
+    /// service port — its own with one byte flipped, a lower version
+    /// (`rollback_library`), one signed by an untrusted key — and must
+    /// refuse each and keep its library (needs a library).
+    TamperedLibrary,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Self::GatewayOutage,
         Self::CertificateRevoked,
         Self::RogueDevice,
@@ -84,6 +89,7 @@ impl Scenario {
         Self::SideLoadedLibrary,
         Self::MaintenanceLogin,
         Self::FirmwareTamper,
+        Self::TamperedLibrary,
     ];
 
     /// Whether it needs pumps with a drug library installed (a rollout by
@@ -92,7 +98,10 @@ impl Scenario {
     pub fn needs_library(self) -> bool {
         matches!(
             self,
-            Self::LimitProbing | Self::OverrideStorm | Self::SideLoadedLibrary
+            Self::LimitProbing
+                | Self::OverrideStorm
+                | Self::SideLoadedLibrary
+                | Self::TamperedLibrary
         )
     }
 
@@ -111,6 +120,7 @@ impl Scenario {
             Self::SideLoadedLibrary => "side-loaded-library",
             Self::MaintenanceLogin => "maintenance-login",
             Self::FirmwareTamper => "firmware-tamper",
+            Self::TamperedLibrary => "tampered-library",
         }
     }
 }
@@ -145,6 +155,44 @@ pub struct ScenarioOutcome {
     pub observed: String,
     /// Whether that is what should happen.
     pub passed: bool,
+}
+
+/// A scenario asked for while the fleet runs, and where its outcome goes.
+type ScenarioRequest = (Scenario, tokio::sync::oneshot::Sender<ScenarioOutcome>);
+
+/// The simulator's end of [`scenario_requests`]: it plays each scenario
+/// asked for, one at a time, until the run ends.
+#[derive(Clone)]
+pub struct ScenarioRequests(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ScenarioRequest>>>);
+
+impl fmt::Debug for ScenarioRequests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScenarioRequests")
+    }
+}
+
+/// The caller's end of [`scenario_requests`].
+#[derive(Clone, Debug)]
+pub struct ScenarioRequester(tokio::sync::mpsc::Sender<ScenarioRequest>);
+
+impl ScenarioRequester {
+    /// Plays `s` once the fleet is up and earlier scenarios are done;
+    /// `None` if the simulator has stopped.
+    pub async fn play(&self, s: Scenario) -> Option<ScenarioOutcome> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.send((s, tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// A channel to ask a running simulator for scenarios
+/// ([`SimOptions::requests`]).
+pub fn scenario_requests() -> (ScenarioRequester, ScenarioRequests) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    (
+        ScenarioRequester(tx),
+        ScenarioRequests(Arc::new(tokio::sync::Mutex::new(rx))),
+    )
 }
 
 /// `pumpward sim` options.
@@ -186,6 +234,13 @@ pub struct SimOptions {
     pub library_trust: Vec<pumpward_druglib::TrustedKey>,
     /// A signed library envelope for [`Scenario::SideLoadedLibrary`].
     pub side_load_library: Option<Vec<u8>>,
+    /// An older, validly signed envelope for [`Scenario::TamperedLibrary`]'s
+    /// anti-rollback case.
+    pub rollback_library: Option<Vec<u8>>,
+    /// Scenarios asked for while the fleet runs, after `scenarios` (a
+    /// program embedding the simulator, such as `pumpward demo`, plays
+    /// them when its storyline is ready for them).
+    pub requests: Option<ScenarioRequests>,
     /// Where the simulated clock starts (default: now). Clinical activity
     /// follows the hour of day, so a run that must see traffic starts in
     /// the daytime.
@@ -211,6 +266,8 @@ impl SimOptions {
             duration: Duration::from_secs(60),
             scenarios: Vec::new(),
             side_load_library: None,
+            rollback_library: None,
+            requests: None,
             clock_start: None,
             state_dir: None,
             seed: 1,
@@ -546,7 +603,7 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     // Scenarios, after the fleet has had time to connect.
     let deadline = tokio::time::Instant::now() + o.duration;
     let mut outcomes = Vec::new();
-    if !o.scenarios.is_empty() && !fleet.agents.is_empty() {
+    if (!o.scenarios.is_empty() || o.requests.is_some()) && !fleet.agents.is_empty() {
         let warm = ramp + Duration::from_secs(2);
         let _ = tokio::time::timeout(warm + Duration::from_secs(30), async {
             loop {
@@ -570,6 +627,22 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
         scen.dedup();
         for s in scen {
             outcomes.push(ctx.run(s).await);
+        }
+        if let Some(requests) = &o.requests {
+            let mut rx = requests.0.lock().await;
+            loop {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Some((s, reply)) => {
+                            let out = ctx.run(s).await;
+                            outcomes.push(out.clone());
+                            let _ = reply.send(out);
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
         }
     }
     tokio::time::sleep_until(deadline).await;
@@ -837,6 +910,7 @@ impl ScenarioCtx {
             Scenario::SideLoadedLibrary => self.side_loaded_library().await,
             Scenario::MaintenanceLogin => self.maintenance_login().await,
             Scenario::FirmwareTamper => self.firmware_tamper().await,
+            Scenario::TamperedLibrary => self.tampered_library().await,
         };
         tracing::info!(scenario = %s, passed, %observed, "scenario done");
         ScenarioOutcome {
@@ -1076,6 +1150,62 @@ impl ScenarioCtx {
             ),
             Err(e) => (expected, format!("{id}: refused: {e}"), false),
         }
+    }
+
+    async fn tampered_library(&self) -> (&'static str, String, bool) {
+        let expected = "every pump with a library refuses its own envelope with a byte flipped, a lower version and a library signed by an untrusted key, and keeps its library";
+        let Some(older) = self.opts.rollback_library.clone() else {
+            return (
+                expected,
+                "no older library to offer was given".into(),
+                false,
+            );
+        };
+        let forged = match forged_library_envelope() {
+            Ok(e) => e,
+            Err(e) => return (expected, format!("could not forge: {e}"), false),
+        };
+        let (mut pumps, mut offered, mut refused, mut kept) = (0usize, 0usize, 0usize, 0usize);
+        let mut accepted = Vec::new();
+        for a in &self.fleet.agents {
+            let Some(before) = a.library() else { continue };
+            let id = &a.config().asset_id;
+            // The pump's own installed envelope, as stored on it.
+            let file = a.config().state_dir.join(crate::library::LIBRARY_FILE);
+            let Ok(mut flipped) = std::fs::read(&file) else {
+                accepted.push(format!("{id}: cannot read {}", file.display()));
+                continue;
+            };
+            let middle = flipped.len() / 2;
+            if let Some(b) = flipped.get_mut(middle) {
+                *b ^= 0x01;
+            }
+            pumps += 1;
+            for (what, envelope) in [
+                ("a flipped byte", flipped),
+                ("a lower version", older.clone()),
+                ("an untrusted key", forged.clone()),
+            ] {
+                offered += 1;
+                match a.load_library_locally(envelope).await {
+                    Err(_) => refused += 1,
+                    Ok(l) => accepted.push(format!("{id}: {what} installed as {}", l.version)),
+                }
+            }
+            kept += usize::from(a.library() == Some(before));
+            a.flush().await;
+        }
+        let mut observed = format!(
+            "{pumps} pumps: {refused} of {offered} envelopes refused, {kept} kept their library"
+        );
+        if !accepted.is_empty() {
+            observed.push_str(&format!("; {}", accepted.join("; ")));
+        }
+        (
+            expected,
+            observed,
+            pumps > 0 && refused == offered && kept == pumps && accepted.is_empty(),
+        )
     }
 
     async fn maintenance_login(&self) -> (&'static str, String, bool) {

@@ -276,6 +276,10 @@ struct LibraryPage {
     /// Published versions other than the current one, newest first.
     older: Vec<i64>,
     can_publish: bool,
+    /// The comparison form: every revision, and what it preselects.
+    choices: Vec<Choice>,
+    from: String,
+    to: String,
 }
 
 async fn library_page(
@@ -309,6 +313,8 @@ async fn library_page(
         .filter(|&v| Some(v) != summary.published_version)
         .collect();
     older.sort_unstable_by(|a, b| b.cmp(a));
+    let choices = choices(&revs);
+    let (from, to) = default_pair(&revs);
     render(
         status,
         &LibraryPage {
@@ -328,6 +334,9 @@ async fn library_page(
                 .collect(),
             older,
             can_publish: p.can(Permission::LibraryPublish),
+            choices,
+            from,
+            to,
         },
     )
 }
@@ -374,6 +383,134 @@ pub async fn rollback(
             again(r.status, r.message).await
         }
     }
+}
+
+// ------------------------------------------------------------- compare
+
+/// One revision in the comparison form: `vN` for published version N (as
+/// the API's diff takes it), else the revision number.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// How a revision is named in the comparison.
+fn revision_label(r: &LibraryRevision) -> String {
+    match r.version {
+        Some(v) => format!("version {v}"),
+        None => format!("revision {} ({})", r.id, r.state.as_str()),
+    }
+}
+
+/// Every revision, newest first.
+fn choices(revs: &[LibraryRevision]) -> Vec<Choice> {
+    let mut c: Vec<&LibraryRevision> = revs.iter().collect();
+    c.sort_by_key(|r| std::cmp::Reverse(r.id));
+    c.into_iter()
+        .map(|r| Choice {
+            value: r
+                .version
+                .map_or_else(|| r.id.to_string(), |v| format!("v{v}")),
+            label: revision_label(r),
+        })
+        .collect()
+}
+
+/// The pair the form starts with: the two newest published versions (or
+/// the newest two revisions).
+fn default_pair(revs: &[LibraryRevision]) -> (String, String) {
+    let mut published: Vec<i64> = revs.iter().filter_map(|r| r.version).collect();
+    published.sort_unstable();
+    match published[..] {
+        [.., a, b] => (format!("v{a}"), format!("v{b}")),
+        _ => {
+            let mut ids: Vec<i64> = revs.iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            match ids[..] {
+                [.., a, b] => (a.to_string(), b.to_string()),
+                [a] => (a.to_string(), a.to_string()),
+                [] => (String::new(), String::new()),
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "library_compare.html")]
+struct ComparePage {
+    nav: Option<Nav>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    id: String,
+    name: String,
+    choices: Vec<Choice>,
+    from: String,
+    to: String,
+    diff: Option<DiffView>,
+}
+
+/// `GET /libraries/{id}/diff?from=&to=`: the per-care-area diff between
+/// any two revisions or published versions (`vN`), chosen in a form.
+pub async fn compare(
+    State(st): State<AppState>,
+    UiUser(p): UiUser,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> UiResult {
+    need(&st, &p, Permission::LibraryRead, LIBRARIES).await?;
+    let q: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let param = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().chars().take(24).collect::<String>())
+            .filter(|v| !v.is_empty())
+    };
+    let revs = st.store.library_revisions(&id).await.ui(&p, LIBRARIES)?;
+    let Some(newest) = revs.iter().max_by_key(|r| r.id) else {
+        return Err(UiError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("There is no library {id}."),
+        )
+        .with_nav(&p, LIBRARIES));
+    };
+    let name = api_library::parse_stored(newest)
+        .map(|l| l.name)
+        .unwrap_or_else(|_| id.clone());
+    let (dfrom, dto) = default_pair(&revs);
+    let (from, to) = (param("from").unwrap_or(dfrom), param("to").unwrap_or(dto));
+    let compared = async {
+        let a = api_library::resolve(&st, &id, &from).await?;
+        let b = api_library::resolve(&st, &id, &to).await?;
+        let d = pumpward_druglib::diff::diff(
+            &api_library::parse_stored(&a)?,
+            &api_library::parse_stored(&b)?,
+        );
+        Ok::<_, ApiError>(diff_view(revision_label(&a), revision_label(&b), d))
+    }
+    .await;
+    let (status, diff, error) = match compared {
+        Ok(d) => (StatusCode::OK, Some(d), None),
+        Err(e) => {
+            let r = Refusal::from(e);
+            (r.status, None, Some(r.message))
+        }
+    };
+    render(
+        status,
+        &ComparePage {
+            nav: Some(Nav::new(&p, LIBRARIES)),
+            notice: None,
+            error,
+            choices: choices(&revs),
+            id,
+            name,
+            from,
+            to,
+            diff,
+        },
+    )
 }
 
 // ------------------------------------------------------------ revision
@@ -465,9 +602,12 @@ pub struct AreaDiffView {
     pub changed: Vec<EntryChangeRow>,
 }
 
-/// The diff as the review page shows it, per care area.
+/// The diff as the review and comparison pages show it, per care area.
 pub struct DiffView {
-    pub from_version: i64,
+    /// What the old and new columns hold ("published version 3",
+    /// "revision 7").
+    pub old_label: String,
+    pub new_label: String,
     pub empty: bool,
     pub fields: Vec<ChangeRow>,
     pub areas_added: Vec<(String, String, Vec<String>)>,
@@ -475,9 +615,10 @@ pub struct DiffView {
     pub areas: Vec<AreaDiffView>,
 }
 
-fn diff_view(from_version: i64, d: LibraryDiff) -> DiffView {
+fn diff_view(old_label: String, new_label: String, d: LibraryDiff) -> DiffView {
     DiffView {
-        from_version,
+        old_label,
+        new_label,
         empty: d.is_empty(),
         fields: change_rows(&d.fields),
         areas_added: d.care_areas_added,
@@ -521,6 +662,8 @@ struct RevisionPage {
     entry_count: usize,
     diff: Option<DiffView>,
     own: bool,
+    /// The author may change it in the editor.
+    can_edit: bool,
     can_submit: bool,
     can_review: bool,
     can_publish: bool,
@@ -567,7 +710,11 @@ async fn revision_page(
         (Some(v), s) if s != RevisionState::Published && s != RevisionState::Superseded => {
             let published = st.store.library_version(id, v).await.ui(p, LIBRARIES)?;
             let old = api_library::parse_stored(&published).ui(p, LIBRARIES)?;
-            Some(diff_view(v, pumpward_druglib::diff::diff(&old, &lib)))
+            Some(diff_view(
+                format!("published version {v}"),
+                "this revision".into(),
+                pumpward_druglib::diff::diff(&old, &lib),
+            ))
         }
         _ => None,
     };
@@ -588,6 +735,9 @@ async fn revision_page(
             state: r.state.as_str(),
             entry_count: lib.care_areas.iter().map(|c| c.entries.len()).sum(),
             areas: care_areas(&lib),
+            can_edit: matches!(r.state, RevisionState::Draft | RevisionState::Rejected)
+                && own
+                && p.can(Permission::LibraryAuthor),
             can_submit: r.state == RevisionState::Draft
                 && own
                 && problems.is_empty()

@@ -39,6 +39,7 @@ pub mod incidents;
 pub mod inventory;
 pub mod libraries;
 pub mod library;
+pub mod library_editor;
 pub mod network;
 pub mod pki;
 pub mod responses;
@@ -123,6 +124,11 @@ pub fn routes() -> Router<AppState> {
             post(libraries::draft_from_published),
         )
         .route("/libraries/{id}/rollback", post(libraries::rollback))
+        .route("/libraries/{id}/diff", get(libraries::compare))
+        .route(
+            "/libraries/{id}/revisions/{rev}/edit",
+            get(library_editor::editor).post(library_editor::edit),
+        )
         .route("/libraries/{id}/revisions/{rev}", get(libraries::revision))
         .route(
             "/libraries/{id}/revisions/{rev}/submit",

@@ -544,17 +544,14 @@ impl Task {
                         .as_deref()
                         .and_then(|o| o.strip_prefix("asset:"))
                         .and_then(|a| a.parse().ok());
+                    let occurred = timefmt::parse(&r.at).unwrap_or(now);
                     let mut ev = Event::observed(
                         format!("audit:{}", r.seq),
                         now,
                         asset,
                         Body::AdminAudit { record: r },
                     );
-                    if let Body::AdminAudit { record } = &ev.body {
-                        if let Ok(at) = timefmt::parse(&record.at) {
-                            ev.occurred_at = at;
-                        }
-                    }
+                    ev.occurred_at = occurred;
                     ev
                 })
                 .collect();

@@ -818,6 +818,13 @@ pub const UI_ROUTES: &[RouteSpec] = &[
     ),
     r(
         "GET",
+        "/network/violations",
+        Perm(NetworkRead),
+        "ui",
+        "Network violations and unknown devices reported by the live collectors, with filters and the flow as evidence",
+    ),
+    r(
+        "GET",
         "/network/policy",
         Perm(NetworkRead),
         "ui",

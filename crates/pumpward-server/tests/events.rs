@@ -421,3 +421,135 @@ when = 'kind == "admin_audit" and action == "asset.transition"'
     // The analyst was added while it ran: that is news.
     assert!(objects.iter().any(|o| o == "user:ana"), "{objects:?}");
 }
+
+fn violation_flow(from: &str, to: &str, port: u16) -> pumpward_flow::Flow {
+    pumpward_flow::Flow {
+        start_us: (OffsetDateTime::now_utc().unix_timestamp() - 5) * 1_000_000,
+        duration_us: Some(1_000_000),
+        transport: pumpward_flow::Transport::Tcp,
+        orig_addr: from.parse().unwrap(),
+        orig_port: 40_000,
+        resp_addr: to.parse().unwrap(),
+        resp_port: port,
+        orig_mac: Some(pumpward_flow::ObservedMac([2, 0, 0, 0, 0, 1])),
+        resp_mac: None,
+        orig_bytes: 1_234,
+        resp_bytes: 56,
+        orig_packets: 4,
+        resp_packets: 1,
+        source: pumpward_flow::FlowSource::Ipfix,
+        sensor_uid: None,
+        conn_state: None,
+    }
+}
+
+#[tokio::test]
+async fn the_violations_page_lists_what_the_collectors_reported_with_evidence() {
+    use pumpward_detect::event::ViolationKind;
+    let h = common::harness().await;
+    for id in ["P-1", "P-2"] {
+        in_service_pump(&h.store, id).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    h.store
+        .record_security_events(&[
+            Event::observed(
+                "net:1".into(),
+                now - time::Duration::hours(2),
+                Some("P-1".parse().unwrap()),
+                Body::PolicyViolation {
+                    rule: "default_deny".into(),
+                    violation: ViolationKind::Internet,
+                    flow: violation_flow("10.20.0.11", "203.0.113.50", 443),
+                },
+            ),
+            Event::observed(
+                "net:2".into(),
+                now,
+                Some("P-2".parse().unwrap()),
+                Body::PolicyViolation {
+                    rule: "default_deny".into(),
+                    violation: ViolationKind::EastWest,
+                    flow: violation_flow("10.20.0.12", "10.20.0.11", 22),
+                },
+            ),
+            Event::observed(
+                "net:3".into(),
+                now,
+                None,
+                Body::UnknownDevice {
+                    mac: pumpward_flow::ObservedMac([2, 0xde, 0xad, 0xbe, 0xef, 1]),
+                    ip: Some("10.20.250.99".parse().unwrap()),
+                    zone: "infusion-pump".into(),
+                    device_zone: true,
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let (bea, _) = h.session_for("bea", Role::Biomed).await;
+    let page = |q: &'static str| {
+        let (h, bea) = (&h, bea.clone());
+        async move {
+            h.get(
+                &format!("/network/violations{q}"),
+                &Cred::Session(bea, None),
+            )
+            .await
+        }
+    };
+    let all = page("").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    let text = all.text();
+    assert!(
+        text.contains("203.0.113.50:443") && text.contains("10.20.0.11:22"),
+        "{text}"
+    );
+    assert!(
+        text.contains("east_west") && text.contains("1234 / 56"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("10.20.250.99"),
+        "unknown devices are their own list"
+    );
+    // Newest first.
+    assert!(text.find("10.20.0.11:22") < text.find("203.0.113.50:443"));
+    let p1 = page("?asset_id=P-1").await.text();
+    assert!(
+        p1.contains("203.0.113.50") && !p1.contains("10.20.0.11:22"),
+        "{p1}"
+    );
+    let recent = timefmt::format(now - time::Duration::hours(1));
+    let r = h
+        .get(
+            &format!("/network/violations?from={recent}"),
+            &Cred::Session(bea.clone(), None),
+        )
+        .await
+        .text();
+    assert!(
+        r.contains("10.20.0.11:22") && !r.contains("203.0.113.50"),
+        "{r}"
+    );
+    let unknown = page("?kind=unknown_device").await.text();
+    assert!(
+        unknown.contains("10.20.250.99") && unknown.contains("infusion-pump"),
+        "{unknown}"
+    );
+    let bad = page("?from=yesterday").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("RFC 3339"), "{}", bad.text());
+    // The network page links here.
+    let net = h.get("/network", &Cred::Session(bea.clone(), None)).await;
+    assert!(
+        net.text().contains("id=\"violations-link\""),
+        "{}",
+        net.text()
+    );
+    let (phil, _) = h.session_for("phil", Role::Pharmacist).await;
+    let r = h
+        .get("/network/violations", &Cred::Session(phil, None))
+        .await;
+    assert_eq!(r.status, 403);
+}

@@ -98,6 +98,7 @@ pub fn routes() -> Router<AppState> {
         .route("/detection/rules", get(rules::rules))
         .route("/detection/rules/{rule}", post(rules::edit))
         .route("/network", get(network::network))
+        .route("/network/violations", get(network::violations))
         .route(
             "/network/policy",
             get(network::policy).post(network::save_policy),

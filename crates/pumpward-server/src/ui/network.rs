@@ -427,3 +427,178 @@ pub async fn save_policy(State(st): State<AppState>, UiUser(p): UiUser, body: By
         Err(e) => again(Vec::new(), e.detail).await,
     }
 }
+
+/// One row of the violations list.
+struct ViolationRow {
+    at: String,
+    asset_id: Option<String>,
+    what: String,
+    rule: String,
+    /// The flow tuple (or the unknown device's MAC, address and zone).
+    evidence: String,
+    bytes: String,
+}
+
+#[derive(Template)]
+#[template(path = "network_violations.html")]
+struct ViolationsPage {
+    nav: Option<Nav>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    rows: Vec<ViolationRow>,
+    kinds: Vec<super::Opt>,
+    asset_id: String,
+    from: String,
+    to: String,
+    next: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ViolationQuery {
+    kind: Option<String>,
+    asset_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<String>,
+}
+
+/// A JSON string value as plain text (`"east_west"` → `east_west`).
+fn plain<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// `/network/violations`: the policy violations and unknown devices the
+/// live collectors reported (kept as security events), newest first, by
+/// asset and time, each with its evidence.
+pub async fn violations(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> UiResult {
+    const HERE: &str = "/network/violations";
+    need(&st, &p, Permission::NetworkRead, NETWORK).await?;
+    let q: ViolationQuery =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let kind = match q.kind.as_deref() {
+        Some("unknown_device") => "unknown_device",
+        _ => "policy_violation",
+    };
+    let mut error = None;
+    let mut bound = |name: &str, v: &Option<String>| match v.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match pumpward_core::timefmt::parse(s) {
+            Ok(t) => Some(pumpward_core::timefmt::format(t)),
+            Err(_) => {
+                error = Some(format!(
+                    "{name}: give an RFC 3339 time, e.g. 2026-11-26T08:00:00Z."
+                ));
+                None
+            }
+        },
+    };
+    let (from, to) = (bound("From", &q.from), bound("To", &q.to));
+    let filter = pumpward_store::SecurityEventFilter {
+        asset_id: q.asset_id.clone().filter(|s| !s.is_empty()),
+        kind: Some(kind.into()),
+        from,
+        to,
+        before_seq: q.before.as_deref().and_then(|b| b.parse().ok()),
+        limit: 100,
+    };
+    let (events, next) = st.store.list_security_events(&filter).await.ui(&p, HERE)?;
+    let rows = events
+        .into_iter()
+        .map(|e| {
+            let ev = e.event;
+            let (what, rule, evidence, bytes) = match &ev.body {
+                pumpward_detect::Body::PolicyViolation {
+                    rule,
+                    violation,
+                    flow,
+                } => (
+                    plain(violation),
+                    rule.clone(),
+                    format!(
+                        "{} {}:{} → {}:{}{}",
+                        plain(&flow.transport),
+                        flow.orig_addr,
+                        flow.orig_port,
+                        flow.resp_addr,
+                        flow.resp_port,
+                        flow.orig_mac
+                            .map(|m| format!(" (MAC {})", plain(&m)))
+                            .unwrap_or_default()
+                    ),
+                    format!("{} / {}", flow.orig_bytes, flow.resp_bytes),
+                ),
+                pumpward_detect::Body::UnknownDevice { mac, ip, zone, .. } => (
+                    "unknown_device".into(),
+                    String::new(),
+                    format!(
+                        "MAC {}{} in zone {zone}",
+                        plain(mac),
+                        ip.map(|i| format!(" at {i}")).unwrap_or_default()
+                    ),
+                    String::new(),
+                ),
+                other => (
+                    plain(&other.kind()),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+            };
+            ViolationRow {
+                at: pumpward_core::timefmt::format(ev.occurred_at),
+                asset_id: ev.asset_id.map(|a| a.to_string()),
+                what,
+                rule,
+                evidence,
+                bytes,
+            }
+        })
+        .collect();
+    let keep = |k: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("&{k}={}", super::pki::segment(s)))
+            .unwrap_or_default()
+    };
+    let next = next.map(|seq| {
+        format!(
+            "{HERE}?kind={kind}{}{}{}&before={seq}",
+            keep("asset_id", &q.asset_id),
+            keep("from", &q.from),
+            keep("to", &q.to)
+        )
+    });
+    render(
+        if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        &ViolationsPage {
+            nav: Some(Nav::new(&p, NETWORK)),
+            notice: None,
+            error,
+            rows,
+            kinds: vec![
+                super::Opt::new(
+                    "policy_violation",
+                    "Policy violations",
+                    kind == "policy_violation",
+                ),
+                super::Opt::new(
+                    "unknown_device",
+                    "Unknown devices",
+                    kind == "unknown_device",
+                ),
+            ],
+            asset_id: q.asset_id.unwrap_or_default(),
+            from: q.from.unwrap_or_default(),
+            to: q.to.unwrap_or_default(),
+            next,
+        },
+    )
+}

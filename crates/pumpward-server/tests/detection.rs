@@ -1,6 +1,8 @@
 //! Pump events, once the gateway's event writer has stored them, reach the
 //! detection engine, and the alerts its rules raise are in the store.
 
+mod common;
+
 use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
 use pumpward_detect::DetectionConfig;
 use pumpward_proto::message::{EventKind, LibraryRejectReason, PumpEvent};
@@ -171,25 +173,6 @@ async fn observed_gateway_refusals_are_kept_and_raise_a_burst_alert() {
     assert_eq!(detection.dropped(), 1);
 }
 
-async fn in_service_pump(store: &Store, id: &str) {
-    let spec = AssetSpec::validate(&AssetDraft {
-        asset_id: id.into(),
-        kind: Some("pump".into()),
-        manufacturer: "Baxter".into(),
-        model: "Sigma Spectrum".into(),
-        serial_number: format!("SN-{id}"),
-        firmware_version: "8.00.01".into(),
-        care_area: Some("Adult ICU".into()),
-        credential_state: Some("changed".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    store
-        .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
-        .await
-        .unwrap();
-}
-
 fn hard_block(seq: u64) -> DeviceEventRecord {
     use pumpward_proto::message::{DoseCheck, DoseCheckResult};
     record(
@@ -252,7 +235,7 @@ async fn until_caught_up(store: &Store) {
 async fn events_stored_while_detection_was_down_are_evaluated_once_after_restart() {
     let t = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(t.path()).await.unwrap();
-    in_service_pump(&store, "P-1").await;
+    common::in_service_pump(&store, "P-1").await;
 
     // Three blocks evaluated live, then a clean stop (state saved).
     let detection = Detection::spawn(store.clone(), DetectionConfig::default());
@@ -295,7 +278,7 @@ async fn affected_findings_and_kev_additions_raise_alerts() {
     let t = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(t.path()).await.unwrap();
     for id in ["P-1", "P-2"] {
-        in_service_pump(&store, id).await;
+        common::in_service_pump(&store, id).await;
     }
     let sys = Actor::system();
     let finding = |cve: &str, asset: &str, kev: bool| NewFinding {

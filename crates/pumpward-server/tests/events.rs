@@ -6,35 +6,16 @@ mod common;
 
 use common::{Cred, Harness};
 use pumpward_core::access::Role;
-use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+use pumpward_core::inventory::LifecycleState;
 use pumpward_core::timefmt;
 use pumpward_detect::event::{Body, Event};
 use pumpward_detect::DetectionConfig;
 use pumpward_proto::message::{EventKind, PumpEvent};
 use pumpward_server::detection::Detection;
-use pumpward_store::{Actor, AuditFilter, DeviceBatch, DeviceEventRecord, Store};
+use pumpward_store::{Actor, AuditFilter, DeviceBatch, DeviceEventRecord};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use time::{OffsetDateTime, UtcOffset};
-
-async fn in_service_pump(store: &Store, id: &str) {
-    let spec = AssetSpec::validate(&AssetDraft {
-        asset_id: id.into(),
-        kind: Some("pump".into()),
-        manufacturer: "Baxter".into(),
-        model: "Sigma Spectrum".into(),
-        serial_number: format!("SN-{id}"),
-        firmware_version: "8.00.01".into(),
-        care_area: Some("Adult ICU".into()),
-        credential_state: Some("changed".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    store
-        .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
-        .await
-        .unwrap();
-}
 
 fn auth_failure(id: &str, asset: &str, at: OffsetDateTime) -> Event {
     let mut ev = Event::auth_failure(
@@ -114,7 +95,7 @@ async fn events(h: &Harness, token: &str, query: &str) -> serde_json::Value {
 async fn events_are_queryable_by_asset_type_and_time_in_both_streams() {
     let h = common::harness().await;
     for id in ["P-1", "P-2"] {
-        in_service_pump(&h.store, id).await;
+        common::in_service_pump(&h.store, id).await;
     }
     let now = OffsetDateTime::now_utc();
     let hours = |n: i64| now - time::Duration::hours(n);
@@ -238,7 +219,7 @@ async fn with_detection(config: DetectionConfig) -> (Harness, Detection) {
 #[tokio::test]
 async fn an_assets_baseline_is_reset_through_the_api_and_the_asset_page() {
     let (h, detection) = with_detection(DetectionConfig::default()).await;
-    in_service_pump(&h.store, "P-1").await;
+    common::in_service_pump(&h.store, "P-1").await;
     let ana = h.token_for("ana", Role::Security).await;
     let reset = |who: String, asset: &'static str| {
         let h = &h;
@@ -331,7 +312,7 @@ async fn an_assets_baseline_is_reset_through_the_api_and_the_asset_page() {
 
     // A server without a detection engine says so.
     let plain = common::harness().await;
-    in_service_pump(&plain.store, "P-1").await;
+    common::in_service_pump(&plain.store, "P-1").await;
     let ana = plain.token_for("ana", Role::Security).await;
     let r = plain
         .call(
@@ -358,7 +339,7 @@ title = "A pump was taken out of service"
 when = 'kind == "admin_audit" and action == "asset.transition"'
 "#;
     let mut h = common::harness().await;
-    in_service_pump(&h.store, "P-1").await;
+    common::in_service_pump(&h.store, "P-1").await;
     // Audited by a person before detection first runs: history, not news.
     h.user("early", Role::Biomed).await;
     let detection = Detection::spawn(h.store.clone(), DetectionConfig::from_toml(rules).unwrap());
@@ -448,7 +429,7 @@ async fn the_violations_page_lists_what_the_collectors_reported_with_evidence() 
     use pumpward_detect::event::ViolationKind;
     let h = common::harness().await;
     for id in ["P-1", "P-2"] {
-        in_service_pump(&h.store, id).await;
+        common::in_service_pump(&h.store, id).await;
     }
     let now = OffsetDateTime::now_utc();
     h.store

@@ -13,34 +13,14 @@ use std::time::{Duration, Instant};
 
 use common::Cred;
 use pumpward_core::access::Role;
-use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
 use pumpward_detect::DetectionConfig;
 use pumpward_proto::message::{EventKind, LibraryRejectReason, PumpEvent};
 use pumpward_server::detection::{Detection, Outputs};
 use pumpward_server::device::EventWriter;
 use pumpward_server::metrics::DetectionCounters;
 use pumpward_server::siem::{SiemOutput, SiemSinks, SinkConfig, SinkFormat};
-use pumpward_store::{Actor, AlertFilter, DeviceBatch, DeviceEventRecord, Store};
+use pumpward_store::{AlertFilter, DeviceBatch, DeviceEventRecord, Store};
 use siem_common::rsyslog::Rsyslog;
-
-async fn in_service_pump(store: &Store, id: &str) {
-    let spec = AssetSpec::validate(&AssetDraft {
-        asset_id: id.into(),
-        kind: Some("pump".into()),
-        manufacturer: "Baxter".into(),
-        model: "Sigma Spectrum".into(),
-        serial_number: format!("SN-{id}"),
-        firmware_version: "8.00.01".into(),
-        care_area: Some("Adult ICU".into()),
-        credential_state: Some("changed".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    store
-        .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
-        .await
-        .unwrap();
-}
 
 /// What a pump that refused a library sends (the `library_rejected` rule).
 fn library_rejected(asset: &str, seq: u64) -> DeviceBatch {
@@ -143,7 +123,7 @@ async fn a_raised_and_acknowledged_alert_reaches_rsyslog_as_cef_and_json() {
     };
     rs.start();
     let mut h = common::harness().await;
-    in_service_pump(&h.store, "P-1").await;
+    common::in_service_pump(&h.store, "P-1").await;
     let siem = SiemOutput::start(
         &[
             tls_sink(&rs, "soc-cef", SinkFormat::Cef),
@@ -300,7 +280,7 @@ async fn a_siem_outage_across_a_restart_loses_nothing_and_ingestion_carries_on()
     let data = tmp.path().join("data");
     let store = Store::open_sqlite(&tmp.path().join("store")).await.unwrap();
     for i in 1..=6 {
-        in_service_pump(&store, &format!("P-{i}")).await;
+        common::in_service_pump(&store, &format!("P-{i}")).await;
     }
     let sinks = [tls_sink(&rs, "soc", SinkFormat::Cef)];
 
@@ -495,7 +475,7 @@ async fn alert_steps_taken_in_the_ui_reach_the_siem() {
     };
     let mut h = common::harness().await;
     for id in ["P-1", "P-2"] {
-        in_service_pump(&h.store, id).await;
+        common::in_service_pump(&h.store, id).await;
     }
     let siem = SiemOutput::start(
         &[sink],

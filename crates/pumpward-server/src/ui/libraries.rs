@@ -685,17 +685,7 @@ async fn revision_page(
         .await
         .ui(p, LIBRARIES)?;
     let lib = api_library::parse_stored(&r).ui(p, LIBRARIES)?;
-    let problems = match lib.validate() {
-        Ok(()) => Vec::new(),
-        Err(e) => {
-            e.0.into_iter()
-                .map(|x| FieldProblem {
-                    field: x.path,
-                    message: x.message,
-                })
-                .collect()
-        }
-    };
+    let problems = validation_problems(&lib);
     // The reviewer's question: what changes for the pumps if this is
     // published, so the diff is against the current published version.
     let current = st
@@ -865,4 +855,20 @@ pub async fn publish(
     body: Bytes,
 ) -> UiResult {
     step(st, p, id, rev, body, Step::Publish).await
+}
+
+/// What the druglib validator finds in `lib`, as field problems for the
+/// pages (none for a valid library).
+pub(super) fn validation_problems(lib: &pumpward_druglib::Library) -> Vec<FieldProblem> {
+    match lib.validate() {
+        Ok(()) => Vec::new(),
+        Err(e) => {
+            e.0.into_iter()
+                .map(|x| FieldProblem {
+                    field: x.path,
+                    message: x.message,
+                })
+                .collect()
+        }
+    }
 }

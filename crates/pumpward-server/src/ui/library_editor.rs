@@ -417,17 +417,7 @@ fn page(
     entry_override: Option<EditForm>,
     new_area_override: Option<EditForm>,
 ) -> UiResult {
-    let problems: Vec<FieldProblem> = match lib.validate() {
-        Ok(()) => Vec::new(),
-        Err(e) => {
-            e.0.into_iter()
-                .map(|x| FieldProblem {
-                    field: x.path,
-                    message: x.message,
-                })
-                .collect()
-        }
-    };
+    let problems = super::libraries::validation_problems(lib);
     let selected = sel
         .area
         .as_deref()

@@ -252,3 +252,25 @@ pub fn asset_json(id: &str) -> serde_json::Value {
         "device_type": "lvp",
     })
 }
+
+/// Stores an in-service pump (Baxter Sigma Spectrum, Adult ICU, vendor
+/// credentials changed, so that only the rules a test exercises fire).
+pub async fn in_service_pump(store: &Store, id: &str) {
+    use pumpward_core::inventory::{AssetDraft, AssetSpec, LifecycleState};
+    let spec = AssetSpec::validate(&AssetDraft {
+        asset_id: id.into(),
+        kind: Some("pump".into()),
+        manufacturer: "Baxter".into(),
+        model: "Sigma Spectrum".into(),
+        serial_number: format!("SN-{id}"),
+        firmware_version: "8.00.01".into(),
+        care_area: Some("Adult ICU".into()),
+        credential_state: Some("changed".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    store
+        .create_asset(&spec, Some(LifecycleState::InService), &Actor::system())
+        .await
+        .unwrap();
+}

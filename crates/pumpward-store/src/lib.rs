@@ -35,6 +35,7 @@ mod rollout;
 mod sbom;
 mod users;
 mod vuln;
+mod vuln_match;
 mod vuln_pages;
 mod vuln_vex;
 

@@ -311,59 +311,82 @@ const CVE_RANGES_UP_TO: usize = 64;
 /// [`ID_CHUNK`].
 const CVE_FILTER_IN_SQL_UP_TO: usize = 2_000;
 
-/// An open vulnerability finding as a run compares it: by the SHA-256 of
-/// its evidence, so that the evidence text is not read back.
-struct OpenFinding {
-    id: i64,
+/// A group of open vulnerability findings with the same kind, evidence
+/// digest, priority and staleness of their `last_seen_at`: what a run
+/// compares a finding by. A fleet's open findings fall into a few thousand
+/// such groups, and a run reads one row per group, its members joined into
+/// one value (see [`Store::joined`]), rather than one row per finding: the
+/// per-row cost of the driver is most of what reading a large fleet costs.
+struct OpenGroup {
     kind: &'static str,
-    subject: String,
     evidence_sha256: Option<String>,
     priority: Option<i64>,
-    last_seen_at: String,
+    /// `last_seen_at` over an hour old: to be stamped when confirmed.
+    stale: bool,
+}
+
+/// One open vulnerability finding: its id, its subject and its group.
+struct OpenFinding {
+    id: i64,
+    subject: String,
+    group: usize,
 }
 
 impl OpenFinding {
-    fn from_row(r: &AnyRow) -> Result<OpenFinding> {
-        let kind: String = r.try_get("kind")?;
-        Ok(OpenFinding {
-            id: r.try_get("id")?,
-            kind: if kind == KIND_AFFECTED {
-                KIND_AFFECTED
-            } else {
-                KIND_REVIEW
-            },
-            subject: r.try_get("subject")?,
-            evidence_sha256: r.try_get("evidence_sha256")?,
-            priority: r.try_get("priority")?,
-            last_seen_at: r.try_get("last_seen_at")?,
-        })
-    }
-
     /// (CVE, asset id) of the subject `cve:<cve>:asset:<asset id>`.
     fn cve_and_asset(&self) -> Option<(&str, &str)> {
-        self.subject
-            .strip_prefix("cve:")
-            .and_then(|s| s.split_once(":asset:"))
+        cve_and_asset(&self.subject)
     }
 }
 
-/// The open vulnerability findings, read from the covering index
-/// `findings_match` alone.
-const OPEN_SQL: &str = "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at \
-     FROM findings \
-     WHERE state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+fn cve_and_asset(subject: &str) -> Option<(&str, &str)> {
+    subject
+        .strip_prefix("cve:")
+        .and_then(|s| s.split_once(":asset:"))
+}
 
-/// The same for a few assets: `state || ''` keeps SQLite's planner (which
-/// has no statistics) off the state index, which would scan every open
-/// finding of the fleet once per chunk; it takes the asset index.
-const OPEN_OF_ASSETS_SQL: &str = "SELECT id, kind, subject, evidence_sha256, priority, \
-     last_seen_at FROM findings WHERE state || '' = 'open' \
-     AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+/// The filter of open vulnerability findings. `state || ''` is for a few
+/// assets: it keeps SQLite's planner (which has no statistics) off the
+/// state index, which would scan every open finding of the fleet once per
+/// chunk, and sends it to the asset index.
+const OPEN_WHERE: &str =
+    "state = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
+const OPEN_OF_ASSETS_WHERE: &str =
+    "state || '' = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
 
-/// What a run reads of an asset.
-const ASSET_SQL: &str = "SELECT a.asset_id, a.kind, a.manufacturer, a.model, a.firmware_version, \
-     a.software, a.lifecycle_state, a.device_type, a.care_area, a.zone, a.ip_address, \
-     a.mac_address, m.remote_service FROM assets a JOIN device_models m ON m.id = a.model_id";
+/// Splits a value of [`Store::joined`] back into its parts.
+fn split_joined(s: &str) -> Result<Vec<&str>> {
+    let bad = || {
+        StoreError::Invalid(format!(
+            "a joined list the store wrote does not split: {:.80}",
+            s
+        ))
+    };
+    let mut out = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (len, after) = rest.split_once('|').ok_or_else(bad)?;
+        let n: usize = len.parse().map_err(|_| bad())?;
+        // `n` characters (what both databases' `length` counts).
+        let end = if n == 0 {
+            0
+        } else {
+            let (i, c) = after.char_indices().nth(n - 1).ok_or_else(bad)?;
+            i + c.len_utf8()
+        };
+        out.push(&after[..end]);
+        rest = &after[end..];
+        if let Some(r) = rest.strip_prefix(',') {
+            if r.is_empty() {
+                return Err(bad());
+            }
+            rest = r;
+        } else if !rest.is_empty() {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
 
 /// A current product status, as a class evaluation reads it.
 struct StatusRow {
@@ -409,9 +432,10 @@ struct Knowledge {
     products: HashMap<(String, String), Option<ProductMatch<'static>>>,
 }
 
-/// An asset as a run reads it.
-struct AssetRow {
-    asset_id: String,
+/// Assets alike in everything a class evaluation reads of them (their
+/// controls apart), as a run reads them: one row per group, the asset ids
+/// joined.
+struct AssetGroup {
     kind: String,
     manufacturer: String,
     model: String,
@@ -421,16 +445,15 @@ struct AssetRow {
     lifecycle_state: String,
     device_type: Option<String>,
     care_area: Option<String>,
-    zone: Option<String>,
-    ip_address: Option<String>,
-    mac_address: Option<String>,
+    zone_unrecorded: bool,
+    network_reachable: bool,
+    has_mac: bool,
     remote_service: String,
 }
 
-impl AssetRow {
-    fn from_row(r: &AnyRow) -> Result<AssetRow> {
-        Ok(AssetRow {
-            asset_id: r.try_get("asset_id")?,
+impl AssetGroup {
+    fn from_row(r: &AnyRow) -> Result<AssetGroup> {
+        Ok(AssetGroup {
             kind: r.try_get("kind")?,
             manufacturer: r.try_get("manufacturer")?,
             model: r.try_get("model")?,
@@ -439,9 +462,9 @@ impl AssetRow {
             lifecycle_state: r.try_get("lifecycle_state")?,
             device_type: r.try_get("device_type")?,
             care_area: r.try_get("care_area")?,
-            zone: r.try_get("zone")?,
-            ip_address: r.try_get("ip_address")?,
-            mac_address: r.try_get("mac_address")?,
+            zone_unrecorded: r.try_get::<i64, _>("no_zone")? != 0,
+            network_reachable: r.try_get::<i64, _>("has_ip")? != 0,
+            has_mac: r.try_get::<i64, _>("has_mac")? != 0,
             remote_service: r.try_get("remote_service")?,
         })
     }
@@ -451,9 +474,10 @@ impl AssetRow {
             && matches!(self.lifecycle_state.as_str(), "in_service" | "provisioned")
     }
 
-    /// Everything a class evaluation reads of the asset, as one key: equal
-    /// keys, equal outcomes. (Raw values: a finer partition than the
-    /// evaluation needs costs a few more evaluations, never a wrong one.)
+    /// Everything a class evaluation reads of an asset of the group with
+    /// these controls, as one key: equal keys, equal outcomes. (Raw values:
+    /// a finer partition than the evaluation needs costs a few more
+    /// evaluations, never a wrong one.)
     fn class_key(&self, controls: Option<&BTreeSet<Control>>) -> String {
         format!(
             "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}{}{}\u{1f}{}\u{1f}{:?}",
@@ -464,9 +488,9 @@ impl AssetRow {
             self.software,
             self.device_type,
             self.care_area,
-            u8::from(self.zone.is_none()),
-            u8::from(self.ip_address.is_some()),
-            u8::from(self.mac_address.is_some()),
+            u8::from(self.zone_unrecorded),
+            u8::from(self.network_reachable),
+            u8::from(self.has_mac),
             self.remote_service,
             controls
         )
@@ -484,14 +508,12 @@ struct Class {
     by_cve: HashMap<String, usize>,
 }
 
-/// An asset of a run: its id, its lifecycle (to explain a resolution) and
-/// its class (`None`: not matched, being retired, out of service or not a
-/// pump).
+/// An asset of a run: its id, its group (its lifecycle explains a
+/// resolution) and its class (`None`: not matched, being retired, out of
+/// service or not a pump).
 struct RunAsset {
     id: String,
-    manufacturer: String,
-    model: String,
-    state: String,
+    group: usize,
     class: Option<usize>,
 }
 
@@ -664,7 +686,7 @@ impl Knowledge {
 
     /// Evaluates one class of assets (represented by `a`) against every
     /// status of its products, per CVE.
-    fn evaluate(&mut self, a: &AssetRow) -> Class {
+    fn evaluate(&mut self, a: &AssetGroup, asset_controls: &BTreeSet<Control>) -> Class {
         let aliases = self.aliases;
         let (manufacturer, model, firmware) = (&a.manufacturer, &a.model, &a.firmware);
         let software: Vec<SoftwareComponent> =
@@ -711,15 +733,14 @@ impl Knowledge {
         let device = DeviceClass::from_inventory(a.device_type.as_deref(), is_pump);
         let care = CareAcuity::from_care_area(a.care_area.as_deref());
         let exposure = Exposure {
-            zone_unrecorded: a.zone.is_none(),
-            network_reachable: a.ip_address.is_some(),
+            zone_unrecorded: a.zone_unrecorded,
+            network_reachable: a.network_reachable,
             // A pump with a MAC address recorded is on the wireless network
             // (SP 1800-8's pumps are wireless; the wired ones are docked
             // behind a gateway, which is its own asset).
-            wireless: is_pump && a.mac_address.is_some(),
+            wireless: is_pump && a.has_mac,
             remote_access: RemoteAccess::from_inventory(Some(a.remote_service.as_str())),
         };
-        let asset_controls = self.controls.get(&a.asset_id).cloned().unwrap_or_default();
         let scheme = pm.as_ref().map_or(Scheme::Generic, |pm| {
             Scheme::for_manufacturer(&pm.product.manufacturer)
         });
@@ -1088,22 +1109,29 @@ impl Store {
         }
         for chunk in models.chunks(ID_CHUNK) {
             let sql = format!(
-                "SELECT asset_id FROM assets WHERE model_id IN ({})",
+                "SELECT {} FROM assets WHERE model_id IN ({})",
+                self.joined("asset_id"),
                 placeholders(1, chunk.len())
             );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
-            assets.extend(q.fetch_all(self.pool()).await?);
+            if let Some(ids) = q.fetch_one(self.pool()).await? {
+                assets.extend(split_joined(&ids)?.into_iter().map(str::to_owned));
+            }
         }
         // Assets carrying a named product as a software component.
         if !keys.is_empty() {
-            for (asset_id, manufacturer, software) in sqlx::query_as::<_, (String, String, String)>(
-                "SELECT asset_id, manufacturer, software FROM assets WHERE software <> '[]'",
-            )
-            .fetch_all(self.pool())
-            .await?
+            let sql = format!(
+                "SELECT manufacturer, software, {} AS members FROM assets \
+                 WHERE software <> '[]' GROUP BY manufacturer, software",
+                self.joined("asset_id")
+            );
+            for (manufacturer, software, members) in
+                sqlx::query_as::<_, (String, String, String)>(&sql)
+                    .fetch_all(self.pool())
+                    .await?
             {
                 let software: Vec<SoftwareComponent> =
                     serde_json::from_str(&software).unwrap_or_default();
@@ -1112,32 +1140,45 @@ impl Store {
                         .product(&manufacturer, &c.name)
                         .is_some_and(|cm| keys.contains(&cm.product.key))
                 }) {
-                    assets.insert(asset_id);
+                    assets.extend(split_joined(&members)?.into_iter().map(str::to_owned));
                 }
             }
         }
         // Assets with an open finding on one of the CVEs.
-        let subjects: Vec<String> = if cves.len() > CVE_RANGES_UP_TO {
+        let mut subjects = Vec::new();
+        if cves.len() > CVE_RANGES_UP_TO {
             // A catalog (KEV, EPSS): one pass over the open findings.
-            sqlx::query_scalar(&OPEN_SQL.replace(
-                "SELECT id, kind, subject, evidence_sha256, priority, last_seen_at",
-                "SELECT subject",
-            ))
-            .fetch_all(self.pool())
-            .await?
+            let sql = format!(
+                "SELECT {} FROM findings WHERE {OPEN_WHERE}",
+                self.joined("subject")
+            );
+            subjects.extend(
+                sqlx::query_scalar::<_, Option<String>>(&sql)
+                    .fetch_one(self.pool())
+                    .await?,
+            );
         } else {
-            let mut all = Vec::new();
+            let sql = format!(
+                "SELECT {} FROM findings WHERE {OPEN_WHERE} AND subject >= $1 AND subject < $2",
+                self.joined("subject")
+            );
             for cve in &cves {
-                all.extend(self.open_subjects_of_cve(cve).await?);
+                // A range over the subject index (`cve:<id>:asset:` …).
+                subjects.extend(
+                    sqlx::query_scalar::<_, Option<String>>(&sql)
+                        .bind(format!("cve:{cve}:asset:"))
+                        .bind(format!("cve:{cve}:asset;"))
+                        .fetch_one(self.pool())
+                        .await?,
+                );
             }
-            all
-        };
-        for s in subjects {
-            if let Some((cve, asset_id)) =
-                s.strip_prefix("cve:").and_then(|s| s.split_once(":asset:"))
-            {
-                if cves.contains(cve) {
-                    assets.insert(asset_id.to_owned());
+        }
+        for joined in &subjects {
+            for s in split_joined(joined)? {
+                if let Some((cve, asset_id)) = cve_and_asset(s) {
+                    if cves.contains(cve) {
+                        assets.insert(asset_id.to_owned());
+                    }
                 }
             }
         }
@@ -1164,16 +1205,19 @@ impl Store {
             .map(|(k, v)| (k, crate::sbom::firmware_key(&v)))
             .collect();
             if !sboms.is_empty() {
-                for (asset_id, manufacturer, model, firmware) in
-                    sqlx::query_as::<_, (String, String, String, String)>(
-                        "SELECT asset_id, manufacturer, model, firmware_version FROM assets",
-                    )
-                    .fetch_all(self.pool())
-                    .await?
+                let sql = format!(
+                    "SELECT manufacturer, model, firmware_version, {} AS members FROM assets \
+                     GROUP BY manufacturer, model, firmware_version",
+                    self.joined("asset_id")
+                );
+                for (manufacturer, model, firmware, members) in
+                    sqlx::query_as::<_, (String, String, String, String)>(&sql)
+                        .fetch_all(self.pool())
+                        .await?
                 {
                     let key = crate::sbom::sbom_model_key(aliases, &manufacturer, &model);
                     if sboms.contains(&(key, crate::sbom::firmware_key(&firmware))) {
-                        assets.insert(asset_id);
+                        assets.extend(split_joined(&members)?.into_iter().map(str::to_owned));
                     }
                 }
             }
@@ -1182,60 +1226,95 @@ impl Store {
         Ok(())
     }
 
-    /// The subjects of the open findings on one CVE: a range of the
-    /// subject index.
-    async fn open_subjects_of_cve(&self, cve: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar::<_, String>(
-            "SELECT subject FROM findings WHERE state = 'open' \
-             AND kind IN ('vulnerability.affected', 'vulnerability.review') \
-             AND subject >= $1 AND subject < $2",
-        )
-        .bind(format!("cve:{cve}:asset:"))
-        .bind(format!("cve:{cve}:asset;"))
-        .fetch_all(self.pool())
-        .await?)
+    /// An aggregate joining `expr` (a text expression) over a group into
+    /// one value, each part prefixed by its length in characters so that
+    /// [`split_joined`] splits it back whatever the parts hold.
+    fn joined(&self, expr: &str) -> String {
+        let part = format!("length({expr}) || '|' || {expr}");
+        match self.backend() {
+            crate::Backend::Sqlite => format!("group_concat({part}, ',')"),
+            crate::Backend::Postgres => format!("string_agg({part}, ',')"),
+        }
     }
 
-    /// The assets of the scope, in asset id order.
-    async fn scope_assets(&self, scope: &MatchScope) -> Result<Vec<AssetRow>> {
-        let mut out = Vec::new();
+    /// The assets of the scope, grouped (see [`AssetGroup`]): the groups,
+    /// and each asset id with its group.
+    async fn scope_assets(
+        &self,
+        scope: &MatchScope,
+    ) -> Result<(Vec<AssetGroup>, Vec<(String, usize)>)> {
+        let select = format!(
+            "SELECT a.kind, a.manufacturer, a.model, a.firmware_version, a.software, \
+             a.lifecycle_state, a.device_type, a.care_area, \
+             CAST(CASE WHEN a.zone IS NULL THEN 1 ELSE 0 END AS BIGINT) AS no_zone, \
+             CAST(CASE WHEN a.ip_address IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_ip, \
+             CAST(CASE WHEN a.mac_address IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_mac, \
+             m.remote_service, {} AS members \
+             FROM assets a JOIN device_models m ON m.id = a.model_id",
+            self.joined("a.asset_id")
+        );
+        let group_by = "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12";
+        let mut rows = Vec::new();
         match &scope.assets {
             None => {
-                for r in sqlx::query(&format!("{ASSET_SQL} ORDER BY a.asset_id"))
+                rows = sqlx::query(&format!("{select} {group_by}"))
                     .fetch_all(self.pool())
-                    .await?
-                {
-                    out.push(AssetRow::from_row(&r)?);
-                }
+                    .await?;
             }
             Some(ids) => {
                 let ids: Vec<&String> = ids.iter().collect();
                 for chunk in ids.chunks(ID_CHUNK) {
                     let sql = format!(
-                        "{ASSET_SQL} WHERE a.asset_id IN ({}) ORDER BY a.asset_id",
+                        "{select} WHERE a.asset_id IN ({}) {group_by}",
                         placeholders(1, chunk.len())
                     );
                     let mut q = sqlx::query(&sql);
                     for id in chunk {
                         q = q.bind((*id).clone());
                     }
-                    for r in q.fetch_all(self.pool()).await? {
-                        out.push(AssetRow::from_row(&r)?);
-                    }
+                    rows.extend(q.fetch_all(self.pool()).await?);
                 }
             }
         }
-        Ok(out)
+        let mut groups = Vec::new();
+        let mut members = Vec::new();
+        for r in &rows {
+            let joined: String = r.try_get("members")?;
+            for id in split_joined(&joined)? {
+                members.push((id.to_owned(), groups.len()));
+            }
+            groups.push(AssetGroup::from_row(r)?);
+        }
+        // Asset id order, for findings raised in a stable order.
+        members.sort_unstable();
+        Ok((groups, members))
     }
 
-    /// The open vulnerability findings of the scope (its assets, its CVEs).
-    async fn scope_open_findings(&self, scope: &MatchScope) -> Result<Vec<OpenFinding>> {
+    /// The open vulnerability findings of the scope (its assets, its
+    /// CVEs), grouped (see [`OpenGroup`]); `stale` is the bound of a
+    /// `last_seen_at` to be stamped again.
+    async fn scope_open_findings(
+        &self,
+        scope: &MatchScope,
+        stale: &str,
+    ) -> Result<(Vec<OpenGroup>, Vec<OpenFinding>)> {
+        let select = |filter: &str| {
+            format!(
+                "SELECT kind, evidence_sha256, priority, \
+                 CAST(CASE WHEN last_seen_at < $1 THEN 1 ELSE 0 END AS BIGINT) AS stale, \
+                 {} AS members FROM findings WHERE {filter} GROUP BY 1, 2, 3, 4",
+                self.joined("(id || '|' || subject)")
+            )
+        };
         let mut rows = Vec::new();
         match (&scope.assets, &scope.cves) {
             (Some(_), Some(cves)) if cves.len() <= CVE_RANGES_UP_TO => {
+                // A range of the subject index per CVE (`cve:<id>:asset:` …).
+                let sql = select(&format!("{OPEN_WHERE} AND subject >= $2 AND subject < $3"));
                 for cve in cves {
                     rows.extend(
-                        sqlx::query(&format!("{OPEN_SQL} AND subject >= $1 AND subject < $2"))
+                        sqlx::query(&sql)
+                            .bind(stale.to_owned())
                             .bind(format!("cve:{cve}:asset:"))
                             .bind(format!("cve:{cve}:asset;"))
                             .fetch_all(self.pool())
@@ -1246,61 +1325,106 @@ impl Store {
             (Some(ids), _) if ids.len() <= SCAN_ABOVE => {
                 let ids: Vec<&String> = ids.iter().collect();
                 for chunk in ids.chunks(ID_CHUNK) {
-                    let sql = format!(
-                        "{OPEN_OF_ASSETS_SQL} AND asset_id IN ({})",
-                        placeholders(1, chunk.len())
-                    );
-                    let mut q = sqlx::query(&sql);
+                    let sql = select(&format!(
+                        "{OPEN_OF_ASSETS_WHERE} AND asset_id IN ({})",
+                        placeholders(2, chunk.len())
+                    ));
+                    let mut q = sqlx::query(&sql).bind(stale.to_owned());
                     for id in chunk {
                         q = q.bind((*id).clone());
                     }
                     rows.extend(q.fetch_all(self.pool()).await?);
                 }
             }
-            _ => rows = sqlx::query(OPEN_SQL).fetch_all(self.pool()).await?,
-        }
-        let mut out = Vec::new();
-        for r in &rows {
-            let f = OpenFinding::from_row(r)?;
-            // A scan or a CVE's range reads more than the scope.
-            let Some((cve, asset_id)) = f.cve_and_asset() else {
-                continue;
-            };
-            if scope.covers_cve(cve) && scope.covers_asset(asset_id) {
-                out.push(f);
+            // The whole fleet, or more assets than lookups pay for: one
+            // pass over the covering index `findings_match`.
+            _ => {
+                rows = sqlx::query(&select(OPEN_WHERE))
+                    .bind(stale.to_owned())
+                    .fetch_all(self.pool())
+                    .await?
             }
         }
-        Ok(out)
+        let mut groups = Vec::new();
+        let mut open = Vec::new();
+        for r in &rows {
+            let kind: String = r.try_get("kind")?;
+            let joined: String = r.try_get("members")?;
+            let group = groups.len();
+            for m in split_joined(&joined)? {
+                let bad = || StoreError::Invalid(format!("an open finding reads as {m:.80}"));
+                let (id, subject) = m.split_once('|').ok_or_else(bad)?;
+                let f = OpenFinding {
+                    id: id.parse().map_err(|_| bad())?,
+                    subject: subject.to_owned(),
+                    group,
+                };
+                // A scan or a CVE's range reads more than the scope.
+                let Some((cve, asset_id)) = f.cve_and_asset() else {
+                    continue;
+                };
+                if scope.covers_cve(cve) && scope.covers_asset(asset_id) {
+                    open.push(f);
+                }
+            }
+            groups.push(OpenGroup {
+                kind: if kind == KIND_AFFECTED {
+                    KIND_AFFECTED
+                } else {
+                    KIND_REVIEW
+                },
+                evidence_sha256: r.try_get("evidence_sha256")?,
+                priority: r.try_get("priority")?,
+                stale: r.try_get::<i64, _>("stale")? != 0,
+            });
+        }
+        Ok((groups, open))
     }
 
     async fn match_scope(&self, scope: MatchScope, actor: &Actor) -> Result<MatchReport> {
         let mut report = MatchReport::default();
         let mut k = Knowledge::load(self, &scope).await?;
+        let now_at = crate::now();
+        let now = timefmt::format(now_at);
+        let stale = timefmt::format(now_at - time::Duration::hours(1));
 
         // Each asset's class, each class evaluated once.
-        let mut assets: Vec<RunAsset> = Vec::new();
+        let (groups, members) = self.scope_assets(&scope).await?;
+        let none = BTreeSet::new();
+        let mut assets: Vec<RunAsset> = Vec::with_capacity(members.len());
         let mut classes: Vec<Class> = Vec::new();
         let mut class_of: HashMap<String, usize> = HashMap::new();
-        for a in self.scope_assets(&scope).await? {
-            let class = if a.eligible() {
+        // The class of a group's assets without controls (most of them).
+        let mut plain: Vec<Option<usize>> = vec![None; groups.len()];
+        for (id, g) in members {
+            let group = &groups[g];
+            let class = if group.eligible() {
                 report.assets += 1;
-                let key = a.class_key(k.controls.get(&a.asset_id));
-                Some(match class_of.get(&key) {
-                    Some(c) => *c,
-                    None => {
-                        classes.push(k.evaluate(&a));
-                        class_of.insert(key, classes.len() - 1);
-                        classes.len() - 1
+                let controls = k.controls.get(&id).cloned();
+                match (&controls, plain[g]) {
+                    (None, Some(c)) => Some(c),
+                    _ => {
+                        let key = group.class_key(controls.as_ref());
+                        let c = match class_of.get(&key) {
+                            Some(c) => *c,
+                            None => {
+                                classes.push(k.evaluate(group, controls.as_ref().unwrap_or(&none)));
+                                class_of.insert(key, classes.len() - 1);
+                                classes.len() - 1
+                            }
+                        };
+                        if controls.is_none() {
+                            plain[g] = Some(c);
+                        }
+                        Some(c)
                     }
-                })
+                }
             } else {
                 None
             };
             assets.push(RunAsset {
-                state: format!("{}, {}", a.kind, a.lifecycle_state),
-                id: a.asset_id,
-                manufacturer: a.manufacturer,
-                model: a.model,
+                id,
+                group: g,
                 class,
             });
         }
@@ -1320,14 +1444,11 @@ impl Store {
         // Which (asset, outcome) has its open finding already.
         let mut seen = vec![false; total];
 
-        let open = self.scope_open_findings(&scope).await?;
+        let (open_groups, open) = self.scope_open_findings(&scope, &stale).await?;
 
         // Write what changed, in one transaction: a run is all or nothing,
         // and a finding whose evidence and priority are unchanged costs no
         // write (a re-match of an unchanged fleet only reads).
-        let now_at = crate::now();
-        let now = timefmt::format(now_at);
-        let stale = timefmt::format(now_at - time::Duration::hours(1));
         let mut tx = self.write_tx().await?;
         let mut entries = Vec::new();
         // Confirmed unchanged, last seen over an hour ago: stamped below.
@@ -1336,6 +1457,7 @@ impl Store {
             let Some((cve, asset_id)) = o.cve_and_asset() else {
                 continue;
             };
+            let og = &open_groups[o.group];
             let asset = index.get(asset_id).copied();
             let class = asset.and_then(|i| assets[i].class.map(|c| (i, c)));
             let outcome = class.and_then(|(i, c)| {
@@ -1344,13 +1466,13 @@ impl Store {
             });
             if let Some((at, out)) = outcome {
                 if let Some((kind, _, text, sha)) = &out.finding {
-                    if *kind == o.kind {
+                    if *kind == og.kind {
                         seen[at] = true;
                         let score = i64::from(out.prio.score);
-                        if o.evidence_sha256.as_deref() == Some(sha.as_str())
-                            && o.priority == Some(score)
+                        if og.evidence_sha256.as_deref() == Some(sha.as_str())
+                            && og.priority == Some(score)
                         {
-                            if o.last_seen_at < stale {
+                            if og.stale {
                                 confirmed.push(o.id);
                             }
                         } else {
@@ -1385,13 +1507,12 @@ impl Store {
                 Some(Verdict::Review(why, _)) => {
                     format!("no longer decidable, to review: {why}")
                 }
-                None => match asset.map(|i| assets[i].state.as_str()) {
+                None => match asset.map(|i| &groups[assets[i].group]) {
                     None => "the asset is no longer in the inventory".into(),
-                    Some(st)
-                        if !(st.ends_with(", in_service") || st.ends_with(", provisioned")) =>
-                    {
-                        format!("the asset is no longer matched ({st}): retired or out of service")
-                    }
+                    Some(g) if !g.eligible() => format!(
+                        "the asset is no longer matched ({}, {}): retired or out of service",
+                        g.kind, g.lifecycle_state
+                    ),
                     Some(_) => format!(
                         "no current advisory names this asset's product for {cve} (the advisory was superseded, or the asset's model changed)"
                     ),
@@ -1424,9 +1545,10 @@ impl Store {
             };
             let class = &classes[c];
             if class.unidentified {
+                let g = &groups[a.group];
                 report
                     .unidentified
-                    .push((a.id.clone(), a.manufacturer.clone(), a.model.clone()));
+                    .push((a.id.clone(), g.manufacturer.clone(), g.model.clone()));
             }
             for (at, (cve, out)) in class.outcomes.iter().enumerate() {
                 let Some((kind, evidence, text, sha)) = &out.finding else {
@@ -1504,5 +1626,46 @@ impl Store {
             tx.commit_audited(entries, now_at).await?;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the databases' aggregate of [`Store::joined`] writes.
+    fn join(parts: &[String]) -> String {
+        parts
+            .iter()
+            .map(|p| format!("{}|{p}", p.chars().count()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    proptest! {
+        #[test]
+        fn joined_parts_split_back_whatever_they_hold(
+            parts in proptest::collection::vec(".{0,12}", 1..20),
+        ) {
+            let joined = join(&parts);
+            let split = split_joined(&joined).unwrap();
+            prop_assert_eq!(split, parts.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn a_damaged_list_is_an_error_not_a_panic(s in ".{0,40}") {
+            let _ = split_joined(&s);
+        }
+    }
+
+    #[test]
+    fn separators_inside_parts_do_not_split_them() {
+        let parts = vec!["a,b|c".to_owned(), String::new(), "é,|".to_owned()];
+        assert_eq!(split_joined(&join(&parts)).unwrap(), ["a,b|c", "", "é,|"]);
+        assert_eq!(split_joined("").unwrap(), Vec::<&str>::new());
+        for bad in ["3|ab", "x|a", "1|a,", "1|ab", "2|a"] {
+            assert!(split_joined(bad).is_err(), "{bad}");
+        }
     }
 }

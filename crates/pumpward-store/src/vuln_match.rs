@@ -41,7 +41,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// A run hashes every asset id and CVE of the fleet a few times: aHash,
+// randomly keyed per process (keys come from imported documents, so a
+// fixed-key hash would let a crafted document degrade a run), at a
+// fraction of SipHash's cost.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 fn severity_of(score: Option<f64>, kev: bool) -> Severity {
     // An advisory without a score is not known to be minor: medium keeps it
@@ -279,28 +286,30 @@ fn placeholders(first: usize, n: usize) -> String {
 #[derive(Default)]
 struct MatchScope {
     /// `None`: the whole inventory, and findings of assets no longer in it
-    /// are resolved. Otherwise these assets only (an asset changed, an SBOM
-    /// of its model was attached, or an advisory naming its product
-    /// arrived).
-    assets: Option<BTreeSet<String>>,
-    /// `None`: every CVE. Otherwise these only (a run after an import).
+    /// are resolved.
+    assets: Option<AssetScope>,
+    /// `None`: every CVE. Otherwise these only (a run after an import),
+    /// and every asset with an open finding on one of them is in scope too.
     cves: Option<HashSet<String>>,
 }
 
-impl MatchScope {
-    fn covers_cve(&self, cve: &str) -> bool {
-        self.cves.as_ref().is_none_or(|c| c.contains(cve))
-    }
-
-    fn covers_asset(&self, asset_id: &str) -> bool {
-        self.assets.as_ref().is_none_or(|a| a.contains(asset_id))
-    }
+/// Some assets: by id (an asset changed, an SBOM of its model was
+/// attached) and the assets of some models (an advisory naming their
+/// product arrived).
+#[derive(Default)]
+struct AssetScope {
+    ids: BTreeSet<String>,
+    models: BTreeSet<i64>,
 }
 
 /// Above this many assets, a scoped run reads every open vulnerability
 /// finding from the covering index and keeps its assets' ones: cheaper than
 /// a lookup into the table per finding of each asset.
 const SCAN_ABOVE: usize = 1_000;
+
+/// Open findings read per query in a scan (see
+/// `Store::scope_open_findings`).
+const SCAN_SLICE: usize = 50_000;
 
 /// Up to this many CVEs, a CVE-scoped run reads each CVE's open findings
 /// as a range of the subject index (`cve:<id>:asset:…`).
@@ -311,12 +320,10 @@ const CVE_RANGES_UP_TO: usize = 64;
 /// [`ID_CHUNK`].
 const CVE_FILTER_IN_SQL_UP_TO: usize = 2_000;
 
-/// A group of open vulnerability findings with the same kind, evidence
-/// digest, priority and staleness of their `last_seen_at`: what a run
-/// compares a finding by. A fleet's open findings fall into a few thousand
-/// such groups, and a run reads one row per group, its members joined into
-/// one value (see [`Store::joined`]), rather than one row per finding: the
-/// per-row cost of the driver is most of what reading a large fleet costs.
+/// Open vulnerability findings with the same kind, evidence digest,
+/// priority and staleness of their `last_seen_at`: what a run compares a
+/// finding by. A fleet's open findings fall into a few thousand such
+/// groups.
 struct OpenGroup {
     kind: &'static str,
     evidence_sha256: Option<String>,
@@ -325,24 +332,52 @@ struct OpenGroup {
     stale: bool,
 }
 
-/// One open vulnerability finding: its id, its subject and its group.
+/// One open vulnerability finding: its id, its group, and where its
+/// subject is in the text read ([`OpenFindings::subject`]).
 struct OpenFinding {
     id: i64,
-    subject: String,
     group: usize,
+    text: usize,
+    at: std::ops::Range<usize>,
 }
 
-impl OpenFinding {
-    /// (CVE, asset id) of the subject `cve:<cve>:asset:<asset id>`.
-    fn cve_and_asset(&self) -> Option<(&str, &str)> {
-        cve_and_asset(&self.subject)
+/// The open findings of a run's scope.
+#[derive(Default)]
+struct OpenFindings {
+    /// The values read, which the findings' subjects are slices of.
+    texts: Vec<String>,
+    groups: Vec<OpenGroup>,
+    findings: Vec<OpenFinding>,
+}
+
+impl OpenFindings {
+    /// `cve:<cve>:asset:<asset id>`.
+    fn subject(&self, f: &OpenFinding) -> &str {
+        self.texts
+            .get(f.text)
+            .and_then(|t| t.get(f.at.clone()))
+            .unwrap_or_default()
+    }
+
+    /// (CVE, asset id) of a finding.
+    fn cve_and_asset(&self, f: &OpenFinding) -> Option<(&str, &str)> {
+        cve_and_asset(self.subject(f))
     }
 }
 
 fn cve_and_asset(subject: &str) -> Option<(&str, &str)> {
-    subject
-        .strip_prefix("cve:")
-        .and_then(|s| s.split_once(":asset:"))
+    const SEP: &str = ":asset:";
+    let s = subject.strip_prefix("cve:")?;
+    // The first `:asset:` (a CVE id has no colon: this is the first one).
+    let mut from = 0;
+    while let Some(i) = s[from..].find(':') {
+        let at = from + i;
+        if s[at..].starts_with(SEP) {
+            return Some((&s[..at], &s[at + SEP.len()..]));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The filter of open vulnerability findings. `state || ''` is for a few
@@ -354,36 +389,79 @@ const OPEN_WHERE: &str =
 const OPEN_OF_ASSETS_WHERE: &str =
     "state || '' = 'open' AND kind IN ('vulnerability.affected', 'vulnerability.review')";
 
-/// Splits a value of [`Store::joined`] back into its parts.
-fn split_joined(s: &str) -> Result<Vec<&str>> {
-    let bad = || {
+/// A reader of the lists the store's aggregates write (see
+/// [`Store::joined`]): members separated by `,`, each a sequence of fields
+/// that are either plain (up to the next `|`: digits, hex, flags, which
+/// cannot hold one) or counted (`<length in characters>|<text>`, whatever
+/// the text holds).
+struct Joined<'a> {
+    all: &'a str,
+    rest: &'a str,
+}
+
+impl<'a> Joined<'a> {
+    fn new(s: &'a str) -> Joined<'a> {
+        Joined { all: s, rest: s }
+    }
+
+    fn bad(&self) -> StoreError {
         StoreError::Invalid(format!(
-            "a joined list the store wrote does not split: {:.80}",
-            s
+            "a list the store's aggregate wrote does not read back, at {:.60}",
+            &self.all[self.all.len() - self.rest.len()..]
         ))
-    };
-    let mut out = Vec::new();
-    let mut rest = s;
-    while !rest.is_empty() {
-        let (len, after) = rest.split_once('|').ok_or_else(bad)?;
-        let n: usize = len.parse().map_err(|_| bad())?;
+    }
+
+    fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// A plain field and its `|`.
+    fn plain(&mut self) -> Result<&'a str> {
+        let (field, after) = self.rest.split_once('|').ok_or_else(|| self.bad())?;
+        self.rest = after;
+        Ok(field)
+    }
+
+    /// A counted field.
+    fn counted(&mut self) -> Result<&'a str> {
+        let n: usize = self.plain()?.parse().map_err(|_| self.bad())?;
         // `n` characters (what both databases' `length` counts).
         let end = if n == 0 {
             0
         } else {
-            let (i, c) = after.char_indices().nth(n - 1).ok_or_else(bad)?;
+            let (i, c) = self
+                .rest
+                .char_indices()
+                .nth(n - 1)
+                .ok_or_else(|| self.bad())?;
             i + c.len_utf8()
         };
-        out.push(&after[..end]);
-        rest = &after[end..];
-        if let Some(r) = rest.strip_prefix(',') {
+        let text = &self.rest[..end];
+        self.rest = &self.rest[end..];
+        Ok(text)
+    }
+
+    /// The `,` after a member (none after the last).
+    fn end_member(&mut self) -> Result<()> {
+        if let Some(r) = self.rest.strip_prefix(',') {
             if r.is_empty() {
-                return Err(bad());
+                return Err(self.bad());
             }
-            rest = r;
-        } else if !rest.is_empty() {
-            return Err(bad());
+            self.rest = r;
+        } else if !self.rest.is_empty() {
+            return Err(self.bad());
         }
+        Ok(())
+    }
+}
+
+/// Splits a value of [`Store::joined`] back into its parts.
+fn split_joined(s: &str) -> Result<Vec<&str>> {
+    let mut j = Joined::new(s);
+    let mut out = Vec::new();
+    while !j.at_end() {
+        out.push(j.counted()?);
+        j.end_member()?;
     }
     Ok(out)
 }
@@ -433,8 +511,7 @@ struct Knowledge {
 }
 
 /// Assets alike in everything a class evaluation reads of them (their
-/// controls apart), as a run reads them: one row per group, the asset ids
-/// joined.
+/// controls apart).
 struct AssetGroup {
     kind: String,
     manufacturer: String,
@@ -451,24 +528,105 @@ struct AssetGroup {
     remote_service: String,
 }
 
-impl AssetGroup {
-    fn from_row(r: &AnyRow) -> Result<AssetGroup> {
-        Ok(AssetGroup {
-            kind: r.try_get("kind")?,
-            manufacturer: r.try_get("manufacturer")?,
-            model: r.try_get("model")?,
-            firmware: r.try_get("firmware_version")?,
-            software: r.try_get("software")?,
-            lifecycle_state: r.try_get("lifecycle_state")?,
-            device_type: r.try_get("device_type")?,
-            care_area: r.try_get("care_area")?,
-            zone_unrecorded: r.try_get::<i64, _>("no_zone")? != 0,
-            network_reachable: r.try_get::<i64, _>("has_ip")? != 0,
-            has_mac: r.try_get::<i64, _>("has_mac")? != 0,
-            remote_service: r.try_get("remote_service")?,
-        })
+/// Asset groups as a run reads them: one row per model, kind,
+/// manufacturer, model name, firmware, software, lifecycle, device type
+/// and care area, its members (each with its zone, address and MAC flags)
+/// joined.
+struct AssetGroups {
+    /// Each model's remote service.
+    remote: HashMap<i64, String>,
+    groups: Vec<AssetGroup>,
+    members: Vec<(String, usize)>,
+    /// (row's group columns, flags) → group: the same row can come back
+    /// from two queries of one scope.
+    by_key: HashMap<String, usize>,
+}
+
+impl AssetGroups {
+    /// Takes the rows read, keeping the members `keep` says.
+    fn take(&mut self, rows: &[AnyRow], keep: impl Fn(&str) -> bool) -> Result<()> {
+        for r in rows {
+            let model_id: i64 = r.try_get("model_id")?;
+            let base = AssetGroup {
+                kind: r.try_get("kind")?,
+                manufacturer: r.try_get("manufacturer")?,
+                model: r.try_get("model")?,
+                firmware: r.try_get("firmware_version")?,
+                software: r.try_get("software")?,
+                lifecycle_state: r.try_get("lifecycle_state")?,
+                device_type: r.try_get("device_type")?,
+                care_area: r.try_get("care_area")?,
+                zone_unrecorded: false,
+                network_reachable: false,
+                has_mac: false,
+                remote_service: self.remote.get(&model_id).cloned().unwrap_or_default(),
+            };
+            // The class key, with what decides whether the asset is matched.
+            let row_key = format!(
+                "{model_id}\u{1f}{}\u{1f}{}",
+                base.lifecycle_state,
+                base.class_key(None)
+            );
+            let joined: String = r.try_get("members")?;
+            let mut j = Joined::new(&joined);
+            // This row's groups by flags (the key is formatted once each).
+            let mut by_flags: [Option<usize>; 8] = [None; 8];
+            while !j.at_end() {
+                let flags = j.plain()?;
+                let id = j.counted()?;
+                j.end_member()?;
+                if !keep(id) {
+                    continue;
+                }
+                let &[zone, ip, mac] = flags.as_bytes() else {
+                    return Err(j.bad());
+                };
+                let bit = |b: u8| usize::from(b == b'1');
+                let slot = bit(zone) << 2 | bit(ip) << 1 | bit(mac);
+                let key = match by_flags[slot] {
+                    Some(g) => {
+                        self.members.push((id.to_owned(), g));
+                        continue;
+                    }
+                    None => format!("{row_key}\u{1f}{flags}"),
+                };
+                let group = match self.by_key.get(&key) {
+                    Some(g) => *g,
+                    None => {
+                        self.groups.push(AssetGroup {
+                            zone_unrecorded: zone == b'1',
+                            network_reachable: ip == b'1',
+                            has_mac: mac == b'1',
+                            kind: base.kind.clone(),
+                            manufacturer: base.manufacturer.clone(),
+                            model: base.model.clone(),
+                            firmware: base.firmware.clone(),
+                            software: base.software.clone(),
+                            lifecycle_state: base.lifecycle_state.clone(),
+                            device_type: base.device_type.clone(),
+                            care_area: base.care_area.clone(),
+                            remote_service: base.remote_service.clone(),
+                        });
+                        self.by_key.insert(key, self.groups.len() - 1);
+                        self.groups.len() - 1
+                    }
+                };
+                by_flags[slot] = Some(group);
+                self.members.push((id.to_owned(), group));
+            }
+        }
+        Ok(())
     }
 
+    /// The groups, and the members in asset id order, each once.
+    fn finish(mut self) -> (Vec<AssetGroup>, Vec<(String, usize)>) {
+        self.members.sort_unstable();
+        self.members.dedup_by(|a, b| a.0 == b.0);
+        (self.groups, self.members)
+    }
+}
+
+impl AssetGroup {
     fn eligible(&self) -> bool {
         matches!(self.kind.as_str(), "pump" | "pump_server")
             && matches!(self.lifecycle_state.as_str(), "in_service" | "provisioned")
@@ -521,17 +679,17 @@ impl Knowledge {
     async fn load(store: &Store, scope: &MatchScope) -> Result<Knowledge> {
         let mut k = Knowledge {
             aliases: AliasTable::builtin(),
-            kev: HashMap::new(),
-            epss: HashMap::new(),
-            epss_probability: HashMap::new(),
-            other_scores: HashMap::new(),
-            cvss_all: HashMap::new(),
-            controls: HashMap::new(),
-            by_key: HashMap::new(),
+            kev: HashMap::default(),
+            epss: HashMap::default(),
+            epss_probability: HashMap::default(),
+            other_scores: HashMap::default(),
+            cvss_all: HashMap::default(),
+            controls: HashMap::default(),
+            by_key: HashMap::default(),
             sboms: store.sbom_index().await?,
             nvd_rows: Vec::new(),
-            sbom_cache: HashMap::new(),
-            products: HashMap::new(),
+            sbom_cache: HashMap::default(),
+            products: HashMap::default(),
         };
         let cves = scope.cves.as_ref();
         for r in store
@@ -719,7 +877,7 @@ impl Knowledge {
             product,
             unidentified: pm.is_none(),
             outcomes: Vec::new(),
-            by_cve: HashMap::new(),
+            by_cve: HashMap::default(),
         };
         // No advisory can name an unidentified model; its SBOM's components
         // still can.
@@ -968,7 +1126,10 @@ impl Store {
         actor: &Actor,
     ) -> Result<MatchReport> {
         let scope = MatchScope {
-            assets: Some(asset_ids),
+            assets: Some(AssetScope {
+                ids: asset_ids,
+                models: BTreeSet::new(),
+            }),
             cves: None,
         };
         self.match_scope(scope, actor).await
@@ -999,8 +1160,8 @@ impl Store {
         actor: &Actor,
     ) -> Result<MatchReport> {
         let mut scope = MatchScope {
-            assets: Some(BTreeSet::new()),
-            cves: Some(HashSet::new()),
+            assets: Some(AssetScope::default()),
+            cves: Some(HashSet::default()),
         };
         for chunk in advisory_ids.chunks(ID_CHUNK) {
             self.concerned(chunk, &mut scope).await?;
@@ -1065,8 +1226,8 @@ impl Store {
         let mut docs: Vec<i64> = q.fetch_all(self.pool()).await?;
         docs.extend_from_slice(advisory_ids);
         let within = placeholders(1, docs.len());
-        let mut keys: HashSet<String> = HashSet::new();
-        let mut cves: HashSet<String> = HashSet::new();
+        let mut keys: HashSet<String> = HashSet::default();
+        let mut cves: HashSet<String> = HashSet::default();
         for (sql, into_keys) in [
             (
                 format!("SELECT product_key FROM vuln_product_statuses WHERE product_key IS NOT NULL AND advisory_id IN ({within})"),
@@ -1090,7 +1251,7 @@ impl Store {
                 cves.extend(found);
             }
         }
-        let assets = scope.assets.get_or_insert_with(BTreeSet::new);
+        let assets = scope.assets.get_or_insert_with(AssetScope::default);
         // Assets of a model whose product or family is named.
         let mut models = Vec::new();
         for (id, manufacturer, model) in sqlx::query_as::<_, (i64, String, String)>(
@@ -1107,20 +1268,7 @@ impl Store {
                 }
             }
         }
-        for chunk in models.chunks(ID_CHUNK) {
-            let sql = format!(
-                "SELECT {} FROM assets WHERE model_id IN ({})",
-                self.joined("asset_id"),
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            if let Some(ids) = q.fetch_one(self.pool()).await? {
-                assets.extend(split_joined(&ids)?.into_iter().map(str::to_owned));
-            }
-        }
+        assets.models.extend(models);
         // Assets carrying a named product as a software component.
         if !keys.is_empty() {
             let sql = format!(
@@ -1140,48 +1288,14 @@ impl Store {
                         .product(&manufacturer, &c.name)
                         .is_some_and(|cm| keys.contains(&cm.product.key))
                 }) {
-                    assets.extend(split_joined(&members)?.into_iter().map(str::to_owned));
+                    assets
+                        .ids
+                        .extend(split_joined(&members)?.into_iter().map(str::to_owned));
                 }
             }
         }
-        // Assets with an open finding on one of the CVEs.
-        let mut subjects = Vec::new();
-        if cves.len() > CVE_RANGES_UP_TO {
-            // A catalog (KEV, EPSS): one pass over the open findings.
-            let sql = format!(
-                "SELECT {} FROM findings WHERE {OPEN_WHERE}",
-                self.joined("subject")
-            );
-            subjects.extend(
-                sqlx::query_scalar::<_, Option<String>>(&sql)
-                    .fetch_one(self.pool())
-                    .await?,
-            );
-        } else {
-            let sql = format!(
-                "SELECT {} FROM findings WHERE {OPEN_WHERE} AND subject >= $1 AND subject < $2",
-                self.joined("subject")
-            );
-            for cve in &cves {
-                // A range over the subject index (`cve:<id>:asset:` …).
-                subjects.extend(
-                    sqlx::query_scalar::<_, Option<String>>(&sql)
-                        .bind(format!("cve:{cve}:asset:"))
-                        .bind(format!("cve:{cve}:asset;"))
-                        .fetch_one(self.pool())
-                        .await?,
-                );
-            }
-        }
-        for joined in &subjects {
-            for s in split_joined(joined)? {
-                if let Some((cve, asset_id)) = cve_and_asset(s) {
-                    if cves.contains(cve) {
-                        assets.insert(asset_id.to_owned());
-                    }
-                }
-            }
-        }
+        // The assets with an open finding on one of the CVEs are added by
+        // the run, which reads those findings anyway.
         // NVD configurations can name a component of an attached SBOM: the
         // assets of every model and version with an SBOM.
         let with_configurations: i64 = {
@@ -1217,103 +1331,170 @@ impl Store {
                 {
                     let key = crate::sbom::sbom_model_key(aliases, &manufacturer, &model);
                     if sboms.contains(&(key, crate::sbom::firmware_key(&firmware))) {
-                        assets.extend(split_joined(&members)?.into_iter().map(str::to_owned));
+                        assets
+                            .ids
+                            .extend(split_joined(&members)?.into_iter().map(str::to_owned));
                     }
                 }
             }
         }
-        scope.cves.get_or_insert_with(HashSet::new).extend(cves);
+        scope.cves.get_or_insert_with(HashSet::default).extend(cves);
         Ok(())
     }
 
-    /// An aggregate joining `expr` (a text expression) over a group into
-    /// one value, each part prefixed by its length in characters so that
-    /// [`split_joined`] splits it back whatever the parts hold.
-    fn joined(&self, expr: &str) -> String {
-        let part = format!("length({expr}) || '|' || {expr}");
+    /// An aggregate joining the text expression `member` over a group's
+    /// rows, separated by `,` (see [`Joined`]).
+    fn aggregate(&self, member: &str) -> String {
         match self.backend() {
-            crate::Backend::Sqlite => format!("group_concat({part}, ',')"),
-            crate::Backend::Postgres => format!("string_agg({part}, ',')"),
+            crate::Backend::Sqlite => format!("group_concat({member}, ',')"),
+            crate::Backend::Postgres => format!("string_agg({member}, ',')"),
         }
     }
 
+    /// The expressions' values separated by `|`, built by one call (one
+    /// string per row rather than one per `||`).
+    fn format_sql(&self, exprs: &[&str]) -> String {
+        let pattern = vec!["%s"; exprs.len()].join("|");
+        let f = match self.backend() {
+            crate::Backend::Sqlite => "printf",
+            crate::Backend::Postgres => "format",
+        };
+        format!("{f}('{pattern}', {})", exprs.join(", "))
+    }
+
+    /// An aggregate joining the text expression `expr` over a group's rows,
+    /// each prefixed by its length in characters so that [`split_joined`]
+    /// splits it back whatever the parts hold.
+    fn joined(&self, expr: &str) -> String {
+        self.aggregate(&format!("length({expr}) || '|' || {expr}"))
+    }
+
     /// The assets of the scope, grouped (see [`AssetGroup`]): the groups,
-    /// and each asset id with its group.
+    /// and each asset id with its group, in asset id order (findings are
+    /// raised in a stable order).
     async fn scope_assets(
         &self,
         scope: &MatchScope,
     ) -> Result<(Vec<AssetGroup>, Vec<(String, usize)>)> {
-        let select = format!(
-            "SELECT a.kind, a.manufacturer, a.model, a.firmware_version, a.software, \
-             a.lifecycle_state, a.device_type, a.care_area, \
-             CAST(CASE WHEN a.zone IS NULL THEN 1 ELSE 0 END AS BIGINT) AS no_zone, \
-             CAST(CASE WHEN a.ip_address IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_ip, \
-             CAST(CASE WHEN a.mac_address IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_mac, \
-             m.remote_service, {} AS members \
-             FROM assets a JOIN device_models m ON m.id = a.model_id",
-            self.joined("a.asset_id")
-        );
-        let group_by = "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12";
-        let mut rows = Vec::new();
-        match &scope.assets {
-            None => {
-                rows = sqlx::query(&format!("{select} {group_by}"))
-                    .fetch_all(self.pool())
-                    .await?;
-            }
-            Some(ids) => {
-                let ids: Vec<&String> = ids.iter().collect();
-                for chunk in ids.chunks(ID_CHUNK) {
-                    let sql = format!(
-                        "{select} WHERE a.asset_id IN ({}) {group_by}",
-                        placeholders(1, chunk.len())
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for id in chunk {
-                        q = q.bind((*id).clone());
-                    }
-                    rows.extend(q.fetch_all(self.pool()).await?);
-                }
-            }
-        }
-        let mut groups = Vec::new();
-        let mut members = Vec::new();
-        for r in &rows {
-            let joined: String = r.try_get("members")?;
-            for id in split_joined(&joined)? {
-                members.push((id.to_owned(), groups.len()));
-            }
-            groups.push(AssetGroup::from_row(r)?);
-        }
-        // Asset id order, for findings raised in a stable order.
-        members.sort_unstable();
-        Ok((groups, members))
-    }
-
-    /// The open vulnerability findings of the scope (its assets, its
-    /// CVEs), grouped (see [`OpenGroup`]); `stale` is the bound of a
-    /// `last_seen_at` to be stamped again.
-    async fn scope_open_findings(
-        &self,
-        scope: &MatchScope,
-        stale: &str,
-    ) -> Result<(Vec<OpenGroup>, Vec<OpenFinding>)> {
+        // The GROUP BY is a prefix of the covering index `assets_match`:
+        // the database streams the groups off the index, with no sort and
+        // no lookup into the table.
+        let member = self
+            .format_sql(&[
+                "CASE WHEN zone IS NULL THEN '1' ELSE '0' END",
+                "CASE WHEN ip_address IS NULL THEN '0' ELSE '1' END",
+                "CASE WHEN mac_address IS NULL THEN '0' ELSE '1' END",
+                "length(asset_id)",
+                "asset_id",
+            ])
+            .replacen("%s|%s|%s|", "%s%s%s|", 1);
+        let member = member.as_str();
+        let columns = "model_id, kind, manufacturer, model, firmware_version, software, \
+             lifecycle_state, device_type, care_area";
         let select = |filter: &str| {
             format!(
-                "SELECT kind, evidence_sha256, priority, \
-                 CAST(CASE WHEN last_seen_at < $1 THEN 1 ELSE 0 END AS BIGINT) AS stale, \
-                 {} AS members FROM findings WHERE {filter} GROUP BY 1, 2, 3, 4",
-                self.joined("(id || '|' || subject)")
+                "SELECT {columns}, {} AS members FROM assets {filter} GROUP BY {columns}",
+                self.aggregate(member)
             )
         };
-        let mut rows = Vec::new();
-        match (&scope.assets, &scope.cves) {
-            (Some(_), Some(cves)) if cves.len() <= CVE_RANGES_UP_TO => {
+        let remote: HashMap<i64, String> =
+            sqlx::query_as::<_, (i64, String)>("SELECT id, remote_service FROM device_models")
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .collect();
+        let mut read = AssetGroups {
+            remote,
+            groups: Vec::new(),
+            members: Vec::new(),
+            by_key: HashMap::default(),
+        };
+        let Some(assets) = &scope.assets else {
+            let rows = sqlx::query(&select("")).fetch_all(self.pool()).await?;
+            read.take(&rows, |_| true)?;
+            return Ok(read.finish());
+        };
+        // A model's assets in one query; then those named by id that it
+        // did not bring.
+        let models: Vec<&i64> = assets.models.iter().collect();
+        for chunk in models.chunks(ID_CHUNK) {
+            let sql = select(&format!(
+                "WHERE model_id IN ({})",
+                placeholders(1, chunk.len())
+            ));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(**id);
+            }
+            let rows = q.fetch_all(self.pool()).await?;
+            read.take(&rows, |_| true)?;
+        }
+        let rest: HashSet<String> = {
+            let done: HashSet<&str> = read.members.iter().map(|(id, _)| id.as_str()).collect();
+            assets
+                .ids
+                .iter()
+                .filter(|id| !done.contains(id.as_str()))
+                .cloned()
+                .collect()
+        };
+        if rest.len() > SCAN_ABOVE {
+            // More than lookups pay for: one pass over the index.
+            let rows = sqlx::query(&select("")).fetch_all(self.pool()).await?;
+            read.take(&rows, |id| rest.contains(id))?;
+        } else {
+            let rest: Vec<&String> = rest.iter().collect();
+            for chunk in rest.chunks(ID_CHUNK) {
+                let sql = select(&format!(
+                    "WHERE asset_id IN ({})",
+                    placeholders(1, chunk.len())
+                ));
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind((*id).clone());
+                }
+                let rows = q.fetch_all(self.pool()).await?;
+                read.take(&rows, |_| true)?;
+            }
+        }
+        Ok(read.finish())
+    }
+
+    /// The open vulnerability findings of the scope, grouped (see
+    /// [`OpenGroup`]): on the scope's CVEs, every asset's (read before the
+    /// assets: their assets are in scope); otherwise the scope's assets'
+    /// ones. `stale` is the bound of a `last_seen_at` to be stamped again.
+    async fn scope_open_findings(&self, scope: &MatchScope, stale: &str) -> Result<OpenFindings> {
+        // One text value per query, every finding a member `id|stale|
+        // priority|digest|<length>|subject` (see `Joined`): the driver's
+        // cost per row is most of what reading a large fleet costs.
+        let member = self.format_sql(&[
+            "id",
+            "CASE WHEN last_seen_at < $1 THEN '1' ELSE '0' END",
+            "COALESCE(CAST(priority AS TEXT), '~')",
+            "COALESCE(evidence_sha256, '~')",
+            "length(subject)",
+            "subject",
+        ]);
+        let member = member.as_str();
+        let select = |filter: &str| {
+            format!(
+                "SELECT kind, {} AS members FROM findings WHERE {filter} GROUP BY kind",
+                self.aggregate(member)
+            )
+        };
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let few_assets = scope
+            .assets
+            .as_ref()
+            .is_some_and(|a| a.models.is_empty() && a.ids.len() <= SCAN_ABOVE);
+        match &scope.cves {
+            Some(cves) if cves.len() <= CVE_RANGES_UP_TO => {
                 // A range of the subject index per CVE (`cve:<id>:asset:` …).
                 let sql = select(&format!("{OPEN_WHERE} AND subject >= $2 AND subject < $3"));
                 for cve in cves {
                     rows.extend(
-                        sqlx::query(&sql)
+                        sqlx::query_as::<_, (String, String)>(&sql)
                             .bind(stale.to_owned())
                             .bind(format!("cve:{cve}:asset:"))
                             .bind(format!("cve:{cve}:asset;"))
@@ -1322,66 +1503,121 @@ impl Store {
                     );
                 }
             }
-            (Some(ids), _) if ids.len() <= SCAN_ABOVE => {
-                let ids: Vec<&String> = ids.iter().collect();
+            None if few_assets => {
+                let ids: Vec<&String> = scope
+                    .assets
+                    .as_ref()
+                    .map(|a| a.ids.iter().collect())
+                    .unwrap_or_default();
                 for chunk in ids.chunks(ID_CHUNK) {
                     let sql = select(&format!(
                         "{OPEN_OF_ASSETS_WHERE} AND asset_id IN ({})",
                         placeholders(2, chunk.len())
                     ));
-                    let mut q = sqlx::query(&sql).bind(stale.to_owned());
+                    let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(stale.to_owned());
                     for id in chunk {
                         q = q.bind((*id).clone());
                     }
                     rows.extend(q.fetch_all(self.pool()).await?);
                 }
             }
-            // The whole fleet, or more assets than lookups pay for: one
-            // pass over the covering index `findings_match`.
+            // The whole fleet, a catalog's CVEs, or more assets than
+            // lookups pay for: the covering index `findings_match` in
+            // subject order, a slice at a time (the values stay small).
             _ => {
-                rows = sqlx::query(&select(OPEN_WHERE))
-                    .bind(stale.to_owned())
-                    .fetch_all(self.pool())
-                    .await?
-            }
-        }
-        let mut groups = Vec::new();
-        let mut open = Vec::new();
-        for r in &rows {
-            let kind: String = r.try_get("kind")?;
-            let joined: String = r.try_get("members")?;
-            let group = groups.len();
-            for m in split_joined(&joined)? {
-                let bad = || StoreError::Invalid(format!("an open finding reads as {m:.80}"));
-                let (id, subject) = m.split_once('|').ok_or_else(bad)?;
-                let f = OpenFinding {
-                    id: id.parse().map_err(|_| bad())?,
-                    subject: subject.to_owned(),
-                    group,
-                };
-                // A scan or a CVE's range reads more than the scope.
-                let Some((cve, asset_id)) = f.cve_and_asset() else {
-                    continue;
-                };
-                if scope.covers_cve(cve) && scope.covers_asset(asset_id) {
-                    open.push(f);
+                let sql = format!(
+                    "SELECT {}, MAX(subject) FROM (SELECT id, subject, priority, \
+                     evidence_sha256, last_seen_at FROM findings \
+                     WHERE state = 'open' AND kind = $2 AND subject > $3 \
+                     ORDER BY subject LIMIT {SCAN_SLICE}) slice",
+                    self.aggregate(member)
+                );
+                for kind in [KIND_AFFECTED, KIND_REVIEW] {
+                    let mut after = String::new();
+                    loop {
+                        let (members, last) =
+                            sqlx::query_as::<_, (Option<String>, Option<String>)>(&sql)
+                                .bind(stale.to_owned())
+                                .bind(kind)
+                                .bind(after.clone())
+                                .fetch_one(self.pool())
+                                .await?;
+                        let (Some(members), Some(last)) = (members, last) else {
+                            break;
+                        };
+                        rows.push((kind.to_owned(), members));
+                        after = last;
+                    }
                 }
             }
-            groups.push(OpenGroup {
-                kind: if kind == KIND_AFFECTED {
+        }
+        let mut groups: Vec<OpenGroup> = Vec::new();
+        let mut findings = Vec::new();
+        let (kinds, texts): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        {
+            let mut group_of: HashMap<(&str, &str, &str, bool), usize> = HashMap::default();
+            for (t, text) in texts.iter().enumerate() {
+                let mut j = Joined::new(text);
+                let kind = if kinds[t] == KIND_AFFECTED {
                     KIND_AFFECTED
                 } else {
                     KIND_REVIEW
-                },
-                evidence_sha256: r.try_get("evidence_sha256")?,
-                priority: r.try_get("priority")?,
-                stale: r.try_get::<i64, _>("stale")? != 0,
-            });
+                };
+                while !j.at_end() {
+                    let id = j.plain()?;
+                    let stale = j.plain()? == "1";
+                    let priority = j.plain()?;
+                    let sha = j.plain()?;
+                    let subject = j.counted()?;
+                    j.end_member()?;
+                    let Some((cve, asset_id)) = cve_and_asset(subject) else {
+                        continue;
+                    };
+                    // A scan or a CVE's range reads more than the scope.
+                    let in_scope = match (&scope.cves, &scope.assets) {
+                        (Some(cves), _) => cves.contains(cve),
+                        (None, Some(a)) => a.ids.contains(asset_id),
+                        (None, None) => true,
+                    };
+                    if !in_scope {
+                        continue;
+                    }
+                    let group = match group_of.get(&(kind, sha, priority, stale)) {
+                        Some(g) => *g,
+                        None => {
+                            groups.push(OpenGroup {
+                                kind,
+                                evidence_sha256: (sha != "~").then(|| sha.to_owned()),
+                                priority: match priority {
+                                    "~" => None,
+                                    p => Some(p.parse().map_err(|_| j.bad())?),
+                                },
+                                stale,
+                            });
+                            group_of.insert((kind, sha, priority, stale), groups.len() - 1);
+                            groups.len() - 1
+                        }
+                    };
+                    // `subject` is a slice of `text`.
+                    let start = subject.as_ptr() as usize - text.as_ptr() as usize;
+                    findings.push(OpenFinding {
+                        id: id.parse().map_err(|_| j.bad())?,
+                        group,
+                        text: t,
+                        at: start..start + subject.len(),
+                    });
+                }
+            }
         }
-        Ok((groups, open))
+        Ok(OpenFindings {
+            texts,
+            groups,
+            findings,
+        })
     }
 
-    async fn match_scope(&self, scope: MatchScope, actor: &Actor) -> Result<MatchReport> {
+    async fn match_scope(&self, mut scope: MatchScope, actor: &Actor) -> Result<MatchReport> {
+        let started = std::time::Instant::now();
         let mut report = MatchReport::default();
         let mut k = Knowledge::load(self, &scope).await?;
         let now_at = crate::now();
@@ -1389,18 +1625,38 @@ impl Store {
         let stale = timefmt::format(now_at - time::Duration::hours(1));
 
         // Each asset's class, each class evaluated once.
+        // After an import, the open findings on its CVEs first: their
+        // assets are in scope.
+        let mut open = None;
+        if scope.cves.is_some() {
+            let read = self.scope_open_findings(&scope, &stale).await?;
+            if let Some(a) = &mut scope.assets {
+                for f in &read.findings {
+                    if let Some((_, asset)) = read.cve_and_asset(f) {
+                        if !a.ids.contains(asset) {
+                            a.ids.insert(asset.to_owned());
+                        }
+                    }
+                }
+            }
+            open = Some(read);
+        }
         let (groups, members) = self.scope_assets(&scope).await?;
         let none = BTreeSet::new();
         let mut assets: Vec<RunAsset> = Vec::with_capacity(members.len());
         let mut classes: Vec<Class> = Vec::new();
-        let mut class_of: HashMap<String, usize> = HashMap::new();
+        let mut class_of: HashMap<String, usize> = HashMap::default();
         // The class of a group's assets without controls (most of them).
         let mut plain: Vec<Option<usize>> = vec![None; groups.len()];
         for (id, g) in members {
             let group = &groups[g];
             let class = if group.eligible() {
                 report.assets += 1;
-                let controls = k.controls.get(&id).cloned();
+                let controls = if k.controls.is_empty() {
+                    None
+                } else {
+                    k.controls.get(&id).cloned()
+                };
                 match (&controls, plain[g]) {
                     (None, Some(c)) => Some(c),
                     _ => {
@@ -1444,7 +1700,10 @@ impl Store {
         // Which (asset, outcome) has its open finding already.
         let mut seen = vec![false; total];
 
-        let (open_groups, open) = self.scope_open_findings(&scope, &stale).await?;
+        let open = match open {
+            Some(o) => o,
+            None => self.scope_open_findings(&scope, &stale).await?,
+        };
 
         // Write what changed, in one transaction: a run is all or nothing,
         // and a finding whose evidence and priority are unchanged costs no
@@ -1453,11 +1712,11 @@ impl Store {
         let mut entries = Vec::new();
         // Confirmed unchanged, last seen over an hour ago: stamped below.
         let mut confirmed: Vec<i64> = Vec::new();
-        for o in &open {
-            let Some((cve, asset_id)) = o.cve_and_asset() else {
+        for o in &open.findings {
+            let Some((cve, asset_id)) = open.cve_and_asset(o) else {
                 continue;
             };
-            let og = &open_groups[o.group];
+            let og = &open.groups[o.group];
             let asset = index.get(asset_id).copied();
             let class = asset.and_then(|i| assets[i].class.map(|c| (i, c)));
             let outcome = class.and_then(|(i, c)| {
@@ -1625,6 +1884,15 @@ impl Store {
         } else {
             tx.commit_audited(entries, now_at).await?;
         }
+        tracing::debug!(
+            assets = report.assets,
+            classes = classes.len(),
+            open_read = open.findings.len(),
+            raised = report.raised,
+            resolved = report.resolved,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "vulnerability matching run"
+        );
         Ok(report)
     }
 }
@@ -1651,6 +1919,13 @@ mod tests {
             let joined = join(&parts);
             let split = split_joined(&joined).unwrap();
             prop_assert_eq!(split, parts.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn a_subject_splits_at_its_first_asset_marker(s in "[a-z:C0-9-]{0,30}") {
+            let subject = format!("cve:{s}");
+            prop_assert_eq!(cve_and_asset(&subject), s.split_once(":asset:"));
+            prop_assert_eq!(cve_and_asset(&s), s.strip_prefix("cve:").and_then(|r| r.split_once(":asset:")));
         }
 
         #[test]

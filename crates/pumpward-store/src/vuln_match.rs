@@ -298,7 +298,7 @@ struct MatchScope {
 /// product arrived).
 #[derive(Default)]
 struct AssetScope {
-    ids: BTreeSet<String>,
+    ids: HashSet<String>,
     models: BTreeSet<i64>,
 }
 
@@ -308,8 +308,9 @@ struct AssetScope {
 const SCAN_ABOVE: usize = 1_000;
 
 /// Open findings read per query in a scan (see
-/// `Store::scope_open_findings`).
-const SCAN_SLICE: usize = 50_000;
+/// `Store::scope_open_findings`); tiny in unit tests, so that a small
+/// fleet crosses slices.
+const SCAN_SLICE: usize = if cfg!(test) { 3 } else { 50_000 };
 
 /// Up to this many CVEs, a CVE-scoped run reads each CVE's open findings
 /// as a range of the subject index (`cve:<id>:asset:…`).
@@ -425,8 +426,11 @@ impl<'a> Joined<'a> {
     /// A counted field.
     fn counted(&mut self) -> Result<&'a str> {
         let n: usize = self.plain()?.parse().map_err(|_| self.bad())?;
-        // `n` characters (what both databases' `length` counts).
-        let end = if n == 0 {
+        // `n` characters (what both databases' `length` counts); ASCII,
+        // the usual case, is `n` bytes.
+        let end = if self.rest.get(..n).is_some_and(|t| t.is_ascii()) {
+            n
+        } else if n == 0 {
             0
         } else {
             let (i, c) = self
@@ -1114,20 +1118,19 @@ impl Store {
     /// raises and resolves only this asset's findings. An asset now at or
     /// past the fix has its findings resolved, saying so.
     pub async fn rematch_asset(&self, asset_id: &str, actor: &Actor) -> Result<MatchReport> {
-        self.rematch_assets(BTreeSet::from([asset_id.to_owned()]), actor)
-            .await
+        self.rematch_assets([asset_id.to_owned()], actor).await
     }
 
     /// Matches these assets again (an SBOM of their model and version was
     /// attached).
     pub(crate) async fn rematch_assets(
         &self,
-        asset_ids: BTreeSet<String>,
+        asset_ids: impl IntoIterator<Item = String>,
         actor: &Actor,
     ) -> Result<MatchReport> {
         let scope = MatchScope {
             assets: Some(AssetScope {
-                ids: asset_ids,
+                ids: asset_ids.into_iter().collect(),
                 models: BTreeSet::new(),
             }),
             cves: None,
@@ -1250,6 +1253,25 @@ impl Store {
             } else {
                 cves.extend(found);
             }
+        }
+        // Every product any document states something about for these CVEs:
+        // an asset can only hold a finding on a CVE through such a status
+        // (or its model's SBOM, below), so reading these products' assets
+        // by model brings nearly every asset with an open finding on the
+        // CVEs, which the run adds, without a lookup per asset.
+        let listed: Vec<&String> = cves.iter().collect();
+        for chunk in listed.chunks(ID_CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT s.product_key FROM vuln_product_statuses s \
+                 JOIN vuln_vulnerabilities v ON v.id = s.vulnerability_id \
+                 WHERE s.product_key IS NOT NULL AND v.cve IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for cve in chunk {
+                q = q.bind((*cve).clone());
+            }
+            keys.extend(q.fetch_all(self.pool()).await?);
         }
         let assets = scope.assets.get_or_insert_with(AssetScope::default);
         // Assets of a model whose product or family is named.
@@ -1942,5 +1964,72 @@ mod tests {
         for bad in ["3|ab", "x|a", "1|a,", "1|ab", "2|a"] {
             assert!(split_joined(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A full run over findings read in slices of three (both kinds, many
+    /// slices) sees every open finding: a second run changes nothing, and
+    /// one with a finding's asset retired resolves exactly its findings.
+    #[tokio::test]
+    async fn a_scan_in_slices_reads_every_open_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fleet = std::fs::read(here.join("tests/data/labelled/fleet.csv")).unwrap();
+        let parsed = pumpward_core::inventory::csv::read_assets_csv(
+            &fleet[..],
+            &pumpward_core::inventory::csv::CsvLimits::default(),
+        )
+        .unwrap();
+        let actor = Actor::cli();
+        store
+            .import_assets(&parsed.rows, false, &actor)
+            .await
+            .unwrap();
+        for name in [
+            "icsa-15-125-01b.json",
+            "icsa-15-161-01.json",
+            "icsa-20-168-01.json",
+        ] {
+            let path = here.join("../pumpward-vuln/tests/data/csaf").join(name);
+            let bytes = std::fs::read(&path)
+                .or_else(|_| std::fs::read(here.join("tests/data/labelled").join(name)))
+                .unwrap();
+            assert!(!store
+                .import_vuln_document(&bytes, &actor)
+                .await
+                .unwrap()
+                .is_refused());
+        }
+        let first = store.match_vulnerabilities(&actor).await.unwrap();
+        let open = first.affected_open + first.review_open;
+        assert!(
+            open > 4 * SCAN_SLICE && first.review_open > SCAN_SLICE,
+            "{first:?}"
+        );
+        assert_eq!(first.raised, open);
+        let again = store.match_vulnerabilities(&actor).await.unwrap();
+        assert_eq!((again.raised, again.resolved), (0, 0), "{again:?}");
+        assert_eq!(again.affected_open + again.review_open, open);
+        // The last asset in subject order is in the last slice.
+        let last: String = sqlx::query_scalar(
+            "SELECT asset_id FROM findings WHERE state = 'open' ORDER BY subject DESC LIMIT 1",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let its: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM findings WHERE state = 'open' AND asset_id = $1",
+        )
+        .bind(last.clone())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        sqlx::query("UPDATE assets SET lifecycle_state = 'retired' WHERE asset_id = $1")
+            .bind(last)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let after = store.match_vulnerabilities(&actor).await.unwrap();
+        assert_eq!((after.raised, after.resolved as i64), (0, its), "{after:?}");
     }
 }

@@ -220,10 +220,11 @@ pub fn write_findings_csv(
     Ok(())
 }
 
-/// Whether an asset changed in what vulnerability matching reads (its
-/// manufacturer, model, kind, firmware or software), so its findings must
-/// be evaluated again.
-pub(crate) fn identity_changed(
+/// Whether an asset changed in what vulnerability matching reads (what it
+/// is: manufacturer, model, kind, firmware, software; and what its
+/// priority weighs: device type, care area, zone, address, MAC), so its
+/// findings must be evaluated again.
+pub(crate) fn match_inputs_changed(
     old: &pumpward_core::inventory::AssetSpec,
     new: &pumpward_core::inventory::AssetSpec,
 ) -> bool {
@@ -232,6 +233,11 @@ pub(crate) fn identity_changed(
         || old.kind != new.kind
         || old.firmware_version != new.firmware_version
         || old.software != new.software
+        || old.device_type != new.device_type
+        || old.care_area != new.care_area
+        || old.zone != new.zone
+        || old.ip_address != new.ip_address
+        || old.mac_address != new.mac_address
 }
 
 /// What happened to one imported document.

@@ -1113,6 +1113,17 @@ impl Store {
         self.match_scope(MatchScope::default(), actor).await
     }
 
+    /// Whether any current advisory, catalog or record is held (nothing
+    /// to match against otherwise).
+    pub(crate) async fn holds_current_advisories(&self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM vuln_advisories WHERE state = 'current' LIMIT 1) held",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Matches one asset again (its firmware, model or software changed):
     /// the incremental form of [`Store::match_vulnerabilities`], which
     /// raises and resolves only this asset's findings. An asset now at or

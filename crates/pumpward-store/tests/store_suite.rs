@@ -2886,10 +2886,15 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
     assert_eq!(store.alert(&id).await.unwrap().case.state.as_str(), "new");
     assert!(audit_of(store, "alert.resolve").await.is_empty());
 
-    store
-        .update_alert(&id, "alert.acknowledge", &sec, |c| c.acknowledge("sam"))
+    // Selected twice in a bulk step: one step, one audit record.
+    let stepped = store
+        .update_alerts(&[id.clone(), id.clone()], "alert.acknowledge", &sec, |c| {
+            c.acknowledge("sam")
+        })
         .await
         .unwrap();
+    assert_eq!(stepped.len(), 1);
+    assert_eq!(audit_of(store, "alert.acknowledge").await.len(), 1);
     let (open, _) = store
         .list_alerts(&pumpward_store::AlertFilter {
             state: Some("acknowledged".into()),

@@ -959,7 +959,8 @@ async fn tampered_library_scenario_runs_standalone_from_the_published_history() 
         PUMPS,
     );
     o.speed = 600.0;
-    o.duration = Duration::from_secs(90);
+    // Long enough for both rollouts and both plays; aborted at the end.
+    o.duration = Duration::from_secs(300);
     o.state_dir = Some(t.path().join("pumps"));
     let (requester, requests) = pumpward_pump::sim::scenario_requests();
     o.requests = Some(requests);

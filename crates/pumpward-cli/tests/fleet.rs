@@ -405,7 +405,10 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
         (Some(3), Some(100.0), compliance["pumps"].as_i64()),
         "the compliance view reaches 100 % for the published version: {compliance}"
     );
-    assert_eq!(compliance["assignment"]["care_areas"], serde_json::json!([]));
+    assert_eq!(
+        compliance["assignment"]["care_areas"],
+        serde_json::json!([])
+    );
     assert!(compliance["stale"].as_array().unwrap().is_empty());
     assert!(
         lines.join().unwrap() > 0,
@@ -913,8 +916,7 @@ async fn tampered_library_scenario_runs_standalone_from_the_published_history() 
         biomed_with_token(&store, secret, &perms).await;
         for i in 0..PUMPS {
             let mac = Some(format!("02:00:00:00:01:{i:02x}"));
-            common::in_service_pump(&store, &format!("P-{i:03}"), &format!("SN{i:05}"), mac)
-                .await;
+            common::in_service_pump(&store, &format!("P-{i:03}"), &format!("SN{i:05}"), mac).await;
         }
         store.close().await;
     }
@@ -998,8 +1000,9 @@ async fn tampered_library_scenario_runs_standalone_from_the_published_history() 
     let out = requester.play(Scenario::TamperedLibrary).await.unwrap();
     assert!(out.passed, "{out:?}");
     assert!(
-        out.observed
-            .starts_with(&format!("{PUMPS} pumps: 9 of 9 envelopes refused, {PUMPS} kept")),
+        out.observed.starts_with(&format!(
+            "{PUMPS} pumps: 9 of 9 envelopes refused, {PUMPS} kept"
+        )),
         "{out:?}"
     );
     // The pumps report each refusal; the rollout still counts them current.

@@ -317,7 +317,9 @@ mod tests {
         b.name = "Renamed".into();
         // A draft made from version 1 still says version 1.
         let d = diff(&a, &b);
-        assert!(d.to_string().starts_with("Library sample-library version 1 → sample-library version 1\n"));
+        assert!(d
+            .to_string()
+            .starts_with("Library sample-library version 1 → sample-library version 1\n"));
         let t = d.text("version 1", "revision 7 (submitted)");
         assert_eq!(
             t.lines().next(),

@@ -436,11 +436,7 @@ pub async fn diff(
     let (from_label, to_label) = (revision_label(&a), revision_label(&b));
     let text = d.text(&from_label, &to_label);
     match q.format.as_deref().unwrap_or("json") {
-        "text" => Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            text,
-        )
-            .into_response()),
+        "text" => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
         "json" => Ok(Json(json!({
             "from_revision": a.id,
             "to_revision": b.id,

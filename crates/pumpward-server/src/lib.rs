@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod api_alerts;
+pub mod api_assignment;
 pub mod api_events;
 pub mod api_findings;
 pub mod api_incidents;
@@ -15,7 +16,6 @@ pub mod api_library;
 pub mod api_network;
 pub mod api_pki;
 pub mod api_rollout;
-pub mod api_assignment;
 pub mod api_vuln;
 pub mod auth;
 pub mod detection;

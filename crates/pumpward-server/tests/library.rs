@@ -423,7 +423,10 @@ async fn csv_drafts_rejection_with_comment_replacement_and_diff() {
     );
     assert_eq!(
         (d["from_label"].as_str(), d["to_label"].as_str()),
-        (Some("version 1"), Some(format!("revision {rev} (submitted)").as_str()))
+        (
+            Some("version 1"),
+            Some(format!("revision {rev} (submitted)").as_str())
+        )
     );
     let r = h
         .get(
@@ -912,33 +915,65 @@ async fn library_assignment_scopes_the_rollout_through_api_and_page() {
 
     // A pump group (biomed's; a pharmacist may not write one).
     let group = json!({ "description": "oncology infusion chairs", "members": ["PUMP-O2"] });
-    let r = h.json("PUT", "/api/v1/pump-groups/Chairs", &t.ann, group.clone()).await;
+    let r = h
+        .json("PUT", "/api/v1/pump-groups/Chairs", &t.ann, group.clone())
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let r = h
-        .json("PUT", "/api/v1/pump-groups/Chairs", &biomed, json!({ "members": ["NOPE"] }))
+        .json(
+            "PUT",
+            "/api/v1/pump-groups/Chairs",
+            &biomed,
+            json!({ "members": ["NOPE"] }),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("NOPE"), "{}", r.text());
-    let r = h.json("PUT", "/api/v1/pump-groups/Chairs", &biomed, group).await;
+    let r = h
+        .json("PUT", "/api/v1/pump-groups/Chairs", &biomed, group)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = h.get("/api/v1/pump-groups", &t.clinician).await;
     assert_eq!(r.json()["items"][0]["members"], json!(["PUMP-O2"]));
 
     // Assign: only a publisher; a care area the library lacks is refused.
     let body = json!({ "care_areas": ["Adult ICU"], "pump_groups": ["Chairs"] });
-    let r = h.json("PUT", &format!("{base}/assignment"), &t.clinician, body.clone()).await;
+    let r = h
+        .json(
+            "PUT",
+            &format!("{base}/assignment"),
+            &t.clinician,
+            body.clone(),
+        )
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let r = h
-        .json("PUT", &format!("{base}/assignment"), &t.ann, json!({ "care_areas": ["Burns"] }))
+        .json(
+            "PUT",
+            &format!("{base}/assignment"),
+            &t.ann,
+            json!({ "care_areas": ["Burns"] }),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
-    let r = h.json("PUT", &format!("{base}/assignment"), &t.ann, body).await;
+    let r = h
+        .json("PUT", &format!("{base}/assignment"), &t.ann, body)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["whole_fleet"], false);
-    assert_eq!(audit_count(&h, "library.assignment.set", "success").await, 1);
+    assert_eq!(
+        audit_count(&h, "library.assignment.set", "success").await,
+        1
+    );
 
     // The rollout addresses the Adult ICU pump and the group's pump only.
-    let r = post(&h, &t.ann, &format!("{base}/rollouts"), json!({ "version": 1 })).await;
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 1 }),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let rid = r.json()["rollout"]["id"].as_i64().unwrap();
     let r = h.get(&format!("{base}/rollouts/{rid}"), &t.clinician).await;
@@ -950,7 +985,10 @@ async fn library_assignment_scopes_the_rollout_through_api_and_page() {
         .collect();
     addressed.sort();
     assert_eq!(addressed, ["PUMP-A1", "PUMP-O2"]);
-    let digest = r.json()["rollout"]["envelope_sha256"].as_str().unwrap().to_owned();
+    let digest = r.json()["rollout"]["envelope_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for p in ["PUMP-A1", "PUMP-O2"] {
         let rep = pumpward_server::rollout::library_reports(p, &[installed("1", &digest, 1)]);
         h.store
@@ -958,16 +996,26 @@ async fn library_assignment_scopes_the_rollout_through_api_and_page() {
             .await
             .unwrap();
     }
-    let c = h.get(&format!("{base}/compliance"), &t.clinician).await.json();
+    let c = h
+        .get(&format!("{base}/compliance"), &t.clinician)
+        .await
+        .json();
     assert_eq!(
-        (c["pumps"].as_i64(), c["current"].as_i64(), c["percent"].as_f64()),
+        (
+            c["pumps"].as_i64(),
+            c["current"].as_i64(),
+            c["percent"].as_f64()
+        ),
         (Some(2), Some(2), Some(100.0))
     );
 
     // The page states the scope and offers the form.
     let (cookie, csrf) = h.session_for("pia", Role::Pharmacist).await;
     let page = h
-        .get(&format!("/rollout?library={}", lib.id), &Cred::Session(cookie.clone(), None))
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie.clone(), None),
+        )
         .await;
     let html = page.text();
     assert!(
@@ -984,28 +1032,55 @@ async fn library_assignment_scopes_the_rollout_through_api_and_page() {
         .form("/rollout/assignment", &cookie, &[("library", &lib.id)])
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!h.store.library_assignment(&lib.id).await.unwrap().whole_fleet());
+    assert!(!h
+        .store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
     let r = h
         .form(
             "/rollout/assignment",
             &cookie,
-            &[("csrf", &csrf), ("library", &lib.id), ("care_area", "Burns")],
+            &[
+                ("csrf", &csrf),
+                ("library", &lib.id),
+                ("care_area", "Burns"),
+            ],
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("Burns"), "{}", r.text());
     let r = h
-        .form("/rollout/assignment", &cookie, &[("csrf", &csrf), ("library", &lib.id)])
+        .form(
+            "/rollout/assignment",
+            &cookie,
+            &[("csrf", &csrf), ("library", &lib.id)],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
-    assert!(h.store.library_assignment(&lib.id).await.unwrap().whole_fleet());
-    assert_eq!(audit_count(&h, "library.assignment.set", "success").await, 2);
+    assert!(h
+        .store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
+    assert_eq!(
+        audit_count(&h, "library.assignment.set", "success").await,
+        2
+    );
     let html = h
-        .get(&format!("/rollout?library={}", lib.id), &Cred::Session(cookie, None))
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie, None),
+        )
         .await
         .text();
     assert!(html.contains("<strong>the whole fleet</strong>"), "{html}");
-    let c = h.get(&format!("{base}/compliance"), &t.clinician).await.json();
+    let c = h
+        .get(&format!("{base}/compliance"), &t.clinician)
+        .await
+        .json();
     assert_eq!(c["pumps"].as_i64(), Some(4));
 }
 

@@ -218,8 +218,7 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         "35"
     );
     assert_eq!(
-        l2.care_areas[0].entries[0].bolus,
-        lib.care_areas[0].entries[0].bolus,
+        l2.care_areas[0].entries[0].bolus, lib.care_areas[0].entries[0].bolus,
         "the bolus limits, as the form carries them, are kept"
     );
     assert_eq!(
@@ -410,13 +409,21 @@ async fn bolus_and_vtbi_limits_are_edited_with_problems_inline() {
             "give the bolus unit",
         ),
         (vec![("bolus_unit", "furlongs")], "bolus_unit", "furlongs"),
-        (vec![("vtbi_hard_max", "lots")], "vtbi_hard_max", "is not a number"),
+        (
+            vec![("vtbi_hard_max", "lots")],
+            "vtbi_hard_max",
+            "is not a number",
+        ),
         (
             vec![("vtbi_soft_max", "600"), ("vtbi_hard_max", "500")],
             "vtbi_soft_max",
             "soft_max 600 is above hard_max 500",
         ),
-        (vec![("vtbi_soft_max", "200")], "vtbi_hard_max", "is required"),
+        (
+            vec![("vtbi_soft_max", "200")],
+            "vtbi_hard_max",
+            "is required",
+        ),
     ] {
         let r = ann.post(&h, &edit(rev1), &heparin_form(&over)).await;
         assert_eq!(r.status, 422, "{over:?}: {}", r.text());
@@ -429,7 +436,11 @@ async fn bolus_and_vtbi_limits_are_edited_with_problems_inline() {
             .unwrap_or_else(|| panic!("{over:?}: no error at {field}: {text}"));
         assert!(shown.contains(message), "{over:?}: {shown:?}");
     }
-    assert_eq!(revisions(&h).await, before, "a refused change saves nothing");
+    assert_eq!(
+        revisions(&h).await,
+        before,
+        "a refused change saves nothing"
+    );
 
     // Valid: a tighter bolus and a VTBI range, saved as typed.
     let rev2 = revision_in(&location(
@@ -448,12 +459,20 @@ async fn bolus_and_vtbi_limits_are_edited_with_problems_inline() {
     let e = content(&h, rev2).await.care_areas[0].entries[0].clone();
     let b = e.bolus.unwrap();
     assert_eq!(
-        (b.unit.to_string(), b.soft_max.unwrap().to_string(), b.hard_max.unwrap().to_string()),
+        (
+            b.unit.to_string(),
+            b.soft_max.unwrap().to_string(),
+            b.hard_max.unwrap().to_string()
+        ),
         ("units/kg".into(), "70".into(), "90".into())
     );
     let v = e.vtbi_ml.unwrap();
     assert_eq!(
-        (v.soft_max.unwrap().to_string(), v.hard_max.unwrap().to_string(), v.soft_min),
+        (
+            v.soft_max.unwrap().to_string(),
+            v.hard_max.unwrap().to_string(),
+            v.soft_min
+        ),
         ("250".into(), "500".into(), None)
     );
     // Emptied: no bolus, no VTBI limit.

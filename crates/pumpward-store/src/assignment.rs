@@ -154,9 +154,8 @@ impl Store {
                 .map(|i| format!("${}", i + 1))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "SELECT asset_id FROM assets WHERE kind = 'pump' AND asset_id IN ({list})"
-            );
+            let sql =
+                format!("SELECT asset_id FROM assets WHERE kind = 'pump' AND asset_id IN ({list})");
             let mut q = sqlx::query_scalar::<_, String>(&sql);
             for a in chunk {
                 q = q.bind(a.clone());

@@ -3155,7 +3155,11 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
             _ => LifecycleState::InService,
         };
         store
-            .create_asset(&spec(&format!("AS-{i}"), area, None), Some(state), &biomed())
+            .create_asset(
+                &spec(&format!("AS-{i}"), area, None),
+                Some(state),
+                &biomed(),
+            )
             .await
             .unwrap();
     }
@@ -3170,8 +3174,14 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
         .create_library_draft(&library_draft(&lib), "ann", None, &ann)
         .await
         .unwrap();
-    store.submit_library_revision(d.id, "ann", &ann).await.unwrap();
-    store.approve_library_revision(d.id, "bob", &bob).await.unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
     store
         .publish_library_revision(d.id, "bob", fake_sign, &bob)
         .await
@@ -3193,10 +3203,18 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
     ));
     assert!(store.pump_groups().await.unwrap().is_empty());
     let g = store
-        .set_pump_group(" Loaners ", "loaner pool", &names(&["AS-6", "AS-6", "AS-5"]), &biomed())
+        .set_pump_group(
+            " Loaners ",
+            "loaner pool",
+            &names(&["AS-6", "AS-6", "AS-5"]),
+            &biomed(),
+        )
         .await
         .unwrap();
-    assert_eq!((g.name.as_str(), g.members.clone()), ("Loaners", names(&["AS-5", "AS-6"])));
+    assert_eq!(
+        (g.name.as_str(), g.members.clone()),
+        ("Loaners", names(&["AS-5", "AS-6"]))
+    );
     assert_eq!(audit_of(store, "pump_group.set").await.len(), 1);
 
     // Bad assignments: unknown group, a care area the published version
@@ -3213,7 +3231,11 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
             Err(StoreError::Invalid(_))
         ));
     }
-    assert!(store.library_assignment(&lib.id).await.unwrap().whole_fleet());
+    assert!(store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
     assert!(audit_of(store, "library.assignment.set").await.is_empty());
 
     // Care area by the inventory's name, in any case, or the library's id.
@@ -3261,7 +3283,10 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
         .into_iter()
         .map(|d| d.asset_id)
         .collect();
-    assert_eq!(due, addressed, "a pump outside the scope is not announced to");
+    assert_eq!(
+        due, addressed,
+        "a pump outside the scope is not announced to"
+    );
 
     // Compliance counts the scope only: 4 pumps; an installed report from a
     // pump outside it changes nothing.

@@ -602,10 +602,8 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     for (i, s) in slots.into_iter().enumerate() {
         if let Some((agent, label)) = s {
             // No clinical model for a pump in maintenance.
-            model_areas.push(
-                (i < in_service)
-                    .then(|| assets[i].care_area.clone().unwrap_or_default()),
-            );
+            model_areas
+                .push((i < in_service).then(|| assets[i].care_area.clone().unwrap_or_default()));
             fleet.agents.push(agent);
             fleet.models.push(label);
         }
@@ -1228,16 +1226,13 @@ impl ScenarioCtx {
             ));
         }
         let v = lowest.version - 1;
-        self.api
-            .library_envelope(&lowest.id, v)
-            .await
-            .map_err(|e| {
-                format!(
-                    "fetching version {v} of library {} through the API (the token needs \
+        self.api.library_envelope(&lowest.id, v).await.map_err(|e| {
+            format!(
+                "fetching version {v} of library {} through the API (the token needs \
                      library.read) failed: {e}",
-                    lowest.id
-                )
-            })
+                lowest.id
+            )
+        })
     }
 
     async fn tampered_library(&self) -> (&'static str, String, bool) {

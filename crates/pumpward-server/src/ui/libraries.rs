@@ -394,7 +394,6 @@ pub struct Choice {
     pub label: String,
 }
 
-
 /// Every revision, newest first.
 fn choices(revs: &[LibraryRevision]) -> Vec<Choice> {
     let mut c: Vec<&LibraryRevision> = revs.iter().collect();

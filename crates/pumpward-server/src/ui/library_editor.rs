@@ -622,8 +622,8 @@ fn dec_field(form: &mut EditForm, f: &Fields, name: &str) -> Option<Dec> {
 /// `None` when all four are empty (no such limits). A value that is not a
 /// number gets its inline error.
 fn limit_set(form: &mut EditForm, f: &Fields, prefix: &str) -> Option<LimitSet> {
-    let [soft_min, soft_max, hard_min, hard_max] =
-        ["soft_min", "soft_max", "hard_min", "hard_max"].map(|n| {
+    let [soft_min, soft_max, hard_min, hard_max] = ["soft_min", "soft_max", "hard_min", "hard_max"]
+        .map(|n| {
             let name = format!("{prefix}{n}");
             dec_field(form, f, &name)
         });

@@ -167,8 +167,10 @@ pub(crate) async fn run(
         token,
         pumps,
         requests,
-        prepared.side_load,
-        prepared.older,
+        ScenarioLibraries {
+            side_load: prepared.side_load,
+            older: prepared.older,
+        },
     ));
     let story = tokio::spawn(
         crate::demo_library::Story {
@@ -517,6 +519,14 @@ async fn sim_token(store: &Store) -> Result<String> {
     Ok(secret)
 }
 
+/// The envelopes the fleet's library scenarios offer: the published but
+/// unreleased version a pump side-loads, and an older one for
+/// `tampered-library` (the demo's fleet token may not read libraries).
+struct ScenarioLibraries {
+    side_load: Vec<u8>,
+    older: Vec<u8>,
+}
+
 /// Runs the demo's simulated fleet once the server answers.
 async fn fleet(
     data_dir: PathBuf,
@@ -525,8 +535,7 @@ async fn fleet(
     token: String,
     pumps: usize,
     requests: ScenarioRequests,
-    side_load_library: Vec<u8>,
-    older_library: Vec<u8>,
+    libraries: ScenarioLibraries,
 ) {
     let ca = data_dir.join("tls/ca.pem");
     let server = format!("https://{listen}");
@@ -553,8 +562,8 @@ async fn fleet(
     // Every attack and fault scenario, played by the storyline once the
     // fleet is up: each raises its alert (see `docs/demo.md`).
     o.requests = Some(requests);
-    o.side_load_library = Some(side_load_library);
-    o.rollback_library = Some(older_library);
+    o.side_load_library = Some(libraries.side_load);
+    o.rollback_library = Some(libraries.older);
     tracing::info!(
         pumps,
         "starting the simulated fleet: every pump in service or in maintenance (EST enrollment, then the device channel)"

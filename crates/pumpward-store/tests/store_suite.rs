@@ -3334,6 +3334,42 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
     assert!(a.whole_fleet());
     let c = store.library_compliance(&lib.id, now).await.unwrap();
     assert_eq!((c.pumps, c.current), (7, 5));
+
+    store
+        .set_library_assignment(&lib.id, &names(&["Adult ICU"]), &[], &bob)
+        .await
+        .unwrap();
+    // A newer version without the assigned care area cannot be rolled out:
+    // the pumps there would refuse it. Nothing changes.
+    let mut without_icu = lib.clone();
+    without_icu.care_areas.retain(|c| c.id != "adult-icu");
+    let d = store
+        .create_library_draft(&library_draft(&without_icu), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    let v2 = NewRollout {
+        library_id: lib.id.clone(),
+        version: 2,
+        pilot_care_area: None,
+        pilot_percent: 0,
+    };
+    assert!(matches!(
+        store.create_library_rollout(&v2, &bob).await,
+        Err(StoreError::Invalid(m)) if m.contains("Adult ICU")
+    ));
+    assert_eq!(store.library_rollouts(&lib.id).await.unwrap().len(), 1);
 }
 
 async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {

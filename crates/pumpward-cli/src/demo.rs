@@ -7,8 +7,9 @@
 //! - vendor firmware digests on file for every model and version the fleet
 //!   runs (so that a tampered image is noticed);
 //! - the sample drug library published by two (demo) pharmacists and rolled
-//!   out to every pump; a later version published but not released (a pump
-//!   side-loads it);
+//!   out to every pump (it is assigned to the whole fleet, and the simulated
+//!   fleet is every pump in service or in maintenance); a later version
+//!   published but not released (a pump side-loads it);
 //! - the CISA advisories and KEV catalogue shipped with Pumpward imported
 //!   and matched; a minute later a simulated KEV addition for one CVE that
 //!   affects the fleet;
@@ -153,7 +154,7 @@ pub(crate) async fn run(
     };
     let started = time::OffsetDateTime::now_utc();
     let store = crate::open(&s).await?;
-    load_hospital(&store, seed).await?;
+    let pumps = load_hospital(&store, seed).await?;
     let prepared = prepare_story(&store, &s).await?;
     let token = sim_token(&store).await?;
     let listen = listen.unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid"));
@@ -164,9 +165,12 @@ pub(crate) async fn run(
         listen,
         gateway,
         token,
+        pumps,
         requests,
-        prepared.side_load,
-        prepared.older,
+        ScenarioLibraries {
+            side_load: prepared.side_load,
+            older: prepared.older,
+        },
     ));
     let story = tokio::spawn(
         crate::demo_library::Story {
@@ -518,15 +522,23 @@ async fn sim_token(store: &Store) -> Result<String> {
     Ok(secret)
 }
 
+/// The envelopes the fleet's library scenarios offer: the published but
+/// unreleased version a pump side-loads, and an older one for
+/// `tampered-library` (the demo's fleet token may not read libraries).
+struct ScenarioLibraries {
+    side_load: Vec<u8>,
+    older: Vec<u8>,
+}
+
 /// Runs the demo's simulated fleet once the server answers.
 async fn fleet(
     data_dir: PathBuf,
     listen: std::net::SocketAddr,
     gateway: std::net::SocketAddr,
     token: String,
+    pumps: usize,
     requests: ScenarioRequests,
-    side_load_library: Vec<u8>,
-    older_library: Vec<u8>,
+    libraries: ScenarioLibraries,
 ) {
     let ca = data_dir.join("tls/ca.pem");
     let server = format!("https://{listen}");
@@ -536,7 +548,15 @@ async fn fleet(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let mut o = pumpward_pump::sim::SimOptions::new(&server, &gateway.to_string(), &token, ca, 60);
+    // Every pump a rollout addresses (the library is assigned to the whole
+    // fleet): the in-service pumps and those in maintenance, so that the
+    // compliance view can reach 100 %.
+    let mut o =
+        pumpward_pump::sim::SimOptions::new(&server, &gateway.to_string(), &token, ca, pumps);
+    o.include_maintenance = true;
+    // The pump whose certificate `revoked-cert` revokes is re-provisioned
+    // afterwards, as biomed would, and takes later libraries again.
+    o.reprovision_revoked = true;
     o.duration = std::time::Duration::from_secs(7 * 24 * 3600);
     // Fast enough that an infusion which defers a library install ends
     // within minutes (30 min to 6.5 h simulated).
@@ -545,10 +565,11 @@ async fn fleet(
     // Every attack and fault scenario, played by the storyline once the
     // fleet is up: each raises its alert (see `docs/demo.md`).
     o.requests = Some(requests);
-    o.side_load_library = Some(side_load_library);
-    o.rollback_library = Some(older_library);
+    o.side_load_library = Some(libraries.side_load);
+    o.rollback_library = Some(libraries.older);
     tracing::info!(
-        "starting a simulated fleet of 60 pumps (EST enrollment, then the device channel)"
+        pumps,
+        "starting the simulated fleet: every pump in service or in maintenance (EST enrollment, then the device channel)"
     );
     if let Err(e) = pumpward_pump::sim::run_sim(o).await {
         tracing::error!(error = %e, "the simulated fleet stopped");
@@ -582,7 +603,9 @@ pub(crate) fn demo_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(dir)
 }
 
-async fn load_hospital(store: &Store, seed: u64) -> Result<()> {
+/// Loads the sample hospital; returns how many of its pumps are in
+/// service or in maintenance (what a rollout addresses).
+async fn load_hospital(store: &Store, seed: u64) -> Result<usize> {
     let h = pumpward_core::demo::sample_hospital(seed);
     let actor = Actor {
         id: "system:demo".into(),
@@ -623,5 +646,13 @@ async fn load_hospital(store: &Store, seed: u64) -> Result<()> {
         h.pumps().count(),
         h.models.len()
     );
-    Ok(())
+    Ok(h.pumps()
+        .filter(|a| {
+            matches!(
+                a.lifecycle_state,
+                pumpward_core::inventory::LifecycleState::InService
+                    | pumpward_core::inventory::LifecycleState::Maintenance
+            )
+        })
+        .count())
 }

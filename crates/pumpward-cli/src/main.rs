@@ -142,9 +142,16 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         duration: u64,
         /// Fault or attack to inject (repeatable): gateway-outage, revoked-cert,
-        /// rogue-device, cloned-cert, replay, event-flood.
+        /// rogue-device, cloned-cert, replay, event-flood; with a library
+        /// rolled out also limit-probing, override-storm, forged-library,
+        /// tampered-library (its older version comes from the published
+        /// history: the token needs library.read).
         #[arg(long)]
         scenario: Vec<pumpward_pump::sim::Scenario>,
+        /// Also simulate the pumps in maintenance (connected, no infusions),
+        /// which library rollouts address too.
+        #[arg(long)]
+        include_maintenance: bool,
         /// Where the pumps keep their keys and queues (reuse to keep identities).
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -460,6 +467,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             speed,
             duration,
             scenario,
+            include_maintenance,
             state_dir,
             seed,
         } => {
@@ -468,6 +476,7 @@ async fn run(cli: Cli, s: Settings) -> Result<i32> {
             o.speed = speed;
             o.duration = std::time::Duration::from_secs(duration);
             o.scenarios = scenario;
+            o.include_maintenance = include_maintenance;
             o.state_dir = state_dir;
             o.seed = seed;
             let report = pumpward_pump::sim::run_sim(o).await?;

@@ -391,9 +391,25 @@ async fn demo_prints_the_setup_link_its_fleet_comes_alive_and_every_rule_fires()
     }
     // The drug-library storyline, once the scenarios are played.
     let story = demo_library_story(&dir, t0).await;
+    // The compliance view as the API serves it (an auditor's token).
+    let compliance = demo_compliance_by_api(&dir, port).await;
     child.kill().unwrap();
     child.wait().unwrap();
     story.assert_done();
+    assert_eq!(
+        (
+            compliance["current_version"].as_i64(),
+            compliance["percent"].as_f64(),
+            compliance["current"].as_i64(),
+        ),
+        (Some(3), Some(100.0), compliance["pumps"].as_i64()),
+        "the compliance view reaches 100 % for the published version: {compliance}"
+    );
+    assert_eq!(
+        compliance["assignment"]["care_areas"],
+        serde_json::json!([])
+    );
+    assert!(compliance["stale"].as_array().unwrap().is_empty());
     assert!(
         lines.join().unwrap() > 0,
         "the demo printed its banner and a setup link"
@@ -426,8 +442,9 @@ struct LibraryStory {
     counts: pumpward_store::RolloutCounts,
     /// Pumps that installed the new version (the rollout says so).
     installed: Vec<String>,
-    /// Pumps on the current version in the compliance view.
+    /// Pumps on the current version in the compliance view, of how many.
     compliant: i64,
+    counted: i64,
     /// Installed pumps without three `library_rejected` reports since the
     /// start.
     not_refusing: Vec<String>,
@@ -443,6 +460,8 @@ impl LibraryStory {
             && self.counts.announced == 0
             && self.counts.deferred == 0
             && self.not_refusing.is_empty()
+            && self.counted > 0
+            && self.compliant == self.counted
     }
 
     fn assert_done(&self) {
@@ -456,9 +475,29 @@ impl LibraryStory {
         let (rv, pilot, wave, advances) = self.rollout.expect("a rollout");
         assert_eq!((rv, pilot, wave), (3, 25, 2), "pilot first, then everyone");
         assert_eq!(advances, 1, "advanced once, audited");
-        assert!(
-            self.installed.len() >= 30,
-            "most of the 60 simulated pumps installed it: {self:?}"
+        // The whole fleet is simulated: every pump in service or in
+        // maintenance installed it, the re-provisioned one included.
+        let h = pumpward_core::demo::sample_hospital(pumpward_core::demo::DEFAULT_SEED);
+        let fleet = h
+            .pumps()
+            .filter(|a| {
+                matches!(
+                    a.lifecycle_state,
+                    pumpward_core::inventory::LifecycleState::InService
+                        | pumpward_core::inventory::LifecycleState::Maintenance
+                )
+            })
+            .count();
+        assert_eq!(
+            (self.installed.len(), self.counts.total as usize),
+            (fleet, fleet),
+            "every pump of the fleet installed it: {:?}",
+            self.counts
+        );
+        assert_eq!(
+            (self.compliant, self.counted),
+            (fleet as i64, fleet as i64),
+            "the compliance view: every pump current"
         );
         assert_eq!(
             (self.counts.announced, self.counts.deferred),
@@ -534,11 +573,11 @@ async fn read_library_story(
             .into_iter()
             .map(|p| p.asset_id)
             .collect();
-        s.compliant = store
+        let c = store
             .library_compliance(&id, time::OffsetDateTime::now_utc())
             .await
-            .unwrap()
-            .current;
+            .unwrap();
+        (s.compliant, s.counted) = (c.current, c.pumps);
         let refusals: std::collections::BTreeMap<String, i64> = store
             .device_event_counts("library_rejected", since)
             .await
@@ -566,6 +605,52 @@ async fn read_library_story(
             .extend(r.override_reasons.iter().map(|(why, _)| why.clone()));
     }
     s
+}
+
+/// `GET /api/v1/libraries/sample-library/compliance` from the running demo,
+/// with a token of an auditor added to its store.
+async fn demo_compliance_by_api(dir: &std::path::Path, port: u16) -> serde_json::Value {
+    let secret = "pw_demo-test-auditor-token-0123456789abcd";
+    let store = pumpward_store::Store::open_sqlite(dir).await.unwrap();
+    let actor = pumpward_store::Actor::cli();
+    let u = store
+        .create_user(
+            "demo-test-auditor",
+            "Demo test auditor",
+            pumpward_core::access::Role::Auditor,
+            &pumpward_core::access::password::hash_password("Lantern-Tricycle-Harbour-42"),
+            false,
+            &actor,
+        )
+        .await
+        .unwrap();
+    store
+        .create_api_token(
+            &u,
+            "demo test",
+            &pumpward_server::auth::token_hash(secret),
+            &[pumpward_core::access::Permission::LibraryRead],
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            &actor,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let ca = std::fs::read(dir.join("tls/ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!(
+            "https://127.0.0.1:{port}/api/v1/libraries/sample-library/compliance"
+        ))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
 
 /// Waits (bounded) for the storyline to finish and returns what it left.
@@ -807,4 +892,142 @@ async fn a_staged_rollout_reaches_real_agents_through_the_gateway() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(report.enrolled, PUMPS, "{report}");
+}
+
+/// `pumpward sim --scenario tampered-library` on its own, against a real
+/// server: it fetches the older published version it offers from the
+/// publication history through the API (nothing handed over). While the
+/// pumps run version 1 it says precisely why it cannot run; once they run
+/// version 2, every pump refuses the flipped byte, version 1 and the
+/// untrusted key, keeps version 2, and the server records the refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_library_scenario_runs_standalone_from_the_published_history() {
+    use pumpward_server::library::LibrarySigner;
+    use pumpward_server::pki::{CaService, KekSource, PkiSettings};
+    use pumpward_store::{Actor, NewRollout};
+    const PUMPS: usize = 3;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let secret = "pw_fleet-tampered-token-0123456789abcdef";
+    {
+        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+        let mut perms = common::BIOMED_PKI.to_vec();
+        perms.push(pumpward_core::access::Permission::LibraryRead);
+        biomed_with_token(&store, secret, &perms).await;
+        for i in 0..PUMPS {
+            let mac = Some(format!("02:00:00:00:01:{i:02x}"));
+            common::in_service_pump(&store, &format!("P-{i:03}"), &format!("SN{i:05}"), mac).await;
+        }
+        store.close().await;
+    }
+    let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+    let ca = CaService::open(
+        store.clone(),
+        PkiSettings::new(KekSource::KeyFile {
+            path: t.path().join("kek"),
+            create: true,
+        }),
+        true,
+    )
+    .await
+    .unwrap();
+    let signer = LibrarySigner::load_or_create(&ca).await.unwrap();
+    let lib = pumpward_druglib::sample_library();
+    for _ in 0..2 {
+        pumpward_server::library::publish_reviewed(&store, &signer, &lib, "ann", "bob")
+            .await
+            .unwrap();
+    }
+    let bob = Actor::user("bob", None);
+    let rollout = |version| NewRollout {
+        library_id: lib.id.clone(),
+        version,
+        pilot_care_area: None,
+        pilot_percent: 0,
+    };
+    let first = store
+        .create_library_rollout(&rollout(1), &bob)
+        .await
+        .unwrap();
+
+    let (port, gport) = (free_port(), free_port());
+    let mut child = start_server(t.path(), port, gport);
+    wait_up(t.path(), gport).await;
+    let mut o = SimOptions::new(
+        &format!("https://127.0.0.1:{port}"),
+        &format!("127.0.0.1:{gport}"),
+        secret,
+        data.join("tls/ca.pem"),
+        PUMPS,
+    );
+    o.speed = 600.0;
+    // Long enough for both rollouts and both plays; aborted at the end.
+    o.duration = Duration::from_secs(300);
+    o.state_dir = Some(t.path().join("pumps"));
+    let (requester, requests) = pumpward_pump::sim::scenario_requests();
+    o.requests = Some(requests);
+    assert!(o.rollback_library.is_none(), "nothing handed over");
+    let sim = tokio::spawn(run_sim(o));
+    let installed = |id: i64| {
+        let store = store.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(45);
+            loop {
+                let r = store.library_rollout(id).await.unwrap();
+                if r.counts.installed == PUMPS as i64 || Instant::now() > deadline {
+                    return r.counts;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let c = installed(first.id).await;
+    assert_eq!(c.installed, PUMPS as i64, "version 1 installed: {c:?}");
+    let out = requester.play(Scenario::TamperedLibrary).await.unwrap();
+    assert!(!out.passed, "{out:?}");
+    assert!(
+        out.observed.contains("no lower published version exists")
+            && out.observed.contains("version 1 of library sample-library"),
+        "{out:?}"
+    );
+
+    let second = store
+        .create_library_rollout(&rollout(2), &bob)
+        .await
+        .unwrap();
+    let c = installed(second.id).await;
+    assert_eq!(c.installed, PUMPS as i64, "version 2 installed: {c:?}");
+    let out = requester.play(Scenario::TamperedLibrary).await.unwrap();
+    assert!(out.passed, "{out:?}");
+    assert!(
+        out.observed.starts_with(&format!(
+            "{PUMPS} pumps: 9 of 9 envelopes refused, {PUMPS} kept"
+        )),
+        "{out:?}"
+    );
+    // The pumps report each refusal; the rollout still counts them current.
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refusals = Vec::new();
+    while Instant::now() < deadline {
+        refusals = store
+            .device_event_counts("library_rejected", since)
+            .await
+            .unwrap();
+        if refusals.len() == PUMPS && refusals.iter().all(|(_, n)| *n >= 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(refusals.len(), PUMPS, "{refusals:?}");
+    assert!(refusals.iter().all(|(_, n)| *n >= 3), "{refusals:?}");
+    let c = store
+        .library_compliance(&lib.id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!((c.current_version, c.current), (Some(2), PUMPS as i64));
+    drop(requester);
+    sim.abort();
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -228,14 +228,22 @@ impl fmt::Display for FieldChange {
     }
 }
 
-impl fmt::Display for LibraryDiff {
-    /// A plain-text review rendering, one change per line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "Library {} version {} → {} version {}",
-            self.from.0, self.from.1, self.to.0, self.to.1
-        )?;
+impl LibraryDiff {
+    /// The plain-text rendering with the two sides named by the caller
+    /// ("version 2", "revision 7 (submitted)"): a draft's content still
+    /// carries the version it was drafted from, so only the caller knows
+    /// what the new side is.
+    pub fn text(&self, from_label: &str, to_label: &str) -> String {
+        let mut out = format!(
+            "Library {} {from_label} → {} {to_label}\n",
+            self.from.0, self.to.0
+        );
+        // Writing to a String cannot fail.
+        let _ = self.write_changes(&mut out);
+        out
+    }
+
+    fn write_changes(&self, f: &mut impl fmt::Write) -> fmt::Result {
         if self.is_empty() {
             return writeln!(f, "No changes.");
         }
@@ -271,6 +279,19 @@ impl fmt::Display for LibraryDiff {
     }
 }
 
+impl fmt::Display for LibraryDiff {
+    /// A plain-text review rendering, one change per line, the sides named
+    /// by the versions their contents carry (see [`LibraryDiff::text`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Library {} version {} → {} version {}",
+            self.from.0, self.from.1, self.to.0, self.to.1
+        )?;
+        self.write_changes(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +307,27 @@ mod tests {
         assert_eq!(
             d.to_string(),
             "Library sample-library version 1 → sample-library version 2\nNo changes.\n"
+        );
+    }
+
+    #[test]
+    fn text_names_the_sides_as_the_caller_says() {
+        let a = sample_library();
+        let mut b = a.clone();
+        b.name = "Renamed".into();
+        // A draft made from version 1 still says version 1.
+        let d = diff(&a, &b);
+        assert!(d
+            .to_string()
+            .starts_with("Library sample-library version 1 → sample-library version 1\n"));
+        let t = d.text("version 1", "revision 7 (submitted)");
+        assert_eq!(
+            t.lines().next(),
+            Some("Library sample-library version 1 → sample-library revision 7 (submitted)")
+        );
+        assert_eq!(
+            t.lines().skip(1).collect::<Vec<_>>(),
+            d.to_string().lines().skip(1).collect::<Vec<_>>()
         );
     }
 

@@ -630,6 +630,11 @@ impl PumpAgent {
         lock(&self.inner.library).active_ref()
     }
 
+    /// The installed library's id, version and content digest.
+    pub fn installed_library(&self) -> Option<pumpward_druglib::InstalledLibrary> {
+        lock(&self.inner.library).installed()
+    }
+
     /// A snapshot of the status.
     pub fn status(&self) -> AgentStatus {
         self.inner.status.borrow().clone()

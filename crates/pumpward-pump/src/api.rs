@@ -121,14 +121,27 @@ impl ApiClient {
 
     /// In-service pumps, following `next_cursor`, at most `max`.
     pub async fn list_pumps(&self, max: usize) -> Result<Vec<PumpAsset>, AgentError> {
+        self.list_pumps_in("in_service", max).await
+    }
+
+    /// Pumps in one lifecycle state (`in_service`, `maintenance`, …),
+    /// following `next_cursor`, at most `max`.
+    pub async fn list_pumps_in(
+        &self,
+        state: &str,
+        max: usize,
+    ) -> Result<Vec<PumpAsset>, AgentError> {
         let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
         let mut cursor: Option<String> = None;
         loop {
             let mut url = self.url("/api/v1/assets");
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("kind", "pump")
-                    .append_pair("state", "in_service")
+                    .append_pair("state", state)
                     .append_pair("limit", "500");
                 if let Some(c) = &cursor {
                     q.append_pair("cursor", c);
@@ -155,6 +168,37 @@ impl ApiClient {
     pub async fn library_signing_pem(&self) -> Result<String, AgentError> {
         let url = self.url("/pki/library-signing.pem");
         self.send(self.http.get(url), 200).await
+    }
+
+    /// The signed envelope of a published library version, from the
+    /// publication history (`GET /api/v1/libraries/{id}/versions/{v}/envelope`;
+    /// the token needs `library.read`).
+    pub async fn library_envelope(
+        &self,
+        library_id: &str,
+        version: u32,
+    ) -> Result<Vec<u8>, AgentError> {
+        let url = self.url(&format!(
+            "/api/v1/libraries/{}/versions/{version}/envelope",
+            path_seg(library_id)
+        ));
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| AgentError::Api(error_chain(&e)))?;
+        let status = r.status().as_u16();
+        let body = r
+            .bytes()
+            .await
+            .map_err(|e| AgentError::Api(error_chain(&e)))?;
+        if status != 200 {
+            let short: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(AgentError::Api(format!("HTTP {status}: {short}")));
+        }
+        Ok(body.to_vec())
     }
 
     /// A new one-time enrollment code for `asset_id`.

@@ -364,6 +364,16 @@ pub struct DiffQuery {
 }
 
 /// A revision number, or `vN` for published version N, of library `id`.
+/// How a revision is named in a diff: "version N" once published, else
+/// "revision ID (state)" (a draft's content still carries the version it
+/// was drafted from, so that number would name the wrong thing).
+pub(crate) fn revision_label(r: &LibraryRevision) -> String {
+    match r.version {
+        Some(v) => format!("version {v}"),
+        None => format!("revision {} ({})", r.id, r.state.as_str()),
+    }
+}
+
 pub(crate) async fn resolve(st: &AppState, id: &str, what: &str) -> ApiResult<LibraryRevision> {
     let bad = || {
         ApiError::bad_request(format!(
@@ -423,17 +433,17 @@ pub async fn diff(
         resolve(&st, &id, &q.to).await?,
     );
     let d = pumpward_druglib::diff::diff(&parse_stored(&a)?, &parse_stored(&b)?);
+    let (from_label, to_label) = (revision_label(&a), revision_label(&b));
+    let text = d.text(&from_label, &to_label);
     match q.format.as_deref().unwrap_or("json") {
-        "text" => Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            d.to_string(),
-        )
-            .into_response()),
+        "text" => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
         "json" => Ok(Json(json!({
             "from_revision": a.id,
             "to_revision": b.id,
+            "from_label": from_label,
+            "to_label": to_label,
             "diff": diff_json(&d),
-            "text": d.to_string(),
+            "text": text,
         }))
         .into_response()),
         other => Err(ApiError::bad_request(format!(

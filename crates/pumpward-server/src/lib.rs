@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod api_alerts;
+pub mod api_assignment;
 pub mod api_events;
 pub mod api_findings;
 pub mod api_incidents;
@@ -131,6 +132,15 @@ pub fn app(state: AppState) -> Router {
             get(api_rollout::compliance),
         )
         .route("/api/v1/reports/cqi", get(api_rollout::cqi))
+        .route(
+            "/api/v1/libraries/{id}/assignment",
+            get(api_assignment::get).put(api_assignment::put),
+        )
+        .route("/api/v1/pump-groups", get(api_assignment::list_groups))
+        .route(
+            "/api/v1/pump-groups/{name}",
+            axum::routing::put(api_assignment::put_group),
+        )
         .route("/api/v1/certificates", get(api_pki::list_certificates))
         .route(
             "/api/v1/certificates/{serial}",

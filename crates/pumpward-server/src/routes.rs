@@ -225,6 +225,10 @@ pub const API_ROUTES: &[RouteSpec] = &[
     r("POST", "/api/v1/libraries/{id}/rollouts/{rollout}/advance", Perm(LibraryPublish), "library", "Extend a rollout from its pilot to every pump"),
     r("GET", "/api/v1/libraries/{id}/compliance", Perm(LibraryRead), "library", "Share of pumps on the current version per care area, and the stale pumps"),
     r("GET", "/api/v1/reports/cqi", Perm(LibraryRead), "library", "CQI report: dose checks per care area and drug over a period (from, to; format json|csv)"),
+    r("GET", "/api/v1/libraries/{id}/assignment", Perm(LibraryRead), "library", "Where the library goes: care areas and pump groups (none: the whole fleet)"),
+    b("PUT", "/api/v1/libraries/{id}/assignment", Perm(LibraryPublish), "library", "Assign the library ({\"care_areas\": […], \"pump_groups\": […]}, both empty: the whole fleet); later rollouts address, and compliance counts, only those pumps", JSON),
+    r("GET", "/api/v1/pump-groups", Perm(InventoryRead), "library", "Pump groups (named lists of pumps) with their members"),
+    b("PUT", "/api/v1/pump-groups/{name}", Perm(InventoryWrite), "library", "Create or replace a pump group ({\"description\": …, \"members\": [asset ids]})", JSON),
     r(
         "GET",
         "/api/v1/certificates",
@@ -944,6 +948,14 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         Perm(LibraryPublish),
         "ui",
         "Start a library rollout",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/rollout/assignment",
+        Perm(LibraryPublish),
+        "ui",
+        "Assign a library to care areas and pump groups (none: the whole fleet)",
         "application/x-www-form-urlencoded",
     ),
     b(

@@ -409,6 +409,25 @@ async fn csv_drafts_rejection_with_comment_replacement_and_diff() {
     assert!(text.contains("care area adult-icu:"), "{text}");
     assert!(text.contains("heparin"), "{text}");
     assert_eq!(d["text"], text);
+    // Both sides named for what they are: the draft is not "version 1".
+    assert_eq!(
+        text.lines().next(),
+        Some(
+            format!(
+                "Library {0} version 1 → {0} revision {rev} (submitted)",
+                lib.id
+            )
+            .as_str()
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        (d["from_label"].as_str(), d["to_label"].as_str()),
+        (
+            Some("version 1"),
+            Some(format!("revision {rev} (submitted)").as_str())
+        )
+    );
     let r = h
         .get(
             &format!("/api/v1/libraries/{}/diff?from=v9&to={rev}", lib.id),
@@ -866,6 +885,203 @@ async fn staged_rollout_pause_advance_compliance_and_pages() {
         .await;
     assert_eq!(r.status, 403, "no CSRF token: {}", r.text());
     assert_eq!(h.store.library_rollout(rid).await.unwrap().state, "paused");
+}
+
+/// Assignment: biomed defines a pump group, a publisher assigns the library
+/// to a care area and the group (API, audited; readers may read, not set);
+/// the next rollout addresses only those pumps and the compliance view
+/// counts only them; the rollout page says so and saves the assignment
+/// through its form (CSRF-protected); unassigned, the page says "the whole
+/// fleet".
+#[tokio::test]
+async fn library_assignment_scopes_the_rollout_through_api_and_page() {
+    let h = harness().await;
+    let t = team(&h).await;
+    let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
+    let lib = sample_library();
+    publish_new(&h, &t, &lib).await;
+    for (id, area) in [
+        ("PUMP-A1", "Adult ICU"),
+        ("PUMP-O1", "Oncology"),
+        ("PUMP-O2", "Oncology"),
+        ("PUMP-M1", "Med-Surg"),
+    ] {
+        pump(&h, id, area).await;
+    }
+    let base = format!("/api/v1/libraries/{}", lib.id);
+    let r = h.get(&format!("{base}/assignment"), &t.clinician).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["whole_fleet"], true);
+
+    // A pump group (biomed's; a pharmacist may not write one).
+    let group = json!({ "description": "oncology infusion chairs", "members": ["PUMP-O2"] });
+    let r = h
+        .json("PUT", "/api/v1/pump-groups/Chairs", &t.ann, group.clone())
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .json(
+            "PUT",
+            "/api/v1/pump-groups/Chairs",
+            &biomed,
+            json!({ "members": ["NOPE"] }),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("NOPE"), "{}", r.text());
+    let r = h
+        .json("PUT", "/api/v1/pump-groups/Chairs", &biomed, group)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h.get("/api/v1/pump-groups", &t.clinician).await;
+    assert_eq!(r.json()["items"][0]["members"], json!(["PUMP-O2"]));
+
+    // Assign: only a publisher; a care area the library lacks is refused.
+    let body = json!({ "care_areas": ["Adult ICU"], "pump_groups": ["Chairs"] });
+    let r = h
+        .json(
+            "PUT",
+            &format!("{base}/assignment"),
+            &t.clinician,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .json(
+            "PUT",
+            &format!("{base}/assignment"),
+            &t.ann,
+            json!({ "care_areas": ["Burns"] }),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = h
+        .json("PUT", &format!("{base}/assignment"), &t.ann, body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["whole_fleet"], false);
+    assert_eq!(
+        audit_count(&h, "library.assignment.set", "success").await,
+        1
+    );
+
+    // The rollout addresses the Adult ICU pump and the group's pump only.
+    let r = post(
+        &h,
+        &t.ann,
+        &format!("{base}/rollouts"),
+        json!({ "version": 1 }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rid = r.json()["rollout"]["id"].as_i64().unwrap();
+    let r = h.get(&format!("{base}/rollouts/{rid}"), &t.clinician).await;
+    let mut addressed: Vec<String> = r.json()["pumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["asset_id"].as_str().unwrap().to_owned())
+        .collect();
+    addressed.sort();
+    assert_eq!(addressed, ["PUMP-A1", "PUMP-O2"]);
+    let digest = r.json()["rollout"]["envelope_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for p in ["PUMP-A1", "PUMP-O2"] {
+        let rep = pumpward_server::rollout::library_reports(p, &[installed("1", &digest, 1)]);
+        h.store
+            .record_library_reports(&rep, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    }
+    let c = h
+        .get(&format!("{base}/compliance"), &t.clinician)
+        .await
+        .json();
+    assert_eq!(
+        (
+            c["pumps"].as_i64(),
+            c["current"].as_i64(),
+            c["percent"].as_f64()
+        ),
+        (Some(2), Some(2), Some(100.0))
+    );
+
+    // The page states the scope and offers the form.
+    let (cookie, csrf) = h.session_for("pia", Role::Pharmacist).await;
+    let page = h
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie.clone(), None),
+        )
+        .await;
+    let html = page.text();
+    assert!(
+        html.contains("id=\"assignment-scope\"")
+            && html.contains("<strong>Adult ICU</strong>")
+            && html.contains("<strong>Chairs</strong>")
+            && html.contains("100.0%</strong> of 2 pumps the library is assigned to")
+            && html.contains("value=\"Chairs\" checked"),
+        "{html}"
+    );
+    // Without the CSRF token nothing changes; with it, nothing ticked: the
+    // whole fleet, and the page says so.
+    let r = h
+        .form("/rollout/assignment", &cookie, &[("library", &lib.id)])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!h
+        .store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
+    let r = h
+        .form(
+            "/rollout/assignment",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("library", &lib.id),
+                ("care_area", "Burns"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("Burns"), "{}", r.text());
+    let r = h
+        .form(
+            "/rollout/assignment",
+            &cookie,
+            &[("csrf", &csrf), ("library", &lib.id)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(h
+        .store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
+    assert_eq!(
+        audit_count(&h, "library.assignment.set", "success").await,
+        2
+    );
+    let html = h
+        .get(
+            &format!("/rollout?library={}", lib.id),
+            &Cred::Session(cookie, None),
+        )
+        .await
+        .text();
+    assert!(html.contains("<strong>the whole fleet</strong>"), "{html}");
+    let c = h
+        .get(&format!("{base}/compliance"), &t.clinician)
+        .await
+        .json();
+    assert_eq!(c["pumps"].as_i64(), Some(4));
 }
 
 #[tokio::test]

@@ -98,6 +98,15 @@ fn heparin_form<'a>(over: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         ("soft_max", "25"),
         ("hard_min", ""),
         ("hard_max", "40"),
+        ("bolus_unit", "units/kg"),
+        ("bolus_soft_min", ""),
+        ("bolus_soft_max", "80"),
+        ("bolus_hard_min", ""),
+        ("bolus_hard_max", "100"),
+        ("vtbi_soft_min", ""),
+        ("vtbi_soft_max", ""),
+        ("vtbi_hard_min", ""),
+        ("vtbi_hard_max", ""),
         ("max_duration_min", ""),
         (
             "advisory",
@@ -208,9 +217,9 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         l2.care_areas[0].entries[0].hard_max.unwrap().to_string(),
         "35"
     );
-    assert!(
-        l2.care_areas[0].entries[0].bolus.is_some(),
-        "the bolus limits are kept"
+    assert_eq!(
+        l2.care_areas[0].entries[0].bolus, lib.care_areas[0].entries[0].bolus,
+        "the bolus limits, as the form carries them, are kept"
     );
     assert_eq!(
         l2.care_areas[0].entries.len(),
@@ -360,6 +369,127 @@ async fn an_author_edits_her_draft_with_problems_shown_next_to_the_field() {
         )
         .await;
     assert!(location(&r).ends_with("?done=submitted"));
+}
+
+/// Bolus dose and VTBI limits are edited in the form like the other limits:
+/// shown filled in, refused with the problem next to its field (soft above
+/// hard, a unit that does not fit the concentration, limits without a
+/// unit, not a number), saved when valid, and removed by emptying them.
+#[tokio::test]
+async fn bolus_and_vtbi_limits_are_edited_with_problems_inline() {
+    let h = harness().await;
+    let ann = browser(&h, "ann", Role::Pharmacist).await;
+    let lib = sample_library();
+    let rev1 = draft(&h, "ann", &lib).await;
+    let text = ann
+        .get(&h, &format!("{}?area=adult-icu&entry=0", edit(rev1)))
+        .await
+        .text();
+    assert!(
+        text.contains(r#"id="entry-bolus_unit" name="bolus_unit" value="units/kg""#)
+            && text.contains(r#"id="entry-bolus_hard_max" name="bolus_hard_max" value="100""#)
+            && text.contains(r#"id="entry-vtbi_hard_max" name="vtbi_hard_max" value="""#),
+        "{text}"
+    );
+    let before = revisions(&h).await;
+    for (over, field, message) in [
+        (
+            vec![("bolus_soft_max", "120")],
+            "bolus_soft_max",
+            "soft_max 120 is above hard_max 100",
+        ),
+        (
+            vec![("bolus_unit", "mg/kg")],
+            "bolus_unit",
+            "mg/kg does not fit a concentration in units",
+        ),
+        (
+            vec![("bolus_unit", "")],
+            "bolus_unit",
+            "give the bolus unit",
+        ),
+        (vec![("bolus_unit", "furlongs")], "bolus_unit", "furlongs"),
+        (
+            vec![("vtbi_hard_max", "lots")],
+            "vtbi_hard_max",
+            "is not a number",
+        ),
+        (
+            vec![("vtbi_soft_max", "600"), ("vtbi_hard_max", "500")],
+            "vtbi_soft_max",
+            "soft_max 600 is above hard_max 500",
+        ),
+        (
+            vec![("vtbi_soft_max", "200")],
+            "vtbi_hard_max",
+            "is required",
+        ),
+    ] {
+        let r = ann.post(&h, &edit(rev1), &heparin_form(&over)).await;
+        assert_eq!(r.status, 422, "{over:?}: {}", r.text());
+        let text = r.text();
+        let at = format!(r#"id="entry-{field}-error" role="alert">"#);
+        let shown = text
+            .split(&at)
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_else(|| panic!("{over:?}: no error at {field}: {text}"));
+        assert!(shown.contains(message), "{over:?}: {shown:?}");
+    }
+    assert_eq!(
+        revisions(&h).await,
+        before,
+        "a refused change saves nothing"
+    );
+
+    // Valid: a tighter bolus and a VTBI range, saved as typed.
+    let rev2 = revision_in(&location(
+        &ann.post(
+            &h,
+            &edit(rev1),
+            &heparin_form(&[
+                ("bolus_soft_max", "70"),
+                ("bolus_hard_max", "90"),
+                ("vtbi_soft_max", "250"),
+                ("vtbi_hard_max", "500"),
+            ]),
+        )
+        .await,
+    ));
+    let e = content(&h, rev2).await.care_areas[0].entries[0].clone();
+    let b = e.bolus.unwrap();
+    assert_eq!(
+        (
+            b.unit.to_string(),
+            b.soft_max.unwrap().to_string(),
+            b.hard_max.unwrap().to_string()
+        ),
+        ("units/kg".into(), "70".into(), "90".into())
+    );
+    let v = e.vtbi_ml.unwrap();
+    assert_eq!(
+        (
+            v.soft_max.unwrap().to_string(),
+            v.hard_max.unwrap().to_string(),
+            v.soft_min
+        ),
+        ("250".into(), "500".into(), None)
+    );
+    // Emptied: no bolus, no VTBI limit.
+    let rev3 = revision_in(&location(
+        &ann.post(
+            &h,
+            &edit(rev2),
+            &heparin_form(&[
+                ("bolus_unit", ""),
+                ("bolus_soft_max", ""),
+                ("bolus_hard_max", ""),
+            ]),
+        )
+        .await,
+    ));
+    let e = content(&h, rev3).await.care_areas[0].entries[0].clone();
+    assert_eq!((e.bolus, e.vtbi_ml), (None, None));
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@
 //!   can fail with `SQLITE_BUSY` without waiting for the busy timeout.
 
 mod assets;
+mod assignment;
 mod audit;
 mod detection;
 mod detection_inputs;
@@ -43,6 +44,7 @@ pub use assets::{
     spec_diff, AssetFacet, AssetFilter, AssetPage, ImportOutcome, ImportSummary, LifecycleEvent,
     DEFAULT_INITIAL_STATE,
 };
+pub use assignment::{LibraryAssignment, PumpGroup};
 pub use audit::{AuditFilter, VerifyReport};
 pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
 pub use detection_inputs::{

@@ -135,6 +135,9 @@ pub struct StalePump {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Compliance {
     pub library_id: String,
+    /// The pumps counted: those the library is assigned to (every
+    /// in-service and maintenance pump when it is assigned to none).
+    pub assignment: crate::LibraryAssignment,
     pub current_version: Option<i64>,
     pub pumps: i64,
     pub current: i64,
@@ -205,8 +208,9 @@ fn version_number(v: Option<&str>) -> Option<i64> {
 }
 
 impl Store {
-    /// Starts a rollout of a published version to every in-service pump,
-    /// superseding the library's earlier rollouts; audited.
+    /// Starts a rollout of a published version to the in-service and
+    /// maintenance pumps the library is assigned to (every one without an
+    /// assignment), superseding the library's earlier rollouts; audited.
     pub async fn create_library_rollout(&self, n: &NewRollout, actor: &Actor) -> Result<Rollout> {
         if n.pilot_percent > 100 {
             return Err(StoreError::Invalid(format!(
@@ -224,16 +228,25 @@ impl Store {
         let now = crate::now();
         let now_s = timefmt::format(now);
         let mut tx = self.write_tx().await?;
-        let env: Option<String> = sqlx::query_scalar(
-            "SELECT envelope FROM drug_library_revisions \
+        let published = sqlx::query(
+            "SELECT envelope, content FROM drug_library_revisions \
              WHERE library_id = $1 AND version = $2 AND state = 'published'",
         )
         .bind(n.library_id.clone())
         .bind(n.version)
         .fetch_optional(&mut *tx)
-        .await?
-        .flatten();
-        let Some(env) = env else {
+        .await?;
+        let (Some(env), Some(content)) = (
+            published
+                .as_ref()
+                .map(|r| r.try_get::<Option<String>, _>("envelope"))
+                .transpose()?
+                .flatten(),
+            published
+                .as_ref()
+                .map(|r| r.try_get::<String, _>("content"))
+                .transpose()?,
+        ) else {
             return Err(StoreError::NotFound {
                 what: format!(
                     "published version {} of library {}",
@@ -241,6 +254,25 @@ impl Store {
                 ),
             });
         };
+        // The version must have a profile for every assigned care area, or
+        // the pumps there would refuse it.
+        let assigned: Vec<String> = sqlx::query_scalar(
+            "SELECT target FROM library_assignments WHERE library_id = $1 \
+             AND kind = 'care_area' ORDER BY target",
+        )
+        .bind(n.library_id.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        let missing = crate::assignment::missing_care_areas(&content, &assigned)?;
+        if !missing.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "version {} of library {} has no care area {}, to which the library is assigned: \
+                 its pumps would refuse it",
+                n.version,
+                n.library_id,
+                missing.join(", ")
+            )));
+        }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(env.as_bytes())
             .map_err(|e| StoreError::Invalid(format!("stored envelope: {e}")))?;
@@ -272,10 +304,14 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let rollout = rollout_from_row(&row)?;
-        let pumps = sqlx::query(
-            "SELECT asset_id, care_area FROM assets WHERE kind = 'pump' \
-             AND lifecycle_state IN ('in_service', 'maintenance') ORDER BY asset_id",
-        )
+        // The pumps the library is assigned to (the whole fleet without an
+        // assignment).
+        let pumps = sqlx::query(&format!(
+            "SELECT a.asset_id, a.care_area FROM assets a WHERE a.kind = 'pump' \
+             AND a.lifecycle_state IN ('in_service', 'maintenance') AND {} ORDER BY a.asset_id",
+            crate::assignment::IN_SCOPE
+        ))
+        .bind(n.library_id.clone())
         .fetch_all(&mut *tx)
         .await?;
         let mut pilot = 0i64;
@@ -603,11 +639,15 @@ impl Store {
             }
         }
         let current = published.last().map(|(v, _)| *v);
-        let pumps = sqlx::query(
+        let assignment = self.library_assignment(library_id).await?;
+        // Only the pumps the library is assigned to count.
+        let pumps = sqlx::query(&format!(
             "SELECT a.asset_id, a.care_area, d.library_version FROM assets a \
              LEFT JOIN device_channel d ON d.asset_id = a.asset_id WHERE a.kind = 'pump' \
-             AND a.lifecycle_state IN ('in_service', 'maintenance') ORDER BY a.asset_id",
-        )
+             AND a.lifecycle_state IN ('in_service', 'maintenance') AND {} ORDER BY a.asset_id",
+            crate::assignment::IN_SCOPE
+        ))
+        .bind(library_id.to_owned())
         .fetch_all(self.pool())
         .await?;
         let mut areas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -661,6 +701,7 @@ impl Store {
         };
         Ok(Compliance {
             library_id: library_id.to_owned(),
+            assignment,
             current_version: current,
             pumps: total,
             current: on_current,

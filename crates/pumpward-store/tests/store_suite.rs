@@ -76,6 +76,7 @@ on_both_backends!(
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
     library_rollout_waves_reports_and_compliance,
+    library_assignment_scopes_rollouts_and_compliance,
     cqi_report_counts_dose_checks_per_area_and_drug,
     detection_inputs_page_without_skipping_or_repeating,
 );
@@ -3218,6 +3219,242 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
         .stale
         .windows(2)
         .all(|w| w[0].stale_seconds >= w[1].stale_seconds));
+}
+
+/// A library assigned to a care area and a pump group: a rollout addresses,
+/// and the compliance view counts, only those in-service/maintenance pumps;
+/// without an assignment, the whole fleet. Bad assignments change nothing.
+async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
+    use pumpward_store::{LibraryReport, NewRollout};
+    // Adult ICU: AS-0..2 (AS-2 in maintenance); Oncology: AS-3..5 (AS-5
+    // retired); Med-Surg: AS-6, AS-7.
+    for i in 0..8 {
+        let area = match i {
+            0..=2 => "Adult ICU",
+            3..=5 => "Oncology",
+            _ => "Med-Surg",
+        };
+        let state = match i {
+            2 => LifecycleState::Maintenance,
+            5 => LifecycleState::Decommissioned,
+            _ => LifecycleState::InService,
+        };
+        store
+            .create_asset(
+                &spec(&format!("AS-{i}"), area, None),
+                Some(state),
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let lib = pumpward_druglib::sample_library();
+    // Before the library exists: not found.
+    assert!(matches!(
+        store.library_assignment(&lib.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let d = store
+        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    let unassigned = store.library_assignment(&lib.id).await.unwrap();
+    assert!(unassigned.whole_fleet() && unassigned.assigned_by.is_none());
+
+    // Groups: members must be pumps in the inventory.
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(matches!(
+        store
+            .set_pump_group("Loaners", "", &names(&["AS-6", "NOPE-1"]), &biomed())
+            .await,
+        Err(StoreError::Invalid(m)) if m.contains("NOPE-1")
+    ));
+    assert!(matches!(
+        store.set_pump_group("  ", "", &[], &biomed()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.pump_groups().await.unwrap().is_empty());
+    let g = store
+        .set_pump_group(
+            " Loaners ",
+            "loaner pool",
+            &names(&["AS-6", "AS-6", "AS-5"]),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.name.as_str(), g.members.clone()),
+        ("Loaners", names(&["AS-5", "AS-6"]))
+    );
+    assert_eq!(audit_of(store, "pump_group.set").await.len(), 1);
+
+    // Bad assignments: unknown group, a care area the published version
+    // lacks (its pumps would refuse the library), an empty name.
+    for (areas, groups) in [
+        (names(&["Adult ICU"]), names(&["Nobody"])),
+        (names(&["Burns Unit"]), vec![]),
+        (names(&[" "]), vec![]),
+    ] {
+        assert!(matches!(
+            store
+                .set_library_assignment(&lib.id, &areas, &groups, &bob)
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(store
+        .library_assignment(&lib.id)
+        .await
+        .unwrap()
+        .whole_fleet());
+    assert!(audit_of(store, "library.assignment.set").await.is_empty());
+
+    // Care area by the inventory's name, in any case, or the library's id.
+    let a = store
+        .set_library_assignment(
+            &lib.id,
+            &names(&["adult icu", "ADULT ICU"]),
+            &names(&["Loaners"]),
+            &bob,
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.care_areas, names(&["adult icu"]), "repeats dropped");
+    assert_eq!(a.pump_groups, names(&["Loaners"]));
+    assert_eq!(a.assigned_by.as_deref(), Some(bob.id.as_str()));
+    assert_eq!(audit_of(store, "library.assignment.set").await.len(), 1);
+
+    // The rollout: Adult ICU (AS-0, AS-1 in service, AS-2 in maintenance)
+    // and the group's pump in service (AS-6; AS-5 is retired). Oncology
+    // and AS-7 are outside.
+    let r = store
+        .create_library_rollout(
+            &NewRollout {
+                library_id: lib.id.clone(),
+                version: 1,
+                pilot_care_area: None,
+                pilot_percent: 0,
+            },
+            &bob,
+        )
+        .await
+        .unwrap();
+    let addressed: Vec<String> = store
+        .library_rollout_pumps(r.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.asset_id)
+        .collect();
+    assert_eq!(addressed, names(&["AS-0", "AS-1", "AS-2", "AS-6"]));
+    let due: Vec<String> = store
+        .due_library_announcements(OffsetDateTime::now_utc(), Duration::hours(1), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.asset_id)
+        .collect();
+    assert_eq!(
+        due, addressed,
+        "a pump outside the scope is not announced to"
+    );
+
+    // Compliance counts the scope only: 4 pumps; an installed report from a
+    // pump outside it changes nothing.
+    let digest = r.envelope_sha256.clone();
+    let installed = |v: &str| LibraryReport::Installed {
+        version: v.into(),
+        digest: digest.clone(),
+    };
+    let now = OffsetDateTime::now_utc();
+    store
+        .record_library_reports(
+            &[
+                ("AS-0".into(), installed("1")),
+                ("AS-3".into(), installed("1")),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    let c = store.library_compliance(&lib.id, now).await.unwrap();
+    assert_eq!((c.pumps, c.current, c.percent), (4, 1, 25.0));
+    assert_eq!(c.assignment, a);
+    let areas: Vec<(&str, i64)> = c
+        .areas
+        .iter()
+        .map(|x| (x.care_area.as_str(), x.pumps))
+        .collect();
+    assert_eq!(areas, [("Adult ICU", 3), ("Med-Surg", 1)]);
+    assert!(c.stale.iter().all(|s| s.asset_id != "AS-3"));
+    for p in ["AS-1", "AS-2", "AS-6"] {
+        store
+            .record_library_reports(&[(p.into(), installed("1"))], now)
+            .await
+            .unwrap();
+    }
+    let c = store.library_compliance(&lib.id, now).await.unwrap();
+    assert_eq!((c.pumps, c.current, c.percent), (4, 4, 100.0));
+    assert!(c.stale.is_empty());
+
+    // Unassigned again: the whole fleet (7 in service or maintenance).
+    let a = store
+        .set_library_assignment(&lib.id, &[], &[], &bob)
+        .await
+        .unwrap();
+    assert!(a.whole_fleet());
+    let c = store.library_compliance(&lib.id, now).await.unwrap();
+    assert_eq!((c.pumps, c.current), (7, 5));
+
+    store
+        .set_library_assignment(&lib.id, &names(&["Adult ICU"]), &[], &bob)
+        .await
+        .unwrap();
+    // A newer version without the assigned care area cannot be rolled out:
+    // the pumps there would refuse it. Nothing changes.
+    let mut without_icu = lib.clone();
+    without_icu.care_areas.retain(|c| c.id != "adult-icu");
+    let d = store
+        .create_library_draft(&library_draft(&without_icu), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    let v2 = NewRollout {
+        library_id: lib.id.clone(),
+        version: 2,
+        pilot_care_area: None,
+        pilot_percent: 0,
+    };
+    assert!(matches!(
+        store.create_library_rollout(&v2, &bob).await,
+        Err(StoreError::Invalid(m)) if m.contains("Adult ICU")
+    ));
+    assert_eq!(store.library_rollouts(&lib.id).await.unwrap().len(), 1);
 }
 
 async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {

@@ -235,12 +235,23 @@ pub struct SimOptions {
     /// A signed library envelope for [`Scenario::SideLoadedLibrary`].
     pub side_load_library: Option<Vec<u8>>,
     /// An older, validly signed envelope for [`Scenario::TamperedLibrary`]'s
-    /// anti-rollback case.
+    /// anti-rollback case; without it, the scenario fetches the published
+    /// version below the lowest one the pumps run through the API (the
+    /// token then needs `library.read`).
     pub rollback_library: Option<Vec<u8>>,
     /// Scenarios asked for while the fleet runs, after `scenarios` (a
     /// program embedding the simulator, such as `pumpward demo`, plays
     /// them when its storyline is ready for them).
     pub requests: Option<ScenarioRequests>,
+    /// Also simulate the pumps in maintenance (after the in-service ones,
+    /// within `pumps`): docked in the biomed workshop, connected, on mains,
+    /// programming no infusions. A rollout addresses them too, so a fleet
+    /// that must cover every addressed pump includes them.
+    pub include_maintenance: bool,
+    /// [`Scenario::CertificateRevoked`] ends as biomed would: a new
+    /// enrollment code (through the API) re-provisions the pump with a new
+    /// certificate, and it must connect again.
+    pub reprovision_revoked: bool,
     /// Where the simulated clock starts (default: now). Clinical activity
     /// follows the hour of day, so a run that must see traffic starts in
     /// the daytime.
@@ -269,6 +280,8 @@ impl SimOptions {
             rollback_library: None,
             requests: None,
             clock_start: None,
+            include_maintenance: false,
+            reprovision_revoked: false,
             state_dir: None,
             seed: 1,
             gateway_server_name: None,
@@ -516,7 +529,15 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     let link_tx = Arc::new(link_tx);
     let env = AgentEnv::new(&est, &pem)?.with_link(link_rx);
     let api = ApiClient::new(&o.server_url, &o.token, env.trust())?;
-    let assets = api.list_pumps(o.pumps).await?;
+    let mut assets = api.list_pumps(o.pumps).await?;
+    // Maintenance pumps come last: they only connect (no infusions).
+    let in_service = assets.len();
+    if o.include_maintenance {
+        assets.extend(
+            api.list_pumps_in("maintenance", o.pumps.saturating_sub(in_service))
+                .await?,
+        );
+    }
     let mut o = o;
     if o.library_trust.is_empty() {
         match api
@@ -580,7 +601,9 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
     let mut model_areas = Vec::new();
     for (i, s) in slots.into_iter().enumerate() {
         if let Some((agent, label)) = s {
-            model_areas.push(assets[i].care_area.clone().unwrap_or_default());
+            // No clinical model for a pump in maintenance.
+            model_areas
+                .push((i < in_service).then(|| assets[i].care_area.clone().unwrap_or_default()));
             fleet.agents.push(agent);
             fleet.models.push(label);
         }
@@ -695,7 +718,7 @@ pub async fn run_sim(o: SimOptions) -> Result<SimReport, AgentError> {
 
 async fn drive(
     fleet: Arc<Fleet>,
-    areas: Vec<String>,
+    areas: Vec<Option<String>>,
     seed: u64,
     sim0: OffsetDateTime,
     speed: f64,
@@ -708,11 +731,18 @@ async fn drive(
     let mut models: Vec<PumpModel> = areas
         .iter()
         .enumerate()
-        .map(|(i, a)| PumpModel::new(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), a))
+        .map(|(i, a)| {
+            PumpModel::new(
+                seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                a.as_deref().unwrap_or_default(),
+            )
+        })
         .collect();
     // Due times in wall milliseconds since t0; every pump starts within its
-    // first simulated minute.
+    // first simulated minute. Pumps without a model (in maintenance) are
+    // never stepped.
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..models.len())
+        .filter(|&i| areas.get(i).is_some_and(Option::is_some))
         .map(|i| {
             let first_sim_ms = (i as u64).wrapping_mul(7919) % 60_000;
             Reverse(((first_sim_ms as f64 / speed) as u64 + 1, i))
@@ -992,18 +1022,38 @@ impl ScenarioCtx {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let s = a.status();
         let refused = s.sessions == sessions;
-        (
-            expected,
-            format!(
-                "connection {}; {} new session(s) in 5 s, {} failed attempts, {} events queued; last error: {}",
-                if closed { "closed" } else { "still open" },
-                s.sessions - sessions,
-                s.connect_failures,
-                s.queue_depth,
-                s.last_error.unwrap_or_default()
-            ),
-            closed && refused,
-        )
+        let mut observed = format!(
+            "connection {}; {} new session(s) in 5 s, {} failed attempts, {} events queued; last error: {}",
+            if closed { "closed" } else { "still open" },
+            s.sessions - sessions,
+            s.connect_failures,
+            s.queue_depth,
+            s.last_error.unwrap_or_default()
+        );
+        let mut back = true;
+        if self.opts.reprovision_revoked {
+            // Biomed re-provisions it: a new key and certificate.
+            let id = a.config().asset_id.clone();
+            back = match self.api.create_enrollment_code(&id).await {
+                Ok(code) => {
+                    a.set_enrollment_code(code.code);
+                    a.wait_for(Duration::from_secs(60), |s| {
+                        s.connected && s.cert_serial.as_deref() != Some(serial.as_str())
+                    })
+                    .await
+                }
+                Err(e) => {
+                    observed.push_str(&format!("; re-provisioning failed: {e}"));
+                    false
+                }
+            };
+            observed.push_str(if back {
+                "; re-provisioned with a new certificate, connected again"
+            } else {
+                "; NOT connected again after re-provisioning"
+            });
+        }
+        (expected, observed, closed && refused && back)
     }
 
     /// Programmings through one pump's real dose check that cross a limit:
@@ -1152,14 +1202,47 @@ impl ScenarioCtx {
         }
     }
 
+    /// For [`Scenario::TamperedLibrary`] run on its own: the published
+    /// version just below the lowest one a pump runs, from the server's
+    /// publication history, so that every pump is offered a validly signed
+    /// but older library. Says precisely why when there is none.
+    async fn older_published_envelope(&self) -> Result<Vec<u8>, String> {
+        let lowest = self
+            .fleet
+            .agents
+            .iter()
+            .filter_map(|a| a.installed_library())
+            .min_by_key(|l| l.version)
+            .ok_or_else(|| {
+                "no pump has a drug library installed, so there is nothing to tamper with: \
+                 roll a library out to the pumps first"
+                    .to_owned()
+            })?;
+        if lowest.version <= 1 {
+            return Err(format!(
+                "a pump runs version {} of library {}: no lower published version exists to \
+                 offer as the rollback case (publish and roll out version 2 first)",
+                lowest.version, lowest.id
+            ));
+        }
+        let v = lowest.version - 1;
+        self.api.library_envelope(&lowest.id, v).await.map_err(|e| {
+            format!(
+                "fetching version {v} of library {} through the API (the token needs \
+                     library.read) failed: {e}",
+                lowest.id
+            )
+        })
+    }
+
     async fn tampered_library(&self) -> (&'static str, String, bool) {
         let expected = "every pump with a library refuses its own envelope with a byte flipped, a lower version and a library signed by an untrusted key, and keeps its library";
-        let Some(older) = self.opts.rollback_library.clone() else {
-            return (
-                expected,
-                "no older library to offer was given".into(),
-                false,
-            );
+        let older = match self.opts.rollback_library.clone() {
+            Some(e) => e,
+            None => match self.older_published_envelope().await {
+                Ok(e) => e,
+                Err(why) => return (expected, why, false),
+            },
         };
         let forged = match forged_library_envelope() {
             Ok(e) => e,

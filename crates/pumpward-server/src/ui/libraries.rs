@@ -12,7 +12,7 @@
 //! problems) and changes nothing.
 
 use super::{need, render, see_other, Nav, UiError, UiResult, UiResultExt, UiUser};
-use crate::api_library::{self, ApproveBody, LibraryFormat};
+use crate::api_library::{self, revision_label, ApproveBody, LibraryFormat};
 use crate::auth::Principal;
 use crate::problem::{ApiError, ErrorKind, FieldProblem};
 use crate::state::AppState;
@@ -392,14 +392,6 @@ pub async fn rollback(
 pub struct Choice {
     pub value: String,
     pub label: String,
-}
-
-/// How a revision is named in the comparison.
-fn revision_label(r: &LibraryRevision) -> String {
-    match r.version {
-        Some(v) => format!("version {v}"),
-        None => format!("revision {} ({})", r.id, r.state.as_str()),
-    }
 }
 
 /// Every revision, newest first.

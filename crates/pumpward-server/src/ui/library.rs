@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use pumpward_core::access::Permission;
-use pumpward_store::{Compliance, CqiReport, NewRollout, Rollout};
+use pumpward_store::{Compliance, CqiReport, LibraryAssignment, NewRollout, Rollout};
 use time::OffsetDateTime;
 
 const ROLLOUT: &str = "/rollout";
@@ -59,6 +59,12 @@ struct RolloutPage {
     stale_more: usize,
     rollouts: Vec<Rollout>,
     can_publish: bool,
+    /// Where the library goes (none: no library chosen).
+    assignment: Option<LibraryAssignment>,
+    /// Care areas of the newest published version, ticked when assigned.
+    area_choices: Vec<Opt>,
+    /// Pump groups ("name (n pumps)"), ticked when assigned.
+    group_choices: Vec<Opt>,
 }
 
 /// "3 d 4 h", "5 h 12 min", "42 min".
@@ -91,7 +97,36 @@ async fn rollout_page(
         .map(|l| Opt::new(&l.library_id, &l.name, l.library_id == chosen))
         .collect();
     let (mut compliance, mut rollouts, mut versions) = (None, Vec::new(), Vec::new());
+    let (mut assignment, mut area_choices, mut group_choices) = (None, Vec::new(), Vec::new());
     if libs.iter().any(|l| l.library_id == chosen) {
+        let a = st.store.library_assignment(&chosen).await.ui(p, ROLLOUT)?;
+        let assigned = |list: &[String], x: &str| list.iter().any(|y| y.eq_ignore_ascii_case(x));
+        if let Some(v) = libs
+            .iter()
+            .find(|l| l.library_id == chosen)
+            .and_then(|l| l.published_version)
+        {
+            let newest = st.store.library_version(&chosen, v).await.ui(p, ROLLOUT)?;
+            let lib = crate::api_library::parse_stored(&newest).ui(p, ROLLOUT)?;
+            area_choices = lib
+                .care_areas
+                .iter()
+                .map(|c| Opt::new(&c.name, &c.name, assigned(&a.care_areas, &c.name)))
+                .collect();
+        }
+        group_choices = st
+            .store
+            .pump_groups()
+            .await
+            .ui(p, ROLLOUT)?
+            .into_iter()
+            .map(|g| {
+                let label = format!("{} ({} pumps)", g.name, g.members.len());
+                let on = assigned(&a.pump_groups, &g.name);
+                Opt::new(g.name, label, on)
+            })
+            .collect();
+        assignment = Some(a);
         compliance = Some(
             st.store
                 .library_compliance(&chosen, OffsetDateTime::now_utc())
@@ -153,6 +188,9 @@ async fn rollout_page(
             stale_more,
             rollouts,
             can_publish: p.can(Permission::LibraryPublish),
+            assignment,
+            area_choices,
+            group_choices,
         },
     )
 }
@@ -168,6 +206,9 @@ pub async fn rollout(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) ->
         Some("pause") => Some("The rollout is paused: nothing more is announced."),
         Some("resume") => Some("The rollout continues."),
         Some("advance") => Some("The rollout now reaches every pump."),
+        Some("assigned") => Some(
+            "The assignment is saved: rollouts started from now on address only these pumps, and the compliance view counts only them.",
+        ),
         _ => None,
     };
     rollout_page(&st, &p, param(&q, "library"), StatusCode::OK, notice, None).await
@@ -219,6 +260,35 @@ pub async fn start(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes) -
     match st.store.create_library_rollout(&n, &p.actor()).await {
         Ok(_) => Ok(see_other(&back(&library, "created"))),
         Err(e) => again(crate::problem::ApiError::from(e).detail).await,
+    }
+}
+
+/// `POST /rollout/assignment`: the library's care areas and pump groups
+/// (ticked boxes; none ticked: the whole fleet).
+pub async fn assign(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes) -> UiResult {
+    need(&st, &p, Permission::LibraryPublish, ROLLOUT).await?;
+    let f = Fields::parse(&body).map_err(|e| e.with_nav(&p, ROLLOUT))?;
+    let library = f.get("library").to_owned();
+    let areas: Vec<String> = f.all("care_area").map(str::to_owned).collect();
+    let groups: Vec<String> = f.all("pump_group").map(str::to_owned).collect();
+    match st
+        .store
+        .set_library_assignment(&library, &areas, &groups, &p.actor())
+        .await
+    {
+        Ok(_) => Ok(see_other(&back(&library, "assigned"))),
+        Err(e) => {
+            let e = crate::problem::ApiError::from(e);
+            rollout_page(
+                &st,
+                &p,
+                Some(&library),
+                e.kind.status(),
+                None,
+                Some(e.detail),
+            )
+            .await
+        }
     }
 }
 

@@ -24,9 +24,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use pumpward_core::access::Permission;
-use pumpward_druglib::model::{care_area_path, CareArea, Entry, WeightRange};
+use pumpward_druglib::model::{care_area_path, Bolus, CareArea, Entry, LimitSet, WeightRange};
 use pumpward_druglib::quantity::Dec;
-use pumpward_druglib::units::{AmountUnit, Concentration, DoseUnit, AMOUNT_UNITS};
+use pumpward_druglib::units::{AmountUnit, BolusUnit, Concentration, DoseUnit, AMOUNT_UNITS};
 use pumpward_druglib::Library;
 use pumpward_store::{LibraryRevision, RevisionState};
 
@@ -138,6 +138,7 @@ fn area_form_of(a: Option<&CareArea>) -> EditForm {
 
 fn entry_form_of(area: &str, index: Option<usize>, e: Option<&Entry>) -> EditForm {
     let c = e.map(|e| e.concentration);
+    let (bolus, vtbi) = (e.and_then(|e| e.bolus), e.and_then(|e| e.vtbi_ml));
     let mut unit = FormField::text(
         "conc_unit",
         "Amount unit",
@@ -205,6 +206,60 @@ fn entry_form_of(area: &str, index: Option<usize>, e: Option<&Entry>) -> EditFor
                 "required; no override passes it",
             ),
             FormField::text(
+                "bolus_unit",
+                "Bolus unit",
+                bolus.map(|b| b.unit.to_string()).unwrap_or_default(),
+                "e.g. units/kg, mg, mL; leave every bolus field empty when no bolus is given from this entry",
+            ),
+            FormField::text(
+                "bolus_soft_min",
+                "Bolus soft minimum",
+                dec_text(bolus.and_then(|b| b.soft_min)),
+                "",
+            ),
+            FormField::text(
+                "bolus_soft_max",
+                "Bolus soft maximum",
+                dec_text(bolus.and_then(|b| b.soft_max)),
+                "",
+            ),
+            FormField::text(
+                "bolus_hard_min",
+                "Bolus hard minimum",
+                dec_text(bolus.and_then(|b| b.hard_min)),
+                "",
+            ),
+            FormField::text(
+                "bolus_hard_max",
+                "Bolus hard maximum",
+                dec_text(bolus.and_then(|b| b.hard_max)),
+                "required when a bolus is given",
+            ),
+            FormField::text(
+                "vtbi_soft_min",
+                "VTBI soft minimum (mL)",
+                dec_text(vtbi.and_then(|v| v.soft_min)),
+                "volume to be infused; leave every VTBI field empty for no VTBI limit",
+            ),
+            FormField::text(
+                "vtbi_soft_max",
+                "VTBI soft maximum (mL)",
+                dec_text(vtbi.and_then(|v| v.soft_max)),
+                "",
+            ),
+            FormField::text(
+                "vtbi_hard_min",
+                "VTBI hard minimum (mL)",
+                dec_text(vtbi.and_then(|v| v.hard_min)),
+                "",
+            ),
+            FormField::text(
+                "vtbi_hard_max",
+                "VTBI hard maximum (mL)",
+                dec_text(vtbi.and_then(|v| v.hard_max)),
+                "required when a VTBI limit is set",
+            ),
+            FormField::text(
                 "max_duration_min",
                 "Longest infusion (minutes)",
                 e.and_then(|e| e.max_duration_min)
@@ -239,6 +294,16 @@ fn entry_field(suffix: &str) -> &'static str {
         "hard_max" => "hard_max",
         "max_duration_min" => "max_duration_min",
         "advisory" => "advisory",
+        "bolus" | "bolus.unit" => "bolus_unit",
+        "bolus.soft_min" => "bolus_soft_min",
+        "bolus.soft_max" => "bolus_soft_max",
+        "bolus.hard_min" => "bolus_hard_min",
+        "bolus.hard_max" => "bolus_hard_max",
+        "vtbi_ml" => "vtbi_hard_max",
+        "vtbi_ml.soft_min" => "vtbi_soft_min",
+        "vtbi_ml.soft_max" => "vtbi_soft_max",
+        "vtbi_ml.hard_min" => "vtbi_hard_min",
+        "vtbi_ml.hard_max" => "vtbi_hard_max",
         _ => "",
     }
 }
@@ -553,6 +618,63 @@ fn dec_field(form: &mut EditForm, f: &Fields, name: &str) -> Option<Dec> {
     }
 }
 
+/// The four limits `<prefix>soft_min` … `<prefix>hard_max` of the form;
+/// `None` when all four are empty (no such limits). A value that is not a
+/// number gets its inline error.
+fn limit_set(form: &mut EditForm, f: &Fields, prefix: &str) -> Option<LimitSet> {
+    let [soft_min, soft_max, hard_min, hard_max] = ["soft_min", "soft_max", "hard_min", "hard_max"]
+        .map(|n| {
+            let name = format!("{prefix}{n}");
+            dec_field(form, f, &name)
+        });
+    let set = LimitSet {
+        hard_max,
+        hard_min,
+        soft_max,
+        soft_min,
+    };
+    (!set.is_empty()).then_some(set)
+}
+
+/// The bolus fields: none when the unit and every limit are empty; limits
+/// without a unit are refused at the unit field (the validator checks the
+/// rest: a hard maximum, soft within hard, a unit that fits the
+/// concentration, a weight range for a per-kg bolus).
+fn bolus_of(form: &mut EditForm, f: &Fields) -> Option<Bolus> {
+    let limits = limit_set(form, f, "bolus_");
+    let typed_limit = ["soft_min", "soft_max", "hard_min", "hard_max"]
+        .iter()
+        .any(|n| !f.get(&format!("bolus_{n}")).trim().is_empty());
+    let unit_text = f.get("bolus_unit").trim();
+    let unit = if unit_text.is_empty() {
+        if typed_limit {
+            if let Some(x) = form.field_mut("bolus_unit") {
+                x.error = "give the bolus unit (e.g. units/kg, mg, mL), or empty every bolus field"
+                    .into();
+            }
+        }
+        return None;
+    } else {
+        match unit_text.parse::<BolusUnit>() {
+            Ok(u) => u,
+            Err(e) => {
+                if let Some(x) = form.field_mut("bolus_unit") {
+                    x.error = e.to_string();
+                }
+                return None;
+            }
+        }
+    };
+    let l = limits.unwrap_or_default();
+    Some(Bolus {
+        hard_max: l.hard_max,
+        hard_min: l.hard_min,
+        soft_max: l.soft_max,
+        soft_min: l.soft_min,
+        unit,
+    })
+}
+
 /// The form as posted (values kept for a refused change).
 fn posted(mut form: EditForm, f: &Fields) -> EditForm {
     for x in &mut form.fields {
@@ -730,6 +852,8 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
             };
             let limits = ["soft_min", "soft_max", "hard_min", "hard_max"]
                 .map(|n| dec_field(&mut form, f, n));
+            let bolus = bolus_of(&mut form, f);
+            let vtbi = limit_set(&mut form, f, "vtbi_");
             let duration = match f.get("max_duration_min").trim() {
                 "" => None,
                 v => match v.parse::<u32>() {
@@ -769,13 +893,10 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
                     "The care area is gone; reload the page.".into(),
                 ));
             };
-            // Bolus and VTBI limits are kept as they were (the form does
-            // not edit them).
-            let kept = existing.and_then(|j| c.entries.get(j)).cloned();
             let [soft_min, soft_max, hard_min, hard_max] = limits;
             let e = Entry {
                 advisory: text("advisory"),
-                bolus: kept.as_ref().and_then(|k| k.bolus),
+                bolus,
                 code: text("code"),
                 concentration: Concentration {
                     amount,
@@ -790,7 +911,7 @@ fn apply(lib: &mut Library, f: &Fields) -> Result<Applied, Refused> {
                 max_duration_min: duration,
                 soft_max,
                 soft_min,
-                vtbi_ml: kept.as_ref().and_then(|k| k.vtbi_ml),
+                vtbi_ml: vtbi,
             };
             let j = match existing {
                 Some(j) => {

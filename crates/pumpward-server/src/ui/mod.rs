@@ -113,6 +113,7 @@ pub fn routes() -> Router<AppState> {
             post(inventory::reset_baseline),
         )
         .route("/rollout", get(library::rollout).post(library::start))
+        .route("/rollout/assignment", post(library::assign))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
         .route(

@@ -342,7 +342,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut changed = Vec::with_capacity(ids.len());
         let mut refusals = Vec::new();
-        for id in ids.iter().copied() {
+        for &id in &ids {
             let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
                 .bind(id.to_owned())
                 .fetch_optional(&mut *tx)

@@ -394,6 +394,8 @@ struct NewStatus {
     rule: String,
     status: String,
     remediations: Value,
+    /// `product_identification_helper.purl`.
+    purl: Option<String>,
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -467,6 +469,7 @@ fn csaf_doc(a: csaf::Advisory) -> Doc {
                 rule: rule.to_string(),
                 status: status.to_owned(),
                 remediations: Value::Array(remediations),
+                purl: path.and_then(|p| p.helper.purl.clone()),
             });
         }
         vulns.push(NewVuln {
@@ -559,6 +562,9 @@ fn nvd_doc(feed: nvd::NvdFeed, format: &'static str, sha: &str) -> Doc {
         essentials: json!({
             "cves": feed.cves.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
             "warnings": feed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            "references": feed.cves.iter().flat_map(|c| &c.references)
+                .map(|(url, tags)| json!({"summary": tags, "url": url}))
+                .collect::<Vec<_>>(),
         }),
         vulns,
         kev: Vec::new(),
@@ -591,6 +597,9 @@ fn cve5_doc(r: cve5::CveRecord) -> Doc {
             "state": r.state,
             "descriptions": r.descriptions.iter().map(|(l, d)| json!({"lang": l, "text": d})).collect::<Vec<_>>(),
             "affected": r.affected.iter().map(|a| json!({"vendor": a.vendor, "product": a.product})).collect::<Vec<_>>(),
+            "references": r.references.iter()
+                .map(|(url, name)| json!({"summary": name, "url": url}))
+                .collect::<Vec<_>>(),
         }),
         vulns: vec![NewVuln {
             cve: Some(id),
@@ -787,12 +796,25 @@ struct NvdRow {
     configs: Vec<nvd::Configuration>,
 }
 
-/// A CVE that NVD's configurations give an SBOM's component: `decided`
-/// (affected) or not (to review), with the rule as a finding cites it.
-struct SbomHit {
-    cve: String,
-    decided: bool,
-    rule: Value,
+/// A CVE that an SBOM's components raise (NVD's configurations, an
+/// advisory's purl, a VEX statement: `sbom_match`), with the rule as a
+/// finding cites it.
+pub(crate) struct SbomHit {
+    pub(crate) cve: String,
+    pub(crate) outcome: HitOutcome,
+    /// A VEX statement about the device itself: it decides the CVE for the
+    /// device over every other rule.
+    pub(crate) decisive: bool,
+    pub(crate) rule: Value,
+}
+
+/// What an [`SbomHit`] says of its CVE.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HitOutcome {
+    Affected,
+    Review,
+    /// Not affected or fixed: the reason, in the matcher's words.
+    Clear(String),
 }
 
 /// A criterion in words: its CPE name and its version bounds.
@@ -899,7 +921,12 @@ fn sbom_hits(
                 };
                 out.push(SbomHit {
                     cve: row.cve.clone(),
-                    decided,
+                    outcome: if decided {
+                        HitOutcome::Affected
+                    } else {
+                        HitOutcome::Review
+                    },
+                    decisive: false,
                     rule: json!({
                         "advisory_id": row.advisory_id, "tracking_id": row.tracking_id,
                         "revision": row.revision, "source": "sbom",
@@ -1130,7 +1157,8 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO vuln_product_statuses (advisory_id, vulnerability_id, product_id, \
                      full_name, vendor, product_name, product_key, version_text, version_rule, \
-                     status, remediations) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     status, remediations, purl) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(id)
                 .bind(vid)
@@ -1143,6 +1171,7 @@ impl Store {
                 .bind(s.rule.clone())
                 .bind(s.status.clone())
                 .bind(s.remediations.to_string())
+                .bind(s.purl.clone())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -1495,12 +1524,14 @@ impl Store {
                 }
             }
         }
-        // NVD configurations can name a component of an attached SBOM: the
-        // assets of every model and version with an SBOM.
+        // NVD configurations and advisory products' purls can name a
+        // component of an attached SBOM: the assets of every model and
+        // version with an SBOM.
         let with_configurations: i64 = {
             let sql = format!(
-                "SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
-                 AND advisory_id IN ({within})"
+                "SELECT (SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
+                 AND advisory_id IN ({within})) + (SELECT COUNT(*) FROM vuln_product_statuses \
+                 WHERE purl IS NOT NULL AND advisory_id IN ({within}))"
             );
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             for d in &docs {
@@ -1699,6 +1730,13 @@ impl Store {
                 });
             }
         }
+        // Advisory products named by purl, and the SBOMs' VEX statements.
+        let purl_statuses = if sboms.is_empty() {
+            Vec::new()
+        } else {
+            self.purl_statuses().await?
+        };
+        let vex = self.vex_index().await?;
         // (model key, firmware key) → what its SBOM's components raise.
         let mut sbom_cache: HashMap<(String, String), Vec<SbomHit>> = HashMap::new();
 
@@ -1819,12 +1857,19 @@ impl Store {
                 crate::sbom::sbom_model_key_of(pm.as_ref(), &manufacturer, &model),
                 crate::sbom::firmware_key(&firmware),
             );
-            let hits: &[SbomHit] = match sboms.get(&sbom_at) {
-                Some(components) => sbom_cache
+            let hits: &[SbomHit] = if sboms.contains_key(&sbom_at) || vex.contains_key(&sbom_at)
+            {
+                sbom_cache
                     .entry(sbom_at.clone())
-                    .or_insert_with(|| sbom_hits(components, &nvd_rows))
-                    .as_slice(),
-                None => &[],
+                    .or_insert_with(|| {
+                        let components = sboms.get(&sbom_at).map(Vec::as_slice).unwrap_or_default();
+                        let mut hits = sbom_hits(components, &nvd_rows);
+                        hits.extend(crate::sbom_match::purl_hits(components, &purl_statuses));
+                        crate::sbom_match::apply_vex(hits, components, vex.get(&sbom_at))
+                    })
+                    .as_slice()
+            } else {
+                &[]
             };
             if pm.is_none() {
                 report
@@ -1977,13 +2022,24 @@ impl Store {
                         (_, Decision::No) => {}
                     }
                 }
-                // The SBOM's components: NVD's configurations say affected,
-                // or cannot decide (a version that does not compare).
-                for h in hits.iter().filter(|h| h.cve == cve) {
-                    if h.decided {
-                        affected.push(h.rule.clone());
-                    } else {
-                        undecided.push(h.rule.clone());
+                // The SBOM's components: NVD's configurations and advisories'
+                // purls say affected, clear, or cannot decide (a version that
+                // does not compare); VEX statements replace them
+                // (`sbom_match`). One about the device decides alone.
+                let decisive = hits.iter().any(|h| h.cve == cve && h.decisive);
+                if decisive {
+                    affected.clear();
+                    clear.clear();
+                    undecided.clear();
+                }
+                for h in hits
+                    .iter()
+                    .filter(|h| h.cve == cve && (h.decisive || !decisive))
+                {
+                    match &h.outcome {
+                        HitOutcome::Affected => affected.push(h.rule.clone()),
+                        HitOutcome::Review => undecided.push(h.rule.clone()),
+                        HitOutcome::Clear(why) => clear.push(why.clone()),
                     }
                 }
                 // The advisory's own score where the matching rules' advisories

@@ -338,7 +338,7 @@ pub(crate) fn apply_vex(
                 }),
             }
         };
-        if refs.iter().any(|r| vex.subject_refs.iter().any(|s| s == r)) {
+        if refs.iter().any(|r| vex.subject_refs.iter().any(|s| s.as_str() == *r)) {
             hits.push(hit("the device", None, true));
             continue;
         }

@@ -799,6 +799,7 @@ struct NvdRow {
 /// A CVE that an SBOM's components raise (NVD's configurations, an
 /// advisory's purl, a VEX statement: `sbom_match`), with the rule as a
 /// finding cites it.
+#[derive(Debug, Clone)]
 pub(crate) struct SbomHit {
     pub(crate) cve: String,
     pub(crate) outcome: HitOutcome,

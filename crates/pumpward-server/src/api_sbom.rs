@@ -133,14 +133,7 @@ pub async fn attach_sbom(
     }
     let r = st
         .store
-        .attach_sbom(
-            &manufacturer,
-            &model,
-            &version,
-            &source,
-            &bytes,
-            &p.actor(),
-        )
+        .attach_sbom(&manufacturer, &model, &version, &source, &bytes, &p.actor())
         .await?;
     let status = if r.outcome == "attached" {
         StatusCode::CREATED

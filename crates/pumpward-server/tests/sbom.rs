@@ -129,14 +129,24 @@ async fn sboms_through_the_api() {
     // Reading is vuln.read; attaching is vuln.manage.
     assert_eq!(post(&biomed, to, sbom_bytes()).await.status, 403);
     // Broken files and missing fields: precise errors, nothing stored.
-    let r = post(&security, to, br#"{"bomFormat":"CycloneDX","components":[{"name":3}]}"#.to_vec()).await;
+    let r = post(
+        &security,
+        to,
+        br#"{"bomFormat":"CycloneDX","components":[{"name":3}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.problem(), "validation-failed");
     assert_eq!(
         r.json()["detail"],
         "SBOM: $.components[0].name: expected a string, found number 3"
     );
-    let r = post(&security, "/api/v1/sboms?manufacturer=BD&model=x", sbom_bytes()).await;
+    let r = post(
+        &security,
+        "/api/v1/sboms?manufacturer=BD&model=x",
+        sbom_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["errors"][0]["field"], "version", "{}", r.text());
     let r = post(&security, to, Vec::new()).await;
@@ -169,7 +179,11 @@ async fn sboms_through_the_api() {
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
-    assert!(audit[0].entry.actor.starts_with("user:sam token:"), "{:?}", audit[0]);
+    assert!(
+        audit[0].entry.actor.starts_with("user:sam token:"),
+        "{:?}",
+        audit[0]
+    );
 
     // An advisory naming wolfSSL by purl: the pump inherits the finding.
     let r = h
@@ -226,7 +240,14 @@ async fn sbom_pages_and_advisory_links() {
     assert!(page.contains("enctype=\"multipart/form-data\""), "{page}");
 
     // Without the CSRF token: refused before the handler.
-    let r = upload(&h, &sec, None, &fields, Some(("narrow.cdx.json", &sbom_bytes()))).await;
+    let r = upload(
+        &h,
+        &sec,
+        None,
+        &fields,
+        Some(("narrow.cdx.json", &sbom_bytes())),
+    )
+    .await;
     assert_eq!(r.status, 403);
     // Not an SBOM: the page again with the parser's words and the typed
     // values kept; nothing stored.
@@ -235,7 +256,10 @@ async fn sbom_pages_and_advisory_links() {
         &sec,
         Some(&sec_csrf),
         &fields,
-        Some(("notes.txt", b"SPDXVersion: SPDX-2.3\nthis is not a tag line\n")),
+        Some((
+            "notes.txt",
+            b"SPDXVersion: SPDX-2.3\nthis is not a tag line\n",
+        )),
     )
     .await;
     assert_eq!(r.status, 422);
@@ -259,11 +283,25 @@ async fn sbom_pages_and_advisory_links() {
     assert!(html(&r).contains("<strong>version</strong>: the version is required"));
     // A biomed may not attach.
     let (bea2, bea2_csrf) = h.session_for("ben", Role::Biomed).await;
-    let r = upload(&h, &bea2, Some(&bea2_csrf), &fields, Some(("narrow.cdx.json", &sbom_bytes()))).await;
+    let r = upload(
+        &h,
+        &bea2,
+        Some(&bea2_csrf),
+        &fields,
+        Some(("narrow.cdx.json", &sbom_bytes())),
+    )
+    .await;
     assert_eq!(r.status, 403);
 
     // Attached: to the SBOM's page.
-    let r = upload(&h, &sec, Some(&sec_csrf), &fields, Some(("narrow.cdx.json", &sbom_bytes()))).await;
+    let r = upload(
+        &h,
+        &sec,
+        Some(&sec_csrf),
+        &fields,
+        Some(("narrow.cdx.json", &sbom_bytes())),
+    )
+    .await;
     assert_eq!(r.status, 303, "{}", r.text());
     let to = r.headers["location"].to_str().unwrap().to_owned();
     assert!(to.ends_with("?done=attached"), "{to}");
@@ -272,10 +310,9 @@ async fn sbom_pages_and_advisory_links() {
 
     // The advisory (by purl) arrives, with a reference that is no link.
     let mut doc: serde_json::Value = serde_json::from_slice(&purl_advisory()).unwrap();
-    doc["document"]["references"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"summary": "click me", "url": "javascript:alert(document.cookie)"}));
+    doc["document"]["references"].as_array_mut().unwrap().push(
+        serde_json::json!({"summary": "click me", "url": "javascript:alert(document.cookie)"}),
+    );
     let imported = h
         .store
         .import_vuln_document(&serde_json::to_vec(&doc).unwrap(), &Actor::cli())
@@ -289,13 +326,24 @@ async fn sbom_pages_and_advisory_links() {
 
     let page = html(&h.get(&to, &session(&bea)).await);
     assert!(page.contains("The SBOM was attached"), "{page}");
-    assert!(page.contains("55 (55 with a CPE name, 55 with a purl)"), "{page}");
-    assert!(page.contains("<code>pkg:github/wolfssl/wolfssl</code>"), "{page}");
+    assert!(
+        page.contains("55 (55 with a CPE name, 55 with a purl)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>pkg:github/wolfssl/wolfssl</code>"),
+        "{page}"
+    );
     // The finding its component decided, linked to the asset, the advisory
     // and back to this SBOM.
-    assert!(page.contains("<a href=\"/assets/PUMP-1\">PUMP-1</a>"), "{page}");
     assert!(
-        page.contains(&format!("advisory <a href=\"/advisories/{adv}\">EXMD-2022-0007</a>")),
+        page.contains("<a href=\"/assets/PUMP-1\">PUMP-1</a>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "advisory <a href=\"/advisories/{adv}\">EXMD-2022-0007</a>"
+        )),
         "{page}"
     );
     let inherited = format!(
@@ -329,4 +377,3 @@ async fn sbom_pages_and_advisory_links() {
     assert_eq!(h.get("/sboms", &session(&phil)).await.status, 403);
     assert_eq!(h.get(&to, &session(&phil)).await.status, 403);
 }
-

@@ -105,14 +105,10 @@ pub struct SbomVexStatement {
 /// Whether a vulnerability finding's rules cite this SBOM (a component of
 /// it, or one of its VEX statements).
 pub fn cites_sbom(evidence: &Value, sbom_id: i64) -> bool {
-    evidence["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|r| {
-            r["component"]["sbom_id"].as_i64() == Some(sbom_id)
-                || r["vex"]["sbom_id"].as_i64() == Some(sbom_id)
-        })
+    evidence["rules"].as_array().into_iter().flatten().any(|r| {
+        r["component"]["sbom_id"].as_i64() == Some(sbom_id)
+            || r["vex"]["sbom_id"].as_i64() == Some(sbom_id)
+    })
 }
 
 /// What attaching an SBOM did.
@@ -211,7 +207,10 @@ impl Store {
             });
         }
         let mut warnings: Vec<String> = parsed.warnings.iter().map(|w| w.to_string()).collect();
-        warnings.extend(self.unknown_vex_refs(&parsed, &key, firmware_version).await?);
+        warnings.extend(
+            self.unknown_vex_refs(&parsed, &key, firmware_version)
+                .await?,
+        );
         let now_at = crate::now();
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
@@ -394,7 +393,10 @@ impl Store {
                         ..Default::default()
                     })
                     .await?;
-                out.extend(page.into_iter().filter(|f| cites_sbom(&f.evidence, sbom_id)));
+                out.extend(
+                    page.into_iter()
+                        .filter(|f| cites_sbom(&f.evidence, sbom_id)),
+                );
             }
         }
         out.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.subject.cmp(&b.subject)));

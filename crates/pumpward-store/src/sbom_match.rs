@@ -173,7 +173,10 @@ pub(crate) fn bom_ref_of(affects_ref: &str) -> &str {
 /// What the advisories' purls raise for one model and version's SBOM
 /// components. Component versions compare as dotted integers, as for the
 /// NVD configurations: software libraries number releases so.
-pub(crate) fn purl_hits(components: &[(i64, StoredComponent)], statuses: &[PurlStatus]) -> Vec<SbomHit> {
+pub(crate) fn purl_hits(
+    components: &[(i64, StoredComponent)],
+    statuses: &[PurlStatus],
+) -> Vec<SbomHit> {
     let mut out = Vec::new();
     if statuses.is_empty() {
         return out;
@@ -313,9 +316,7 @@ pub(crate) fn apply_vex(
     };
     for v in &vex.statements {
         let outcome = match v.state.as_deref() {
-            Some("not_affected" | "false_positive" | "resolved" | "resolved_with_pedigree") => {
-                None
-            }
+            Some("not_affected" | "false_positive" | "resolved" | "resolved_with_pedigree") => None,
             Some("exploitable") => Some(HitOutcome::Affected),
             Some("in_triage") => Some(HitOutcome::Review),
             _ => continue,
@@ -330,7 +331,9 @@ pub(crate) fn apply_vex(
             let why = vex_words(v, about);
             SbomHit {
                 cve: v.vulnerability.clone(),
-                outcome: outcome.clone().unwrap_or_else(|| HitOutcome::Clear(why.clone())),
+                outcome: outcome
+                    .clone()
+                    .unwrap_or_else(|| HitOutcome::Clear(why.clone())),
                 decisive,
                 rule: json!({
                     "source": "vex", "vex": statement, "component": component,
@@ -338,7 +341,10 @@ pub(crate) fn apply_vex(
                 }),
             }
         };
-        if refs.iter().any(|r| vex.subject_refs.iter().any(|s| s.as_str() == *r)) {
+        if refs
+            .iter()
+            .any(|r| vex.subject_refs.iter().any(|s| s.as_str() == *r))
+        {
             hits.push(hit("the device", None, true));
             continue;
         }
@@ -418,12 +424,21 @@ mod tests {
     #[test]
     fn purls_raise_by_package_and_version() {
         let comps = [
-            comp("wolf", "wolfssl", "4.8.1", "pkg:github/wolfSSL/wolfssl@4.8.1"),
+            comp(
+                "wolf",
+                "wolfssl",
+                "4.8.1",
+                "pkg:github/wolfSSL/wolfssl@4.8.1",
+            ),
             comp("mqtt", "wolfmqtt", "1.0", "pkg:github/wolfssl/wolfmqtt@1.0"),
         ];
         let hits = purl_hits(
             &comps,
-            &[status("known_affected", "pkg:github/wolfssl/wolfssl", Some("vers:generic/<5.2.0"))],
+            &[status(
+                "known_affected",
+                "pkg:github/wolfssl/wolfssl",
+                Some("vers:generic/<5.2.0"),
+            )],
         );
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].outcome, HitOutcome::Affected);
@@ -438,12 +453,20 @@ mod tests {
         // Outside the range, or another package: nothing.
         assert!(purl_hits(
             &comps,
-            &[status("known_affected", "pkg:github/wolfssl/wolfssl", Some("<4.0"))]
+            &[status(
+                "known_affected",
+                "pkg:github/wolfssl/wolfssl",
+                Some("<4.0")
+            )]
         )
         .is_empty());
         assert!(purl_hits(
             &comps,
-            &[status("known_affected", "pkg:generic/wolfssl", Some("<5.2.0"))]
+            &[status(
+                "known_affected",
+                "pkg:generic/wolfssl",
+                Some("<5.2.0")
+            )]
         )
         .is_empty());
         // No version anywhere: review, never assumed.
@@ -456,10 +479,19 @@ mod tests {
 
     #[test]
     fn vex_on_a_component_replaces_its_hits_and_on_the_device_decides() {
-        let comps = [comp("wolf", "wolfssl", "4.8.1", "pkg:github/wolfssl/wolfssl@4.8.1")];
+        let comps = [comp(
+            "wolf",
+            "wolfssl",
+            "4.8.1",
+            "pkg:github/wolfssl/wolfssl@4.8.1",
+        )];
         let hits = purl_hits(
             &comps,
-            &[status("known_affected", "pkg:github/wolfssl/wolfssl", Some("<5.2.0"))],
+            &[status(
+                "known_affected",
+                "pkg:github/wolfssl/wolfssl",
+                Some("<5.2.0"),
+            )],
         );
         let device = |statements: Vec<StoredVex>| DeviceVex {
             statements,
@@ -468,26 +500,61 @@ mod tests {
         let out = apply_vex(
             hits.clone(),
             &comps,
-            Some(&device(vec![vex("not_affected", &["urn:cdx:3e67-1/1#wolf"])])),
+            Some(&device(vec![vex(
+                "not_affected",
+                &["urn:cdx:3e67-1/1#wolf"],
+            )])),
         );
         assert_eq!(out.len(), 1);
         let HitOutcome::Clear(why) = &out[0].outcome else {
             panic!("{:?}", out[0].outcome)
         };
-        assert!(why.contains("not affected by CVE-2022-25638 (not_affected, justification code_not_reachable)"), "{why}");
-        assert!(!why.contains(" as fixed "), "the detail's words are defused: {why}");
+        assert!(
+            why.contains(
+                "not affected by CVE-2022-25638 (not_affected, justification code_not_reachable)"
+            ),
+            "{why}"
+        );
+        assert!(
+            !why.contains(" as fixed "),
+            "the detail's words are defused: {why}"
+        );
         assert!(!out[0].decisive);
-        let out = apply_vex(hits.clone(), &comps, Some(&device(vec![vex("resolved", &["pump-fw"])])));
+        let out = apply_vex(
+            hits.clone(),
+            &comps,
+            Some(&device(vec![vex("resolved", &["pump-fw"])])),
+        );
         assert_eq!(out.len(), 2);
         assert!(out[1].decisive);
-        assert!(matches!(&out[1].outcome, HitOutcome::Clear(w) if w.contains(" as fixed for CVE-2022-25638")));
-        let out = apply_vex(Vec::new(), &comps, Some(&device(vec![vex("exploitable", &["pkg:github/wolfssl/wolfssl@4.8.1"])])));
+        assert!(
+            matches!(&out[1].outcome, HitOutcome::Clear(w) if w.contains(" as fixed for CVE-2022-25638"))
+        );
+        let out = apply_vex(
+            Vec::new(),
+            &comps,
+            Some(&device(vec![vex(
+                "exploitable",
+                &["pkg:github/wolfssl/wolfssl@4.8.1"],
+            )])),
+        );
         assert_eq!(out[0].outcome, HitOutcome::Affected);
         assert_eq!(out[0].rule["vex"]["state"], "exploitable");
         // A ref naming nothing of this model, or no state: nothing.
-        assert_eq!(apply_vex(hits.clone(), &comps, Some(&device(vec![vex("not_affected", &["other"])]))).len(), 1);
+        assert_eq!(
+            apply_vex(
+                hits.clone(),
+                &comps,
+                Some(&device(vec![vex("not_affected", &["other"])]))
+            )
+            .len(),
+            1
+        );
         let mut silent = vex("not_affected", &["wolf"]);
         silent.state = None;
-        assert_eq!(apply_vex(hits.clone(), &comps, Some(&device(vec![silent])))[0].outcome, HitOutcome::Affected);
+        assert_eq!(
+            apply_vex(hits.clone(), &comps, Some(&device(vec![silent])))[0].outcome,
+            HitOutcome::Affected
+        );
     }
 }

@@ -1858,8 +1858,7 @@ impl Store {
                 crate::sbom::sbom_model_key_of(pm.as_ref(), &manufacturer, &model),
                 crate::sbom::firmware_key(&firmware),
             );
-            let hits: &[SbomHit] = if sboms.contains_key(&sbom_at) || vex.contains_key(&sbom_at)
-            {
+            let hits: &[SbomHit] = if sboms.contains_key(&sbom_at) || vex.contains_key(&sbom_at) {
                 sbom_cache
                     .entry(sbom_at.clone())
                     .or_insert_with(|| {

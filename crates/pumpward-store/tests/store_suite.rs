@@ -3902,7 +3902,14 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
     let sbom = vuln_data("sbom/medical-device-casestudy-narrow.cdx.json");
     for version in ["12.1.2", "12.1.3"] {
         store
-            .attach_sbom("BD", "Alaris 8015 PC Unit", version, "narrow.cdx.json", &sbom, &biomed())
+            .attach_sbom(
+                "BD",
+                "Alaris 8015 PC Unit",
+                version,
+                "narrow.cdx.json",
+                &sbom,
+                &biomed(),
+            )
             .await
             .unwrap();
     }
@@ -3927,18 +3934,35 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
     assert_eq!(rule["component"]["component"], "WolfSSL");
     assert_eq!(rule["remediations"][0]["category"], "vendor_fix");
     assert!(
-        rule["why"].as_str().unwrap().contains("within the affected versions \"vers:generic/<5.2.0\""),
+        rule["why"]
+            .as_str()
+            .unwrap()
+            .contains("within the affected versions \"vers:generic/<5.2.0\""),
         "{rule:#}"
     );
     assert_eq!(f[0].evidence["cvss"]["base_score"], 6.5);
-    assert_eq!(FindingRow::from(&f[0]).advisory_id.as_deref(), Some("EXMD-2022-0007"));
+    assert_eq!(
+        FindingRow::from(&f[0]).advisory_id.as_deref(),
+        Some("EXMD-2022-0007")
+    );
     // A full match agrees.
     let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!((full.raised, full.resolved, full.affected_open), (0, 0, 2), "{full:?}");
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 2),
+        "{full:?}"
+    );
 
     // The standalone VEX BOM for 12.1.2: the component is not affected.
     let vex = store
-        .attach_sbom("BD", "Alaris 8015 PC Unit", "12.1.2", "wolfssl.vex.cdx.json", &read("wolfssl-not-affected.vex.cdx.json"), &biomed())
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "wolfssl.vex.cdx.json",
+            &read("wolfssl-not-affected.vex.cdx.json"),
+            &biomed(),
+        )
         .await
         .unwrap();
     assert_eq!(vex.sbom.components, 0);
@@ -3956,7 +3980,10 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         .await
         .unwrap()
         .0;
-    let wolf = all.iter().find(|f| f.subject == "cve:CVE-2022-25638:asset:A-1").unwrap();
+    let wolf = all
+        .iter()
+        .find(|f| f.subject == "cve:CVE-2022-25638:asset:A-1")
+        .unwrap();
     let row = FindingRow::from(wolf);
     assert_eq!(row.status, "not_affected", "{row:#?}");
     let why = wolf.resolution.as_deref().unwrap();
@@ -3964,15 +3991,24 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
     assert!(why.contains("component WolfSSL 4.8.1 not affected by CVE-2022-25638 (not_affected, justification code_not_reachable, response will_not_fix)"), "{why}");
     assert!(why.contains("WOLFSSL_TLS13 undefined"), "{why}");
     // Exploitable: affected, citing the statement (no advisory needed).
-    let exploitable = all.iter().find(|f| f.subject == "cve:CVE-2021-3336:asset:A-1").unwrap();
+    let exploitable = all
+        .iter()
+        .find(|f| f.subject == "cve:CVE-2021-3336:asset:A-1")
+        .unwrap();
     assert_eq!(FindingRow::from(exploitable).status, "affected");
     let rule = &exploitable.evidence["rules"][0];
     assert_eq!(rule["source"], "vex");
     assert_eq!(rule["vex"]["state"], "exploitable");
     assert_eq!(rule["vex"]["responses"][0], "update");
-    assert_eq!(rule["component"]["bom_ref"], "BomRef.6730320963532548.7863229239413411");
+    assert_eq!(
+        rule["component"]["bom_ref"],
+        "BomRef.6730320963532548.7863229239413411"
+    );
     // A-2 (12.1.3) is untouched by 12.1.2's VEX.
-    assert_eq!(open_vuln_findings(store, KIND_AFFECTED, "A-2").await.len(), 1);
+    assert_eq!(
+        open_vuln_findings(store, KIND_AFFECTED, "A-2").await.len(),
+        1
+    );
 
     // 12.1.3: the SBOM again, with the manufacturer's VEX embedded, about
     // the device itself: resolved. The advisory still says the component
@@ -3984,12 +4020,21 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         "affects": [{"ref": "BomRef.8538684141258271.6150057962229712"}]
     }]);
     let b = store
-        .attach_sbom("BD", "Alaris 8015 PC Unit", "12.1.3", "narrow+vex.cdx.json", &serde_json::to_vec(&embedded).unwrap(), &biomed())
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.3",
+            "narrow+vex.cdx.json",
+            &serde_json::to_vec(&embedded).unwrap(),
+            &biomed(),
+        )
         .await
         .unwrap();
     assert!(b.sbom.warnings.is_empty(), "{:?}", b.sbom.warnings);
     assert_eq!(b.matched.unwrap().resolved, 1);
-    assert!(open_vuln_findings(store, KIND_AFFECTED, "A-2").await.is_empty());
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "A-2")
+        .await
+        .is_empty());
     let a2 = store
         .list_findings(&pumpward_store::FindingFilter {
             asset_id: Some("A-2".into()),
@@ -4000,11 +4045,24 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         .unwrap()
         .0;
     assert_eq!(a2.len(), 1);
-    assert_eq!(FindingRow::from(&a2[0]).status, "fixed", "{:?}", a2[0].resolution);
-    assert!(a2[0].resolution.as_deref().unwrap().contains("states the device as fixed for CVE-2022-25638 (resolved, response update)"));
+    assert_eq!(
+        FindingRow::from(&a2[0]).status,
+        "fixed",
+        "{:?}",
+        a2[0].resolution
+    );
+    assert!(a2[0]
+        .resolution
+        .as_deref()
+        .unwrap()
+        .contains("states the device as fixed for CVE-2022-25638 (resolved, response update)"));
     // A full match leaves all of it as it is.
     let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!((full.raised, full.resolved, full.affected_open), (0, 0, 1), "{full:?}");
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 1),
+        "{full:?}"
+    );
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

@@ -390,8 +390,14 @@ mod tests {
         );
         assert_ne!(key("pkg:npm/lodash"), key("pkg:npm/LoDash"));
         // Type, namespace and name all count.
-        assert_ne!(key("pkg:github/wolfssl/wolfssl"), key("pkg:generic/wolfssl/wolfssl"));
-        assert_ne!(key("pkg:github/wolfssl/wolfssl"), key("pkg:github/wolfssl/wolfmqtt"));
+        assert_ne!(
+            key("pkg:github/wolfssl/wolfssl"),
+            key("pkg:generic/wolfssl/wolfssl")
+        );
+        assert_ne!(
+            key("pkg:github/wolfssl/wolfssl"),
+            key("pkg:github/wolfssl/wolfmqtt")
+        );
         assert_ne!(key("pkg:github/a/x"), key("pkg:github/b/x"));
         assert_ne!(key("pkg:generic/x"), key("pkg:generic/a/x"));
         assert_eq!(
@@ -410,10 +416,22 @@ mod tests {
         let at = |c: &str, v: Option<&str>| {
             component_within(&wolf, &range, &p(c), v, Scheme::DottedNumeric)
         };
-        assert_eq!(at("pkg:github/wolfSSL/wolfssl", Some("4.8.1")), Some(Decision::Yes));
-        assert_eq!(at("pkg:github/wolfssl/wolfssl@4.8.1", None), Some(Decision::Yes));
-        assert_eq!(at("pkg:github/wolfssl/wolfssl", Some("5.2.0")), Some(Decision::No));
-        assert_eq!(at("pkg:github/wolfssl/wolfssl", Some("5.10.0")), Some(Decision::No));
+        assert_eq!(
+            at("pkg:github/wolfSSL/wolfssl", Some("4.8.1")),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl@4.8.1", None),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl", Some("5.2.0")),
+            Some(Decision::No)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl", Some("5.10.0")),
+            Some(Decision::No)
+        );
         assert!(matches!(
             at("pkg:github/wolfssl/wolfssl", None),
             Some(Decision::Undecided(_))
@@ -423,18 +441,36 @@ mod tests {
         let exact = product_rule(&p("pkg:nuget/log4net@2.0.8"), None, "log4net 2.0.8");
         let log4net = p("pkg:nuget/log4net@2.0.8");
         assert_eq!(
-            component_within(&log4net, &exact, &p("pkg:nuget/Log4Net"), Some("2.0.8"), Scheme::DottedNumeric),
+            component_within(
+                &log4net,
+                &exact,
+                &p("pkg:nuget/Log4Net"),
+                Some("2.0.8"),
+                Scheme::DottedNumeric
+            ),
             Some(Decision::Yes)
         );
         assert_eq!(
-            component_within(&log4net, &exact, &p("pkg:nuget/log4net"), Some("2.0.10"), Scheme::DottedNumeric),
+            component_within(
+                &log4net,
+                &exact,
+                &p("pkg:nuget/log4net"),
+                Some("2.0.10"),
+                Scheme::DottedNumeric
+            ),
             Some(Decision::No)
         );
         // Neither: the name is kept unparsed, and the match is undecided.
         let none = product_rule(&wolf, None, "wolfSSL (all supported releases)");
         assert!(none.is_unparsed());
         assert!(matches!(
-            component_within(&wolf, &none, &p("pkg:github/wolfssl/wolfssl"), Some("4.8.1"), Scheme::DottedNumeric),
+            component_within(
+                &wolf,
+                &none,
+                &p("pkg:github/wolfssl/wolfssl"),
+                Some("4.8.1"),
+                Scheme::DottedNumeric
+            ),
             Some(Decision::Undecided(_))
         ));
     }

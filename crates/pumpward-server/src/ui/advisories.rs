@@ -246,7 +246,8 @@ mod tests {
             [
                 (
                     "CISA advisory".to_owned(),
-                    "https://www.cisa.gov/news-events/ics-medical-advisories/icsma-20-170-06".to_owned()
+                    "https://www.cisa.gov/news-events/ics-medical-advisories/icsma-20-170-06"
+                        .to_owned()
                 ),
                 (
                     "http://example.org/a?b=1&c=\"d\"".to_owned(),

@@ -54,7 +54,14 @@ fn inherited(evidence: &serde_json::Value) -> Vec<(i64, String)> {
                 c["component"].as_str().unwrap_or("?"),
                 c["version"].as_str().unwrap_or("(no version)")
             );
-            Some((id, if r["source"] == "vex" { format!("VEX statement on {what}") } else { what }))
+            Some((
+                id,
+                if r["source"] == "vex" {
+                    format!("VEX statement on {what}")
+                } else {
+                    what
+                },
+            ))
         } else {
             r["vex"]["sbom_id"]
                 .as_i64()

@@ -117,7 +117,9 @@ pub async fn attach(State(st): State<AppState>, UiUser(p): UiUser, form: Multipa
     need(&st, &p, Permission::VulnManage, HERE).await?;
     let form = match read_form(form).await {
         Ok(f) => f,
-        Err(e) => return sboms_page(&st, &p, e.kind.status(), Some((&AttachForm::default(), e))).await,
+        Err(e) => {
+            return sboms_page(&st, &p, e.kind.status(), Some((&AttachForm::default(), e))).await
+        }
     };
     let attached = async {
         let (manufacturer, model, version, source) = attach_target(
@@ -135,7 +137,14 @@ pub async fn attach(State(st): State<AppState>, UiUser(p): UiUser, form: Multipa
             return Err(e);
         }
         st.store
-            .attach_sbom(&manufacturer, &model, &version, &source, &form.bytes, &p.actor())
+            .attach_sbom(
+                &manufacturer,
+                &model,
+                &version,
+                &source,
+                &form.bytes,
+                &p.actor(),
+            )
             .await
             .map_err(ApiError::from)
     }
@@ -144,7 +153,11 @@ pub async fn attach(State(st): State<AppState>, UiUser(p): UiUser, form: Multipa
         Ok(r) => Ok(see_other(&format!(
             "/sboms/{}?done={}",
             r.sbom.id,
-            if r.outcome == "attached" { "attached" } else { "skipped" }
+            if r.outcome == "attached" {
+                "attached"
+            } else {
+                "skipped"
+            }
         ))),
         Err(e) => sboms_page(&st, &p, e.kind.status(), Some((&form, e))).await,
     }

@@ -207,10 +207,7 @@ impl Store {
             });
         }
         let mut warnings: Vec<String> = parsed.warnings.iter().map(|w| w.to_string()).collect();
-        warnings.extend(
-            self.unknown_vex_refs(&parsed, &key, firmware_version)
-                .await?,
-        );
+        warnings.extend(self.vex_warnings(&parsed, &key, firmware_version).await?);
         let now_at = crate::now();
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
@@ -289,10 +286,11 @@ impl Store {
         })
     }
 
-    /// Warnings for the VEX statements whose `affects` refs name nothing of
-    /// this file nor of the SBOMs already attached to the model and version:
-    /// matching ignores them (`sbom_match`), which a person should know.
-    async fn unknown_vex_refs(
+    /// Warnings for the VEX statements matching will not apply
+    /// (`sbom_match`), which a person should know: a state CycloneDX does
+    /// not define, or `affects` refs naming nothing of this file nor of the
+    /// SBOMs already attached to the model and version. At most 10.
+    async fn vex_warnings(
         &self,
         parsed: &sbom::Sbom,
         model_key: &str,
@@ -327,16 +325,29 @@ impl Store {
         }
         let mut out = Vec::new();
         for (i, v) in parsed.vex.iter().enumerate() {
+            if out.len() >= 10 {
+                break;
+            }
+            let id = pumpward_vuln::json::excerpt(&v.id);
+            if let Some(state) = v.state.as_deref() {
+                if !crate::sbom_match::VEX_STATES.contains(&state) {
+                    out.push(format!(
+                        "vulnerabilities[{i}] ({id}): analysis.state {:?} is not a CycloneDX state ({}); the statement is not applied",
+                        pumpward_vuln::json::excerpt(state),
+                        crate::sbom_match::VEX_STATES.join(", ")
+                    ));
+                    continue;
+                }
+            }
             let unknown: Vec<&str> = v
                 .affects
                 .iter()
                 .filter(|r| !known.contains(crate::sbom_match::bom_ref_of(r)))
                 .map(String::as_str)
                 .collect();
-            if !unknown.is_empty() && out.len() < 10 {
+            if !unknown.is_empty() {
                 out.push(format!(
-                    "vulnerabilities[{i}] ({}): affects {} which name(s) no component of this model and version's SBOMs; the statement is not applied to them",
-                    pumpward_vuln::json::excerpt(&v.id),
+                    "vulnerabilities[{i}] ({id}): affects {} which name(s) no component of this model and version's SBOMs; the statement is not applied to them",
                     unknown
                         .iter()
                         .map(|r| pumpward_vuln::json::excerpt(r))

@@ -60,6 +60,16 @@ pub(crate) struct StoredVex {
     affects: Vec<String>,
 }
 
+/// CycloneDX's `analysis.state` values (1.4–1.6); another is not applied.
+pub(crate) const VEX_STATES: [&str; 6] = [
+    "resolved",
+    "resolved_with_pedigree",
+    "exploitable",
+    "in_triage",
+    "false_positive",
+    "not_affected",
+];
+
 /// The VEX statements of one model and version, with the bom-refs of the
 /// devices its SBOMs describe.
 #[derive(Debug, Clone, Default)]

@@ -3966,9 +3966,18 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         .await
         .unwrap();
     assert_eq!(vex.sbom.components, 0);
-    // The statement whose ref names nothing here is said, not applied.
-    assert_eq!(vex.sbom.warnings.len(), 1, "{:?}", vex.sbom.warnings);
-    assert!(vex.sbom.warnings[0].contains("product-of-another-vendor"));
+    // A state CycloneDX does not define, and a ref naming nothing here: said,
+    // not applied.
+    assert_eq!(vex.sbom.warnings.len(), 2, "{:?}", vex.sbom.warnings);
+    assert!(
+        vex.sbom.warnings[0].starts_with(
+            "vulnerabilities[2] (CVE-2022-25640): analysis.state \"affected\" is not a CycloneDX state"
+        ),
+        "{:?}",
+        vex.sbom.warnings
+    );
+    assert!(vex.sbom.warnings[1]
+        .starts_with("vulnerabilities[3] (CVE-2020-11896): affects product-of-another-vendor"));
     let m = vex.matched.unwrap();
     assert_eq!((m.raised, m.resolved), (1, 1), "{m:?}");
     let all = store

@@ -2,10 +2,13 @@
 //!
 //! A manufacturer's SBOM (CycloneDX or SPDX, parsed by `pumpward_vuln::sbom`)
 //! is attached to a model at a firmware version; its components are kept
-//! with their name, version, supplier, purl and CPE names. Matching
-//! (`vuln.rs`) evaluates the NVD CPE match configurations of the current
-//! NVD records against the components' CPEs, and every pump of that model
-//! reporting that firmware inherits the findings, each naming the component.
+//! with their name, version, supplier, purl and CPE names, and a CycloneDX
+//! BOM's VEX statements in `sbom_vex_statements`. Matching (`vuln.rs`)
+//! evaluates the NVD CPE match configurations of the current NVD records
+//! against the components' CPEs and the advisories' product purls against
+//! their purls, then applies the VEX statements (`sbom_match`); every pump
+//! of that model reporting that firmware inherits the findings, each naming
+//! the component or the statement.
 //!
 //! The model is found through the alias table, so "BD" and "Becton
 //! Dickinson" name one model; a model the table does not know is keyed by

@@ -306,14 +306,17 @@ async fn prepare_story(store: &Store, s: &Settings) -> Result<Prepared> {
     let side_load = store.library_envelope(&lib.id, 2).await?;
     let older = store.library_envelope(&lib.id, 1).await?;
 
-    // The advisories shipped with Pumpward, matched against the fleet.
+    // The advisories shipped with Pumpward, matched against the fleet as
+    // an import does it: only the assets and CVEs the documents concern.
+    let mut imported = Vec::new();
     for (name, bytes) in ADVISORIES {
-        store
+        let r = store
             .import_vuln_document(bytes, &actor)
             .await
             .with_context(|| format!("importing the shipped advisory {name}"))?;
+        imported.extend(r.advisory_id);
     }
-    let m = store.match_vulnerabilities(&actor).await?;
+    let m = store.rematch_after_imports(&imported, &actor).await?;
     println!(
         "Sample drug library v1 rolled out, v2 published; {} advisories matched: {} affected and {} to review.",
         ADVISORIES.len(),

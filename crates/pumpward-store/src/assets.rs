@@ -623,6 +623,9 @@ impl Store {
             .await?
             .expect("just inserted");
         tx.commit().await?;
+        // Matched at once: a pump added in service after an advisory has
+        // its findings without waiting for the next import.
+        self.rematch_asset(spec.asset_id.as_str(), actor).await?;
         Ok(asset)
     }
 
@@ -665,7 +668,7 @@ impl Store {
             .await?
             .expect("exists");
         tx.commit().await?;
-        if crate::vuln::identity_changed(&old.spec, spec) {
+        if crate::vuln::match_inputs_changed(&old.spec, spec) {
             self.rematch_asset(spec.asset_id.as_str(), actor).await?;
         }
         Ok(asset)
@@ -704,9 +707,17 @@ impl Store {
             Err(e) => return Err(e),
         };
         audit::append(&mut tx, vec![entry], crate::now()).await?;
-        let asset = fetch_asset(&mut tx, id).await?.expect("exists");
+        let after = fetch_asset(&mut tx, id).await?.expect("exists");
         tx.commit().await?;
-        Ok(asset)
+        // Only provisioned and in-service assets are matched: entering or
+        // leaving those states raises or resolves findings.
+        let matched = |s: LifecycleState| {
+            matches!(s, LifecycleState::Provisioned | LifecycleState::InService)
+        };
+        if matched(asset.lifecycle_state) != matched(after.lifecycle_state) {
+            self.rematch_asset(id, actor).await?;
+        }
+        Ok(after)
     }
 
     /// The lifecycle history of an asset, oldest first.

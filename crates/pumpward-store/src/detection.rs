@@ -336,10 +336,13 @@ impl Store {
     {
         let now = crate::now();
         let stamp = timefmt::format(now);
+        // The same alert selected twice is one step, not two.
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
         let mut tx = self.write_tx().await?;
         let mut changed = Vec::with_capacity(ids.len());
         let mut refusals = Vec::new();
-        for id in ids {
+        for id in ids.iter().copied() {
             let r = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
                 .bind(id.to_owned())
                 .fetch_optional(&mut *tx)

@@ -178,7 +178,7 @@ impl Store {
         }
         // The firmware the pump itself reports is what its vulnerability
         // findings are decided on (and what verifies a deployed patch).
-        if crate::vuln::identity_changed(&asset.spec, &spec) {
+        if crate::vuln::match_inputs_changed(&asset.spec, &spec) {
             self.rematch_asset(&h.asset_id, &actor).await?;
         }
         Ok(check)

@@ -36,6 +36,7 @@ mod sbom;
 mod sbom_match;
 mod users;
 mod vuln;
+mod vuln_match;
 mod vuln_pages;
 mod vuln_vex;
 

@@ -119,6 +119,8 @@ impl Store {
                 crate::now(),
             )
             .await?;
+            // The control lowers the priority of the asset's findings now.
+            self.rematch_asset(asset_id, actor).await?;
         }
         Ok(new)
     }

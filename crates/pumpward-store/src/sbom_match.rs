@@ -21,7 +21,7 @@
 //! once per model and version.
 
 use crate::sbom::{component_evidence, StoredComponent};
-use crate::vuln::{HitOutcome, SbomHit};
+use crate::vuln_match::{HitOutcome, SbomHit};
 use crate::{Result, Store};
 use pumpward_vuln::constraint::{Decision, VersionConstraint};
 use pumpward_vuln::json::excerpt;
@@ -82,8 +82,13 @@ pub(crate) struct DeviceVex {
 pub(crate) type VexIndex = HashMap<(String, String), DeviceVex>;
 
 impl Store {
-    /// The current advisories' statuses of products that carry a purl.
-    pub(crate) async fn purl_statuses(&self) -> Result<Vec<PurlStatus>> {
+    /// The current advisories' statuses of products that carry a purl, of
+    /// these CVEs (all when `None`: a run limited to an import's CVEs must
+    /// not decide others).
+    pub(crate) async fn purl_statuses(
+        &self,
+        cves: Option<&crate::vuln_match::CveSet>,
+    ) -> Result<Vec<PurlStatus>> {
         let mut out = Vec::new();
         for r in sqlx::query(
             "SELECT s.advisory_id, a.tracking_id, a.revision, v.cve, s.product_id, s.full_name, \
@@ -97,6 +102,10 @@ impl Store {
         .fetch_all(self.pool())
         .await?
         {
+            let cve: String = r.try_get("cve")?;
+            if cves.is_some_and(|c| !c.contains(&cve)) {
+                continue;
+            }
             let purl_text: String = r.try_get("purl")?;
             // An advisory's purl that does not parse names no package: it
             // cannot match (the advisory page still shows it).
@@ -110,7 +119,7 @@ impl Store {
                 advisory_id: r.try_get("advisory_id")?,
                 tracking_id: r.try_get("tracking_id")?,
                 revision: r.try_get("revision")?,
-                cve: r.try_get("cve")?,
+                cve,
                 product_id: r.try_get("product_id")?,
                 rule: product_rule(&purl, version_text.as_deref(), &full_name),
                 full_name,
@@ -124,8 +133,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Every stored VEX statement, by the model and version of its SBOM.
-    pub(crate) async fn vex_index(&self) -> Result<VexIndex> {
+    /// Every stored VEX statement (of these CVEs, when given), by the model
+    /// and version of its SBOM.
+    pub(crate) async fn vex_index(
+        &self,
+        cves: Option<&crate::vuln_match::CveSet>,
+    ) -> Result<VexIndex> {
         let mut out = VexIndex::new();
         for r in sqlx::query(
             "SELECT x.sbom_id, s.source, s.model_key, s.firmware_version, x.vulnerability, \
@@ -140,12 +153,16 @@ impl Store {
                 r.try_get::<String, _>("model_key")?,
                 crate::sbom::firmware_key(&fw),
             );
+            let vulnerability: String = r.try_get("vulnerability")?;
+            if cves.is_some_and(|c| !c.contains(&vulnerability)) {
+                continue;
+            }
             let responses: String = r.try_get("responses")?;
             let affects: String = r.try_get("affects")?;
             out.entry(key).or_default().statements.push(StoredVex {
                 sbom_id: r.try_get("sbom_id")?,
                 source: r.try_get("source")?,
-                vulnerability: r.try_get("vulnerability")?,
+                vulnerability,
                 state: r.try_get("state")?,
                 justification: r.try_get("justification")?,
                 responses: serde_json::from_str(&responses).unwrap_or_default(),

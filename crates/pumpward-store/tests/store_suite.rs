@@ -67,6 +67,7 @@ on_both_backends!(
     network_policy_versions,
     advisories_import_idempotently_and_supersede,
     matching_raises_and_resolves_vulnerability_findings,
+    inventory_changes_are_matched_without_a_run,
     vulnerability_priority_and_remediation,
     labelled_test_set_precision_and_recall,
     incremental_rematch_leaves_what_a_full_one_would,
@@ -2192,6 +2193,82 @@ async fn open_vuln_findings(
         .0
 }
 
+/// Re-matching follows the inventory: an asset created, commissioned,
+/// taken out of service, edited or bulk-imported has its findings raised
+/// or resolved by the change itself, with no matching run asked for.
+async fn inventory_changes_are_matched_without_a_run(store: &Store) {
+    use pumpward_store::KIND_AFFECTED;
+    let sys = Actor::system();
+    // Plum A+ "<=13.4" (ICSA-15-161-01).
+    store
+        .import_vuln_document(&vuln_data("csaf/icsa-15-161-01.json"), &sys)
+        .await
+        .unwrap();
+    let open =
+        |id: &'static str| async move { open_vuln_findings(store, KIND_AFFECTED, id).await.len() };
+    store
+        .create_asset(
+            &pump("A-1", "Hospira", "Plum A+", "13.3"),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert!(open("A-1").await > 0, "created in service: matched");
+    let raised = open("A-1").await;
+
+    // Received: not matched until commissioned.
+    store
+        .create_asset(&pump("A-2", "Hospira", "Plum A+", "13.3"), None, &biomed())
+        .await
+        .unwrap();
+    assert_eq!(open("A-2").await, 0);
+    for to in [LifecycleState::Provisioned, LifecycleState::InService] {
+        store
+            .transition_asset("A-2", to, "commissioning", &biomed())
+            .await
+            .unwrap();
+    }
+    assert_eq!(open("A-2").await, raised);
+
+    // Out of service: resolved, saying why; back in service: raised again.
+    store
+        .transition_asset("A-1", LifecycleState::Maintenance, "repair", &biomed())
+        .await
+        .unwrap();
+    assert_eq!(open("A-1").await, 0);
+    store
+        .transition_asset("A-1", LifecycleState::InService, "repaired", &biomed())
+        .await
+        .unwrap();
+    assert_eq!(open("A-1").await, raised);
+
+    // A care area is weighed by the priority: editing it re-ranks at once.
+    let before = open_vuln_findings(store, KIND_AFFECTED, "A-2").await[0].priority;
+    let a = store.asset("A-2").await.unwrap();
+    let mut spec = a.spec.clone();
+    spec.care_area = Some("NICU".into());
+    store
+        .update_asset(&spec, a.version, &biomed())
+        .await
+        .unwrap();
+    let after = open_vuln_findings(store, KIND_AFFECTED, "A-2").await[0].priority;
+    assert!(after > before, "{before:?} -> {after:?}");
+
+    // A bulk import matches what it brought.
+    let csv = "asset_id,kind,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+               A-3,pump,Hospira,Plum A+,SN-A-3,13.3,in_service\n\
+               A-4,pump,Hospira,Plum A+,SN-A-4,13.5,in_service\n";
+    let parsed = read_assets_csv(csv.as_bytes(), &CsvLimits::default()).unwrap();
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    assert_eq!(open("A-3").await, raised);
+    assert_eq!(open("A-4").await, 0, "13.5 is outside <=13.4");
+}
+
 async fn matching_raises_and_resolves_vulnerability_findings(store: &Store) {
     use pumpward_store::{KIND_AFFECTED, KIND_REVIEW};
     let sys = Actor::system();
@@ -2379,13 +2456,17 @@ async fn matching_raises_and_resolves_vulnerability_findings(store: &Store) {
             .unwrap()
             .contains("outside every affected version range")));
 
-    // The asset retired: its findings are resolved.
+    // The asset retired: the transition itself resolves its 7 findings,
+    // and a run after it finds nothing left to do.
     store
         .transition_asset("L-1", LifecycleState::Decommissioned, "replaced", &biomed())
         .await
         .unwrap();
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "L-1")
+        .await
+        .is_empty());
     let r = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!(r.resolved, 7);
+    assert_eq!((r.raised, r.resolved), (0, 0));
     let l1 = store
         .list_findings(&pumpward_store::FindingFilter {
             asset_id: Some("L-1".into()),
@@ -2450,7 +2531,7 @@ async fn vulnerability_priority_and_remediation(store: &Store) {
         9
     );
 
-    // A compensating control lowers the priority at the next run.
+    // A compensating control lowers the priority at once.
     assert!(store
         .record_asset_control(
             "P-1",
@@ -2464,7 +2545,6 @@ async fn vulnerability_priority_and_remediation(store: &Store) {
         .record_asset_control("P-1", Control::NetworkIsolated, "again", &biomed())
         .await
         .unwrap());
-    store.match_vulnerabilities(&sys).await.unwrap();
     let f = store.finding(f.id).await.unwrap();
     assert_eq!(f.priority, Some(562));
     assert_eq!(audit_of(store, "asset.control").await.len(), 1);
@@ -2807,10 +2887,15 @@ async fn detection_records_events_alerts_and_incidents(store: &Store) {
     assert_eq!(store.alert(&id).await.unwrap().case.state.as_str(), "new");
     assert!(audit_of(store, "alert.resolve").await.is_empty());
 
-    store
-        .update_alert(&id, "alert.acknowledge", &sec, |c| c.acknowledge("sam"))
+    // Selected twice in a bulk step: one step, one audit record.
+    let stepped = store
+        .update_alerts(&[id.clone(), id.clone()], "alert.acknowledge", &sec, |c| {
+            c.acknowledge("sam")
+        })
         .await
         .unwrap();
+    assert_eq!(stepped.len(), 1);
+    assert_eq!(audit_of(store, "alert.acknowledge").await.len(), 1);
     let (open, _) = store
         .list_alerts(&pumpward_store::AlertFilter {
             state: Some("acknowledged".into()),

@@ -3,7 +3,7 @@
 //! A manufacturer's SBOM (CycloneDX or SPDX, parsed by `pumpward_vuln::sbom`)
 //! is attached to a model at a firmware version; its components are kept
 //! with their name, version, supplier, purl and CPE names, and a CycloneDX
-//! BOM's VEX statements in `sbom_vex_statements`. Matching (`vuln.rs`)
+//! BOM's VEX statements in `sbom_vex_statements`. Matching (`vuln_match.rs`)
 //! evaluates the NVD CPE match configurations of the current NVD records
 //! against the components' CPEs and the advisories' product purls against
 //! their purls, then applies the VEX statements (`sbom_match`); every pump

@@ -1,5 +1,5 @@
 //! What an attached SBOM raises for its model and firmware version beyond
-//! NVD's CPE configurations (`vuln.rs`, `sbom_hits`):
+//! NVD's CPE configurations (`vuln_match.rs`, `sbom_hits`):
 //!
 //! - **purl**: an advisory product whose `product_identification_helper`
 //!   carries a purl names every SBOM component with the same package

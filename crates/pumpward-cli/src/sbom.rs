@@ -25,7 +25,8 @@ pub enum SbomCmd {
     },
     /// List the attached SBOMs.
     List {
-        /// The components of this SBOM (its id in the list).
+        /// The components (and CycloneDX VEX statements) of this SBOM (its
+        /// id in the list).
         #[arg(long)]
         components: Option<i64>,
     },
@@ -120,6 +121,19 @@ pub async fn sbom(s: &Settings, c: SbomCmd) -> Result<i32> {
                     } else {
                         c.cpes.join(" ")
                     }
+                );
+            }
+            // The manufacturer's VEX statements, as matching applies them.
+            for v in store.sbom_vex_statements(id).await? {
+                println!(
+                    "  VEX {} {}{}: affects {}",
+                    v.vulnerability,
+                    v.state.as_deref().unwrap_or("(no state)"),
+                    v.justification
+                        .as_deref()
+                        .map(|j| format!(" ({j})"))
+                        .unwrap_or_default(),
+                    v.affects.join(" ")
                 );
             }
             Ok(0)

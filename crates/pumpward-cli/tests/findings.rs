@@ -248,4 +248,41 @@ fn sbom_attach_list_and_the_component_finding() {
         rows[0]["evidence"]["rules"][0]["component"]["component"],
         "WolfSSL"
     );
+
+    // The manufacturer's VEX BOM for 12.1.2: the component is not affected
+    // by CVE-2022-25638 (resolved), and exploitable by CVE-2021-3336 (raised).
+    let vex = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pumpward-store/tests/data/sbom/wolfssl-not-affected.vex.cdx.json"
+    );
+    let o = pumpward(
+        &data,
+        &[
+            "sbom",
+            "attach",
+            "--manufacturer",
+            "BD",
+            "--model",
+            "Alaris 8015 PC Unit",
+            "--version",
+            "12.1.2",
+            vex,
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("1 raised, 1 resolved"), "{}", out(&o));
+    assert!(
+        out(&o)
+            .contains("warning: vulnerabilities[2] (CVE-2022-25640): analysis.state \"affected\""),
+        "{}",
+        out(&o)
+    );
+    let o = pumpward(&data, &["sbom", "list", "--components", "2"]);
+    assert!(
+        out(&o).contains(
+            "  VEX CVE-2022-25638 not_affected (code_not_reachable): affects urn:cdx:02826796-d30c-4aa6-b0a8-44207a01cb6c/1#BomRef.6730320963532548.7863229239413411"
+        ),
+        "{}",
+        out(&o)
+    );
 }

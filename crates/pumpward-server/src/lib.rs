@@ -16,6 +16,7 @@ pub mod api_library;
 pub mod api_network;
 pub mod api_pki;
 pub mod api_rollout;
+pub mod api_sbom;
 pub mod api_vuln;
 pub mod auth;
 pub mod detection;
@@ -217,6 +218,11 @@ pub fn app(state: AppState) -> Router {
             get(api_vuln::list_advisories).post(api_vuln::upload_advisory),
         )
         .route("/api/v1/advisories/{id}", get(api_vuln::get_advisory))
+        .route(
+            "/api/v1/sboms",
+            get(api_sbom::list_sboms).post(api_sbom::attach_sbom),
+        )
+        .route("/api/v1/sboms/{id}", get(api_sbom::get_sbom))
         .route("/api/v1/fleet", get(api_pki::fleet))
         .route("/api/v1/fleet/{id}/commands", post(api_pki::send_command))
         .route("/api/v1/me", get(api::me))

@@ -34,6 +34,7 @@ mod remediation;
 mod responses;
 mod rollout;
 mod sbom;
+mod sbom_match;
 mod users;
 mod vuln;
 mod vuln_match;
@@ -69,7 +70,7 @@ pub use rollout::{
     csv_cell, in_pilot_share, AreaCompliance, Compliance, CqiReport, CqiRow, DueAnnouncement,
     LibraryReport, NewRollout, Rollout, RolloutCounts, RolloutPump, StalePump,
 };
-pub use sbom::{ModelSbom, SbomAttach, StoredComponent};
+pub use sbom::{cites_sbom, ModelSbom, SbomAttach, SbomVexStatement, StoredComponent};
 pub use users::{ApiToken, NewSession, Session, SessionStage, User};
 pub use vuln::{
     cited_advisories, csv_safe_cell, vulnerability_status, write_findings_csv, AdvisoryFilter,

@@ -2,10 +2,13 @@
 //!
 //! A manufacturer's SBOM (CycloneDX or SPDX, parsed by `pumpward_vuln::sbom`)
 //! is attached to a model at a firmware version; its components are kept
-//! with their name, version, supplier, purl and CPE names. Matching
-//! (`vuln.rs`) evaluates the NVD CPE match configurations of the current
-//! NVD records against the components' CPEs, and every pump of that model
-//! reporting that firmware inherits the findings, each naming the component.
+//! with their name, version, supplier, purl and CPE names, and a CycloneDX
+//! BOM's VEX statements in `sbom_vex_statements`. Matching (`vuln_match.rs`)
+//! evaluates the NVD CPE match configurations of the current NVD records
+//! against the components' CPEs and the advisories' product purls against
+//! their purls, then applies the VEX statements (`sbom_match`); every pump
+//! of that model reporting that firmware inherits the findings, each naming
+//! the component or the statement.
 //!
 //! The model is found through the alias table, so "BD" and "Becton
 //! Dickinson" name one model; a model the table does not know is keyed by
@@ -86,6 +89,29 @@ pub struct StoredComponent {
     pub supplier: Option<String>,
     pub purl: Option<String>,
     pub cpes: Vec<String>,
+}
+
+/// A CycloneDX VEX statement of an attached SBOM, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SbomVexStatement {
+    /// The vulnerability id, upper-cased (CVE-…).
+    pub vulnerability: String,
+    /// `analysis.state`.
+    pub state: Option<String>,
+    pub justification: Option<String>,
+    pub responses: Vec<String>,
+    pub detail: Option<String>,
+    /// `affects[].ref` as written.
+    pub affects: Vec<String>,
+}
+
+/// Whether a vulnerability finding's rules cite this SBOM (a component of
+/// it, or one of its VEX statements).
+pub fn cites_sbom(evidence: &Value, sbom_id: i64) -> bool {
+    evidence["rules"].as_array().into_iter().flatten().any(|r| {
+        r["component"]["sbom_id"].as_i64() == Some(sbom_id)
+            || r["vex"]["sbom_id"].as_i64() == Some(sbom_id)
+    })
 }
 
 /// What attaching an SBOM did.
@@ -183,13 +209,14 @@ impl Store {
                 matched: None,
             });
         }
-        let warnings: Vec<String> = parsed.warnings.iter().map(|w| w.to_string()).collect();
+        let mut warnings: Vec<String> = parsed.warnings.iter().map(|w| w.to_string()).collect();
+        warnings.extend(self.vex_warnings(&parsed, &key, firmware_version).await?);
         let now_at = crate::now();
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO model_sboms (manufacturer, model, model_key, firmware_version, format, \
-             spec_version, subject, sha256, source, warnings, attached_by, attached_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             spec_version, subject, sha256, source, warnings, attached_by, attached_at, subject_ref) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(manufacturer.to_owned())
         .bind(model.to_owned())
@@ -203,6 +230,7 @@ impl Store {
         .bind(json!(warnings).to_string())
         .bind(actor.id.clone())
         .bind(timefmt::format(now_at))
+        .bind(parsed.subject.as_ref().map(|s| s.id.clone()))
         .fetch_one(&mut *tx)
         .await?;
         for c in &parsed.components {
@@ -220,6 +248,21 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        for v in &parsed.vex {
+            sqlx::query(
+                "INSERT INTO sbom_vex_statements (sbom_id, vulnerability, state, justification, \
+                 responses, detail, affects) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(v.id.trim().to_ascii_uppercase())
+            .bind(v.state.clone())
+            .bind(v.justification.clone())
+            .bind(json!(v.response).to_string())
+            .bind(v.detail.clone())
+            .bind(json!(v.affects).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         let entry = actor
             .entry("sbom.attach", Outcome::Success)
             .object(format!("sbom:{id}"))
@@ -230,12 +273,103 @@ impl Store {
             ))
             .details(&json!({
                 "model_key": key, "sha256": sha, "format": format_name(parsed.format),
-                "components": parsed.components.len(), "warnings": warnings,
+                "components": parsed.components.len(), "vex_statements": parsed.vex.len(),
+                "warnings": warnings,
             }));
         tx.commit_audited(vec![entry], now_at).await?;
 
         // The assets of this model reporting this version inherit the
         // components' findings now, not at the next full match.
+        let scope = self.assets_of_model_version(&key, firmware_version).await?;
+        let matched = self.rematch_assets(scope, actor).await?;
+        Ok(SbomAttach {
+            outcome: "attached".into(),
+            sbom: self.model_sbom(id).await?,
+            matched: Some(matched),
+        })
+    }
+
+    /// Warnings for the VEX statements matching will not apply
+    /// (`sbom_match`), which a person should know: a state CycloneDX does
+    /// not define, or `affects` refs naming nothing of this file nor of the
+    /// SBOMs already attached to the model and version. At most 10.
+    async fn vex_warnings(
+        &self,
+        parsed: &sbom::Sbom,
+        model_key: &str,
+        firmware_version: &str,
+    ) -> Result<Vec<String>> {
+        if parsed.vex.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut known: BTreeSet<String> = parsed
+            .components
+            .iter()
+            .flat_map(|c| std::iter::once(c.id.clone()).chain(c.purl.clone()))
+            .chain(parsed.subject.as_ref().map(|s| s.id.clone()))
+            .collect();
+        let fw = firmware_key(firmware_version);
+        for r in sqlx::query(
+            "SELECT s.firmware_version, s.subject_ref, c.bom_ref, c.purl FROM model_sboms s \
+             LEFT JOIN sbom_components c ON c.sbom_id = s.id WHERE s.model_key = $1",
+        )
+        .bind(model_key.to_owned())
+        .fetch_all(self.pool())
+        .await?
+        {
+            if firmware_key(&r.try_get::<String, _>("firmware_version")?) != fw {
+                continue;
+            }
+            for col in ["subject_ref", "bom_ref", "purl"] {
+                if let Some(v) = r.try_get::<Option<String>, _>(col)? {
+                    known.insert(v);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (i, v) in parsed.vex.iter().enumerate() {
+            if out.len() >= 10 {
+                break;
+            }
+            let id = pumpward_vuln::json::excerpt(&v.id);
+            if let Some(state) = v.state.as_deref() {
+                if !crate::sbom_match::VEX_STATES.contains(&state) {
+                    out.push(format!(
+                        "vulnerabilities[{i}] ({id}): analysis.state {:?} is not a CycloneDX state ({}); the statement is not applied",
+                        pumpward_vuln::json::excerpt(state),
+                        crate::sbom_match::VEX_STATES.join(", ")
+                    ));
+                    continue;
+                }
+            }
+            let unknown: Vec<&str> = v
+                .affects
+                .iter()
+                .filter(|r| !known.contains(crate::sbom_match::bom_ref_of(r)))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                out.push(format!(
+                    "vulnerabilities[{i}] ({id}): affects {} which name(s) no component of this model and version's SBOMs; the statement is not applied to them",
+                    unknown
+                        .iter()
+                        .map(|r| pumpward_vuln::json::excerpt(r))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The assets of a model (by [`sbom_model_key`]) reporting a firmware
+    /// version: those an SBOM attached there speaks of.
+    async fn assets_of_model_version(
+        &self,
+        model_key: &str,
+        firmware_version: &str,
+    ) -> Result<BTreeSet<String>> {
+        let aliases = AliasTable::builtin();
         let fw = firmware_key(firmware_version);
         let mut scope = BTreeSet::new();
         for r in sqlx::query("SELECT asset_id, manufacturer, model, firmware_version FROM assets")
@@ -247,16 +381,65 @@ impl Store {
                 r.try_get("model")?,
                 r.try_get("firmware_version")?,
             );
-            if firmware_key(&v) == fw && sbom_model_key(aliases, &m, &mo) == key {
+            if firmware_key(&v) == fw && sbom_model_key(aliases, &m, &mo) == model_key {
                 scope.insert(r.try_get::<String, _>("asset_id")?);
             }
         }
-        let matched = self.rematch_assets(scope, actor).await?;
-        Ok(SbomAttach {
-            outcome: "attached".into(),
-            sbom: self.model_sbom(id).await?,
-            matched: Some(matched),
+        Ok(scope)
+    }
+
+    /// The open vulnerability findings that an attached SBOM's components or
+    /// VEX statements decided (their rules cite it), highest priority first.
+    pub async fn sbom_findings(&self, sbom_id: i64) -> Result<Vec<crate::Finding>> {
+        let sbom = self.model_sbom(sbom_id).await?;
+        let mut out = Vec::new();
+        for asset_id in self
+            .assets_of_model_version(&sbom.model_key, &sbom.firmware_version)
+            .await?
+        {
+            for kind in [crate::KIND_AFFECTED, crate::KIND_REVIEW] {
+                let (page, _) = self
+                    .list_findings(&crate::FindingFilter {
+                        kind: Some(kind.into()),
+                        asset_id: Some(asset_id.clone()),
+                        open: Some(true),
+                        limit: 500,
+                        ..Default::default()
+                    })
+                    .await?;
+                out.extend(
+                    page.into_iter()
+                        .filter(|f| cites_sbom(&f.evidence, sbom_id)),
+                );
+            }
+        }
+        out.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.subject.cmp(&b.subject)));
+        Ok(out)
+    }
+
+    /// The VEX statements of an attached SBOM, in document order.
+    pub async fn sbom_vex_statements(&self, sbom_id: i64) -> Result<Vec<SbomVexStatement>> {
+        sqlx::query(
+            "SELECT vulnerability, state, justification, responses, detail, affects \
+             FROM sbom_vex_statements WHERE sbom_id = $1 ORDER BY id",
+        )
+        .bind(sbom_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            let responses: String = r.try_get("responses")?;
+            let affects: String = r.try_get("affects")?;
+            Ok(SbomVexStatement {
+                vulnerability: r.try_get("vulnerability")?,
+                state: r.try_get("state")?,
+                justification: r.try_get("justification")?,
+                responses: serde_json::from_str(&responses).unwrap_or_default(),
+                detail: r.try_get("detail")?,
+                affects: serde_json::from_str(&affects).unwrap_or_default(),
+            })
         })
+        .collect()
     }
 
     /// One attached SBOM.

@@ -394,6 +394,8 @@ struct NewStatus {
     rule: String,
     status: String,
     remediations: Value,
+    /// `product_identification_helper.purl`.
+    purl: Option<String>,
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -467,6 +469,7 @@ fn csaf_doc(a: csaf::Advisory) -> Doc {
                 rule: rule.to_string(),
                 status: status.to_owned(),
                 remediations: Value::Array(remediations),
+                purl: path.and_then(|p| p.helper.purl.clone()),
             });
         }
         vulns.push(NewVuln {
@@ -559,6 +562,9 @@ fn nvd_doc(feed: nvd::NvdFeed, format: &'static str, sha: &str) -> Doc {
         essentials: json!({
             "cves": feed.cves.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
             "warnings": feed.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            "references": feed.cves.iter().flat_map(|c| &c.references)
+                .map(|(url, tags)| json!({"summary": tags, "url": url}))
+                .collect::<Vec<_>>(),
         }),
         vulns,
         kev: Vec::new(),
@@ -591,6 +597,9 @@ fn cve5_doc(r: cve5::CveRecord) -> Doc {
             "state": r.state,
             "descriptions": r.descriptions.iter().map(|(l, d)| json!({"lang": l, "text": d})).collect::<Vec<_>>(),
             "affected": r.affected.iter().map(|a| json!({"vendor": a.vendor, "product": a.product})).collect::<Vec<_>>(),
+            "references": r.references.iter()
+                .map(|(url, name)| json!({"summary": name, "url": url}))
+                .collect::<Vec<_>>(),
         }),
         vulns: vec![NewVuln {
             cve: Some(id),
@@ -873,7 +882,8 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO vuln_product_statuses (advisory_id, vulnerability_id, product_id, \
                      full_name, vendor, product_name, product_key, version_text, version_rule, \
-                     status, remediations) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     status, remediations, purl) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(id)
                 .bind(vid)
@@ -886,6 +896,7 @@ impl Store {
                 .bind(s.rule.clone())
                 .bind(s.status.clone())
                 .bind(s.remediations.to_string())
+                .bind(s.purl.clone())
                 .execute(&mut *tx)
                 .await?;
             }

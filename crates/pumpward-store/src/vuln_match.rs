@@ -49,6 +49,8 @@ use std::collections::{BTreeMap, BTreeSet};
 // fraction of SipHash's cost.
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
+/// A run's CVEs, as `sbom_match` filters by them.
+pub(crate) type CveSet = HashSet<String>;
 
 fn severity_of(score: Option<f64>, kev: bool) -> Severity {
     // An advisory without a score is not known to be minor: medium keeps it
@@ -95,12 +97,26 @@ struct NvdRow {
     configs: Vec<nvd::Configuration>,
 }
 
-/// A CVE that NVD's configurations give an SBOM's component: `decided`
-/// (affected) or not (to review), with the rule as a finding cites it.
-struct SbomHit {
-    cve: String,
-    decided: bool,
-    rule: Value,
+/// A CVE that an SBOM's components raise (NVD's configurations, an
+/// advisory's purl, a VEX statement: `sbom_match`), with the rule as a
+/// finding cites it.
+#[derive(Debug, Clone)]
+pub(crate) struct SbomHit {
+    pub(crate) cve: String,
+    pub(crate) outcome: HitOutcome,
+    /// A VEX statement about the device itself: it decides the CVE for the
+    /// device over every other rule.
+    pub(crate) decisive: bool,
+    pub(crate) rule: Value,
+}
+
+/// What an [`SbomHit`] says of its CVE.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HitOutcome {
+    Affected,
+    Review,
+    /// Not affected or fixed: the reason, in the matcher's words.
+    Clear(String),
 }
 
 /// A criterion in words: its CPE name and its version bounds.
@@ -207,7 +223,12 @@ fn sbom_hits(
                 };
                 out.push(SbomHit {
                     cve: row.cve.clone(),
-                    decided,
+                    outcome: if decided {
+                        HitOutcome::Affected
+                    } else {
+                        HitOutcome::Review
+                    },
+                    decisive: false,
                     rule: json!({
                         "advisory_id": row.advisory_id, "tracking_id": row.tracking_id,
                         "revision": row.revision, "source": "sbom",
@@ -507,6 +528,10 @@ struct Knowledge {
     /// configurations they are matched with.
     sboms: crate::sbom::SbomIndex,
     nvd_rows: Vec<NvdRow>,
+    /// Advisory products named by purl, and the SBOMs' VEX statements
+    /// (`sbom_match`), of the run's CVEs.
+    purl_statuses: Vec<crate::sbom_match::PurlStatus>,
+    vex: crate::sbom_match::VexIndex,
     /// (model key, firmware key) → what its SBOM's components raise.
     sbom_cache: HashMap<(String, String), std::sync::Arc<Vec<SbomHit>>>,
     /// The alias table's answer per (manufacturer, model): the fleet
@@ -692,6 +717,8 @@ impl Knowledge {
             by_key: HashMap::default(),
             sboms: store.sbom_index().await?,
             nvd_rows: Vec::new(),
+            purl_statuses: Vec::new(),
+            vex: store.vex_index(scope.cves.as_ref()).await?,
             sbom_cache: HashMap::default(),
             products: HashMap::default(),
         };
@@ -842,6 +869,7 @@ impl Knowledge {
                     configs,
                 });
             }
+            k.purl_statuses = store.purl_statuses(cves).await?;
         }
         Ok(k)
     }
@@ -863,16 +891,26 @@ impl Knowledge {
             crate::sbom::sbom_model_key_of(pm.as_ref(), manufacturer, model),
             crate::sbom::firmware_key(firmware),
         );
-        let hits: std::sync::Arc<Vec<SbomHit>> = match self.sboms.get(&sbom_at) {
-            Some(components) => {
-                let nvd_rows = &self.nvd_rows;
+        let hits: std::sync::Arc<Vec<SbomHit>> =
+            if self.sboms.contains_key(&sbom_at) || self.vex.contains_key(&sbom_at) {
+                let (sboms, nvd_rows) = (&self.sboms, &self.nvd_rows);
+                let (purl_statuses, vex) = (&self.purl_statuses, &self.vex);
                 self.sbom_cache
                     .entry(sbom_at.clone())
-                    .or_insert_with(|| std::sync::Arc::new(sbom_hits(components, nvd_rows)))
+                    .or_insert_with(|| {
+                        let components = sboms.get(&sbom_at).map(Vec::as_slice).unwrap_or_default();
+                        let mut hits = sbom_hits(components, nvd_rows);
+                        hits.extend(crate::sbom_match::purl_hits(components, purl_statuses));
+                        std::sync::Arc::new(crate::sbom_match::apply_vex(
+                            hits,
+                            components,
+                            vex.get(&sbom_at),
+                        ))
+                    })
                     .clone()
-            }
-            None => std::sync::Arc::new(Vec::new()),
-        };
+            } else {
+                std::sync::Arc::new(Vec::new())
+            };
         let product = pm
             .as_ref()
             .map_or(model.as_str(), |pm| pm.product.name.as_str())
@@ -1006,13 +1044,24 @@ impl Knowledge {
                     (_, Decision::No) => {}
                 }
             }
-            // The SBOM's components: NVD's configurations say affected, or
-            // cannot decide (a version that does not compare).
-            for h in hits.iter().filter(|h| h.cve == cve) {
-                if h.decided {
-                    affected.push(h.rule.clone());
-                } else {
-                    undecided.push(h.rule.clone());
+            // The SBOM's components: NVD's configurations and advisories'
+            // purls say affected, clear, or cannot decide (a version that
+            // does not compare); VEX statements replace them
+            // (`sbom_match`). One about the device decides alone.
+            let decisive = hits.iter().any(|h| h.cve == cve && h.decisive);
+            if decisive {
+                affected.clear();
+                clear.clear();
+                undecided.clear();
+            }
+            for h in hits
+                .iter()
+                .filter(|h| h.cve == cve && (h.decisive || !decisive))
+            {
+                match &h.outcome {
+                    HitOutcome::Affected => affected.push(h.rule.clone()),
+                    HitOutcome::Review => undecided.push(h.rule.clone()),
+                    HitOutcome::Clear(why) => clear.push(why.clone()),
                 }
             }
             // The advisory's own score where the matching rules' advisories
@@ -1329,12 +1378,14 @@ impl Store {
         }
         // The assets with an open finding on one of the CVEs are added by
         // the run, which reads those findings anyway.
-        // NVD configurations can name a component of an attached SBOM: the
-        // assets of every model and version with an SBOM.
+        // NVD configurations and advisory products' purls can name a
+        // component of an attached SBOM: the assets of every model and
+        // version with an SBOM.
         let with_configurations: i64 = {
             let sql = format!(
-                "SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
-                 AND advisory_id IN ({within})"
+                "SELECT (SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
+                 AND advisory_id IN ({within})) + (SELECT COUNT(*) FROM vuln_product_statuses \
+                 WHERE purl IS NOT NULL AND advisory_id IN ({within}))"
             );
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             for d in &docs {

@@ -72,6 +72,7 @@ on_both_backends!(
     labelled_test_set_precision_and_recall,
     incremental_rematch_leaves_what_a_full_one_would,
     sbom_components_raise_findings_through_nvd_cpe,
+    advisory_purls_and_cyclonedx_vex_decide_component_findings,
     fleet_vex_validates_and_states_the_findings,
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
@@ -4194,6 +4195,203 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
     assert_eq!(
         (full.raised, full.resolved, full.affected_open),
         (0, 0, 2),
+        "{full:?}"
+    );
+}
+
+/// An advisory's product purl names the real medical-device SBOM's WolfSSL
+/// component (`pkg:github/wolfssl/wolfssl`, 4.8.1, within
+/// `vers:generic/<5.2.0`), so the pump of that model and version inherits the
+/// finding. Then the manufacturer's VEX takes effect: a standalone VEX BOM
+/// stating the component `not_affected` (code_not_reachable) resolves it as
+/// not affected with that justification, and its `exploitable` statement on
+/// another CVE raises an affected finding that cites the statement; a VEX
+/// embedded in an SBOM, about the device itself, `resolved`, makes the
+/// finding of the pump at another version fixed, over the advisory.
+async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Store) {
+    use pumpward_store::{FindingRow, KIND_AFFECTED};
+    let sys = Actor::system();
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom/");
+    let read = |n: &str| std::fs::read(format!("{here}{n}")).unwrap();
+    let fleet = "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+        A-1,BD,Alaris 8015 PC Unit,S1,12.1.2,in_service\n\
+        A-2,BD,Alaris 8015 PC Unit,S2,12.1.3,in_service\n";
+    let parsed = read_assets_csv(fleet.as_bytes(), &CsvLimits::default()).unwrap();
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    let sbom = vuln_data("sbom/medical-device-casestudy-narrow.cdx.json");
+    for version in ["12.1.2", "12.1.3"] {
+        store
+            .attach_sbom(
+                "BD",
+                "Alaris 8015 PC Unit",
+                version,
+                "narrow.cdx.json",
+                &sbom,
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    // The advisory names wolfSSL by purl only: no product of the alias table.
+    let imported = store
+        .import_vuln_document(&read("wolfssl-purl.csaf.json"), &sys)
+        .await
+        .unwrap();
+    assert_eq!(imported.outcome, "added", "{imported:?}");
+    let inc = store
+        .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+        .await
+        .unwrap();
+    assert_eq!((inc.assets, inc.raised), (2, 2), "{inc:?}");
+    let f = open_vuln_findings(store, KIND_AFFECTED, "A-1").await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].subject, "cve:CVE-2022-25638:asset:A-1");
+    let rule = &f[0].evidence["rules"][0];
+    assert_eq!(rule["matched_by"], "purl");
+    assert_eq!(rule["purl"], "pkg:github/wolfSSL/wolfssl");
+    assert_eq!(rule["tracking_id"], "EXMD-2022-0007");
+    assert_eq!(rule["component"]["component"], "WolfSSL");
+    assert_eq!(rule["remediations"][0]["category"], "vendor_fix");
+    assert!(
+        rule["why"]
+            .as_str()
+            .unwrap()
+            .contains("within the affected versions \"vers:generic/<5.2.0\""),
+        "{rule:#}"
+    );
+    assert_eq!(f[0].evidence["cvss"]["base_score"], 6.5);
+    assert_eq!(
+        FindingRow::from(&f[0]).advisory_id.as_deref(),
+        Some("EXMD-2022-0007")
+    );
+    // A full match agrees.
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 2),
+        "{full:?}"
+    );
+
+    // The standalone VEX BOM for 12.1.2: the component is not affected.
+    let vex = store
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.2",
+            "wolfssl.vex.cdx.json",
+            &read("wolfssl-not-affected.vex.cdx.json"),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(vex.sbom.components, 0);
+    // A state CycloneDX does not define, and a ref naming nothing here: said,
+    // not applied.
+    assert_eq!(vex.sbom.warnings.len(), 2, "{:?}", vex.sbom.warnings);
+    assert!(
+        vex.sbom.warnings[0].starts_with(
+            "vulnerabilities[2] (CVE-2022-25640): analysis.state \"affected\" is not a CycloneDX state"
+        ),
+        "{:?}",
+        vex.sbom.warnings
+    );
+    assert!(vex.sbom.warnings[1]
+        .starts_with("vulnerabilities[3] (CVE-2020-11896): affects product-of-another-vendor"));
+    let m = vex.matched.unwrap();
+    assert_eq!((m.raised, m.resolved), (1, 1), "{m:?}");
+    let all = store
+        .list_findings(&pumpward_store::FindingFilter {
+            asset_id: Some("A-1".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    let wolf = all
+        .iter()
+        .find(|f| f.subject == "cve:CVE-2022-25638:asset:A-1")
+        .unwrap();
+    let row = FindingRow::from(wolf);
+    assert_eq!(row.status, "not_affected", "{row:#?}");
+    let why = wolf.resolution.as_deref().unwrap();
+    assert!(why.contains("VEX (SBOM"), "{why}");
+    assert!(why.contains("component WolfSSL 4.8.1 not affected by CVE-2022-25638 (not_affected, justification code_not_reachable, response will_not_fix)"), "{why}");
+    assert!(why.contains("WOLFSSL_TLS13 undefined"), "{why}");
+    // Exploitable: affected, citing the statement (no advisory needed).
+    let exploitable = all
+        .iter()
+        .find(|f| f.subject == "cve:CVE-2021-3336:asset:A-1")
+        .unwrap();
+    assert_eq!(FindingRow::from(exploitable).status, "affected");
+    let rule = &exploitable.evidence["rules"][0];
+    assert_eq!(rule["source"], "vex");
+    assert_eq!(rule["vex"]["state"], "exploitable");
+    assert_eq!(rule["vex"]["responses"][0], "update");
+    assert_eq!(
+        rule["component"]["bom_ref"],
+        "BomRef.6730320963532548.7863229239413411"
+    );
+    // A-2 (12.1.3) is untouched by 12.1.2's VEX.
+    assert_eq!(
+        open_vuln_findings(store, KIND_AFFECTED, "A-2").await.len(),
+        1
+    );
+
+    // 12.1.3: the SBOM again, with the manufacturer's VEX embedded, about
+    // the device itself: resolved. The advisory still says the component
+    // is affected; the device-level statement decides.
+    let mut embedded: serde_json::Value = serde_json::from_slice(&sbom).unwrap();
+    embedded["vulnerabilities"] = serde_json::json!([{
+        "id": "CVE-2022-25638",
+        "analysis": {"state": "resolved", "response": ["update"], "detail": "wolfSSL patched in firmware 12.1.3 (backport of 5.2.0's fix)."},
+        "affects": [{"ref": "BomRef.8538684141258271.6150057962229712"}]
+    }]);
+    let b = store
+        .attach_sbom(
+            "BD",
+            "Alaris 8015 PC Unit",
+            "12.1.3",
+            "narrow+vex.cdx.json",
+            &serde_json::to_vec(&embedded).unwrap(),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    assert!(b.sbom.warnings.is_empty(), "{:?}", b.sbom.warnings);
+    assert_eq!(b.matched.unwrap().resolved, 1);
+    assert!(open_vuln_findings(store, KIND_AFFECTED, "A-2")
+        .await
+        .is_empty());
+    let a2 = store
+        .list_findings(&pumpward_store::FindingFilter {
+            asset_id: Some("A-2".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(a2.len(), 1);
+    assert_eq!(
+        FindingRow::from(&a2[0]).status,
+        "fixed",
+        "{:?}",
+        a2[0].resolution
+    );
+    assert!(a2[0]
+        .resolution
+        .as_deref()
+        .unwrap()
+        .contains("states the device as fixed for CVE-2022-25638 (resolved, response update)"));
+    // A full match leaves all of it as it is.
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, 1),
         "{full:?}"
     );
 }

@@ -140,6 +140,8 @@ pub struct CveRecord {
     pub cwes: Vec<String>,
     /// CVSS metrics.
     pub metrics: Vec<Cve5Metric>,
+    /// The CNA's `references`: (url, name or tags joined).
+    pub references: Vec<(String, String)>,
 }
 
 fn metrics(c: Node<'_>, provider: &str, out: &mut Vec<Cve5Metric>) -> Result<(), ParseError> {
@@ -190,6 +192,7 @@ pub fn parse(bytes: &[u8]) -> Result<CveRecord, ParseError> {
         affected: Vec::new(),
         cwes: Vec::new(),
         metrics: Vec::new(),
+        references: Vec::new(),
     };
     root.with_req("containers", |c| {
         c.with("cna", |cna| {
@@ -223,6 +226,13 @@ pub fn parse(bytes: &[u8]) -> Result<CveRecord, ParseError> {
                     Ok(())
                 })
             })?;
+            out.references = cna.each("references", |_, r| {
+                let name = match r.opt_string("name")? {
+                    Some(n) => n,
+                    None => r.strings("tags")?.join(", "),
+                };
+                Ok((r.req_string("url")?, name))
+            })?;
             metrics(cna, "cna", &mut out.metrics)
         })?;
         c.each("adp", |_, adp| {
@@ -249,6 +259,13 @@ mod tests {
         assert_eq!(r.state, "PUBLISHED");
         assert_eq!(r.assigner.as_deref(), Some("icscert"));
         assert_eq!(r.cwes, ["CWE-287"]);
+        assert_eq!(
+            r.references,
+            [(
+                "https://us-cert.cisa.gov/ics/advisories/icsma-20-317-01".to_owned(),
+                "x_refsource_MISC".to_owned()
+            )]
+        );
         assert_eq!(
             r.affected[0].product,
             "BD Alaris PC Unit and BD Alaris Systems Manager"

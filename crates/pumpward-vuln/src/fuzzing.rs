@@ -111,7 +111,8 @@ pub fn csaf_json(data: &[u8]) -> Outcome {
 /// same value. When both are CPE names, the first is matched as a criterion
 /// (with the third line, if any, as its inclusive upper version bound)
 /// against the second; a vers range is asked about the other line as a
-/// version.
+/// version. When both are purls, the first is an advisory's product (the
+/// third line its version branch) deciding the second as a component.
 pub fn cpe_purl_vers(data: &[u8]) -> Outcome {
     let mut out = Outcome::default();
     let text = String::from_utf8_lossy(data);
@@ -119,6 +120,21 @@ pub fn cpe_purl_vers(data: &[u8]) -> Outcome {
     let a = lines.next().unwrap_or("");
     let b = lines.next().unwrap_or("");
     let bound = lines.next().filter(|l| !l.is_empty());
+    // Two purls: the package comparison is symmetric, and a product purl
+    // decides a component without panicking.
+    if let (Ok(pa), Ok(pb)) = (Purl::parse(a), Purl::parse(b)) {
+        assert_eq!(pa.same_package(&pb), pb.same_package(&pa));
+        let rule = crate::purl::product_rule(&pa, bound, a);
+        if let Some(crate::constraint::Decision::Undecided(_)) = crate::purl::component_within(
+            &pa,
+            &rule,
+            &pb,
+            None,
+            crate::version::Scheme::DottedNumeric,
+        ) {
+            out.undecided += 1;
+        }
+    }
     for s in [a, b] {
         match Cpe::parse(s) {
             Ok(c) => {
@@ -136,6 +152,10 @@ pub fn cpe_purl_vers(data: &[u8]) -> Outcome {
                 out.parsed += 1;
                 let again = Purl::parse(&p.to_string()).expect("a printed purl parses");
                 assert_eq!(again, p);
+                // The package key is normalised once and for all.
+                let key = p.package_key();
+                let reparsed = Purl::parse(&key.to_string()).expect("a printed key parses");
+                assert_eq!(reparsed.package_key(), key);
             }
             Err(e) => {
                 short_error(e);

@@ -83,6 +83,9 @@ pub struct NvdCve {
     pub metrics: Vec<NvdMetric>,
     /// `configurations`.
     pub configurations: Vec<Configuration>,
+    /// `references`: (url, tags joined, e.g. "Patch, Vendor Advisory"),
+    /// each URL once.
+    pub references: Vec<(String, String)>,
 }
 
 /// A parsed NVD document and what was odd about it.
@@ -282,6 +285,18 @@ fn record(c: Node<'_>, warnings: &mut Vec<Warning>) -> Result<NvdCve, ParseError
         cwes,
         metrics,
         configurations: configurations(c, "configurations", warnings)?,
+        references: {
+            let mut refs: Vec<(String, String)> = Vec::new();
+            // NVD lists a URL once per source that cited it: once is enough.
+            for (url, tags) in c.each("references", |_, r| {
+                Ok((r.req_string("url")?, r.strings("tags")?.join(", ")))
+            })? {
+                if !refs.iter().any(|(u, _)| *u == url) {
+                    refs.push((url, tags));
+                }
+            }
+            refs
+        },
     })
 }
 
@@ -418,6 +433,13 @@ mod tests {
         assert_eq!(c.metrics[0].base_score, 7.5);
         assert_eq!(c.metrics[1].version, "2.0");
         assert_eq!(c.configurations.len(), 2);
+        assert_eq!(
+            c.references,
+            [(
+                "https://us-cert.cisa.gov/ics/advisories/icsma-20-317-01".to_owned(),
+                "Third Party Advisory, US Government Resource".to_owned()
+            )]
+        );
         assert_eq!(c.configurations[0].operator, Operator::And);
         assert!(!c.configurations[0].nodes[1].matches[0].vulnerable);
         assert!(c

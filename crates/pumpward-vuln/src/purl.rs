@@ -6,8 +6,11 @@
 //! lower-cased; qualifiers are kept sorted by key and empty values dropped,
 //! so [`Purl`]'s `Display` is the canonical form and parse∘print is the
 //! identity on what parse returns (property-tested).
-//! Type-specific normalisations (PyPI's `_`→`-`, and so on) are not applied:
-//! SBOM components are compared on what their producer wrote.
+//! Type-specific normalisations (PyPI's `_`→`-`, and so on) are not applied
+//! by parsing: a purl prints as its producer wrote it. They are applied when
+//! two purls are compared as packages ([`Purl::package_key`],
+//! [`Purl::same_package`]), which is how an advisory's product purl finds
+//! an SBOM component (`docs/vulnerability-matching.md`).
 
 use std::collections::BTreeMap;
 
@@ -191,6 +194,123 @@ impl Purl {
     }
 }
 
+/// The package types whose namespace and name are not case sensitive, per
+/// the purl specification's type definitions (and NuGet's package ids,
+/// which NuGet itself compares without case).
+const CASE_INSENSITIVE_TYPES: [&str; 9] = [
+    "alpm",
+    "apk",
+    "bitbucket",
+    "composer",
+    "deb",
+    "github",
+    "hex",
+    "nuget",
+    "pypi",
+];
+
+/// What identifies a package regardless of version, qualifiers and
+/// subpath: the type, namespace and name, normalised as the purl
+/// specification says for the type (see [`Purl::package_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackageKey {
+    /// Type, lower case.
+    pub ty: String,
+    /// Namespace segments, normalised.
+    pub namespace: Vec<String>,
+    /// Name, normalised.
+    pub name: String,
+}
+
+impl std::fmt::Display for PackageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Purl {
+            ty: self.ty.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            version: None,
+            qualifiers: BTreeMap::new(),
+            subpath: Vec::new(),
+        }
+        .fmt(f)
+    }
+}
+
+impl Purl {
+    /// The package this purl names, normalised for comparison: types whose
+    /// names are not case sensitive are lower-cased (GitHub's
+    /// `wolfSSL/wolfssl` is `wolfssl/wolfssl`), and PyPI names also have
+    /// `_` and `.` read as `-` (PEP 503). Other types compare exactly: a
+    /// Maven or npm name in another case is another package.
+    pub fn package_key(&self) -> PackageKey {
+        let fold = CASE_INSENSITIVE_TYPES.contains(&self.ty.as_str());
+        let norm = |s: &str| {
+            if fold {
+                s.to_lowercase()
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut name = norm(&self.name);
+        if self.ty == "pypi" {
+            name = name.replace(['_', '.'], "-");
+        }
+        PackageKey {
+            ty: self.ty.clone(),
+            namespace: self.namespace.iter().map(|s| norm(s)).collect(),
+            name,
+        }
+    }
+
+    /// Whether two purls name the same package (any version).
+    pub fn same_package(&self, other: &Purl) -> bool {
+        self.package_key() == other.package_key()
+    }
+}
+
+/// The version rule of an advisory's product identified by a purl: the
+/// version or range branch above it where there is one (`vers:generic/<5.2.0`,
+/// `4.8.1 and earlier`); else the purl's own version (`…@4.8.1`: that
+/// version only); else the product's full name, unparsed, so that a match
+/// goes to review instead of being assumed for every version (as
+/// `csaf::ProductPath::constraint`).
+pub fn product_rule(
+    product: &Purl,
+    branch_version: Option<&str>,
+    full_name: &str,
+) -> crate::constraint::VersionConstraint {
+    use crate::constraint::VersionConstraint;
+    match (branch_version, &product.version) {
+        (Some(text), _) => VersionConstraint::parse(text),
+        (None, Some(v)) => VersionConstraint::parse(v),
+        (None, None) => VersionConstraint::Unparsed(full_name.to_owned()),
+    }
+}
+
+/// Whether an SBOM component is within an advisory's product identified by
+/// a purl: `None` when they name different packages
+/// ([`Purl::same_package`]); else the product's version rule
+/// ([`product_rule`]) applied to the component's version (its `version`,
+/// or its purl's where it has none), compared with `scheme`. A component
+/// without any version is undecided, never assumed within.
+pub fn component_within(
+    product: &Purl,
+    rule: &crate::constraint::VersionConstraint,
+    component: &Purl,
+    component_version: Option<&str>,
+    scheme: crate::version::Scheme,
+) -> Option<crate::constraint::Decision> {
+    if !product.same_package(component) {
+        return None;
+    }
+    let installed = crate::constraint::Installed {
+        version: component_version.or(component.version.as_deref()),
+        model: None,
+        components: &[],
+    };
+    Some(rule.matches(&installed, scheme))
+}
+
 impl std::fmt::Display for Purl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "pkg:{}/", self.ty)?;
@@ -250,6 +370,111 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn packages_compare_as_their_type_says() {
+        let key = |s: &str| Purl::parse(s).unwrap().package_key();
+        assert_eq!(
+            key("pkg:github/wolfSSL/WolfSSL@v5.2.0-stable"),
+            key("pkg:GITHUB/wolfssl/wolfssl")
+        );
+        assert_eq!(
+            key("pkg:pypi/Django_Rest.Framework@3.0"),
+            key("pkg:pypi/django-rest-framework")
+        );
+        assert_eq!(key("pkg:nuget/jQuery@3.1.1"), key("pkg:nuget/jquery@1.0"));
+        // Maven and npm names are case sensitive: another case is another
+        // package, never the nearest one.
+        assert_ne!(
+            key("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"),
+            key("pkg:maven/org.apache.logging.log4j/Log4j-Core@2.14.1")
+        );
+        assert_ne!(key("pkg:npm/lodash"), key("pkg:npm/LoDash"));
+        // Type, namespace and name all count.
+        assert_ne!(
+            key("pkg:github/wolfssl/wolfssl"),
+            key("pkg:generic/wolfssl/wolfssl")
+        );
+        assert_ne!(
+            key("pkg:github/wolfssl/wolfssl"),
+            key("pkg:github/wolfssl/wolfmqtt")
+        );
+        assert_ne!(key("pkg:github/a/x"), key("pkg:github/b/x"));
+        assert_ne!(key("pkg:generic/x"), key("pkg:generic/a/x"));
+        assert_eq!(
+            key("pkg:github/wolfSSL/wolfssl@5.0?arch=x86#src").to_string(),
+            "pkg:github/wolfssl/wolfssl"
+        );
+    }
+
+    #[test]
+    fn a_product_purl_and_its_versions_decide_a_component() {
+        use crate::constraint::Decision;
+        use crate::version::Scheme;
+        let p = |s: &str| Purl::parse(s).unwrap();
+        let wolf = p("pkg:github/wolfssl/wolfssl");
+        let range = product_rule(&wolf, Some("vers:generic/<5.2.0"), "wolfSSL < 5.2.0");
+        let at = |c: &str, v: Option<&str>| {
+            component_within(&wolf, &range, &p(c), v, Scheme::DottedNumeric)
+        };
+        assert_eq!(
+            at("pkg:github/wolfSSL/wolfssl", Some("4.8.1")),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl@4.8.1", None),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl", Some("5.2.0")),
+            Some(Decision::No)
+        );
+        assert_eq!(
+            at("pkg:github/wolfssl/wolfssl", Some("5.10.0")),
+            Some(Decision::No)
+        );
+        assert!(matches!(
+            at("pkg:github/wolfssl/wolfssl", None),
+            Some(Decision::Undecided(_))
+        ));
+        assert_eq!(at("pkg:github/wolfssl/wolfmqtt", Some("1.0")), None);
+        // No version branch: the purl's version is the one version named.
+        let exact = product_rule(&p("pkg:nuget/log4net@2.0.8"), None, "log4net 2.0.8");
+        let log4net = p("pkg:nuget/log4net@2.0.8");
+        assert_eq!(
+            component_within(
+                &log4net,
+                &exact,
+                &p("pkg:nuget/Log4Net"),
+                Some("2.0.8"),
+                Scheme::DottedNumeric
+            ),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            component_within(
+                &log4net,
+                &exact,
+                &p("pkg:nuget/log4net"),
+                Some("2.0.10"),
+                Scheme::DottedNumeric
+            ),
+            Some(Decision::No)
+        );
+        // Neither: the name is kept unparsed, and the match is undecided.
+        let none = product_rule(&wolf, None, "wolfSSL (all supported releases)");
+        assert!(none.is_unparsed());
+        assert!(matches!(
+            component_within(
+                &wolf,
+                &none,
+                &p("pkg:github/wolfssl/wolfssl"),
+                Some("4.8.1"),
+                Scheme::DottedNumeric
+            ),
+            Some(Decision::Undecided(_))
+        ));
+    }
+
     fn arb_purl() -> impl Strategy<Value = Purl> {
         let seg = "[a-zA-Z0-9 @%/:?#&=+._~-]{1,8}";
         (
@@ -280,6 +505,40 @@ mod tests {
             let back = Purl::parse(&text).unwrap();
             prop_assert_eq!(&back, &p, "{}", text);
             prop_assert_eq!(back.to_string(), text);
+        }
+
+        #[test]
+        fn package_keys_ignore_version_qualifiers_and_subpath(
+            p in arb_purl(),
+            version in proptest::option::of("[a-z0-9.]{1,6}"),
+            sub in proptest::collection::vec("[a-z]{1,4}", 0..2),
+        ) {
+            let mut q = p.clone();
+            q.version = version;
+            q.qualifiers.clear();
+            q.subpath = sub;
+            prop_assert!(p.same_package(&q));
+            // The key is already normalised, and survives printing.
+            let k = p.package_key();
+            let printed = Purl::parse(&k.to_string()).unwrap();
+            prop_assert_eq!(printed.package_key(), k);
+        }
+
+        #[test]
+        fn case_folds_exactly_for_the_insensitive_types(
+            mut p in arb_purl(),
+            ty in prop_oneof![Just("github"), Just("pypi"), Just("nuget"), Just("maven"), Just("npm"), Just("generic")],
+            upper in any::<bool>(),
+        ) {
+            p.ty = ty.to_owned();
+            let mut q = p.clone();
+            q.name = if upper { p.name.to_uppercase() } else { p.name.to_lowercase() };
+            let folded = CASE_INSENSITIVE_TYPES.contains(&p.ty.as_str());
+            if folded {
+                prop_assert!(p.same_package(&q));
+            } else {
+                prop_assert_eq!(p.same_package(&q), p.name == q.name);
+            }
         }
 
         #[test]

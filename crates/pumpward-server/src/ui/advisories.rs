@@ -41,6 +41,11 @@ struct AdvisoryPage {
     /// `None` without findings.read.
     findings: Option<Vec<Row>>,
     link_assets: bool,
+    /// Always: this page needs vuln.read.
+    link_advisories: bool,
+    /// The advisory's references (CSAF `document.references`, NVD and CVE
+    /// records' references): (summary, URL), http(s) only.
+    references: Vec<(String, String)>,
 }
 
 pub async fn advisory(
@@ -57,6 +62,7 @@ pub async fn advisory(
         .flatten()
         .map(|r| (text(&r["number"]), text(&r["date"]), text(&r["summary"])))
         .collect();
+    let references = advisory_references(&a.essentials);
     let mut rules = Vec::new();
     for v in &vulns {
         for s in &v.product_statuses {
@@ -100,8 +106,33 @@ pub async fn advisory(
             rules,
             findings,
             link_assets: p.can(Permission::InventoryRead),
+            link_advisories: true,
+            references,
         },
     )
+}
+
+/// The references an advisory's stored essentials carry, (summary, URL):
+/// only http(s) URLs become links; the others are dropped, not shown as
+/// text either (a `javascript:` "reference" is no reference).
+fn advisory_references(essentials: &serde_json::Value) -> Vec<(String, String)> {
+    essentials["references"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let url = super::findings::web_link(r["url"].as_str()?)?;
+            let summary = r["summary"].as_str().unwrap_or("").trim();
+            Some((
+                if summary.is_empty() {
+                    url.clone()
+                } else {
+                    summary.to_owned()
+                },
+                url,
+            ))
+        })
+        .collect()
 }
 
 /// An asset's open vulnerability findings, highest priority first, for
@@ -197,6 +228,35 @@ pub(super) fn trend_svg(days: &[TrendDay]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_are_http_links_only() {
+        let e = serde_json::json!({"references": [
+            {"summary": "CISA advisory", "url": "https://www.cisa.gov/news-events/ics-medical-advisories/icsma-20-170-06"},
+            {"summary": "", "url": "http://example.org/a?b=1&c=\"d\""},
+            {"summary": "evil", "url": "javascript:alert(1)"},
+            {"summary": "evil too", "url": " JAVASCRIPT://x%0aalert(1)"},
+            {"summary": "data", "url": "data:text/html,<script>alert(1)</script>"},
+            {"summary": "no host", "url": "https://"},
+            {"summary": "space", "url": "https://a.example/ b"},
+            {"summary": "no url"}
+        ]});
+        assert_eq!(
+            advisory_references(&e),
+            [
+                (
+                    "CISA advisory".to_owned(),
+                    "https://www.cisa.gov/news-events/ics-medical-advisories/icsma-20-170-06"
+                        .to_owned()
+                ),
+                (
+                    "http://example.org/a?b=1&c=\"d\"".to_owned(),
+                    "http://example.org/a?b=1&c=\"d\"".to_owned()
+                ),
+            ]
+        );
+        assert!(advisory_references(&serde_json::json!({})).is_empty());
+    }
 
     #[test]
     fn the_chart_scales_to_the_highest_day_and_says_the_latest() {

@@ -22,8 +22,58 @@ pub(super) struct Row {
     /// The advisories the finding's rules cite: (advisory id, tracking id).
     pub(super) advisories: Vec<(i64, String)>,
     /// A resolved vulnerability finding: the advisories' remediations that
-    /// applied to it, (category, details, URL).
+    /// applied to it, (category, details, URL); a URL that is not http(s)
+    /// is dropped ([`web_link`]).
     pub(super) applied: Vec<(String, String, Option<String>)>,
+    /// Inherited from the model's SBOM: (SBOM id, what of it decided: a
+    /// component, or a VEX statement), once each.
+    pub(super) inherited: Vec<(i64, String)>,
+}
+
+/// A link to outside the application, as pages show it: only an absolute
+/// http or https URL (an advisory can carry `javascript:` or `data:`
+/// "references"; askama escapes the text, not the scheme).
+pub(super) fn web_link(url: &str) -> Option<String> {
+    let u = url.trim();
+    let lower = u.get(..8).unwrap_or(u).to_ascii_lowercase();
+    let ok = (lower.starts_with("https://") || lower.starts_with("http://"))
+        && u.len() > lower.find("//").map_or(0, |i| i + 2)
+        && !u.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then(|| u.to_owned())
+}
+
+/// What of a model's SBOM decided a finding: its rules citing a component
+/// or a VEX statement of an attached SBOM.
+fn inherited(evidence: &serde_json::Value) -> Vec<(i64, String)> {
+    let mut out: Vec<(i64, String)> = Vec::new();
+    for r in evidence["rules"].as_array().into_iter().flatten() {
+        let c = &r["component"];
+        let found = if let Some(id) = c["sbom_id"].as_i64() {
+            let what = format!(
+                "component {} {}",
+                c["component"].as_str().unwrap_or("?"),
+                c["version"].as_str().unwrap_or("(no version)")
+            );
+            Some((
+                id,
+                if r["source"] == "vex" {
+                    format!("VEX statement on {what}")
+                } else {
+                    what
+                },
+            ))
+        } else {
+            r["vex"]["sbom_id"]
+                .as_i64()
+                .map(|id| (id, "VEX statement on the device".to_owned()))
+        };
+        if let Some(x) = found {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+    }
+    out
 }
 
 impl From<Finding> for Row {
@@ -58,8 +108,13 @@ impl From<Finding> for Row {
         let applied = if vulnerability && f.state == "resolved" {
             pumpward_store::cited_remediations(&f.evidence)
                 .into_iter()
-                .map(|r| (r.category, r.details, r.url))
+                .map(|r| (r.category, r.details, r.url.as_deref().and_then(web_link)))
                 .collect()
+        } else {
+            Vec::new()
+        };
+        let inherited = if vulnerability {
+            inherited(&f.evidence)
         } else {
             Vec::new()
         };
@@ -69,6 +124,7 @@ impl From<Finding> for Row {
             factors,
             advisories,
             applied,
+            inherited,
         }
     }
 }

@@ -342,6 +342,8 @@ struct AssetPage {
     vulns: Option<Vec<super::findings::Row>>,
     /// Whether asset pages may be linked (always: this is one).
     link_assets: bool,
+    /// Whether advisory and SBOM pages may be linked (vuln.read).
+    link_advisories: bool,
     /// Whether the user may reset the asset's learned detection baseline.
     reset_baseline: bool,
 }
@@ -446,6 +448,7 @@ pub(super) async fn asset_page(
             responses,
             vulns,
             link_assets: true,
+            link_advisories: p.can(Permission::VulnRead),
             reset_baseline: p.can(Permission::DetectionConfigure),
         },
     )

@@ -14,6 +14,8 @@
 //!   unknown devices, and the network policy with its editor and versions.
 //! - [`libraries`]: drug-library drafts, review (diff, approve, reject),
 //!   publication and rollback.
+//! - [`advisories`], [`sboms`]: an advisory's page; the SBOMs attached to
+//!   device models (list, attach, one SBOM with its component findings).
 //!
 //! Pages are askama templates (`templates/`), escaped by default; nothing
 //! from a user or the store is ever marked safe (the one `|safe` value is
@@ -44,6 +46,7 @@ pub mod network;
 pub mod pki;
 pub mod responses;
 pub mod rules;
+pub mod sboms;
 pub mod session;
 
 use crate::auth::{source_of, Authn, Principal};
@@ -87,6 +90,8 @@ pub fn routes() -> Router<AppState> {
         .route("/certificates", get(pki::certificates))
         .route("/findings", get(findings::findings))
         .route("/advisories/{id}", get(advisories::advisory))
+        .route("/sboms", get(sboms::sboms).post(sboms::attach))
+        .route("/sboms/{id}", get(sboms::sbom))
         .route("/alerts", get(alerts::alerts))
         .route("/alerts/bulk", post(alert_case::bulk))
         .route("/alerts/{id}", get(alert_case::alert).post(alert_case::act))

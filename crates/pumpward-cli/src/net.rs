@@ -120,6 +120,14 @@ async fn load_policy(s: &Settings, path: Option<&Path>) -> Result<Policy> {
     }
 }
 
+/// The quarantine list in force (the exports refuse its devices).
+async fn quarantine(s: &Settings) -> Result<Vec<pumpward_net::QuarantinedDevice>> {
+    let store = open(s).await?;
+    let got = store.quarantined_devices().await?;
+    store.close().await;
+    Ok(got)
+}
+
 async fn identities(s: &Settings) -> Result<(Vec<AssetIdentity>, Vec<DeviceModel>)> {
     identities_for(s, Listing::All).await
 }
@@ -203,20 +211,28 @@ pub async fn net(s: &Settings, c: NetCmd) -> Result<i32> {
                         .map_err(|e| anyhow::anyhow!("the policy: {e}"))?
                         .to_toml()
                 }
-                ExportFormat::Nft => {
-                    pumpward_net::export::nft::ruleset(&load_policy(s, path).await?)
-                }
-                ExportFormat::Acl => {
-                    pumpward_net::export::acl::acl_csv(&load_policy(s, path).await?)
-                }
+                // The enforcement exports refuse the stored quarantine list's
+                // devices, whichever policy they were given.
+                ExportFormat::Nft => pumpward_net::export::nft::ruleset(
+                    &load_policy(s, path).await?,
+                    &quarantine(s).await?,
+                ),
+                ExportFormat::Acl => pumpward_net::export::acl::acl_csv(
+                    &load_policy(s, path).await?,
+                    &quarantine(s).await?,
+                ),
                 ExportFormat::FreeradiusMab => {
                     let policy = load_policy(s, path).await?;
                     let (assets, _) = identities_for(s, Listing::Authorised).await?;
-                    pumpward_net::export::radius::mab_authorize(&policy, &assets)
+                    pumpward_net::export::radius::mab_authorize(
+                        &policy,
+                        &assets,
+                        &quarantine(s).await?,
+                    )
                 }
                 ExportFormat::Ise => {
                     let (assets, _) = identities_for(s, Listing::Authorised).await?;
-                    pumpward_net::export::ise::endpoints_csv(&assets)
+                    pumpward_net::export::ise::endpoints_csv(&assets, &quarantine(s).await?)
                 }
             };
             write_out(output.as_deref(), &text)?;

@@ -85,6 +85,41 @@ fn check_export_and_flows() {
     let o = pumpward(&data, &["net", "policy", "export", "--format", "nft"]);
     assert!(out(&o).contains("table "), "{}", out(&o));
 
+    // A quarantined MAC (P-2's, and where it was seen): every enforcement
+    // export refuses it from the stored list.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = pumpward_store::Store::open_sqlite(&data).await.unwrap();
+        store
+            .quarantine_device(
+                &pumpward_net::QuarantinedDevice {
+                    mac: "02:00:00:00:00:02".parse().unwrap(),
+                    addresses: vec!["10.20.0.12".parse().unwrap()],
+                    zone: Some("infusion-pump".into()),
+                    reason: "cloned".into(),
+                },
+                &pumpward_store::Actor::cli(),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let export = |format: &str| {
+        let o = pumpward(&data, &["net", "policy", "export", "--format", format]);
+        assert!(o.status.success(), "{format}: {}", err(&o));
+        out(&o)
+    };
+    let mab = export("freeradius-mab");
+    assert!(mab.contains("020000000002\tAuth-Type := Reject"), "{mab}");
+    assert!(!mab.contains("020000000002\tCleartext-Password"), "{mab}");
+    assert!(mab.contains("020000000001\tCleartext-Password"), "{mab}");
+    let nft = export("nft");
+    assert!(nft.contains("elements = { 02:00:00:00:00:02 }"), "{nft}");
+    assert!(nft.contains("elements = { 10.20.0.12 }"), "{nft}");
+    assert!(
+        export("ise").contains("02:00:00:00:00:02,Pumpward-Quarantine,TRUE,quarantined: cloned")
+    );
+    assert!(export("acl").contains("1,deny,infusion-pump,MAC 02:00:00:00:00:02,"));
+
     // A real capture: every flow counted; BACnet hosts are in no zone.
     let pcap = concat!(
         env!("CARGO_MANIFEST_DIR"),

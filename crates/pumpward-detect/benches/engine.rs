@@ -153,6 +153,7 @@ fn events() -> Vec<Event> {
                         rule: "pumps-gateway-only".into(),
                         violation: ViolationKind::EastWest,
                         flow: flow(p, i),
+                        earlier_flow: None,
                     },
                 ),
                 _ => (

@@ -478,6 +478,7 @@ impl Engine {
                 rule,
                 violation,
                 flow,
+                earlier_flow,
             } => {
                 let id = match violation {
                     ViolationKind::Internet => RuleId::PumpToInternet,
@@ -495,7 +496,10 @@ impl Engine {
                     (None, ViolationKind::DeviceInTwoPlaces, Some(mac)) => mac.to_string(),
                     (None, _, _) => flow.orig_addr.to_string(),
                 };
-                let evidence = json!({"policy_rule": rule, "flow": flow});
+                let mut evidence = json!({"policy_rule": rule, "flow": flow});
+                if let Some(e) = earlier_flow {
+                    evidence["earlier_flow"] = json!(e);
+                }
                 self.raise(RuleRef::Builtin(id), &subject, ev, t, evidence, out);
             }
             Body::UnknownDevice {

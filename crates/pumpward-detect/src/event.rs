@@ -236,6 +236,11 @@ pub enum Body {
         violation: ViolationKind,
         /// The evidence.
         flow: Flow,
+        /// For `device_in_two_places`: the flow of the other, earlier
+        /// sighting (`flow` is the later one), so both addresses, times and
+        /// flows are the evidence. Boxed: absent from every other event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        earlier_flow: Option<Box<Flow>>,
     },
     /// A flow was observed (feeds destination baselines; no rule alerts on it).
     FlowObserved {

@@ -370,6 +370,11 @@ fn a_device_seen_in_two_places_raises_an_alert() {
             orig_mac: Some(ObservedMac([2, 0x1b, 0, 0, 0, mac])),
             ..flow("10.21.0.10", 443)
         },
+        earlier_flow: Some(Box::new(Flow {
+            orig_addr: "10.20.0.8".parse().unwrap(),
+            orig_mac: Some(ObservedMac([2, 0x1b, 0, 0, 0, mac])),
+            ..flow("10.21.0.10", 443)
+        })),
     };
     let mut r = Run::new();
     let out = r.push(0, Source::Network, Some("pump-1"), two("10.20.0.9", 1));
@@ -378,6 +383,8 @@ fn a_device_seen_in_two_places_raises_an_alert() {
     assert_eq!(out[0].severity, pumpward_detect::Severity::High);
     assert_eq!(out[0].csf.as_deref(), Some("DE.CM-01"));
     assert_eq!(out[0].evidence["flow"]["orig_addr"], "10.20.0.9");
+    // Both sightings are the evidence.
+    assert_eq!(out[0].evidence["earlier_flow"]["orig_addr"], "10.20.0.8");
     assert_eq!(out[0].evidence["policy_rule"], "device_in_two_places");
     // The copy keeps moving: the same alert, counted as a repeat.
     assert!(r
@@ -407,6 +414,7 @@ fn network_violations_and_unknown_devices() {
         rule: "pumps-to-gateway-only".into(),
         violation: k,
         flow: flow("203.0.113.7", 443),
+        earlier_flow: None,
     };
     assert_eq!(
         Run::rules(&r.push(

@@ -13,6 +13,7 @@ use pumpward_flow::{Flow, FlowSource, Transport};
 use crate::eval::Evaluator;
 use crate::export::{acl, ise, nft, radius};
 use crate::policy::PolicyDocument;
+use crate::quarantine::QuarantinedDevice;
 
 /// What the target saw.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,10 +89,38 @@ pub fn policy_toml(data: &[u8]) -> Outcome {
             }
         }
     }
-    let _ = nft::ruleset(&doc.policy);
-    let _ = radius::mab_authorize(&doc.policy, &doc.assets);
-    let _ = ise::endpoints_csv(&doc.assets);
-    let _ = acl::acl_csv(&doc.policy);
+    // Every export, with and without the assets' MACs quarantined (half
+    // of them: quarantined and authorised MACs side by side).
+    let quarantine: Vec<QuarantinedDevice> = doc
+        .assets
+        .iter()
+        .step_by(2)
+        .flat_map(|a| {
+            a.macs.iter().map(|m| QuarantinedDevice {
+                mac: *m,
+                addresses: a.addresses.iter().map(|b| b.ip).take(4).collect(),
+                zone: Some(a.zone.clone()),
+                reason: "fuzz\n=1".into(),
+            })
+        })
+        .collect();
+    for q in [&[][..], &quarantine[..]] {
+        let _ = nft::ruleset(&doc.policy, q);
+        let users = radius::mab_authorize(&doc.policy, &doc.assets, q);
+        let _ = ise::endpoints_csv(&doc.assets, q);
+        let _ = acl::acl_csv(&doc.policy, q);
+        for d in q {
+            let user: String = d.mac.octets().iter().map(|o| format!("{o:02x}")).collect();
+            assert!(
+                users.contains(&format!("{user}\tAuth-Type := Reject")),
+                "quarantined MAC {user} not rejected"
+            );
+            assert!(
+                !users.contains(&format!("{user}\tCleartext-Password")),
+                "quarantined MAC {user} accepted"
+            );
+        }
+    }
     Outcome::Accepted
 }
 

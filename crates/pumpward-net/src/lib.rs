@@ -18,6 +18,8 @@
 //! - [`observed`] — observed conduits (zone pair, transport, port → flows,
 //!   bytes, first/last seen) beside the allowed ones.
 //! - [`presence`] — a device seen in two places at once.
+//! - [`quarantine`] — the quarantine list of devices (MACs and addresses)
+//!   the exports keep off the network.
 //! - [`export`] — nftables, FreeRADIUS (MAB and EAP-TLS), Cisco ISE endpoint
 //!   CSV, ACL table: deterministic text, diffable between versions.
 //!
@@ -40,6 +42,7 @@ pub mod inventory;
 pub mod observed;
 pub mod policy;
 pub mod presence;
+pub mod quarantine;
 
 pub use check::{check, review, subject_line, Diagnostic, Finding, Issue, Review, Severity};
 pub use cidr::Cidr;
@@ -48,6 +51,7 @@ pub use policy::{
     AddressBinding, Admission, AssetIdentity, Conduit, Direction, Policy, PolicyDocument,
     PolicyError, PortRange, TransportRule, Zone,
 };
+pub use quarantine::QuarantinedDevice;
 
 /// The starter policy's TOML text, as shipped (`policy/starter.toml`).
 pub const STARTER_POLICY_TOML: &str = include_str!("../policy/starter.toml");

@@ -271,6 +271,12 @@ impl UnknownDevices {
         self.map.iter()
     }
 
+    /// Keeps only the devices `keep` accepts: a device registered as an
+    /// asset is unknown no more.
+    pub fn retain(&mut self, mut keep: impl FnMut(&UnknownKey, &UnknownSeen) -> bool) {
+        self.map.retain(|k, s| keep(k, s));
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

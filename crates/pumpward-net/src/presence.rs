@@ -39,6 +39,16 @@ pub struct TwoPlaces {
     pub key: DeviceKey,
     pub earlier: Sighting,
     pub later: Sighting,
+    /// The flow of the earlier sighting, when it came from a flow: the
+    /// evidence beside the later one (which the caller holds).
+    pub earlier_flow: Option<Flow>,
+}
+
+/// The last sighting of an identity, with its flow when it came from one.
+#[derive(Debug, Clone)]
+struct Seen {
+    sighting: Sighting,
+    flow: Option<Flow>,
 }
 
 /// Remembers the last sighting of each identity.
@@ -47,8 +57,9 @@ pub struct PresenceTracker {
     window_us: i64,
     // Keys are registered identities only (see the module docs), so no
     // sender can flood the map with chosen keys: the evaluator's cheap hash
-    // serves (it is looked up for most flows).
-    last: HashMap<DeviceKey, Sighting, BuildAddrHasher>,
+    // serves (it is looked up for most flows). One flow is kept per
+    // identity (a copy, no heap), so memory stays bounded by the inventory.
+    last: HashMap<DeviceKey, Seen, BuildAddrHasher>,
 }
 
 impl PresenceTracker {
@@ -64,22 +75,40 @@ impl PresenceTracker {
     /// Records a sighting; returns the conflict if the same identity was seen
     /// at another address or zone within the window.
     pub fn observe(&mut self, key: DeviceKey, s: Sighting) -> Option<TwoPlaces> {
+        self.observe_seen(key, s, None)
+    }
+
+    fn observe_seen(
+        &mut self,
+        key: DeviceKey,
+        s: Sighting,
+        flow: Option<&Flow>,
+    ) -> Option<TwoPlaces> {
         match self.last.get_mut(&key) {
             Some(prev) => {
-                let close = s.at_us.abs_diff(prev.at_us) <= self.window_us.unsigned_abs();
-                let elsewhere = prev.addr != s.addr || prev.zone != s.zone;
+                let p = prev.sighting;
+                let close = s.at_us.abs_diff(p.at_us) <= self.window_us.unsigned_abs();
+                let elsewhere = p.addr != s.addr || p.zone != s.zone;
                 let conflict = (close && elsewhere).then(|| TwoPlaces {
                     key: key.clone(),
-                    earlier: *prev,
+                    earlier: p,
                     later: s,
+                    earlier_flow: prev.flow.clone(),
                 });
-                if s.at_us >= prev.at_us {
-                    *prev = s;
+                if s.at_us >= p.at_us {
+                    prev.sighting = s;
+                    prev.flow = flow.cloned();
                 }
                 conflict
             }
             None => {
-                self.last.insert(key, s);
+                self.last.insert(
+                    key,
+                    Seen {
+                        sighting: s,
+                        flow: flow.cloned(),
+                    },
+                );
                 None
             }
         }
@@ -93,19 +122,20 @@ impl PresenceTracker {
         if !asset.macs.iter().any(|m| m.octets() == mac.0) {
             return None;
         }
-        self.observe(
+        self.observe_seen(
             DeviceKey::Mac(mac.0),
             Sighting {
                 addr: f.orig_addr,
                 zone: e.orig.zone,
                 at_us: f.start_us,
             },
+            Some(f),
         )
     }
 
     /// Forgets sightings older than `before_us`, to bound memory.
     pub fn prune(&mut self, before_us: i64) {
-        self.last.retain(|_, s| s.at_us >= before_us);
+        self.last.retain(|_, s| s.sighting.at_us >= before_us);
     }
 
     pub fn len(&self) -> usize {

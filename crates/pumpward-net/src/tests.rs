@@ -613,6 +613,10 @@ fn a_device_in_two_places_at_once() {
         .expect("two places");
     assert_eq!(c.earlier.addr, ip("10.20.0.10"));
     assert_eq!(c.later.addr, ip("10.20.3.3"));
+    // The earlier sighting's own flow is the evidence beside the later one.
+    assert_eq!(c.earlier_flow.as_ref(), Some(&f), "{c:?}");
+    assert_eq!(c.earlier.at_us, f.start_us);
+    assert_eq!(c.later.at_us, g.start_us);
     // A move after the window is a move.
     g.orig_addr = ip("10.20.4.4");
     g.start_us += 120_000_000;
@@ -630,7 +634,8 @@ fn a_device_in_two_places_at_once() {
         at_us: at,
     };
     assert!(t.observe(k.clone(), s("10.20.0.10", 0)).is_none());
-    assert!(t.observe(k, s("10.20.0.12", 5)).is_some());
+    let c = t.observe(k, s("10.20.0.12", 5)).expect("two places");
+    assert_eq!(c.earlier_flow, None, "a gateway sighting has no flow");
     t.prune(i64::MAX);
     assert!(t.is_empty());
 }
@@ -849,14 +854,14 @@ fn quarantined_assets_are_not_authorised_in_the_enforcement_exports() {
             .collect();
         let listed: Vec<&str> = ids.iter().map(|i| i.asset_id.as_str()).collect();
         assert_eq!(listed, ["PUMP-1", "PUMP-3", "PUMP-5"]);
-        let ise = crate::export::ise::endpoints_csv(&ids);
+        let ise = crate::export::ise::endpoints_csv(&ids, &[]);
         assert!(ise.contains("PUMP-1 ("), "{ise}");
         assert!(
             !ise.contains("PUMP-2"),
             "quarantined endpoint listed: {ise}"
         );
         if admission == Admission::Mab {
-            let users = crate::export::radius::mab_authorize(&policy, &ids);
+            let users = crate::export::radius::mab_authorize(&policy, &ids, &[]);
             assert!(users.contains("020000003001\t"), "{users}");
             assert!(
                 !users.contains("020000003002"),
@@ -869,4 +874,145 @@ fn quarantined_assets_are_not_authorised_in_the_enforcement_exports() {
     let mut released = fleet[1].clone();
     released.lifecycle_state = LifecycleState::InService;
     assert!(AssetIdentity::authorised(&released, Admission::Mab).is_some());
+}
+
+fn quarantined(mac: &str, addresses: &[&str], reason: &str) -> crate::QuarantinedDevice {
+    crate::QuarantinedDevice {
+        mac: mac.parse().unwrap(),
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        zone: Some("infusion-pump".into()),
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn quarantined_devices_are_refused_by_every_export() {
+    use crate::export::{acl, ise, nft, radius};
+    let policy = starter_policy();
+    let pump = AssetIdentity {
+        asset_id: "PUMP-9".parse().unwrap(),
+        zone: "infusion-pump".into(),
+        manufacturer: None,
+        model: None,
+        admission: Admission::Mab,
+        macs: vec!["02:00:00:00:40:01".parse().unwrap()],
+        addresses: Vec::new(),
+    };
+    let q = [
+        quarantined(
+            "02:00:00:00:99:01",
+            &["10.20.0.99", "fd00:20::99"],
+            "rogue\nlaptop",
+        ),
+        // A registered pump's MAC on the list: the quarantine wins.
+        quarantined("02:00:00:00:40:01", &[], "=cloned MAC"),
+    ];
+
+    let rules = nft::ruleset(&policy, &q);
+    assert!(
+        rules.contains("elements = { 02:00:00:00:40:01, 02:00:00:00:99:01 }"),
+        "{rules}"
+    );
+    assert!(rules.contains("elements = { 10.20.0.99 }"), "{rules}");
+    assert!(rules.contains("elements = { fd00:20::99 }"), "{rules}");
+    for rule in [
+        "ether saddr @quarantine_mac drop",
+        "ip saddr @quarantine_v4 drop",
+        "ip daddr @quarantine_v4 drop",
+        "ip6 saddr @quarantine_v6 drop",
+        "ip6 daddr @quarantine_v6 drop",
+    ] {
+        let at = rules
+            .find(rule)
+            .unwrap_or_else(|| panic!("{rule}: {rules}"));
+        // Before established connections are let through.
+        assert!(at < rules.find("ct state established").unwrap(), "{rule}");
+    }
+    // Without a quarantine the sets are declared but empty.
+    let empty = nft::ruleset(&policy, &[]);
+    assert!(
+        empty.contains("set quarantine_mac {\n\t\ttype ether_addr\n\t}"),
+        "{empty}"
+    );
+
+    let users = radius::mab_authorize(&policy, std::slice::from_ref(&pump), &q);
+    assert!(
+        users.contains("020000009901\tAuth-Type := Reject"),
+        "{users}"
+    );
+    assert!(
+        users.contains("020000004001\tAuth-Type := Reject"),
+        "{users}"
+    );
+    assert!(
+        !users.contains("020000004001\tCleartext-Password"),
+        "{users}"
+    );
+    assert!(
+        !users.contains("rogue"),
+        "no free text in configuration: {users}"
+    );
+    let free = radius::mab_authorize(&policy, std::slice::from_ref(&pump), &[]);
+    assert!(free.contains("020000004001\tCleartext-Password"), "{free}");
+
+    let ise = ise::endpoints_csv(std::slice::from_ref(&pump), &q);
+    assert_eq!(
+        ise,
+        "MACAddress,IdentityGroup,StaticGroupAssignment,Description\r\n\
+         02:00:00:00:40:01,Pumpward-Quarantine,TRUE,quarantined: =cloned MAC\r\n\
+         02:00:00:00:99:01,Pumpward-Quarantine,TRUE,quarantined: rogue laptop\r\n"
+    );
+
+    let table = acl::acl_csv(&policy, &q);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        rows[1..4],
+        [
+            "1,deny,infusion-pump,MAC 02:00:00:00:40:01,any,any,any,,,quarantined: =cloned MAC",
+            "2,deny,infusion-pump,MAC 02:00:00:00:99:01,any,any,any,,,quarantined: rogue laptop",
+            "3,deny,infusion-pump,10.20.0.99,any,any,any,,,quarantined: rogue laptop",
+        ]
+    );
+    assert!(
+        table.contains("6,deny,any,any,infusion-pump,fd00:20::99,any,,,quarantined: rogue laptop"),
+        "{table}"
+    );
+    assert!(rows[7].contains(",allow,"), "{table}");
+}
+
+#[test]
+fn quarantine_exports_do_not_depend_on_list_order_or_duplicates() {
+    use crate::export::{acl, ise, nft, radius};
+    let policy = starter_policy();
+    let a = quarantined("02:00:00:00:99:01", &["10.20.0.99"], "rogue");
+    let b = quarantined("02:00:00:00:99:02", &["10.20.0.98"], "rogue");
+    let a_again = quarantined("02:00:00:00:99:01", &["10.20.0.97", "10.20.0.99"], "rogue");
+    let one = [a.clone(), b.clone()];
+    let other = [b, a_again.clone(), a];
+    let merged = crate::quarantine::canonical(&other);
+    assert_eq!(merged.len(), 2);
+    assert_eq!(merged[0].addresses.len(), 2, "{merged:?}");
+    let one = [one.as_slice(), std::slice::from_ref(&a_again)].concat();
+    assert_eq!(nft::ruleset(&policy, &one), nft::ruleset(&policy, &other));
+    assert_eq!(
+        radius::mab_authorize(&policy, &[], &one),
+        radius::mab_authorize(&policy, &[], &other)
+    );
+    assert_eq!(
+        ise::endpoints_csv(&[], &one),
+        ise::endpoints_csv(&[], &other)
+    );
+    assert_eq!(acl::acl_csv(&policy, &one), acl::acl_csv(&policy, &other));
+}
+
+#[test]
+fn a_quarantine_entry_names_its_problem() {
+    let mut d = quarantined("02:00:00:00:99:01", &[], "rogue");
+    assert_eq!(d.problem(), None);
+    d.zone = Some("Not A Zone".into());
+    assert!(d.problem().unwrap().starts_with("zone: "));
+    d.zone = None;
+    d.addresses =
+        vec!["10.0.0.1".parse().unwrap(); crate::quarantine::MAX_QUARANTINE_ADDRESSES + 1];
+    assert!(d.problem().unwrap().starts_with("addresses: "));
 }

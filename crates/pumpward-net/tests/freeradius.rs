@@ -1,6 +1,6 @@
 //! The generated FreeRADIUS files, loaded by the real FreeRADIUS:
 //! MAB admits an authorised MAC with its VLAN (RFC 3580 tunnel attributes)
-//! and rejects an unknown one, as `radclient` shows; the EAP-TLS policy
+//! and rejects an unknown one and a quarantined one, as `radclient` shows; the EAP-TLS policy
 //! passes FreeRADIUS's own configuration check.
 
 mod common;
@@ -171,7 +171,7 @@ fn freeradius_binary() -> Option<std::path::PathBuf> {
 }
 
 #[test]
-fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
+fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_unknown_and_quarantined_ones() {
     let (Some(server_bin), Some(_)) = (freeradius_binary(), common::find("radclient")) else {
         return common::skip(
             "FreeRADIUS MAB",
@@ -182,7 +182,7 @@ fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("authorize"),
-        radius::mab_authorize(&d.policy, &d.assets),
+        radius::mab_authorize(&d.policy, &d.assets, &common::quarantine()),
     )
     .unwrap();
     let port = free_udp_port();
@@ -208,7 +208,22 @@ fn mab_accepts_an_authorised_mac_with_its_vlan_and_rejects_an_unknown_one() {
         let out = radclient(port, unknown);
         assert!(out.contains("Received Access-Reject"), "{unknown}: {out}");
         assert!(!out.contains("Tunnel-Private-Group-Id"), "{out}");
+        assert!(out.contains("not authorised by Pumpward"), "{out}");
     }
+    // Quarantined: the unknown device on the list, and PUMP-0003's second
+    // MAC (its first is still admitted: the quarantine is per MAC).
+    for quarantined in ["021b00000099", "021b00000013"] {
+        let out = radclient(port, quarantined);
+        assert!(
+            out.contains("Received Access-Reject"),
+            "{quarantined}: {out}"
+        );
+        assert!(out.contains("Device quarantined by Pumpward"), "{out}");
+        assert!(!out.contains("Tunnel-Private-Group-Id"), "{out}");
+    }
+    let out = radclient(port, "021b00000003");
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    assert!(out.contains("Tunnel-Private-Group-Id:0 = \"20\""), "{out}");
     drop(server);
 }
 
@@ -334,7 +349,7 @@ fn eap_tls_admits_only_the_pumpward_device_profile() {
     let (eap, site) = radius::eap_tls(&d.policy, &d.assets, &files);
     std::fs::write(
         path.join("authorize"),
-        radius::mab_authorize(&d.policy, &d.assets),
+        radius::mab_authorize(&d.policy, &d.assets, &[]),
     )
     .unwrap();
     let port = free_udp_port();
@@ -440,7 +455,7 @@ fn eap_tls_policy_passes_freeradius_configuration_check() {
     let (eap, site) = radius::eap_tls(&d.policy, &d.assets, &files);
     std::fs::write(
         dir.path().join("authorize"),
-        radius::mab_authorize(&d.policy, &d.assets),
+        radius::mab_authorize(&d.policy, &d.assets, &[]),
     )
     .unwrap();
     let conf = radiusd_conf(dir.path(), free_udp_port(), Some((&eap, &site)));

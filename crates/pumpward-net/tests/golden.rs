@@ -2,6 +2,11 @@
 //! byte with the committed file, so any change to an export shows up as a
 //! reviewable diff. `PUMPWARD_UPDATE_GOLDEN=1 cargo test -p pumpward-net
 //! --test golden` rewrites them after an intended change.
+//!
+//! The exports run with the fixed quarantine list of `common::quarantine`,
+//! so the files show the quarantine's entries too.
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -53,16 +58,22 @@ fn eap_files() -> radius::EapTlsFiles {
 #[test]
 fn nftables_ruleset() {
     let d = fixture();
-    golden("hospital.nft", &nft::ruleset(&d.policy));
+    golden(
+        "hospital.nft",
+        &nft::ruleset(&d.policy, &common::quarantine()),
+    );
 }
 
 #[test]
 fn freeradius_mab_authorize() {
     let d = fixture();
-    let text = radius::mab_authorize(&d.policy, &d.assets);
+    let text = radius::mab_authorize(&d.policy, &d.assets, &common::quarantine());
     // EAP-TLS assets never get a MAB entry.
     assert!(!text.contains("021b00000001"));
-    assert!(text.contains("021b00000013"));
+    assert!(text.contains("021b00000003\tCleartext-Password"), "{text}");
+    // PUMP-0003's other MAC is quarantined: rejected, never accepted.
+    assert!(text.contains("021b00000013\tAuth-Type := Reject"), "{text}");
+    assert!(!text.contains("021b00000013\tCleartext-Password"), "{text}");
     golden("hospital.authorize", &text);
 }
 
@@ -82,7 +93,11 @@ fn freeradius_eap_tls() {
 #[test]
 fn ise_endpoints() {
     let d = fixture();
-    let text = ise::endpoints_csv(&d.assets);
+    let text = ise::endpoints_csv(&d.assets, &common::quarantine());
+    assert!(
+        text.contains("02:1B:00:00:00:13,Pumpward-Quarantine,TRUE,"),
+        "{text}"
+    );
     assert!(
         text.contains("\"PUMP-0003 (infusion-pump) =Evil, \"\"Corp\"\" SYR-20\""),
         "{text}"
@@ -93,7 +108,10 @@ fn ise_endpoints() {
 #[test]
 fn acl_table() {
     let d = fixture();
-    golden("hospital.acl.csv", &acl::acl_csv(&d.policy));
+    golden(
+        "hospital.acl.csv",
+        &acl::acl_csv(&d.policy, &common::quarantine()),
+    );
 }
 
 #[test]
@@ -105,12 +123,22 @@ fn exports_do_not_depend_on_input_order() {
     for a in &mut r.assets {
         a.macs.reverse();
     }
-    assert_eq!(nft::ruleset(&d.policy), nft::ruleset(&r.policy));
+    let q = common::quarantine();
+    let mut rq = q.clone();
+    rq.reverse();
+    for x in &mut rq {
+        x.addresses.reverse();
+    }
+    assert_eq!(nft::ruleset(&d.policy, &q), nft::ruleset(&r.policy, &rq));
+    assert_eq!(acl::acl_csv(&d.policy, &q), acl::acl_csv(&d.policy, &rq));
     assert_eq!(
-        radius::mab_authorize(&d.policy, &d.assets),
-        radius::mab_authorize(&r.policy, &r.assets)
+        radius::mab_authorize(&d.policy, &d.assets, &q),
+        radius::mab_authorize(&r.policy, &r.assets, &rq)
     );
-    assert_eq!(ise::endpoints_csv(&d.assets), ise::endpoints_csv(&r.assets));
+    assert_eq!(
+        ise::endpoints_csv(&d.assets, &q),
+        ise::endpoints_csv(&r.assets, &rq)
+    );
     assert_eq!(
         radius::eap_tls(&d.policy, &d.assets, &eap_files()),
         radius::eap_tls(&r.policy, &r.assets, &eap_files())

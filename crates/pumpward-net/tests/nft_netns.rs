@@ -6,8 +6,11 @@
 //!
 //! ```text
 //!   pump 10.20.0.10, fd00:20::10 ── router ── pump server 10.21.0.10, fd00:21::10
-//!                                     │          (listening on 443 and 22)
-//!                          guest 172.16.0.10, fd00:99::10 (unzoned v6)
+//!                                   │    │       (listening on 443 and 22)
+//!   guest 172.16.0.10, fd00:99::10 ─┘    └─ second pump 10.20.1.10, fd00:20:1::10
+//!   (unzoned v6)                              (quarantined by MAC, then by address)
+//!
+//! The quarantine steps use IPv4, as the cases before them do.
 //! ```
 //!
 //! Both address families are exercised: the ruleset's `ip` and `ip6` rules.
@@ -119,6 +122,14 @@ impl Lab {
         );
     }
 
+    /// The MAC of a host's interface towards the router.
+    fn mac(&self, role: &str) -> String {
+        let path = format!("/sys/class/net/{}h{role}/address", self.prefix);
+        let (ok, out) = self.exec(role, &["cat", &path]);
+        assert!(ok, "{path}: {out}");
+        out.trim().to_owned()
+    }
+
     /// A TCP listener on one address (so IPv4 and IPv6 listeners on the
     /// same port do not collide).
     fn listen(&mut self, role: &str, addr: &str, port: u16) {
@@ -217,6 +228,13 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
         "10.21.0.1",
         ("fd00:21::10", "fd00:21::1"),
     );
+    // A second pump in the same zone, on its own segment.
+    lab.host(
+        "q",
+        "10.20.1.10",
+        "10.20.1.1",
+        ("fd00:20:1::10", "fd00:20:1::1"),
+    );
     // The starter's guest zone is IPv4 only; this v6 subnet is unzoned.
     lab.host(
         "g",
@@ -279,7 +297,7 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
         );
     }
 
-    let ruleset = nft::ruleset(&pumpward_net::starter_policy());
+    let ruleset = nft::ruleset(&pumpward_net::starter_policy(), &[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pumpward.nft");
     std::fs::write(&file, &ruleset).unwrap();
@@ -296,4 +314,44 @@ fn generated_ruleset_passes_allowed_flows_and_drops_the_rest() {
     for (what, from, addr, port, allowed) in &cases {
         assert_eq!(lab.connects(from, addr, *port), *allowed, "{what}");
     }
+    assert!(
+        lab.connects("q", "10.21.0.10", 443),
+        "the second pump reaches its pump server before any quarantine"
+    );
+
+    // The second pump quarantined by its MAC alone: its traffic drops,
+    // while the first pump's still passes. (IPv4: like the cases above.)
+    let policy = pumpward_net::starter_policy();
+    let by_mac = pumpward_net::QuarantinedDevice {
+        mac: lab.mac("q").parse().unwrap(),
+        addresses: Vec::new(),
+        zone: Some("infusion-pump".into()),
+        reason: "rogue".into(),
+    };
+    std::fs::write(&file, nft::ruleset(&policy, &[by_mac])).unwrap();
+    load(&lab, &file);
+    assert!(
+        !lab.connects("q", "10.21.0.10", 443),
+        "quarantined by MAC, yet reaches its pump server"
+    );
+    assert!(
+        lab.connects("p", "10.21.0.10", 443),
+        "the other pump is cut off"
+    );
+
+    // By its address alone (another MAC listed): its traffic drops again.
+    let by_address = pumpward_net::QuarantinedDevice {
+        mac: "02:00:5e:00:53:99".parse().unwrap(),
+        addresses: vec!["10.20.1.10".parse().unwrap()],
+        zone: Some("infusion-pump".into()),
+        reason: "rogue".into(),
+    };
+    std::fs::write(&file, nft::ruleset(&policy, &[by_address])).unwrap();
+    load(&lab, &file);
+    assert!(!lab.connects("q", "10.21.0.10", 443), "quarantined address");
+    assert!(lab.connects("p", "10.21.0.10", 443), "the other pump");
+    // Released (an empty list): it passes again.
+    std::fs::write(&file, nft::ruleset(&policy, &[])).unwrap();
+    load(&lab, &file);
+    assert!(lab.connects("q", "10.21.0.10", 443), "released");
 }

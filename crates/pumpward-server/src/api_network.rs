@@ -172,3 +172,97 @@ pub fn refusal(r: &Review) -> ApiError {
 pub async fn observed(State(st): State<AppState>, _: Principal) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.network.view())))
 }
+
+/// The body of `POST /api/v1/network/quarantine`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewQuarantine {
+    mac: pumpward_core::inventory::MacAddress,
+    /// Absent: the addresses the live collectors saw the MAC at.
+    #[serde(default)]
+    addresses: Option<Vec<std::net::IpAddr>>,
+    /// Absent: the zone the live collectors saw the MAC in.
+    #[serde(default)]
+    zone: Option<String>,
+    reason: String,
+}
+
+/// The one path that quarantines a device (API and page): the addresses
+/// and zone given, or else those of the MAC's sightings among the unknown
+/// devices; stored and audited by the store.
+pub async fn quarantine(
+    st: &AppState,
+    p: &Principal,
+    mac: pumpward_core::inventory::MacAddress,
+    addresses: Option<Vec<std::net::IpAddr>>,
+    zone: Option<String>,
+    reason: &str,
+) -> ApiResult<pumpward_store::QuarantineRecord> {
+    let seen = st.network.sightings_of(mac.octets());
+    let addresses = addresses.unwrap_or_else(|| seen.iter().map(|(_, a)| *a).collect::<Vec<_>>());
+    let zone = zone
+        .filter(|z| !z.trim().is_empty())
+        .or_else(|| seen.first().map(|(z, _)| z.clone()));
+    let d = pumpward_net::QuarantinedDevice {
+        mac,
+        addresses,
+        zone,
+        reason: reason.to_owned(),
+    };
+    Ok(st.store.quarantine_device(&d, &p.actor()).await?)
+}
+
+/// `GET /api/v1/network/quarantine`: the quarantine list in force
+/// (`?released=true`: with the released entries, as history).
+pub async fn list_quarantine(
+    State(st): State<AppState>,
+    _: Principal,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let released = match q.get("released").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "released: {other:?} is not true or false"
+            )))
+        }
+    };
+    Ok(Json(json!({
+        "items": st.store.network_quarantine(released).await?,
+    })))
+}
+
+/// `POST /api/v1/network/quarantine`: quarantines a device.
+pub async fn post_quarantine(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(n): JsonBody<NewQuarantine>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let r = quarantine(&st, &p, n.mac, n.addresses, n.zone, &n.reason).await?;
+    Ok((StatusCode::CREATED, Json(json!(r))))
+}
+
+/// The body of `POST /api/v1/network/quarantine/{id}/release`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    reason: String,
+}
+
+/// `POST /api/v1/network/quarantine/{id}/release`.
+pub async fn release_quarantine(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<Release>,
+) -> ApiResult<Json<Value>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a quarantine id")))?;
+    let r = st
+        .store
+        .release_quarantined_device(id, &b.reason, &p.actor())
+        .await?;
+    Ok(Json(json!(r)))
+}

@@ -168,6 +168,14 @@ pub fn app(state: AppState) -> Router {
             get(api_network::get_version),
         )
         .route("/api/v1/network/observed", get(api_network::observed))
+        .route(
+            "/api/v1/network/quarantine",
+            get(api_network::list_quarantine).post(api_network::post_quarantine),
+        )
+        .route(
+            "/api/v1/network/quarantine/{id}/release",
+            post(api_network::release_quarantine),
+        )
         .route("/api/v1/events", get(api_events::list_events))
         .route(
             "/api/v1/assets/{id}/baseline/reset",

@@ -193,6 +193,36 @@ impl NetworkLive {
         self.reload.notify_one();
     }
 
+    /// An asset was added or changed: the evaluator reloads the inventory
+    /// now rather than at the next [`REFRESH_EVERY`].
+    pub fn inventory_changed(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Where the unknown device with this MAC was seen: (zone, address),
+    /// the latest sighting first.
+    pub fn sightings_of(&self, mac: [u8; 6]) -> Vec<(String, IpAddr)> {
+        let l = self.lock();
+        let mut seen: Vec<(i64, String, IpAddr)> = l
+            .unknown
+            .iter()
+            .filter(|(k, _)| k.mac == Some(mac))
+            .map(|(k, s)| (s.last_us, k.zone.clone(), k.address))
+            .collect();
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+        seen.into_iter().map(|(_, z, a)| (z, a)).collect()
+    }
+
+    /// Drops an unknown device from the list once it is registered: every
+    /// sighting of its MAC, and sightings without a MAC at its address.
+    pub fn forget_unknown(&self, mac: Option<[u8; 6]>, address: Option<IpAddr>) {
+        self.lock().unknown.retain(|k, _| {
+            let same_mac = mac.is_some() && k.mac == mac;
+            let same_address = k.mac.is_none() && Some(k.address) == address;
+            !(same_mac || same_address)
+        });
+    }
+
     /// The observed conduits and unknown devices so far.
     pub fn view(&self) -> ObservedView {
         let l = self.lock();
@@ -462,6 +492,10 @@ async fn evaluate(
         if l.policy_version != version || l.evaluator.is_none() {
             l.observed = ObservedConduits::new();
         }
+        // Devices registered meanwhile (by any path: the page, the API, a
+        // CSV import) leave the unknown list.
+        l.unknown
+            .retain(|k, s| ev.asset_at(k.address, k.mac, s.last_us).is_none());
         l.policy_version = version;
         l.evaluator = Some(Arc::new(ev));
     };
@@ -641,6 +675,7 @@ pub fn violation_event(
         rule,
         violation,
         flow: f.clone(),
+        earlier_flow: None,
     };
     Some(envelope(
         id,
@@ -654,26 +689,20 @@ pub fn violation_event(
 /// A registered device's MAC seen at two places at once: a policy
 /// violation of kind `device_in_two_places` (the rule of that name alerts;
 /// the envelope's certificate anomaly needs a certificate, which a flow
-/// does not carry). The flow is the later sighting; the earlier one goes to
-/// the log, since the event has no field for it.
+/// does not carry). Both sightings are the evidence: the flow is the later
+/// one, `earlier_flow` the one before it (the tracker here is fed by flows
+/// only, so it has one).
 fn two_places_event(
     f: &Flow,
     asset: Option<pumpward_core::inventory::AssetId>,
     two: &pumpward_net::presence::TwoPlaces,
     now: OffsetDateTime,
 ) -> Event {
-    tracing::warn!(
-        asset = ?asset.as_ref().map(|a| a.as_str()),
-        earlier_addr = %two.earlier.addr,
-        earlier_at_us = two.earlier.at_us,
-        later_addr = %two.later.addr,
-        later_at_us = two.later.at_us,
-        "a registered device was seen in two places at once"
-    );
     let body = Body::PolicyViolation {
         rule: "device_in_two_places".into(),
         violation: ViolationKind::DeviceInTwoPlaces,
         flow: f.clone(),
+        earlier_flow: two.earlier_flow.clone().map(Box::new),
     };
     envelope(event_id("two_places", f), f, asset, body, now)
 }

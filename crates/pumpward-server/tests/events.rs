@@ -442,6 +442,7 @@ async fn the_violations_page_lists_what_the_collectors_reported_with_evidence() 
                     rule: "default_deny".into(),
                     violation: ViolationKind::Internet,
                     flow: violation_flow("10.20.0.11", "203.0.113.50", 443),
+                    earlier_flow: None,
                 },
             ),
             Event::observed(
@@ -452,6 +453,7 @@ async fn the_violations_page_lists_what_the_collectors_reported_with_evidence() 
                     rule: "default_deny".into(),
                     violation: ViolationKind::EastWest,
                     flow: violation_flow("10.20.0.12", "10.20.0.11", 22),
+                    earlier_flow: None,
                 },
             ),
             Event::observed(

@@ -266,6 +266,33 @@ async fn a_registered_mac_in_two_places_at_once_raises_an_alert() {
         "both flows are allowed by the policy"
     );
     assert_eq!(event_kinds(&store).await, ["policy_violation"]);
+    // Both sightings are the evidence: the event's flow is the clone's, its
+    // earlier flow the original's (addresses, times, bytes); the alert too.
+    let events = store
+        .list_security_events(&SecurityEventFilter::default())
+        .await
+        .unwrap()
+        .0;
+    let pumpward_detect::Body::PolicyViolation {
+        flow: later,
+        earlier_flow: Some(earlier),
+        ..
+    } = &events[0].event.body
+    else {
+        panic!("{:?}", events[0].event.body);
+    };
+    assert_eq!(later.orig_addr, clone.orig_addr);
+    assert_eq!(later.start_us, clone.start_us);
+    assert_eq!(earlier.orig_addr, original.orig_addr);
+    assert_eq!(earlier.start_us, original.start_us);
+    assert_eq!(earlier.orig_bytes, original.orig_bytes);
+    let alerts = store.list_alerts(&AlertFilter::default()).await.unwrap().0;
+    let evidence = &alerts[0].case.alert.evidence;
+    assert_eq!(evidence["flow"]["orig_addr"], "10.20.0.77", "{evidence}");
+    assert_eq!(
+        evidence["earlier_flow"]["orig_addr"], "10.20.0.11",
+        "{evidence}"
+    );
     running.stop();
 }
 
@@ -527,4 +554,397 @@ async fn network_page_draws_the_zone_diagram() {
         .await
         .json();
     assert_eq!(v["conduits"], serde_json::json!([]));
+}
+
+/// Posts a form whose values are owned strings.
+async fn post(
+    h: &common::Harness,
+    path: &str,
+    cookie: &str,
+    f: Vec<(&str, String)>,
+) -> common::Reply {
+    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    h.form(path, cookie, &refs).await
+}
+
+/// Sends flows to the live collector as one IPFIX message.
+async fn send_flows(to: std::net::SocketAddr, domain: u32, flows: &[Flow]) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut m = MessageBuilder::ipfix(
+        domain,
+        time::OffsetDateTime::now_utc().unix_timestamp() as u32,
+    );
+    let template = m.flow_template(false);
+    m.template(256, &template);
+    let mut records = Vec::new();
+    for f in flows {
+        m.flow_record(f, &mut records);
+    }
+    m.data(256, &records);
+    sock.send_to(&m.build(), to).await.unwrap();
+}
+
+/// The unknown-devices list on `/network` with its two buttons: a security
+/// analyst quarantines one device (its MAC and where it was seen go on the
+/// list the exports refuse) and releases it; a biomed registers the other
+/// as an asset from a prefilled form, and it leaves the list. Each button
+/// only for the role allowed; the POSTs refused (403) otherwise.
+#[tokio::test]
+async fn unknown_devices_are_quarantined_or_registered_from_the_network_page() {
+    let h = harness().await;
+    fleet(&h.store).await;
+    let metrics = NetworkMetrics::default();
+    let running = network::start(
+        h.store.clone(),
+        None,
+        h.state.network.clone(),
+        metrics.clone(),
+        &NetworkOptions {
+            flow_listen: Some("127.0.0.1:0".parse().unwrap()),
+            zeek_conn_log: None,
+        },
+    )
+    .await
+    .unwrap();
+    let to = running.flow_addr.unwrap();
+    send_flows(
+        to,
+        9,
+        &[
+            flow("10.20.0.99", "02:00:00:00:00:99", "10.21.0.10", 443),
+            flow("10.20.0.98", "02:00:00:00:00:98", "10.21.0.10", 443),
+        ],
+    )
+    .await;
+    let live = h.state.network.clone();
+    wait_for("two unknown devices", || {
+        let n = live.view().unknown_devices.len();
+        async move { n == 2 }
+    })
+    .await;
+
+    let (sec, sec_csrf) = h.session_for("sam", Role::Security).await;
+    let (bio, bio_csrf) = h.session_for("bea", Role::Biomed).await;
+    let (aud, aud_csrf) = h.session_for("ann", Role::Auditor).await;
+
+    // Security: the quarantine form, no register link (not theirs).
+    let html = h.get("/network", &session(&sec)).await.text();
+    assert!(html.contains(r#"id="unknown-devices""#), "{html}");
+    assert_eq!(
+        html.matches(r#"action="/network/quarantine""#).count(),
+        2,
+        "{html}"
+    );
+    assert!(!html.contains("/network/unknown/register"), "{html}");
+    assert!(html.contains(r#"id="no-quarantine""#), "{html}");
+    // Biomed: the register link, no quarantine form.
+    let html = h.get("/network", &session(&bio)).await.text();
+    assert!(
+        html.contains("/network/unknown/register?address=10.20.0.98&#38;zone=infusion-pump&#38;mac=02%3A00%3A00%3A00%3A00%3A98"),
+        "{html}"
+    );
+    assert!(!html.contains(r#"action="/network/quarantine""#), "{html}");
+    // An auditor reads the list and can do neither.
+    let html = h.get("/network", &session(&aud)).await.text();
+    assert!(html.contains(r#"id="unknown-devices""#), "{html}");
+    assert!(!html.contains(r#"action="/network/quarantine""#), "{html}");
+    assert!(!html.contains("/network/unknown/register"), "{html}");
+
+    let quarantine = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("mac", "02:00:00:00:00:99".to_owned()),
+            ("zone", "infusion-pump".to_owned()),
+            ("reason", "laptop on the pump VLAN".to_owned()),
+        ]
+    };
+    // Refused: the wrong roles, and without the CSRF token.
+    for (cookie, csrf) in [(&bio, &bio_csrf), (&aud, &aud_csrf)] {
+        let r = post(&h, "/network/quarantine", cookie, quarantine(csrf)).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    let mut no_csrf = quarantine(&sec_csrf);
+    no_csrf.remove(0);
+    let r = post(&h, "/network/quarantine", &sec, no_csrf).await;
+    assert_eq!(r.status, 403);
+    assert!(h.store.network_quarantine(true).await.unwrap().is_empty());
+    // A MAC that is not one: the page again with the reason.
+    let mut bad = quarantine(&sec_csrf);
+    bad[1].1 = "02:00:00:00:00".into();
+    let r = post(&h, "/network/quarantine", &sec, bad).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("is not a MAC address"), "{}", r.text());
+
+    // Quarantined: stored with the address it was seen at, audited, shown.
+    let r = post(&h, "/network/quarantine", &sec, quarantine(&sec_csrf)).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let list = h.store.network_quarantine(false).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].mac.to_string(), "02:00:00:00:00:99");
+    assert_eq!(list[0].addresses, ["10.20.0.99".parse::<IpAddr>().unwrap()]);
+    assert_eq!(list[0].zone.as_deref(), Some("infusion-pump"));
+    assert_eq!(list[0].quarantined_by, "user:sam");
+    let audited = h
+        .store
+        .audit_list(&pumpward_store::AuditFilter {
+            action: Some("network.quarantine".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 1);
+    let html = h
+        .get("/network?done=device-quarantined", &session(&sec))
+        .await
+        .text();
+    assert!(html.contains("The device is quarantined"), "{html}");
+    assert!(
+        html.contains(&format!(r#"id="quarantined-{}""#, list[0].id)),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="quarantined-devices""#), "{html}");
+    assert_eq!(
+        html.matches(r#"action="/network/quarantine""#).count(),
+        1,
+        "{html}"
+    );
+    // Twice: refused, nothing more stored.
+    let r = post(&h, "/network/quarantine", &sec, quarantine(&sec_csrf)).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("already quarantined"), "{}", r.text());
+    assert_eq!(h.store.network_quarantine(true).await.unwrap().len(), 1);
+
+    // The exports refuse it.
+    let (policy, assets) = (
+        pumpward_net::starter_policy(),
+        h.store
+            .network_identities(pumpward_net::inventory::Listing::Authorised)
+            .await
+            .unwrap()
+            .0,
+    );
+    let devices = h.store.quarantined_devices().await.unwrap();
+    let users = pumpward_net::export::radius::mab_authorize(&policy, &assets, &devices);
+    assert!(
+        users.contains("020000000099\tAuth-Type := Reject"),
+        "{users}"
+    );
+    let rules = pumpward_net::export::nft::ruleset(&policy, &devices);
+    assert!(rules.contains("elements = { 10.20.0.99 }"), "{rules}");
+
+    // Released by the analyst (the auditor may not).
+    let release = format!("/network/quarantine/{}/release", list[0].id);
+    let r = post(
+        &h,
+        &release,
+        &aud,
+        vec![("csrf", aud_csrf.clone()), ("reason", "x".into())],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = post(
+        &h,
+        &release,
+        &sec,
+        vec![
+            ("csrf", sec_csrf.clone()),
+            ("reason", "a visitor's laptop, gone".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(h.store.quarantined_devices().await.unwrap().is_empty());
+    let r = post(
+        &h,
+        &release,
+        &sec,
+        vec![("csrf", sec_csrf.clone()), ("reason", "again".into())],
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+
+    // Register: a biomed's form, prefilled from the sighting.
+    let form_path = "/network/unknown/register?address=10.20.0.98&zone=infusion-pump&mac=02%3A00%3A00%3A00%3A00%3A98";
+    assert_eq!(h.get(form_path, &session(&sec)).await.status, 403);
+    let page = h.get(form_path, &session(&bio)).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains(r#"value="02:00:00:00:00:98""#), "{html}");
+    assert!(html.contains(r#"value="10.20.0.98""#), "{html}");
+    assert!(
+        html.contains(r#"<option value="infusion-pump" selected>"#),
+        "{html}"
+    );
+    assert!(html.contains("first seen "), "{html}");
+    let register = |csrf: &str, serial: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("asset_id", "P-98".to_owned()),
+            ("kind", "pump".to_owned()),
+            ("manufacturer", "ICU Medical".to_owned()),
+            ("model", "Plum 360".to_owned()),
+            ("serial_number", serial.to_owned()),
+            ("firmware_version", "15.11".to_owned()),
+            ("care_area", "Adult ICU".to_owned()),
+            ("mac_address", "02:00:00:00:00:98".to_owned()),
+            ("ip_address", "10.20.0.98".to_owned()),
+            ("zone", "infusion-pump".to_owned()),
+            ("lifecycle_state", "in_service".to_owned()),
+            (
+                "notes",
+                "Registered from an unknown-device sighting.".to_owned(),
+            ),
+        ]
+    };
+    let r = post(
+        &h,
+        "/network/unknown/register",
+        &sec,
+        register(&sec_csrf, "S98"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // A missing serial number: every bad field named, nothing created.
+    let r = post(
+        &h,
+        "/network/unknown/register",
+        &bio,
+        register(&bio_csrf, ""),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains(r#"id="register-problems""#),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("serial_number: "), "{}", r.text());
+    assert!(h.store.asset("P-98").await.is_err());
+    let r = post(
+        &h,
+        "/network/unknown/register",
+        &bio,
+        register(&bio_csrf, "S98"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let a = h.store.asset("P-98").await.unwrap();
+    assert_eq!(a.lifecycle_state, LifecycleState::InService);
+    assert_eq!(a.spec.zone.as_deref(), Some("infusion-pump"));
+    assert_eq!(
+        a.spec.mac_address.map(|m| m.to_string()).as_deref(),
+        Some("02:00:00:00:00:98")
+    );
+    // It left the unknown list; the other device is still there.
+    let html = h
+        .get("/network?done=device-registered", &session(&bio))
+        .await
+        .text();
+    assert!(html.contains("registered as an asset"), "{html}");
+    assert!(!html.contains("10.20.0.98"), "{html}");
+    assert!(html.contains("10.20.0.99"), "{html}");
+    // The same id again: a conflict, shown on the form.
+    let r = post(
+        &h,
+        "/network/unknown/register",
+        &bio,
+        register(&bio_csrf, "S98b"),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    running.stop();
+}
+
+/// The quarantine API: addresses default to the sightings, refusals are
+/// precise, release keeps the history.
+#[tokio::test]
+async fn quarantine_api() {
+    let h = harness().await;
+    let sec = Cred::Bearer(h.token_for("sec-api", Role::Security).await);
+    let aud = Cred::Bearer(h.token_for("aud-api", Role::Auditor).await);
+    let body = serde_json::json!({
+        "mac": "02:00:00:00:00:77",
+        "addresses": ["10.20.0.77"],
+        "zone": "infusion-pump",
+        "reason": "rogue",
+    });
+    let r = h
+        .json("POST", "/api/v1/network/quarantine", &aud, body.clone())
+        .await;
+    assert_eq!(r.status, 403);
+    let mut bad = body.clone();
+    bad["mac"] = "ff:ff:ff:ff:ff:ff".into();
+    let r = h
+        .json("POST", "/api/v1/network/quarantine", &sec, bad)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("broadcast"), "{}", r.text());
+    let mut no_reason = body.clone();
+    no_reason["reason"] = "".into();
+    let r = h
+        .json("POST", "/api/v1/network/quarantine", &sec, no_reason)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = h
+        .json("POST", "/api/v1/network/quarantine", &sec, body.clone())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let q = r.json();
+    assert_eq!(q["mac"], "02:00:00:00:00:77");
+    assert_eq!(q["addresses"], serde_json::json!(["10.20.0.77"]));
+    let r = h
+        .json("POST", "/api/v1/network/quarantine", &sec, body)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    // Without addresses and not seen by any collector: the MAC alone.
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/network/quarantine",
+            &sec,
+            serde_json::json!({"mac": "02-00-00-00-00-78", "reason": "cloned"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["addresses"], serde_json::json!([]));
+    let list = h.get("/api/v1/network/quarantine", &aud).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    let id = q["id"].as_i64().unwrap();
+    let path = format!("/api/v1/network/quarantine/{id}/release");
+    let release = serde_json::json!({"reason": "confirmed benign"});
+    assert_eq!(
+        h.json("POST", &path, &aud, release.clone()).await.status,
+        403
+    );
+    let r = h.json("POST", &path, &sec, release.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["released_by"], "user:sec-api token:1");
+    assert_eq!(
+        h.json("POST", &path, &sec, release.clone()).await.status,
+        409
+    );
+    let r = h
+        .json(
+            "POST",
+            "/api/v1/network/quarantine/999/release",
+            &sec,
+            release,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let now = h.get("/api/v1/network/quarantine", &sec).await.json();
+    assert_eq!(now["items"].as_array().unwrap().len(), 1);
+    let all = h
+        .get("/api/v1/network/quarantine?released=true", &sec)
+        .await
+        .json();
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.get("/api/v1/network/quarantine?released=maybe", &sec)
+            .await
+            .status,
+        400
+    );
 }

@@ -29,6 +29,7 @@ mod import;
 mod incidents;
 mod library;
 mod network;
+mod network_quarantine;
 mod pki;
 mod remediation;
 mod responses;
@@ -60,6 +61,7 @@ pub use library::{
     StoredLibrarySigner,
 };
 pub use network::{PolicyVersion, MAX_POLICY_COMMENT};
+pub use network_quarantine::QuarantineRecord;
 pub use pki::{
     CertFilter, CertKind, CertificateRecord, CrlRecord, EnrollmentCode, FleetCertificateCounts,
     NewCertificate, RevokedCertificate, StoredCaMaterial,

@@ -65,6 +65,7 @@ on_both_backends!(
     library_review_workflow_and_numbering,
     library_publish_is_all_or_nothing,
     network_policy_versions,
+    network_quarantine_list,
     advisories_import_idempotently_and_supersede,
     matching_raises_and_resolves_vulnerability_findings,
     inventory_changes_are_matched_without_a_run,
@@ -3910,6 +3911,103 @@ async fn network_policy_versions(store: &Store) {
     ));
     let audited = audit_of(store, "network.policy.save").await;
     assert_eq!(audited.len(), 2);
+}
+
+async fn network_quarantine_list(store: &Store) {
+    use pumpward_net::QuarantinedDevice;
+    let analyst = Actor::user("sam.soc", None);
+    let rogue = QuarantinedDevice {
+        mac: "02:00:00:00:99:01".parse().unwrap(),
+        addresses: vec![
+            "fd00:20::99".parse().unwrap(),
+            "10.20.0.99".parse().unwrap(),
+            "10.20.0.99".parse().unwrap(),
+        ],
+        zone: Some("infusion-pump".into()),
+        reason: "  rogue laptop on the pump VLAN ".into(),
+    };
+    assert!(store.network_quarantine(true).await.unwrap().is_empty());
+
+    // Refused entries change nothing: no reason, a bad zone name.
+    for (bad, why) in [
+        (
+            QuarantinedDevice {
+                reason: " ".into(),
+                ..rogue.clone()
+            },
+            "reason",
+        ),
+        (
+            QuarantinedDevice {
+                zone: Some("Pump Zone".into()),
+                ..rogue.clone()
+            },
+            "zone",
+        ),
+    ] {
+        let r = store.quarantine_device(&bad, &analyst).await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{why}: {r:?}");
+    }
+    assert!(store.network_quarantine(true).await.unwrap().is_empty());
+    assert!(audit_of(store, "network.quarantine").await.is_empty());
+
+    let q = store.quarantine_device(&rogue, &analyst).await.unwrap();
+    assert!(q.in_force());
+    assert_eq!(q.quarantined_by, "user:sam.soc");
+    assert_eq!(q.reason, "rogue laptop on the pump VLAN");
+    // Sorted and unique, v4 before v6.
+    let addrs: Vec<String> = q.addresses.iter().map(|a| a.to_string()).collect();
+    assert_eq!(addrs, ["10.20.0.99", "fd00:20::99"]);
+    // Twice is a conflict, and nothing more is stored.
+    let again = store.quarantine_device(&rogue, &analyst).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let other = QuarantinedDevice {
+        mac: "02:00:00:00:99:02".parse().unwrap(),
+        addresses: Vec::new(),
+        zone: None,
+        reason: "cloned MAC".into(),
+    };
+    let q2 = store.quarantine_device(&other, &analyst).await.unwrap();
+    let devices = store.quarantined_devices().await.unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0].mac, rogue.mac, "by MAC");
+    assert_eq!(devices[0].addresses, q.addresses);
+
+    // Released: out of the list in force, kept as history; not twice.
+    let r = store
+        .release_quarantined_device(q.id, "our new pump after all", &analyst)
+        .await
+        .unwrap();
+    assert!(!r.in_force());
+    assert_eq!(r.release_reason.as_deref(), Some("our new pump after all"));
+    let twice = store
+        .release_quarantined_device(q.id, "again", &analyst)
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    let missing = store.release_quarantined_device(999, "x", &analyst).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    let in_force = store.network_quarantine(false).await.unwrap();
+    assert_eq!(in_force.iter().map(|r| r.id).collect::<Vec<_>>(), [q2.id]);
+    let all = store.network_quarantine(true).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [q2.id, q.id]);
+    // The same MAC may be quarantined again after its release.
+    let q3 = store.quarantine_device(&rogue, &analyst).await.unwrap();
+    assert_ne!(q3.id, q.id);
+    assert_eq!(store.quarantine_record(q.id).await.unwrap(), r);
+
+    // The action filter matches by prefix: the releases are among these.
+    let audited = audit_of(store, "network.quarantine").await;
+    let quarantined = audited
+        .iter()
+        .filter(|r| r.entry.action == "network.quarantine")
+        .count();
+    assert_eq!((quarantined, audited.len()), (3, 4));
+    let released = audit_of(store, "network.quarantine.release").await;
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].entry.actor, "user:sam.soc");
 }
 
 /// Every vulnerability finding, open or not, as matching decides it (ids,

@@ -1,11 +1,14 @@
 //! A plain access-control table (CSV) for firewalls configured by hand or
 //! by their own import tools: one row per source subnet, destination subnet
-//! and conduit, in evaluation order, ending with the default deny.
+//! and conduit, in evaluation order, ending with the default deny. The
+//! quarantined devices' deny rows come first: from the MAC, and from and to
+//! each address it was seen at.
 
 use crate::export::{csv_lines, csv_text};
 use crate::policy::{Direction, Policy, TransportRule, INTERNET};
+use crate::quarantine::{canonical, QuarantinedDevice};
 
-pub fn acl_csv(policy: &Policy) -> String {
+pub fn acl_csv(policy: &Policy, quarantine: &[QuarantinedDevice]) -> String {
     // (address family, text); the internet pairs with either family.
     let subnets = |zone: &str| -> Vec<(Option<bool>, String)> {
         if zone == INTERNET {
@@ -42,6 +45,30 @@ pub fn acl_csv(policy: &Policy) -> String {
     .map(String::from)
     .to_vec()];
     let mut n = 0;
+    for d in canonical(quarantine) {
+        let zone = d.zone.clone().unwrap_or_else(|| "any".into());
+        let purpose = csv_text(&format!("quarantined: {}", d.reason_line()));
+        let mut deny = |from_zone: &str, source: String, to_zone: &str, destination: String| {
+            n += 1;
+            rows.push(vec![
+                n.to_string(),
+                "deny".into(),
+                from_zone.into(),
+                source,
+                to_zone.into(),
+                destination,
+                "any".into(),
+                String::new(),
+                String::new(),
+                purpose.clone(),
+            ]);
+        };
+        deny(&zone, format!("MAC {}", d.mac), "any", "any".into());
+        for a in &d.addresses {
+            deny(&zone, a.to_string(), "any", "any".into());
+            deny("any", "any".into(), &zone, a.to_string());
+        }
+    }
     for (c, from, to) in paths {
         let ports = if c.ports.is_empty() {
             match c.transport {

@@ -5,10 +5,13 @@
 //! template has and Pumpward does not fill are left out, which ISE accepts
 //! as empty. Each endpoint is statically assigned to an endpoint identity
 //! group `Pumpward-<zone>-<MAB|EAP-TLS>`, for authorisation rules that map
-//! the group to the zone's VLAN or downloadable ACL.
+//! the group to the zone's VLAN or downloadable ACL. Quarantined devices go
+//! to [`QUARANTINE_GROUP`] instead (an asset's MAC too, if it is on the
+//! list), for a rule that denies access.
 
 use crate::export::{csv_lines, csv_text};
 use crate::policy::{Admission, AssetIdentity};
+use crate::quarantine::{canonical, contains, QuarantinedDevice, QUARANTINE_GROUP};
 
 /// The endpoint identity group name for a zone and admission method.
 pub fn identity_group(zone: &str, admission: Admission) -> String {
@@ -20,10 +23,19 @@ pub fn identity_group(zone: &str, admission: Admission) -> String {
 }
 
 /// One row per MAC, sorted by MAC.
-pub fn endpoints_csv(assets: &[AssetIdentity]) -> String {
+pub fn endpoints_csv(assets: &[AssetIdentity], quarantine: &[QuarantinedDevice]) -> String {
+    let quarantine = canonical(quarantine);
     let mut rows: Vec<Vec<String>> = Vec::new();
+    for d in &quarantine {
+        rows.push(vec![
+            d.mac.to_string().to_ascii_uppercase(),
+            QUARANTINE_GROUP.into(),
+            "TRUE".into(),
+            csv_text(&format!("quarantined: {}", d.reason_line())),
+        ]);
+    }
     for a in assets {
-        for m in &a.macs {
+        for m in a.macs.iter().filter(|m| !contains(&quarantine, **m)) {
             let mac = m.to_string().to_ascii_uppercase();
             let model = match (&a.manufacturer, &a.model) {
                 (Some(x), Some(y)) => format!(" {x} {y}"),

@@ -13,11 +13,19 @@
 //!
 //! The file starts by creating and deleting the table, so loading it again
 //! replaces the previous version atomically (one `nft -f` transaction).
+//!
+//! Quarantined devices ([`crate::quarantine`]) are dropped first in the
+//! forward chain, before established connections are accepted, so a
+//! quarantine also cuts the device's open connections: by MAC (`ether
+//! saddr`, which the router sees for devices on its own segments) and by
+//! address, both ways. The sets are always declared, empty or not, so
+//! quarantining a device changes only their elements.
 
 use std::fmt::Write;
 
 use crate::cidr::Cidr;
 use crate::policy::{Conduit, Direction, Policy, TransportRule, INTERNET};
+use crate::quarantine::{canonical, QuarantinedDevice};
 
 /// The table name the ruleset installs.
 pub const TABLE: &str = "pumpward";
@@ -40,6 +48,16 @@ fn set_block(out: &mut String, name: &str, v6: bool, elements: &[Cidr]) {
     if !elements.is_empty() {
         let list: Vec<String> = elements.iter().map(|c| c.to_string()).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", list.join(", "));
+    }
+    let _ = writeln!(out, "\t}}");
+}
+
+/// A set of single elements (MACs, addresses): no intervals.
+fn plain_set(out: &mut String, name: &str, kind: &str, elements: &[String]) {
+    let _ = writeln!(out, "\tset {name} {{");
+    let _ = writeln!(out, "\t\ttype {kind}");
+    if !elements.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
     }
     let _ = writeln!(out, "\t}}");
 }
@@ -86,8 +104,9 @@ fn rule(c: &Conduit) -> String {
     format!("{matcher}accept comment \"{}\"", c.name)
 }
 
-/// The ruleset for a router (or firewall) between all the policy's zones.
-pub fn ruleset(policy: &Policy) -> String {
+/// The ruleset for a router (or firewall) between all the policy's zones,
+/// dropping the quarantined devices' traffic.
+pub fn ruleset(policy: &Policy, quarantine: &[QuarantinedDevice]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#!/usr/sbin/nft -f");
     let _ = writeln!(
@@ -132,6 +151,28 @@ pub fn ruleset(policy: &Policy) -> String {
     let p6: Vec<Cidr> = PRIVATE_V6.iter().filter_map(|s| s.parse().ok()).collect();
     set_block(&mut out, "private_v4", false, &p4);
     set_block(&mut out, "private_v6", true, &p6);
+    let quarantine = canonical(quarantine);
+    let macs: Vec<String> = quarantine.iter().map(|d| d.mac.to_string()).collect();
+    let mut q4 = Vec::new();
+    let mut q6 = Vec::new();
+    for a in quarantine.iter().flat_map(|d| d.addresses.iter()) {
+        match a {
+            std::net::IpAddr::V4(_) => q4.push(*a),
+            std::net::IpAddr::V6(_) => q6.push(*a),
+        }
+    }
+    q4.sort();
+    q4.dedup();
+    q6.sort();
+    q6.dedup();
+    let text = |v: Vec<std::net::IpAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let _ = writeln!(
+        out,
+        "\t# quarantined devices (Pumpward's quarantine list): their MACs and the addresses they were seen at"
+    );
+    plain_set(&mut out, "quarantine_mac", "ether_addr", &macs);
+    plain_set(&mut out, "quarantine_v4", "ipv4_addr", &text(q4));
+    plain_set(&mut out, "quarantine_v6", "ipv6_addr", &text(q6));
 
     // Boundaries: (from, to) → conduits, including the reverse path of
     // conduits that run both ways. Sorted by zone names; rules keep the
@@ -153,6 +194,22 @@ pub fn ruleset(policy: &Policy) -> String {
         out,
         "\t\ttype filter hook forward priority filter; policy drop;"
     );
+    let _ = writeln!(
+        out,
+        "\t\t# quarantined devices first: their open connections end too"
+    );
+    let _ = writeln!(
+        out,
+        "\t\tether saddr @quarantine_mac drop comment \"quarantine\""
+    );
+    for (fam, sfx) in [("ip", "v4"), ("ip6", "v6")] {
+        for dir in ["saddr", "daddr"] {
+            let _ = writeln!(
+                out,
+                "\t\t{fam} {dir} @quarantine_{sfx} drop comment \"quarantine\""
+            );
+        }
+    }
     let _ = writeln!(out, "\t\tct state established,related accept");
     let _ = writeln!(out, "\t\tct state invalid drop");
     for (from, to) in boundaries.keys() {

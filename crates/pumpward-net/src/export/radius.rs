@@ -4,6 +4,12 @@
 use std::fmt::Write;
 
 use crate::policy::{Admission, AssetIdentity, Policy};
+use crate::quarantine::{canonical, contains, QuarantinedDevice};
+
+/// A MAC as the MAB User-Name: 12 lower-case hex digits.
+fn mab_user(m: pumpward_core::inventory::MacAddress) -> String {
+    m.octets().iter().map(|o| format!("{o:02x}")).collect()
+}
 
 /// The `authorize` (users) file for the `files` module: one entry per MAC of
 /// every asset admitted by MAB, placing it in its zone's first VLAN with the
@@ -16,13 +22,22 @@ use crate::policy::{Admission, AssetIdentity, Policy};
 /// what Cisco switches and wireless controllers send for MAB by default;
 /// configure the authenticator to match (e.g. `mab request format
 /// attribute 1 groupsize 12`).
-pub fn mab_authorize(policy: &Policy, assets: &[AssetIdentity]) -> String {
+///
+/// Quarantined MACs come first, each rejected by an entry of its own; an
+/// asset's MAC on the quarantine list gets no accepting entry (the
+/// quarantine wins). The reason is not written: free text has no place in
+/// a configuration file.
+pub fn mab_authorize(
+    policy: &Policy,
+    assets: &[AssetIdentity],
+    quarantine: &[QuarantinedDevice],
+) -> String {
+    let quarantine = canonical(quarantine);
     let mut entries: Vec<(String, &AssetIdentity, Option<u16>)> = Vec::new();
     for a in assets.iter().filter(|a| a.admission == Admission::Mab) {
         let vlan = policy.zone(&a.zone).and_then(|z| z.vlans.first().copied());
-        for m in &a.macs {
-            let user: String = m.octets().iter().map(|o| format!("{o:02x}")).collect();
-            entries.push((user, a, vlan));
+        for m in a.macs.iter().filter(|m| !contains(&quarantine, **m)) {
+            entries.push((mab_user(*m), a, vlan));
         }
     }
     entries.sort_by(|x, y| x.0.cmp(&y.0));
@@ -42,6 +57,18 @@ pub fn mab_authorize(policy: &Policy, assets: &[AssetIdentity]) -> String {
         out,
         "# User-Name = the MAC as 12 lower-case hex digits; VLAN by RFC 3580 tunnel attributes."
     );
+    if !quarantine.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "# Quarantined by Pumpward ({} MACs): rejected before anything below.",
+            quarantine.len()
+        );
+        for d in &quarantine {
+            let _ = writeln!(out, "{}\tAuth-Type := Reject", mab_user(d.mac));
+            let _ = writeln!(out, "\tReply-Message = \"Device quarantined by Pumpward\"");
+        }
+    }
     for (user, a, vlan) in &entries {
         let _ = writeln!(out);
         let Some(vlan) = vlan else {

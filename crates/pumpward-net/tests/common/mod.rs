@@ -53,3 +53,26 @@ pub fn unique(tag: &str) -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     format!("{tag}{:x}{n:x}", std::process::id() % 0x10000)
 }
+
+/// The quarantine list the export tests use with `tests/golden/hospital.toml`:
+/// an unknown device seen on the pump VLAN, and one of PUMP-0003's two MACs
+/// (a registered asset's MAC on the list: the quarantine wins).
+pub fn quarantine() -> Vec<pumpward_net::QuarantinedDevice> {
+    vec![
+        pumpward_net::QuarantinedDevice {
+            mac: "02:1b:00:00:00:99".parse().unwrap(),
+            addresses: vec![
+                "10.20.0.99".parse().unwrap(),
+                "fd00:20::99".parse().unwrap(),
+            ],
+            zone: Some("infusion-pump".into()),
+            reason: "rogue laptop on the pump VLAN".into(),
+        },
+        pumpward_net::QuarantinedDevice {
+            mac: "02:1b:00:00:00:13".parse().unwrap(),
+            addresses: Vec::new(),
+            zone: Some("infusion-pump".into()),
+            reason: "cloned MAC seen in two places".into(),
+        },
+    ]
+}

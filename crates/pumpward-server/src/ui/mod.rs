@@ -43,6 +43,7 @@ pub mod libraries;
 pub mod library;
 pub mod library_editor;
 pub mod network;
+pub mod network_unknown;
 pub mod pki;
 pub mod responses;
 pub mod rules;
@@ -107,6 +108,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/network/policy",
             get(network::policy).post(network::save_policy),
+        )
+        .route("/network/quarantine", post(network_unknown::quarantine))
+        .route(
+            "/network/quarantine/{id}/release",
+            post(network_unknown::release),
+        )
+        .route(
+            "/network/unknown/register",
+            get(network_unknown::register_form).post(network_unknown::register),
         )
         .route("/responses", get(responses::responses))
         .route("/responses/{id}/confirm", post(responses::confirm))
@@ -548,6 +558,9 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "password" => "Your password was changed. Your other sessions were ended.",
         "mfa" => "Two-factor authentication is now set up for your account.",
         "token-revoked" => "The token was revoked.",
+        "device-quarantined" => "The device is quarantined: the next exports (nftables, FreeRADIUS MAB, ISE, ACL table) refuse its MAC and addresses. Export and load them to enforce it.",
+        "device-released" => "The device was released from quarantine: the next exports no longer refuse it.",
+        "device-registered" => "The device was registered as an asset and left the unknown devices.",
         "policy-saved" => "The network policy was checked and saved as a new version; the live evaluation uses it now.",
         "certificate-revoked" => "The certificate was revoked. A new CRL was published and the pump's connections to the gateway were closed; it cannot connect with this certificate again.",
         _ => return None,

@@ -217,12 +217,48 @@ fn policy_of(text: &str) -> Policy {
         .unwrap_or_else(|_| pumpward_net::starter_policy())
 }
 
+/// An unknown device as the page lists it, with what may be done to it.
+struct UnknownRow {
+    zone: String,
+    address: String,
+    mac: Option<String>,
+    first_seen: String,
+    last_seen: String,
+    flows: u64,
+    /// The quarantine in force on its MAC, if any.
+    quarantined: Option<i64>,
+    /// The MAC as text ("" without one), for the quarantine form.
+    mac_text: String,
+    /// The quarantine form is offered: the user may, the device has a MAC
+    /// and is not quarantined (decided here, so the template stays flat).
+    quarantine_form: bool,
+    /// The user may quarantine, but the device was seen without a MAC.
+    no_mac_hint: bool,
+    /// The register form's query string (MAC, address, zone), encoded.
+    register_query: String,
+}
+
+/// A quarantine in force, for the quarantined-devices table.
+struct QuarantineRow {
+    id: i64,
+    mac: String,
+    addresses: String,
+    zone: String,
+    reason: String,
+    by: String,
+    since: String,
+}
+
 #[derive(Template)]
 #[template(path = "network.html")]
 struct NetworkPage {
     nav: Option<Nav>,
     notice: Option<&'static str>,
     error: Option<String>,
+    csrf: String,
+    can_quarantine: bool,
+    can_register: bool,
+    quarantine: Vec<QuarantineRow>,
     policy_name: String,
     policy_version: String,
     collectors: Vec<String>,
@@ -234,14 +270,26 @@ struct NetworkPage {
     lines: Vec<Line>,
     observed: Vec<ObservedConduit>,
     conduit_flows_not_listed: u64,
-    unknown: Vec<crate::network::UnknownDevice>,
+    unknown: Vec<UnknownRow>,
     unknown_not_listed: u64,
 }
 
 /// `GET /network`.
-pub async fn network(State(st): State<AppState>, UiUser(p): UiUser) -> UiResult {
+pub async fn network(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri) -> UiResult {
     need(&st, &p, Permission::NetworkRead, NETWORK).await?;
-    let (v, text) = current_text(&st.store).await.ui(&p, NETWORK)?;
+    network_page(&st, &p, StatusCode::OK, done_param(uri.query()), None).await
+}
+
+/// The network page, with a notice or an error (a refused form).
+pub async fn network_page(
+    st: &AppState,
+    p: &Principal,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> UiResult {
+    let (v, text) = current_text(&st.store).await.ui(p, NETWORK)?;
+    let in_force = st.store.network_quarantine(false).await.ui(p, NETWORK)?;
     let policy = policy_of(&text);
     let view = st.network.view();
     // Observations made under another version than the one shown would be
@@ -252,12 +300,64 @@ pub async fn network(State(st): State<AppState>, UiUser(p): UiUser) -> UiResult 
         Vec::new()
     };
     let (boxes, lines) = diagram(&policy, &observed);
+    let unknown = view
+        .unknown_devices
+        .into_iter()
+        .map(|u| {
+            let quarantined = u.mac.as_deref().and_then(|m| {
+                in_force
+                    .iter()
+                    .find(|q| q.mac.to_string() == m)
+                    .map(|q| q.id)
+            });
+            let address = u.address.to_string();
+            let mut query = vec![("address", address.as_str()), ("zone", u.zone.as_str())];
+            if let Some(m) = u.mac.as_deref() {
+                query.push(("mac", m));
+            }
+            let can_quarantine = p.can(Permission::NetworkManage);
+            UnknownRow {
+                register_query: serde_urlencoded::to_string(&query).unwrap_or_default(),
+                mac_text: u.mac.clone().unwrap_or_default(),
+                quarantine_form: can_quarantine && quarantined.is_none() && u.mac.is_some(),
+                no_mac_hint: can_quarantine && u.mac.is_none(),
+                zone: u.zone,
+                address,
+                mac: u.mac,
+                first_seen: u.first_seen,
+                last_seen: u.last_seen,
+                flows: u.flows,
+                quarantined,
+            }
+        })
+        .collect();
+    let quarantine = in_force
+        .into_iter()
+        .map(|q| QuarantineRow {
+            id: q.id,
+            mac: q.mac.to_string(),
+            addresses: q
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            zone: q.zone.unwrap_or_default(),
+            reason: q.reason,
+            by: q.quarantined_by,
+            since: q.quarantined_at,
+        })
+        .collect();
     render(
-        StatusCode::OK,
+        status,
         &NetworkPage {
-            nav: Some(Nav::new(&p, NETWORK)),
-            notice: None,
-            error: None,
+            nav: Some(Nav::new(p, NETWORK)),
+            notice,
+            error,
+            csrf: p.csrf().to_owned(),
+            can_quarantine: p.can(Permission::NetworkManage),
+            can_register: p.can(Permission::InventoryWrite),
+            quarantine,
             policy_name: policy.name.clone(),
             policy_version: v.map_or_else(
                 || "the starter policy (no version saved)".to_owned(),
@@ -272,7 +372,7 @@ pub async fn network(State(st): State<AppState>, UiUser(p): UiUser) -> UiResult 
             lines,
             observed,
             conduit_flows_not_listed: view.conduit_flows_not_listed,
-            unknown: view.unknown_devices,
+            unknown,
             unknown_not_listed: view.unknown_not_listed,
         },
     )
@@ -471,6 +571,25 @@ fn plain<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// A flow tuple for the evidence column.
+fn flow_text(flow: &pumpward_flow::Flow) -> String {
+    format!(
+        "{} {}:{} → {}:{}{}",
+        plain(&flow.transport),
+        flow.orig_addr,
+        flow.orig_port,
+        flow.resp_addr,
+        flow.resp_port,
+        flow.orig_mac
+            .map(|m| format!(" (MAC {})", plain(&m)))
+            .unwrap_or_default()
+    )
+}
+
+fn at_text(us: i64) -> String {
+    pumpward_core::timefmt::format(pumpward_detect::event::from_us(us))
+}
+
 /// `/network/violations`: the policy violations and unknown devices the
 /// live collectors reported (kept as security events), newest first, by
 /// asset and time, each with its evidence.
@@ -515,20 +634,21 @@ pub async fn violations(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri)
                     rule,
                     violation,
                     flow,
+                    earlier_flow,
                 } => (
                     plain(violation),
                     rule.clone(),
-                    format!(
-                        "{} {}:{} → {}:{}{}",
-                        plain(&flow.transport),
-                        flow.orig_addr,
-                        flow.orig_port,
-                        flow.resp_addr,
-                        flow.resp_port,
-                        flow.orig_mac
-                            .map(|m| format!(" (MAC {})", plain(&m)))
-                            .unwrap_or_default()
-                    ),
+                    match earlier_flow {
+                        // A device in two places: both sightings.
+                        Some(e) => format!(
+                            "{} at {}; earlier {} at {}",
+                            flow_text(flow),
+                            at_text(flow.start_us),
+                            flow_text(e),
+                            at_text(e.start_us)
+                        ),
+                        None => flow_text(flow),
+                    },
                     format!("{} / {}", flow.orig_bytes, flow.resp_bytes),
                 ),
                 pumpward_detect::Body::UnknownDevice { mac, ip, zone, .. } => (

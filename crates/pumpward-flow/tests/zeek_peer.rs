@@ -2,10 +2,13 @@
 //! and JSON), and Pumpward reads both and agrees with its own reading of the
 //! capture, this time with real timestamps.
 //!
-//! Zeek is not packaged in Debian (bookworm, trixie or sid: only `zkg`), so
-//! it cannot be on the apt-get line in `.ci/run`; where it is missing this
-//! test says so and is skipped, also under CI (failing there would fail
-//! every run). Install Zeek from the Zeek project's packages to run it.
+//! Zeek is not packaged in Debian (bookworm, trixie or sid: only `zkg`), and
+//! the Zeek project's packages are not reachable from the machines this
+//! project is built on, so it cannot be on the apt-get line in `.ci/run`.
+//! The test is therefore marked ignored with that reason, which every test
+//! run prints (a skip inside a passing test would not show: the harness
+//! hides a passing test's output). `scripts/test` runs it whenever a `zeek`
+//! binary is installed; run by hand, it fails if none is found.
 
 use std::path::Path;
 use std::process::Command;
@@ -42,11 +45,11 @@ fn key(f: &Flow) -> impl Ord + std::fmt::Debug {
 }
 
 #[test]
+#[ignore = "needs Zeek, which Debian does not package (scripts/test runs it where zeek is installed)"]
 fn zeek_conn_logs_of_the_bacnet_capture_read_as_pumpward_reads_the_capture() {
-    let Some(zeek) = zeek() else {
-        eprintln!("SKIPPED (zeek): no zeek binary; Zeek is not packaged in Debian, install it from the Zeek project");
-        return;
-    };
+    let zeek = zeek().expect(
+        "no zeek binary (zeek, /opt/zeek/bin/zeek, /usr/local/zeek/bin/zeek): install Zeek from the Zeek project",
+    );
     let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bacnet/bacnet_example.pcap");
     let ours = read_capture(
         std::io::BufReader::new(std::fs::File::open(&pcap).unwrap()),

@@ -2177,6 +2177,17 @@ fn pump(id: &str, manufacturer: &str, model: &str, firmware: &str) -> AssetSpec 
     .unwrap()
 }
 
+/// A full match after what a test did raises and resolves nothing, and
+/// leaves `affected_open` affected findings open.
+async fn full_match_changes_nothing(store: &Store, affected_open: usize) {
+    let full = store.match_vulnerabilities(&Actor::system()).await.unwrap();
+    assert_eq!(
+        (full.raised, full.resolved, full.affected_open),
+        (0, 0, affected_open),
+        "{full:?}"
+    );
+}
+
 async fn open_vuln_findings(
     store: &Store,
     kind: &str,
@@ -4261,12 +4272,7 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
     assert_eq!(row.status, "affected");
 
     // A full match agrees: nothing to raise or resolve.
-    let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!(
-        (full.raised, full.resolved, full.affected_open),
-        (0, 0, 1),
-        "{full:?}"
-    );
+    full_match_changes_nothing(store, 1).await;
 
     // An SBOM for a model the alias table does not know still applies to
     // the assets of that model (keyed by its names).
@@ -4289,12 +4295,7 @@ async fn sbom_components_raise_findings_through_nvd_cpe(store: &Store) {
     let m = b.matched.unwrap();
     assert_eq!((m.assets, m.raised), (1, 1), "{m:?}");
     assert_eq!(store.list_model_sboms().await.unwrap().len(), 2);
-    let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!(
-        (full.raised, full.resolved, full.affected_open),
-        (0, 0, 2),
-        "{full:?}"
-    );
+    full_match_changes_nothing(store, 2).await;
 }
 
 /// An advisory's product purl names the real medical-device SBOM's WolfSSL
@@ -4366,12 +4367,7 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         Some("EXMD-2022-0007")
     );
     // A full match agrees.
-    let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!(
-        (full.raised, full.resolved, full.affected_open),
-        (0, 0, 2),
-        "{full:?}"
-    );
+    full_match_changes_nothing(store, 2).await;
 
     // The standalone VEX BOM for 12.1.2: the component is not affected.
     let vex = store
@@ -4486,12 +4482,7 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         .unwrap()
         .contains("states the device as fixed for CVE-2022-25638 (resolved, response update)"));
     // A full match leaves all of it as it is.
-    let full = store.match_vulnerabilities(&sys).await.unwrap();
-    assert_eq!(
-        (full.raised, full.resolved, full.affected_open),
-        (0, 0, 1),
-        "{full:?}"
-    );
+    full_match_changes_nothing(store, 1).await;
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

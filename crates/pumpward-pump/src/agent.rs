@@ -282,6 +282,11 @@ pub struct AgentStatus {
     pub clock_drift_s: Option<i64>,
     /// The outcome of the last replay.
     pub replay: Option<ReplayOutcome>,
+    /// Replays answered since start (acknowledged or refused). A caller
+    /// reads it before [`PumpAgent::replay_last_acked_batch`] and waits for
+    /// it to grow: comparing outcomes instead races with an answer that
+    /// arrives before the caller looks.
+    pub replays_answered: u64,
     /// The drug library installed through the agent (version, envelope
     /// digest).
     pub library: Option<LibraryRef>,
@@ -1371,7 +1376,8 @@ impl Session {
                         seqs: (first, last),
                         ack: Some(up_to),
                         refusal: None,
-                    })
+                    });
+                    s.replays_answered += 1;
                 });
             }
         }
@@ -1569,9 +1575,12 @@ impl Session {
                         }
                         Ok(GatewayMessage::Refusal(r)) => {
                             if let Some((first, last)) = self.replay_pending.take() {
-                                inner.status.send_modify(|s| s.replay = Some(ReplayOutcome {
-                                    seqs: (first, last), ack: None, refusal: Some(r.code),
-                                }));
+                                inner.status.send_modify(|s| {
+                                    s.replay = Some(ReplayOutcome {
+                                        seqs: (first, last), ack: None, refusal: Some(r.code),
+                                    });
+                                    s.replays_answered += 1;
+                                });
                             }
                             if let Some(end) = inner.on_refusal(&r, true) {
                                 return Ok(end);

@@ -210,6 +210,7 @@ async fn a_replayed_batch_is_acknowledged_and_not_stored_twice() {
     assert!(agent.replay_last_acked_batch());
     assert!(agent.wait_for(T, |s| s.replay.is_some()).await);
     let r = agent.status().replay.unwrap();
+    assert_eq!(agent.status().replays_answered, 1);
     assert_eq!(r.ack, Some(8), "{r:?}");
     assert_eq!(r.refusal, None);
     assert_eq!(fx.stored("PUMP-4"), (1..=8).collect::<Vec<_>>());

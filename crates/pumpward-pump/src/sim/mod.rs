@@ -1409,14 +1409,13 @@ impl ScenarioCtx {
         {
             return (expected, "nothing acknowledged to replay".into(), false);
         }
+        // Read before asking: the answer can arrive before this task runs again.
+        let answered = a.status().replays_answered;
         if !a.replay_last_acked_batch() {
             return (expected, "no acknowledged batch kept".into(), false);
         }
-        let before = a.status().replay;
         let got = a
-            .wait_for(Duration::from_secs(30), |s| {
-                s.replay.is_some() && s.replay != before
-            })
+            .wait_for(Duration::from_secs(30), |s| s.replays_answered > answered)
             .await;
         let r = a.status().replay;
         match (got, r) {

@@ -88,10 +88,10 @@ proptest! {
     #[test]
     fn event_rates_stay_within_clinical_bounds(seed in any::<u64>()) {
         let events = run_model(seed, start_time(0), 24.0);
-        // A pump in a day makes some noise but never floods: at most ~25
-        // events an hour on average, and not none.
+        // A pump in a day never floods: at most ~25 events an hour on
+        // average. (A silent day is possible, as for a pump left in a
+        // store room; how rare it is is checked over fixed seeds below.)
         prop_assert!(events.len() <= 600, "{} events in 24 h", events.len());
-        prop_assert!(!events.is_empty());
         // No hour has more than 60 events.
         let mut per_hour = [0u32; 25];
         for (t, _) in &events {
@@ -106,8 +106,11 @@ fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busi
     let (mut within, mut soft, mut hard, mut basic) = (0u32, 0u32, 0u32, 0u32);
     let (mut day, mut night) = (0u32, 0u32);
     let mut areas = std::collections::BTreeSet::new();
+    let mut silent_days = 0u32;
     for seed in 0..200u64 {
-        for (t, e) in run_model(seed, start_time(0), 24.0) {
+        let events = run_model(seed, start_time(0), 24.0);
+        silent_days += u32::from(events.is_empty());
+        for (t, e) in events {
             if let EventKind::DoseCheck(d) = &e {
                 areas.insert(d.care_area.clone());
                 match d.result {
@@ -132,6 +135,12 @@ fn dose_checks_are_mostly_within_limits_some_overrides_rare_blocks_and_days_busi
             }
         }
     }
+    // Fixed seeds, so this distribution check cannot flake: a pump that
+    // stays silent a whole day is rare (one in a few hundred).
+    assert!(
+        silent_days <= 2,
+        "{silent_days} of 200 pumps silent all day"
+    );
     let total = f64::from(within + soft + hard + basic);
     assert!(total > 500.0, "{total}");
     let shares = format!("within {within} soft {soft} hard {hard} basic {basic}");

@@ -50,6 +50,17 @@ pub struct PumpGroup {
     pub updated_at: String,
 }
 
+/// A pump of a group with what the inventory says of it (the pump-groups
+/// page lists these, so biomed sees a retired or moved pump in a group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupPump {
+    pub asset_id: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub care_area: Option<String>,
+    pub lifecycle_state: String,
+}
+
 /// Where a library goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LibraryAssignment {
@@ -267,6 +278,99 @@ impl Store {
             out.push(self.pump_group(&n).await?);
         }
         Ok(out)
+    }
+
+    /// The first `limit` pumps of group `name` by asset id, with their
+    /// model, care area and lifecycle state.
+    pub async fn pump_group_pumps(&self, name: &str, limit: i64) -> Result<Vec<GroupPump>> {
+        let rows = sqlx::query(
+            "SELECT a.asset_id, a.manufacturer, a.model, a.care_area, a.lifecycle_state \
+             FROM pump_group_members m JOIN assets a ON a.asset_id = m.asset_id \
+             WHERE m.group_name = $1 ORDER BY a.asset_id LIMIT $2",
+        )
+        .bind(name.trim().to_owned())
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GroupPump {
+                    asset_id: r.try_get("asset_id")?,
+                    manufacturer: r.try_get("manufacturer")?,
+                    model: r.try_get("model")?,
+                    care_area: r.try_get("care_area")?,
+                    lifecycle_state: r.try_get("lifecycle_state")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The libraries assigned to each pump group: group name → library
+    /// ids, sorted (a group no library names is absent).
+    pub async fn pump_group_libraries(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let rows = sqlx::query(
+            "SELECT target, library_id FROM library_assignments WHERE kind = 'pump_group' \
+             ORDER BY target, library_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &rows {
+            out.entry(r.try_get("target")?)
+                .or_default()
+                .push(r.try_get("library_id")?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a pump group. Refused (`Conflict`, naming them) while a
+    /// library is assigned to it: with the group gone, a library assigned
+    /// to it alone would silently widen to the whole fleet. Audited.
+    pub async fn delete_pump_group(&self, name: &str, actor: &Actor) -> Result<()> {
+        let name = name.trim().to_owned();
+        let now = crate::now();
+        let mut tx = self.write_tx().await?;
+        let description: String =
+            sqlx::query_scalar("SELECT description FROM pump_groups WHERE name = $1")
+                .bind(name.clone())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("pump group {name:?}"),
+                })?;
+        let libraries: Vec<String> = sqlx::query_scalar(
+            "SELECT library_id FROM library_assignments WHERE kind = 'pump_group' \
+             AND target = $1 ORDER BY library_id",
+        )
+        .bind(name.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        if !libraries.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "pump group {name:?} is still assigned to these drug libraries: {}; \
+                 remove it from their assignment first",
+                libraries.join(", ")
+            )));
+        }
+        let pumps: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pump_group_members WHERE group_name = $1")
+                .bind(name.clone())
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM pump_group_members WHERE group_name = $1")
+            .bind(name.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM pump_groups WHERE name = $1")
+            .bind(name.clone())
+            .execute(&mut *tx)
+            .await?;
+        let entry = actor
+            .entry("pump_group.delete", Outcome::Success)
+            .object(format!("pump_group:{name}"))
+            .details(&serde_json::json!({ "description": description, "pumps": pumps }));
+        tx.commit_audited(vec![entry], now).await?;
+        Ok(())
     }
 
     /// Where a library is assigned (empty: the whole fleet).

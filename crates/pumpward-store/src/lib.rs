@@ -46,7 +46,10 @@ pub use assets::{
     spec_diff, AssetFacet, AssetFilter, AssetPage, ImportOutcome, ImportSummary, LifecycleEvent,
     DEFAULT_INITIAL_STATE,
 };
-pub use assignment::{LibraryAssignment, PumpGroup};
+pub use assignment::{
+    GroupPump, LibraryAssignment, PumpGroup, MAX_GROUP_DESCRIPTION_CHARS, MAX_GROUP_MEMBERS,
+    MAX_TARGET_CHARS,
+};
 pub use audit::{AuditFilter, VerifyReport};
 pub use detection::{AlertFilter, SecurityEventFilter, StoredAlert, StoredEvent};
 pub use detection_inputs::{

@@ -79,6 +79,7 @@ on_both_backends!(
     incidents_open_from_alerts_list_and_rule_settings,
     library_rollout_waves_reports_and_compliance,
     library_assignment_scopes_rollouts_and_compliance,
+    pump_group_delete_is_refused_while_a_library_is_assigned,
     cqi_report_counts_dose_checks_per_area_and_drug,
     detection_inputs_page_without_skipping_or_repeating,
 );
@@ -3468,6 +3469,140 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
         Err(StoreError::Invalid(m)) if m.contains("Adult ICU")
     ));
     assert_eq!(store.library_rollouts(&lib.id).await.unwrap().len(), 1);
+}
+
+/// A pump group lists its pumps with what the inventory says of them and
+/// the libraries assigned to it; it cannot be deleted while a library is
+/// assigned to it (that library would silently widen to the whole fleet):
+/// the refusal names the library and changes nothing. Unassigned, the
+/// delete removes the group and its members and is audited; the name can
+/// be used again without the old members.
+async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store) {
+    store
+        .create_asset(
+            &spec("GP-1", "Oncology", None),
+            Some(LifecycleState::Decommissioned),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    store
+        .create_asset(
+            &spec("GP-0", "Adult ICU", None),
+            Some(LifecycleState::InService),
+            &biomed(),
+        )
+        .await
+        .unwrap();
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let lib = pumpward_druglib::sample_library();
+    let d = store
+        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store
+        .set_pump_group("Loaners", "loaner pool", &names(&["GP-1", "GP-0"]), &biomed())
+        .await
+        .unwrap();
+
+    // The group's pumps, by asset id, with model, care area and state.
+    let pumps = store.pump_group_pumps("Loaners", 10).await.unwrap();
+    let seen: Vec<(&str, &str, Option<&str>, &str)> = pumps
+        .iter()
+        .map(|p| {
+            (
+                p.asset_id.as_str(),
+                p.model.as_str(),
+                p.care_area.as_deref(),
+                p.lifecycle_state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GP-0", "Sigma Spectrum", Some("Adult ICU"), "in_service"),
+            ("GP-1", "Sigma Spectrum", Some("Oncology"), "decommissioned"),
+        ]
+    );
+    assert_eq!(store.pump_group_pumps("Loaners", 1).await.unwrap().len(), 1);
+    assert!(store.pump_group_pumps("Nobody", 10).await.unwrap().is_empty());
+    assert!(store.pump_group_libraries().await.unwrap().is_empty());
+
+    store
+        .set_library_assignment(&lib.id, &[], &names(&["Loaners"]), &bob)
+        .await
+        .unwrap();
+    let by_group = store.pump_group_libraries().await.unwrap();
+    assert_eq!(
+        by_group.into_iter().collect::<Vec<_>>(),
+        [("Loaners".to_owned(), vec![lib.id.clone()])]
+    );
+
+    // Refused while assigned: the library is named, nothing changes.
+    match store.delete_pump_group("Loaners", &biomed()).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains(&lib.id), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.pump_group("Loaners").await.unwrap().members,
+        names(&["GP-0", "GP-1"])
+    );
+    assert_eq!(
+        store.library_assignment(&lib.id).await.unwrap().pump_groups,
+        names(&["Loaners"])
+    );
+    assert!(audit_of(store, "pump_group.delete").await.is_empty());
+    assert!(matches!(
+        store.delete_pump_group("Nobody", &biomed()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Unassigned: deleted, members with it, audited.
+    store
+        .set_library_assignment(&lib.id, &[], &[], &bob)
+        .await
+        .unwrap();
+    store
+        .delete_pump_group(" Loaners ", &biomed())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.pump_group("Loaners").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.pump_groups().await.unwrap().is_empty());
+    assert!(store.pump_group_pumps("Loaners", 10).await.unwrap().is_empty());
+    let audit = audit_of(store, "pump_group.delete").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].entry.actor, biomed().id);
+    assert_eq!(audit[0].entry.object.as_deref(), Some("pump_group:Loaners"));
+    let details: serde_json::Value =
+        serde_json::from_str(audit[0].entry.details.as_deref().unwrap()).unwrap();
+    assert_eq!(details["pumps"], 2);
+    assert_eq!(details["description"], "loaner pool");
+    assert!(matches!(
+        store.delete_pump_group("Loaners", &biomed()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let again = store
+        .set_pump_group("Loaners", "", &names(&["GP-0"]), &biomed())
+        .await
+        .unwrap();
+    assert_eq!(again.members, names(&["GP-0"]));
 }
 
 async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {

@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,4 +79,15 @@ pub async fn put_group(
         .set_pump_group(&name, &b.description, &b.members, &p.actor())
         .await?;
     Ok(Json(json!({ "group": g })))
+}
+
+/// `DELETE /api/v1/pump-groups/{name}`: 204; 409 naming the libraries
+/// while any is assigned to the group (it would go to the whole fleet).
+pub async fn delete_group(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.store.delete_pump_group(&name, &p.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -140,7 +140,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/pump-groups", get(api_assignment::list_groups))
         .route(
             "/api/v1/pump-groups/{name}",
-            axum::routing::put(api_assignment::put_group),
+            axum::routing::put(api_assignment::put_group).delete(api_assignment::delete_group),
         )
         .route("/api/v1/certificates", get(api_pki::list_certificates))
         .route(

@@ -229,6 +229,7 @@ pub const API_ROUTES: &[RouteSpec] = &[
     b("PUT", "/api/v1/libraries/{id}/assignment", Perm(LibraryPublish), "library", "Assign the library ({\"care_areas\": […], \"pump_groups\": […]}, both empty: the whole fleet); later rollouts address, and compliance counts, only those pumps", JSON),
     r("GET", "/api/v1/pump-groups", Perm(InventoryRead), "library", "Pump groups (named lists of pumps) with their members"),
     b("PUT", "/api/v1/pump-groups/{name}", Perm(InventoryWrite), "library", "Create or replace a pump group ({\"description\": …, \"members\": [asset ids]})", JSON),
+    r("DELETE", "/api/v1/pump-groups/{name}", Perm(InventoryWrite), "library", "Delete a pump group; 409 naming the libraries while any is assigned to it"),
     r(
         "GET",
         "/api/v1/certificates",
@@ -1070,6 +1071,29 @@ pub const UI_ROUTES: &[RouteSpec] = &[
         Perm(LibraryRead),
         "ui",
         "CQI report of dose checks with a chart",
+    ),
+    r(
+        "GET",
+        "/pump-groups",
+        Perm(InventoryRead),
+        "ui",
+        "Pump groups: members, the libraries assigned to each; the create/replace form (?edit=NAME fills it)",
+    ),
+    b(
+        "POST",
+        "/pump-groups",
+        Perm(InventoryWrite),
+        "ui",
+        "Create or replace a pump group (name, description, asset ids)",
+        "application/x-www-form-urlencoded",
+    ),
+    b(
+        "POST",
+        "/pump-groups/{name}/delete",
+        Perm(InventoryWrite),
+        "ui",
+        "Delete a pump group (refused while a library is assigned to it)",
+        "application/x-www-form-urlencoded",
     ),
     r(
         "GET",

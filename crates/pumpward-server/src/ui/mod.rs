@@ -8,6 +8,8 @@
 //! - [`pki`]: the fleet's connections and certificates, certificate detail
 //!   and revocation, one-time enrollment codes (with a QR code).
 //! - [`library`]: drug-library rollout and compliance, and the CQI report.
+//! - [`pump_groups`]: biomed's pump groups (named lists of pumps that
+//!   libraries can be assigned to): list, create/replace, delete.
 //! - [`alerts`], [`alert_case`], [`incidents`], [`rules`]: the alerts list
 //!   with bulk actions, one alert's page, incidents, the detection rules.
 //! - [`network`]: the zone diagram (observed beside allowed conduits),
@@ -45,6 +47,7 @@ pub mod library_editor;
 pub mod network;
 pub mod network_unknown;
 pub mod pki;
+pub mod pump_groups;
 pub mod responses;
 pub mod rules;
 pub mod sboms;
@@ -131,6 +134,11 @@ pub fn routes() -> Router<AppState> {
         .route("/rollout/assignment", post(library::assign))
         .route("/rollout/{rollout}", post(library::act))
         .route("/reports/cqi", get(library::cqi))
+        .route(
+            "/pump-groups",
+            get(pump_groups::pump_groups).post(pump_groups::save),
+        )
+        .route("/pump-groups/{name}/delete", post(pump_groups::delete))
         .route(
             "/libraries",
             get(libraries::libraries).post(libraries::upload_draft),
@@ -237,7 +245,7 @@ pub struct Nav {
 impl Nav {
     /// The links `p`'s role allows, with `current` (a path) marked.
     pub fn new(p: &Principal, current: &str) -> Nav {
-        let all: [(&'static str, &'static str, Option<Permission>); 14] = [
+        let all: [(&'static str, &'static str, Option<Permission>); 15] = [
             ("/", "Dashboard", Some(Permission::InventoryRead)),
             ("/assets", "Assets", Some(Permission::InventoryRead)),
             ("/fleet", "Fleet", Some(Permission::PkiRead)),
@@ -248,6 +256,7 @@ impl Nav {
             ("/responses", "Quarantine", Some(Permission::ResponseManage)),
             ("/libraries", "Libraries", Some(Permission::LibraryRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
+            ("/pump-groups", "Pump groups", Some(Permission::InventoryRead)),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
             ("/audit", "Audit", Some(Permission::AuditRead)),
@@ -562,6 +571,8 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "device-released" => "The device was released from quarantine: the next exports no longer refuse it.",
         "device-registered" => "The device was registered as an asset and left the unknown devices.",
         "policy-saved" => "The network policy was checked and saved as a new version; the live evaluation uses it now.",
+        "pump-group-saved" => "The pump group was saved. Libraries assigned to it address its pumps in rollouts started from now on.",
+        "pump-group-deleted" => "The pump group was deleted.",
         "certificate-revoked" => "The certificate was revoked. A new CRL was published and the pump's connections to the gateway were closed; it cannot connect with this certificate again.",
         _ => return None,
     })

@@ -199,7 +199,7 @@ async fn biomed_creates_edits_and_deletes_a_group_through_the_page() {
     assert!(html.contains("<strong>2</strong> pumps"), "{html}");
     assert!(
         html.contains(
-            "<a href=\"/assets/PUMP-3\">PUMP-3</a></th><td>ICU Medical Plum 360</td><td>Oncology</td><td>in_service</td>"
+            "<a href=\"/assets/PUMP-3\">PUMP-3</a></th><td>ICU Medical Plum 360</td><td>Oncology</td><td><span class=\"state state-in_service\">in_service</span></td>"
         ),
         "{html}"
     );
@@ -210,9 +210,7 @@ async fn biomed_creates_edits_and_deletes_a_group_through_the_page() {
         "{html}"
     );
     assert!(
-        html.contains(&format!(
-            "action=\"/pump-groups/{GROUP_SEGMENT}/delete\""
-        )),
+        html.contains(&format!("action=\"/pump-groups/{GROUP_SEGMENT}/delete\"")),
         "{html}"
     );
 
@@ -259,7 +257,11 @@ async fn biomed_creates_edits_and_deletes_a_group_through_the_page() {
     assert!(r.json()["detail"].as_str().unwrap().contains(&lib.id));
     assert!(group_exists(&h, GROUP).await);
     assert_eq!(
-        h.store.library_assignment(&lib.id).await.unwrap().pump_groups,
+        h.store
+            .library_assignment(&lib.id)
+            .await
+            .unwrap()
+            .pump_groups,
         [GROUP]
     );
     assert!(audit(&h, "pump_group.delete").await.is_empty());
@@ -340,7 +342,12 @@ async fn readers_see_groups_but_cannot_change_them() {
     assert_eq!(r.status, 403, "{}", r.text());
     let pharmacist_api = Cred::Bearer(h.token_for("pia.api", Role::Pharmacist).await);
     let r = h
-        .call("DELETE", "/api/v1/pump-groups/Loaners", &pharmacist_api, None)
+        .call(
+            "DELETE",
+            "/api/v1/pump-groups/Loaners",
+            &pharmacist_api,
+            None,
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let g = h.store.pump_group("Loaners").await.unwrap();

@@ -13,6 +13,9 @@
 //! for the pump's care area, so a care area the library lacks would make
 //! every pump there refuse it); a rollout checks the same against the
 //! version it sends.
+//!
+//! A group a library is assigned to cannot be deleted: that library, if
+//! assigned to the group alone, would silently go to the whole fleet.
 
 use crate::{Actor, Result, Store, StoreError};
 use pumpward_core::audit::Outcome;

@@ -3514,7 +3514,12 @@ async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store)
         .unwrap();
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     store
-        .set_pump_group("Loaners", "loaner pool", &names(&["GP-1", "GP-0"]), &biomed())
+        .set_pump_group(
+            "Loaners",
+            "loaner pool",
+            &names(&["GP-1", "GP-0"]),
+            &biomed(),
+        )
         .await
         .unwrap();
 
@@ -3539,7 +3544,11 @@ async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store)
         ]
     );
     assert_eq!(store.pump_group_pumps("Loaners", 1).await.unwrap().len(), 1);
-    assert!(store.pump_group_pumps("Nobody", 10).await.unwrap().is_empty());
+    assert!(store
+        .pump_group_pumps("Nobody", 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store.pump_group_libraries().await.unwrap().is_empty());
 
     store
@@ -3585,7 +3594,11 @@ async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store)
         Err(StoreError::NotFound { .. })
     ));
     assert!(store.pump_groups().await.unwrap().is_empty());
-    assert!(store.pump_group_pumps("Loaners", 10).await.unwrap().is_empty());
+    assert!(store
+        .pump_group_pumps("Loaners", 10)
+        .await
+        .unwrap()
+        .is_empty());
     let audit = audit_of(store, "pump_group.delete").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].entry.actor, biomed().id);

@@ -256,7 +256,11 @@ impl Nav {
             ("/responses", "Quarantine", Some(Permission::ResponseManage)),
             ("/libraries", "Libraries", Some(Permission::LibraryRead)),
             ("/rollout", "Library rollout", Some(Permission::LibraryRead)),
-            ("/pump-groups", "Pump groups", Some(Permission::InventoryRead)),
+            (
+                "/pump-groups",
+                "Pump groups",
+                Some(Permission::InventoryRead),
+            ),
             ("/reports/cqi", "CQI report", Some(Permission::LibraryRead)),
             ("/users", "Users", Some(Permission::UsersManage)),
             ("/audit", "Audit", Some(Permission::AuditRead)),

@@ -7,9 +7,7 @@
 //! store refuses to delete a group a library is assigned to, naming the
 //! libraries, so no library silently widens to the whole fleet.
 
-use super::{
-    done_param, need, render, see_other, Fields, Nav, UiResult, UiResultExt, UiUser,
-};
+use super::{done_param, need, render, see_other, Fields, Nav, UiResult, UiResultExt, UiUser};
 use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -19,9 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use pumpward_core::access::Permission;
-use pumpward_store::{
-    GroupPump, MAX_GROUP_DESCRIPTION_CHARS, MAX_GROUP_MEMBERS, MAX_TARGET_CHARS,
-};
+use pumpward_store::{GroupPump, MAX_GROUP_DESCRIPTION_CHARS, MAX_GROUP_MEMBERS, MAX_TARGET_CHARS};
 use std::collections::BTreeMap;
 
 const HERE: &str = "/pump-groups";
@@ -175,15 +171,7 @@ pub async fn pump_groups(State(st): State<AppState>, UiUser(p): UiUser, uri: Uri
             };
         }
     }
-    page(
-        &st,
-        &p,
-        StatusCode::OK,
-        done_param(uri.query()),
-        None,
-        form,
-    )
-    .await
+    page(&st, &p, StatusCode::OK, done_param(uri.query()), None, form).await
 }
 
 /// `POST /pump-groups`: creates the group, or replaces the one of that

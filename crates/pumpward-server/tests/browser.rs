@@ -620,6 +620,7 @@ async fn admin_sets_up_and_manages_the_fleet() {
             "Quarantine",
             "Libraries",
             "Library rollout",
+            "Pump groups",
             "CQI report",
             "Users",
             "Audit",
@@ -871,6 +872,7 @@ async fn biomed_sees_no_user_admin_and_gets_a_403_page() {
             "/responses",
             "/libraries",
             "/rollout",
+            "/pump-groups",
             "/reports/cqi",
             "/account"
         ],

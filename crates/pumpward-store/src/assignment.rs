@@ -134,6 +134,16 @@ pub(crate) fn missing_care_areas(content: &str, care_areas: &[String]) -> Result
         .collect())
 }
 
+/// A row-lock clause on PostgreSQL; SQLite's `BEGIN IMMEDIATE` write
+/// transaction already excludes every other writer.
+fn row_lock(conn: &sqlx::AnyConnection, clause: &'static str) -> &'static str {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        ""
+    } else {
+        clause
+    }
+}
+
 impl Store {
     /// Creates or replaces a pump group (its description and members);
     /// every member must be a pump in the inventory. Audited.
@@ -333,14 +343,19 @@ impl Store {
         let name = name.trim().to_owned();
         let now = crate::now();
         let mut tx = self.write_tx().await?;
-        let description: String =
-            sqlx::query_scalar("SELECT description FROM pump_groups WHERE name = $1")
-                .bind(name.clone())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: format!("pump group {name:?}"),
-                })?;
+        // Locked, so that an assignment naming the group concurrently
+        // either lands first (and is seen below) or finds it gone.
+        let sql = format!(
+            "SELECT description FROM pump_groups WHERE name = $1{}",
+            row_lock(&tx, " FOR UPDATE")
+        );
+        let description: String = sqlx::query_scalar(&sql)
+            .bind(name.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("pump group {name:?}"),
+            })?;
         let libraries: Vec<String> = sqlx::query_scalar(
             "SELECT library_id FROM library_assignments WHERE kind = 'pump_group' \
              AND target = $1 ORDER BY library_id",
@@ -429,8 +444,14 @@ impl Store {
         let now = crate::now();
         let now_s = timefmt::format(now);
         let mut tx = self.write_tx().await?;
+        // Shared lock: a concurrent delete of the group waits for this
+        // assignment and then refuses, or wins and this finds no group.
+        let sql = format!(
+            "SELECT 1 AS x FROM pump_groups WHERE name = $1{}",
+            row_lock(&tx, " FOR SHARE")
+        );
         for g in &groups {
-            let found = sqlx::query("SELECT 1 AS x FROM pump_groups WHERE name = $1")
+            let found = sqlx::query(&sql)
                 .bind(g.clone())
                 .fetch_optional(&mut *tx)
                 .await?

@@ -3616,6 +3616,44 @@ async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store)
         .await
         .unwrap();
     assert_eq!(again.members, names(&["GP-0"]));
+
+    // A delete racing an assignment of the same group: one of them loses,
+    // never both win (an assignment naming a group that no longer exists).
+    let bea = biomed();
+    for i in 0..20 {
+        let g = format!("Race {i}");
+        store
+            .set_pump_group(&g, "", &names(&["GP-0"]), &biomed())
+            .await
+            .unwrap();
+        let groups = vec![g.clone()];
+        let (deleted, assigned) = tokio::join!(
+            store.delete_pump_group(&g, &bea),
+            store.set_library_assignment(&lib.id, &[], &groups, &bob),
+        );
+        match (&deleted, &assigned) {
+            (Ok(()), Err(StoreError::Invalid(_))) => {}
+            (Err(StoreError::Conflict(_)), Ok(a)) => assert_eq!(a.pump_groups, groups),
+            other => panic!("both or neither won the race for {g:?}: {other:?}"),
+        }
+        let now = store.library_assignment(&lib.id).await.unwrap();
+        assert_eq!(
+            group_gone(store, &g).await,
+            now.pump_groups.is_empty(),
+            "{g:?}: {now:?}"
+        );
+        store
+            .set_library_assignment(&lib.id, &[], &[], &bob)
+            .await
+            .unwrap();
+    }
+}
+
+async fn group_gone(store: &Store, name: &str) -> bool {
+    matches!(
+        store.pump_group(name).await,
+        Err(StoreError::NotFound { .. })
+    )
 }
 
 async fn cqi_report_counts_dose_checks_per_area_and_drug(store: &Store) {

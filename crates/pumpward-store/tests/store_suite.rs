@@ -3476,7 +3476,8 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
 /// assigned to it (that library would silently widen to the whole fleet):
 /// the refusal names the library and changes nothing. Unassigned, the
 /// delete removes the group and its members and is audited; the name can
-/// be used again without the old members.
+/// be used again without the old members. A delete racing an assignment of
+/// the group never lets both win (on PostgreSQL this needs the row locks).
 async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store) {
     store
         .create_asset(

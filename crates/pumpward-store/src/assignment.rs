@@ -6,7 +6,7 @@
 //! in-service and maintenance pumps in any of those; a library without
 //! any assignment is for the whole fleet. A rollout addresses only the
 //! pumps in scope when it is created, and the compliance view counts only
-//! those ([`IN_SCOPE`] is the one statement of "in scope" both use).
+//! those ([`in_scope`] is the one statement of "in scope" both use).
 //!
 //! An assigned care area must be a care area of the library's newest
 //! published version (the pump installs a library only if it has a profile
@@ -17,7 +17,7 @@
 //! A group a library is assigned to cannot be deleted: that library, if
 //! assigned to the group alone, would silently go to the whole fleet.
 
-use crate::{Actor, Result, Store, StoreError};
+use crate::{Actor, Backend, Result, Store, StoreError};
 use pumpward_core::audit::Outcome;
 use pumpward_core::timefmt;
 use serde::Serialize;
@@ -34,13 +34,29 @@ pub const MAX_GROUP_MEMBERS: usize = 20_000;
 pub const MAX_ASSIGNED: usize = 200;
 
 /// SQL condition: the asset `a` is in the scope of library `$1`.
-pub(crate) const IN_SCOPE: &str = "(NOT EXISTS (SELECT 1 FROM library_assignments la0 \
-        WHERE la0.library_id = $1) \
-     OR EXISTS (SELECT 1 FROM library_assignments la1 WHERE la1.library_id = $1 \
-        AND la1.kind = 'care_area' AND LOWER(TRIM(la1.target)) = LOWER(TRIM(a.care_area))) \
-     OR EXISTS (SELECT 1 FROM library_assignments la2 JOIN pump_group_members m \
-        ON m.group_name = la2.target WHERE la2.library_id = $1 AND la2.kind = 'pump_group' \
-        AND m.asset_id = a.asset_id))";
+///
+/// A care area matches ignoring surrounding space and ASCII case only, as
+/// the pump's own [`pumpward_druglib::Library::resolve_care_area`] does:
+/// SQLite's `LOWER` folds ASCII only, and PostgreSQL's does the same under
+/// the "C" collation. (With Unicode folding on PostgreSQL, a rollout would
+/// address pumps that then refuse the library as not for their care area,
+/// and they would stay stale.)
+pub(crate) fn in_scope(backend: Backend) -> String {
+    let fold = |x: &str| match backend {
+        Backend::Sqlite => format!("LOWER(TRIM({x}))"),
+        Backend::Postgres => format!("LOWER(TRIM({x}) COLLATE \"C\")"),
+    };
+    format!(
+        "(NOT EXISTS (SELECT 1 FROM library_assignments la0 WHERE la0.library_id = $1) \
+         OR EXISTS (SELECT 1 FROM library_assignments la1 WHERE la1.library_id = $1 \
+            AND la1.kind = 'care_area' AND {} = {}) \
+         OR EXISTS (SELECT 1 FROM library_assignments la2 JOIN pump_group_members m \
+            ON m.group_name = la2.target WHERE la2.library_id = $1 AND la2.kind = 'pump_group' \
+            AND m.asset_id = a.asset_id))",
+        fold("la1.target"),
+        fold("a.care_area")
+    )
+}
 
 /// A named list of pumps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,8 +119,8 @@ fn target(what: &str, s: &str) -> Result<String> {
     Ok(t.to_owned())
 }
 
-/// Trimmed, checked and without case-insensitive repeats (first spelling
-/// kept), sorted.
+/// Trimmed, checked and without repeats ignoring ASCII case, as a care
+/// area is matched (first spelling kept), sorted.
 fn targets(what: &str, list: &[String]) -> Result<Vec<String>> {
     if list.len() > MAX_ASSIGNED {
         return Err(StoreError::Invalid(format!(
@@ -115,23 +131,44 @@ fn targets(what: &str, list: &[String]) -> Result<Vec<String>> {
     let mut seen = BTreeMap::new();
     for s in list {
         let t = target(what, s)?;
-        seen.entry(t.to_lowercase()).or_insert(t);
+        seen.entry(t.to_ascii_lowercase()).or_insert(t);
     }
     let mut out: Vec<String> = seen.into_values().collect();
     out.sort();
     Ok(out)
 }
 
+fn parse_content(content: &str) -> Result<pumpward_druglib::Library> {
+    pumpward_druglib::json::parse_library_json(content.as_bytes())
+        .map_err(|e| StoreError::Invalid(format!("stored library content: {e}")))
+}
+
 /// The care areas of `care_areas` that library content `content` (canonical
 /// JSON) has no profile for (by id or name, as the pump resolves them).
 pub(crate) fn missing_care_areas(content: &str, care_areas: &[String]) -> Result<Vec<String>> {
-    let lib = pumpward_druglib::json::parse_library_json(content.as_bytes())
-        .map_err(|e| StoreError::Invalid(format!("stored library content: {e}")))?;
+    let lib = parse_content(content)?;
     Ok(care_areas
         .iter()
         .filter(|a| lib.resolve_care_area(a).is_none())
         .cloned()
         .collect())
+}
+
+/// `care_areas` as the library's profiles name them: the scope compares an
+/// assignment with the care area the inventory records, which is a name,
+/// so one given by the profile's id ("adult-icu") is kept as its name
+/// ("Adult ICU"); otherwise it would match no pump. Every care area must
+/// resolve ([`missing_care_areas`] is checked first).
+fn profile_names(content: &str, care_areas: &[String]) -> Result<Vec<String>> {
+    let lib = parse_content(content)?;
+    let names: Vec<String> = care_areas
+        .iter()
+        .map(|a| {
+            lib.resolve_care_area(a)
+                .map_or_else(|| a.clone(), |c| c.name.clone())
+        })
+        .collect();
+    targets("care area", &names)
 }
 
 /// A row-lock clause on PostgreSQL; SQLite's `BEGIN IMMEDIATE` write
@@ -439,7 +476,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<LibraryAssignment> {
         let old = self.library_assignment(library_id).await?;
-        let areas = targets("care area", care_areas)?;
+        let mut areas = targets("care area", care_areas)?;
         let groups = targets("pump group", pump_groups)?;
         let now = crate::now();
         let now_s = timefmt::format(now);
@@ -477,6 +514,7 @@ impl Store {
                     missing.join(", ")
                 )));
             }
+            areas = profile_names(content, &areas)?;
         }
         sqlx::query("DELETE FROM library_assignments WHERE library_id = $1")
             .bind(library_id.to_owned())

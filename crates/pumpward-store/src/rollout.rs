@@ -309,7 +309,7 @@ impl Store {
         let pumps = sqlx::query(&format!(
             "SELECT a.asset_id, a.care_area FROM assets a WHERE a.kind = 'pump' \
              AND a.lifecycle_state IN ('in_service', 'maintenance') AND {} ORDER BY a.asset_id",
-            crate::assignment::IN_SCOPE
+            crate::assignment::in_scope(self.backend())
         ))
         .bind(n.library_id.clone())
         .fetch_all(&mut *tx)
@@ -645,7 +645,7 @@ impl Store {
             "SELECT a.asset_id, a.care_area, d.library_version FROM assets a \
              LEFT JOIN device_channel d ON d.asset_id = a.asset_id WHERE a.kind = 'pump' \
              AND a.lifecycle_state IN ('in_service', 'maintenance') AND {} ORDER BY a.asset_id",
-            crate::assignment::IN_SCOPE
+            crate::assignment::in_scope(self.backend())
         ))
         .bind(library_id.to_owned())
         .fetch_all(self.pool())

@@ -79,6 +79,7 @@ on_both_backends!(
     incidents_open_from_alerts_list_and_rule_settings,
     library_rollout_waves_reports_and_compliance,
     library_assignment_scopes_rollouts_and_compliance,
+    a_library_is_for_the_pumps_that_would_install_it,
     pump_group_delete_is_refused_while_a_library_is_assigned,
     cqi_report_counts_dose_checks_per_area_and_drug,
     detection_inputs_page_without_skipping_or_repeating,
@@ -3347,7 +3348,11 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(a.care_areas, names(&["adult icu"]), "repeats dropped");
+    assert_eq!(
+        a.care_areas,
+        names(&["Adult ICU"]),
+        "kept as the profile names it, repeats dropped"
+    );
     assert_eq!(a.pump_groups, names(&["Loaners"]));
     assert_eq!(a.assigned_by.as_deref(), Some(bob.id.as_str()));
     assert_eq!(audit_of(store, "library.assignment.set").await.len(), 1);
@@ -3469,6 +3474,95 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
         Err(StoreError::Invalid(m)) if m.contains("Adult ICU")
     ));
     assert_eq!(store.library_rollouts(&lib.id).await.unwrap().len(), 1);
+}
+
+/// The scope of an assignment agrees with the pump: a pump is addressed
+/// exactly when its care area resolves to an assigned profile, as the
+/// pump's own `resolve_care_area` decides when it installs (ignoring
+/// surrounding space and ASCII case only; a non-ASCII letter in another
+/// case is another care area on both backends). A care area given by the
+/// profile's id is kept as its name, so it matches the inventory.
+async fn a_library_is_for_the_pumps_that_would_install_it(store: &Store) {
+    use pumpward_store::NewRollout;
+    let mut lib = pumpward_druglib::sample_library();
+    let nicu = lib
+        .care_areas
+        .iter_mut()
+        .find(|c| c.id == "nicu")
+        .expect("the sample library has a NICU profile");
+    nicu.name = "Néonatologie".into();
+    let spellings = [
+        "Néonatologie",
+        "NéONATOLOGIE",
+        "NÉONATOLOGIE",
+        "néonatologie",
+        "Adult ICU",
+        "Neonatologie",
+    ];
+    for (i, area) in spellings.iter().enumerate() {
+        store
+            .create_asset(
+                &spec(&format!("NE-{i}"), area, None),
+                Some(LifecycleState::InService),
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let d = store
+        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+    let a = store
+        .set_library_assignment(&lib.id, &["nicu".to_owned()], &[], &bob)
+        .await
+        .unwrap();
+    assert_eq!(a.care_areas, ["Néonatologie"], "the id is kept as the name");
+    let r = store
+        .create_library_rollout(
+            &NewRollout {
+                library_id: lib.id.clone(),
+                version: 1,
+                pilot_care_area: None,
+                pilot_percent: 0,
+            },
+            &bob,
+        )
+        .await
+        .unwrap();
+    let addressed: Vec<String> = store
+        .library_rollout_pumps(r.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.asset_id)
+        .collect();
+    let would_install: Vec<String> = spellings
+        .iter()
+        .enumerate()
+        .filter(|(_, area)| lib.resolve_care_area(area).is_some_and(|c| c.id == "nicu"))
+        .map(|(i, _)| format!("NE-{i}"))
+        .collect();
+    assert_eq!(would_install, ["NE-0", "NE-1", "NE-3"]);
+    assert_eq!(addressed, would_install);
+    let c = store
+        .library_compliance(&lib.id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(c.pumps, 3);
 }
 
 /// A pump group lists its pumps with what the inventory says of them and

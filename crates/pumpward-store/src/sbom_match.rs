@@ -129,13 +129,11 @@ impl Store {
             let branch = version_text.as_deref();
             // An advisory's purl or CPE that does not parse names nothing:
             // it cannot match (the advisory page still shows it).
-            let purl = r
-                .try_get::<Option<String>, _>("purl")?
-                .and_then(|text| {
-                    let id = Purl::parse(&text).ok()?;
-                    let rule = purl::product_rule(&id, branch, &full_name);
-                    Some(Named { text, id, rule })
-                });
+            let purl = r.try_get::<Option<String>, _>("purl")?.and_then(|text| {
+                let id = Purl::parse(&text).ok()?;
+                let rule = purl::product_rule(&id, branch, &full_name);
+                Some(Named { text, id, rule })
+            });
             let cpe = r.try_get::<Option<String>, _>("cpe")?.and_then(|text| {
                 let id = Cpe::parse(&text).ok()?;
                 let rule = cpe::product_rule(&id, branch, &full_name);

@@ -9,7 +9,9 @@
 //! # Import
 //!
 //! One document, one transaction: a document that cannot be parsed changes
-//! nothing. The same bytes twice are skipped (SHA-256). A later revision of
+//! nothing. The same bytes twice are skipped (SHA-256), unless they carry
+//! product CPE names that an import before migration 0019 did not keep:
+//! those are filled (outcome `updated`). A later revision of
 //! an advisory already stored supersedes it: the earlier one stays (for the
 //! audit) in state `superseded` and is no longer matched. An earlier
 //! revision arriving after a later one is skipped with the reason.
@@ -784,7 +786,8 @@ impl Store {
             superseded: Vec::new(),
         };
         if let Some((id, tid, rev)) = same {
-            let same = format!("same document already imported (advisory {id}, {tid} revision {rev})");
+            let same =
+                format!("same document already imported (advisory {id}, {tid} revision {rev})");
             // Product CPE names are stored since migration 0019: a document
             // imported before has them NULL, and these bytes fill them.
             // A product's name is the same in every vulnerability: once

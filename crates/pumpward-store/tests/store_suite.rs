@@ -4617,7 +4617,10 @@ async fn advisory_product_cpes_decide_component_findings(store: &Store) {
     );
     let inc = store.rematch_after_import(id, &sys).await.unwrap();
     assert_eq!(inc.raised, 1, "{inc:?}");
-    assert_eq!(open_vuln_findings(store, KIND_AFFECTED, "A-1").await.len(), 1);
+    assert_eq!(
+        open_vuln_findings(store, KIND_AFFECTED, "A-1").await.len(),
+        1
+    );
     assert!(open_on("A-2").await.is_empty());
     // A third time: nothing left to fill.
     let third = store.import_vuln_document(&advisory, &sys).await.unwrap();

@@ -488,11 +488,14 @@ mod tests {
         // Baxter's Wireless Battery Module as a CSAF product: the CPE's
         // version is ANY, so the range branch above it is the rule.
         let wbm = p("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:*:*:*:*:*:*:*:*");
-        let range = product_rule(&wbm, Some("vers:generic/>=22D19|<=22D28"), "WBM 22D19-22D28");
+        let range = product_rule(
+            &wbm,
+            Some("vers:generic/>=22D19|<=22D28"),
+            "WBM 22D19-22D28",
+        );
         assert!(!range.is_unparsed(), "{range}");
-        let at = |c: &str, v: Option<&str>| {
-            component_within(&wbm, &range, &p(c), v, Scheme::Generic)
-        };
+        let at =
+            |c: &str, v: Option<&str>| component_within(&wbm, &range, &p(c), v, Scheme::Generic);
         let fw = "cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware";
         assert_eq!(
             at(&format!("{fw}:22d24:*:*:*:*:*:*:*"), None),
@@ -513,21 +516,33 @@ mod tests {
         ));
         // Another product, another part, another vendor: not named.
         assert_eq!(
-            at("cpe:2.3:o:baxter:sigma_spectrum_firmware:22d24:*:*:*:*:*:*:*", None),
+            at(
+                "cpe:2.3:o:baxter:sigma_spectrum_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
             None
         );
         assert_eq!(
-            at("cpe:2.3:h:baxter:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*", None),
+            at(
+                "cpe:2.3:h:baxter:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
             None
         );
         assert_eq!(
-            at("cpe:2.3:o:bd:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*", None),
+            at(
+                "cpe:2.3:o:bd:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
             None
         );
         // A component CPE more general than the product's (vendor ANY) is
         // not taken as naming it.
         assert_eq!(
-            at("cpe:2.3:o:*:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*", None),
+            at(
+                "cpe:2.3:o:*:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
             None
         );
         // A specific version in the advisory's CPE is that version only,

@@ -7,6 +7,15 @@
 //!   [`pumpward_vuln::purl::Purl::same_package`]); the component's version
 //!   is matched against the product's version or range
 //!   ([`pumpward_vuln::purl::product_rule`]).
+//! - **CPE**: an advisory product whose helper carries a CPE name names
+//!   every SBOM component with a CPE name its attributes allow (equal, or
+//!   ANY in the advisory's; [`pumpward_vuln::cpe::component_within`]); the
+//!   version rule is the CPE's own version when it gives one, else the
+//!   product's version or range ([`pumpward_vuln::cpe::product_rule`]).
+//!   Where the product and the component both carry a purl, the purl
+//!   decides and the CPE is not asked: a purl also names the ecosystem, so
+//!   a different package under the same CPE vendor and product (a fork, a
+//!   port) is not taken for it.
 //! - **VEX**: the CycloneDX `vulnerabilities[].analysis` of the SBOMs
 //!   attached to the model and version (embedded in an SBOM, or a VEX BOM
 //!   attached on its own). A statement about the device itself (the BOM's
@@ -24,15 +33,17 @@ use crate::sbom::{component_evidence, StoredComponent};
 use crate::vuln_match::{HitOutcome, SbomHit};
 use crate::{Result, Store};
 use pumpward_vuln::constraint::{Decision, VersionConstraint};
+use pumpward_vuln::cpe::{self, Cpe};
 use pumpward_vuln::json::excerpt;
-use pumpward_vuln::purl::{component_within, product_rule, Purl};
+use pumpward_vuln::purl::{self, Purl};
 use pumpward_vuln::version::Scheme;
 use serde_json::{json, Value};
 use sqlx::Row;
 use std::collections::HashMap;
 
-/// A current advisory's status for a product identified by a purl.
-pub(crate) struct PurlStatus {
+/// A current advisory's status for a product its identification helper
+/// names by purl, by CPE, or both.
+pub(crate) struct NamedProductStatus {
     advisory_id: i64,
     tracking_id: String,
     revision: String,
@@ -40,11 +51,18 @@ pub(crate) struct PurlStatus {
     product_id: String,
     full_name: String,
     version_text: Option<String>,
-    purl_text: String,
-    purl: Purl,
-    rule: VersionConstraint,
+    purl: Option<Named<Purl>>,
+    cpe: Option<Named<Cpe>>,
     status: String,
     remediations: Value,
+}
+
+/// A product identifier as the advisory wrote it, parsed, with the version
+/// rule it gives the product.
+struct Named<T> {
+    text: String,
+    id: T,
+    rule: VersionConstraint,
 }
 
 /// One stored VEX statement.
@@ -82,22 +100,22 @@ pub(crate) struct DeviceVex {
 pub(crate) type VexIndex = HashMap<(String, String), DeviceVex>;
 
 impl Store {
-    /// The current advisories' statuses of products that carry a purl, of
-    /// these CVEs (all when `None`: a run limited to an import's CVEs must
-    /// not decide others).
-    pub(crate) async fn purl_statuses(
+    /// The current advisories' statuses of products that carry a purl or
+    /// a CPE name, of these CVEs (all when `None`: a run limited to an
+    /// import's CVEs must not decide others).
+    pub(crate) async fn named_product_statuses(
         &self,
         cves: Option<&crate::vuln_match::CveSet>,
-    ) -> Result<Vec<PurlStatus>> {
+    ) -> Result<Vec<NamedProductStatus>> {
         let mut out = Vec::new();
         for r in sqlx::query(
             "SELECT s.advisory_id, a.tracking_id, a.revision, v.cve, s.product_id, s.full_name, \
-             s.version_text, s.status, s.remediations, s.purl \
+             s.version_text, s.status, s.remediations, s.purl, s.cpe \
              FROM vuln_product_statuses s \
              JOIN vuln_vulnerabilities v ON v.id = s.vulnerability_id \
              JOIN vuln_advisories a ON a.id = s.advisory_id \
-             WHERE a.state = 'current' AND s.purl IS NOT NULL AND v.cve IS NOT NULL \
-             ORDER BY s.id",
+             WHERE a.state = 'current' AND (s.purl IS NOT NULL OR s.cpe IS NOT NULL) \
+             AND v.cve IS NOT NULL ORDER BY s.id",
         )
         .fetch_all(self.pool())
         .await?
@@ -106,26 +124,35 @@ impl Store {
             if cves.is_some_and(|c| !c.contains(&cve)) {
                 continue;
             }
-            let purl_text: String = r.try_get("purl")?;
-            // An advisory's purl that does not parse names no package: it
-            // cannot match (the advisory page still shows it).
-            let Ok(purl) = Purl::parse(&purl_text) else {
-                continue;
-            };
             let full_name: String = r.try_get("full_name")?;
             let version_text: Option<String> = r.try_get("version_text")?;
+            let branch = version_text.as_deref();
+            // An advisory's purl or CPE that does not parse names nothing:
+            // it cannot match (the advisory page still shows it).
+            let purl = r.try_get::<Option<String>, _>("purl")?.and_then(|text| {
+                let id = Purl::parse(&text).ok()?;
+                let rule = purl::product_rule(&id, branch, &full_name);
+                Some(Named { text, id, rule })
+            });
+            let cpe = r.try_get::<Option<String>, _>("cpe")?.and_then(|text| {
+                let id = Cpe::parse(&text).ok()?;
+                let rule = cpe::product_rule(&id, branch, &full_name);
+                Some(Named { text, id, rule })
+            });
+            if purl.is_none() && cpe.is_none() {
+                continue;
+            }
             let remediations: String = r.try_get("remediations")?;
-            out.push(PurlStatus {
+            out.push(NamedProductStatus {
                 advisory_id: r.try_get("advisory_id")?,
                 tracking_id: r.try_get("tracking_id")?,
                 revision: r.try_get("revision")?,
                 cve,
                 product_id: r.try_get("product_id")?,
-                rule: product_rule(&purl, version_text.as_deref(), &full_name),
                 full_name,
                 version_text,
-                purl_text,
                 purl,
+                cpe,
                 status: r.try_get("status")?,
                 remediations: serde_json::from_str(&remediations).unwrap_or(Value::Null),
             });
@@ -197,38 +224,99 @@ pub(crate) fn bom_ref_of(affects_ref: &str) -> &str {
     }
 }
 
-/// What the advisories' purls raise for one model and version's SBOM
-/// components. Component versions compare as dotted integers, as for the
-/// NVD configurations: software libraries number releases so.
-pub(crate) fn purl_hits(
+/// How an advisory product named an SBOM component.
+struct Naming<'a> {
+    /// `purl` or `cpe`.
+    by: &'static str,
+    /// The advisory's identifier, as written.
+    product: &'a str,
+    /// The component's identifier that it named, as written.
+    component: &'a str,
+    rule: &'a VersionConstraint,
+    decision: Decision,
+}
+
+/// Whether a product names a component, and the decision on its version:
+/// by purl where both carry one (see the module docs); else by CPE, the
+/// strongest answer of the component's CPE names (a component may carry
+/// several: a yes over an undecided over a no).
+fn naming<'a>(
+    s: &'a NamedProductStatus,
+    component: &'a StoredComponent,
+    purl: Option<&Purl>,
+    cpes: &[(&'a str, Cpe)],
+) -> Option<Naming<'a>> {
+    let scheme = Scheme::DottedNumeric;
+    let version = component.version.as_deref();
+    if let (Some(p), Some(cp)) = (&s.purl, purl) {
+        let decision = purl::component_within(&p.id, &p.rule, cp, version, scheme)?;
+        return Some(Naming {
+            by: "purl",
+            product: &p.text,
+            component: component.purl.as_deref().unwrap_or_default(),
+            rule: &p.rule,
+            decision,
+        });
+    }
+    let c = s.cpe.as_ref()?;
+    let (text, decision) = cpes
+        .iter()
+        .filter_map(|(text, cc)| {
+            cpe::component_within(&c.id, &c.rule, cc, version, scheme).map(|d| (*text, d))
+        })
+        .min_by_key(|(_, d)| match d {
+            Decision::Yes => 0,
+            Decision::Undecided(_) => 1,
+            Decision::No => 2,
+        })?;
+    Some(Naming {
+        by: "cpe",
+        product: &c.text,
+        component: text,
+        rule: &c.rule,
+        decision,
+    })
+}
+
+/// What the advisories' product purls and CPE names raise for one model
+/// and version's SBOM components. Component versions compare as dotted
+/// integers, as for the NVD configurations: software libraries number
+/// releases so.
+pub(crate) fn named_product_hits(
     components: &[(i64, StoredComponent)],
-    statuses: &[PurlStatus],
+    statuses: &[NamedProductStatus],
 ) -> Vec<SbomHit> {
     let mut out = Vec::new();
     if statuses.is_empty() {
         return out;
     }
     for (sbom_id, c) in components {
-        // A purl the SBOM writes wrongly names nothing: it cannot match.
-        let Some(cp) = c.purl.as_deref().and_then(|p| Purl::parse(p).ok()) else {
+        // A purl or CPE name the SBOM writes wrongly names nothing: it
+        // cannot match.
+        let cp = c.purl.as_deref().and_then(|p| Purl::parse(p).ok());
+        let cpes: Vec<(&str, Cpe)> = c
+            .cpes
+            .iter()
+            .filter_map(|t| Cpe::parse(t).ok().map(|p| (t.as_str(), p)))
+            .collect();
+        if cp.is_none() && cpes.is_empty() {
             continue;
-        };
+        }
         for s in statuses {
-            let Some(decision) = component_within(
-                &s.purl,
-                &s.rule,
-                &cp,
-                c.version.as_deref(),
-                Scheme::DottedNumeric,
-            ) else {
+            let Some(n) = naming(s, c, cp.as_ref(), &cpes) else {
                 continue;
             };
             let what = format!(
                 "component {} {} of the model's SBOM ({})",
                 c.name,
                 c.version.as_deref().unwrap_or("(no version)"),
-                c.purl.as_deref().unwrap_or_default()
+                n.component
             );
+            // A purl names a package, a CPE name a product.
+            let named = match n.by {
+                "purl" => format!("package {}", n.product),
+                _ => format!("product {}", n.product),
+            };
             let text = s.version_text.as_deref().unwrap_or(&s.full_name);
             let affected = matches!(
                 s.status.as_str(),
@@ -239,52 +327,52 @@ pub(crate) fn purl_hits(
                 "fixed" | "first_fixed" | "known_not_affected" | "recommended"
             );
             let investigating = s.status == "under_investigation";
-            let (outcome, why) = match decision {
+            let (outcome, why) = match n.decision {
                 Decision::Yes if affected => (
                     HitOutcome::Affected,
                     format!(
-                        "{what} is the advisory's package {} within the affected versions \"{text}\" (read as {})",
-                        s.purl_text, s.rule
+                        "{what} is the advisory's {named} within the affected versions \"{text}\" (read as {})",
+                        n.rule
                     ),
                 ),
                 Decision::Yes if clear => {
                     // The matcher's own words for a clear status
                     // (`vulnerability_status` reads " as <status> ").
                     let why = format!(
-                        "{} revision {} lists {what} as {} (package {}, \"{text}\")",
-                        s.tracking_id, s.revision, s.status, s.purl_text
+                        "{} revision {} lists {what} as {} ({named}, \"{text}\")",
+                        s.tracking_id, s.revision, s.status
                     );
                     (HitOutcome::Clear(why.clone()), why)
                 }
                 Decision::Yes if investigating => (
                     HitOutcome::Review,
-                    format!(
-                        "the vendor is still investigating package {} versions \"{text}\" ({what})",
-                        s.purl_text
-                    ),
+                    format!("the vendor is still investigating {named} versions \"{text}\" ({what})"),
                 ),
                 Decision::Undecided(reason) => (
                     HitOutcome::Review,
                     format!(
-                        "{what} against the advisory's package {} {} versions \"{text}\": {reason}",
-                        s.purl_text, s.status
+                        "{what} against the advisory's {named} {} versions \"{text}\": {reason}",
+                        s.status
                     ),
                 ),
                 _ => continue,
             };
+            let mut rule = json!({
+                "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
+                "revision": s.revision, "product_id": s.product_id,
+                "product": s.full_name, "status": s.status,
+                "version_text": s.version_text, "rule": n.rule.to_string(),
+                "source": "sbom", "matched_by": n.by,
+                "component": component_evidence(*sbom_id, c),
+                "why": why, "remediations": s.remediations,
+            });
+            // `purl` or `cpe`: the advisory's identifier that matched.
+            rule[n.by] = json!(n.product);
             out.push(SbomHit {
                 cve: s.cve.clone(),
                 outcome,
                 decisive: false,
-                rule: json!({
-                    "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
-                    "revision": s.revision, "product_id": s.product_id,
-                    "product": s.full_name, "status": s.status,
-                    "version_text": s.version_text, "rule": s.rule.to_string(),
-                    "source": "sbom", "matched_by": "purl", "purl": s.purl_text,
-                    "component": component_evidence(*sbom_id, c),
-                    "why": why, "remediations": s.remediations,
-                }),
+                rule,
             });
         }
     }
@@ -417,9 +505,13 @@ mod tests {
         )
     }
 
-    fn status(status: &str, purl: &str, version_text: Option<&str>) -> PurlStatus {
-        let p = Purl::parse(purl).unwrap();
-        PurlStatus {
+    fn named(
+        status: &str,
+        purl: Option<&str>,
+        cpe: Option<&str>,
+        version_text: Option<&str>,
+    ) -> NamedProductStatus {
+        NamedProductStatus {
             advisory_id: 9,
             tracking_id: "VENDOR-2022-01".into(),
             revision: "1".into(),
@@ -427,12 +519,29 @@ mod tests {
             product_id: "WOLF-1".into(),
             full_name: "wolfSSL".into(),
             version_text: version_text.map(str::to_owned),
-            purl_text: purl.into(),
-            rule: product_rule(&p, version_text, "wolfSSL"),
-            purl: p,
+            purl: purl.map(|text| {
+                let id = Purl::parse(text).unwrap();
+                Named {
+                    rule: purl::product_rule(&id, version_text, "wolfSSL"),
+                    text: text.into(),
+                    id,
+                }
+            }),
+            cpe: cpe.map(|text| {
+                let id = Cpe::parse(text).unwrap();
+                Named {
+                    rule: cpe::product_rule(&id, version_text, "wolfSSL"),
+                    text: text.into(),
+                    id,
+                }
+            }),
             status: status.into(),
             remediations: json!([]),
         }
+    }
+
+    fn status(status: &str, purl: &str, version_text: Option<&str>) -> NamedProductStatus {
+        named(status, Some(purl), None, version_text)
     }
 
     fn vex(state: &str, affects: &[&str]) -> StoredVex {
@@ -459,7 +568,7 @@ mod tests {
             ),
             comp("mqtt", "wolfmqtt", "1.0", "pkg:github/wolfssl/wolfmqtt@1.0"),
         ];
-        let hits = purl_hits(
+        let hits = named_product_hits(
             &comps,
             &[status(
                 "known_affected",
@@ -472,13 +581,13 @@ mod tests {
         assert_eq!(hits[0].rule["matched_by"], "purl");
         assert_eq!(hits[0].rule["component"]["bom_ref"], "wolf");
         // Fixed at the installed version: a clear, in the matcher's words.
-        let hits = purl_hits(
+        let hits = named_product_hits(
             &comps,
             &[status("fixed", "pkg:github/wolfssl/wolfssl", Some("4.8.1"))],
         );
         assert!(matches!(&hits[0].outcome, HitOutcome::Clear(w) if w.contains(" as fixed ")));
         // Outside the range, or another package: nothing.
-        assert!(purl_hits(
+        assert!(named_product_hits(
             &comps,
             &[status(
                 "known_affected",
@@ -487,7 +596,7 @@ mod tests {
             )]
         )
         .is_empty());
-        assert!(purl_hits(
+        assert!(named_product_hits(
             &comps,
             &[status(
                 "known_affected",
@@ -497,11 +606,97 @@ mod tests {
         )
         .is_empty());
         // No version anywhere: review, never assumed.
-        let hits = purl_hits(
+        let hits = named_product_hits(
             &comps,
             &[status("known_affected", "pkg:github/wolfssl/wolfssl", None)],
         );
         assert_eq!(hits[0].outcome, HitOutcome::Review);
+    }
+
+    #[test]
+    fn product_cpes_raise_by_attributes_and_version_and_purls_go_first() {
+        let with_cpes = |purl: Option<&str>, version: Option<&str>, cpes: &[&str]| {
+            (
+                1,
+                StoredComponent {
+                    bom_ref: "wolf".into(),
+                    name: "WolfSSL".into(),
+                    version: version.map(str::to_owned),
+                    supplier: None,
+                    purl: purl.map(str::to_owned),
+                    cpes: cpes.iter().map(|c| (*c).to_owned()).collect(),
+                },
+            )
+        };
+        let wolf_cpe = "cpe:2.3:a:wolfssl:wolfssl:4.8.1:*:*:*:*:*:*:*";
+        let comps = [with_cpes(
+            Some("pkg:github/wolfssl/wolfssl"),
+            Some("4.8.1"),
+            &["not a cpe", wolf_cpe],
+        )];
+        let any = "cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:*";
+        let by_cpe = |status: &str, cpe: &str, text: Option<&str>| {
+            named_product_hits(&comps, &[named(status, None, Some(cpe), text)])
+        };
+        let hits = by_cpe("known_affected", any, Some("vers:generic/<5.2.0"));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].outcome, HitOutcome::Affected);
+        assert_eq!(hits[0].rule["matched_by"], "cpe");
+        assert_eq!(hits[0].rule["cpe"], any);
+        assert!(hits[0].rule.get("purl").is_none());
+        let why = hits[0].rule["why"].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!("component WolfSSL 4.8.1 of the model's SBOM ({wolf_cpe}) is the advisory's product {any} within")),
+            "{why}"
+        );
+        // The CPE's own version is the rule: fixed at 4.8.1 is a clear.
+        let hits = by_cpe(
+            "fixed",
+            "cpe:2.3:a:wolfssl:wolfssl:4.8.1:*:*:*:*:*:*:*",
+            None,
+        );
+        assert!(matches!(&hits[0].outcome, HitOutcome::Clear(w) if w.contains(" as fixed ")));
+        // Investigating: review.
+        let hits = by_cpe("under_investigation", any, Some("<5.2.0"));
+        assert_eq!(hits[0].outcome, HitOutcome::Review);
+        // Out of range, another product, another part: nothing.
+        assert!(by_cpe("known_affected", any, Some("<4.0")).is_empty());
+        assert!(by_cpe(
+            "known_affected",
+            "cpe:2.3:a:wolfssl:wolfmqtt:*:*:*:*:*:*:*:*",
+            Some("<5.2.0")
+        )
+        .is_empty());
+        assert!(by_cpe(
+            "known_affected",
+            "cpe:2.3:o:wolfssl:wolfssl:*:*:*:*:*:*:*:*",
+            Some("<5.2.0")
+        )
+        .is_empty());
+        // No version anywhere: review, never assumed.
+        let bare = [with_cpes(None, None, &[any])];
+        let hits = named_product_hits(&bare, &[named("known_affected", None, Some(any), None)]);
+        assert_eq!(hits[0].outcome, HitOutcome::Review);
+        // Both sides carry a purl: the purl decides, a different package
+        // under the same CPE product is not named.
+        let both = named(
+            "known_affected",
+            Some("pkg:generic/wolfssl"),
+            Some(any),
+            Some("<5.2.0"),
+        );
+        assert!(named_product_hits(&comps, &[both]).is_empty());
+        // Without a component purl the product's CPE still names it.
+        let no_purl = [with_cpes(None, Some("4.8.1"), &[wolf_cpe])];
+        let both = named(
+            "known_affected",
+            Some("pkg:generic/wolfssl"),
+            Some(any),
+            Some("<5.2.0"),
+        );
+        let hits = named_product_hits(&no_purl, &[both]);
+        assert_eq!(hits[0].rule["matched_by"], "cpe");
+        assert_eq!(hits[0].outcome, HitOutcome::Affected);
     }
 
     #[test]
@@ -512,7 +707,7 @@ mod tests {
             "4.8.1",
             "pkg:github/wolfssl/wolfssl@4.8.1",
         )];
-        let hits = purl_hits(
+        let hits = named_product_hits(
             &comps,
             &[status(
                 "known_affected",

@@ -9,7 +9,9 @@
 //! # Import
 //!
 //! One document, one transaction: a document that cannot be parsed changes
-//! nothing. The same bytes twice are skipped (SHA-256). A later revision of
+//! nothing. The same bytes twice are skipped (SHA-256), unless they carry
+//! product CPE names that an import before migration 0019 did not keep:
+//! those are filled (outcome `updated`). A later revision of
 //! an advisory already stored supersedes it: the earlier one stays (for the
 //! audit) in state `superseded` and is no longer matched. An earlier
 //! revision arriving after a later one is skipped with the reason.
@@ -243,8 +245,10 @@ pub(crate) fn match_inputs_changed(
 /// What happened to one imported document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VulnImport {
-    /// `added`, `updated` (it superseded an earlier revision), `skipped`
-    /// (nothing to do) or `refused` (the document is broken).
+    /// `added`, `updated` (it superseded an earlier revision, or the same
+    /// document filled what an older import did not keep: product CPE
+    /// names), `skipped` (nothing to do) or `refused` (the document is
+    /// broken).
     pub outcome: String,
     /// The detected format, when one was.
     pub format: Option<String>,
@@ -396,6 +400,8 @@ struct NewStatus {
     remediations: Value,
     /// `product_identification_helper.purl`.
     purl: Option<String>,
+    /// `product_identification_helper.cpe`.
+    cpe: Option<String>,
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -470,6 +476,7 @@ fn csaf_doc(a: csaf::Advisory) -> Doc {
                 status: status.to_owned(),
                 remediations: Value::Array(remediations),
                 purl: path.and_then(|p| p.helper.purl.clone()),
+                cpe: path.and_then(|p| p.helper.cpe.clone()),
             });
         }
         vulns.push(NewVuln {
@@ -779,11 +786,44 @@ impl Store {
             superseded: Vec::new(),
         };
         if let Some((id, tid, rev)) = same {
-            return Ok(stored(
-                "skipped",
-                id,
-                format!("same document already imported (advisory {id}, {tid} revision {rev})"),
-            ));
+            let same =
+                format!("same document already imported (advisory {id}, {tid} revision {rev})");
+            // Product CPE names are stored since migration 0019: a document
+            // imported before has them NULL, and these bytes fill them.
+            // A product's name is the same in every vulnerability: once
+            // filled, `cpe IS NULL` leaves it.
+            let mut filled = 0;
+            for s in doc.vulns.iter().flat_map(|v| &v.statuses) {
+                let Some(cpe) = s.cpe.as_deref() else {
+                    continue;
+                };
+                filled += sqlx::query(
+                    "UPDATE vuln_product_statuses SET cpe = $1 \
+                     WHERE advisory_id = $2 AND product_id = $3 AND cpe IS NULL",
+                )
+                .bind(cpe.to_owned())
+                .bind(id)
+                .bind(s.product_id.clone())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if filled == 0 {
+                return Ok(stored("skipped", id, same));
+            }
+            let reason = format!(
+                "{same}; filled the product CPE names of {filled} product statuses, imported before they were stored (migration 0019)"
+            );
+            let entry = actor
+                .entry("advisory.import", Outcome::Success)
+                .object(format!("advisory:{id}"))
+                .reason(format!(
+                    "{} {} revision {}: product CPE names filled",
+                    doc.format, doc.tracking_id, doc.revision
+                ))
+                .details(&json!({"sha256": sha, "filled_cpes": filled}));
+            tx.commit_audited(vec![entry], crate::now()).await?;
+            return Ok(stored("updated", id, reason));
         }
         let family = sqlx::query(
             "SELECT id, tracking_id, revision, current_release_date, update_letter \
@@ -882,8 +922,8 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO vuln_product_statuses (advisory_id, vulnerability_id, product_id, \
                      full_name, vendor, product_name, product_key, version_text, version_rule, \
-                     status, remediations, purl) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     status, remediations, purl, cpe) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(id)
                 .bind(vid)
@@ -897,6 +937,7 @@ impl Store {
                 .bind(s.status.clone())
                 .bind(s.remediations.to_string())
                 .bind(s.purl.clone())
+                .bind(s.cpe.clone())
                 .execute(&mut *tx)
                 .await?;
             }

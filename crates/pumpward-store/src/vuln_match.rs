@@ -98,8 +98,8 @@ struct NvdRow {
 }
 
 /// A CVE that an SBOM's components raise (NVD's configurations, an
-/// advisory's purl, a VEX statement: `sbom_match`), with the rule as a
-/// finding cites it.
+/// advisory's purl or CPE name, a VEX statement: `sbom_match`), with the
+/// rule as a finding cites it.
 #[derive(Debug, Clone)]
 pub(crate) struct SbomHit {
     pub(crate) cve: String,
@@ -528,9 +528,9 @@ struct Knowledge {
     /// configurations they are matched with.
     sboms: crate::sbom::SbomIndex,
     nvd_rows: Vec<NvdRow>,
-    /// Advisory products named by purl, and the SBOMs' VEX statements
-    /// (`sbom_match`), of the run's CVEs.
-    purl_statuses: Vec<crate::sbom_match::PurlStatus>,
+    /// Advisory products named by purl or CPE, and the SBOMs' VEX
+    /// statements (`sbom_match`), of the run's CVEs.
+    named_statuses: Vec<crate::sbom_match::NamedProductStatus>,
     vex: crate::sbom_match::VexIndex,
     /// (model key, firmware key) → what its SBOM's components raise.
     sbom_cache: HashMap<(String, String), std::sync::Arc<Vec<SbomHit>>>,
@@ -717,7 +717,7 @@ impl Knowledge {
             by_key: HashMap::default(),
             sboms: store.sbom_index().await?,
             nvd_rows: Vec::new(),
-            purl_statuses: Vec::new(),
+            named_statuses: Vec::new(),
             vex: store.vex_index(scope.cves.as_ref()).await?,
             sbom_cache: HashMap::default(),
             products: HashMap::default(),
@@ -869,7 +869,7 @@ impl Knowledge {
                     configs,
                 });
             }
-            k.purl_statuses = store.purl_statuses(cves).await?;
+            k.named_statuses = store.named_product_statuses(cves).await?;
         }
         Ok(k)
     }
@@ -894,13 +894,16 @@ impl Knowledge {
         let hits: std::sync::Arc<Vec<SbomHit>> =
             if self.sboms.contains_key(&sbom_at) || self.vex.contains_key(&sbom_at) {
                 let (sboms, nvd_rows) = (&self.sboms, &self.nvd_rows);
-                let (purl_statuses, vex) = (&self.purl_statuses, &self.vex);
+                let (named_statuses, vex) = (&self.named_statuses, &self.vex);
                 self.sbom_cache
                     .entry(sbom_at.clone())
                     .or_insert_with(|| {
                         let components = sboms.get(&sbom_at).map(Vec::as_slice).unwrap_or_default();
                         let mut hits = sbom_hits(components, nvd_rows);
-                        hits.extend(crate::sbom_match::purl_hits(components, purl_statuses));
+                        hits.extend(crate::sbom_match::named_product_hits(
+                            components,
+                            named_statuses,
+                        ));
                         std::sync::Arc::new(crate::sbom_match::apply_vex(
                             hits,
                             components,
@@ -1045,7 +1048,7 @@ impl Knowledge {
                 }
             }
             // The SBOM's components: NVD's configurations and advisories'
-            // purls say affected, clear, or cannot decide (a version that
+            // purls and CPE names say affected, clear, or cannot decide (a version that
             // does not compare); VEX statements replace them
             // (`sbom_match`). One about the device decides alone.
             let decisive = hits.iter().any(|h| h.cve == cve && h.decisive);
@@ -1378,14 +1381,14 @@ impl Store {
         }
         // The assets with an open finding on one of the CVEs are added by
         // the run, which reads those findings anyway.
-        // NVD configurations and advisory products' purls can name a
-        // component of an attached SBOM: the assets of every model and
-        // version with an SBOM.
+        // NVD configurations and advisory products' purls and CPE names can
+        // name a component of an attached SBOM: the assets of every model
+        // and version with an SBOM.
         let with_configurations: i64 = {
             let sql = format!(
                 "SELECT (SELECT COUNT(*) FROM vuln_vulnerabilities WHERE cpe_configurations IS NOT NULL \
                  AND advisory_id IN ({within})) + (SELECT COUNT(*) FROM vuln_product_statuses \
-                 WHERE purl IS NOT NULL AND advisory_id IN ({within}))"
+                 WHERE (purl IS NOT NULL OR cpe IS NOT NULL) AND advisory_id IN ({within}))"
             );
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             for d in &docs {

@@ -74,6 +74,7 @@ on_both_backends!(
     incremental_rematch_leaves_what_a_full_one_would,
     sbom_components_raise_findings_through_nvd_cpe,
     advisory_purls_and_cyclonedx_vex_decide_component_findings,
+    advisory_product_cpes_decide_component_findings,
     fleet_vex_validates_and_states_the_findings,
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
@@ -4763,6 +4764,148 @@ async fn advisory_purls_and_cyclonedx_vex_decide_component_findings(store: &Stor
         .unwrap()
         .contains("states the device as fixed for CVE-2022-25638 (resolved, response update)"));
     // A full match leaves all of it as it is.
+    full_match_changes_nothing(store, 1).await;
+}
+
+/// An advisory whose products carry only a CPE name (no purl, no product
+/// of the alias table) names the real medical-device SBOM's WolfSSL
+/// component (`cpe:2.3:a:wolfssl:wolfssl:4.8.1:…`) within
+/// `vers:generic/<5.2.0`: the pump at 12.1.2 inherits the finding, citing
+/// the CPE name. Negatives: the pump at 12.1.3, whose SBOM ships wolfSSL
+/// 5.2.0 (out of the range, and listed fixed), gets none; an advisory whose
+/// product CPE names wolfMQTT raises nothing on either. A full match
+/// changes nothing. An advisory stored before product CPE names were kept
+/// (the column NULL) is filled by importing the same file again, which
+/// re-matches its assets; a third import is skipped.
+async fn advisory_product_cpes_decide_component_findings(store: &Store) {
+    use pumpward_store::{FindingRow, KIND_AFFECTED, KIND_REVIEW};
+    let sys = Actor::system();
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom/");
+    let advisory = std::fs::read(format!("{here}wolfssl-cpe.csaf.json")).unwrap();
+    let fleet = "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state\n\
+        A-1,BD,Alaris 8015 PC Unit,S1,12.1.2,in_service\n\
+        A-2,BD,Alaris 8015 PC Unit,S2,12.1.3,in_service\n";
+    let parsed = read_assets_csv(fleet.as_bytes(), &CsvLimits::default()).unwrap();
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    let sbom = vuln_data("sbom/medical-device-casestudy-narrow.cdx.json");
+    // 12.1.3 ships wolfSSL 5.2.0: its component's version and CPE say so.
+    let mut newer: serde_json::Value = serde_json::from_slice(&sbom).unwrap();
+    for c in newer["components"].as_array_mut().unwrap() {
+        if c["name"] == "WolfSSL" {
+            c["version"] = "5.2.0".into();
+            c["cpe"] = "cpe:2.3:a:wolfssl:wolfssl:5.2.0:*:*:*:*:*:*:*".into();
+        }
+    }
+    for (version, bytes) in [
+        ("12.1.2", sbom.clone()),
+        ("12.1.3", serde_json::to_vec(&newer).unwrap()),
+    ] {
+        store
+            .attach_sbom(
+                "BD",
+                "Alaris 8015 PC Unit",
+                version,
+                "narrow.cdx.json",
+                &bytes,
+                &biomed(),
+            )
+            .await
+            .unwrap();
+    }
+    let open_on = |asset: &'static str| async move {
+        let mut f = open_vuln_findings(store, KIND_AFFECTED, asset).await;
+        f.extend(open_vuln_findings(store, KIND_REVIEW, asset).await);
+        f
+    };
+
+    // Another product's CPE name (wolfMQTT): it names no component.
+    let mut other: serde_json::Value = serde_json::from_slice(&advisory).unwrap();
+    other["document"]["tracking"]["id"] = "EXMD-2022-0012".into();
+    let mut text = serde_json::to_string(&other["product_tree"]).unwrap();
+    text = text.replace("wolfssl:wolfssl", "wolfssl:wolfmqtt");
+    other["product_tree"] = serde_json::from_str(&text).unwrap();
+    let imported = store
+        .import_vuln_document(&serde_json::to_vec(&other).unwrap(), &sys)
+        .await
+        .unwrap();
+    assert_eq!(imported.outcome, "added", "{imported:?}");
+    let inc = store
+        .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+        .await
+        .unwrap();
+    assert_eq!((inc.assets, inc.raised), (2, 0), "{inc:?}");
+
+    // The wolfSSL advisory: A-1 affected, A-2 (5.2.0) nothing.
+    let imported = store.import_vuln_document(&advisory, &sys).await.unwrap();
+    assert_eq!(imported.outcome, "added", "{imported:?}");
+    let id = imported.advisory_id.unwrap();
+    let inc = store.rematch_after_import(id, &sys).await.unwrap();
+    assert_eq!((inc.assets, inc.raised), (2, 1), "{inc:?}");
+    let f = open_vuln_findings(store, KIND_AFFECTED, "A-1").await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].subject, "cve:CVE-2022-25638:asset:A-1");
+    let rule = &f[0].evidence["rules"][0];
+    assert_eq!(rule["matched_by"], "cpe", "{rule:#}");
+    assert_eq!(rule["cpe"], "cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:*");
+    assert!(rule.get("purl").is_none(), "{rule:#}");
+    assert_eq!(rule["tracking_id"], "EXMD-2022-0011");
+    assert_eq!(rule["product_id"], "WOLFSSL-LT-5.2.0");
+    assert_eq!(rule["component"]["component"], "WolfSSL");
+    assert_eq!(rule["remediations"][0]["category"], "vendor_fix");
+    assert!(
+        rule["why"].as_str().unwrap().starts_with(
+            "component WolfSSL 4.8.1 of the model's SBOM (cpe:2.3:a:wolfssl:wolfssl:4.8.1:*:*:*:*:*:*:*) \
+             is the advisory's product cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:* \
+             within the affected versions \"vers:generic/<5.2.0\""
+        ),
+        "{rule:#}"
+    );
+    assert_eq!(f[0].evidence["cvss"]["base_score"], 6.5);
+    assert_eq!(
+        FindingRow::from(&f[0]).advisory_id.as_deref(),
+        Some("EXMD-2022-0011")
+    );
+    assert!(open_on("A-2").await.is_empty());
+    full_match_changes_nothing(store, 1).await;
+
+    // As stored before migration 0019: no product CPE names. A full match
+    // then resolves the finding (nothing names the component any more).
+    sqlx::query("UPDATE vuln_product_statuses SET cpe = NULL WHERE advisory_id = $1")
+        .bind(id)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
+    let full = store.match_vulnerabilities(&sys).await.unwrap();
+    assert_eq!((full.raised, full.resolved), (0, 1), "{full:?}");
+    assert!(open_on("A-1").await.is_empty());
+    // The same file again fills them, and its re-match raises the finding.
+    let again = store.import_vuln_document(&advisory, &sys).await.unwrap();
+    assert_eq!(
+        (again.outcome.as_str(), again.advisory_id),
+        ("updated", Some(id)),
+        "{again:?}"
+    );
+    assert!(
+        again
+            .reason
+            .as_deref()
+            .unwrap()
+            .ends_with("filled the product CPE names of 2 product statuses, imported before they were stored (migration 0019)"),
+        "{again:?}"
+    );
+    let inc = store.rematch_after_import(id, &sys).await.unwrap();
+    assert_eq!(inc.raised, 1, "{inc:?}");
+    assert_eq!(
+        open_vuln_findings(store, KIND_AFFECTED, "A-1").await.len(),
+        1
+    );
+    assert!(open_on("A-2").await.is_empty());
+    // A third time: nothing left to fill.
+    let third = store.import_vuln_document(&advisory, &sys).await.unwrap();
+    assert_eq!(third.outcome, "skipped", "{third:?}");
     full_match_changes_nothing(store, 1).await;
 }
 

@@ -320,6 +320,53 @@ impl CpeCriterion {
     }
 }
 
+/// The version rule of an advisory's product identified by a CPE name
+/// (CSAF `product_identification_helper.cpe`): the CPE's own version when
+/// it is a value (`…:wolfssl:5.2.0:…`: in a CPE name a value names that
+/// version only, whatever branch holds the product); else the version or
+/// range branch above the product (`vers:generic/<5.2.0`); else the
+/// product's full name, unparsed, so that a match goes to review instead of
+/// being assumed for every version (as [`crate::purl::product_rule`]).
+/// ANY and NA versions name no version.
+pub fn product_rule(
+    product: &Cpe,
+    branch_version: Option<&str>,
+    full_name: &str,
+) -> crate::constraint::VersionConstraint {
+    use crate::constraint::VersionConstraint;
+    match (product.version().value(), branch_version) {
+        (Some(v), _) => VersionConstraint::parse(v),
+        (None, Some(text)) => VersionConstraint::parse(text),
+        (None, None) => VersionConstraint::Unparsed(full_name.to_owned()),
+    }
+}
+
+/// Whether an SBOM component's CPE name is within an advisory's product
+/// identified by a CPE name: `None` when they name different products
+/// (every attribute but the version equal, or ANY in the advisory's:
+/// [`Cpe::matches_except_version`]); else the product's version rule
+/// ([`product_rule`]) applied to the component's version (its `version`,
+/// or its CPE's where it has none), compared with `scheme`. A component
+/// without any version is undecided, never assumed within (as
+/// [`crate::purl::component_within`]).
+pub fn component_within(
+    product: &Cpe,
+    rule: &crate::constraint::VersionConstraint,
+    component: &Cpe,
+    component_version: Option<&str>,
+    scheme: Scheme,
+) -> Option<crate::constraint::Decision> {
+    if !product.matches_except_version(component) {
+        return None;
+    }
+    let installed = crate::constraint::Installed {
+        version: component_version.or(component.version().value()),
+        model: None,
+        components: &[],
+    };
+    Some(rule.matches(&installed, scheme))
+}
+
 #[derive(Clone, Copy)]
 enum Bound {
     StartIncl,
@@ -433,6 +480,96 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn an_advisory_product_cpe_and_its_versions_decide_a_component() {
+        use crate::constraint::Decision;
+        let p = |s: &str| Cpe::parse(s).unwrap();
+        let dotted = Scheme::DottedNumeric;
+        // Baxter's Wireless Battery Module as a CSAF product: the CPE's
+        // version is ANY, so the range branch above it is the rule.
+        let wbm = p("cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware:*:*:*:*:*:*:*:*");
+        let range = product_rule(
+            &wbm,
+            Some("vers:generic/>=22D19|<=22D28"),
+            "WBM 22D19-22D28",
+        );
+        assert!(!range.is_unparsed(), "{range}");
+        let at =
+            |c: &str, v: Option<&str>| component_within(&wbm, &range, &p(c), v, Scheme::Generic);
+        let fw = "cpe:2.3:o:baxter:spectrum_wireless_battery_module_firmware";
+        assert_eq!(
+            at(&format!("{fw}:22d24:*:*:*:*:*:*:*"), None),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at(&format!("{fw}:*:*:*:*:*:*:*:*"), Some("22D24")),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            at(&format!("{fw}:22d30:*:*:*:*:*:*:*"), None),
+            Some(Decision::No)
+        );
+        // No version anywhere: undecided, never assumed.
+        assert!(matches!(
+            at(&format!("{fw}:*:*:*:*:*:*:*:*"), None),
+            Some(Decision::Undecided(_))
+        ));
+        // Another product, another part, another vendor: not named.
+        assert_eq!(
+            at(
+                "cpe:2.3:o:baxter:sigma_spectrum_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
+            None
+        );
+        assert_eq!(
+            at(
+                "cpe:2.3:h:baxter:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
+            None
+        );
+        assert_eq!(
+            at(
+                "cpe:2.3:o:bd:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
+            None
+        );
+        // A component CPE more general than the product's (vendor ANY) is
+        // not taken as naming it.
+        assert_eq!(
+            at(
+                "cpe:2.3:o:*:spectrum_wireless_battery_module_firmware:22d24:*:*:*:*:*:*:*",
+                None
+            ),
+            None
+        );
+        // A specific version in the advisory's CPE is that version only,
+        // over a wider branch.
+        let exact = p("cpe:2.3:a:wolfssl:wolfssl:5.2.0:*:*:*:*:*:*:*");
+        let rule = product_rule(&exact, Some("vers:generic/<=5.2.0"), "wolfSSL 5.2.0");
+        let comp = p("cpe:2.3:a:wolfssl:wolfssl:*:*:*:*:*:*:*:*");
+        assert_eq!(
+            component_within(&exact, &rule, &comp, Some("5.2.0"), dotted),
+            Some(Decision::Yes)
+        );
+        assert_eq!(
+            component_within(&exact, &rule, &comp, Some("4.8.1"), dotted),
+            Some(Decision::No)
+        );
+        // Neither a version nor a branch: the name, unparsed (review).
+        let none = product_rule(
+            &p("cpe:2.3:h:bd:alaris_8015_pcu:-:*:*:*:*:*:*:*"),
+            None,
+            "Alaris 8015 PC Unit",
+        );
+        assert_eq!(
+            none,
+            crate::constraint::VersionConstraint::Unparsed("Alaris 8015 PC Unit".into())
+        );
+    }
+
     fn arb_attr() -> impl Strategy<Value = Attr> {
         prop_oneof![
             Just(Attr::Any),
@@ -455,6 +592,37 @@ mod tests {
             let back = Cpe::parse(&text).unwrap();
             prop_assert_eq!(&back, &c, "{}", text);
             prop_assert_eq!(back.to_string(), text);
+        }
+
+        #[test]
+        fn a_product_cpe_names_exactly_the_components_its_attributes_allow(
+            rest in proptest::collection::vec(arb_attr(), 10),
+            other in "[a-z0-9]{1,6}",
+            major in 0u32..20, minor in 0u32..20, bound in 0u32..20,
+        ) {
+            use crate::constraint::Decision;
+            let mut attrs: [Attr; 11] = Default::default();
+            attrs[0] = Attr::Value("a".into());
+            for (i, a) in rest.into_iter().enumerate() { attrs[i + 1] = a; }
+            attrs[3] = Attr::Any;
+            let product = Cpe { attrs };
+            let rule = product_rule(&product, Some(&format!("vers:generic/<{bound}.0")), "x");
+            let mut component = product.clone();
+            let version = format!("{major}.{minor}");
+            component.attrs[3] = Attr::Value(version.clone());
+            // The same name at any version is named, and the range decides.
+            let d = component_within(&product, &rule, &component, None, Scheme::DottedNumeric);
+            let within = if major < bound { Decision::Yes } else { Decision::No };
+            prop_assert_eq!(d, Some(within));
+            // A vendor the product's CPE does not allow is never named.
+            if let Attr::Value(v) = product.vendor() {
+                let mut elsewhere = component.clone();
+                elsewhere.attrs[1] = Attr::Value(format!("{v}{other}"));
+                prop_assert_eq!(
+                    component_within(&product, &rule, &elsewhere, None, Scheme::DottedNumeric),
+                    None
+                );
+            }
         }
 
         #[test]

@@ -855,9 +855,9 @@ mod tests {
     #[test]
     fn good_file_with_every_column() {
         let file = "\
-asset_id,manufacturer,model,serial_number,firmware_version,kind,device_type,udi,software,mac_address,ip_address,hostname,location,care_area,zone,lifecycle_state,owner,vendor_support_contact,phi_stored,credential_state,end_of_support,notes
-PUMP-0001,BD,Alaris 8015 PC Unit,12345678,9.33.1,pump,lvp,(01)00885403123456,Wireless Battery Module=v22D28;PCU comms=1.2,00-1A-2B-3C-4D-5E,10.20.0.15,Pump-0001.icu.example.org,Building A / 3rd floor,ICU,pumps-icu,in_service,Clinical Engineering,+1 555 0100,no,changed,2029-12-31,Bought 2021
-SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,,,,
+asset_id,manufacturer,model,serial_number,firmware_version,kind,device_type,udi,software,cpe,mac_address,ip_address,hostname,location,care_area,zone,lifecycle_state,owner,vendor_support_contact,phi_stored,credential_state,end_of_support,notes
+PUMP-0001,BD,Alaris 8015 PC Unit,12345678,9.33.1,pump,lvp,(01)00885403123456,Wireless Battery Module=v22D28;PCU comms=1.2,cpe:2.3:h:BD:alaris_8015_pc_unit:-:*:*:*:*:*:*:*  cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*,00-1A-2B-3C-4D-5E,10.20.0.15,Pump-0001.icu.example.org,Building A / 3rd floor,ICU,pumps-icu,in_service,Clinical Engineering,+1 555 0100,no,changed,2029-12-31,Bought 2021
+SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,,fd00::15,,,,servers,,,,,,,
 ";
         let p = parse_ok(file);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
@@ -874,6 +874,13 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(s.software.len(), 2);
         assert_eq!(s.software[0].name, "Wireless Battery Module");
         assert_eq!(s.software[1].version, "1.2");
+        assert_eq!(
+            s.cpe,
+            [
+                "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+                "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+            ]
+        );
         assert_eq!(s.mac_address.unwrap().to_string(), "00:1a:2b:3c:4d:5e");
         assert_eq!(s.ip_address, Some("10.20.0.15".parse().unwrap()));
         assert_eq!(s.hostname.as_deref(), Some("pump-0001.icu.example.org"));
@@ -896,6 +903,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(r.spec.kind, AssetKind::PumpServer);
         assert_eq!(r.spec.device_type, None);
         assert!(r.spec.software.is_empty());
+        assert!(r.spec.cpe.is_empty());
         assert_eq!(r.spec.ip_address, Some("fd00::15".parse().unwrap()));
         assert_eq!(r.spec.phi_stored, Answer::Unknown);
         assert_eq!(r.spec.credential_state, CredentialState::DefaultUnchanged);
@@ -1399,8 +1407,8 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
     #[test]
     fn export_writes_every_column_and_reads_back() {
         let file = format!(
-            "{HEADER},notes,software,mac_address,lifecycle_state\n\
-             PUMP-1,\"Becton, Dickinson\",8015,1,9.33,\"says \"\"hi\"\"\nand more\",WBM=v2;PCU=1.2,001A.2B3C.4D5E,quarantined\n"
+            "{HEADER},notes,software,mac_address,lifecycle_state,cpe\n\
+             PUMP-1,\"Becton, Dickinson\",8015,1,9.33,\"says \"\"hi\"\"\nand more\",WBM=v2;PCU=1.2,001A.2B3C.4D5E,quarantined,CPE:2.3:H:BD:A\\+B:-:*:*:*:*:*:*:*\n"
         );
         let p = parse_ok(&file);
         let r = &p.rows[0];
@@ -1417,7 +1425,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(
             text,
             format!(
-                "{}\r\nPUMP-1,\"Becton, Dickinson\",8015,1,9.33,pump,,,WBM=v2;PCU=1.2,00:1a:2b:3c:4d:5e,,,,,,\
+                "{}\r\nPUMP-1,\"Becton, Dickinson\",8015,1,9.33,pump,,,WBM=v2;PCU=1.2,cpe:2.3:h:bd:a\\+b:-:*:*:*:*:*:*:*,00:1a:2b:3c:4d:5e,,,,,,\
                  quarantined,,,unknown,default_unchanged,,\"says \"\"hi\"\"\nand more\"\r\n",
                 EXPORT_COLUMNS.join(",")
             )

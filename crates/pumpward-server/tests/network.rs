@@ -847,7 +847,10 @@ async fn unknown_devices_are_quarantined_or_registered_from_the_network_page() {
     let r = post(&h, "/network/unknown/register", &bio, with_cpe).await;
     assert_eq!(r.status, 303, "{}", r.text());
     let a = h.store.asset("P-98").await.unwrap();
-    assert_eq!(a.spec.cpe, ["cpe:2.3:h:icu_medical:plum_360:-:*:*:*:*:*:*:*"]);
+    assert_eq!(
+        a.spec.cpe,
+        ["cpe:2.3:h:icu_medical:plum_360:-:*:*:*:*:*:*:*"]
+    );
     // The asset page shows them.
     let page = h.get("/assets/P-98", &session(&bio)).await.text();
     assert!(

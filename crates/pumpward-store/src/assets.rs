@@ -3,9 +3,9 @@
 use crate::{audit, like_pattern, Actor, Backend, Conn, Result, Store, StoreError};
 use pumpward_core::audit::{AuditEntry, Outcome};
 use pumpward_core::inventory::{
-    Answer, Asset, AssetId, AssetKind, AssetSpec, Capabilities, CredentialState, DeviceModel,
-    DeviceType, LifecycleState, MacAddress, RemoteServiceMethod, SoftwareComponent,
-    format_cpe_list, parse_cpe_list,
+    format_cpe_list, parse_cpe_list, Answer, Asset, AssetId, AssetKind, AssetSpec, Capabilities,
+    CredentialState, DeviceModel, DeviceType, LifecycleState, MacAddress, RemoteServiceMethod,
+    SoftwareComponent,
 };
 use pumpward_core::timefmt;
 use serde::Serialize;

@@ -180,8 +180,7 @@ fn sbom_hits(
 /// platform, each name's own version attribute the version compared (as
 /// NVD does; the asset's firmware field is not put in its place).
 fn asset_cpe_hits(cpes: &[pumpward_vuln::cpe::Cpe], nvd_rows: &[NvdRow]) -> Vec<SbomHit> {
-    let parsed: Vec<(usize, pumpward_vuln::cpe::Cpe)> =
-        cpes.iter().cloned().enumerate().collect();
+    let parsed: Vec<(usize, pumpward_vuln::cpe::Cpe)> = cpes.iter().cloned().enumerate().collect();
     let names: Vec<String> = cpes.iter().map(ToString::to_string).collect();
     configuration_hits(&parsed, nvd_rows, |_, cpe| {
         Some((

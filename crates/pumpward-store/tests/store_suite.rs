@@ -4983,7 +4983,10 @@ async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
     csaf["vulnerabilities"][0]["cve"] = "CVE-2024-10002".into();
     let tree = serde_json::to_string(&csaf["product_tree"])
         .unwrap()
-        .replace("cpe:2.3:a:wolfssl:wolfssl", "cpe:2.3:o:acme:infusor_x_firmware")
+        .replace(
+            "cpe:2.3:a:wolfssl:wolfssl",
+            "cpe:2.3:o:acme:infusor_x_firmware",
+        )
         .replace("wolfSSL Inc.", "Acme Medical")
         .replace("wolfSSL", "Infusor X firmware");
     csaf["product_tree"] = serde_json::from_str(&tree).unwrap();
@@ -5027,7 +5030,10 @@ async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
         )),
         "{nvd_rule:#}"
     );
-    assert_eq!(f[0].evidence["asset"]["cpe"], serde_json::json!([HW, fw("1.5")]));
+    assert_eq!(
+        f[0].evidence["asset"]["cpe"],
+        serde_json::json!([HW, fw("1.5")])
+    );
     let csaf_rule = &f[1].evidence["rules"][0];
     assert_eq!(csaf_rule["matched_by"], "asset_cpe", "{csaf_rule:#}");
     assert_eq!(csaf_rule["tracking_id"], "ACME-2024-0001");

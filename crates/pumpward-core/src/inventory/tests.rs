@@ -229,7 +229,9 @@ fn a_bad_cpe_name_says_which_name_and_which_attribute() {
         let e = AssetSpec::validate(&d).unwrap_err();
         assert!(e.to_string().contains(says), "{bad}: {e}");
     }
-    d.cpe = Some(CpeField::List(vec!["cpe:2.3:h:bd:a b:-:*:*:*:*:*:*:*".into()]));
+    d.cpe = Some(CpeField::List(vec![
+        "cpe:2.3:h:bd:a b:-:*:*:*:*:*:*:*".into()
+    ]));
     assert!(AssetSpec::validate(&d)
         .unwrap_err()
         .to_string()

@@ -309,9 +309,8 @@ pub fn check_cpe_list(list: Vec<String>) -> Result<Vec<String>, ValueError> {
                 i + 1
             )));
         }
-        let cpe = pumpward_vuln::cpe::Cpe::parse(name).map_err(|e| {
-            ValueError::new(format!("CPE name {} {shown:?}: {e}", i + 1))
-        })?;
+        let cpe = pumpward_vuln::cpe::Cpe::parse(name)
+            .map_err(|e| ValueError::new(format!("CPE name {} {shown:?}: {e}", i + 1)))?;
         let canonical = cpe.to_string();
         if out.contains(&canonical) {
             return Err(ValueError::new(format!(

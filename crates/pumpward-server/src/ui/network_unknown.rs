@@ -22,8 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use pumpward_core::access::Permission;
 use pumpward_core::inventory::{
-    AssetDraft, AssetKind, AssetSpec, CpeField, DeviceType, FieldError, LifecycleState,
-    MacAddress,
+    AssetDraft, AssetKind, AssetSpec, CpeField, DeviceType, FieldError, LifecycleState, MacAddress,
 };
 use pumpward_store::StoreError;
 use std::net::IpAddr;

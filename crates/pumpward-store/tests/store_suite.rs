@@ -5065,6 +5065,65 @@ async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
     }
     full_match_changes_nothing(store, 2).await;
     assert!(open_on("C-1").await.is_empty());
+
+    // A model the alias table knows (Plum A+ 13.3, affected by
+    // ICSA-15-161-01) whose firmware CPE an NVD record of the same CVE also
+    // names: one finding, holding both rules.
+    let mut plum = pump("P-1", "Hospira", "Plum A+", "13.3");
+    plum.cpe = vec!["cpe:2.3:o:hospira:plum_a\\+_firmware:13.3:*:*:*:*:*:*:*".into()];
+    store
+        .create_asset(&plum, Some(LifecycleState::InService), &biomed())
+        .await
+        .unwrap();
+    let mut nvd: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sbom/CVE-2022-25638.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    nvd["id"] = "CVE-2015-3952".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"] =
+        "cpe:2.3:o:hospira:plum_a\\+_firmware:*:*:*:*:*:*:*:*".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["versionEndExcluding"] = "13.4".into();
+    for doc in [
+        serde_json::to_vec(&nvd).unwrap(),
+        vuln_data("csaf/icsa-15-161-01.json"),
+    ] {
+        let imported = store.import_vuln_document(&doc, &sys).await.unwrap();
+        store
+            .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+            .await
+            .unwrap();
+    }
+    let f: Vec<_> = open_vuln_findings(store, KIND_AFFECTED, "P-1")
+        .await
+        .into_iter()
+        .filter(|f| f.subject == "cve:CVE-2015-3952:asset:P-1")
+        .collect();
+    assert_eq!(f.len(), 1);
+    let rules = f[0].evidence["rules"].as_array().unwrap();
+    let by = |m: &str| rules.iter().filter(|r| r["matched_by"] == m).count();
+    assert_eq!(by("asset_cpe"), 1, "{rules:#?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["tracking_id"] == "ICSA-15-161-01" && r.get("matched_by").is_none()),
+        "{rules:#?}"
+    );
+    let n = store
+        .list_findings(&pumpward_store::FindingFilter {
+            kind: Some(KIND_AFFECTED.into()),
+            open: Some(true),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0
+        .len();
+    full_match_changes_nothing(store, n).await;
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

@@ -851,3 +851,49 @@ fn advisories_import_reports_every_file_and_is_idempotent() {
     assert!(o.status.success());
     assert!(out(&o).contains("0 raised, 0 resolved"), "{}", out(&o));
 }
+
+/// The `cpe` column: imported, listed in JSON, exported; a bad name refuses
+/// the file with its line and the name's position.
+#[test]
+fn inventory_carries_asset_cpe_names() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let f = write(
+        t.path(),
+        "cpe.csv",
+        b"asset_id,manufacturer,model,serial_number,firmware_version,cpe\n\
+          PUMP-1,BD,Alaris 8015 PC Unit,S1,12.1.2,cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:* CPE:2.3:O:BD:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*\n\
+          PUMP-2,BD,Alaris 8015 PC Unit,S2,12.1.2,\n",
+    );
+    let o = pumpward(&data, &["inventory", "import", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = pumpward(&data, &["inventory", "list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v[0]["cpe"],
+        serde_json::json!([
+            "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+            "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+        ])
+    );
+    assert_eq!(v[1]["cpe"], serde_json::json!([]));
+    let o = pumpward(&data, &["inventory", "list", "--format", "csv"]);
+    assert!(
+        out(&o).contains(",cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:* cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*,"),
+        "{}",
+        out(&o)
+    );
+    let bad = write(
+        t.path(),
+        "bad.csv",
+        b"asset_id,manufacturer,model,serial_number,firmware_version,cpe\n\
+          PUMP-3,BD,Alaris 8015 PC Unit,S3,12.1.2,cpe:2.3:h:bd:alaris_8015_pc_unit\n",
+    );
+    let o = pumpward(&data, &["inventory", "import", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("line 2") && err(&o).contains("cpe: CPE name 1"),
+        "{}",
+        err(&o)
+    );
+}

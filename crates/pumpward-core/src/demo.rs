@@ -884,6 +884,7 @@ impl Builder {
             udi,
             firmware_version: p.firmware.to_owned(),
             software: p.software,
+            cpe: Vec::new(),
             mac_address: Some(mac.parse().expect("sample MAC addresses are unicast")),
             ip_address: p.ip.map(IpAddr::V4),
             hostname: p.hostname,

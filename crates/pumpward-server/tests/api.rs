@@ -199,6 +199,60 @@ async fn bad_bodies_get_problems_and_change_nothing() {
     );
 }
 
+/// An asset's CPE names through the API: a bad one is a 422 naming the
+/// name and attribute, with nothing stored; text or a list is accepted and
+/// read back canonical; an update changes them.
+#[tokio::test]
+async fn asset_cpe_names_through_the_api() {
+    let h = harness().await;
+    let biomed = Cred::Bearer(h.token_for("bea", Role::Biomed).await);
+    let head = h.store.audit_head().await.unwrap();
+    let mut bad = asset_json("PUMP-C");
+    bad["cpe"] = json!([
+        "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+        "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.*:*:*:*:*:*:*:*"
+    ]);
+    let r = h.json("POST", "/api/v1/assets", &biomed, bad).await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (422, "validation-failed"),
+        "{}",
+        r.text()
+    );
+    let e = &r.json()["errors"][0];
+    assert_eq!(e["field"], "cpe", "{}", r.text());
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("CPE name 2 ") && m.contains("attribute version"),
+        "{m}"
+    );
+    assert!(h.store.asset("PUMP-C").await.is_err());
+    assert_eq!(h.store.audit_head().await.unwrap(), head);
+
+    let mut good = asset_json("PUMP-C");
+    good["cpe"] = json!("CPE:2.3:H:BD:Alaris_8015_PC_Unit:-:*:*:*:*:*:*:*");
+    let r = h.json("POST", "/api/v1/assets", &biomed, good).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json()["cpe"],
+        json!(["cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*"])
+    );
+    let mut upd = asset_json("PUMP-C");
+    upd["cpe"] = json!([
+        "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+        "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+    ]);
+    upd["version"] = json!(1);
+    let r = h.json("PUT", "/api/v1/assets/PUMP-C", &biomed, upd).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = h.get("/api/v1/assets/PUMP-C", &biomed).await.json();
+    assert_eq!(got["cpe"].as_array().unwrap().len(), 2, "{got}");
+    assert_eq!(
+        got["cpe"][1],
+        "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+    );
+}
+
 #[tokio::test]
 async fn csv_import_and_export_round_trip() {
     let h = harness().await;

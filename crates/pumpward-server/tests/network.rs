@@ -821,15 +821,42 @@ async fn unknown_devices_are_quarantined_or_registered_from_the_network_page() {
     );
     assert!(r.text().contains("serial_number: "), "{}", r.text());
     assert!(h.store.asset("P-98").await.is_err());
-    let r = post(
-        &h,
-        "/network/unknown/register",
-        &bio,
-        register(&bio_csrf, "S98"),
-    )
-    .await;
+    // A bad CPE name: refused with the name and attribute, nothing created.
+    let mut with_cpe = register(&bio_csrf, "S98");
+    with_cpe.push(("cpe", "cpe:2.3:h:icu_medical:plum_360".to_owned()));
+    let r = post(&h, "/network/unknown/register", &bio, with_cpe).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("cpe: CPE name 1 ") && r.text().contains("11 attributes"),
+        "{}",
+        r.text()
+    );
+    // The typed value is kept in the form for correction.
+    assert!(
+        r.text()
+            .contains(r#"name="cpe" value="cpe:2.3:h:icu_medical:plum_360""#),
+        "{}",
+        r.text()
+    );
+    assert!(h.store.asset("P-98").await.is_err());
+    let mut with_cpe = register(&bio_csrf, "S98");
+    with_cpe.push((
+        "cpe",
+        "cpe:2.3:h:icu_medical:plum_360:-:*:*:*:*:*:*:*".to_owned(),
+    ));
+    let r = post(&h, "/network/unknown/register", &bio, with_cpe).await;
     assert_eq!(r.status, 303, "{}", r.text());
     let a = h.store.asset("P-98").await.unwrap();
+    assert_eq!(
+        a.spec.cpe,
+        ["cpe:2.3:h:icu_medical:plum_360:-:*:*:*:*:*:*:*"]
+    );
+    // The asset page shows them.
+    let page = h.get("/assets/P-98", &session(&bio)).await.text();
+    assert!(
+        page.contains("<th scope=\"row\">CPE names</th><td>cpe:2.3:h:icu_medical:plum_360:-:*:*:*:*:*:*:*</td>"),
+        "{page}"
+    );
     assert_eq!(a.lifecycle_state, LifecycleState::InService);
     assert_eq!(a.spec.zone.as_deref(), Some("infusion-pump"));
     assert_eq!(

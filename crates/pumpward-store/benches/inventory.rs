@@ -357,6 +357,7 @@ fn sample_asset(i: u64, rng: &mut Rng) -> (AssetSpec, LifecycleState) {
             udi: Some(format!("(01)0290000100{:02}(21){serial:08}", i % 97)),
             firmware_version: fws[rng.below(fws.len() as u64) as usize].into(),
             software: (!sw.is_empty()).then(|| SoftwareField::Text(sw.into())),
+            cpe: None,
             mac_address: Some(mac(0x10 + (i % 7) as u8)),
             ip_address: Some(ip),
             hostname: Some(format!("pump-{i:06}.pumps.hospital.example")),

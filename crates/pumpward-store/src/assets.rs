@@ -3,8 +3,9 @@
 use crate::{audit, like_pattern, Actor, Backend, Conn, Result, Store, StoreError};
 use pumpward_core::audit::{AuditEntry, Outcome};
 use pumpward_core::inventory::{
-    Answer, Asset, AssetId, AssetKind, AssetSpec, Capabilities, CredentialState, DeviceModel,
-    DeviceType, LifecycleState, MacAddress, RemoteServiceMethod, SoftwareComponent,
+    format_cpe_list, parse_cpe_list, Answer, Asset, AssetId, AssetKind, AssetSpec, Capabilities,
+    CredentialState, DeviceModel, DeviceType, LifecycleState, MacAddress, RemoteServiceMethod,
+    SoftwareComponent,
 };
 use pumpward_core::timefmt;
 use serde::Serialize;
@@ -72,12 +73,12 @@ pub const DEFAULT_INITIAL_STATE: LifecycleState = LifecycleState::Received;
 
 pub(crate) const ASSET_COLUMNS: &str = "asset_id, kind, model_id, manufacturer, model, device_type, serial_number, udi, \
      firmware_version, software, mac_address, ip_address, hostname, location, care_area, zone, owner, \
-     vendor_support_contact, end_of_support, phi_stored, credential_state, notes, search_text, \
+     vendor_support_contact, end_of_support, phi_stored, credential_state, notes, search_text, cpe, \
      lifecycle_state, last_seen, version, created_at, updated_at";
 
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds the 22 spec columns that follow `asset_id`, in `ASSET_COLUMNS` order.
+/// Binds the 23 spec columns that follow `asset_id`, in `ASSET_COLUMNS` order.
 pub(crate) fn bind_spec<'q>(q: AnyQuery<'q>, s: &AssetSpec, model_id: i64) -> AnyQuery<'q> {
     q.bind(s.kind.as_str())
         .bind(model_id)
@@ -101,6 +102,9 @@ pub(crate) fn bind_spec<'q>(q: AnyQuery<'q>, s: &AssetSpec, model_id: i64) -> An
         .bind(s.credential_state.as_str())
         .bind(s.notes.clone())
         .bind(search_text(s))
+        // Space-separated canonical names (`format_cpe_list`): one text the
+        // matching run groups assets by, like `software`.
+        .bind(format_cpe_list(&s.cpe))
 }
 
 fn search_text(s: &AssetSpec) -> String {
@@ -139,6 +143,7 @@ pub(crate) fn asset_from_row(r: &AnyRow) -> Result<Asset> {
     let parse_opt =
         |field: &str| -> Result<Option<String>> { Ok(r.try_get::<Option<String>, _>(field)?) };
     let software: String = r.try_get("software")?;
+    let cpe: String = r.try_get("cpe")?;
     let spec = AssetSpec {
         asset_id: id
             .parse::<AssetId>()
@@ -158,6 +163,7 @@ pub(crate) fn asset_from_row(r: &AnyRow) -> Result<Asset> {
         firmware_version: r.try_get("firmware_version")?,
         software: serde_json::from_str::<Vec<SoftwareComponent>>(&software)
             .map_err(|e| corrupt(&id, "software", e))?,
+        cpe: parse_cpe_list(&cpe).map_err(|e| corrupt(&id, "cpe", e))?,
         mac_address: parse_opt("mac_address")?
             .map(|s| s.parse::<MacAddress>())
             .transpose()
@@ -344,7 +350,7 @@ async fn insert_asset(
     let (model_id, new_model) = ensure_model(conn, s, now).await?;
     let sql = format!(
         "INSERT INTO assets ({ASSET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, NULL, 1, $25, $25)"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, NULL, 1, $26, $26)"
     );
     let q = sqlx::query(&sql).bind(s.asset_id.to_string());
     bind_spec(q, s, model_id)
@@ -391,6 +397,8 @@ fn created_details(s: &AssetSpec, state: LifecycleState) -> String {
         firmware_version: &'a str,
         #[serde(skip_serializing_if = "String::is_empty")]
         software: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        cpe: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         mac_address: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -425,6 +433,7 @@ fn created_details(s: &AssetSpec, state: LifecycleState) -> String {
         udi: s.udi.as_deref(),
         firmware_version: &s.firmware_version,
         software: SoftwareComponent::format_list(&s.software),
+        cpe: format_cpe_list(&s.cpe),
         mac_address: s.mac_address.map(|m| m.to_string()),
         ip_address: s.ip_address.map(|i| i.to_string()),
         hostname: s.hostname.as_deref(),
@@ -470,8 +479,8 @@ pub(crate) async fn update_spec(
          serial_number = $7, udi = $8, firmware_version = $9, software = $10, mac_address = $11, \
          ip_address = $12, hostname = $13, location = $14, care_area = $15, zone = $16, owner = $17, \
          vendor_support_contact = $18, end_of_support = $19, phi_stored = $20, credential_state = $21, \
-         notes = $22, search_text = $23, version = version + 1, updated_at = $24 \
-         WHERE asset_id = $1 AND version = $25",
+         notes = $22, search_text = $23, cpe = $24, version = version + 1, updated_at = $25 \
+         WHERE asset_id = $1 AND version = $26",
     )
     .bind(s.asset_id.to_string());
     let done = bind_spec(q, s, model_id)

@@ -34,7 +34,7 @@ use sqlx::Row;
 use std::collections::{HashMap, HashSet, VecDeque};
 use time::OffsetDateTime;
 
-/// Assets per multi-row INSERT: 1,000 × 28 parameters stays below SQLite's
+/// Assets per multi-row INSERT: 1,000 × 29 parameters stays below SQLite's
 /// limit of 32,766 variables (and PostgreSQL's 65,535).
 const ASSET_CHUNK: usize = 1000;
 
@@ -214,7 +214,7 @@ impl AssetSql {
                 conn,
                 format!(
                     "INSERT INTO assets ({ASSET_COLUMNS}) VALUES {}",
-                    crate::value_groups(conn, rows, 28)
+                    crate::value_groups(conn, rows, 29)
                 ),
             ),
             events: without_statement_journal(

@@ -258,11 +258,24 @@ fn naming<'a>(
             decision,
         });
     }
+    cpe_naming(s, cpes, version)
+}
+
+/// Whether a product's CPE name names one of these CPE names (an SBOM
+/// component's, or an asset's), and the strongest decision on its version
+/// (a yes over an undecided over a no): `version` when given, else each
+/// name's own version attribute.
+fn cpe_naming<'a>(
+    s: &'a NamedProductStatus,
+    cpes: &[(&'a str, Cpe)],
+    version: Option<&str>,
+) -> Option<Naming<'a>> {
     let c = s.cpe.as_ref()?;
     let (text, decision) = cpes
         .iter()
         .filter_map(|(text, cc)| {
-            cpe::component_within(&c.id, &c.rule, cc, version, scheme).map(|d| (*text, d))
+            cpe::component_within(&c.id, &c.rule, cc, version, Scheme::DottedNumeric)
+                .map(|d| (*text, d))
         })
         .min_by_key(|(_, d)| match d {
             Decision::Yes => 0,
@@ -312,71 +325,106 @@ pub(crate) fn named_product_hits(
                 c.version.as_deref().unwrap_or("(no version)"),
                 n.component
             );
-            // A purl names a package, a CPE name a product.
-            let named = match n.by {
-                "purl" => format!("package {}", n.product),
-                _ => format!("product {}", n.product),
-            };
-            let text = s.version_text.as_deref().unwrap_or(&s.full_name);
-            let affected = matches!(
-                s.status.as_str(),
-                "known_affected" | "first_affected" | "last_affected"
-            );
-            let clear = matches!(
-                s.status.as_str(),
-                "fixed" | "first_fixed" | "known_not_affected" | "recommended"
-            );
-            let investigating = s.status == "under_investigation";
-            let (outcome, why) = match n.decision {
-                Decision::Yes if affected => (
-                    HitOutcome::Affected,
-                    format!(
-                        "{what} is the advisory's {named} within the affected versions \"{text}\" (read as {})",
-                        n.rule
-                    ),
-                ),
-                Decision::Yes if clear => {
-                    // The matcher's own words for a clear status
-                    // (`vulnerability_status` reads " as <status> ").
-                    let why = format!(
-                        "{} revision {} lists {what} as {} ({named}, \"{text}\")",
-                        s.tracking_id, s.revision, s.status
-                    );
-                    (HitOutcome::Clear(why.clone()), why)
-                }
-                Decision::Yes if investigating => (
-                    HitOutcome::Review,
-                    format!("the vendor is still investigating {named} versions \"{text}\" ({what})"),
-                ),
-                Decision::Undecided(reason) => (
-                    HitOutcome::Review,
-                    format!(
-                        "{what} against the advisory's {named} {} versions \"{text}\": {reason}",
-                        s.status
-                    ),
-                ),
-                _ => continue,
-            };
-            let mut rule = json!({
-                "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
-                "revision": s.revision, "product_id": s.product_id,
-                "product": s.full_name, "status": s.status,
-                "version_text": s.version_text, "rule": n.rule.to_string(),
+            let fields = json!({
                 "source": "sbom", "matched_by": n.by,
                 "component": component_evidence(*sbom_id, c),
-                "why": why, "remediations": s.remediations,
             });
-            // `purl` or `cpe`: the advisory's identifier that matched.
-            rule[n.by] = json!(n.product);
-            out.push(SbomHit {
-                cve: s.cve.clone(),
-                outcome,
-                decisive: false,
-                rule,
-            });
+            out.extend(named_hit(s, &n, &what, fields));
         }
     }
     out
+}
+
+/// What the advisories' product CPE names raise for an asset's own CPE
+/// names (`cpe`), exactly as for an SBOM component's
+/// ([`named_product_hits`]): each name's own version attribute is the
+/// version compared (the asset's firmware field is not put in its place).
+pub(crate) fn asset_cpe_named_hits(
+    cpes: &[(&str, Cpe)],
+    statuses: &[NamedProductStatus],
+) -> Vec<SbomHit> {
+    let names: Vec<&str> = cpes.iter().map(|(t, _)| *t).collect();
+    statuses
+        .iter()
+        .filter_map(|s| {
+            let n = cpe_naming(s, cpes, None)?;
+            let what = format!("the asset's CPE name {}", n.component);
+            let fields = json!({
+                "source": "asset_cpe", "matched_by": "asset_cpe",
+                "asset_cpe": n.component, "cpes": names,
+            });
+            named_hit(s, &n, &what, fields)
+        })
+        .collect()
+}
+
+/// The hit of a product that names `what` (`n`), with the rule's fields
+/// `fields` add (where the name was found); `None` when its version is
+/// outside the product's or its status says nothing.
+fn named_hit(s: &NamedProductStatus, n: &Naming, what: &str, fields: Value) -> Option<SbomHit> {
+    // A purl names a package, a CPE name a product.
+    let named = match n.by {
+        "purl" => format!("package {}", n.product),
+        _ => format!("product {}", n.product),
+    };
+    let text = s.version_text.as_deref().unwrap_or(&s.full_name);
+    let affected = matches!(
+        s.status.as_str(),
+        "known_affected" | "first_affected" | "last_affected"
+    );
+    let clear = matches!(
+        s.status.as_str(),
+        "fixed" | "first_fixed" | "known_not_affected" | "recommended"
+    );
+    let investigating = s.status == "under_investigation";
+    let (outcome, why) = match &n.decision {
+        Decision::Yes if affected => (
+            HitOutcome::Affected,
+            format!(
+                "{what} is the advisory's {named} within the affected versions \"{text}\" (read as {})",
+                n.rule
+            ),
+        ),
+        Decision::Yes if clear => {
+            // The matcher's own words for a clear status
+            // (`vulnerability_status` reads " as <status> ").
+            let why = format!(
+                "{} revision {} lists {what} as {} ({named}, \"{text}\")",
+                s.tracking_id, s.revision, s.status
+            );
+            (HitOutcome::Clear(why.clone()), why)
+        }
+        Decision::Yes if investigating => (
+            HitOutcome::Review,
+            format!("the vendor is still investigating {named} versions \"{text}\" ({what})"),
+        ),
+        Decision::Undecided(reason) => (
+            HitOutcome::Review,
+            format!(
+                "{what} against the advisory's {named} {} versions \"{text}\": {reason}",
+                s.status
+            ),
+        ),
+        _ => return None,
+    };
+    let mut rule = json!({
+        "advisory_id": s.advisory_id, "tracking_id": s.tracking_id,
+        "revision": s.revision, "product_id": s.product_id,
+        "product": s.full_name, "status": s.status,
+        "version_text": s.version_text, "rule": n.rule.to_string(),
+        "why": why, "remediations": s.remediations,
+    });
+    if let (Some(rule), Value::Object(fields)) = (rule.as_object_mut(), fields) {
+        rule.extend(fields);
+    }
+    // `purl` or `cpe`: the advisory's identifier that matched.
+    rule[n.by] = json!(n.product);
+    Some(SbomHit {
+        cve: s.cve.clone(),
+        outcome,
+        decisive: false,
+        rule,
+    })
 }
 
 /// Whose word a VEX statement is, as a resolution or evidence says it.

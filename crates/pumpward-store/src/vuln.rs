@@ -223,7 +223,7 @@ pub fn write_findings_csv(
 }
 
 /// Whether an asset changed in what vulnerability matching reads (what it
-/// is: manufacturer, model, kind, firmware, software; and what its
+/// is: manufacturer, model, kind, firmware, software, CPE names; and what its
 /// priority weighs: device type, care area, zone, address, MAC), so its
 /// findings must be evaluated again.
 pub(crate) fn match_inputs_changed(
@@ -235,6 +235,7 @@ pub(crate) fn match_inputs_changed(
         || old.kind != new.kind
         || old.firmware_version != new.firmware_version
         || old.software != new.software
+        || old.cpe != new.cpe
         || old.device_type != new.device_type
         || old.care_area != new.care_area
         || old.zone != new.zone

@@ -7,7 +7,8 @@
 //! about one read of what that import can change:
 //!
 //! - **Classes.** Assets with the same matching inputs (kind, manufacturer,
-//!   model, firmware, software, device type, care area, exposure, controls)
+//!   model, firmware, software, CPE names, device type, care area,
+//!   exposure, controls)
 //!   get the same outcomes: a fleet has a few hundred such classes, each
 //!   evaluated, and its evidence serialized and digested, once. An asset is
 //!   only a class number and its id.
@@ -146,8 +147,7 @@ fn sbom_hits(
     components: &[(i64, crate::sbom::StoredComponent)],
     nvd_rows: &[NvdRow],
 ) -> Vec<SbomHit> {
-    use pumpward_vuln::cpe::{Cpe, CpeMatch};
-    let scheme = Scheme::DottedNumeric;
+    use pumpward_vuln::cpe::Cpe;
     // A CPE the SBOM writes wrongly names nothing: it cannot match.
     let parsed: Vec<(usize, Cpe)> = components
         .iter()
@@ -158,6 +158,53 @@ fn sbom_hits(
                 .filter_map(move |s| Cpe::parse(s).ok().map(|p| (i, p)))
         })
         .collect();
+    configuration_hits(&parsed, nvd_rows, |i, cpe| {
+        let (sbom_id, comp) = components.get(i)?;
+        let what = format!(
+            "component {} {} of the model's SBOM ({cpe})",
+            comp.name,
+            comp.version.as_deref().unwrap_or("(no version)")
+        );
+        Some((
+            what,
+            json!({
+                "source": "sbom",
+                "component": crate::sbom::component_evidence(*sbom_id, comp),
+            }),
+        ))
+    })
+}
+
+/// What the NVD records raise for an asset's own CPE names (`cpe`): exactly
+/// as for an SBOM's components ([`sbom_hits`]), the asset's names the
+/// platform, each name's own version attribute the version compared (as
+/// NVD does; the asset's firmware field is not put in its place).
+fn asset_cpe_hits(cpes: &[pumpward_vuln::cpe::Cpe], nvd_rows: &[NvdRow]) -> Vec<SbomHit> {
+    let parsed: Vec<(usize, pumpward_vuln::cpe::Cpe)> = cpes.iter().cloned().enumerate().collect();
+    let names: Vec<String> = cpes.iter().map(ToString::to_string).collect();
+    configuration_hits(&parsed, nvd_rows, |_, cpe| {
+        Some((
+            format!("the asset's CPE name {cpe}"),
+            json!({
+                "source": "asset_cpe", "matched_by": "asset_cpe",
+                "asset_cpe": cpe.to_string(), "cpes": names,
+            }),
+        ))
+    })
+}
+
+/// What the NVD records raise for the CPE names `parsed` (each with the
+/// index of what holds it): all of them are the platform a configuration is
+/// evaluated against, and each holder that a vulnerable criterion matches
+/// is named once per CVE. `holder` gives the holder's words in a finding
+/// and the fields its rule adds (`source`, what it is).
+fn configuration_hits(
+    parsed: &[(usize, pumpward_vuln::cpe::Cpe)],
+    nvd_rows: &[NvdRow],
+    holder: impl Fn(usize, &pumpward_vuln::cpe::Cpe) -> Option<(String, Value)>,
+) -> Vec<SbomHit> {
+    use pumpward_vuln::cpe::{Cpe, CpeMatch};
+    let scheme = Scheme::DottedNumeric;
     if parsed.is_empty() {
         return Vec::new();
     }
@@ -181,7 +228,7 @@ fn sbom_hits(
             continue;
         }
         let mut named: Vec<usize> = Vec::new();
-        for (i, cpe) in &parsed {
+        for (i, cpe) in parsed {
             let criteria = row
                 .configs
                 .iter()
@@ -194,14 +241,9 @@ fn sbom_hits(
                     continue;
                 }
                 named.push(*i);
-                let Some((sbom_id, comp)) = components.get(*i) else {
+                let Some((what, fields)) = holder(*i, cpe) else {
                     continue;
                 };
-                let what = format!(
-                    "component {} {} of the model's SBOM ({cpe})",
-                    comp.name,
-                    comp.version.as_deref().unwrap_or("(no version)")
-                );
                 let (decided, why) = match (&outcome, &m) {
                     (CpeMatch::Match, CpeMatch::Match) => (
                         true,
@@ -221,6 +263,15 @@ fn sbom_hits(
                     ),
                     _ => continue,
                 };
+                let mut rule = json!({
+                    "advisory_id": row.advisory_id, "tracking_id": row.tracking_id,
+                    "revision": row.revision,
+                    "criteria": criterion_text(crit),
+                    "why": why, "remediations": [],
+                });
+                if let (Some(rule), Value::Object(fields)) = (rule.as_object_mut(), fields) {
+                    rule.extend(fields);
+                }
                 out.push(SbomHit {
                     cve: row.cve.clone(),
                     outcome: if decided {
@@ -229,13 +280,7 @@ fn sbom_hits(
                         HitOutcome::Review
                     },
                     decisive: false,
-                    rule: json!({
-                        "advisory_id": row.advisory_id, "tracking_id": row.tracking_id,
-                        "revision": row.revision, "source": "sbom",
-                        "component": crate::sbom::component_evidence(*sbom_id, comp),
-                        "criteria": criterion_text(crit),
-                        "why": why, "remediations": [],
-                    }),
+                    rule,
                 });
             }
         }
@@ -532,8 +577,13 @@ struct Knowledge {
     /// statements (`sbom_match`), of the run's CVEs.
     named_statuses: Vec<crate::sbom_match::NamedProductStatus>,
     vex: crate::sbom_match::VexIndex,
+    /// Whether `nvd_rows` and `named_statuses` are loaded: for the SBOMs'
+    /// components, or the assets' CPE names (only when a run meets one).
+    named_loaded: bool,
     /// (model key, firmware key) → what its SBOM's components raise.
     sbom_cache: HashMap<(String, String), std::sync::Arc<Vec<SbomHit>>>,
+    /// An asset's stored CPE names → what they raise.
+    cpe_cache: HashMap<String, std::sync::Arc<Vec<SbomHit>>>,
     /// The alias table's answer per (manufacturer, model): the fleet
     /// repeats its models.
     products: HashMap<(String, String), Option<ProductMatch<'static>>>,
@@ -548,6 +598,9 @@ struct AssetGroup {
     firmware: String,
     /// The stored JSON text, parsed only when its class is new.
     software: String,
+    /// The asset's CPE names as stored (space-separated, canonical; empty
+    /// for most), parsed only when its class is new.
+    cpe: String,
     lifecycle_state: String,
     device_type: Option<String>,
     care_area: Option<String>,
@@ -582,6 +635,7 @@ impl AssetGroups {
                 model: r.try_get("model")?,
                 firmware: r.try_get("firmware_version")?,
                 software: r.try_get("software")?,
+                cpe: r.try_get("cpe")?,
                 lifecycle_state: r.try_get("lifecycle_state")?,
                 device_type: r.try_get("device_type")?,
                 care_area: r.try_get("care_area")?,
@@ -631,6 +685,7 @@ impl AssetGroups {
                             model: base.model.clone(),
                             firmware: base.firmware.clone(),
                             software: base.software.clone(),
+                            cpe: base.cpe.clone(),
                             lifecycle_state: base.lifecycle_state.clone(),
                             device_type: base.device_type.clone(),
                             care_area: base.care_area.clone(),
@@ -667,12 +722,13 @@ impl AssetGroup {
     /// evaluations, never a wrong one.)
     fn class_key(&self, controls: Option<&BTreeSet<Control>>) -> String {
         format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}{}{}\u{1f}{}\u{1f}{:?}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}{}{}\u{1f}{}\u{1f}{:?}",
             self.kind,
             self.manufacturer,
             self.model,
             self.firmware,
             self.software,
+            self.cpe,
             self.device_type,
             self.care_area,
             u8::from(self.zone_unrecorded),
@@ -719,7 +775,9 @@ impl Knowledge {
             nvd_rows: Vec::new(),
             named_statuses: Vec::new(),
             vex: store.vex_index(scope.cves.as_ref()).await?,
+            named_loaded: false,
             sbom_cache: HashMap::default(),
+            cpe_cache: HashMap::default(),
             products: HashMap::default(),
         };
         let cves = scope.cves.as_ref();
@@ -843,35 +901,49 @@ impl Knowledge {
             });
         }
         if !k.sboms.is_empty() {
-            for r in store
-                .rows_of_cves(
-                    "SELECT v.advisory_id, a.tracking_id, a.revision, v.cve, \
-                     v.cpe_configurations \
-                     FROM vuln_vulnerabilities v JOIN vuln_advisories a ON a.id = v.advisory_id \
-                     WHERE a.state = 'current' AND v.cve IS NOT NULL \
-                     AND v.cpe_configurations IS NOT NULL",
-                    "v.cve",
-                    "ORDER BY v.id",
-                    cves,
-                )
-                .await?
-            {
-                let text: String = r.try_get("cpe_configurations")?;
-                // Written by the import from a parsed record: a failure here
-                // is a damaged store, said as such rather than skipped.
-                let configs = nvd::parse_configurations(text.as_bytes())
-                    .map_err(|e| StoreError::Invalid(format!("stored NVD configurations: {e}")))?;
-                k.nvd_rows.push(NvdRow {
-                    advisory_id: r.try_get("advisory_id")?,
-                    tracking_id: r.try_get("tracking_id")?,
-                    revision: r.try_get("revision")?,
-                    cve: r.try_get("cve")?,
-                    configs,
-                });
-            }
-            k.named_statuses = store.named_product_statuses(cves).await?;
+            k.load_named(store, scope).await?;
         }
         Ok(k)
+    }
+
+    /// Loads the NVD configurations and the advisory products named by purl
+    /// or CPE (of the run's CVEs), once: what SBOM components and assets'
+    /// CPE names are matched with.
+    async fn load_named(&mut self, store: &Store, scope: &MatchScope) -> Result<()> {
+        if self.named_loaded {
+            return Ok(());
+        }
+        let k = self;
+        let cves = scope.cves.as_ref();
+        for r in store
+            .rows_of_cves(
+                "SELECT v.advisory_id, a.tracking_id, a.revision, v.cve, \
+                 v.cpe_configurations \
+                 FROM vuln_vulnerabilities v JOIN vuln_advisories a ON a.id = v.advisory_id \
+                 WHERE a.state = 'current' AND v.cve IS NOT NULL \
+                 AND v.cpe_configurations IS NOT NULL",
+                "v.cve",
+                "ORDER BY v.id",
+                cves,
+            )
+            .await?
+        {
+            let text: String = r.try_get("cpe_configurations")?;
+            // Written by the import from a parsed record: a failure here
+            // is a damaged store, said as such rather than skipped.
+            let configs = nvd::parse_configurations(text.as_bytes())
+                .map_err(|e| StoreError::Invalid(format!("stored NVD configurations: {e}")))?;
+            k.nvd_rows.push(NvdRow {
+                advisory_id: r.try_get("advisory_id")?,
+                tracking_id: r.try_get("tracking_id")?,
+                revision: r.try_get("revision")?,
+                cve: r.try_get("cve")?,
+                configs,
+            });
+        }
+        k.named_statuses = store.named_product_statuses(cves).await?;
+        k.named_loaded = true;
+        Ok(())
     }
 
     /// Evaluates one class of assets (represented by `a`) against every
@@ -914,6 +986,39 @@ impl Knowledge {
             } else {
                 std::sync::Arc::new(Vec::new())
             };
+        // The asset's own CPE names raise as an SBOM component's do; one
+        // finding per CVE holds both (the verdict below weighs every rule).
+        let hits = if a.cpe.is_empty() {
+            hits
+        } else {
+            let (nvd_rows, named_statuses) = (&self.nvd_rows, &self.named_statuses);
+            let own = self
+                .cpe_cache
+                .entry(a.cpe.clone())
+                .or_insert_with(|| {
+                    // Stored by `bind_spec` from validated names: one that
+                    // no longer parses names nothing.
+                    let cpes: Vec<(&str, pumpward_vuln::cpe::Cpe)> = a
+                        .cpe
+                        .split(' ')
+                        .filter_map(|t| pumpward_vuln::cpe::Cpe::parse(t).ok().map(|c| (t, c)))
+                        .collect();
+                    let parsed: Vec<pumpward_vuln::cpe::Cpe> =
+                        cpes.iter().map(|(_, c)| c.clone()).collect();
+                    let mut own = asset_cpe_hits(&parsed, nvd_rows);
+                    own.extend(crate::sbom_match::asset_cpe_named_hits(
+                        &cpes,
+                        named_statuses,
+                    ));
+                    std::sync::Arc::new(own)
+                })
+                .clone();
+            if hits.is_empty() {
+                own
+            } else {
+                std::sync::Arc::new(hits.iter().chain(own.iter()).cloned().collect())
+            }
+        };
         let product = pm
             .as_ref()
             .map_or(model.as_str(), |pm| pm.product.name.as_str())
@@ -959,11 +1064,16 @@ impl Knowledge {
             model: Some(model),
             components: &components,
         };
-        let asset_ev = json!({
+        let mut asset_ev = json!({
             "manufacturer": manufacturer, "model": model, "firmware_version": firmware,
             "software": software.iter().map(|c| format!("{}={}", c.name, c.version)).collect::<Vec<_>>(),
             "product_key": key, "alias_matched": pm.as_ref().map(|pm| pm.matched.clone()),
         });
+        // Only when it has some: the evidence (and its digest) of an asset
+        // without CPE names is what it was before assets carried them.
+        if !a.cpe.is_empty() {
+            asset_ev["cpe"] = json!(a.cpe.split(' ').collect::<Vec<_>>());
+        }
         // What is matched: the asset itself, then each software component
         // the alias table knows as a product of the asset's manufacturer
         // (the SpaceCom module inside an Infusomat pump): an advisory about
@@ -1397,6 +1507,13 @@ impl Store {
             q.fetch_one(self.pool()).await?
         };
         if with_configurations > 0 {
+            // And the assets that carry CPE names of their own (the partial
+            // index `assets_with_cpe`: none read for a fleet without).
+            assets.ids.extend(
+                sqlx::query_scalar::<_, String>("SELECT asset_id FROM assets WHERE cpe <> ''")
+                    .fetch_all(self.pool())
+                    .await?,
+            );
             let sboms: HashSet<(String, String)> = sqlx::query_as::<_, (String, String)>(
                 "SELECT model_key, firmware_version FROM model_sboms",
             )
@@ -1476,7 +1593,7 @@ impl Store {
             ])
             .replacen("%s|%s|%s|", "%s%s%s|", 1);
         let member = member.as_str();
-        let columns = "model_id, kind, manufacturer, model, firmware_version, software, \
+        let columns = "model_id, kind, manufacturer, model, firmware_version, software, cpe, \
              lifecycle_state, device_type, care_area";
         let select = |filter: &str| {
             format!(
@@ -1729,6 +1846,11 @@ impl Store {
             open = Some(read);
         }
         let (groups, members) = self.scope_assets(&scope).await?;
+        // Assets' CPE names are matched with what SBOMs are: read only when
+        // a matched asset carries one (most fleets: none, at no cost).
+        if groups.iter().any(|g| !g.cpe.is_empty() && g.eligible()) {
+            k.load_named(self, &scope).await?;
+        }
         let none = BTreeSet::new();
         let mut assets: Vec<RunAsset> = Vec::with_capacity(members.len());
         let mut classes: Vec<Class> = Vec::new();

@@ -75,6 +75,7 @@ on_both_backends!(
     sbom_components_raise_findings_through_nvd_cpe,
     advisory_purls_and_cyclonedx_vex_decide_component_findings,
     advisory_product_cpes_decide_component_findings,
+    asset_cpe_names_are_matched_like_sbom_components,
     fleet_vex_validates_and_states_the_findings,
     detection_records_events_alerts_and_incidents,
     incidents_open_from_alerts_list_and_rule_settings,
@@ -4907,6 +4908,222 @@ async fn advisory_product_cpes_decide_component_findings(store: &Store) {
     let third = store.import_vuln_document(&advisory, &sys).await.unwrap();
     assert_eq!(third.outcome, "skipped", "{third:?}");
     full_match_changes_nothing(store, 1).await;
+}
+
+/// An asset's own CPE names (no alias-table product, no SBOM) are matched
+/// against NVD configurations and advisory product CPE names as an SBOM
+/// component's are, by the CPE's own version (not the firmware field); an
+/// edit of them re-matches at once, and CSV carries them both ways.
+async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
+    use pumpward_core::inventory::csv::{write_assets_csv, ExportRow};
+    use pumpward_store::{KIND_AFFECTED, KIND_REVIEW};
+    let sys = Actor::system();
+    const HW: &str = "cpe:2.3:h:acme:infusor_x:-:*:*:*:*:*:*:*";
+    let fw = |v: &str| format!("cpe:2.3:o:acme:infusor_x_firmware:{v}:*:*:*:*:*:*:*");
+    // The firmware field says 9.9 on purpose: the CPE names' versions are
+    // what is compared. C-2 is past both ranges, C-3 another product, C-4
+    // carries no CPE name.
+    let fleet = format!(
+        "asset_id,manufacturer,model,serial_number,firmware_version,lifecycle_state,cpe\n\
+         C-1,Acme,Infusor X,S1,9.9,in_service,{HW} {}\n\
+         C-2,Acme,Infusor X,S2,9.9,in_service,{}\n\
+         C-3,Acme,Infusor X,S3,1.5,in_service,cpe:2.3:o:acme:other_pump_firmware:1.5:*:*:*:*:*:*:*\n\
+         C-4,Acme,Infusor X,S4,1.5,in_service,\n",
+        fw("1.5"),
+        fw("5.3")
+    );
+    let parsed = read_assets_csv(fleet.as_bytes(), &CsvLimits::default()).unwrap();
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    store
+        .import_assets(&parsed.rows, false, &biomed())
+        .await
+        .unwrap();
+    let c1 = store.asset("C-1").await.unwrap();
+    assert_eq!(c1.spec.cpe, [HW.to_owned(), fw("1.5")]);
+    assert!(store.asset("C-4").await.unwrap().spec.cpe.is_empty());
+    // CSV round trip through the store: the export reads back the same.
+    let mut all = Vec::new();
+    for id in ["C-1", "C-2", "C-3", "C-4"] {
+        all.push(store.asset(id).await.unwrap());
+    }
+    let mut out = Vec::new();
+    write_assets_csv(
+        &mut out,
+        all.iter().map(|a| ExportRow {
+            spec: &a.spec,
+            lifecycle_state: a.lifecycle_state,
+        }),
+    )
+    .unwrap();
+    let again = read_assets_csv(&out[..], &CsvLimits::default()).unwrap();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    for (r, a) in again.rows.iter().zip(&all) {
+        assert_eq!(r.spec, a.spec);
+    }
+
+    // NVD: the firmware before 2.0 (an edited real record).
+    let mut nvd: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sbom/CVE-2022-25638.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    nvd["id"] = "CVE-2024-10001".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"] =
+        "cpe:2.3:o:acme:infusor_x_firmware:*:*:*:*:*:*:*:*".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["versionEndExcluding"] = "2.0".into();
+    // CSAF: the firmware before 5.2.0 by its product CPE name, 5.2.0 fixed.
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom/");
+    let mut csaf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{here}wolfssl-cpe.csaf.json")).unwrap())
+            .unwrap();
+    csaf["document"]["tracking"]["id"] = "ACME-2024-0001".into();
+    csaf["vulnerabilities"][0]["cve"] = "CVE-2024-10002".into();
+    let tree = serde_json::to_string(&csaf["product_tree"])
+        .unwrap()
+        .replace(
+            "cpe:2.3:a:wolfssl:wolfssl",
+            "cpe:2.3:o:acme:infusor_x_firmware",
+        )
+        .replace("wolfSSL Inc.", "Acme Medical")
+        .replace("wolfSSL", "Infusor X firmware");
+    csaf["product_tree"] = serde_json::from_str(&tree).unwrap();
+    let mut raised = 0;
+    for doc in [nvd, csaf] {
+        let imported = store
+            .import_vuln_document(&serde_json::to_vec(&doc).unwrap(), &sys)
+            .await
+            .unwrap();
+        assert_eq!(imported.outcome, "added", "{imported:?}");
+        // The import's own re-match reaches the assets by their CPE names.
+        let inc = store
+            .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+            .await
+            .unwrap();
+        raised += inc.raised;
+    }
+    assert_eq!(raised, 2);
+    let open_on = |asset: &'static str| async move {
+        let mut f = open_vuln_findings(store, KIND_AFFECTED, asset).await;
+        f.extend(open_vuln_findings(store, KIND_REVIEW, asset).await);
+        f
+    };
+    let mut f = open_vuln_findings(store, KIND_AFFECTED, "C-1").await;
+    f.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(
+        f.iter().map(|f| f.subject.as_str()).collect::<Vec<_>>(),
+        [
+            "cve:CVE-2024-10001:asset:C-1",
+            "cve:CVE-2024-10002:asset:C-1"
+        ]
+    );
+    let nvd_rule = &f[0].evidence["rules"][0];
+    assert_eq!(nvd_rule["matched_by"], "asset_cpe", "{nvd_rule:#}");
+    assert_eq!(nvd_rule["asset_cpe"], fw("1.5"));
+    assert!(
+        nvd_rule["why"].as_str().unwrap().starts_with(&format!(
+            "the asset's CPE name {} is within NVD's configuration of CVE-2024-10001: \
+             cpe:2.3:o:acme:infusor_x_firmware:*:*:*:*:*:*:*:* before 2.0",
+            fw("1.5")
+        )),
+        "{nvd_rule:#}"
+    );
+    assert_eq!(
+        f[0].evidence["asset"]["cpe"],
+        serde_json::json!([HW, fw("1.5")])
+    );
+    let csaf_rule = &f[1].evidence["rules"][0];
+    assert_eq!(csaf_rule["matched_by"], "asset_cpe", "{csaf_rule:#}");
+    assert_eq!(csaf_rule["tracking_id"], "ACME-2024-0001");
+    assert_eq!(
+        csaf_rule["cpe"],
+        "cpe:2.3:o:acme:infusor_x_firmware:*:*:*:*:*:*:*:*"
+    );
+    assert_eq!(csaf_rule["product_id"], "WOLFSSL-LT-5.2.0");
+    for other in ["C-2", "C-3", "C-4"] {
+        assert!(open_on(other).await.is_empty(), "{other}");
+    }
+    full_match_changes_nothing(store, 2).await;
+
+    // Edits re-match at once: C-1's firmware CPE at 5.3 resolves both; C-2
+    // at 1.9 is within both ranges; C-4 given the fixed 5.2.0 stays clear.
+    for (id, names, open) in [
+        ("C-1", vec![HW.to_owned(), fw("5.3")], 0),
+        ("C-2", vec![fw("1.9")], 2),
+        ("C-4", vec![fw("5.2.0")], 0),
+    ] {
+        let a = store.asset(id).await.unwrap();
+        let mut spec = a.spec.clone();
+        spec.cpe = names;
+        store
+            .update_asset(&spec, a.version, &biomed())
+            .await
+            .unwrap();
+        assert_eq!(open_on(id).await.len(), open, "{id}");
+    }
+    full_match_changes_nothing(store, 2).await;
+    assert!(open_on("C-1").await.is_empty());
+
+    // A model the alias table knows (Plum A+ 13.3, affected by
+    // ICSA-15-161-01) whose firmware CPE an NVD record of the same CVE also
+    // names: one finding, holding both rules.
+    let mut plum = pump("P-1", "Hospira", "Plum A+", "13.3");
+    plum.cpe = vec!["cpe:2.3:o:hospira:plum_a\\+_firmware:13.3:*:*:*:*:*:*:*".into()];
+    store
+        .create_asset(&plum, Some(LifecycleState::InService), &biomed())
+        .await
+        .unwrap();
+    let mut nvd: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sbom/CVE-2022-25638.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    nvd["id"] = "CVE-2015-3952".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"] =
+        "cpe:2.3:o:hospira:plum_a\\+_firmware:*:*:*:*:*:*:*:*".into();
+    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["versionEndExcluding"] = "13.4".into();
+    for doc in [
+        serde_json::to_vec(&nvd).unwrap(),
+        vuln_data("csaf/icsa-15-161-01.json"),
+    ] {
+        let imported = store.import_vuln_document(&doc, &sys).await.unwrap();
+        store
+            .rematch_after_import(imported.advisory_id.unwrap(), &sys)
+            .await
+            .unwrap();
+    }
+    let f: Vec<_> = open_vuln_findings(store, KIND_AFFECTED, "P-1")
+        .await
+        .into_iter()
+        .filter(|f| f.subject == "cve:CVE-2015-3952:asset:P-1")
+        .collect();
+    assert_eq!(f.len(), 1);
+    let rules = f[0].evidence["rules"].as_array().unwrap();
+    let by = |m: &str| rules.iter().filter(|r| r["matched_by"] == m).count();
+    assert_eq!(by("asset_cpe"), 1, "{rules:#?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["tracking_id"] == "ICSA-15-161-01" && r.get("matched_by").is_none()),
+        "{rules:#?}"
+    );
+    let n = store
+        .list_findings(&pumpward_store::FindingFilter {
+            kind: Some(KIND_AFFECTED.into()),
+            open: Some(true),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0
+        .len();
+    full_match_changes_nothing(store, n).await;
 }
 
 /// The fleet's CSAF VEX from the labelled test set's findings: valid

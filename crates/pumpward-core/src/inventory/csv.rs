@@ -13,7 +13,7 @@
 //! * Required: [`REQUIRED_COLUMNS`] — `asset_id`, `manufacturer`, `model`,
 //!   `serial_number`, `firmware_version`.
 //! * Optional: [`OPTIONAL_COLUMNS`] — `kind`, `device_type`, `udi`, `software`,
-//!   `mac_address`, `ip_address`, `hostname`, `location`, `care_area`, `zone`,
+//!   `cpe`, `mac_address`, `ip_address`, `hostname`, `location`, `care_area`, `zone`,
 //!   `lifecycle_state`, `owner`, `vendor_support_contact`, `phi_stored`,
 //!   `credential_state`, `end_of_support`, `notes`.
 //!
@@ -26,7 +26,9 @@
 //! unknown, `credential_state` default_unchanged) and an absent
 //! `lifecycle_state` is left to the caller. Values are checked exactly as
 //! [`AssetSpec::validate`] checks any draft; `software` is `name=version` pairs
-//! separated by `;`, `end_of_support` is `YYYY-MM-DD`, enumerations use their
+//! separated by `;`, `cpe` is CPE 2.3 formatted names separated by spaces
+//! (`cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:* cpe:2.3:o:…`; a file
+//! without the column imports as before, with no CPE names), `end_of_support` is `YYYY-MM-DD`, enumerations use their
 //! snake_case names; a CRLF line break inside a quoted value is read as LF.
 //! A row that fails is reported as a [`RowError`] with its
 //! physical line number (the line on which the record starts, counting the
@@ -75,7 +77,9 @@
 //! assert_eq!(again.rows[0].spec, row.spec);
 //! ```
 
-use super::{AssetDraft, AssetId, AssetSpec, LifecycleState, SoftwareComponent, SoftwareField};
+use super::{
+    AssetDraft, AssetId, AssetSpec, CpeField, LifecycleState, SoftwareComponent, SoftwareField,
+};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
@@ -97,6 +101,7 @@ pub const OPTIONAL_COLUMNS: &[&str] = &[
     "device_type",
     "udi",
     "software",
+    "cpe",
     "mac_address",
     "ip_address",
     "hostname",
@@ -124,6 +129,7 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "device_type",
     "udi",
     "software",
+    "cpe",
     "mac_address",
     "ip_address",
     "hostname",
@@ -256,6 +262,7 @@ enum Col {
     DeviceType,
     Udi,
     Software,
+    Cpe,
     MacAddress,
     IpAddress,
     Hostname,
@@ -282,6 +289,7 @@ const COLS: &[Col] = &[
     Col::DeviceType,
     Col::Udi,
     Col::Software,
+    Col::Cpe,
     Col::MacAddress,
     Col::IpAddress,
     Col::Hostname,
@@ -309,6 +317,7 @@ impl Col {
             Col::DeviceType => "device_type",
             Col::Udi => "udi",
             Col::Software => "software",
+            Col::Cpe => "cpe",
             Col::MacAddress => "mac_address",
             Col::IpAddress => "ip_address",
             Col::Hostname => "hostname",
@@ -348,6 +357,11 @@ impl Col {
                 None => String::new(),
                 Some(SoftwareField::Text(t)) => t.clone(),
                 Some(SoftwareField::List(l)) => SoftwareComponent::format_list(l),
+            },
+            Col::Cpe => match &d.cpe {
+                None => String::new(),
+                Some(CpeField::Text(t)) => t.clone(),
+                Some(CpeField::List(l)) => super::format_cpe_list(l),
             },
             Col::MacAddress => opt(&d.mac_address),
             Col::IpAddress => opt(&d.ip_address),
@@ -629,6 +643,7 @@ fn draft_from_cells<'c>(columns: &[Col], cells: &[&'c str]) -> (AssetDraft, Opti
             Col::DeviceType => d.device_type = opt(),
             Col::Udi => d.udi = opt(),
             Col::Software => d.software = opt().map(SoftwareField::Text),
+            Col::Cpe => d.cpe = opt().map(CpeField::Text),
             Col::MacAddress => d.mac_address = opt(),
             Col::IpAddress => d.ip_address = opt(),
             Col::Hostname => d.hostname = opt(),
@@ -840,9 +855,9 @@ mod tests {
     #[test]
     fn good_file_with_every_column() {
         let file = "\
-asset_id,manufacturer,model,serial_number,firmware_version,kind,device_type,udi,software,mac_address,ip_address,hostname,location,care_area,zone,lifecycle_state,owner,vendor_support_contact,phi_stored,credential_state,end_of_support,notes
-PUMP-0001,BD,Alaris 8015 PC Unit,12345678,9.33.1,pump,lvp,(01)00885403123456,Wireless Battery Module=v22D28;PCU comms=1.2,00-1A-2B-3C-4D-5E,10.20.0.15,Pump-0001.icu.example.org,Building A / 3rd floor,ICU,pumps-icu,in_service,Clinical Engineering,+1 555 0100,no,changed,2029-12-31,Bought 2021
-SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,,,,
+asset_id,manufacturer,model,serial_number,firmware_version,kind,device_type,udi,software,cpe,mac_address,ip_address,hostname,location,care_area,zone,lifecycle_state,owner,vendor_support_contact,phi_stored,credential_state,end_of_support,notes
+PUMP-0001,BD,Alaris 8015 PC Unit,12345678,9.33.1,pump,lvp,(01)00885403123456,Wireless Battery Module=v22D28;PCU comms=1.2,cpe:2.3:h:BD:alaris_8015_pc_unit:-:*:*:*:*:*:*:*  cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*,00-1A-2B-3C-4D-5E,10.20.0.15,Pump-0001.icu.example.org,Building A / 3rd floor,ICU,pumps-icu,in_service,Clinical Engineering,+1 555 0100,no,changed,2029-12-31,Bought 2021
+SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,,fd00::15,,,,servers,,,,,,,
 ";
         let p = parse_ok(file);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
@@ -859,6 +874,13 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(s.software.len(), 2);
         assert_eq!(s.software[0].name, "Wireless Battery Module");
         assert_eq!(s.software[1].version, "1.2");
+        assert_eq!(
+            s.cpe,
+            [
+                "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+                "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+            ]
+        );
         assert_eq!(s.mac_address.unwrap().to_string(), "00:1a:2b:3c:4d:5e");
         assert_eq!(s.ip_address, Some("10.20.0.15".parse().unwrap()));
         assert_eq!(s.hostname.as_deref(), Some("pump-0001.icu.example.org"));
@@ -881,6 +903,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(r.spec.kind, AssetKind::PumpServer);
         assert_eq!(r.spec.device_type, None);
         assert!(r.spec.software.is_empty());
+        assert!(r.spec.cpe.is_empty());
         assert_eq!(r.spec.ip_address, Some("fd00::15".parse().unwrap()));
         assert_eq!(r.spec.phi_stored, Answer::Unknown);
         assert_eq!(r.spec.credential_state, CredentialState::DefaultUnchanged);
@@ -1384,8 +1407,8 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
     #[test]
     fn export_writes_every_column_and_reads_back() {
         let file = format!(
-            "{HEADER},notes,software,mac_address,lifecycle_state\n\
-             PUMP-1,\"Becton, Dickinson\",8015,1,9.33,\"says \"\"hi\"\"\nand more\",WBM=v2;PCU=1.2,001A.2B3C.4D5E,quarantined\n"
+            "{HEADER},notes,software,mac_address,lifecycle_state,cpe\n\
+             PUMP-1,\"Becton, Dickinson\",8015,1,9.33,\"says \"\"hi\"\"\nand more\",WBM=v2;PCU=1.2,001A.2B3C.4D5E,quarantined,CPE:2.3:H:BD:A\\+B:-:*:*:*:*:*:*:*\n"
         );
         let p = parse_ok(&file);
         let r = &p.rows[0];
@@ -1402,7 +1425,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         assert_eq!(
             text,
             format!(
-                "{}\r\nPUMP-1,\"Becton, Dickinson\",8015,1,9.33,pump,,,WBM=v2;PCU=1.2,00:1a:2b:3c:4d:5e,,,,,,\
+                "{}\r\nPUMP-1,\"Becton, Dickinson\",8015,1,9.33,pump,,,WBM=v2;PCU=1.2,cpe:2.3:h:bd:a\\+b:-:*:*:*:*:*:*:*,00:1a:2b:3c:4d:5e,,,,,,\
                  quarantined,,,unknown,default_unchanged,,\"says \"\"hi\"\"\nand more\"\r\n",
                 EXPORT_COLUMNS.join(",")
             )
@@ -1510,6 +1533,25 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         })
     }
 
+    /// Canonical CPE names (as validation leaves them), quoting included.
+    fn cpe_names() -> impl Strategy<Value = Vec<String>> {
+        let name = (
+            prop::sample::select(vec!["a", "o", "h", "*"]),
+            "[a-zA-Z0-9_]{1,8}",
+            "[a-z0-9_]{1,6}(\\\\[+.!-][a-z0-9]{1,4})?",
+            prop::sample::select(vec!["*", "-", "12.1.2", "9\\.33\\.1", "v22d28"]),
+        )
+            .prop_map(|(part, vendor, product, version)| {
+                let text = format!("cpe:2.3:{part}:{vendor}:{product}:{version}:*:*:*:*:*:*:*");
+                pumpward_vuln::cpe::Cpe::parse(&text).unwrap().to_string()
+            });
+        prop::collection::vec(name, 0..4).prop_map(|mut v| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|n| seen.insert(n.clone()));
+            v
+        })
+    }
+
     fn mac() -> impl Strategy<Value = MacAddress> {
         any::<[u8; 6]>().prop_filter_map("multicast or zero", |o| {
             let s = o.map(|b| format!("{b:02x}")).join(":");
@@ -1537,7 +1579,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
             text(),
         );
         let net = (
-            software(),
+            (software(), cpe_names()),
             prop::option::of(mac()),
             prop::option::of(any::<IpAddr>()),
             prop::option::of(hostname()),
@@ -1558,7 +1600,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
         (ids, net, place, rest).prop_map(
             |(
                 (id, kind, manufacturer, model, device_type, serial_number, udi, firmware_version),
-                (software, mac_address, ip_address, hostname),
+                ((software, cpe), mac_address, ip_address, hostname),
                 (location, care_area, zone, owner, vendor_support_contact),
                 (end_of_support, phi_stored, credential_state, notes),
             )| AssetSpec {
@@ -1571,6 +1613,7 @@ SRV-1,BD,Alaris Systems Manager,SM-9,5.2,pump_server,,,,,fd00::15,,,,servers,,,,
                 udi,
                 firmware_version,
                 software,
+                cpe,
                 mac_address,
                 ip_address,
                 hostname,

@@ -10,8 +10,8 @@ mod values;
 
 pub use lifecycle::{LifecycleState, TransitionError};
 pub use values::{
-    Answer, AssetId, AssetKind, CredentialState, DeviceType, MacAddress, RemoteServiceMethod,
-    SoftwareComponent, ValueError,
+    check_cpe_list, format_cpe_list, parse_cpe_list, Answer, AssetId, AssetKind, CredentialState,
+    DeviceType, MacAddress, RemoteServiceMethod, SoftwareComponent, ValueError, MAX_CPE_NAMES,
 };
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,11 @@ pub struct AssetSpec {
     pub udi: Option<String>,
     pub firmware_version: String,
     pub software: Vec<SoftwareComponent>,
+    /// The device's own CPE 2.3 names (hardware, firmware), canonical, as
+    /// its manufacturer or the hospital's asset system gives them; matched
+    /// against NVD configurations and advisory product CPEs. Empty: none.
+    #[serde(default)]
+    pub cpe: Vec<String>,
     pub mac_address: Option<MacAddress>,
     pub ip_address: Option<IpAddr>,
     pub hostname: Option<String>,
@@ -85,6 +90,9 @@ pub struct AssetDraft {
     /// `name=version` pairs separated by `;`, or a list of components.
     #[serde(default)]
     pub software: Option<SoftwareField>,
+    /// CPE 2.3 names separated by whitespace, or a list of names.
+    #[serde(default)]
+    pub cpe: Option<CpeField>,
     #[serde(default)]
     pub mac_address: Option<String>,
     #[serde(default)]
@@ -117,6 +125,15 @@ pub struct AssetDraft {
 pub enum SoftwareField {
     Text(String),
     List(Vec<SoftwareComponent>),
+}
+
+/// CPE names as either the CSV string form (separated by whitespace) or a
+/// JSON list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CpeField {
+    Text(String),
+    List(Vec<String>),
 }
 
 /// One field that failed validation.
@@ -204,6 +221,14 @@ impl AssetSpec {
                 Some(SoftwareField::List(l)) => SoftwareComponent::check_list(l.clone()),
             }
         );
+        let cpe = req!(
+            "cpe",
+            match &d.cpe {
+                None => Ok(Vec::new()),
+                Some(CpeField::Text(t)) => parse_cpe_list(t),
+                Some(CpeField::List(l)) => check_cpe_list(l.clone()),
+            }
+        );
         let mac_address = req!(
             "mac_address",
             non_empty(d.mac_address.as_deref())
@@ -262,6 +287,7 @@ impl AssetSpec {
             udi: udi.unwrap(),
             firmware_version: firmware_version.unwrap(),
             software: software.unwrap(),
+            cpe: cpe.unwrap(),
             mac_address: mac_address.unwrap(),
             ip_address: ip_address.unwrap(),
             hostname: hostname.unwrap(),
@@ -291,6 +317,7 @@ impl AssetSpec {
             software: Some(SoftwareField::Text(SoftwareComponent::format_list(
                 &self.software,
             ))),
+            cpe: (!self.cpe.is_empty()).then(|| CpeField::Text(format_cpe_list(&self.cpe))),
             mac_address: self.mac_address.map(|m| m.to_string()),
             ip_address: self.ip_address.map(|i| i.to_string()),
             hostname: self.hostname.clone(),

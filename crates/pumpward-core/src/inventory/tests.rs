@@ -179,3 +179,117 @@ fn asset_json_fuzz_seeds_replay() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn cpe_names_validate_to_their_canonical_form() {
+    let mut d = draft();
+    d.cpe = Some(CpeField::Text(
+        "  cpe:2.3:h:BD:alaris_8015_pc_unit:-:*:*:*:*:*:*:*\n\tCPE:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:* "
+            .into(),
+    ));
+    let s = AssetSpec::validate(&d).unwrap();
+    assert_eq!(
+        s.cpe,
+        [
+            "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:*",
+            "cpe:2.3:o:bd:alaris_pc_unit_firmware:12.1.2:*:*:*:*:*:*:*"
+        ]
+    );
+    // The JSON list form gives the same spec, and the draft reads back.
+    d.cpe = Some(CpeField::List(s.cpe.clone()));
+    assert_eq!(AssetSpec::validate(&d).unwrap(), s);
+    assert_eq!(AssetSpec::validate(&s.to_draft()).unwrap(), s);
+    // Absent or blank: no names.
+    d.cpe = Some(CpeField::Text("   ".into()));
+    assert!(AssetSpec::validate(&d).unwrap().cpe.is_empty());
+}
+
+#[test]
+fn a_bad_cpe_name_says_which_name_and_which_attribute() {
+    let mut d = draft();
+    d.cpe = Some(CpeField::Text(
+        "cpe:2.3:h:bd:alaris_8015_pc_unit:-:*:*:*:*:*:*:* cpe:2.3:o:bd:alaris_pc_unit_firmware:12.*:*:*:*:*:*:*:*".into(),
+    ));
+    let e = AssetSpec::validate(&d).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].field, "cpe");
+    let m = &e.0[0].message;
+    assert!(m.starts_with("CPE name 2 "), "{m}");
+    assert!(m.contains("attribute version"), "{m}");
+    for (bad, says) in [
+        ("cpe:/h:bd:alaris", "CPE name 1"),
+        ("cpe:2.3:h:bd:alaris", "11 attributes"),
+        ("cpe:2.3:x:bd:a:-:*:*:*:*:*:*:*", "part"),
+        (
+            "cpe:2.3:h:bd:a:-:*:*:*:*:*:*:* CPE:2.3:H:BD:A:-:*:*:*:*:*:*:*",
+            "listed twice",
+        ),
+    ] {
+        d.cpe = Some(CpeField::Text(bad.into()));
+        let e = AssetSpec::validate(&d).unwrap_err();
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+    d.cpe = Some(CpeField::List(vec![
+        "cpe:2.3:h:bd:a b:-:*:*:*:*:*:*:*".into()
+    ]));
+    assert!(AssetSpec::validate(&d)
+        .unwrap_err()
+        .to_string()
+        .contains("whitespace"));
+    d.cpe = Some(CpeField::List(
+        (0..=MAX_CPE_NAMES)
+            .map(|i| format!("cpe:2.3:h:bd:p{i}:-:*:*:*:*:*:*:*"))
+            .collect(),
+    ));
+    assert!(AssetSpec::validate(&d)
+        .unwrap_err()
+        .to_string()
+        .contains("at most"));
+}
+
+mod cpe_props {
+    use super::super::{check_cpe_list, format_cpe_list, parse_cpe_list};
+    use proptest::prelude::*;
+
+    fn attr() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("*".to_owned()),
+            Just("-".to_owned()),
+            "[a-zA-Z0-9_]{1,6}",
+            "[a-z0-9]{1,3}\\\\[.+!:][a-z0-9]{1,3}",
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["a", "o", "h", "*"]),
+            prop::collection::vec(attr(), 10),
+        )
+            .prop_map(|(part, rest)| format!("cpe:2.3:{part}:{}", rest.join(":")))
+    }
+
+    proptest! {
+        /// Valid names: the canonical list reads back to itself.
+        #[test]
+        fn cpe_lists_round_trip(names in prop::collection::vec(name(), 0..5)) {
+            let mut unique = Vec::new();
+            for n in names {
+                let c = pumpward_vuln::cpe::Cpe::parse(&n).unwrap().to_string();
+                if !unique.contains(&c) {
+                    unique.push(c);
+                }
+            }
+            let parsed = check_cpe_list(unique.clone()).unwrap();
+            prop_assert_eq!(&parsed, &unique);
+            prop_assert_eq!(parse_cpe_list(&format_cpe_list(&parsed)).unwrap(), parsed);
+        }
+
+        /// Anything: an error or a list that reads back, never a panic.
+        #[test]
+        fn any_text_is_a_list_or_an_error(s in "\\PC{0,200}|(cpe:2\\.3:[a-z*\\\\:. -]{0,60})") {
+            if let Ok(list) = parse_cpe_list(&s) {
+                prop_assert_eq!(parse_cpe_list(&format_cpe_list(&list)).unwrap(), list);
+            }
+        }
+    }
+}

@@ -277,3 +277,54 @@ impl SoftwareComponent {
             .join(";")
     }
 }
+
+/// Most CPE names one asset carries (hardware, firmware, a few modules).
+pub const MAX_CPE_NAMES: usize = 16;
+
+/// Parses an asset's CPE 2.3 formatted names, separated by whitespace (a
+/// formatted string holds none: NISTIR 7695 quotes every other character),
+/// into their canonical form. Empty text is an empty list. The one CPE
+/// parser is [`pumpward_vuln::cpe::Cpe::parse`]; the error says which name
+/// and, where it has one, which attribute.
+pub fn parse_cpe_list(s: &str) -> Result<Vec<String>, ValueError> {
+    check_cpe_list(s.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Checks a list of CPE names (as a JSON client sends it) and returns their
+/// canonical form (lower case, `\`-quoted as NVD writes them): CPE
+/// comparison ignores case, so `BD` and `bd` are one name.
+pub fn check_cpe_list(list: Vec<String>) -> Result<Vec<String>, ValueError> {
+    if list.len() > MAX_CPE_NAMES {
+        return Err(ValueError::new(format!(
+            "at most {MAX_CPE_NAMES} CPE names, not {}",
+            list.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, name) in list.iter().enumerate() {
+        let shown: String = name.chars().take(80).collect();
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValueError::new(format!(
+                "CPE name {} {shown:?} is empty or holds whitespace or a control character (names are separated by spaces)",
+                i + 1
+            )));
+        }
+        let cpe = pumpward_vuln::cpe::Cpe::parse(name)
+            .map_err(|e| ValueError::new(format!("CPE name {} {shown:?}: {e}", i + 1)))?;
+        let canonical = cpe.to_string();
+        if out.contains(&canonical) {
+            return Err(ValueError::new(format!(
+                "CPE name {} {shown:?} is listed twice",
+                i + 1
+            )));
+        }
+        out.push(canonical);
+    }
+    Ok(out)
+}
+
+/// The space-separated form [`parse_cpe_list`] reads (CSV cell, stored
+/// column).
+pub fn format_cpe_list(list: &[String]) -> String {
+    list.join(" ")
+}

@@ -373,6 +373,13 @@ pub(super) async fn asset_page(
                 ("Serial number", s.serial_number.clone()),
                 ("UDI", or_dash(s.udi.as_deref())),
                 ("Firmware version", s.firmware_version.clone()),
+                (
+                    "CPE names",
+                    or_dash(
+                        (!s.cpe.is_empty())
+                            .then(|| pumpward_core::inventory::format_cpe_list(&s.cpe)),
+                    ),
+                ),
             ],
         ),
         FactGroup::new(

@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use pumpward_core::access::Permission;
 use pumpward_core::inventory::{
-    AssetDraft, AssetKind, AssetSpec, DeviceType, FieldError, LifecycleState, MacAddress,
+    AssetDraft, AssetKind, AssetSpec, CpeField, DeviceType, FieldError, LifecycleState, MacAddress,
 };
 use pumpward_store::StoreError;
 use std::net::IpAddr;
@@ -141,6 +141,8 @@ struct RegisterPage {
     sighting: Option<String>,
     problems: Vec<FieldError>,
     draft: AssetDraft,
+    /// The draft's CPE names as typed (the form's one text field).
+    cpe: String,
     kinds: Vec<Opt>,
     device_types: Vec<Opt>,
     states: Vec<Opt>,
@@ -194,6 +196,11 @@ async fn register_page(
         .collect();
     let kind = draft.kind.clone().unwrap_or_default();
     let device_type = draft.device_type.clone().unwrap_or_default();
+    let cpe = match &draft.cpe {
+        None => String::new(),
+        Some(CpeField::Text(t)) => t.clone(),
+        Some(CpeField::List(l)) => l.join(" "),
+    };
     render(
         status,
         &RegisterPage {
@@ -209,6 +216,7 @@ async fn register_page(
             zones,
             models,
             draft,
+            cpe,
         },
     )
 }
@@ -286,6 +294,7 @@ pub async fn register(State(st): State<AppState>, UiUser(p): UiUser, body: Bytes
         device_type: opt_field(&f, "device_type"),
         serial_number: f.get("serial_number").trim().to_owned(),
         firmware_version: f.get("firmware_version").trim().to_owned(),
+        cpe: opt_field(&f, "cpe").map(CpeField::Text),
         mac_address: opt_field(&f, "mac_address"),
         ip_address: opt_field(&f, "ip_address"),
         location: opt_field(&f, "location"),

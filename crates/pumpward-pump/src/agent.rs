@@ -770,7 +770,8 @@ fn writer_job(inner: &Arc<Inner>) {
         let mut q = lock(&inner.queue);
         let result = q.push_many(events);
         let (next_seq, depth, qdropped) = (q.next_seq(), q.len() as u64, q.dropped());
-        drop(q);
+        // The depth is published while the queue is still locked, so it
+        // cannot overwrite a newer one from an ack (see `apply_ack`).
         inner.status.send_modify(|s| {
             s.next_seq = next_seq;
             s.queue_depth = depth;
@@ -785,6 +786,7 @@ fn writer_job(inner: &Arc<Inner>) {
             }
             let _ = qdropped;
         });
+        drop(q);
         if let Err(e) = &result {
             tracing::warn!(asset = %inner.cfg.asset_id, error = %e, "event queue refused events");
             if refused > 0 && !matches!(e, QueueError::Full { .. }) {
@@ -1095,21 +1097,29 @@ impl Inner {
     }
 
     /// Applies an acknowledgement to the queue (durably) and the counters.
-    async fn apply_ack(&self, up_to: u64) -> Result<(), QueueError> {
-        let (acked, depth, before) = self
-            .queue_op(move |q| {
-                let before = q.len();
-                q.ack(up_to)?;
-                Ok((q.acked(), q.len(), before))
-            })
-            .await?;
-        self.status.send_modify(|s| {
-            s.last_ack = acked;
-            s.last_ack_at = Some(OffsetDateTime::now_utc());
-            s.queue_depth = depth as u64;
-            s.events_acked += (before - depth) as u64;
-        });
-        Ok(())
+    /// Records an ack and publishes the queue's new depth while the queue
+    /// is still locked. Published after unlocking, the depth could be
+    /// stale: the writer may have queued an event (and published depth 1)
+    /// in between, and this would then publish 0 over it, so the session
+    /// would see nothing to send and the event would wait for the next
+    /// one (seen under load in `a_replayed_batch_is_acknowledged…`).
+    async fn apply_ack(self: &Arc<Self>, up_to: u64) -> Result<(), QueueError> {
+        let inner = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut q = lock(&inner.queue);
+            let before = q.len();
+            q.ack(up_to)?;
+            let (acked, depth) = (q.acked(), q.len());
+            inner.status.send_modify(|s| {
+                s.last_ack = acked;
+                s.last_ack_at = Some(OffsetDateTime::now_utc());
+                s.queue_depth = depth as u64;
+                s.events_acked += (before - depth) as u64;
+            });
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(QueueError::Config(format!("queue job failed: {e}"))))
     }
 
     async fn session(
@@ -1131,7 +1141,7 @@ impl Inner {
     }
 
     /// TCP, TLS, hello, welcome.
-    async fn open(&self, id: &DeviceIdentity) -> Result<Session, SessionEnd> {
+    async fn open(self: &Arc<Self>, id: &DeviceIdentity) -> Result<Session, SessionEnd> {
         let cfg = self
             .device_tls(id)
             .map_err(|e| SessionEnd::failed(e.to_string()))?;

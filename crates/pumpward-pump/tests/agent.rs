@@ -223,6 +223,35 @@ async fn a_replayed_batch_is_acknowledged_and_not_stored_twice() {
     assert!(agent.wait_for(T, |s| s.last_ack == 9).await);
 }
 
+/// An event recorded while an ack is being applied is still sent: the
+/// queue depth the session reads must not go stale. Answering a replay
+/// publishes its outcome just before the ack is applied, so recording at
+/// once lands in that window, where a depth published after unlocking the
+/// queue used to overwrite the writer's newer one with 0 and leave the
+/// event waiting for the next one (failed under load before the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_recorded_while_an_ack_is_applied_is_sent() {
+    let fx = Fixture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&fx, "PUMP-8", dir.path());
+    cfg.enrollment_code = Some(fx.code_for("PUMP-8"));
+    cfg.keep_last_acked_batch = true;
+    let agent = PumpAgent::start(cfg).await.unwrap();
+    assert!(agent.wait_for(T, |s| s.connected).await);
+    agent.record(alarm(0)).unwrap();
+    assert!(agent.wait_for(T, |s| s.last_ack == 1).await);
+    for round in 1..=40u64 {
+        let answered = agent.status().replays_answered;
+        assert!(agent.replay_last_acked_batch());
+        assert!(agent.wait_for(T, |s| s.replays_answered > answered).await);
+        agent.record(alarm(round)).unwrap();
+        let delivered = agent
+            .wait_for(Duration::from_secs(5), |s| s.last_ack == round + 1)
+            .await;
+        assert!(delivered, "round {round}: {:?}", agent.status());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renew_certificate_command_reenrolls_and_reconnects_with_the_new_certificate() {
     let fx = Fixture::start().await;

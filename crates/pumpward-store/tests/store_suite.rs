@@ -1695,6 +1695,59 @@ fn library_draft(lib: &pumpward_druglib::Library) -> pumpward_store::NewLibraryD
     }
 }
 
+/// Pharmacist ann drafts and submits `lib`; pharmacist bob approves and
+/// publishes it (fake signature): the two-person path the library tests
+/// start from.
+async fn publish_by_ann_and_bob(store: &Store, lib: &pumpward_druglib::Library) {
+    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let d = store
+        .create_library_draft(&library_draft(lib), "ann", None, &ann)
+        .await
+        .unwrap();
+    store
+        .submit_library_revision(d.id, "ann", &ann)
+        .await
+        .unwrap();
+    store
+        .approve_library_revision(d.id, "bob", &bob)
+        .await
+        .unwrap();
+    store
+        .publish_library_revision(d.id, "bob", fake_sign, &bob)
+        .await
+        .unwrap();
+}
+
+/// Rolls version `version` of library `id` out to the whole scope at once
+/// (no pilot): the rollout and the pumps it addresses, in asset-id order.
+async fn roll_out_at_once(
+    store: &Store,
+    id: &str,
+    version: i64,
+    by: &Actor,
+) -> (pumpward_store::Rollout, Vec<String>) {
+    let r = store
+        .create_library_rollout(
+            &pumpward_store::NewRollout {
+                library_id: id.to_owned(),
+                version,
+                pilot_care_area: None,
+                pilot_percent: 0,
+            },
+            by,
+        )
+        .await
+        .unwrap();
+    let addressed = store
+        .library_rollout_pumps(r.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.asset_id)
+        .collect();
+    (r, addressed)
+}
+
 /// What the server's signer does, without a key: sets the version and
 /// returns the canonical bytes and a stand-in envelope.
 fn fake_sign(version: i64, content: &str) -> pumpward_store::Result<pumpward_store::SignedLibrary> {
@@ -2987,25 +3040,10 @@ async fn library_rollout_waves_reports_and_compliance(store: &Store) {
             .await
             .unwrap();
     }
-    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let bob = pharmacist("bob");
     let lib = pumpward_druglib::sample_library();
     for _ in 0..2 {
-        let d = store
-            .create_library_draft(&library_draft(&lib), "ann", None, &ann)
-            .await
-            .unwrap();
-        store
-            .submit_library_revision(d.id, "ann", &ann)
-            .await
-            .unwrap();
-        store
-            .approve_library_revision(d.id, "bob", &bob)
-            .await
-            .unwrap();
-        store
-            .publish_library_revision(d.id, "bob", fake_sign, &bob)
-            .await
-            .unwrap();
+        publish_by_ann_and_bob(store, &lib).await;
     }
     let new = |version, area: Option<&str>, percent| NewRollout {
         library_id: lib.id.clone(),
@@ -3265,29 +3303,14 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
             .await
             .unwrap();
     }
-    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let bob = pharmacist("bob");
     let lib = pumpward_druglib::sample_library();
     // Before the library exists: not found.
     assert!(matches!(
         store.library_assignment(&lib.id).await,
         Err(StoreError::NotFound { .. })
     ));
-    let d = store
-        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
-        .await
-        .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(d.id, "bob", fake_sign, &bob)
-        .await
-        .unwrap();
+    publish_by_ann_and_bob(store, &lib).await;
     let unassigned = store.library_assignment(&lib.id).await.unwrap();
     assert!(unassigned.whole_fleet() && unassigned.assigned_by.is_none());
 
@@ -3362,25 +3385,7 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
     // The rollout: Adult ICU (AS-0, AS-1 in service, AS-2 in maintenance)
     // and the group's pump in service (AS-6; AS-5 is retired). Oncology
     // and AS-7 are outside.
-    let r = store
-        .create_library_rollout(
-            &NewRollout {
-                library_id: lib.id.clone(),
-                version: 1,
-                pilot_care_area: None,
-                pilot_percent: 0,
-            },
-            &bob,
-        )
-        .await
-        .unwrap();
-    let addressed: Vec<String> = store
-        .library_rollout_pumps(r.id, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.asset_id)
-        .collect();
+    let (r, addressed) = roll_out_at_once(store, &lib.id, 1, &bob).await;
     assert_eq!(addressed, names(&["AS-0", "AS-1", "AS-2", "AS-6"]));
     let due: Vec<String> = store
         .due_library_announcements(OffsetDateTime::now_utc(), Duration::hours(1), None, 100)
@@ -3449,22 +3454,7 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
     // the pumps there would refuse it. Nothing changes.
     let mut without_icu = lib.clone();
     without_icu.care_areas.retain(|c| c.id != "adult-icu");
-    let d = store
-        .create_library_draft(&library_draft(&without_icu), "ann", None, &ann)
-        .await
-        .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(d.id, "bob", fake_sign, &bob)
-        .await
-        .unwrap();
+    publish_by_ann_and_bob(store, &without_icu).await;
     let v2 = NewRollout {
         library_id: lib.id.clone(),
         version: 2,
@@ -3485,7 +3475,6 @@ async fn library_assignment_scopes_rollouts_and_compliance(store: &Store) {
 /// case is another care area on both backends). A care area given by the
 /// profile's id is kept as its name, so it matches the inventory.
 async fn a_library_is_for_the_pumps_that_would_install_it(store: &Store) {
-    use pumpward_store::NewRollout;
     let mut lib = pumpward_druglib::sample_library();
     let nicu = lib
         .care_areas
@@ -3511,47 +3500,14 @@ async fn a_library_is_for_the_pumps_that_would_install_it(store: &Store) {
             .await
             .unwrap();
     }
-    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
-    let d = store
-        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
-        .await
-        .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(d.id, "bob", fake_sign, &bob)
-        .await
-        .unwrap();
+    let bob = pharmacist("bob");
+    publish_by_ann_and_bob(store, &lib).await;
     let a = store
         .set_library_assignment(&lib.id, &["nicu".to_owned()], &[], &bob)
         .await
         .unwrap();
     assert_eq!(a.care_areas, ["Néonatologie"], "the id is kept as the name");
-    let r = store
-        .create_library_rollout(
-            &NewRollout {
-                library_id: lib.id.clone(),
-                version: 1,
-                pilot_care_area: None,
-                pilot_percent: 0,
-            },
-            &bob,
-        )
-        .await
-        .unwrap();
-    let addressed: Vec<String> = store
-        .library_rollout_pumps(r.id, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.asset_id)
-        .collect();
+    let (_, addressed) = roll_out_at_once(store, &lib.id, 1, &bob).await;
     let would_install: Vec<String> = spellings
         .iter()
         .enumerate()
@@ -3591,24 +3547,9 @@ async fn pump_group_delete_is_refused_while_a_library_is_assigned(store: &Store)
         )
         .await
         .unwrap();
-    let (ann, bob) = (pharmacist("ann"), pharmacist("bob"));
+    let bob = pharmacist("bob");
     let lib = pumpward_druglib::sample_library();
-    let d = store
-        .create_library_draft(&library_draft(&lib), "ann", None, &ann)
-        .await
-        .unwrap();
-    store
-        .submit_library_revision(d.id, "ann", &ann)
-        .await
-        .unwrap();
-    store
-        .approve_library_revision(d.id, "bob", &bob)
-        .await
-        .unwrap();
-    store
-        .publish_library_revision(d.id, "bob", fake_sign, &bob)
-        .await
-        .unwrap();
+    publish_by_ann_and_bob(store, &lib).await;
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     store
         .set_pump_group(

@@ -1695,6 +1695,24 @@ fn library_draft(lib: &pumpward_druglib::Library) -> pumpward_store::NewLibraryD
     }
 }
 
+/// The real NVD record of CVE-2022-25638 edited to another CVE whose
+/// first vulnerable criterion is `criteria` before `end_excluding`.
+fn edited_nvd_record(cve: &str, criteria: &str, end_excluding: &str) -> serde_json::Value {
+    let mut nvd: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sbom/CVE-2022-25638.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    nvd["id"] = cve.into();
+    let m = &mut nvd["configurations"][0]["nodes"][0]["cpeMatch"][0];
+    m["criteria"] = criteria.into();
+    m["versionEndExcluding"] = end_excluding.into();
+    nvd
+}
+
 /// Pharmacist ann drafts and submits `lib`; pharmacist bob approves and
 /// publishes it (fake signature): the two-person path the library tests
 /// start from.
@@ -4903,18 +4921,11 @@ async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
     }
 
     // NVD: the firmware before 2.0 (an edited real record).
-    let mut nvd: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/sbom/CVE-2022-25638.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    nvd["id"] = "CVE-2024-10001".into();
-    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"] =
-        "cpe:2.3:o:acme:infusor_x_firmware:*:*:*:*:*:*:*:*".into();
-    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["versionEndExcluding"] = "2.0".into();
+    let nvd = edited_nvd_record(
+        "CVE-2024-10001",
+        "cpe:2.3:o:acme:infusor_x_firmware:*:*:*:*:*:*:*:*",
+        "2.0",
+    );
     // CSAF: the firmware before 5.2.0 by its product CPE name, 5.2.0 fixed.
     let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sbom/");
     let mut csaf: serde_json::Value =
@@ -5016,18 +5027,11 @@ async fn asset_cpe_names_are_matched_like_sbom_components(store: &Store) {
         .create_asset(&plum, Some(LifecycleState::InService), &biomed())
         .await
         .unwrap();
-    let mut nvd: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/sbom/CVE-2022-25638.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    nvd["id"] = "CVE-2015-3952".into();
-    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"] =
-        "cpe:2.3:o:hospira:plum_a\\+_firmware:*:*:*:*:*:*:*:*".into();
-    nvd["configurations"][0]["nodes"][0]["cpeMatch"][0]["versionEndExcluding"] = "13.4".into();
+    let nvd = edited_nvd_record(
+        "CVE-2015-3952",
+        "cpe:2.3:o:hospira:plum_a\\+_firmware:*:*:*:*:*:*:*:*",
+        "13.4",
+    );
     for doc in [
         serde_json::to_vec(&nvd).unwrap(),
         vuln_data("csaf/icsa-15-161-01.json"),
